@@ -1,0 +1,175 @@
+# libsimclr — build, test, install.
+#
+#   make                 lib/libsimclr.a and lib/libsimclr.so.X.Y.Z (OpenBLAS)
+#   make test            everything CI checks (unit, ABI, header, PyTorch, sanitizers)
+#   make demo            SimCLR pre-training + evaluation on Fashion-MNIST
+#   make bench           benchmarks next to PyTorch (not tests)
+#   make BLAS=reference  build against Debian's reference BLAS instead of OpenBLAS
+#   make CC=clang        build with clang
+#   make install PREFIX=/usr/local DESTDIR=   /   make uninstall
+
+PYTHON  ?= /usr/bin/python3
+CC      ?= cc
+CXX     ?= c++
+BLAS    ?= openblas
+PREFIX  ?= /usr/local
+LIBDIR_INSTALL ?= $(PREFIX)/lib
+INCDIR_INSTALL ?= $(PREFIX)/include
+
+# The version lives once, in the header.
+VERSION_MAJOR := $(shell sed -n 's/^\#define SIMCLR_VERSION_MAJOR \([0-9]*\).*/\1/p' include/simclr.h)
+VERSION_MINOR := $(shell sed -n 's/^\#define SIMCLR_VERSION_MINOR \([0-9]*\).*/\1/p' include/simclr.h)
+VERSION_PATCH := $(shell sed -n 's/^\#define SIMCLR_VERSION_PATCH \([0-9]*\).*/\1/p' include/simclr.h)
+VERSION := $(VERSION_MAJOR).$(VERSION_MINOR).$(VERSION_PATCH)
+
+MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
+ifeq ($(BLAS),openblas)
+  BLAS_CFLAGS := -DSIMCLR_OPENBLAS
+  BLAS_LIBS   := -lopenblas
+else ifeq ($(BLAS),reference)
+  # Debian routes libblas.so.3 through alternatives (often to OpenBLAS); the
+  # rpath pins the reference implementation for this build.
+  REFBLAS_DIR := /usr/lib/$(MULTIARCH)/blas
+  BLAS_CFLAGS :=
+  BLAS_LIBS   := -L$(REFBLAS_DIR) -Wl,--disable-new-dtags,-rpath,$(REFBLAS_DIR) -lblas
+else
+  $(error BLAS must be openblas or reference, not '$(BLAS)')
+endif
+
+# SAN=1: AddressSanitizer + UndefinedBehaviorSanitizer build.
+SAN ?=
+ifeq ($(SAN),1)
+  SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+  OPT ?= -O1 -g
+else
+  SAN_FLAGS :=
+  OPT ?= -O2 -g
+endif
+
+ifeq ($(BLAS)$(SAN),openblas)
+  BUILD ?= build/main
+  OUT   ?= lib
+else
+  BUILD ?= build/$(BLAS)$(if $(SAN),-san)
+  OUT   ?= $(BUILD)/lib
+endif
+
+WARN     := -Wall -Wextra -Wpedantic -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+CFLAGS   ?=
+CPPFLAGS += -Iinclude -Isrc
+LIB_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L $(OPT) $(WARN) -fPIC -fvisibility=hidden \
+              -DSIMCLR_BUILDING $(BLAS_CFLAGS) $(SAN_FLAGS) $(CFLAGS)
+LIBS     := $(BLAS_LIBS) -lz -lpthread -lm
+
+SRCS := $(sort $(wildcard src/*/*.c))
+OBJS := $(SRCS:%.c=$(BUILD)/%.o)
+DEPS := $(OBJS:.o=.d)
+
+STATIC  := $(OUT)/libsimclr.a
+SHARED  := $(OUT)/libsimclr.so.$(VERSION)
+SONAME  := libsimclr.so.$(VERSION_MAJOR)
+
+TEST_SRCS := $(sort $(wildcard tests/test_*.c))
+TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
+TEST_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L $(OPT) $(WARN) $(BLAS_CFLAGS) $(SAN_FLAGS) $(CFLAGS)
+
+EXAMPLE_SRCS := $(sort $(wildcard examples/*.c))
+EXAMPLE_BINS := $(EXAMPLE_SRCS:examples/%.c=$(BUILD)/examples/%)
+
+.PHONY: all lib deps deps-demo test unit check-symbols check-header sanitize test-reference \
+        test-python examples demo bench install uninstall clean
+all: lib
+lib: $(STATIC) $(SHARED)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(LIB_CFLAGS) -MMD -MP -c $< -o $@
+
+$(STATIC): $(OBJS)
+	@mkdir -p $(OUT)
+	rm -f $@
+	ar rcs $@ $^
+
+$(SHARED): $(OBJS) lib/simclr.map
+	@mkdir -p $(OUT)
+	$(CC) -shared -o $@ $(OBJS) -Wl,-soname,$(SONAME) -Wl,--version-script=lib/simclr.map \
+	      -Wl,--no-undefined $(SAN_FLAGS) $(LIBS)
+	ln -sf libsimclr.so.$(VERSION) $(OUT)/$(SONAME)
+	ln -sf $(SONAME) $(OUT)/libsimclr.so
+
+# Tests link the static library: they may reach internal simclr__ symbols
+# (kernels, RNG), which the shared object hides.
+$(BUILD)/tests/%: tests/%.c tests/test_util.h $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(TEST_CFLAGS) $< -o $@ $(STATIC) -lcmocka $(LIBS)
+
+$(BUILD)/examples/%: examples/%.c $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) -Iinclude $(TEST_CFLAGS) $< -o $@ $(STATIC) $(LIBS)
+
+examples: $(EXAMPLE_BINS)
+
+deps:
+	@sh tools/deps.sh test
+
+deps-demo:
+	@sh tools/deps.sh demo
+
+# The one test command: README and CI call it.
+test: deps
+	$(MAKE) lib examples
+	$(MAKE) unit
+	$(MAKE) check-symbols check-header
+	$(MAKE) test-python
+	$(MAKE) sanitize
+	@echo "make test: all checks passed"
+
+unit: $(TEST_BINS)
+	@sh tools/run_tests.sh $(TEST_BINS)
+
+check-symbols: $(SHARED)
+	@sh tools/check_symbols.sh $(SHARED) tests/symbols.txt
+
+check-header:
+	$(CC) -std=c11 -pedantic -Wall -Wextra -Werror -fsyntax-only -x c include/simclr.h
+	$(CXX) -std=c++11 -pedantic -Wall -Wextra -Werror -fsyntax-only -x c++ include/simclr.h
+	@echo "header: compiles as C11 and C++"
+
+test-python: $(SHARED)
+	SIMCLR_LIBRARY=$(abspath $(SHARED)) SIMCLR_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -p no:cacheprovider tests/python
+
+sanitize:
+	$(MAKE) SAN=1 unit
+
+test-reference:
+	$(MAKE) BLAS=reference unit
+
+demo: deps-demo
+	$(MAKE) lib examples
+	$(BUILD)/examples/train_fashion_mnist $(DEMO_ARGS)
+
+bench: lib
+	@sh bench/run.sh
+
+install: lib
+	install -d $(DESTDIR)$(INCDIR_INSTALL) $(DESTDIR)$(LIBDIR_INSTALL)/pkgconfig
+	install -m 644 include/simclr.h $(DESTDIR)$(INCDIR_INSTALL)/
+	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR_INSTALL)/
+	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR_INSTALL)/
+	ln -sf libsimclr.so.$(VERSION) $(DESTDIR)$(LIBDIR_INSTALL)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR_INSTALL)/libsimclr.so
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR_INSTALL)|' -e 's|@INCDIR@|$(INCDIR_INSTALL)|' \
+	    -e 's|@VERSION@|$(VERSION)|' -e 's|@LIBS@|$(LIBS)|' lib/libsimclr.pc.in \
+	    > $(DESTDIR)$(LIBDIR_INSTALL)/pkgconfig/libsimclr.pc
+	ln -sf libsimclr.pc $(DESTDIR)$(LIBDIR_INSTALL)/pkgconfig/simclr.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(INCDIR_INSTALL)/simclr.h $(DESTDIR)$(LIBDIR_INSTALL)/libsimclr.a \
+	      $(DESTDIR)$(LIBDIR_INSTALL)/libsimclr.so.$(VERSION) $(DESTDIR)$(LIBDIR_INSTALL)/$(SONAME) \
+	      $(DESTDIR)$(LIBDIR_INSTALL)/libsimclr.so $(DESTDIR)$(LIBDIR_INSTALL)/pkgconfig/libsimclr.pc \
+	      $(DESTDIR)$(LIBDIR_INSTALL)/pkgconfig/simclr.pc
+
+clean:
+	rm -rf build lib/libsimclr.a lib/libsimclr.so*
+
+-include $(DEPS)

@@ -1,0 +1,586 @@
+/*
+ * libsimclr — SimCLR contrastive self-supervised learning as an embeddable C library.
+ *
+ * This header is the whole public interface and its reference manual.
+ *
+ * Conventions that hold for every function below unless its comment says otherwise:
+ *
+ *  - Every fallible function returns a simclr_status. SIMCLR_OK (0) is success.
+ *    On any other value, simclr_last_error() holds a precise message for the
+ *    calling thread, every output argument is left untouched, and every handle
+ *    passed in is exactly as it was before the call (no half-updates).
+ *  - "out" pointers must not be NULL unless the comment says "may be NULL".
+ *  - Handles are opaque. simclr_x_create() makes one; the caller owns it and
+ *    releases it with simclr_x_destroy(), which accepts NULL and does nothing.
+ *    Objects created from a context must be destroyed before the context.
+ *  - Borrowed handles (passed to a create function and not said to be taken
+ *    over) must outlive the object that borrows them.
+ *  - Threads: distinct contexts are independent and may be used from different
+ *    threads at once. One context and the objects made from it are used from
+ *    one thread at a time; the library parallelizes inside calls on its own.
+ *  - The library never prints, never calls abort()/exit(), and never keeps
+ *    global mutable state (the thread-local error message aside).
+ *  - Shapes are int64_t, images are U8 [N, H, W, C] (as decoders produce),
+ *    network inputs are F32 [N, C, H, W] with values in [0, 1].
+ */
+#ifndef SIMCLR_H
+#define SIMCLR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ======================================================================== */
+/* Version                                                                   */
+/* ======================================================================== */
+
+/* The only place the version is written; the Makefile reads it from here. */
+#define SIMCLR_VERSION_MAJOR 0
+#define SIMCLR_VERSION_MINOR 1
+#define SIMCLR_VERSION_PATCH 0
+#define SIMCLR_VERSION_NUMBER \
+    (SIMCLR_VERSION_MAJOR * 10000 + SIMCLR_VERSION_MINOR * 100 + SIMCLR_VERSION_PATCH)
+
+#if defined(_WIN32)
+#  if defined(SIMCLR_BUILDING)
+#    define SIMCLR_API __declspec(dllexport)
+#  else
+#    define SIMCLR_API
+#  endif
+#elif defined(__GNUC__) && __GNUC__ >= 4
+#  define SIMCLR_API __attribute__((visibility("default")))
+#else
+#  define SIMCLR_API
+#endif
+
+/* Returns SIMCLR_VERSION_NUMBER of the library actually loaded, so a host can
+ * compare it with the header it was compiled against. Never fails. */
+SIMCLR_API unsigned simclr_version_number(void);
+
+/* Returns "MAJOR.MINOR.PATCH" of the loaded library; a static string. */
+SIMCLR_API const char *simclr_version_string(void);
+
+/* ======================================================================== */
+/* Status and errors                                                         */
+/* ======================================================================== */
+
+/* Append-only: values are never renumbered or reused. */
+typedef enum simclr_status {
+    SIMCLR_OK            = 0,
+    SIMCLR_E_INVALID     = 1, /* a NULL handle, an out-of-range value, an unknown key */
+    SIMCLR_E_SHAPE       = 2, /* a tensor of the wrong rank, size or dtype */
+    SIMCLR_E_NOMEM       = 3, /* an allocation failed (or the allocator hook refused) */
+    SIMCLR_E_IO          = 4, /* a file could not be opened, read, written or renamed */
+    SIMCLR_E_FORMAT      = 5, /* a file is corrupt, truncated or of another kind */
+    SIMCLR_E_NUMERIC     = 6, /* a NaN or infinity in a loss, gradient or input */
+    SIMCLR_E_UNSUPPORTED = 7, /* valid but not implemented (e.g. an unknown backend) */
+    SIMCLR_E_STATE       = 8, /* calls in the wrong order (backward before forward) */
+    SIMCLR_E_INTERNAL    = 9  /* a bug in the library: please report it */
+} simclr_status;
+
+/* Returns a fixed English text for a status ("invalid argument"); never NULL,
+ * also for values it does not know ("unknown status"). */
+SIMCLR_API const char *simclr_status_string(simclr_status status);
+
+/* Returns the detailed message of the last failing call on the calling thread,
+ * e.g. "conv2d 'layer1.0.conv1': input has 3 channels, layer expects 1".
+ * "" when no call on this thread has failed yet. The text stays valid until
+ * the next failing call on the same thread. Successful calls do not clear it. */
+SIMCLR_API const char *simclr_last_error(void);
+
+/* ======================================================================== */
+/* Context, backends, allocator, logging, progress                           */
+/* ======================================================================== */
+
+typedef struct simclr_context simclr_context;
+
+/* Memory hooks. Frozen forever: fields are never added, removed or reordered.
+ * alloc returns memory aligned to `alignment` (a power of two, >= 16) or NULL;
+ * free accepts what alloc returned (never NULL). */
+typedef struct simclr_allocator {
+    void *(*alloc)(void *user, size_t size, size_t alignment);
+    void  (*free)(void *user, void *ptr);
+    void   *user;
+} simclr_allocator;
+
+typedef enum simclr_log_level {
+    SIMCLR_LOG_ERROR = 0,
+    SIMCLR_LOG_WARN  = 1,
+    SIMCLR_LOG_INFO  = 2,
+    SIMCLR_LOG_DEBUG = 3
+} simclr_log_level;
+
+/* A log sink. Called synchronously on the thread that made the call that logs.
+ * Must return normally (no longjmp, no C++ exception). */
+typedef void (*simclr_log_fn)(void *user, simclr_log_level level, const char *message);
+
+/* Progress of long work (training steps, feature extraction, probe epochs).
+ * `what` is a short static phase name ("extract", "probe", "train"); `done`
+ * counts up to `total`. Called on the calling thread; must return normally. */
+typedef void (*simclr_progress_fn)(void *user, const char *what, int64_t done, int64_t total);
+
+/* Creates a context.
+ *  backend:   "cpu" (fast, default when NULL) or "ref" (plain loops, the oracle).
+ *  n_threads: threads used inside calls; 0 = all online cores; 1..256.
+ *  allocator: copied; NULL = aligned malloc/free.
+ * Returns SIMCLR_E_UNSUPPORTED for an unknown backend name, SIMCLR_E_INVALID
+ * for a bad thread count or an allocator with a NULL function, SIMCLR_E_NOMEM.
+ * *out receives the new context, owned by the caller. */
+SIMCLR_API simclr_status simclr_context_create(const char *backend, int n_threads,
+                                               const simclr_allocator *allocator,
+                                               simclr_context **out);
+
+/* Destroys the context and its thread pool. NULL is a no-op. Every object made
+ * from the context must already be destroyed. */
+SIMCLR_API void simclr_context_destroy(simclr_context *ctx);
+
+/* Returns the backend name of the context ("cpu" or "ref"); NULL for NULL. */
+SIMCLR_API const char *simclr_context_backend(const simclr_context *ctx);
+
+/* Returns the number of threads the context uses; 0 for NULL. */
+SIMCLR_API int simclr_context_threads(const simclr_context *ctx);
+
+/* Installs (or with fn = NULL removes) the log sink. Default: none (silent). */
+SIMCLR_API simclr_status simclr_context_set_log(simclr_context *ctx, simclr_log_fn fn, void *user,
+                                                simclr_log_level max_level);
+
+/* Installs (or with fn = NULL removes) the progress callback. Default: none. */
+SIMCLR_API simclr_status simclr_context_set_progress(simclr_context *ctx, simclr_progress_fn fn,
+                                                     void *user);
+
+/* Number of compiled-in backends, and the name of backend `index`
+ * (NULL when index is out of range). */
+SIMCLR_API int simclr_backend_count(void);
+SIMCLR_API const char *simclr_backend_name(int index);
+
+/* ======================================================================== */
+/* Tensors                                                                   */
+/* ======================================================================== */
+
+typedef struct simclr_tensor simclr_tensor;
+
+typedef enum simclr_dtype {
+    SIMCLR_F32 = 0,
+    SIMCLR_U8  = 1
+} simclr_dtype;
+
+#define SIMCLR_MAX_DIMS 4
+
+/* Creates a row-major contiguous tensor of 1..4 dims, zero-filled, whose memory
+ * the tensor owns. Every dim must be >= 1 and the byte size must fit in
+ * size_t / PTRDIFF_MAX (else SIMCLR_E_INVALID / SIMCLR_E_SHAPE); SIMCLR_E_NOMEM. */
+SIMCLR_API simclr_status simclr_tensor_create(simclr_context *ctx, simclr_dtype dtype, int ndim,
+                                              const int64_t *shape, simclr_tensor **out);
+
+/* Like simclr_tensor_create, but borrows `data` (zero-copy, e.g. a NumPy
+ * array): the caller keeps ownership and must keep the buffer alive and
+ * unmoved until the tensor is destroyed. data must be non-NULL and aligned to
+ * the dtype's size. The library writes into it only where a call says so. */
+SIMCLR_API simclr_status simclr_tensor_wrap(simclr_context *ctx, simclr_dtype dtype, int ndim,
+                                            const int64_t *shape, void *data, simclr_tensor **out);
+
+/* Frees the tensor (and its memory when owned). NULL is a no-op. */
+SIMCLR_API void simclr_tensor_destroy(simclr_tensor *t);
+
+/* Accessors. For NULL (or an axis out of range) they return 0 / NULL / -1 (dtype). */
+SIMCLR_API int          simclr_tensor_ndim(const simclr_tensor *t);
+SIMCLR_API int64_t      simclr_tensor_dim(const simclr_tensor *t, int axis);
+SIMCLR_API int          simclr_tensor_dtype(const simclr_tensor *t);
+SIMCLR_API int64_t      simclr_tensor_numel(const simclr_tensor *t);
+SIMCLR_API size_t       simclr_tensor_bytes(const simclr_tensor *t);
+/* The data pointer: owned by the tensor (or borrowed from the caller by wrap).
+ * Valid until the tensor is destroyed or reshaped to another size (never). */
+SIMCLR_API void        *simclr_tensor_data(simclr_tensor *t);
+
+/* Copies `bytes` bytes from src into the tensor; bytes must equal
+ * simclr_tensor_bytes(t) exactly (else SIMCLR_E_SHAPE). */
+SIMCLR_API simclr_status simclr_tensor_copy_from(simclr_tensor *t, const void *src, size_t bytes);
+
+/* Copies the tensor's bytes into dst; bytes must equal simclr_tensor_bytes(t). */
+SIMCLR_API simclr_status simclr_tensor_copy_to(const simclr_tensor *t, void *dst, size_t bytes);
+
+/* Changes the shape in place to another with the same element count
+ * (else SIMCLR_E_SHAPE). The data is not touched. */
+SIMCLR_API simclr_status simclr_tensor_reshape(simclr_tensor *t, int ndim, const int64_t *shape);
+
+/* ======================================================================== */
+/* Modules: ResNet encoders and MLP projection heads                         */
+/* ======================================================================== */
+
+typedef struct simclr_module simclr_module;
+
+typedef enum simclr_stem {
+    SIMCLR_STEM_CIFAR    = 0, /* 3x3 conv stride 1, no max pool (images <= 32 px) */
+    SIMCLR_STEM_IMAGENET = 1  /* 7x7 conv stride 2, BN, ReLU, 3x3 max pool stride 2 */
+} simclr_stem;
+
+typedef enum simclr_mode {
+    SIMCLR_EVAL  = 0, /* batch norm uses running statistics; no backward possible */
+    SIMCLR_TRAIN = 1  /* batch statistics, running statistics updated, backward allowed */
+} simclr_mode;
+
+/* Parameter flags (a bit set). */
+#define SIMCLR_PARAM_NO_DECAY 1 /* BN weight/bias or a bias: no weight decay, no LARS adaptation */
+#define SIMCLR_PARAM_BUFFER   2 /* not trained (BN running_mean, running_var, num_batches_tracked) */
+
+/* Creates a ResNet encoder (torchvision layout, no fc): depth 18 or 34 (basic
+ * blocks), 50, 101 or 152 (bottleneck, stride on the 3x3 conv); width is the
+ * stem width (64 in torchvision, 1..1024); in_channels 1..64. Input F32
+ * [N, in_channels, H, W]; output F32 [N, D] after global average pooling,
+ * D = 8*width (basic) or 32*width (bottleneck). Initialization as torchvision:
+ * convs Kaiming normal (fan_out, ReLU), BN weight 1 bias 0; deterministic from seed. */
+SIMCLR_API simclr_status simclr_resnet_create(simclr_context *ctx, int depth, int width,
+                                              int in_channels, simclr_stem stem, uint64_t seed,
+                                              simclr_module **out);
+
+/* Creates an MLP projection head with n_layers >= 1 linear layers
+ * in_dim -> hidden_dim -> ... -> out_dim, ReLU between layers.
+ * batch_norm = 0: SimCLR v1 (biases on every layer, no BN).
+ * batch_norm = 1: SimCLR v2 (BN after every linear layer; the linear layers
+ * followed by BN carry no bias; the last layer has BN without affine bias and no ReLU).
+ * Linear layers are initialized as torch.nn.Linear (uniform +-1/sqrt(fan_in)). */
+SIMCLR_API simclr_status simclr_mlp_head_create(simclr_context *ctx, int in_dim, int hidden_dim,
+                                                int out_dim, int n_layers, int batch_norm,
+                                                uint64_t seed, simclr_module **out);
+
+/* Frees the module, its parameters and its activation arena. NULL is a no-op. */
+SIMCLR_API void simclr_module_destroy(simclr_module *m);
+
+/* Feature size D of the module's output; 0 for NULL. */
+SIMCLR_API int64_t simclr_module_output_dim(const simclr_module *m);
+
+/* A short architecture string, e.g. "resnet18 width=16 in=1 stem=cifar";
+ * static for the module's life. Checkpoints store and compare it. */
+SIMCLR_API const char *simclr_module_arch(const simclr_module *m);
+
+/* Runs the module on x and writes y (caller-allocated F32 [N, D]).
+ * SIMCLR_E_SHAPE names the layer and the reason (wrong channel count, image
+ * too small, y of the wrong shape). A TRAIN forward updates BN running
+ * statistics and keeps the activations for simclr_module_backward. The first
+ * call for a batch shape sizes the activation arena; later calls of the same
+ * shape allocate nothing. */
+SIMCLR_API simclr_status simclr_module_forward(simclr_module *m, const simclr_tensor *x,
+                                               simclr_mode mode, simclr_tensor *y);
+
+/* Back-propagates dy (F32, the shape of the last TRAIN forward's y): adds the
+ * parameter gradients into the grad tensors and, when dx is not NULL, writes
+ * the input gradient (the shape of that forward's x). SIMCLR_E_STATE when the
+ * last forward was not TRAIN or the arena was resized since. */
+SIMCLR_API simclr_status simclr_module_backward(simclr_module *m, const simclr_tensor *dy,
+                                                simclr_tensor *dx);
+
+/* Sets every parameter gradient to zero. */
+SIMCLR_API simclr_status simclr_module_zero_grad(simclr_module *m);
+
+/* Number of named tensors: parameters first, then buffers. 0 for NULL. */
+SIMCLR_API int simclr_module_param_count(const simclr_module *m);
+
+/* Number of trainable scalars (the sum of parameter sizes, buffers excluded). */
+SIMCLR_API int64_t simclr_module_param_scalars(const simclr_module *m);
+
+/* Describes named tensor `index` (0 <= index < param_count). Every output may
+ * be NULL. name: torchvision name ("layer2.0.downsample.1.weight"), valid for
+ * the module's life. value: the parameter itself (owned by the module; writing
+ * into its data changes the model). grad: its gradient, NULL for buffers.
+ * flags: SIMCLR_PARAM_* bits. */
+SIMCLR_API simclr_status simclr_module_param(simclr_module *m, int index, const char **name,
+                                             simclr_tensor **value, simclr_tensor **grad,
+                                             int *flags);
+
+/* ======================================================================== */
+/* Augmentation policies                                                     */
+/* ======================================================================== */
+
+typedef struct simclr_augment simclr_augment;
+
+typedef enum simclr_aug_preset {
+    SIMCLR_AUG_PRESET_NONE      = 0, /* resize + convert only (evaluation) */
+    SIMCLR_AUG_PRESET_SIMCLR_V1 = 1, /* ImageNet recipe: crop, flip, jitter s=1.0, gray, blur */
+    SIMCLR_AUG_PRESET_CIFAR     = 2, /* crop, flip, jitter s=0.5, gray, no blur */
+    SIMCLR_AUG_PRESET_GRAYSCALE = 3  /* crop, flip, brightness and contrast only */
+} simclr_aug_preset;
+
+/* Keys for simclr_augment_set/get. Append-only, grouped by operation.
+ * Probabilities are in [0, 1]. */
+typedef enum simclr_aug_param {
+    SIMCLR_AUG_CROP_P          = 100, /* probability of the random resized crop (else resize) */
+    SIMCLR_AUG_CROP_SCALE_MIN  = 101, /* area fraction, (0, 1], default 0.08 */
+    SIMCLR_AUG_CROP_SCALE_MAX  = 102, /* default 1.0 */
+    SIMCLR_AUG_CROP_RATIO_MIN  = 103, /* aspect w/h, default 3/4, sampled log-uniformly */
+    SIMCLR_AUG_CROP_RATIO_MAX  = 104, /* default 4/3 */
+    SIMCLR_AUG_CROP_ATTEMPTS   = 105, /* 1..1000, default 10, then the center-crop fallback */
+    SIMCLR_AUG_INTERPOLATION   = 106, /* 0 bilinear (default), 1 bicubic */
+
+    SIMCLR_AUG_FLIP_P          = 200, /* horizontal flip, default 0.5 */
+
+    SIMCLR_AUG_JITTER_P        = 300, /* color jitter, default 0.8 */
+    SIMCLR_AUG_JITTER_STRENGTH = 301, /* s: sets the four below to 0.8s, 0.8s, 0.8s, 0.2s */
+    SIMCLR_AUG_BRIGHTNESS      = 302, /* factor in [max(0,1-b), 1+b], b >= 0 */
+    SIMCLR_AUG_CONTRAST        = 303,
+    SIMCLR_AUG_SATURATION      = 304,
+    SIMCLR_AUG_HUE             = 305, /* shift in [-h, h], 0 <= h <= 0.5 */
+
+    SIMCLR_AUG_GRAYSCALE_P     = 400, /* default 0.2 (channel count kept) */
+
+    SIMCLR_AUG_BLUR_P          = 500, /* gaussian blur, default 0.5 (V1 preset) */
+    SIMCLR_AUG_BLUR_SIGMA_MIN  = 501, /* default 0.1 (as a fraction of nothing: pixels) */
+    SIMCLR_AUG_BLUR_SIGMA_MAX  = 502, /* default 2.0 */
+    SIMCLR_AUG_BLUR_KERNEL_FRAC= 503, /* kernel side / image side, default 0.1 (made odd, >= 3) */
+
+    SIMCLR_AUG_SOLARIZE_P      = 600, /* default 0 */
+    SIMCLR_AUG_SOLARIZE_THRESHOLD = 601, /* in [0, 1], default 0.5: v >= t becomes 1 - v */
+
+    SIMCLR_AUG_ERASE_P         = 700, /* random erasing, default 0 */
+    SIMCLR_AUG_ERASE_SCALE_MIN = 701, /* default 0.02 */
+    SIMCLR_AUG_ERASE_SCALE_MAX = 702, /* default 0.33 */
+    SIMCLR_AUG_ERASE_RATIO_MIN = 703, /* default 0.3 */
+    SIMCLR_AUG_ERASE_RATIO_MAX = 704, /* default 3.3 */
+    SIMCLR_AUG_ERASE_VALUE     = 705, /* fill in [0, 1], or -1 for uniform noise; default 0 */
+
+    SIMCLR_AUG_NORMALIZE       = 800, /* 0 (default) or 1: (v - mean) / std per channel, last */
+    SIMCLR_AUG_MEAN_0          = 801, SIMCLR_AUG_MEAN_1 = 802, SIMCLR_AUG_MEAN_2 = 803,
+    SIMCLR_AUG_STD_0           = 804, SIMCLR_AUG_STD_1  = 805, SIMCLR_AUG_STD_2  = 806
+} simclr_aug_param;
+
+/* Creates a policy from a preset producing out_h x out_w views (1..4096). */
+SIMCLR_API simclr_status simclr_augment_create(simclr_context *ctx, simclr_aug_preset preset,
+                                               int out_h, int out_w, simclr_augment **out);
+SIMCLR_API void simclr_augment_destroy(simclr_augment *aug);
+
+/* Sets one parameter. SIMCLR_E_INVALID for an unknown key or a value out of
+ * its range (the message gives the range); the policy is then unchanged. */
+SIMCLR_API simclr_status simclr_augment_set(simclr_augment *aug, simclr_aug_param key, double value);
+SIMCLR_API simclr_status simclr_augment_get(const simclr_augment *aug, simclr_aug_param key,
+                                            double *value);
+
+/* The valid range of a key, for building UIs and validating configs. */
+SIMCLR_API simclr_status simclr_augment_bounds(simclr_aug_param key, double *lo, double *hi);
+
+/* Produces one view of each image: images U8 [N, H, W, C] (C = 1 or 3, any
+ * H, W >= 1) -> out F32 [N, C, out_h, out_w] in [0, 1] (unless normalizing).
+ * Every random choice is a pure function of (seed, image index, view), so the
+ * result is bit-identical for any thread count. */
+SIMCLR_API simclr_status simclr_augment_apply(simclr_augment *aug, const simclr_tensor *images,
+                                              uint64_t seed, int view, simclr_tensor *out);
+
+/* Both SimCLR views at once: view0 = apply(view 0), view1 = apply(view 1). */
+SIMCLR_API simclr_status simclr_augment_pair(simclr_augment *aug, const simclr_tensor *images,
+                                             uint64_t seed, simclr_tensor *view0,
+                                             simclr_tensor *view1);
+
+/* ======================================================================== */
+/* Loss: NT-Xent                                                             */
+/* ======================================================================== */
+
+typedef struct simclr_loss simclr_loss;
+
+/* NT-Xent over z F32 [V*N, D], where row i + v*N is view v of sample i.
+ * temperature in [0.001, 100]; n_views >= 2. The loss is the mean over all V*N
+ * anchors of the cross-entropy against the anchor's positives (uniform target
+ * over the V-1 other views of its sample). The official TensorFlow code
+ * reports loss_a + loss_b, twice this value for V = 2. */
+SIMCLR_API simclr_status simclr_ntxent_create(simclr_context *ctx, double temperature, int n_views,
+                                              simclr_loss **out);
+SIMCLR_API void simclr_loss_destroy(simclr_loss *loss);
+
+/* Computes the loss of z and keeps what backward needs. accuracy may be NULL:
+ * the fraction of anchors whose most similar other row is a positive.
+ * SIMCLR_E_NUMERIC when z holds a NaN or infinity. */
+SIMCLR_API simclr_status simclr_loss_forward(simclr_loss *loss, const simclr_tensor *z,
+                                             float *value, float *accuracy);
+
+/* Writes d(loss)/dz into dz (F32, z's shape) for the last forward.
+ * SIMCLR_E_STATE without a preceding forward. */
+SIMCLR_API simclr_status simclr_loss_backward(simclr_loss *loss, simclr_tensor *dz);
+
+/* ======================================================================== */
+/* Optimizers and learning-rate schedule                                     */
+/* ======================================================================== */
+
+typedef struct simclr_optimizer simclr_optimizer;
+
+typedef enum simclr_opt_kind {
+    SIMCLR_OPT_SGD   = 0,
+    SIMCLR_OPT_ADAMW = 1,
+    SIMCLR_OPT_LARS  = 2
+} simclr_opt_kind;
+
+typedef enum simclr_opt_param {
+    SIMCLR_OPT_LR              = 100, /* base (peak) learning rate, default 0.1 (AdamW 1e-3) */
+    SIMCLR_OPT_MOMENTUM        = 101, /* SGD/LARS, [0, 1), default 0.9 */
+    SIMCLR_OPT_NESTEROV        = 102, /* SGD, 0 or 1, default 0 */
+    SIMCLR_OPT_WEIGHT_DECAY    = 103, /* >= 0, default 1e-6 (AdamW 1e-2) */
+    SIMCLR_OPT_EXCLUDE_NO_DECAY= 104, /* 1 (default): SIMCLR_PARAM_NO_DECAY tensors get no
+                                         decay and (LARS) no trust ratio */
+    SIMCLR_OPT_BETA1           = 200, /* AdamW, default 0.9 */
+    SIMCLR_OPT_BETA2           = 201, /* AdamW, default 0.999 */
+    SIMCLR_OPT_EPS             = 202, /* AdamW, default 1e-8 */
+    SIMCLR_OPT_LARS_ETA        = 300, /* LARS trust coefficient, default 0.001 */
+    SIMCLR_OPT_WARMUP_STEPS    = 400, /* linear warmup from 0, default 0 */
+    SIMCLR_OPT_TOTAL_STEPS     = 401, /* cosine decay to 0 at this step; 0 (default) = constant */
+    SIMCLR_OPT_STEP            = 402  /* the schedule's step counter (read/write, for resuming) */
+} simclr_opt_param;
+
+/* Creates an optimizer over the parameters of n_modules (1..16) borrowed modules. */
+SIMCLR_API simclr_status simclr_optimizer_create(simclr_context *ctx, simclr_opt_kind kind,
+                                                 simclr_module *const *modules, int n_modules,
+                                                 simclr_optimizer **out);
+SIMCLR_API void simclr_optimizer_destroy(simclr_optimizer *opt);
+SIMCLR_API simclr_status simclr_optimizer_set(simclr_optimizer *opt, simclr_opt_param key,
+                                              double value);
+SIMCLR_API simclr_status simclr_optimizer_get(const simclr_optimizer *opt, simclr_opt_param key,
+                                              double *value);
+
+/* The learning rate the next step will use (warmup and cosine applied). */
+SIMCLR_API simclr_status simclr_optimizer_lr(const simclr_optimizer *opt, double *lr);
+
+/* Updates every parameter from its gradient at the scheduled rate and advances
+ * the step. SIMCLR_E_NUMERIC (nothing changed) when a gradient is not finite. */
+SIMCLR_API simclr_status simclr_optimizer_step(simclr_optimizer *opt);
+
+/* Optimizer state tensors (momentum buffers, Adam moments) for checkpoints:
+ * count, then name ("momentum.layer1.0.conv1.weight") and tensor (owned by the
+ * optimizer) of entry index. Either output may be NULL. */
+SIMCLR_API int simclr_optimizer_state_count(const simclr_optimizer *opt);
+SIMCLR_API simclr_status simclr_optimizer_state(simclr_optimizer *opt, int index, const char **name,
+                                                simclr_tensor **value);
+
+/* SimCLR learning-rate scaling: 0.3 * batch / 256 style (linear) and
+ * 0.075 * sqrt(batch) style (square root). Returns base * batch / 256 and
+ * base * sqrt(batch); 0 for a batch < 1. */
+SIMCLR_API double simclr_lr_linear_scaling(double base, int64_t batch);
+SIMCLR_API double simclr_lr_sqrt_scaling(double base, int64_t batch);
+
+/* ======================================================================== */
+/* Trainer: one SimCLR step                                                  */
+/* ======================================================================== */
+
+typedef struct simclr_trainer simclr_trainer;
+
+typedef enum simclr_stat {
+    SIMCLR_STAT_LOSS           = 100,
+    SIMCLR_STAT_ACCURACY       = 101, /* contrastive top-1 */
+    SIMCLR_STAT_LR             = 102, /* learning rate used by the step */
+    SIMCLR_STAT_GRAD_NORM      = 103, /* global L2 norm of all gradients */
+    SIMCLR_STAT_IMAGES_PER_SEC = 104, /* views per second of the whole step */
+    SIMCLR_STAT_STEP           = 105  /* steps done */
+} simclr_stat;
+
+/* Composes borrowed pieces (all must outlive the trainer): aug makes the two
+ * views, encoder and head map them to z, loss is NT-Xent with n_views = 2,
+ * opt covers encoder and head. */
+SIMCLR_API simclr_status simclr_trainer_create(simclr_context *ctx, simclr_module *encoder,
+                                               simclr_module *head, simclr_augment *aug,
+                                               simclr_loss *loss, simclr_optimizer *opt,
+                                               simclr_trainer **out);
+SIMCLR_API void simclr_trainer_destroy(simclr_trainer *tr);
+
+/* One step on images U8 [N, H, W, C] (N >= 1): two views from seed, encoder +
+ * head on the 2N views, loss, backward, optimizer step. loss may be NULL.
+ * On SIMCLR_E_NUMERIC (non-finite loss or gradient) parameters, BN running
+ * statistics and optimizer state are exactly as before the call. */
+SIMCLR_API simclr_status simclr_trainer_step(simclr_trainer *tr, const simclr_tensor *images,
+                                             uint64_t seed, float *loss);
+
+/* Reads a statistic of the last successful step. */
+SIMCLR_API simclr_status simclr_trainer_stat(const simclr_trainer *tr, simclr_stat key,
+                                             double *value);
+
+/* ======================================================================== */
+/* Data sets                                                                 */
+/* ======================================================================== */
+
+typedef struct simclr_dataset simclr_dataset;
+
+/* Opens an IDX image file (MNIST, Fashion-MNIST; gzip or raw) and optionally
+ * its IDX label file (labels_path may be NULL). Everything is read and
+ * validated now; SIMCLR_E_IO, SIMCLR_E_FORMAT naming the file and the field. */
+SIMCLR_API simclr_status simclr_dataset_open_idx(simclr_context *ctx, const char *images_path,
+                                                 const char *labels_path, simclr_dataset **out);
+
+/* Opens CIFAR binary batches (n_paths files, concatenated). cifar100 = 0: the
+ * CIFAR-10 record (1 label byte); 1: CIFAR-100 (coarse, fine; the fine label is used). */
+SIMCLR_API simclr_status simclr_dataset_open_cifar(simclr_context *ctx, const char *const *paths,
+                                                   int n_paths, int cifar100,
+                                                   simclr_dataset **out);
+SIMCLR_API void simclr_dataset_destroy(simclr_dataset *ds);
+
+SIMCLR_API int64_t simclr_dataset_count(const simclr_dataset *ds);
+/* Image shape: height, width, channels. Any output may be NULL. */
+SIMCLR_API simclr_status simclr_dataset_shape(const simclr_dataset *ds, int64_t *height,
+                                              int64_t *width, int64_t *channels);
+/* Labels (count entries, owned by the data set), NULL when it has none. */
+SIMCLR_API const int32_t *simclr_dataset_labels(const simclr_dataset *ds);
+/* Number of classes (max label + 1), 0 without labels. */
+SIMCLR_API int simclr_dataset_class_count(const simclr_dataset *ds);
+
+/* Copies the images at indices[0..n) into out, U8 [n, H, W, C].
+ * SIMCLR_E_INVALID for an index out of range. */
+SIMCLR_API simclr_status simclr_dataset_batch(const simclr_dataset *ds, const int64_t *indices,
+                                              int64_t n, simclr_tensor *out);
+
+/* ======================================================================== */
+/* Checkpoints and export                                                    */
+/* ======================================================================== */
+
+/* Saves the module's parameters and buffers (atomically: temporary file,
+ * fsync, rename; a failure leaves any previous file intact). */
+SIMCLR_API simclr_status simclr_module_save(const simclr_module *m, const char *path);
+
+/* Loads a file written by simclr_module_save into a module of the same
+ * architecture. Every length and CRC is checked before use; on any error
+ * (SIMCLR_E_IO, SIMCLR_E_FORMAT, SIMCLR_E_SHAPE for another architecture)
+ * the module is unchanged. */
+SIMCLR_API simclr_status simclr_module_load(simclr_module *m, const char *path);
+
+/* Saves / loads a whole trainer: encoder, head, optimizer state and step, and
+ * the trainer's counters, so a resumed run continues bit-identically. */
+SIMCLR_API simclr_status simclr_trainer_save(const simclr_trainer *tr, const char *path);
+SIMCLR_API simclr_status simclr_trainer_load(simclr_trainer *tr, const char *path);
+
+/* Writes the module's tensors as safetensors (F32; num_batches_tracked as I64)
+ * under torchvision names, loadable by torchvision.models.resnet*() with
+ * strict=True once its fc is removed. */
+SIMCLR_API simclr_status simclr_module_export_safetensors(const simclr_module *m, const char *path);
+
+/* Reads a safetensors file into the module: every tensor of the module must be
+ * present with its shape (extra tensors such as fc.* are ignored). */
+SIMCLR_API simclr_status simclr_module_import_safetensors(simclr_module *m, const char *path);
+
+/* ======================================================================== */
+/* Evaluation                                                                */
+/* ======================================================================== */
+
+/* Runs the encoder in EVAL mode over the whole data set in batches of
+ * batch_size and writes features F32 [count, D] into out. aug may be NULL
+ * (pixels / 255 at the native size) or a policy (normally
+ * SIMCLR_AUG_PRESET_NONE) applied as view 0 with seed 0. Reports progress. */
+SIMCLR_API simclr_status simclr_extract_features(simclr_module *encoder, const simclr_dataset *ds,
+                                                 simclr_augment *aug, int64_t batch_size,
+                                                 simclr_tensor *out);
+
+/* Weighted kNN (cosine similarity, k neighbours, weights exp(sim / temperature),
+ * the SSL-benchmark monitor: k = 200, temperature = 0.1). train F32 [Ntr, D]
+ * with labels in [0, n_classes); test F32 [Nte, D]. *top1 = accuracy in [0, 1]. */
+SIMCLR_API simclr_status simclr_knn_eval(simclr_context *ctx, const simclr_tensor *train,
+                                         const int32_t *train_labels, const simclr_tensor *test,
+                                         const int32_t *test_labels, int n_classes, int k,
+                                         double temperature, double *top1);
+
+/* Linear probe: standardizes features with the train set's mean/std, trains a
+ * multinomial logistic regression (full-batch L-BFGS-free gradient descent
+ * with momentum, L2 weight_decay) for `epochs` passes, and reports test top-1.
+ * Deterministic. epochs 1..100000; weight_decay >= 0. */
+SIMCLR_API simclr_status simclr_linear_probe(simclr_context *ctx, const simclr_tensor *train,
+                                             const int32_t *train_labels,
+                                             const simclr_tensor *test,
+                                             const int32_t *test_labels, int n_classes,
+                                             int epochs, double weight_decay, double *top1);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SIMCLR_H */

@@ -1,0 +1,62 @@
+/* The generic module: a named list of parameter/buffer tensors plus the
+ * forward/backward of one concrete kind (ResNet, MLP head). Public
+ * simclr_module_* calls validate their arguments here, then dispatch. */
+#ifndef SIMCLR_MODEL_MODULE_H
+#define SIMCLR_MODEL_MODULE_H
+
+#include "../core/context.h"
+#include "../core/tensor.h"
+
+typedef struct simclr__module_ops {
+    const char *kind; /* "resnet", "mlp_head" */
+    /* x and y are validated as non-NULL F32; shapes are the kind's to check. */
+    simclr_status (*forward)(simclr_module *m, const simclr_tensor *x, simclr_mode mode, simclr_tensor *y);
+    /* dy non-NULL F32; dx may be NULL. */
+    simclr_status (*backward)(simclr_module *m, const simclr_tensor *dy, simclr_tensor *dx);
+    /* Frees m->impl (the parameters are freed by the generic code). */
+    void (*destroy)(simclr_module *m);
+} simclr__module_ops;
+
+typedef struct simclr__param {
+    char *name;            /* torchvision name, owned */
+    simclr_tensor *value;  /* owned */
+    simclr_tensor *grad;   /* owned; NULL for buffers */
+    int flags;             /* SIMCLR_PARAM_* */
+} simclr__param;
+
+struct simclr_module {
+    simclr_context *ctx;
+    const simclr__module_ops *ops;
+    void *impl;
+    char arch[128];
+    int64_t in_dim;  /* input channels (ResNet) or features (head) */
+    int64_t out_dim;
+    simclr__param *params;
+    int n_params; /* parameters and buffers */
+    int cap;
+    int has_train_forward; /* the last forward was TRAIN and backward may run */
+};
+
+/* Makes an empty module of the given kind; arch is copied. */
+simclr_status simclr__module_new(simclr_context *ctx, const simclr__module_ops *ops, const char *arch,
+                                 simclr_module **out);
+
+/* Appends a named tensor; the module takes ownership of value and grad (both
+ * freed by simclr_module_destroy, also when this call fails). grad NULL for
+ * buffers. Creating function: on failure destroy the module and return. */
+simclr_status simclr__module_add(simclr_module *m, const char *name, simclr_tensor *value,
+                                 simclr_tensor *grad, int flags);
+
+/* Creates a zeroed parameter (with a zeroed gradient, or none when flags has
+ * SIMCLR_PARAM_BUFFER), adds it, and returns the value tensor. */
+simclr_status simclr__module_new_param(simclr_module *m, const char *name, int ndim,
+                                       const int64_t *shape, int flags, simclr_tensor **value);
+
+/* Orders parameters before buffers (stable), as the public enumeration promises.
+ * Call once, after the last add. */
+void simclr__module_finalize(simclr_module *m);
+
+/* Finds a named tensor; NULL when absent. */
+simclr__param *simclr__module_find(simclr_module *m, const char *name);
+
+#endif

@@ -1,0 +1,31 @@
+#!/bin/sh
+# Installs the Debian packages a target needs, or names them exactly.
+#   sh tools/deps.sh test   build + tests (incl. the PyTorch cross-checks)
+#   sh tools/deps.sh demo   build + the Fashion-MNIST data set
+set -e
+BUILD_PKGS="gcc g++ make pkg-config libopenblas-dev libblas-dev zlib1g-dev"
+TEST_PKGS="libcmocka-dev python3 python3-numpy python3-pytest python3-torch python3-torchvision python3-cffi"
+DEMO_PKGS="dataset-fashion-mnist"
+case "${1:-test}" in
+  test) want="$BUILD_PKGS $TEST_PKGS" ;;
+  demo) want="$BUILD_PKGS $DEMO_PKGS" ;;
+  all)  want="$BUILD_PKGS $TEST_PKGS $DEMO_PKGS" ;;
+  *) echo "deps.sh: unknown set '$1' (test, demo, all)" >&2; exit 2 ;;
+esac
+missing=""
+for p in $want; do
+  st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  case "$st" in *"install ok installed"*) ;; *) missing="$missing $p" ;; esac
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "deps: installing$missing"
+  export DEBIAN_FRONTEND=noninteractive
+  # An old or empty package list finds nothing: refresh it first.
+  apt-get update -q >/dev/null
+  apt-get install -y -q --no-install-recommends $missing
+else
+  echo "deps: missing Debian packages. Run as root:" >&2
+  echo "  apt-get update && apt-get install -y$missing" >&2
+  exit 1
+fi
