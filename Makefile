@@ -73,11 +73,17 @@ TEST_SRCS := $(sort $(wildcard tests/test_*.c))
 TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 TEST_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L $(OPT) $(WARN) $(BLAS_CFLAGS) $(SAN_FLAGS) $(CFLAGS)
 
+# tests/tool_*.c: helper programs the Python cross-checks drive (not tests themselves).
+TOOL_SRCS := $(sort $(wildcard tests/tool_*.c))
+TOOL_BINS := $(TOOL_SRCS:tests/%.c=$(BUILD)/tests/%)
+BENCH_SRCS := $(sort $(wildcard bench/*.c))
+BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
+
 EXAMPLE_SRCS := $(sort $(wildcard examples/*.c))
 EXAMPLE_BINS := $(EXAMPLE_SRCS:examples/%.c=$(BUILD)/examples/%)
 
 .PHONY: all lib deps deps-demo test unit check-symbols check-header sanitize test-reference \
-        test-python examples demo bench install uninstall clean
+        test-python tools examples demo bench install uninstall clean
 all: lib
 lib: $(STATIC) $(SHARED)
 
@@ -102,6 +108,10 @@ $(SHARED): $(OBJS) lib/simclr.map
 $(BUILD)/tests/%: tests/%.c tests/test_util.h $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(TEST_CFLAGS) $< -o $@ $(STATIC) -lcmocka $(LIBS)
+
+$(BUILD)/bench/%: bench/%.c $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(TEST_CFLAGS) $< -o $@ $(STATIC) $(LIBS)
 
 $(BUILD)/examples/%: examples/%.c $(STATIC)
 	@mkdir -p $(dir $@)
@@ -135,7 +145,9 @@ check-header:
 	$(CXX) -std=c++11 -pedantic -Wall -Wextra -Werror -fsyntax-only -x c++ include/simclr.h
 	@echo "header: compiles as C11 and C++"
 
-test-python: $(SHARED)
+tools: $(TOOL_BINS)
+
+test-python: $(SHARED) $(TOOL_BINS)
 	SIMCLR_LIBRARY=$(abspath $(SHARED)) SIMCLR_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -p no:cacheprovider tests/python
 
 sanitize:
@@ -148,8 +160,8 @@ demo: deps-demo
 	$(MAKE) lib examples
 	$(BUILD)/examples/train_fashion_mnist $(DEMO_ARGS)
 
-bench: lib
-	@sh bench/run.sh
+bench: lib $(BENCH_BINS)
+	@SIMCLR_BUILD=$(abspath $(BUILD)) SIMCLR_LIBRARY=$(abspath $(SHARED)) PYTHON=$(PYTHON) sh bench/run.sh
 
 install: lib
 	install -d $(DESTDIR)$(INCDIR_INSTALL) $(DESTDIR)$(LIBDIR_INSTALL)/pkgconfig
