@@ -11,6 +11,7 @@ compute in float32 with different summation orders; over reductions of up to
 a few thousand terms the expected discrepancy is ~1e-6, so 1e-4 leaves
 headroom while still catching any real mistake (a wrong index, a missing
 term or a biased variance all show up at 1e-2 or more)."""
+import copy
 import ctypes
 import os
 
@@ -125,20 +126,41 @@ def check_flags(mine):
             assert flags == 0, k
 
 
-def cross_check(m, model, x_np, skip=(), backend_ctx=None, report=None):
-    """One TRAIN step and one EVAL forward on both sides; returns max errors."""
+def torch_step(model, x_np, r_np, dtype):
+    """One TRAIN forward/backward of sum(y * r) and an EVAL forward, in dtype."""
+    model = copy.deepcopy(model).to(dtype).train()
+    xt = torch.tensor(x_np, dtype=dtype, requires_grad=True)
+    yt = model(xt)
+    (yt * torch.tensor(r_np, dtype=dtype)).sum().backward()
+    out = {"y": yt.detach(), "dx": xt.grad}
+    for k, p in model.named_parameters():
+        if p.grad is not None:
+            out["grad " + k] = p.grad
+    for k, v in model.state_dict().items():
+        if k.endswith(("running_mean", "running_var", "num_batches_tracked")):
+            out["buffer " + k] = v
+    model.eval()
+    with torch.no_grad():
+        out["eval y"] = model(torch.tensor(x_np, dtype=dtype))
+    return {k: v.double().numpy() for k, v in out.items()}
+
+
+def cross_check(m, model, x_np, skip=(), backend_ctx=None, report=None, float64_reference=False):
+    """One TRAIN step and one EVAL forward on both sides; returns the errors.
+
+    float64_reference: compare against torch in float64 and allow the error of
+    torch's own float32 run against it (times 3) when that exceeds TOL. Deep
+    bottleneck ResNets at initialization amplify float32 rounding in the
+    backward pass (torchvision's ResNet-50 in float32 differs from itself in
+    float64 by 1e-1 at 64x64, measured): no float32 implementation can match
+    another to 1e-4 there, so the fair test is "no worse than torch"."""
     ctx = backend_ctx
     mine = params(m)
     load_torch_weights(mine, model, skip)
     n = x_np.shape[0]
     d = lib.simclr_module_output_dim(m)
-    rng = np.random.default_rng(7)
-    r_np = rng.standard_normal((n, d)).astype(np.float32)
-
-    model.train()
-    xt = torch.tensor(x_np, requires_grad=True)
-    yt = model(xt)
-    (yt * torch.tensor(r_np)).sum().backward()
+    r_np = np.random.default_rng(7).standard_normal((n, d)).astype(np.float32)
+    ref = torch_step(model, x_np, r_np, torch.float64 if float64_reference else torch.float32)
 
     x, _ = ctx.wrap(x_np)
     y, y_np = ctx.wrap(np.zeros((n, d), np.float32))
@@ -147,28 +169,27 @@ def cross_check(m, model, x_np, skip=(), backend_ctx=None, report=None):
     ok(lib.simclr_module_zero_grad(m))
     ok(lib.simclr_module_forward(m, x, TRAIN, y))
     ok(lib.simclr_module_backward(m, dy, dx))
-
-    errs = {"y": rel_err(y_np, yt.detach().numpy()), "dx": rel_err(dx_np, xt.grad.numpy())}
-    tp = dict(model.named_parameters())
+    ours = {"y": y_np.copy(), "dx": dx_np.copy()}
     for k, (value, grad, flags) in mine.items():
         if grad is not None:
-            errs["grad " + k] = rel_err(grad, tp[k].grad.numpy())
-    sd = model.state_dict()
-    for k, (value, grad, flags) in mine.items():
-        if flags & BUFFER:
-            errs["buffer " + k] = rel_err(value, sd[k].float().numpy().reshape(value.shape))
-
-    model.eval()
-    with torch.no_grad():
-        ye = model(torch.tensor(x_np)).numpy()
+            ours["grad " + k] = grad
+        else:
+            ours["buffer " + k] = value
     ok(lib.simclr_module_forward(m, x, EVAL, y))
-    errs["eval y"] = rel_err(y_np, ye)
+    ours["eval y"] = y_np
+    assert set(ours) == set(ref), sorted(set(ours) ^ set(ref))
 
+    errs = {k: rel_err(ours[k], ref[k].reshape(ours[k].shape)) for k in ours}
+    tol = TOL
+    if float64_reference:
+        t32 = torch_step(model, x_np, r_np, torch.float32)
+        floor = max(rel_err(t32[k], ref[k]) for k in ref)
+        tol = max(TOL, 3 * floor)
     worst = max(errs, key=errs.get)
     if report is not None:
-        report.append((worst, errs[worst]))
-    bad = {k: v for k, v in errs.items() if not v <= TOL}
-    assert not bad, "errors above %g: %s" % (TOL, bad)
+        report.append((worst, errs[worst], tol))
+    bad = {k: v for k, v in errs.items() if not v <= tol}
+    assert not bad, "errors above %g: %s" % (tol, bad)
     return errs
 
 
@@ -192,6 +213,9 @@ def small_resnet(block, layers, width, in_ch, cifar):
     m.layer4 = m._make_layer(block, width * 8, layers[3], stride=2)
     m.avgpool = nn.AdaptiveAvgPool2d(1)
     m.fc = nn.Identity()
+    for mod in m.modules():  # torchvision's own initialization
+        if isinstance(mod, nn.Conv2d):
+            nn.init.kaiming_normal_(mod.weight, mode="fan_out", nonlinearity="relu")
     # Non-trivial BN affine parameters and running statistics, so that a
     # swapped weight/bias or mean/var cannot pass by accident.
     g = torch.Generator().manual_seed(3)
@@ -244,23 +268,23 @@ def test_resnet50_imagenet_torchvision(ctx):
     try:
         assert lib.simclr_module_output_dim(m) == 2048
         x = np.random.default_rng(2).random((2, 3, 64, 64), dtype=np.float32)
-        cross_check(m, model, x, backend_ctx=ctx, report=REPORT)
+        cross_check(m, model, x, backend_ctx=ctx, report=REPORT, float64_reference=True)
     finally:
         lib.simclr_module_destroy(m)
 
 
-@pytest.mark.parametrize("depth,block,layers,in_ch", [
-    (18, BasicBlock, [2, 2, 2, 2], 3),
-    (34, BasicBlock, [3, 4, 6, 3], 1),
-    (50, Bottleneck, [3, 4, 6, 3], 3),
+@pytest.mark.parametrize("depth,block,layers,in_ch,size", [
+    (18, BasicBlock, [2, 2, 2, 2], 3, (16, 12)),
+    (34, BasicBlock, [3, 4, 6, 3], 1, (16, 12)),
+    (50, Bottleneck, [3, 4, 6, 3], 3, (32, 32)),
 ])
-def test_resnet_cifar_stem_reduced_width(ctx, depth, block, layers, in_ch):
+def test_resnet_cifar_stem_reduced_width(ctx, depth, block, layers, in_ch, size):
     torch.manual_seed(depth)
     model = small_resnet(block, layers, 8, in_ch, cifar=True)
     m = make_resnet(ctx, depth, 8, in_ch, 0)
     try:
-        x = np.random.default_rng(depth).random((3, in_ch, 16, 12), dtype=np.float32)
-        cross_check(m, model, x, backend_ctx=ctx, report=REPORT)
+        x = np.random.default_rng(depth).random((3, in_ch) + size, dtype=np.float32)
+        cross_check(m, model, x, backend_ctx=ctx, report=REPORT, float64_reference=depth >= 50)
     finally:
         lib.simclr_module_destroy(m)
 
