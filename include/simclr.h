@@ -231,7 +231,12 @@ typedef enum simclr_mode {
  * stem width (64 in torchvision, 1..1024); in_channels 1..64. Input F32
  * [N, in_channels, H, W]; output F32 [N, D] after global average pooling,
  * D = 8*width (basic) or 32*width (bottleneck). Initialization as torchvision:
- * convs Kaiming normal (fan_out, ReLU), BN weight 1 bias 0; deterministic from seed. */
+ * convs Kaiming normal (fan_out, ReLU), BN weight 1 bias 0; deterministic from seed.
+ * Names are torchvision's ("layer2.0.downsample.1.running_var"); BN buffers
+ * follow PyTorch (momentum 0.1, eps 1e-5, unbiased running variance) and
+ * num_batches_tracked is an F32 [1] holding the count. A TRAIN forward fails
+ * with SIMCLR_E_SHAPE (naming the layer) when some batch norm would see a
+ * single value per channel (batch 1 with an image reduced to 1x1). */
 SIMCLR_API simclr_status simclr_resnet_create(simclr_context *ctx, int depth, int width,
                                               int in_channels, simclr_stem stem, uint64_t seed,
                                               simclr_module **out);
@@ -241,7 +246,12 @@ SIMCLR_API simclr_status simclr_resnet_create(simclr_context *ctx, int depth, in
  * batch_norm = 0: SimCLR v1 (biases on every layer, no BN).
  * batch_norm = 1: SimCLR v2 (BN after every linear layer; the linear layers
  * followed by BN carry no bias; the last layer has BN without affine bias and no ReLU).
- * Linear layers are initialized as torch.nn.Linear (uniform +-1/sqrt(fan_in)). */
+ * Linear layers are initialized as torch.nn.Linear (uniform +-1/sqrt(fan_in)).
+ * Names are those of a torch.nn.Sequential attribute "layers": v1 puts layer
+ * i at layers.{2i} (Linear, ReLU between); v2 puts its Linear at layers.{3i}
+ * and its BatchNorm1d at layers.{3i+1} (ReLU at 3i+2). The last v2 batch norm
+ * has "weight" but no "bias" entry (in torch: a BatchNorm1d whose bias is
+ * frozen at zero). Training a v2 head needs a batch of at least 2. */
 SIMCLR_API simclr_status simclr_mlp_head_create(simclr_context *ctx, int in_dim, int hidden_dim,
                                                 int out_dim, int n_layers, int batch_norm,
                                                 uint64_t seed, simclr_module **out);

@@ -34,8 +34,8 @@ void simclr__cpu_gemm(simclr_context *ctx, int ta, int tb, int64_t m, int64_t n,
             for (int64_t j = 0; j < n; j++) c[i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[i * ldc + j];
         return;
     }
-    if (beta == 0.0f)
-        for (int64_t i = 0; i < m; i++) memset(c + i * ldc, 0, (size_t)n * sizeof(float));
+    /* beta = 0: BLAS does not read C ("C need not be set on input", and
+     * OpenBLAS zeroes it), so no NaN in a fresh buffer leaks through. */
     simclr__cpu_blas_threads(ctx);
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)m,
                 (int)n, (int)k, alpha, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
