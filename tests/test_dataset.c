@@ -154,7 +154,7 @@ static void test_idx_errors(void **state)
 {
     (void)state;
     enum { N = 6, H = 4, W = 3 };
-    unsigned char img[16 + N * H * W], lab[8 + N + 1];
+    unsigned char img[16 + N * H * W + 1], lab[8 + N + 1]; /* one spare byte for the trailing-data case */
     size_t ni = make_idx_images(img, N, H, W), nl = make_idx_labels(lab, N);
     write_bytes(tpath("img"), img, ni);
     simclr_context *ctx = make_ctx();
