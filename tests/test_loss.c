@@ -11,7 +11,7 @@
 static double ref_loss(const double *z, int64_t m, int64_t d, int v_count, double t)
 {
     int64_t n = m / v_count;
-    double *u = malloc(sizeof(double) * (size_t)(m * d));
+    double *u = calloc((size_t)(m * d), sizeof(double));
     for (int64_t i = 0; i < m; i++) {
         double ss = 0;
         for (int64_t k = 0; k < d; k++) ss += z[i * d + k] * z[i * d + k];
@@ -86,8 +86,8 @@ static float run(simclr_context *ctx, const float *z, int64_t m, int64_t d, int 
 static void check_case(simclr_context *ctx, int v, int64_t n, int64_t d, double t, uint64_t seed)
 {
     int64_t m = v * n;
-    float *z = malloc(sizeof(float) * (size_t)(m * d)), *dz = malloc(sizeof(float) * (size_t)(m * d));
-    double *zd = malloc(sizeof(double) * (size_t)(m * d));
+    float *z = calloc((size_t)(m * d), sizeof(float)), *dz = calloc((size_t)(m * d), sizeof(float));
+    double *zd = calloc((size_t)(m * d), sizeof(double));
     test_fill(z, m * d, seed);
     for (int64_t i = 0; i < m * d; i++) zd[i] = z[i];
     float value = run(ctx, z, m, d, v, t, dz, NULL);
@@ -152,7 +152,7 @@ static void test_backends_agree(void **state)
 {
     fixture *f = *state;
     const int64_t m = 64, d = 33;
-    float *z = malloc(sizeof(float) * m * d), *g1 = malloc(sizeof(float) * m * d), *g2 = malloc(sizeof(float) * m * d);
+    float *z = calloc((size_t)(m * d), sizeof(float)), *g1 = calloc((size_t)(m * d), sizeof(float)), *g2 = calloc((size_t)(m * d), sizeof(float));
     test_fill(z, m * d, 21);
     float a1, a2;
     float l1 = run(f->cpu, z, m, d, 2, 0.1, g1, &a1), l2 = run(f->ref, z, m, d, 2, 0.1, g2, &a2);
@@ -169,7 +169,7 @@ static void test_random_is_log_2n_minus_1(void **state)
 {
     fixture *f = *state;
     const int64_t n = 16, m = 2 * n, d = 2048;
-    float *z = malloc(sizeof(float) * m * d), *g = malloc(sizeof(float) * m * d);
+    float *z = calloc((size_t)(m * d), sizeof(float)), *g = calloc((size_t)(m * d), sizeof(float));
     test_fill(z, m * d, 31);
     float value = run(f->cpu, z, m, d, 2, 1.0, g, NULL);
     /* cosines have std 1/sqrt(D) ~ 0.022: the deviation is of that order. */
@@ -183,8 +183,8 @@ static void test_stability(void **state)
 {
     fixture *f = *state;
     const int64_t n = 4, m = 2 * n, d = 8192;
-    float *z = malloc(sizeof(float) * m * d), *g = malloc(sizeof(float) * m * d);
-    double *zd = malloc(sizeof(double) * m * d);
+    float *z = calloc((size_t)(m * d), sizeof(float)), *g = calloc((size_t)(m * d), sizeof(float));
+    double *zd = calloc((size_t)(m * d), sizeof(double));
     test_fill(z, m * d, 41);
     for (int64_t i = 0; i < m * d; i++) z[i] *= 1000.0f; /* large norms too */
     for (int64_t i = 0; i < m * d; i++) zd[i] = z[i];
