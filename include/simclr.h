@@ -385,8 +385,9 @@ typedef struct simclr_loss simclr_loss;
  * against the anchor's positives (uniform target over the V-1 other views of
  * its sample: SupCon's L_out; plain NT-Xent for V = 2). The official
  * TensorFlow code reports loss_a + loss_b, twice this value for V = 2.
- * Stable (log-sum-exp; checked against PyTorch at temperature 0.01, D 8192). Scratch (about (V*N)^2 + V*N*D
- * floats) is kept in the loss and grown when the batch grows. */
+ * Stable (log-sum-exp; checked against PyTorch at temperature 0.01, D 8192).
+ * Scratch (about (V*N)^2 + V*N*D floats) is kept in the loss and grown when
+ * the batch grows. */
 SIMCLR_API simclr_status simclr_ntxent_create(simclr_context *ctx, double temperature, int n_views,
                                               simclr_loss **out);
 SIMCLR_API void simclr_loss_destroy(simclr_loss *loss);
