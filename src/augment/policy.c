@@ -111,6 +111,11 @@ void simclr__aug_plan_draw(const simclr__aug_params *p, int64_t H, int64_t W, in
     if (plan->erase) erase_box(p, out_h, out_w, r, plan);
 }
 
+static void clamp01(float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) x[i] = x[i] < 0 ? 0 : x[i] > 1 ? 1 : x[i];
+}
+
 int64_t simclr__aug_scratch(int64_t H, int out_h, int out_w)
 {
     int64_t a = simclr__aug_resize_scratch(H, out_h, out_w), b = simclr__aug_blur_scratch(out_h, out_w);
@@ -124,8 +129,8 @@ void simclr__aug_execute(const simclr__aug_params *p, const simclr__aug_plan *pl
     int64_t hw = (int64_t)out_h * out_w;
     simclr__aug_resized_crop(src, H, W, C, plan->top, plan->left, plan->crop_h, plan->crop_w, out_h, out_w,
                              (int)p->interpolation, dst, scratch);
-    if ((int)p->interpolation == SIMCLR__INTERP_BICUBIC) /* the cubic lobes overshoot */
-        for (int64_t i = 0; i < C * hw; i++) dst[i] = dst[i] < 0 ? 0 : dst[i] > 1 ? 1 : dst[i];
+    /* the cubic lobes overshoot, and weights summing to 1 +- an ulp can too */
+    clamp01(dst, C * hw);
     if (plan->flip) simclr__aug_hflip(dst, C, out_h, out_w);
     for (int i = 0; i < 4; i++) {
         int k = plan->order[i];
@@ -138,7 +143,10 @@ void simclr__aug_execute(const simclr__aug_params *p, const simclr__aug_plan *pl
         }
     }
     if (plan->gray) simclr__aug_grayscale(dst, C, hw);
-    if (plan->blur) simclr__aug_blur(dst, C, out_h, out_w, plan->kh, plan->kw, plan->sigma, scratch);
+    if (plan->blur) {
+        simclr__aug_blur(dst, C, out_h, out_w, plan->kh, plan->kw, plan->sigma, scratch);
+        clamp01(dst, C * hw);
+    }
     if (plan->solarize) simclr__aug_solarize(dst, C * hw, p->solarize_threshold);
     if (plan->erase)
         simclr__aug_erase(dst, C, out_h, out_w, plan->ei, plan->ej, plan->eh, plan->ew, p->erase_value, r);
