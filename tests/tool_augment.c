@@ -8,13 +8,21 @@
  * Every other op reads and writes F32 [C, H, W]: hflip | brightness f |
  * contrast f | saturation f | hue shift | grayscale | blur kh kw sigma |
  * solarize threshold | erase i j h w value | normalize m0 m1 m2 s0 s1 s2.
- * Raw native-endian data on stdin/stdout. */
+ * Raw native-endian data on stdin/stdout.
+ *
+ * policy reads U8 [H, W, C] and takes: preset out_h out_w seed view
+ * [key value]...; it draws the plan of that view exactly as
+ * simclr_augment_apply does, prints it as one text line (%.17g numbers:
+ * top left crop_h crop_w flip jitter order[4] use[4] factor[4] gray blur kh kw
+ * sigma solarize threshold erase ei ej eh ew interpolation) and then writes
+ * the F32 [C, out_h, out_w] view. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "augment/ops.h"
+#include "augment/policy.h"
 
 static int read_all(void *buf, size_t bytes)
 {
@@ -46,7 +54,44 @@ int main(int argc, char **argv)
     float *out = NULL;
     size_t out_n = 0;
 
-    if (strcmp(op, "resized_crop") == 0) {
+    if (strcmp(op, "policy") == 0) {
+        simclr__aug_params p;
+        int oh = (int)arg(argc, argv, 6), ow = (int)arg(argc, argv, 7);
+        if (simclr__aug_preset(&p, (simclr_aug_preset)(int)arg(argc, argv, 5)) != SIMCLR_OK || oh < 1 || ow < 1) {
+            fprintf(stderr, "tool_augment: bad preset or size\n");
+            return 2;
+        }
+        uint64_t seed = strtoull(argc > 8 ? argv[8] : "0", NULL, 10);
+        int view = (int)arg(argc, argv, 9);
+        for (int i = 10; i + 1 < argc; i += 2)
+            if (simclr__aug_param_set(&p, (simclr_aug_param)atoi(argv[i]), atof(argv[i + 1])) != SIMCLR_OK) {
+                fprintf(stderr, "tool_augment: bad key %s\n", argv[i]);
+                return 2;
+            }
+        uint8_t *src = malloc((size_t)hw * C);
+        out_n = (size_t)C * oh * ow;
+        out = malloc(out_n * sizeof *out);
+        float *tmp = malloc((size_t)simclr__aug_scratch(H, oh, ow) * sizeof(float));
+        if (!src || !out || !tmp || read_all(src, (size_t)hw * C)) {
+            fprintf(stderr, "tool_augment: short input\n");
+            return 1;
+        }
+        simclr__rng r;
+        simclr__rng_init(&r, seed, SIMCLR__STREAM_AUGMENT + (uint32_t)view, 0);
+        simclr__aug_plan pl;
+        simclr__aug_plan_draw(&p, H, W, C, oh, ow, &r, &pl);
+        simclr__aug_execute(&p, &pl, src, H, W, C, oh, ow, out, tmp, &r);
+        printf("%lld %lld %lld %lld %d %d", (long long)pl.top, (long long)pl.left, (long long)pl.crop_h,
+               (long long)pl.crop_w, pl.flip, pl.jitter);
+        for (int k = 0; k < 4; k++) printf(" %d", pl.order[k]);
+        for (int k = 0; k < 4; k++) printf(" %d", pl.use[k]);
+        for (int k = 0; k < 4; k++) printf(" %.17g", pl.factor[k]);
+        printf(" %d %d %d %d %.17g %d %.17g %d %d %d %d %d %d\n", pl.gray, pl.blur, pl.kh, pl.kw, pl.sigma,
+               pl.solarize, p.solarize_threshold, pl.erase, pl.ei, pl.ej, pl.eh, pl.ew, (int)p.interpolation);
+        fflush(stdout);
+        free(src);
+        free(tmp);
+    } else if (strcmp(op, "resized_crop") == 0) {
         int64_t top = (int64_t)arg(argc, argv, 5), left = (int64_t)arg(argc, argv, 6);
         int64_t ch = (int64_t)arg(argc, argv, 7), cw = (int64_t)arg(argc, argv, 8);
         int oh = (int)arg(argc, argv, 9), ow = (int)arg(argc, argv, 10), interp = (int)arg(argc, argv, 11);

@@ -139,3 +139,75 @@ class TestAgainstTorchvision:
     def test_normalize(self):
         mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
         elementwise("normalize", mean + std, lambda x: F.normalize(x, mean, std), 1e-6)
+
+
+def torchvision_view(src, plan_line, c, out_h, out_w):
+    """Replays a plan printed by `tool_augment policy` with torchvision's functional ops."""
+    v = plan_line.split()
+    top, left, ch, cw, flip, _jitter = (int(x) for x in v[0:6])
+    order = [int(x) for x in v[6:10]]
+    use = [int(x) for x in v[10:14]]
+    factor = [float(x) for x in v[14:18]]
+    gray, blur, kh, kw = (int(x) for x in v[18:22])
+    sigma = float(v[22])
+    solarize, threshold = int(v[23]), float(v[24])
+    erase, ei, ej, eh, ew, interp = (int(x) for x in v[25:31])
+    img = torch.from_numpy(src).permute(2, 0, 1).float() / 255
+    mode = InterpolationMode.BICUBIC if interp else InterpolationMode.BILINEAR
+    img = F.resized_crop(img, top, left, ch, cw, [out_h, out_w], interpolation=mode, antialias=False).clamp(0, 1)
+    if flip:
+        img = F.hflip(img)
+    adjust = [F.adjust_brightness, F.adjust_contrast, F.adjust_saturation, F.adjust_hue]
+    for k in order:
+        if use[k]:
+            img = adjust[k](img, factor[k])
+    if gray:
+        img = F.rgb_to_grayscale(img, num_output_channels=3)
+    if blur:
+        img = F.gaussian_blur(img, [kw, kh], [sigma, sigma]).clamp(0, 1)
+    if solarize:
+        img = F.solarize(img, threshold)
+    if erase:
+        img = F.erase(img, ei, ej, eh, ew, torch.tensor(0.25))
+    return img
+
+
+@pytest.mark.skipif(not os.path.exists(TOOL), reason="tool_augment not built (make tools)")
+@pytest.mark.parametrize("preset,c,h,w,out_h,out_w,interp", [
+    (1, 3, 48, 40, 32, 32, 0),   # SimCLR v1: crop, flip, jitter, gray, blur
+    (1, 3, 20, 26, 36, 30, 1),   # upscaled, bicubic
+    (2, 3, 32, 32, 32, 32, 0),   # CIFAR
+    (3, 1, 28, 28, 28, 28, 0),   # GRAYSCALE on one channel
+    (1, 1, 28, 28, 24, 24, 0),   # V1 on one channel: saturation, hue, gray skipped
+])
+def test_policy_composition(preset, c, h, w, out_h, out_w, interp):
+    """A whole view equals torchvision's functional ops applied in our order
+    with the drawn parameters: the order of operations, the clipping and the
+    channel rules match, not only each op. Composition amplifies the ops'
+    rounding (factors up to 1.8, the HSV conversion); 2e-5 bounds it."""
+    rng = np.random.default_rng(preset * 100 + c)
+    # smooth images with texture: most pixels away from the clip bounds
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = np.stack([128 + 90 * np.sin(xx / 5.0 + k) * np.cos(yy / 7.0 - k) for k in range(c)], axis=-1)
+    keys = [106, interp, 600, 0.3, 700, 0.5, 705, 0.25]  # interpolation, solarize p, erase p, erase value 0.25
+    worst = 0.0
+    fired = np.zeros(7, dtype=int)  # crop, flip, jitter, gray, blur, solarize, erase
+    for seed in range(12):
+        src = np.clip(base + rng.normal(0, 20, size=base.shape), 0, 255).astype(np.uint8)
+        args = [TOOL, "policy", str(c), str(h), str(w), str(preset), str(out_h), str(out_w), str(seed), str(seed % 2)]
+        args += [str(k) for k in keys]
+        res = subprocess.run(args, input=src.tobytes(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
+        assert res.returncode == 0, res.stderr.decode()
+        line, data = res.stdout.split(b"\n", 1)
+        ours = np.frombuffer(data, dtype=np.float32)
+        theirs = torchvision_view(src, line.decode(), c, out_h, out_w)
+        worst = max(worst, compare(ours, theirs, 2e-5))
+        v = [int(float(x)) for x in line.split()]
+        fired += [(v[2], v[3]) != (h, w), v[4], v[5], v[18], v[19], v[23], v[25]]
+    print(f"preset {preset} C={c}: worst {worst:.3g}, fired {fired.tolist()}")
+    # the seeds exercise every operation the preset enables (else this test proves little)
+    assert fired[0] and fired[1] and fired[2] and fired[5] and fired[6]
+    if c == 3 and preset in (1, 2):
+        assert fired[3]
+    if preset == 1:
+        assert fired[4]
