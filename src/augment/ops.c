@@ -63,10 +63,11 @@ void simclr__aug_blur(float *x, int C, int H, int W, int kh, int kw, double sigm
             const float *row = img + (int64_t)y * W;
             for (int i = -pw; i < W + pw; i++) line[i + pw] = row[reflect(i, W)];
             float *o = plane + (int64_t)y * W;
-            for (int xx = 0; xx < W; xx++) {
-                float s = 0;
-                for (int j = 0; j < kw; j++) s += kx[j] * line[xx + j];
-                o[xx] = s;
+            /* taps outer, pixels inner: the same sums per pixel, in vector lanes */
+            for (int xx = 0; xx < W; xx++) o[xx] = kx[0] * line[xx];
+            for (int j = 1; j < kw; j++) {
+                float w = kx[j];
+                for (int xx = 0; xx < W; xx++) o[xx] += w * line[xx + j];
             }
         }
         for (int y = 0; y < H; y++) {
