@@ -7,6 +7,7 @@
 #include "core/context.h"
 #include "core/rng.h"
 #include "core/tensor.h"
+#include "augment.h"
 #include "policy.h"
 
 #define MAX_OUT_SIDE 4096
@@ -175,4 +176,10 @@ simclr_status simclr_augment_pair(simclr_augment *aug, const simclr_tensor *imag
     simclr_tensor *const outs[2] = {view0, view1};
     run(aug, images, seed, 2, views, outs);
     return SIMCLR_OK;
+}
+
+void simclr__augment_out_size(const simclr_augment *aug, int64_t *h, int64_t *w)
+{
+    *h = aug->out_h;
+    *w = aug->out_w;
 }
