@@ -110,6 +110,18 @@ static void test_extract_features(void **state)
         int64_t batches = (N + (sizes[s] < N ? sizes[s] : N) - 1) / (sizes[s] < N ? sizes[s] : N);
         assert_int_equal(log.calls, batches + 1);
     }
+    /* through an evaluation policy at the native size: resize is the
+     * identity, so the features equal the aug = NULL path */
+    simclr_augment *aug;
+    CHECK_OK(simclr_augment_create(ctx, SIMCLR_AUG_PRESET_NONE, H, W, &aug));
+    memset(simclr_tensor_data(out), 0, simclr_tensor_bytes(out));
+    CHECK_OK(simclr_extract_features(m, ds, aug, 3, out));
+    assert_true(test_norm_err(simclr__f32(out), want, N * D) < 1e-6); /* pixel/255 either way; 1e-6 allows a different rounding of v/255 */
+    simclr_augment_destroy(aug);
+    /* another view size reaches the encoder, which rejects it */
+    CHECK_OK(simclr_augment_create(ctx, SIMCLR_AUG_PRESET_NONE, H + 1, W, &aug));
+    CHECK_STATUS(simclr_extract_features(m, ds, aug, 3, out), SIMCLR_E_SHAPE);
+    simclr_augment_destroy(aug);
     CHECK_STATUS(simclr_extract_features(m, ds, NULL, 0, out), SIMCLR_E_INVALID);
     CHECK_STATUS(simclr_extract_features(NULL, ds, NULL, 2, out), SIMCLR_E_INVALID);
     CHECK_STATUS(simclr_extract_features(m, NULL, NULL, 2, out), SIMCLR_E_INVALID);

@@ -1,23 +1,9 @@
 /* simclr_extract_features: the encoder in EVAL mode over a whole data set. */
 #include <string.h>
 
+#include "../augment/augment.h"
 #include "../io/dataset.h"
 #include "../model/module.h"
-
-/* The augmentation layer is built in parallel with this file; until it is
- * merged these resolve to NULL and an aug argument is reported unsupported.
- * simclr__augment_output_size (out_h, out_w of a policy) is the one internal
- * accessor this file needs from it. */
-#if defined(__GNUC__)
-simclr_status simclr_augment_apply(simclr_augment *aug, const simclr_tensor *images, uint64_t seed, int view,
-                                   simclr_tensor *out) __attribute__((weak));
-simclr_status simclr__augment_output_size(const simclr_augment *aug, int64_t *out_h, int64_t *out_w)
-    __attribute__((weak));
-#define HAVE_AUG (simclr_augment_apply != NULL && simclr__augment_output_size != NULL)
-#else
-simclr_status simclr__augment_output_size(const simclr_augment *aug, int64_t *out_h, int64_t *out_w);
-#define HAVE_AUG 1
-#endif
 
 /* pixels / 255, U8 [n, H, W, C] of the data set -> F32 [n, C, H, W]. */
 static void to_nchw(const simclr_dataset *ds, int64_t first, int64_t n, int64_t h, int64_t w, int64_t c, float *x)
@@ -83,11 +69,7 @@ simclr_status simclr_extract_features(simclr_module *encoder, const simclr_datas
     int64_t dims[2] = {count, d};
     SIMCLR__TRY(simclr__tensor_expect(out, fn, "out", SIMCLR_F32, 2, dims));
     SIMCLR__TRY(simclr_dataset_shape(ds, &h, &w, &c));
-    if (aug) {
-        if (!HAVE_AUG)
-            return simclr__fail(SIMCLR_E_UNSUPPORTED, "%s: this build has no augmentation layer; pass aug = NULL", fn);
-        SIMCLR__TRY(simclr__augment_output_size(aug, &oh, &ow));
-    }
+    if (aug) simclr__augment_out_size(aug, &oh, &ow);
     simclr_context *ctx = encoder->ctx;
     if (batch_size > count) batch_size = count;
     batch_bufs b = {0};
