@@ -168,8 +168,12 @@ def ctype_of(decl: str) -> Any:
 def parse_prototypes(text: str) -> List[Dict[str, Any]]:
     """[{name, ret, params: [(type, name)]}] from C prototypes (comments removed)."""
     text = re.sub(r"/\*.*?\*/", " ", text, flags=re.S)
+    if "SIMCLR_API" in text:  # the header itself: declarations start at the macro
+        pat = r"^SIMCLR_API\s+([^;(]*?)\b(simclr_\w+)\s*\(([^)]*)\)\s*;"
+    else:
+        pat = r"^\s*([A-Za-z_][\w \t\*]*?)\b(simclr_\w+)\s*\(([^)]*)\)\s*;"
     out = []
-    for m in re.finditer(r"([A-Za-z_][\w\s\*]*?)\b(simclr_\w+)\s*\(([^)]*)\)\s*;", text):
+    for m in re.finditer(pat, text, flags=re.M):
         ret = " ".join(m.group(1).replace("SIMCLR_API", "").split())
         params = []
         raw = " ".join(m.group(3).split())
