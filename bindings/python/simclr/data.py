@@ -84,6 +84,8 @@ class Dataset(Handle):
         """Images at `indices` as uint8 [n, H, W, C] (a new array, or written into out)."""
         p = self._ptr
         idx = np.asarray(indices)
+        if idx.size == 0:
+            raise InvalidArgument("indices must be a non-empty 1-D sequence", 1, "batch")
         if idx.dtype.kind not in "iu":
             raise TypeError("indices must be integers, not %s" % idx.dtype)
         if idx.ndim != 1 or idx.size == 0:
