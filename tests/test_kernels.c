@@ -146,6 +146,216 @@ static void test_reductions(void **state)
     }
 }
 
+/* ---- layer kernels ---- */
+
+/* Runs the same kernel on both backends over copies of the same buffers. */
+static void cmp(const char *what, const float *ref, const float *cpu, int64_t n, double tol)
+{
+    double err = test_norm_err(cpu, ref, n);
+    if (!(err <= tol)) fail_msg("%s: normalized error %g > %g", what, err, tol);
+}
+
+static float *dup(const float *x, int64_t n)
+{
+    float *p = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+    memcpy(p, x, (size_t)n * sizeof(float));
+    return p;
+}
+
+static void test_swap01(void **state)
+{
+    ctxs *c = *state;
+    const int64_t shapes[][3] = {{1, 1, 1}, {1, 5, 3}, {4, 1, 7}, {3, 5, 1}, {7, 13, 33}, {64, 300, 1}, {8, 16, 1024}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int64_t a = shapes[s][0], b = shapes[s][1], in = shapes[s][2], n = a * b * in;
+        float *x = alloc_rand(n, 60 + s), *y1 = malloc((size_t)n * 4), *y2 = malloc((size_t)n * 4);
+        c->ref->backend->swap01(c->ref, a, b, in, x, y1);
+        c->cpu->backend->swap01(c->cpu, a, b, in, x, y2);
+        assert_memory_equal(y1, y2, (size_t)n * 4);
+        /* ref against the definition at one corner */
+        assert_true(y1[((b - 1) * a + 0) * in + in - 1] == x[(0 * b + b - 1) * in + in - 1]);
+        free(x), free(y1), free(y2);
+    }
+}
+
+/* Convolution geometries: kernel size, stride, padding, odd and size-1
+ * shapes, 1x1 stride 1 (no im2col on cpu), and batches large enough for the
+ * cpu backend to use several im2col chunks. */
+static const int64_t conv_shapes[][8] = {
+    /* n, cin, h, w, cout, k, stride, pad */
+    {1, 1, 1, 1, 1, 1, 1, 0},   {1, 1, 1, 1, 1, 3, 1, 1},   {2, 3, 5, 7, 4, 3, 1, 1},
+    {3, 2, 9, 6, 5, 3, 2, 1},   {2, 3, 11, 13, 8, 7, 2, 3}, {2, 6, 7, 5, 3, 1, 2, 0},
+    {3, 5, 4, 4, 7, 1, 1, 0},   {1, 4, 2, 3, 2, 3, 2, 1},   {2, 3, 6, 5, 2, 5, 1, 0},
+    {5, 16, 8, 8, 16, 3, 1, 1}, {64, 32, 16, 16, 8, 3, 1, 1}, {9, 8, 3, 3, 32, 3, 2, 1},
+    {3, 64, 2, 2, 256, 1, 1, 0}, {3, 256, 2, 2, 64, 1, 1, 0}, {3, 128, 4, 3, 256, 1, 2, 0},
+};
+
+static void test_conv2d(void **state)
+{
+    ctxs *c = *state;
+    for (size_t s = 0; s < sizeof conv_shapes / sizeof conv_shapes[0]; s++) {
+        const int64_t *g = conv_shapes[s];
+        simclr__conv_desc d = {.n = g[0], .cin = g[1], .h = g[2], .w = g[3], .cout = g[4], .kh = g[5], .kw = g[5],
+                               .stride = g[6], .pad = g[7]};
+        d.oh = (d.h + 2 * d.pad - d.kh) / d.stride + 1;
+        d.ow = (d.w + 2 * d.pad - d.kw) / d.stride + 1;
+        int64_t nx = d.cin * d.n * d.h * d.w, ny = d.cout * d.n * d.oh * d.ow, nw = d.cout * d.cin * d.kh * d.kw;
+        float *x = alloc_rand(nx, 70 + s), *w = alloc_rand(nw, 80 + s), *bias = alloc_rand(d.cout, 90 + s);
+        float *dy = alloc_rand(ny, 100 + s);
+        float *ws = malloc((c->cpu->backend->conv2d_workspace(&d) + 1) * sizeof(float));
+        float *y1 = malloc((size_t)ny * 4), *y2 = malloc((size_t)ny * 4);
+        for (int with_bias = 0; with_bias < 2; with_bias++) {
+            c->ref->backend->conv2d_forward(c->ref, &d, x, w, with_bias ? bias : NULL, y1, NULL);
+            c->cpu->backend->conv2d_forward(c->cpu, &d, x, w, with_bias ? bias : NULL, y2, ws);
+            cmp("conv2d_forward", y1, y2, ny, TOL);
+            for (int acc = 0; acc < 2; acc++) {
+                float *dw1 = alloc_rand(nw, 110 + s), *dw2 = dup(dw1, nw);
+                float *db1 = alloc_rand(d.cout, 120 + s), *db2 = dup(db1, d.cout);
+                float *dx1 = alloc_rand(nx, 130 + s), *dx2 = dup(dx1, nx);
+                c->ref->backend->conv2d_backward(c->ref, &d, x, w, dy, dw1, with_bias ? db1 : NULL, dx1, acc, NULL);
+                c->cpu->backend->conv2d_backward(c->cpu, &d, x, w, dy, dw2, with_bias ? db2 : NULL, dx2, acc, ws);
+                cmp("conv2d_backward dw", dw1, dw2, nw, TOL);
+                cmp("conv2d_backward db", db1, db2, d.cout, TOL);
+                cmp("conv2d_backward dx", dx1, dx2, nx, TOL);
+                /* No input gradient: dw still accumulates. */
+                c->cpu->backend->conv2d_backward(c->cpu, &d, x, w, dy, dw2, NULL, NULL, 0, ws);
+                c->ref->backend->conv2d_backward(c->ref, &d, x, w, dy, dw1, NULL, NULL, 0, NULL);
+                cmp("conv2d_backward dw (no dx)", dw1, dw2, nw, TOL);
+                free(dw1), free(dw2), free(db1), free(db2), free(dx1), free(dx2);
+            }
+        }
+        /* ref against the definition at one output */
+        {
+            double acc = 0;
+            for (int64_t ci = 0; ci < d.cin; ci++)
+                for (int64_t ky = 0; ky < d.kh; ky++)
+                    for (int64_t kx = 0; kx < d.kw; kx++) {
+                        int64_t iy = ky - d.pad, ix = kx - d.pad;
+                        if (iy >= 0 && iy < d.h && ix >= 0 && ix < d.w)
+                            acc += (double)x[(ci * d.n) * d.h * d.w + iy * d.w + ix] * w[((0 * d.cin + ci) * d.kh + ky) * d.kw + kx];
+                    }
+            c->ref->backend->conv2d_forward(c->ref, &d, x, w, NULL, y1, NULL);
+            if (fabs(y1[0] - acc) > 1e-5) fail_msg("ref conv2d shape %zu: y[0] = %g, definition %g", s, y1[0], acc);
+        }
+        free(x), free(w), free(bias), free(dy), free(ws), free(y1), free(y2);
+    }
+}
+
+/* Rows x columns of channel-major activations [C, M], incl. M = 1, 2, odd,
+ * and longer than a thread grain. */
+static const int64_t row_shapes[][2] = {{1, 1}, {1, 2}, {3, 1}, {2, 7}, {5, 33}, {64, 4}, {4, 40000}, {33, 1025}};
+
+static void test_batchnorm_kernels(void **state)
+{
+    ctxs *c = *state;
+    for (size_t s = 0; s < sizeof row_shapes / sizeof row_shapes[0]; s++) {
+        int64_t rows = row_shapes[s][0], m = row_shapes[s][1], n = rows * m;
+        float *x = alloc_rand(n, 140 + s), *res = alloc_rand(n, 150 + s), *dy = alloc_rand(n, 160 + s);
+        /* An offset mean checks the variance is not computed as E[x^2]-E[x]^2 naively. */
+        for (int64_t i = 0; i < n; i++) x[i] = 3.0f + 0.5f * x[i];
+        float *p1 = malloc((size_t)rows * 4 * 6), *p2 = malloc((size_t)rows * 4 * 6);
+        float *mean1 = p1, *var1 = p1 + rows, *mean2 = p2, *var2 = p2 + rows;
+        c->ref->backend->row_moments(c->ref, rows, m, x, mean1, var1);
+        c->cpu->backend->row_moments(c->cpu, rows, m, x, mean2, var2);
+        cmp("row_moments mean", mean1, mean2, rows, TOL);
+        cmp("row_moments var", var1, var2, rows, m > 1 ? TOL : 1e-30);
+        float *scale = alloc_rand(rows, 170 + s), *shift = alloc_rand(rows, 180 + s);
+        float *y1 = malloc((size_t)n * 4), *y2 = malloc((size_t)n * 4);
+        for (int variant = 0; variant < 8; variant++) {
+            const float *sc = variant & 1 ? scale : NULL, *rs = variant & 2 ? res : NULL;
+            int relu = variant & 4 ? 1 : 0;
+            c->ref->backend->row_affine(c->ref, rows, m, x, sc, shift, rs, relu, y1);
+            c->cpu->backend->row_affine(c->cpu, rows, m, x, sc, shift, rs, relu, y2);
+            cmp("row_affine", y1, y2, n, TOL);
+            /* in place */
+            float *y3 = dup(x, n);
+            c->cpu->backend->row_affine(c->cpu, rows, m, y3, sc, shift, rs, relu, y3);
+            cmp("row_affine in place", y1, y3, n, TOL);
+            free(y3);
+        }
+        /* Backward with and without the ReLU mask (y1 holds a ReLU output). */
+        c->ref->backend->row_affine(c->ref, rows, m, x, scale, shift, res, 1, y1);
+        float *ka = alloc_rand(rows, 190 + s), *kb = alloc_rand(rows, 200 + s), *kc = alloc_rand(rows, 210 + s);
+        for (int masked = 0; masked < 2; masked++) {
+            const float *mask = masked ? y1 : NULL;
+            float *sg1 = p1 + 2 * rows, *sx1 = p1 + 3 * rows, *sg2 = p2 + 2 * rows, *sx2 = p2 + 3 * rows;
+            c->ref->backend->bn_backward_reduce(c->ref, rows, m, x, mask, dy, mean1, sg1, sx1);
+            c->cpu->backend->bn_backward_reduce(c->cpu, rows, m, x, mask, dy, mean1, sg2, sx2);
+            /* Sums of signed terms: compare against the sum of magnitudes. */
+            for (int64_t r = 0; r < rows; r++) {
+                double l1 = 0;
+                for (int64_t j = 0; j < m; j++) l1 += fabs(dy[r * m + j]) * (1 + fabs(x[r * m + j] - mean1[r]));
+                assert_true(fabs(sg1[r] - sg2[r]) <= TOL * l1);
+                assert_true(fabs(sx1[r] - sx2[r]) <= TOL * l1);
+            }
+            for (int with_res = 0; with_res < 2; with_res++) {
+                float *dx1 = malloc((size_t)n * 4), *dx2 = malloc((size_t)n * 4);
+                float *dr1 = malloc((size_t)n * 4), *dr2 = malloc((size_t)n * 4);
+                c->ref->backend->bn_backward_dx(c->ref, rows, m, x, mask, dy, mean1, ka, kb, kc, dx1,
+                                                with_res ? dr1 : NULL);
+                c->cpu->backend->bn_backward_dx(c->cpu, rows, m, x, mask, dy, mean1, ka, kb, kc, dx2,
+                                                with_res ? dr2 : NULL);
+                cmp("bn_backward_dx", dx1, dx2, n, TOL);
+                if (with_res) cmp("bn_backward_dx dres", dr1, dr2, n, TOL);
+                /* dx aliasing dy */
+                float *dd = dup(dy, n);
+                c->cpu->backend->bn_backward_dx(c->cpu, rows, m, x, mask, dd, mean1, ka, kb, kc, dd, NULL);
+                cmp("bn_backward_dx in place", dx1, dd, n, TOL);
+                free(dx1), free(dx2), free(dr1), free(dr2), free(dd);
+            }
+        }
+        float *g1 = malloc((size_t)n * 4), *g2 = malloc((size_t)n * 4);
+        c->ref->backend->relu_backward(c->ref, n, y1, dy, g1);
+        c->cpu->backend->relu_backward(c->cpu, n, y1, dy, g2);
+        assert_memory_equal(g1, g2, (size_t)n * 4);
+        for (int64_t i = 0; i < n; i++) assert_true(g1[i] == (y1[i] > 0 ? dy[i] : 0.0f));
+        free(x), free(res), free(dy), free(p1), free(p2), free(scale), free(shift), free(y1), free(y2);
+        free(ka), free(kb), free(kc), free(g1), free(g2);
+    }
+}
+
+static void test_pooling(void **state)
+{
+    ctxs *c = *state;
+    const int64_t shapes[][3] = {{1, 1, 1}, {1, 2, 2}, {3, 1, 5}, {4, 7, 6}, {2, 16, 16}, {300, 9, 11}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int64_t planes = shapes[s][0], h = shapes[s][1], w = shapes[s][2];
+        int64_t oh = (h + 2 - 3) / 2 + 1, ow = (w + 2 - 3) / 2 + 1, n = planes * h * w, no = planes * oh * ow;
+        float *x = alloc_rand(n, 220 + s), *dy = alloc_rand(no, 230 + s);
+        float *y1 = malloc((size_t)no * 4), *y2 = malloc((size_t)no * 4);
+        int32_t *i1 = malloc((size_t)no * 4), *i2 = malloc((size_t)no * 4);
+        c->ref->backend->maxpool_forward(c->ref, planes, h, w, 3, 2, 1, oh, ow, x, y1, i1);
+        c->cpu->backend->maxpool_forward(c->cpu, planes, h, w, 3, 2, 1, oh, ow, x, y2, i2);
+        assert_memory_equal(y1, y2, (size_t)no * 4);
+        assert_memory_equal(i1, i2, (size_t)no * 4);
+        float *dx1 = malloc((size_t)n * 4), *dx2 = malloc((size_t)n * 4);
+        c->ref->backend->maxpool_backward(c->ref, planes, h, w, oh, ow, dy, i1, dx1);
+        c->cpu->backend->maxpool_backward(c->cpu, planes, h, w, oh, ow, dy, i2, dx2);
+        cmp("maxpool_backward", dx1, dx2, n, TOL);
+        /* ref against the definition: output (0,0) is the max of the top-left 2x2. */
+        float best = x[0];
+        for (int64_t iy = 0; iy < 2 && iy < h; iy++)
+            for (int64_t ix = 0; ix < 2 && ix < w; ix++) best = x[iy * w + ix] > best ? x[iy * w + ix] : best;
+        assert_true(y1[0] == best);
+
+        float *a1 = malloc((size_t)planes * 4), *a2 = malloc((size_t)planes * 4);
+        c->ref->backend->avgpool_forward(c->ref, planes, h * w, x, a1);
+        c->cpu->backend->avgpool_forward(c->cpu, planes, h * w, x, a2);
+        cmp("avgpool_forward", a1, a2, planes, TOL);
+        c->ref->backend->avgpool_backward(c->ref, planes, h * w, dy, dx1);
+        c->cpu->backend->avgpool_backward(c->cpu, planes, h * w, dy, dx2);
+        cmp("avgpool_backward", dx1, dx2, n, TOL);
+        free(x), free(dy), free(y1), free(y2), free(i1), free(i2), free(dx1), free(dx2), free(a1), free(a2);
+    }
+    /* A NaN propagates through max pooling (as in torch) instead of being skipped. */
+    float x[4] = {1, NAN, 2, 3}, y[1];
+    int32_t idx[1];
+    c->cpu->backend->maxpool_forward(c->cpu, 1, 2, 2, 3, 2, 1, 1, 1, x, y, idx);
+    assert_true(isnan(y[0]) && idx[0] >= 0 && idx[0] < 4);
+    c->ref->backend->maxpool_forward(c->ref, 1, 2, 2, 3, 2, 1, 1, 1, x, y, idx);
+    assert_true(isnan(y[0]) && idx[0] >= 0 && idx[0] < 4);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -153,6 +363,10 @@ int main(void)
         cmocka_unit_test(test_gemm_beta0_nan),
         cmocka_unit_test(test_elementwise),
         cmocka_unit_test(test_reductions),
+        cmocka_unit_test(test_swap01),
+        cmocka_unit_test(test_conv2d),
+        cmocka_unit_test(test_batchnorm_kernels),
+        cmocka_unit_test(test_pooling),
     };
     return cmocka_run_group_tests_name("kernels", tests, setup, teardown);
 }

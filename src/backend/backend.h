@@ -18,7 +18,14 @@
 
 #include "../core/context.h"
 
-#define SIMCLR__BACKEND_API_VERSION 1
+#define SIMCLR__BACKEND_API_VERSION 2
+
+/* Geometry of one convolution; oh = (h + 2*pad - kh) / stride + 1, same for ow. */
+typedef struct simclr__conv_desc {
+    int64_t n, cin, h, w;
+    int64_t cout, kh, kw, stride, pad;
+    int64_t oh, ow;
+} simclr__conv_desc;
 
 typedef struct simclr__backend {
     const char *name;
@@ -44,6 +51,61 @@ typedef struct simclr__backend {
     void (*sum_rows)(simclr_context *ctx, int64_t rows, int64_t cols, const float *x, float *out);
     /* out[i] = sum over j of x[i, j] (row sums, e.g. per-channel sums in [C, N*H*W]). */
     void (*sum_cols)(simclr_context *ctx, int64_t rows, int64_t cols, const float *x, float *out);
+
+    /* ---- Layer kernels. Activations are channel-major: a tensor of C
+     * channels over a batch of N images of H x W is [C][N][H][W], so every
+     * channel is one contiguous row of M = N*H*W values and every (c, n) a
+     * contiguous H x W plane. ---- */
+
+    /* x [a][b][inner] -> y [b][a][inner] (NCHW <-> channel-major with inner =
+     * H*W; [N, D] <-> [D, N] with inner = 1). x and y do not overlap. */
+    void (*swap01)(simclr_context *ctx, int64_t a, int64_t b, int64_t inner, const float *x, float *y);
+
+    /* Convolution of channel-major x [cin][n][h][w] with w [cout][cin][kh][kw]
+     * (torch layout) into y [cout][n][oh][ow]. bias may be NULL. ws holds
+     * conv2d_workspace(d) floats (may be NULL when that is 0). */
+    size_t (*conv2d_workspace)(const struct simclr__conv_desc *d);
+    void (*conv2d_forward)(simclr_context *ctx, const struct simclr__conv_desc *d, const float *x,
+                           const float *w, const float *bias, float *y, float *ws);
+    /* Adds the weight gradient into dw (and the bias gradient into dbias
+     * unless NULL); writes (accumulate = 0) or adds (accumulate = 1) the input
+     * gradient into dx unless dx is NULL. */
+    void (*conv2d_backward)(simclr_context *ctx, const struct simclr__conv_desc *d, const float *x,
+                            const float *w, const float *dy, float *dw, float *dbias, float *dx,
+                            int accumulate, float *ws);
+
+    /* Per-row mean and biased variance of x [c, m], accumulated in double. */
+    void (*row_moments)(simclr_context *ctx, int64_t c, int64_t m, const float *x, float *mean, float *var);
+    /* y[i, j] = act(x[i, j] * scale[i] + shift[i] + res[i, j]): scale NULL = 1,
+     * shift NULL = 0, res NULL = 0, act = ReLU when relu != 0. y may alias x. */
+    void (*row_affine)(simclr_context *ctx, int64_t c, int64_t m, const float *x, const float *scale,
+                       const float *shift, const float *res, int relu, float *y);
+    /* Batch-norm backward reductions over x [c, m] with g = dy * (y > 0)
+     * (y NULL: g = dy): sum_g[i] = sum_j g, sum_gx[i] = sum_j g * (x - mean[i]). */
+    void (*bn_backward_reduce)(simclr_context *ctx, int64_t c, int64_t m, const float *x, const float *y,
+                               const float *dy, const float *mean, float *sum_g, float *sum_gx);
+    /* dx = ka[i] * g + kb[i] * (x - mean[i]) + kc[i], g as above; when dres is
+     * not NULL it receives g (the gradient of a fused residual input). dx may
+     * alias dy. */
+    void (*bn_backward_dx)(simclr_context *ctx, int64_t c, int64_t m, const float *x, const float *y,
+                           const float *dy, const float *mean, const float *ka, const float *kb,
+                           const float *kc, float *dx, float *dres);
+    /* dx = dy * (y > 0); dx may alias dy. */
+    void (*relu_backward)(simclr_context *ctx, int64_t n, const float *y, const float *dy, float *dx);
+
+    /* Max pooling over `planes` independent h x w planes (k x k window,
+     * stride, zero-less padding: padded cells never win). idx receives, per
+     * output, the flat in-plane index of the chosen input. */
+    void (*maxpool_forward)(simclr_context *ctx, int64_t planes, int64_t h, int64_t w, int64_t k,
+                            int64_t stride, int64_t pad, int64_t oh, int64_t ow, const float *x, float *y,
+                            int32_t *idx);
+    /* dx (planes x h x w, overwritten) = scatter-add of dy through idx. */
+    void (*maxpool_backward)(simclr_context *ctx, int64_t planes, int64_t h, int64_t w, int64_t oh, int64_t ow,
+                             const float *dy, const int32_t *idx, float *dx);
+    /* Global average: y[p] = mean of plane p (hw values) for `planes` planes. */
+    void (*avgpool_forward)(simclr_context *ctx, int64_t planes, int64_t hw, const float *x, float *y);
+    /* dx[p, :] = dy[p] / hw */
+    void (*avgpool_backward)(simclr_context *ctx, int64_t planes, int64_t hw, const float *dy, float *dx);
 } simclr__backend;
 
 /* The registry: NULL for an unknown name. */

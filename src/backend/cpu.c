@@ -8,15 +8,12 @@
 #include <cblas.h>
 #include <string.h>
 
-#include "backend.h"
+#include "cpu_kernels.h"
 
 #ifdef SIMCLR_OPENBLAS
 void openblas_set_num_threads(int num_threads);
 int openblas_get_num_threads(void);
 #endif
-
-/* Below this many elements a parallel region costs more than it saves. */
-#define SIMCLR__GRAIN 32768
 
 void simclr__cpu_blas_threads(simclr_context *ctx)
 {
@@ -27,9 +24,9 @@ void simclr__cpu_blas_threads(simclr_context *ctx)
 #endif
 }
 
-static void cpu_gemm(simclr_context *ctx, int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
-                     const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
-                     int64_t ldc)
+void simclr__cpu_gemm(simclr_context *ctx, int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
+                      const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
+                      int64_t ldc)
 {
     if (k == 0) {
         /* BLAS leaves C alone when k = 0 only for beta = 1; make beta = 0 NaN-safe. */
@@ -194,7 +191,7 @@ static void cpu_sum_cols(simclr_context *ctx, int64_t rows, int64_t cols, const 
 const simclr__backend simclr__backend_cpu = {
     .name = "cpu",
     .api_version = SIMCLR__BACKEND_API_VERSION,
-    .gemm = cpu_gemm,
+    .gemm = simclr__cpu_gemm,
     .axpy = cpu_axpy,
     .scale = cpu_scale,
     .add = cpu_add,
@@ -202,4 +199,17 @@ const simclr__backend simclr__backend_cpu = {
     .dot = cpu_dot,
     .sum_rows = cpu_sum_rows,
     .sum_cols = cpu_sum_cols,
+    .swap01 = simclr__cpu_swap01,
+    .conv2d_workspace = simclr__cpu_conv2d_workspace,
+    .conv2d_forward = simclr__cpu_conv2d_forward,
+    .conv2d_backward = simclr__cpu_conv2d_backward,
+    .row_moments = simclr__cpu_row_moments,
+    .row_affine = simclr__cpu_row_affine,
+    .bn_backward_reduce = simclr__cpu_bn_backward_reduce,
+    .bn_backward_dx = simclr__cpu_bn_backward_dx,
+    .relu_backward = simclr__cpu_relu_backward,
+    .maxpool_forward = simclr__cpu_maxpool_forward,
+    .maxpool_backward = simclr__cpu_maxpool_backward,
+    .avgpool_forward = simclr__cpu_avgpool_forward,
+    .avgpool_backward = simclr__cpu_avgpool_backward,
 };

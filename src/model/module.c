@@ -1,5 +1,6 @@
 #include "module.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -71,6 +72,19 @@ void simclr__module_finalize(simclr_module *m)
         }
         m->params[j] = p;
     }
+}
+
+float *simclr__plan_take(simclr__planner *p, int64_t floats)
+{
+    size_t limit = (size_t)PTRDIFF_MAX / sizeof(float);
+    if (floats < 0 || (size_t)floats > limit - 16 || ((size_t)floats + 15) / 16 * 16 > limit - p->used) {
+        p->overflow = 1;
+        return NULL;
+    }
+    size_t n = ((size_t)floats + 15) & ~(size_t)15;
+    float *s = p->base ? p->base + p->used : NULL;
+    p->used += n;
+    return s;
 }
 
 simclr__param *simclr__module_find(simclr_module *m, const char *name)

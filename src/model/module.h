@@ -59,4 +59,15 @@ void simclr__module_finalize(simclr_module *m);
 /* Finds a named tensor; NULL when absent. */
 simclr__param *simclr__module_find(simclr_module *m, const char *name);
 
+/* Activation arenas: a first pass with base NULL counts floats, a second
+ * pass over the same walk hands out 64-byte aligned slices of base. A size
+ * that cannot be represented sets overflow (and returns NULL). */
+typedef struct simclr__planner {
+    float *base;
+    size_t used; /* floats */
+    int overflow;
+} simclr__planner;
+
+float *simclr__plan_take(simclr__planner *p, int64_t floats);
+
 #endif

@@ -1,0 +1,205 @@
+/* Convolution on the "cpu" backend: im2col over chunks of a few images
+ * feeding one large sgemm per chunk, on channel-major activations.
+ *
+ *   forward:  y[:, chunk]  = W [cout, K] x col [K, cols]        (K = cin*kh*kw)
+ *   backward: dW          += dy[:, chunk] x col^T
+ *             col          = W^T x dy[:, chunk];  dx += col2im(col)
+ *
+ * A 1x1 stride-1 unpadded convolution is a plain product on x itself, no
+ * im2col. The column buffer is the caller's workspace (a few MB, sized by
+ * simclr__cpu_conv2d_workspace) and is reused chunk after chunk, so it stays
+ * in cache between im2col and the product. im2col/col2im run on the pool;
+ * the products run on BLAS's own threads, never from inside a pool task. */
+#include <string.h>
+
+#include "cpu_kernels.h"
+
+/* Columns buffer budget in floats (4 MB). */
+#define COL_BUDGET ((size_t)1 << 20)
+
+static int is_pointwise(const simclr__conv_desc *d)
+{
+    return d->kh == 1 && d->kw == 1 && d->stride == 1 && d->pad == 0;
+}
+
+static int64_t chunk_images(const simclr__conv_desc *d)
+{
+    size_t per_image = (size_t)(d->cin * d->kh * d->kw) * (size_t)(d->oh * d->ow);
+    int64_t nb = (int64_t)(COL_BUDGET / (per_image ? per_image : 1));
+    if (nb < 1) nb = 1;
+    return nb < d->n ? nb : d->n;
+}
+
+size_t simclr__cpu_conv2d_workspace(const simclr__conv_desc *d)
+{
+    if (is_pointwise(d)) return 0;
+    return (size_t)(d->cin * d->kh * d->kw) * (size_t)(chunk_images(d) * d->oh * d->ow);
+}
+
+typedef struct {
+    const simclr__conv_desc *d;
+    int64_t n0, nb; /* the chunk of images */
+    const float *x;
+    float *col;
+    float *dx;
+} col_job;
+
+/* One im2col row: tap (ci, ky, kx) over every output position of the chunk. */
+static void im2col_row(const col_job *j, int64_t r)
+{
+    const simclr__conv_desc *d = j->d;
+    int64_t kk = d->kh * d->kw, ci = r / kk, ky = (r % kk) / d->kw, kx = r % d->kw;
+    int64_t plane = d->oh * d->ow;
+    float *out = j->col + r * j->nb * plane;
+    /* Valid output columns for this kx: 0 <= ox*stride - pad + kx < w. */
+    int64_t ox_lo = 0, ox_hi = d->ow;
+    while (ox_lo < d->ow && ox_lo * d->stride - d->pad + kx < 0) ox_lo++;
+    while (ox_hi > ox_lo && (ox_hi - 1) * d->stride - d->pad + kx >= d->w) ox_hi--;
+    for (int64_t n = 0; n < j->nb; n++) {
+        const float *src = j->x + (ci * d->n + j->n0 + n) * d->h * d->w;
+        for (int64_t oy = 0; oy < d->oh; oy++, out += d->ow) {
+            int64_t iy = oy * d->stride - d->pad + ky;
+            if (iy < 0 || iy >= d->h || ox_lo >= ox_hi) {
+                memset(out, 0, (size_t)d->ow * sizeof(float));
+                continue;
+            }
+            /* Index arithmetic, not a pointer before src: off may be negative. */
+            int64_t off = iy * d->w - d->pad + kx;
+            for (int64_t ox = 0; ox < ox_lo; ox++) out[ox] = 0;
+            if (d->stride == 1)
+                memcpy(out + ox_lo, src + off + ox_lo, (size_t)(ox_hi - ox_lo) * sizeof(float));
+            else
+                for (int64_t ox = ox_lo; ox < ox_hi; ox++) out[ox] = src[off + ox * d->stride];
+            for (int64_t ox = ox_hi; ox < d->ow; ox++) out[ox] = 0;
+        }
+    }
+}
+
+static void im2col_task(void *arg, int64_t b, int64_t e, int w)
+{
+    (void)w;
+    for (int64_t r = b; r < e; r++) im2col_row(arg, r);
+}
+
+/* col2im for input channels [b, e): every tap of channel ci writes only into
+ * ci's planes, so channels split across threads without races. */
+static void col2im_task(void *arg, int64_t b, int64_t e, int wk)
+{
+    (void)wk;
+    const col_job *j = arg;
+    const simclr__conv_desc *d = j->d;
+    int64_t plane = d->oh * d->ow, kk = d->kh * d->kw;
+    for (int64_t ci = b; ci < e; ci++)
+        for (int64_t t = 0; t < kk; t++) {
+            int64_t ky = t / d->kw, kx = t % d->kw;
+            const float *in = j->col + (ci * kk + t) * j->nb * plane;
+            int64_t ox_lo = 0, ox_hi = d->ow;
+            while (ox_lo < d->ow && ox_lo * d->stride - d->pad + kx < 0) ox_lo++;
+            while (ox_hi > ox_lo && (ox_hi - 1) * d->stride - d->pad + kx >= d->w) ox_hi--;
+            for (int64_t n = 0; n < j->nb; n++) {
+                float *dst = j->dx + (ci * d->n + j->n0 + n) * d->h * d->w;
+                for (int64_t oy = 0; oy < d->oh; oy++, in += d->ow) {
+                    int64_t iy = oy * d->stride - d->pad + ky;
+                    if (iy < 0 || iy >= d->h) continue;
+                    int64_t off = iy * d->w - d->pad + kx;
+                    if (d->stride == 1)
+                        for (int64_t ox = ox_lo; ox < ox_hi; ox++) dst[off + ox] += in[ox];
+                    else
+                        for (int64_t ox = ox_lo; ox < ox_hi; ox++) dst[off + ox * d->stride] += in[ox];
+                }
+            }
+        }
+}
+
+static void im2col(simclr_context *ctx, col_job *j)
+{
+    int64_t k = j->d->cin * j->d->kh * j->d->kw;
+    int64_t row = j->nb * j->d->oh * j->d->ow;
+    simclr__pool_for(ctx->pool, k, SIMCLR__GRAIN / (row > 0 ? row : 1), im2col_task, j);
+}
+
+typedef struct {
+    int64_t rows, cols;
+    float *x;
+    const float *bias;
+    float *dbias;
+} bias_job;
+
+static void bias_add_task(void *arg, int64_t b, int64_t e, int w)
+{
+    (void)w;
+    bias_job *j = arg;
+    for (int64_t r = b; r < e; r++) {
+        float *row = j->x + r * j->cols, v = j->bias[r];
+        for (int64_t i = 0; i < j->cols; i++) row[i] += v;
+    }
+}
+
+static void bias_grad_task(void *arg, int64_t b, int64_t e, int w)
+{
+    (void)w;
+    bias_job *j = arg;
+    for (int64_t r = b; r < e; r++) {
+        const float *row = j->x + r * j->cols;
+        float lane[8] = {0};
+        double s = 0;
+        int64_t i = 0;
+        while (i < j->cols) {
+            int64_t stop = i + 4096 < j->cols ? i + 4096 : j->cols;
+            for (; i + 8 <= stop; i += 8)
+                for (int l = 0; l < 8; l++) lane[l] += row[i + l];
+            for (; i < stop; i++) lane[0] += row[i];
+            for (int l = 0; l < 8; l++) s += lane[l], lane[l] = 0;
+        }
+        j->dbias[r] += (float)s;
+    }
+}
+
+void simclr__cpu_conv2d_forward(simclr_context *ctx, const simclr__conv_desc *d, const float *x, const float *w,
+                                const float *bias, float *y, float *ws)
+{
+    int64_t k = d->cin * d->kh * d->kw, plane = d->oh * d->ow, m = d->n * plane;
+    if (is_pointwise(d)) {
+        simclr__cpu_gemm(ctx, 0, 0, d->cout, m, k, 1.0f, w, k, x, m, 0.0f, y, m);
+    } else {
+        int64_t nb = chunk_images(d);
+        for (int64_t n0 = 0; n0 < d->n; n0 += nb) {
+            col_job j = {d, n0, n0 + nb <= d->n ? nb : d->n - n0, x, ws, NULL};
+            im2col(ctx, &j);
+            int64_t cols = j.nb * plane;
+            simclr__cpu_gemm(ctx, 0, 0, d->cout, cols, k, 1.0f, w, k, ws, cols, 0.0f, y + n0 * plane, m);
+        }
+    }
+    if (bias) {
+        bias_job bj = {d->cout, m, y, bias, NULL};
+        simclr__pool_for(ctx->pool, d->cout, SIMCLR__GRAIN / (m > 0 ? m : 1), bias_add_task, &bj);
+    }
+}
+
+void simclr__cpu_conv2d_backward(simclr_context *ctx, const simclr__conv_desc *d, const float *x, const float *w,
+                                 const float *dy, float *dw, float *dbias, float *dx, int accumulate, float *ws)
+{
+    int64_t k = d->cin * d->kh * d->kw, plane = d->oh * d->ow, m = d->n * plane;
+    if (dbias) {
+        bias_job bj = {d->cout, m, (float *)dy, NULL, dbias};
+        simclr__pool_for(ctx->pool, d->cout, SIMCLR__GRAIN / (m > 0 ? m : 1), bias_grad_task, &bj);
+    }
+    if (is_pointwise(d)) {
+        simclr__cpu_gemm(ctx, 0, 1, d->cout, k, m, 1.0f, dy, m, x, m, 1.0f, dw, k);
+        if (dx) simclr__cpu_gemm(ctx, 1, 0, k, m, d->cout, 1.0f, w, k, dy, m, accumulate ? 1.0f : 0.0f, dx, m);
+        return;
+    }
+    int64_t nb = chunk_images(d), in_plane = d->h * d->w;
+    for (int64_t n0 = 0; n0 < d->n; n0 += nb) {
+        col_job j = {d, n0, n0 + nb <= d->n ? nb : d->n - n0, x, ws, dx};
+        int64_t cols = j.nb * plane;
+        im2col(ctx, &j);
+        simclr__cpu_gemm(ctx, 0, 1, d->cout, k, cols, 1.0f, dy + n0 * plane, m, ws, cols, 1.0f, dw, k);
+        if (!dx) continue;
+        simclr__cpu_gemm(ctx, 1, 0, k, cols, d->cout, 1.0f, w, k, dy + n0 * plane, m, 0.0f, ws, cols);
+        if (!accumulate)
+            for (int64_t ci = 0; ci < d->cin; ci++)
+                memset(dx + (ci * d->n + n0) * in_plane, 0, (size_t)(j.nb * in_plane) * sizeof(float));
+        simclr__pool_for(ctx->pool, d->cin, 1, col2im_task, &j);
+    }
+}

@@ -1,0 +1,39 @@
+/* Kernels of the "cpu" backend that live outside cpu.c (which holds the
+ * vtable). Internal to src/backend/: layers never include this file. */
+#ifndef SIMCLR_BACKEND_CPU_KERNELS_H
+#define SIMCLR_BACKEND_CPU_KERNELS_H
+
+#include "backend.h"
+
+/* Below this many elements a parallel region costs more than it saves. */
+#define SIMCLR__GRAIN 32768
+
+void simclr__cpu_gemm(simclr_context *ctx, int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
+                      const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
+                      int64_t ldc);
+
+size_t simclr__cpu_conv2d_workspace(const simclr__conv_desc *d);
+void simclr__cpu_conv2d_forward(simclr_context *ctx, const simclr__conv_desc *d, const float *x, const float *w,
+                                const float *bias, float *y, float *ws);
+void simclr__cpu_conv2d_backward(simclr_context *ctx, const simclr__conv_desc *d, const float *x, const float *w,
+                                 const float *dy, float *dw, float *dbias, float *dx, int accumulate, float *ws);
+
+void simclr__cpu_swap01(simclr_context *ctx, int64_t a, int64_t b, int64_t inner, const float *x, float *y);
+void simclr__cpu_row_moments(simclr_context *ctx, int64_t c, int64_t m, const float *x, float *mean, float *var);
+void simclr__cpu_row_affine(simclr_context *ctx, int64_t c, int64_t m, const float *x, const float *scale,
+                            const float *shift, const float *res, int relu, float *y);
+void simclr__cpu_bn_backward_reduce(simclr_context *ctx, int64_t c, int64_t m, const float *x, const float *y,
+                                    const float *dy, const float *mean, float *sum_g, float *sum_gx);
+void simclr__cpu_bn_backward_dx(simclr_context *ctx, int64_t c, int64_t m, const float *x, const float *y,
+                                const float *dy, const float *mean, const float *ka, const float *kb,
+                                const float *kc, float *dx, float *dres);
+void simclr__cpu_relu_backward(simclr_context *ctx, int64_t n, const float *y, const float *dy, float *dx);
+void simclr__cpu_maxpool_forward(simclr_context *ctx, int64_t planes, int64_t h, int64_t w, int64_t k,
+                                 int64_t stride, int64_t pad, int64_t oh, int64_t ow, const float *x, float *y,
+                                 int32_t *idx);
+void simclr__cpu_maxpool_backward(simclr_context *ctx, int64_t planes, int64_t h, int64_t w, int64_t oh,
+                                  int64_t ow, const float *dy, const int32_t *idx, float *dx);
+void simclr__cpu_avgpool_forward(simclr_context *ctx, int64_t planes, int64_t hw, const float *x, float *y);
+void simclr__cpu_avgpool_backward(simclr_context *ctx, int64_t planes, int64_t hw, const float *dy, float *dx);
+
+#endif

@@ -1,0 +1,548 @@
+/* ResNet encoders and MLP heads through the public API: finite-difference
+ * gradients of a whole small network, ref-vs-cpu on a full ResNet-18,
+ * torchvision names and sizes, misuse errors that leave the module
+ * unchanged, the allocation-free steady state, out-of-memory sweeps. */
+#include "test_util.h"
+
+static simclr_tensor *tensor(simclr_context *ctx, int ndim, const int64_t *shape, uint64_t seed)
+{
+    simclr_tensor *t;
+    CHECK_OK(simclr_tensor_create(ctx, SIMCLR_F32, ndim, shape, &t));
+    if (seed) test_fill(simclr_tensor_data(t), simclr_tensor_numel(t), seed);
+    return t;
+}
+
+static float *f32(simclr_tensor *t) { return simclr_tensor_data(t); }
+
+/* ---- names, sizes, flags ---- */
+
+static void test_resnet_names_and_sizes(void **state)
+{
+    (void)state;
+    simclr_context *ctx;
+    CHECK_OK(simclr_context_create("cpu", 1, NULL, &ctx));
+    simclr_module *m;
+    CHECK_OK(simclr_resnet_create(ctx, 18, 64, 3, SIMCLR_STEM_IMAGENET, 1, &m));
+    /* torchvision resnet18 without fc: 11,689,512 - 513,000 parameters; 60
+     * parameter tensors and 3 buffers for each of its 20 batch norms. */
+    assert_int_equal(simclr_module_param_scalars(m), 11176512);
+    assert_int_equal(simclr_module_param_count(m), 60 + 60);
+    assert_int_equal(simclr_module_output_dim(m), 512);
+    assert_string_equal(simclr_module_arch(m), "resnet18 width=64 in=3 stem=imagenet");
+    const char *name;
+    simclr_tensor *v, *g;
+    int flags, seen_buffer = 0;
+    for (int i = 0; i < simclr_module_param_count(m); i++) {
+        CHECK_OK(simclr_module_param(m, i, &name, &v, &g, &flags));
+        int is_buffer = strstr(name, "running_") || strstr(name, "num_batches_tracked");
+        assert_int_equal(!!(flags & SIMCLR_PARAM_BUFFER), !!is_buffer);
+        assert_int_equal(g == NULL, !!is_buffer);
+        if (is_buffer) seen_buffer = 1;
+        else assert_false(seen_buffer); /* parameters first, then buffers */
+        int no_decay = strstr(name, ".bias") || (strstr(name, "bn") && strstr(name, ".weight")) ||
+                       strstr(name, "downsample.1.weight");
+        if (!is_buffer) assert_int_equal(!!(flags & SIMCLR_PARAM_NO_DECAY), !!no_decay);
+    }
+    CHECK_OK(simclr_module_param(m, 0, &name, &v, NULL, NULL));
+    assert_string_equal(name, "conv1.weight");
+    assert_int_equal(simclr_tensor_dim(v, 1), 3);
+    assert_int_equal(simclr_tensor_dim(v, 3), 7);
+    const char *expect[] = {"bn1.weight", "layer1.0.conv1.weight", "layer2.0.downsample.0.weight",
+                            "layer2.0.downsample.1.running_var", "layer4.1.bn2.num_batches_tracked"};
+    for (size_t k = 0; k < sizeof expect / sizeof expect[0]; k++) {
+        int found = 0;
+        for (int i = 0; i < simclr_module_param_count(m); i++) {
+            CHECK_OK(simclr_module_param(m, i, &name, NULL, NULL, NULL));
+            found |= strcmp(name, expect[k]) == 0;
+        }
+        if (!found) fail_msg("missing %s", expect[k]);
+    }
+    simclr_module_destroy(m);
+
+    CHECK_OK(simclr_resnet_create(ctx, 50, 64, 3, SIMCLR_STEM_IMAGENET, 1, &m));
+    assert_int_equal(simclr_module_param_scalars(m), 23508032); /* 25,557,032 - fc 2,049,000 */
+    assert_int_equal(simclr_module_output_dim(m), 2048);
+    simclr_module_destroy(m);
+    CHECK_OK(simclr_resnet_create(ctx, 34, 16, 1, SIMCLR_STEM_CIFAR, 1, &m));
+    assert_int_equal(simclr_module_output_dim(m), 128);
+    assert_string_equal(simclr_module_arch(m), "resnet34 width=16 in=1 stem=cifar");
+    simclr_module_destroy(m);
+    for (int d = 101; d <= 152; d += 51) {
+        CHECK_OK(simclr_resnet_create(ctx, d, 2, 3, SIMCLR_STEM_CIFAR, 1, &m));
+        assert_int_equal(simclr_module_output_dim(m), 64);
+        simclr_module_destroy(m);
+    }
+    simclr_context_destroy(ctx);
+}
+
+static void test_head_names(void **state)
+{
+    (void)state;
+    simclr_context *ctx;
+    CHECK_OK(simclr_context_create("cpu", 1, NULL, &ctx));
+    simclr_module *m;
+    const char *name;
+    CHECK_OK(simclr_mlp_head_create(ctx, 512, 512, 128, 2, 0, 1, &m));
+    const char *v1[] = {"layers.0.weight", "layers.0.bias", "layers.2.weight", "layers.2.bias"};
+    assert_int_equal(simclr_module_param_count(m), 4);
+    for (int i = 0; i < 4; i++) {
+        CHECK_OK(simclr_module_param(m, i, &name, NULL, NULL, NULL));
+        assert_string_equal(name, v1[i]);
+    }
+    assert_int_equal(simclr_module_param_scalars(m), 512 * 512 + 512 + 512 * 128 + 128);
+    simclr_module_destroy(m);
+    CHECK_OK(simclr_mlp_head_create(ctx, 64, 32, 16, 3, 1, 1, &m));
+    const char *v2[] = {"layers.0.weight", "layers.1.weight", "layers.1.bias", "layers.3.weight", "layers.4.weight",
+                        "layers.4.bias", "layers.6.weight", "layers.7.weight"};
+    for (int i = 0; i < 8; i++) {
+        CHECK_OK(simclr_module_param(m, i, &name, NULL, NULL, NULL));
+        assert_string_equal(name, v2[i]);
+    }
+    assert_int_equal(simclr_module_param_count(m), 8 + 9);
+    assert_int_equal(simclr_module_output_dim(m), 16);
+    simclr_module_destroy(m);
+    simclr_context_destroy(ctx);
+}
+
+static void test_init_deterministic(void **state)
+{
+    (void)state;
+    simclr_context *ctx;
+    CHECK_OK(simclr_context_create("cpu", 1, NULL, &ctx));
+    simclr_module *a, *b, *c;
+    CHECK_OK(simclr_resnet_create(ctx, 18, 8, 3, SIMCLR_STEM_CIFAR, 42, &a));
+    CHECK_OK(simclr_resnet_create(ctx, 18, 8, 3, SIMCLR_STEM_CIFAR, 42, &b));
+    CHECK_OK(simclr_resnet_create(ctx, 18, 8, 3, SIMCLR_STEM_CIFAR, 43, &c));
+    simclr_tensor *va, *vb, *vc;
+    CHECK_OK(simclr_module_param(a, 3, NULL, &va, NULL, NULL));
+    CHECK_OK(simclr_module_param(b, 3, NULL, &vb, NULL, NULL));
+    CHECK_OK(simclr_module_param(c, 3, NULL, &vc, NULL, NULL));
+    assert_memory_equal(f32(va), f32(vb), simclr_tensor_bytes(va));
+    assert_memory_not_equal(f32(va), f32(vc), simclr_tensor_bytes(va));
+    simclr_module_destroy(a), simclr_module_destroy(b), simclr_module_destroy(c);
+    simclr_context_destroy(ctx);
+}
+
+/* ---- finite differences through a whole encoder + head ---- */
+
+typedef struct net {
+    const char *label;
+    simclr_module *enc, *head;
+    simclr_tensor *x, *feat, *z, *r, *dfeat, *dx;
+} net;
+
+static double net_loss(net *n)
+{
+    CHECK_OK(simclr_module_forward(n->enc, n->x, SIMCLR_TRAIN, n->feat));
+    CHECK_OK(simclr_module_forward(n->head, n->feat, SIMCLR_TRAIN, n->z));
+    double l = 0;
+    for (int64_t i = 0; i < simclr_tensor_numel(n->z); i++) l += (double)f32(n->r)[i] * f32(n->z)[i];
+    return l;
+}
+
+static double net_fd(net *n, float *v, double h)
+{
+    float old = *v;
+    *v = (float)(old + h);
+    double hi = net_loss(n);
+    *v = (float)(old - h);
+    double lo = net_loss(n);
+    *v = old;
+    return (hi - lo) / ((double)(float)(old + h) - (double)(float)(old - h));
+}
+
+/* A whole network checks the wiring between layers (each layer's own
+ * gradient is checked tightly in test_nn.c, and everything against torch at
+ * 1e-4). Training-mode batch norms make the loss strongly curved and the
+ * ReLUs give it thousands of kinks, so a central difference in float32 is
+ * only good to a few percent: an entry passes when it matches within
+ * 1e-2 * max|grad of the tensor| + 5e-2 * |an| at any of h = 1e-2, 2e-3,
+ * 5e-4, 1e-4 (truncation shrinks as h^2, a kink crossed at one step is not
+ * at a smaller one, rounding ~1e-6 * |L| / h stays below the tolerance).
+ * A wiring mistake (a lost residual gradient, a wrong buffer) is off by
+ * O(1) at every step. */
+static void check_tensor(net *n, const char *what, float *v, const float *grad, int64_t count)
+{
+    double scale = 1;
+    for (int64_t i = 0; i < count; i++) scale = fabs(grad[i]) > scale ? fabs(grad[i]) : scale;
+    int64_t step = count > 6 ? count / 6 : 1;
+    for (int64_t i = 0; i < count; i += step) {
+        double an = grad[i], tol = 1e-2 * scale + 5e-2 * fabs(an), fd[4] = {0};
+        const double steps[4] = {1e-2, 2e-3, 5e-4, 1e-4};
+        int okay = 0;
+        for (int k = 0; k < 4 && !okay; k++) {
+            fd[k] = net_fd(n, &v[i], steps[k]);
+            okay = fabs(fd[k] - an) <= tol;
+        }
+        if (!okay)
+            fail_msg("%s %s[%lld]: analytic %.6g, finite differences %.6g / %.6g / %.6g / %.6g (tol %.3g)", n->label,
+                     what, (long long)i, an, fd[0], fd[1], fd[2], fd[3], tol);
+    }
+}
+
+static void whole_network_gradcheck(const char *backend, int depth, simclr_stem stem, int64_t size)
+{
+    simclr_context *ctx;
+    CHECK_OK(simclr_context_create(backend, 2, NULL, &ctx));
+    net n;
+    char label[64];
+    snprintf(label, sizeof label, "%s resnet%d stem %d", backend, depth, (int)stem);
+    n.label = label;
+    CHECK_OK(simclr_resnet_create(ctx, depth, 4, 3, stem, 5, &n.enc));
+    int64_t d = simclr_module_output_dim(n.enc);
+    CHECK_OK(simclr_mlp_head_create(ctx, (int)d, 8, 4, 3, 1, 6, &n.head));
+    int64_t xs[4] = {4, 3, size, size}, fs[2] = {4, d}, zs[2] = {4, 4};
+    n.x = tensor(ctx, 4, xs, 1), n.dx = tensor(ctx, 4, xs, 0);
+    n.feat = tensor(ctx, 2, fs, 0), n.dfeat = tensor(ctx, 2, fs, 0);
+    n.z = tensor(ctx, 2, zs, 0), n.r = tensor(ctx, 2, zs, 2);
+
+    CHECK_OK(simclr_module_zero_grad(n.enc));
+    CHECK_OK(simclr_module_zero_grad(n.head));
+    net_loss(&n);
+    CHECK_OK(simclr_module_backward(n.head, n.r, n.dfeat));
+    CHECK_OK(simclr_module_backward(n.enc, n.dfeat, n.dx));
+
+    float *dx = malloc(simclr_tensor_bytes(n.dx));
+    memcpy(dx, f32(n.dx), simclr_tensor_bytes(n.dx));
+    check_tensor(&n, "input", f32(n.x), dx, simclr_tensor_numel(n.x));
+    free(dx);
+    simclr_module *mods[2] = {n.enc, n.head};
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < simclr_module_param_count(mods[k]); i++) {
+            const char *name;
+            simclr_tensor *v, *g;
+            CHECK_OK(simclr_module_param(mods[k], i, &name, &v, &g, NULL));
+            if (!g) continue;
+            float *copy = malloc(simclr_tensor_bytes(g));
+            memcpy(copy, f32(g), simclr_tensor_bytes(g));
+            check_tensor(&n, name, f32(v), copy, simclr_tensor_numel(g));
+            free(copy);
+        }
+    simclr_tensor *ts[] = {n.x, n.dx, n.feat, n.dfeat, n.z, n.r};
+    for (size_t i = 0; i < 6; i++) simclr_tensor_destroy(ts[i]);
+    simclr_module_destroy(n.enc);
+    simclr_module_destroy(n.head);
+    simclr_context_destroy(ctx);
+}
+
+static void test_whole_network_gradcheck(void **state)
+{
+    (void)state;
+    /* Sizes where every batch norm sees >= 16 values per channel: with fewer
+     * the network is so curved that no step size gives a usable difference.
+     * The ImageNet stem and the 50-layer bottleneck network are left to the
+     * torch cross-check: the max pool, and 50 layers, add
+     * enough kinks that even torch's float64 central difference needs
+     * h = 1e-6 to converge (measured), out of float32's reach. */
+    whole_network_gradcheck("cpu", 18, SIMCLR_STEM_CIFAR, 16);
+    whole_network_gradcheck("ref", 18, SIMCLR_STEM_CIFAR, 16);
+}
+
+/* ---- ref vs cpu on a full ResNet-18 ---- */
+
+/* Same weights and data on both backends; forward and backward compared by
+ * normalized error. Tolerance 1e-4: both compute in float32 with different
+ * summation orders (ref accumulates in double), ~1e-6 per layer, grown
+ * through 18 layers of training-mode batch norm to ~1e-5 (measured). */
+static void run_backend(const char *backend, simclr_stem stem, int64_t size, float **y, float **dx, float ***grads,
+                        int *n_grads)
+{
+    simclr_context *ctx;
+    CHECK_OK(simclr_context_create(backend, 2, NULL, &ctx));
+    simclr_module *m;
+    CHECK_OK(simclr_resnet_create(ctx, 18, 8, 3, stem, 9, &m));
+    int64_t xs[4] = {2, 3, size, size + 3}, ys[2] = {2, 64};
+    simclr_tensor *x = tensor(ctx, 4, xs, 3), *out = tensor(ctx, 2, ys, 0), *dy = tensor(ctx, 2, ys, 4);
+    simclr_tensor *dxt = tensor(ctx, 4, xs, 0);
+    CHECK_OK(simclr_module_forward(m, x, SIMCLR_TRAIN, out));
+    CHECK_OK(simclr_module_backward(m, dy, dxt));
+    *y = malloc(simclr_tensor_bytes(out));
+    memcpy(*y, f32(out), simclr_tensor_bytes(out));
+    *dx = malloc(simclr_tensor_bytes(dxt));
+    memcpy(*dx, f32(dxt), simclr_tensor_bytes(dxt));
+    *n_grads = simclr_module_param_count(m);
+    *grads = calloc((size_t)*n_grads, sizeof **grads);
+    for (int i = 0; i < *n_grads; i++) {
+        simclr_tensor *v, *g;
+        CHECK_OK(simclr_module_param(m, i, NULL, &v, &g, NULL));
+        simclr_tensor *t = g ? g : v; /* buffers: the updated running statistics */
+        (*grads)[i] = malloc(simclr_tensor_bytes(t));
+        memcpy((*grads)[i], f32(t), simclr_tensor_bytes(t));
+    }
+    simclr_tensor_destroy(x), simclr_tensor_destroy(out), simclr_tensor_destroy(dy), simclr_tensor_destroy(dxt);
+    simclr_module_destroy(m);
+    simclr_context_destroy(ctx);
+}
+
+static void test_ref_vs_cpu_resnet18(void **state)
+{
+    (void)state;
+    simclr_stem stems[2] = {SIMCLR_STEM_CIFAR, SIMCLR_STEM_IMAGENET};
+    /* layer4 sees 2x2 and 2x3 per image: enough values per channel for batch
+     * norm to be well conditioned (at 1x1 with a batch of 2 its output no longer
+     * depends on its input and the gradient is pure rounding noise). */
+    int64_t sizes[2] = {12, 61};
+    for (int s = 0; s < 2; s++) {
+        float *y[2], *dx[2], **g[2];
+        int ng[2];
+        run_backend("ref", stems[s], sizes[s], &y[0], &dx[0], &g[0], &ng[0]);
+        run_backend("cpu", stems[s], sizes[s], &y[1], &dx[1], &g[1], &ng[1]);
+        double ey = test_norm_err(y[1], y[0], 2 * 64), edx = test_norm_err(dx[1], dx[0], 2 * 3 * sizes[s] * (sizes[s] + 3));
+        assert_true(ey < 1e-4);
+        assert_true(edx < 1e-4);
+        simclr_context *ctx;
+        CHECK_OK(simclr_context_create("ref", 1, NULL, &ctx));
+        simclr_module *m;
+        CHECK_OK(simclr_resnet_create(ctx, 18, 8, 3, stems[s], 9, &m));
+        for (int i = 0; i < ng[0]; i++) {
+            const char *name;
+            simclr_tensor *v;
+            CHECK_OK(simclr_module_param(m, i, &name, &v, NULL, NULL));
+            double err = test_norm_err(g[1][i], g[0][i], simclr_tensor_numel(v));
+            if (!(err < 1e-4)) fail_msg("stem %d: %s differs between ref and cpu: %g", s, name, err);
+            free(g[0][i]), free(g[1][i]);
+        }
+        simclr_module_destroy(m);
+        simclr_context_destroy(ctx);
+        for (int b = 0; b < 2; b++) free(y[b]), free(dx[b]), free(g[b]);
+    }
+}
+
+/* ---- misuse ---- */
+
+/* Bytes of every named tensor, to prove a failing call changed nothing. */
+static unsigned long long fingerprint(simclr_module *m)
+{
+    unsigned long long h = 1469598103934665603ull;
+    for (int i = 0; i < simclr_module_param_count(m); i++) {
+        simclr_tensor *v, *g;
+        CHECK_OK(simclr_module_param(m, i, NULL, &v, &g, NULL));
+        simclr_tensor *ts[2] = {v, g};
+        for (int k = 0; k < 2; k++) {
+            if (!ts[k]) continue;
+            const unsigned char *p = simclr_tensor_data(ts[k]);
+            for (size_t j = 0; j < simclr_tensor_bytes(ts[k]); j++) h = (h ^ p[j]) * 1099511628211ull;
+        }
+    }
+    return h;
+}
+
+static void test_create_validation(void **state)
+{
+    (void)state;
+    simclr_context *ctx;
+    CHECK_OK(simclr_context_create("cpu", 1, NULL, &ctx));
+    simclr_module *m = NULL;
+    CHECK_STATUS(simclr_resnet_create(NULL, 18, 8, 3, SIMCLR_STEM_CIFAR, 1, &m), SIMCLR_E_INVALID);
+    CHECK_STATUS(simclr_resnet_create(ctx, 18, 8, 3, SIMCLR_STEM_CIFAR, 1, NULL), SIMCLR_E_INVALID);
+    CHECK_STATUS(simclr_resnet_create(ctx, 19, 8, 3, SIMCLR_STEM_CIFAR, 1, &m), SIMCLR_E_INVALID);
+    assert_non_null(strstr(simclr_last_error(), "depth 19"));
+    CHECK_STATUS(simclr_resnet_create(ctx, 18, 0, 3, SIMCLR_STEM_CIFAR, 1, &m), SIMCLR_E_INVALID);
+    CHECK_STATUS(simclr_resnet_create(ctx, 18, 1025, 3, SIMCLR_STEM_CIFAR, 1, &m), SIMCLR_E_INVALID);
+    CHECK_STATUS(simclr_resnet_create(ctx, 18, 8, 0, SIMCLR_STEM_CIFAR, 1, &m), SIMCLR_E_INVALID);
+    CHECK_STATUS(simclr_resnet_create(ctx, 18, 8, 65, SIMCLR_STEM_CIFAR, 1, &m), SIMCLR_E_INVALID);
+    CHECK_STATUS(simclr_resnet_create(ctx, 18, 8, 3, (simclr_stem)7, 1, &m), SIMCLR_E_INVALID);
+    CHECK_STATUS(simclr_mlp_head_create(NULL, 8, 8, 8, 2, 0, 1, &m), SIMCLR_E_INVALID);
+    CHECK_STATUS(simclr_mlp_head_create(ctx, 8, 8, 8, 2, 0, 1, NULL), SIMCLR_E_INVALID);
+    CHECK_STATUS(simclr_mlp_head_create(ctx, 0, 8, 8, 2, 0, 1, &m), SIMCLR_E_INVALID);
+    CHECK_STATUS(simclr_mlp_head_create(ctx, 8, 0, 8, 2, 0, 1, &m), SIMCLR_E_INVALID);
+    CHECK_STATUS(simclr_mlp_head_create(ctx, 8, 8, 0, 2, 0, 1, &m), SIMCLR_E_INVALID);
+    CHECK_STATUS(simclr_mlp_head_create(ctx, 8, 8, 8, 0, 0, 1, &m), SIMCLR_E_INVALID);
+    CHECK_STATUS(simclr_mlp_head_create(ctx, 8, 8, 8, 17, 0, 1, &m), SIMCLR_E_INVALID);
+    CHECK_STATUS(simclr_mlp_head_create(ctx, 8, 8, 8, 2, 2, 1, &m), SIMCLR_E_INVALID);
+    assert_null(m);
+    /* hidden_dim is irrelevant for a single layer */
+    CHECK_OK(simclr_mlp_head_create(ctx, 8, 0, 4, 1, 0, 1, &m));
+    simclr_module_destroy(m);
+    simclr_context_destroy(ctx);
+}
+
+static void test_misuse(void **state)
+{
+    (void)state;
+    simclr_context *ctx;
+    CHECK_OK(simclr_context_create("cpu", 2, NULL, &ctx));
+    simclr_module *m;
+    CHECK_OK(simclr_resnet_create(ctx, 18, 4, 1, SIMCLR_STEM_IMAGENET, 1, &m));
+    int64_t xs[4] = {2, 1, 32, 32}, ys[2] = {2, 32};
+    simclr_tensor *x = tensor(ctx, 4, xs, 1), *y = tensor(ctx, 2, ys, 0), *dy = tensor(ctx, 2, ys, 2);
+    simclr_tensor *dx = tensor(ctx, 4, xs, 0);
+    unsigned long long fp = fingerprint(m);
+
+    CHECK_STATUS(simclr_module_backward(m, dy, NULL), SIMCLR_E_STATE);
+    CHECK_OK(simclr_module_forward(m, x, SIMCLR_EVAL, y));
+    CHECK_STATUS(simclr_module_backward(m, dy, NULL), SIMCLR_E_STATE);
+    assert_true(fingerprint(m) == fp);
+
+    /* wrong channel count: names the layer */
+    int64_t x3s[4] = {2, 3, 32, 32};
+    simclr_tensor *x3 = tensor(ctx, 4, x3s, 1);
+    CHECK_STATUS(simclr_module_forward(m, x3, SIMCLR_TRAIN, y), SIMCLR_E_SHAPE);
+    assert_non_null(strstr(simclr_last_error(), "conv1"));
+    assert_non_null(strstr(simclr_last_error(), "3 channels"));
+    /* wrong rank, wrong y, NULLs, bad mode, U8 input */
+    int64_t flat[2] = {2, 1024};
+    simclr_tensor *x2 = tensor(ctx, 2, flat, 1);
+    CHECK_STATUS(simclr_module_forward(m, x2, SIMCLR_TRAIN, y), SIMCLR_E_SHAPE);
+    int64_t ybad[2] = {2, 33};
+    simclr_tensor *yb = tensor(ctx, 2, ybad, 0);
+    CHECK_STATUS(simclr_module_forward(m, x, SIMCLR_TRAIN, yb), SIMCLR_E_SHAPE);
+    CHECK_STATUS(simclr_module_forward(NULL, x, SIMCLR_TRAIN, y), SIMCLR_E_INVALID);
+    CHECK_STATUS(simclr_module_forward(m, NULL, SIMCLR_TRAIN, y), SIMCLR_E_INVALID);
+    CHECK_STATUS(simclr_module_forward(m, x, SIMCLR_TRAIN, NULL), SIMCLR_E_INVALID);
+    CHECK_STATUS(simclr_module_forward(m, x, (simclr_mode)3, y), SIMCLR_E_INVALID);
+    simclr_tensor *xu8;
+    CHECK_OK(simclr_tensor_create(ctx, SIMCLR_U8, 4, xs, &xu8));
+    CHECK_STATUS(simclr_module_forward(m, xu8, SIMCLR_TRAIN, y), SIMCLR_E_SHAPE);
+    assert_true(fingerprint(m) == fp);
+
+    /* Too small to train: a batch of 1 at 32 px reaches layer4 at 1x1. */
+    int64_t x1s[4] = {1, 1, 32, 32}, y1s[2] = {1, 32};
+    simclr_tensor *x1 = tensor(ctx, 4, x1s, 1), *y1 = tensor(ctx, 2, y1s, 0);
+    CHECK_STATUS(simclr_module_forward(m, x1, SIMCLR_TRAIN, y1), SIMCLR_E_SHAPE);
+    assert_non_null(strstr(simclr_last_error(), "layer4"));
+    assert_true(fingerprint(m) == fp);
+    CHECK_OK(simclr_module_forward(m, x1, SIMCLR_EVAL, y1)); /* inference is fine */
+
+    /* TRAIN forward, then backward misuse: other batch shape, wrong dx. */
+    CHECK_OK(simclr_module_forward(m, x, SIMCLR_TRAIN, y));
+    fp = fingerprint(m);
+    simclr_tensor *dy1 = tensor(ctx, 2, y1s, 2);
+    CHECK_STATUS(simclr_module_backward(m, dy1, NULL), SIMCLR_E_SHAPE);
+    CHECK_STATUS(simclr_module_backward(m, dy, x3), SIMCLR_E_SHAPE);
+    CHECK_STATUS(simclr_module_backward(m, NULL, NULL), SIMCLR_E_INVALID);
+    assert_true(fingerprint(m) == fp);
+    CHECK_OK(simclr_module_backward(m, dy, dx));
+    /* A forward of another batch shape resizes the arena: backward is then refused. */
+    CHECK_OK(simclr_module_forward(m, x1, SIMCLR_EVAL, y1));
+    CHECK_STATUS(simclr_module_backward(m, dy, NULL), SIMCLR_E_STATE);
+
+    /* NaN input: no crash (the output may be NaN; the trainer checks). */
+    f32(x)[5] = NAN;
+    CHECK_OK(simclr_module_forward(m, x, SIMCLR_TRAIN, y));
+    CHECK_OK(simclr_module_backward(m, dy, dx));
+
+    simclr_tensor *ts[] = {x, y, dy, dx, x3, x2, yb, xu8, x1, y1, dy1};
+    for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) simclr_tensor_destroy(ts[i]);
+    simclr_module_destroy(m);
+
+    /* Head misuse: BN heads cannot train on one sample; wrong feature size. */
+    CHECK_OK(simclr_mlp_head_create(ctx, 16, 8, 4, 2, 1, 1, &m));
+    int64_t hs1[2] = {1, 16}, hz1[2] = {1, 4}, hs2[2] = {3, 15}, hz2[2] = {3, 4};
+    simclr_tensor *h1 = tensor(ctx, 2, hs1, 1), *z1 = tensor(ctx, 2, hz1, 0);
+    simclr_tensor *h2 = tensor(ctx, 2, hs2, 1), *z2 = tensor(ctx, 2, hz2, 0);
+    fp = fingerprint(m);
+    CHECK_STATUS(simclr_module_forward(m, h1, SIMCLR_TRAIN, z1), SIMCLR_E_SHAPE);
+    assert_non_null(strstr(simclr_last_error(), "layers.1"));
+    CHECK_STATUS(simclr_module_forward(m, h2, SIMCLR_TRAIN, z2), SIMCLR_E_SHAPE);
+    assert_true(fingerprint(m) == fp);
+    CHECK_STATUS(simclr_module_backward(m, z1, NULL), SIMCLR_E_STATE);
+    CHECK_OK(simclr_module_forward(m, h1, SIMCLR_EVAL, z1));
+    simclr_tensor_destroy(h1), simclr_tensor_destroy(z1), simclr_tensor_destroy(h2), simclr_tensor_destroy(z2);
+    simclr_module_destroy(m);
+    simclr_context_destroy(ctx);
+}
+
+/* ---- memory: steady state allocates nothing; OOM sweeps ---- */
+
+static void test_no_allocation_when_warm(void **state)
+{
+    (void)state;
+    test_alloc counter = {0};
+    simclr_allocator hooks = test_allocator(&counter);
+    simclr_context *ctx;
+    CHECK_OK(simclr_context_create("cpu", 2, &hooks, &ctx));
+    simclr_module *enc, *head;
+    CHECK_OK(simclr_resnet_create(ctx, 18, 4, 3, SIMCLR_STEM_CIFAR, 1, &enc));
+    CHECK_OK(simclr_mlp_head_create(ctx, 32, 32, 8, 2, 0, 1, &head));
+    int64_t xs[4] = {4, 3, 16, 16}, fs[2] = {4, 32}, zs[2] = {4, 8};
+    simclr_tensor *x = tensor(ctx, 4, xs, 1), *f = tensor(ctx, 2, fs, 0), *df = tensor(ctx, 2, fs, 0);
+    simclr_tensor *z = tensor(ctx, 2, zs, 0), *dz = tensor(ctx, 2, zs, 3);
+    for (int step = 0; step < 3; step++) {
+        long before = counter.allocs;
+        CHECK_OK(simclr_module_zero_grad(enc));
+        CHECK_OK(simclr_module_zero_grad(head));
+        CHECK_OK(simclr_module_forward(enc, x, SIMCLR_TRAIN, f));
+        CHECK_OK(simclr_module_forward(head, f, SIMCLR_TRAIN, z));
+        CHECK_OK(simclr_module_backward(head, dz, df));
+        CHECK_OK(simclr_module_backward(enc, df, NULL));
+        CHECK_OK(simclr_module_forward(enc, x, SIMCLR_EVAL, f));
+        if (step > 0) assert_int_equal(counter.allocs, before); /* warm: nothing allocated */
+        else assert_true(counter.allocs > before);               /* first step sizes the arenas */
+    }
+    simclr_tensor *ts[] = {x, f, df, z, dz};
+    for (size_t i = 0; i < 5; i++) simclr_tensor_destroy(ts[i]);
+    simclr_module_destroy(enc);
+    simclr_module_destroy(head);
+    simclr_context_destroy(ctx);
+    assert_int_equal(counter.live, 0);
+}
+
+static void test_out_of_memory(void **state)
+{
+    (void)state;
+    for (int kind = 0; kind < 2; kind++) {
+        int succeeded = 0;
+        for (long fail_at = 1; !succeeded && fail_at < 2000; fail_at++) {
+            test_alloc counter = {0};
+            simclr_allocator hooks = test_allocator(&counter);
+            simclr_context *ctx;
+            CHECK_OK(simclr_context_create("cpu", 1, &hooks, &ctx));
+            long base = counter.live;
+            counter.fail_at = counter.allocs + fail_at;
+            simclr_module *m = NULL;
+            simclr_status st = kind == 0 ? simclr_resnet_create(ctx, 18, 2, 3, SIMCLR_STEM_CIFAR, 1, &m)
+                                         : simclr_mlp_head_create(ctx, 8, 8, 4, 3, 1, 1, &m);
+            counter.fail_at = 0;
+            if (st == SIMCLR_OK) {
+                succeeded = 1;
+                simclr_module_destroy(m);
+            } else {
+                assert_int_equal(st, SIMCLR_E_NOMEM);
+                assert_null(m);
+            }
+            assert_int_equal(counter.live, base);
+            simclr_context_destroy(ctx);
+        }
+        assert_true(succeeded);
+    }
+    /* A failing arena allocation leaves the module usable and unchanged. */
+    test_alloc counter = {0};
+    simclr_allocator hooks = test_allocator(&counter);
+    simclr_context *ctx;
+    CHECK_OK(simclr_context_create("cpu", 1, &hooks, &ctx));
+    simclr_module *m;
+    CHECK_OK(simclr_resnet_create(ctx, 18, 2, 3, SIMCLR_STEM_CIFAR, 1, &m));
+    int64_t xs[4] = {2, 3, 8, 8}, ys[2] = {2, 16}, xs2[4] = {3, 3, 8, 8}, ys2[2] = {3, 16};
+    simclr_tensor *x = tensor(ctx, 4, xs, 1), *y = tensor(ctx, 2, ys, 0), *dy = tensor(ctx, 2, ys, 2);
+    simclr_tensor *x2 = tensor(ctx, 4, xs2, 1), *y2 = tensor(ctx, 2, ys2, 0);
+    CHECK_OK(simclr_module_forward(m, x, SIMCLR_TRAIN, y));
+    unsigned long long fp = fingerprint(m);
+    counter.fail_at = counter.allocs + 1;
+    CHECK_STATUS(simclr_module_forward(m, x2, SIMCLR_TRAIN, y2), SIMCLR_E_NOMEM);
+    counter.fail_at = 0;
+    assert_true(fingerprint(m) == fp);
+    CHECK_OK(simclr_module_backward(m, dy, NULL)); /* the old TRAIN forward still stands */
+    CHECK_OK(simclr_module_forward(m, x2, SIMCLR_TRAIN, y2));
+    simclr_tensor *ts[] = {x, y, dy, x2, y2};
+    for (size_t i = 0; i < 5; i++) simclr_tensor_destroy(ts[i]);
+    simclr_module_destroy(m);
+    simclr_context_destroy(ctx);
+    assert_int_equal(counter.live, 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_resnet_names_and_sizes),
+        cmocka_unit_test(test_head_names),
+        cmocka_unit_test(test_init_deterministic),
+        cmocka_unit_test(test_whole_network_gradcheck),
+        cmocka_unit_test(test_ref_vs_cpu_resnet18),
+        cmocka_unit_test(test_create_validation),
+        cmocka_unit_test(test_misuse),
+        cmocka_unit_test(test_no_allocation_when_warm),
+        cmocka_unit_test(test_out_of_memory),
+    };
+    return cmocka_run_group_tests_name("model", tests, NULL, NULL);
+}
