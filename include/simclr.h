@@ -378,22 +378,32 @@ SIMCLR_API simclr_status simclr_augment_pair(simclr_augment *aug, const simclr_t
 typedef struct simclr_loss simclr_loss;
 
 /* NT-Xent over z F32 [V*N, D], where row i + v*N is view v of sample i.
- * temperature in [0.001, 100]; n_views >= 2. The loss is the mean over all V*N
- * anchors of the cross-entropy against the anchor's positives (uniform target
- * over the V-1 other views of its sample). The official TensorFlow code
- * reports loss_a + loss_b, twice this value for V = 2. */
+ * temperature in [0.001, 100]; n_views >= 2 (else SIMCLR_E_INVALID). Rows are
+ * L2-normalized inside (as F.normalize, eps 1e-12: a zero row stays finite),
+ * logits are cosine / temperature with the self-similarity excluded from the
+ * softmax. The loss is the mean over all V*N anchors of the cross-entropy
+ * against the anchor's positives (uniform target over the V-1 other views of
+ * its sample: SupCon's L_out; plain NT-Xent for V = 2). The official
+ * TensorFlow code reports loss_a + loss_b, twice this value for V = 2.
+ * Stable (log-sum-exp; checked against PyTorch at temperature 0.01, D 8192).
+ * Scratch (about (V*N)^2 + V*N*D floats) is kept in the loss and grown when
+ * the batch grows. */
 SIMCLR_API simclr_status simclr_ntxent_create(simclr_context *ctx, double temperature, int n_views,
                                               simclr_loss **out);
 SIMCLR_API void simclr_loss_destroy(simclr_loss *loss);
 
-/* Computes the loss of z and keeps what backward needs. accuracy may be NULL:
- * the fraction of anchors whose most similar other row is a positive.
- * SIMCLR_E_NUMERIC when z holds a NaN or infinity. */
+/* Computes the loss of z and keeps what backward needs (z itself is not
+ * kept: the caller may reuse it). accuracy may be NULL: the fraction of
+ * anchors whose most similar other row is a positive (contrastive top-1).
+ * SIMCLR_E_SHAPE unless z is F32 [rows, D] with rows a multiple of n_views;
+ * SIMCLR_E_NUMERIC when z holds a NaN or infinity; SIMCLR_E_NOMEM when the
+ * scratch cannot grow. On any error the previous forward stays usable. */
 SIMCLR_API simclr_status simclr_loss_forward(simclr_loss *loss, const simclr_tensor *z,
                                              float *value, float *accuracy);
 
-/* Writes d(loss)/dz into dz (F32, z's shape) for the last forward.
- * SIMCLR_E_STATE without a preceding forward. */
+/* Writes d(loss)/dz into dz (F32, z's shape, may be z's own buffer) for the
+ * last forward; may be called again for the same forward.
+ * SIMCLR_E_STATE without a preceding forward, SIMCLR_E_SHAPE for another shape. */
 SIMCLR_API simclr_status simclr_loss_backward(simclr_loss *loss, simclr_tensor *dz);
 
 /* ======================================================================== */
@@ -411,24 +421,46 @@ typedef enum simclr_opt_kind {
 typedef enum simclr_opt_param {
     SIMCLR_OPT_LR              = 100, /* base (peak) learning rate, default 0.1 (AdamW 1e-3) */
     SIMCLR_OPT_MOMENTUM        = 101, /* SGD/LARS, [0, 1), default 0.9 */
-    SIMCLR_OPT_NESTEROV        = 102, /* SGD, 0 or 1, default 0 */
+    SIMCLR_OPT_NESTEROV        = 102, /* SGD/LARS, 0 or 1, default 0 */
     SIMCLR_OPT_WEIGHT_DECAY    = 103, /* >= 0, default 1e-6 (AdamW 1e-2) */
     SIMCLR_OPT_EXCLUDE_NO_DECAY= 104, /* 1 (default): SIMCLR_PARAM_NO_DECAY tensors get no
                                          decay and (LARS) no trust ratio */
     SIMCLR_OPT_BETA1           = 200, /* AdamW, default 0.9 */
     SIMCLR_OPT_BETA2           = 201, /* AdamW, default 0.999 */
-    SIMCLR_OPT_EPS             = 202, /* AdamW, default 1e-8 */
-    SIMCLR_OPT_LARS_ETA        = 300, /* LARS trust coefficient, default 0.001 */
+    SIMCLR_OPT_EPS             = 202, /* AdamW, > 0, default 1e-8 */
+    SIMCLR_OPT_LARS_ETA        = 300, /* LARS trust coefficient, > 0, default 0.001 */
     SIMCLR_OPT_WARMUP_STEPS    = 400, /* linear warmup from 0, default 0 */
     SIMCLR_OPT_TOTAL_STEPS     = 401, /* cosine decay to 0 at this step; 0 (default) = constant */
-    SIMCLR_OPT_STEP            = 402  /* the schedule's step counter (read/write, for resuming) */
+    SIMCLR_OPT_STEP            = 402  /* the schedule's step counter (read/write, for resuming);
+                                         AdamW's bias correction uses STEP + 1 */
 } simclr_opt_param;
 
-/* Creates an optimizer over the parameters of n_modules (1..16) borrowed modules. */
+/* Update rules (per element, float32):
+ *  SGD   as torch.optim.SGD (dampening 0): d = g + wd*w; buf = momentum*buf + d
+ *        (buf starts at 0, so the first step has buf = d); w -= lr * (nesterov ?
+ *        d + momentum*buf : buf).
+ *  AdamW as torch.optim.AdamW (decoupled decay w *= 1 - lr*wd, bias correction).
+ *  LARS  as the official SimCLR tf2/lars_optimizer.py (classic momentum):
+ *        g' = g + wd*w; ratio = eta*||w||/||g'|| (1 when either norm is 0);
+ *        v = momentum*v + lr*ratio*g'; w -= nesterov ? momentum*v + lr*ratio*g' : v.
+ * With SIMCLR_OPT_EXCLUDE_NO_DECAY, SIMCLR_PARAM_NO_DECAY tensors get wd = 0
+ * and (LARS) ratio 1. Buffers (SIMCLR_PARAM_BUFFER) are never touched.
+ * Schedule (the official tf2 WarmUpAndCosineDecay): with base = SIMCLR_OPT_LR,
+ * W = WARMUP_STEPS, T = TOTAL_STEPS, s = STEP:
+ *   s >= T > 0: 0;  s < W: base*s/W (the first step runs at rate 0);
+ *   T = 0: base;    else base * (1 + cos(pi*(s-W)/(T-W))) / 2.
+ *
+ * Creates an optimizer over the trained parameters of n_modules (1..16)
+ * distinct borrowed modules of ctx (they must outlive it). State tensors are
+ * allocated, zeroed, now. SIMCLR_E_INVALID for a bad kind, count, a NULL or
+ * repeated module or one of another context; SIMCLR_E_NOMEM. */
 SIMCLR_API simclr_status simclr_optimizer_create(simclr_context *ctx, simclr_opt_kind kind,
                                                  simclr_module *const *modules, int n_modules,
                                                  simclr_optimizer **out);
 SIMCLR_API void simclr_optimizer_destroy(simclr_optimizer *opt);
+/* set/get: SIMCLR_E_INVALID (message naming the key and kind) for an unknown
+ * key, a key that does not apply to the optimizer's kind, or a value out of
+ * range (a failing set changes nothing). Step counts must be whole numbers. */
 SIMCLR_API simclr_status simclr_optimizer_set(simclr_optimizer *opt, simclr_opt_param key,
                                               double value);
 SIMCLR_API simclr_status simclr_optimizer_get(const simclr_optimizer *opt, simclr_opt_param key,
@@ -438,7 +470,10 @@ SIMCLR_API simclr_status simclr_optimizer_get(const simclr_optimizer *opt, simcl
 SIMCLR_API simclr_status simclr_optimizer_lr(const simclr_optimizer *opt, double *lr);
 
 /* Updates every parameter from its gradient at the scheduled rate and advances
- * the step. SIMCLR_E_NUMERIC (nothing changed) when a gradient is not finite. */
+ * the step. Gradients are all checked before anything is written:
+ * SIMCLR_E_NUMERIC (naming the tensor; parameters, state and STEP unchanged)
+ * when a gradient is not finite; past that check a step cannot fail and does
+ * not allocate. Gradients are not zeroed. */
 SIMCLR_API simclr_status simclr_optimizer_step(simclr_optimizer *opt);
 
 /* Optimizer state tensors (momentum buffers, Adam moments) for checkpoints:
