@@ -46,9 +46,9 @@ simclr_status simclr_trainer_create(simclr_context *ctx, simclr_module *encoder,
     if (head->in_dim != encoder->out_dim)
         return simclr__fail(SIMCLR_E_SHAPE, "%s: head takes %lld features, encoder gives %lld", fn,
                             (long long)head->in_dim, (long long)encoder->out_dim);
-    if (simclr__loss_views(loss) != 2)
+    if (simclr__loss_n_views(loss) != 2)
         return simclr__fail(SIMCLR_E_INVALID, "%s: the loss is built for %d views, the trainer makes 2", fn,
-                            simclr__loss_views(loss));
+                            simclr__loss_n_views(loss));
     simclr_trainer *tr = simclr__calloc(ctx, 1, sizeof *tr);
     if (!tr) return simclr__nomem(fn, sizeof *tr);
     *tr = (simclr_trainer){.ctx = ctx, .encoder = encoder, .head = head, .aug = aug, .loss = loss, .opt = opt};

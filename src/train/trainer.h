@@ -4,6 +4,8 @@
 
 #include "../core/context.h"
 #include "../core/tensor.h"
+#include "../loss/loss.h"
+#include "../optim/optimizer.h"
 
 struct simclr_trainer {
     simclr_context *ctx;
@@ -28,9 +30,7 @@ struct simclr_trainer {
     double loss_value, accuracy, lr, grad_norm, images_per_sec;
 };
 
-/* Internal accessors the trainer needs from the layers it composes. */
+/* The view size a policy produces (declared here until augment/ exports it). */
 void simclr__augment_out_size(const simclr_augment *aug, int64_t *h, int64_t *w);
-int simclr__loss_views(const simclr_loss *loss);
-double simclr__optimizer_last_grad_norm(const simclr_optimizer *opt);
 
 #endif
