@@ -296,15 +296,26 @@ SIMCLR_API simclr_status simclr_module_param(simclr_module *m, int index, const 
 
 typedef struct simclr_augment simclr_augment;
 
+/* A policy turns U8 images into F32 views with, in this order: random resized
+ * crop, horizontal flip, color jitter (brightness, contrast, saturation, hue in
+ * a random order, clipped to [0, 1] after each), random grayscale, gaussian
+ * blur, solarize, random erasing, normalization. Each operation follows
+ * torchvision.transforms.functional on float tensors (0.14): crop parameters
+ * as RandomResizedCrop.get_params, resize with antialias=False and half-pixel
+ * centres, grayscale weights 0.2989/0.587/0.114, reflect-padded blur.
+ * For 1-channel images saturation, hue and grayscale do nothing. */
 typedef enum simclr_aug_preset {
-    SIMCLR_AUG_PRESET_NONE      = 0, /* resize + convert only (evaluation) */
-    SIMCLR_AUG_PRESET_SIMCLR_V1 = 1, /* ImageNet recipe: crop, flip, jitter s=1.0, gray, blur */
-    SIMCLR_AUG_PRESET_CIFAR     = 2, /* crop, flip, jitter s=0.5, gray, no blur */
-    SIMCLR_AUG_PRESET_GRAYSCALE = 3  /* crop, flip, brightness and contrast only */
+    SIMCLR_AUG_PRESET_NONE      = 0, /* resize of the whole image + convert only (evaluation):
+                                        every probability 0, the V1 values otherwise */
+    SIMCLR_AUG_PRESET_SIMCLR_V1 = 1, /* ImageNet recipe: crop, flip, jitter s=1.0 p=0.8, gray 0.2,
+                                        blur 0.5 */
+    SIMCLR_AUG_PRESET_CIFAR     = 2, /* crop, flip, jitter s=0.5 p=0.8, gray 0.2, no blur */
+    SIMCLR_AUG_PRESET_GRAYSCALE = 3  /* single-channel data (Fashion-MNIST): crop, flip, and
+                                        brightness and contrast 0.4 (p=0.8) only */
 } simclr_aug_preset;
 
 /* Keys for simclr_augment_set/get. Append-only, grouped by operation.
- * Probabilities are in [0, 1]. */
+ * Probabilities are in [0, 1]; simclr_augment_bounds gives every range. */
 typedef enum simclr_aug_param {
     SIMCLR_AUG_CROP_P          = 100, /* probability of the random resized crop (else resize) */
     SIMCLR_AUG_CROP_SCALE_MIN  = 101, /* area fraction, (0, 1], default 0.08 */
@@ -312,61 +323,80 @@ typedef enum simclr_aug_param {
     SIMCLR_AUG_CROP_RATIO_MIN  = 103, /* aspect w/h, default 3/4, sampled log-uniformly */
     SIMCLR_AUG_CROP_RATIO_MAX  = 104, /* default 4/3 */
     SIMCLR_AUG_CROP_ATTEMPTS   = 105, /* 1..1000, default 10, then the center-crop fallback */
-    SIMCLR_AUG_INTERPOLATION   = 106, /* 0 bilinear (default), 1 bicubic */
+    SIMCLR_AUG_INTERPOLATION   = 106, /* 0 bilinear (default), 1 bicubic (a = -0.75, clamped) */
 
     SIMCLR_AUG_FLIP_P          = 200, /* horizontal flip, default 0.5 */
 
     SIMCLR_AUG_JITTER_P        = 300, /* color jitter, default 0.8 */
-    SIMCLR_AUG_JITTER_STRENGTH = 301, /* s: sets the four below to 0.8s, 0.8s, 0.8s, 0.2s */
-    SIMCLR_AUG_BRIGHTNESS      = 302, /* factor in [max(0,1-b), 1+b], b >= 0 */
-    SIMCLR_AUG_CONTRAST        = 303,
-    SIMCLR_AUG_SATURATION      = 304,
-    SIMCLR_AUG_HUE             = 305, /* shift in [-h, h], 0 <= h <= 0.5 */
+    SIMCLR_AUG_JITTER_STRENGTH = 301, /* s in [0, 2.5]: sets the four below to 0.8s, 0.8s, 0.8s,
+                                         0.2s; get returns the s last set (or the preset's) */
+    SIMCLR_AUG_BRIGHTNESS      = 302, /* factor in [max(0,1-b), 1+b], b >= 0; 0 = off */
+    SIMCLR_AUG_CONTRAST        = 303, /* same form; blends with the mean gray level */
+    SIMCLR_AUG_SATURATION      = 304, /* same form; blends with the grayscale image */
+    SIMCLR_AUG_HUE             = 305, /* shift in [-h, h], 0 <= h <= 0.5; 0 = off */
 
     SIMCLR_AUG_GRAYSCALE_P     = 400, /* default 0.2 (channel count kept) */
 
-    SIMCLR_AUG_BLUR_P          = 500, /* gaussian blur, default 0.5 (V1 preset) */
-    SIMCLR_AUG_BLUR_SIGMA_MIN  = 501, /* default 0.1 (as a fraction of nothing: pixels) */
+    SIMCLR_AUG_BLUR_P          = 500, /* gaussian blur, default 0.5 (V1 preset), else 0 */
+    SIMCLR_AUG_BLUR_SIGMA_MIN  = 501, /* in pixels, default 0.1 */
     SIMCLR_AUG_BLUR_SIGMA_MAX  = 502, /* default 2.0 */
-    SIMCLR_AUG_BLUR_KERNEL_FRAC= 503, /* kernel side / image side, default 0.1 (made odd, >= 3) */
+    SIMCLR_AUG_BLUR_KERNEL_FRAC= 503, /* kernel side / output side, default 0.1 (made odd, >= 3,
+                                         at most 2 * side - 1) */
 
     SIMCLR_AUG_SOLARIZE_P      = 600, /* default 0 */
     SIMCLR_AUG_SOLARIZE_THRESHOLD = 601, /* in [0, 1], default 0.5: v >= t becomes 1 - v */
 
-    SIMCLR_AUG_ERASE_P         = 700, /* random erasing, default 0 */
+    SIMCLR_AUG_ERASE_P         = 700, /* random erasing (torchvision RandomErasing), default 0 */
     SIMCLR_AUG_ERASE_SCALE_MIN = 701, /* default 0.02 */
     SIMCLR_AUG_ERASE_SCALE_MAX = 702, /* default 0.33 */
     SIMCLR_AUG_ERASE_RATIO_MIN = 703, /* default 0.3 */
     SIMCLR_AUG_ERASE_RATIO_MAX = 704, /* default 3.3 */
-    SIMCLR_AUG_ERASE_VALUE     = 705, /* fill in [0, 1], or -1 for uniform noise; default 0 */
+    SIMCLR_AUG_ERASE_VALUE     = 705, /* fill in [0, 1], or -1 for uniform noise in [0, 1)
+                                         (torchvision's "random" is N(0, 1)); default 0 */
 
     SIMCLR_AUG_NORMALIZE       = 800, /* 0 (default) or 1: (v - mean) / std per channel, last */
     SIMCLR_AUG_MEAN_0          = 801, SIMCLR_AUG_MEAN_1 = 802, SIMCLR_AUG_MEAN_2 = 803,
     SIMCLR_AUG_STD_0           = 804, SIMCLR_AUG_STD_1  = 805, SIMCLR_AUG_STD_2  = 806
 } simclr_aug_param;
 
-/* Creates a policy from a preset producing out_h x out_w views (1..4096). */
+/* Creates a policy from a preset producing out_h x out_w views (1..4096).
+ * SIMCLR_E_INVALID for a NULL ctx/out, an unknown preset or a size out of
+ * range; SIMCLR_E_NOMEM. The context is borrowed; *out is owned by the caller. */
 SIMCLR_API simclr_status simclr_augment_create(simclr_context *ctx, simclr_aug_preset preset,
                                                int out_h, int out_w, simclr_augment **out);
+/* Frees the policy and its scratch. NULL is a no-op. */
 SIMCLR_API void simclr_augment_destroy(simclr_augment *aug);
 
-/* Sets one parameter. SIMCLR_E_INVALID for an unknown key or a value out of
- * its range (the message gives the range); the policy is then unchanged. */
+/* Sets one parameter. SIMCLR_E_INVALID for a NULL aug, an unknown key, a value
+ * out of its range or not whole for an integral key (the message gives the
+ * range), or a MIN above its MAX (set the other end first); the policy is then
+ * unchanged. */
 SIMCLR_API simclr_status simclr_augment_set(simclr_augment *aug, simclr_aug_param key, double value);
+/* Reads one parameter into *value; SIMCLR_E_INVALID for NULLs or an unknown key. */
 SIMCLR_API simclr_status simclr_augment_get(const simclr_augment *aug, simclr_aug_param key,
                                             double *value);
 
-/* The valid range of a key, for building UIs and validating configs. */
+/* The valid range of a key, for building UIs and validating configs.
+ * SIMCLR_E_INVALID for an unknown key or a NULL lo/hi. */
 SIMCLR_API simclr_status simclr_augment_bounds(simclr_aug_param key, double *lo, double *hi);
 
 /* Produces one view of each image: images U8 [N, H, W, C] (C = 1 or 3, any
- * H, W >= 1) -> out F32 [N, C, out_h, out_w] in [0, 1] (unless normalizing).
- * Every random choice is a pure function of (seed, image index, view), so the
- * result is bit-identical for any thread count. */
+ * H, W >= 1 up to 2^24; smaller images than the output are upscaled) -> out
+ * F32 [N, C, out_h, out_w] in [0, 1] (unless normalizing). view: 0..15.
+ * Every random choice is a pure function of (seed, view, index), where index is
+ * the image's position in this batch: the result is bit-identical for any
+ * thread count, but splitting a batch changes the indices, so pass a seed per
+ * batch (e.g. the step number mixed with a run seed). Runs on the context's
+ * threads; allocates only when a taller image than before arrives (scratch kept
+ * in the policy). Errors: SIMCLR_E_INVALID (NULLs, view out of range),
+ * SIMCLR_E_SHAPE (wrong dtype, rank, channel count, or out shape), SIMCLR_E_NOMEM;
+ * out is then untouched. */
 SIMCLR_API simclr_status simclr_augment_apply(simclr_augment *aug, const simclr_tensor *images,
                                               uint64_t seed, int view, simclr_tensor *out);
 
-/* Both SimCLR views at once: view0 = apply(view 0), view1 = apply(view 1). */
+/* Both SimCLR views at once (one parallel pass): view0 = apply(view 0),
+ * view1 = apply(view 1), bit for bit. view0 and view1 must be distinct
+ * buffers. Errors as simclr_augment_apply. */
 SIMCLR_API simclr_status simclr_augment_pair(simclr_augment *aug, const simclr_tensor *images,
                                              uint64_t seed, simclr_tensor *view0,
                                              simclr_tensor *view1);
