@@ -4,6 +4,7 @@
 
 #include "../core/context.h"
 #include "../core/tensor.h"
+#include "../augment/augment.h"
 #include "../loss/loss.h"
 #include "../optim/optimizer.h"
 
@@ -30,7 +31,5 @@ struct simclr_trainer {
     double loss_value, accuracy, lr, grad_norm, images_per_sec;
 };
 
-/* The view size a policy produces (declared here until augment/ exports it). */
-void simclr__augment_out_size(const simclr_augment *aug, int64_t *h, int64_t *w);
 
 #endif
