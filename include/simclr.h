@@ -560,14 +560,22 @@ SIMCLR_API simclr_status simclr_trainer_stat(const simclr_trainer *tr, simclr_st
 
 typedef struct simclr_dataset simclr_dataset;
 
-/* Opens an IDX image file (MNIST, Fashion-MNIST; gzip or raw) and optionally
- * its IDX label file (labels_path may be NULL). Everything is read and
- * validated now; SIMCLR_E_IO, SIMCLR_E_FORMAT naming the file and the field. */
+/* Opens an IDX image file (MNIST, Fashion-MNIST; gzip or raw, told apart by
+ * the gzip magic) and optionally its IDX label file (labels_path may be NULL).
+ * Everything is read into memory and validated now: magic 0x00000803 (images,
+ * [N, H, W] unsigned bytes, C = 1) / 0x00000801 (labels), every dimension
+ * >= 1, the data exactly as long as the header announces, the label count
+ * equal to the image count. SIMCLR_E_IO (open/read), SIMCLR_E_FORMAT (a
+ * message naming the file and the field), SIMCLR_E_NOMEM. */
 SIMCLR_API simclr_status simclr_dataset_open_idx(simclr_context *ctx, const char *images_path,
                                                  const char *labels_path, simclr_dataset **out);
 
-/* Opens CIFAR binary batches (n_paths files, concatenated). cifar100 = 0: the
- * CIFAR-10 record (1 label byte); 1: CIFAR-100 (coarse, fine; the fine label is used). */
+/* Opens CIFAR binary batches (n_paths files, 1..1024, concatenated in order;
+ * images 32x32x3, converted from the file's planar RGB to [H, W, C]).
+ * cifar100 = 0: the CIFAR-10 record (1 label byte, < 10); 1: CIFAR-100
+ * (coarse < 20, fine < 100; the fine label is used). A file whose length is
+ * not a positive multiple of the record, or a label out of range, is
+ * SIMCLR_E_FORMAT; SIMCLR_E_IO, SIMCLR_E_INVALID (cifar100 not 0/1, a NULL path). */
 SIMCLR_API simclr_status simclr_dataset_open_cifar(simclr_context *ctx, const char *const *paths,
                                                    int n_paths, int cifar100,
                                                    simclr_dataset **out);
@@ -582,8 +590,9 @@ SIMCLR_API const int32_t *simclr_dataset_labels(const simclr_dataset *ds);
 /* Number of classes (max label + 1), 0 without labels. */
 SIMCLR_API int simclr_dataset_class_count(const simclr_dataset *ds);
 
-/* Copies the images at indices[0..n) into out, U8 [n, H, W, C].
- * SIMCLR_E_INVALID for an index out of range. */
+/* Copies the images at indices[0..n) into out, U8 [n, H, W, C] exactly
+ * (else SIMCLR_E_SHAPE). SIMCLR_E_INVALID for n < 1 or an index out of range
+ * (out is then untouched). */
 SIMCLR_API simclr_status simclr_dataset_batch(const simclr_dataset *ds, const int64_t *indices,
                                               int64_t n, simclr_tensor *out);
 
@@ -596,9 +605,12 @@ SIMCLR_API simclr_status simclr_dataset_batch(const simclr_dataset *ds, const in
 SIMCLR_API simclr_status simclr_module_save(const simclr_module *m, const char *path);
 
 /* Loads a file written by simclr_module_save into a module of the same
- * architecture. Every length and CRC is checked before use; on any error
- * (SIMCLR_E_IO, SIMCLR_E_FORMAT, SIMCLR_E_SHAPE for another architecture)
- * the module is unchanged. */
+ * architecture. Every length and CRC is checked before use, and every tensor
+ * is validated before the first is copied; on any error the module is
+ * unchanged: SIMCLR_E_IO, SIMCLR_E_FORMAT (corrupt file, a tensor missing or
+ * one the module does not have), SIMCLR_E_SHAPE (another architecture string
+ * -- both are named -- or a tensor of another shape). Format:
+ * docs/checkpoint-format.md. */
 SIMCLR_API simclr_status simclr_module_load(simclr_module *m, const char *path);
 
 /* Saves / loads a whole trainer: encoder, head, optimizer state and step, and
@@ -606,13 +618,19 @@ SIMCLR_API simclr_status simclr_module_load(simclr_module *m, const char *path);
 SIMCLR_API simclr_status simclr_trainer_save(const simclr_trainer *tr, const char *path);
 SIMCLR_API simclr_status simclr_trainer_load(simclr_trainer *tr, const char *path);
 
-/* Writes the module's tensors as safetensors (F32; num_batches_tracked as I64)
- * under torchvision names, loadable by torchvision.models.resnet*() with
- * strict=True once its fc is removed. */
+/* Writes the module's tensors as safetensors (F32; num_batches_tracked as a
+ * 0-dim I64) under torchvision names, loadable by torchvision.models.resnet*()
+ * with strict=True once its fc is removed (m.fc = torch.nn.Identity()).
+ * Written atomically like simclr_module_save; metadata holds "format": "pt"
+ * and "simclr_arch". */
 SIMCLR_API simclr_status simclr_module_export_safetensors(const simclr_module *m, const char *path);
 
 /* Reads a safetensors file into the module: every tensor of the module must be
- * present with its shape (extra tensors such as fc.* are ignored). */
+ * present as F32 with its shape (num_batches_tracked may also be I64 and 0-dim);
+ * extra tensors such as fc.* are ignored. Malformed JSON, offsets outside the
+ * file, a size that does not match dtype x shape, or another dtype is
+ * SIMCLR_E_FORMAT; another shape SIMCLR_E_SHAPE. On error the module is
+ * unchanged. */
 SIMCLR_API simclr_status simclr_module_import_safetensors(simclr_module *m, const char *path);
 
 /* ======================================================================== */
@@ -620,25 +638,46 @@ SIMCLR_API simclr_status simclr_module_import_safetensors(simclr_module *m, cons
 /* ======================================================================== */
 
 /* Runs the encoder in EVAL mode over the whole data set in batches of
- * batch_size and writes features F32 [count, D] into out. aug may be NULL
- * (pixels / 255 at the native size) or a policy (normally
- * SIMCLR_AUG_PRESET_NONE) applied as view 0 with seed 0. Reports progress. */
+ * batch_size (>= 1; larger than the data set means one batch) and writes
+ * features F32 [count, D] into out (D = simclr_module_output_dim; else
+ * SIMCLR_E_SHAPE). aug may be NULL (pixels / 255 at the native size, [N, C,
+ * H, W]) or a policy (normally SIMCLR_AUG_PRESET_NONE) applied as view 0
+ * with seed 0. Reports progress "extract" (0, then after every batch, up to
+ * count). The encoder's own errors come through unchanged. On error, out's
+ * contents are unspecified (rows of finished batches may be written). */
 SIMCLR_API simclr_status simclr_extract_features(simclr_module *encoder, const simclr_dataset *ds,
                                                  simclr_augment *aug, int64_t batch_size,
                                                  simclr_tensor *out);
 
 /* Weighted kNN (cosine similarity, k neighbours, weights exp(sim / temperature),
  * the SSL-benchmark monitor: k = 200, temperature = 0.1). train F32 [Ntr, D]
- * with labels in [0, n_classes); test F32 [Nte, D]. *top1 = accuracy in [0, 1]. */
+ * with labels in [0, n_classes); test F32 [Nte, D] with its labels (Nte
+ * entries). Each test row's k most similar train rows (ties: the lower train
+ * index) vote for their label with weight exp(sim / temperature); the
+ * heaviest class wins (ties: the lower class). *top1 = fraction of test rows
+ * predicted right, in [0, 1]. Similarities come from the backend's gemm in
+ * blocks of test rows (at most 16 MB of them at a time). SIMCLR_E_INVALID for
+ * k outside 1..Ntr, temperature not finite and > 0, n_classes < 1, a label
+ * out of range; SIMCLR_E_SHAPE for other D or non-F32; SIMCLR_E_NUMERIC for a
+ * non-finite feature. */
 SIMCLR_API simclr_status simclr_knn_eval(simclr_context *ctx, const simclr_tensor *train,
                                          const int32_t *train_labels, const simclr_tensor *test,
                                          const int32_t *test_labels, int n_classes, int k,
                                          double temperature, double *top1);
 
-/* Linear probe: standardizes features with the train set's mean/std, trains a
- * multinomial logistic regression (full-batch L-BFGS-free gradient descent
- * with momentum, L2 weight_decay) for `epochs` passes, and reports test top-1.
- * Deterministic. epochs 1..100000; weight_decay >= 0. */
+/* Linear probe: standardizes every feature with the train set's mean and
+ * standard deviation (a constant feature is ignored), then trains a
+ * multinomial logistic regression (weights and bias, starting from zero) on
+ * mean cross-entropy + weight_decay / 2 * |weights|^2 (the bias is not
+ * decayed) by full-batch Nesterov accelerated gradient descent: `epochs`
+ * iterations, each one gradient over the whole train set (two gemms), step
+ * 1/L with L = 0.5 * lambda_max(A^T A / Ntr) * 1.1 + weight_decay (A = the
+ * standardized features plus a bias column; lambda_max by power iteration).
+ * Reports progress "probe" after every iteration and *top1 = test accuracy.
+ * Deterministic for a given backend and thread count. epochs 1..100000
+ * (a few hundred converge on standardized features); weight_decay finite and
+ * >= 0; n_classes >= 2; errors as simclr_knn_eval, and SIMCLR_E_NUMERIC if
+ * the weights diverge. */
 SIMCLR_API simclr_status simclr_linear_probe(simclr_context *ctx, const simclr_tensor *train,
                                              const int32_t *train_labels,
                                              const simclr_tensor *test,
