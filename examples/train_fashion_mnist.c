@@ -289,6 +289,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "train_fashion_mnist: cannot create %s: %s\n", o.out_dir, strerror(errno));
         return 1;
     }
+    /* Results go to stdout, the progress bar to stderr: keep them in order on a terminal. */
+    setvbuf(stdout, NULL, _IOLBF, 0);
     double t_start = now();
     simclr_context *ctx;
     check(simclr_context_create("cpu", o.threads, NULL, &ctx), "context");
