@@ -46,7 +46,7 @@ def test_resnet_forward_shapes_and_dtypes(ctx):
     assert enc.forward(x, out=out) is out
     with pytest.raises(simclr.ShapeError):
         enc.forward(x, out=np.empty((3, 31), np.float32))
-    with pytest.raises(TypeError):
+    with pytest.raises(simclr.ShapeError):                      # a wrong dtype is SIMCLR_E_SHAPE's kind
         enc.forward(x, out=np.empty((3, 32), np.float64))
     with pytest.raises(simclr.ShapeError):                      # 3 channels into a 1-channel stem
         enc.forward(np.zeros((2, 3, 16, 16), np.float32))
