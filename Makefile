@@ -83,7 +83,7 @@ EXAMPLE_SRCS := $(sort $(wildcard examples/*.c))
 EXAMPLE_BINS := $(EXAMPLE_SRCS:examples/%.c=$(BUILD)/examples/%)
 
 .PHONY: all lib deps deps-demo test unit check-symbols check-header sanitize test-reference \
-        test-python tools examples demo bench install uninstall clean
+        test-python tools examples run-examples docs demo bench install uninstall clean
 all: lib
 lib: $(STATIC) $(SHARED)
 
@@ -117,7 +117,20 @@ $(BUILD)/examples/%: examples/%.c $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) -Iinclude $(TEST_CFLAGS) $< -o $@ $(STATIC) $(LIBS)
 
-examples: $(EXAMPLE_BINS)
+CXX_EXAMPLE_BINS := $(patsubst examples/cpp/%.cpp,$(BUILD)/examples/cpp/%,$(sort $(wildcard examples/cpp/*.cpp)))
+$(BUILD)/examples/cpp/%: examples/cpp/%.cpp include/simclr.hpp include/simclr.h $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CXX) -std=c++17 -Iinclude $(OPT) -Wall -Wextra -Wpedantic -Werror -Wshadow $(SAN_FLAGS) $< -o $@ $(STATIC) $(LIBS)
+
+examples: $(EXAMPLE_BINS) $(CXX_EXAMPLE_BINS)
+
+# The C++ and Node examples, run as tests (each prints "... ok").
+run-examples: examples $(SHARED)
+	@for x in $(CXX_EXAMPLE_BINS); do $$x || exit 1; done
+	@SIMCLR_LIBRARY=$(abspath $(SHARED)) sh tests/run_node_example.sh
+
+docs:
+	$(PYTHON) tools/gen_api_md.py
 
 deps:
 	@sh tools/deps.sh test
@@ -131,6 +144,7 @@ test: deps
 	$(MAKE) unit
 	$(MAKE) check-symbols check-header
 	$(MAKE) test-python
+	$(MAKE) run-examples
 	$(MAKE) sanitize
 	@echo "make test: all checks passed"
 
@@ -165,7 +179,7 @@ bench: lib $(BENCH_BINS)
 
 install: lib
 	install -d $(DESTDIR)$(INCDIR_INSTALL) $(DESTDIR)$(LIBDIR_INSTALL)/pkgconfig
-	install -m 644 include/simclr.h $(DESTDIR)$(INCDIR_INSTALL)/
+	install -m 644 include/simclr.h include/simclr.hpp $(DESTDIR)$(INCDIR_INSTALL)/
 	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR_INSTALL)/
 	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR_INSTALL)/
 	ln -sf libsimclr.so.$(VERSION) $(DESTDIR)$(LIBDIR_INSTALL)/$(SONAME)
@@ -176,7 +190,7 @@ install: lib
 	ln -sf libsimclr.pc $(DESTDIR)$(LIBDIR_INSTALL)/pkgconfig/simclr.pc
 
 uninstall:
-	rm -f $(DESTDIR)$(INCDIR_INSTALL)/simclr.h $(DESTDIR)$(LIBDIR_INSTALL)/libsimclr.a \
+	rm -f $(DESTDIR)$(INCDIR_INSTALL)/simclr.h $(DESTDIR)$(INCDIR_INSTALL)/simclr.hpp $(DESTDIR)$(LIBDIR_INSTALL)/libsimclr.a \
 	      $(DESTDIR)$(LIBDIR_INSTALL)/libsimclr.so.$(VERSION) $(DESTDIR)$(LIBDIR_INSTALL)/$(SONAME) \
 	      $(DESTDIR)$(LIBDIR_INSTALL)/libsimclr.so $(DESTDIR)$(LIBDIR_INSTALL)/pkgconfig/libsimclr.pc \
 	      $(DESTDIR)$(LIBDIR_INSTALL)/pkgconfig/simclr.pc

@@ -306,15 +306,26 @@ SIMCLR_API simclr_status simclr_module_param(simclr_module *m, int index, const 
 
 typedef struct simclr_augment simclr_augment;
 
+/* A policy turns U8 images into F32 views with, in this order: random resized
+ * crop, horizontal flip, color jitter (brightness, contrast, saturation, hue in
+ * a random order, clipped to [0, 1] after each), random grayscale, gaussian
+ * blur, solarize, random erasing, normalization. Each operation follows
+ * torchvision.transforms.functional on float tensors (0.14): crop parameters
+ * as RandomResizedCrop.get_params, resize with antialias=False and half-pixel
+ * centres, grayscale weights 0.2989/0.587/0.114, reflect-padded blur.
+ * For 1-channel images saturation, hue and grayscale do nothing. */
 typedef enum simclr_aug_preset {
-    SIMCLR_AUG_PRESET_NONE      = 0, /* resize + convert only (evaluation) */
-    SIMCLR_AUG_PRESET_SIMCLR_V1 = 1, /* ImageNet recipe: crop, flip, jitter s=1.0, gray, blur */
-    SIMCLR_AUG_PRESET_CIFAR     = 2, /* crop, flip, jitter s=0.5, gray, no blur */
-    SIMCLR_AUG_PRESET_GRAYSCALE = 3  /* crop, flip, brightness and contrast only */
+    SIMCLR_AUG_PRESET_NONE      = 0, /* resize of the whole image + convert only (evaluation):
+                                        every probability 0, the V1 values otherwise */
+    SIMCLR_AUG_PRESET_SIMCLR_V1 = 1, /* ImageNet recipe: crop, flip, jitter s=1.0 p=0.8, gray 0.2,
+                                        blur 0.5 */
+    SIMCLR_AUG_PRESET_CIFAR     = 2, /* crop, flip, jitter s=0.5 p=0.8, gray 0.2, no blur */
+    SIMCLR_AUG_PRESET_GRAYSCALE = 3  /* single-channel data (Fashion-MNIST): crop, flip, and
+                                        brightness and contrast 0.4 (p=0.8) only */
 } simclr_aug_preset;
 
 /* Keys for simclr_augment_set/get. Append-only, grouped by operation.
- * Probabilities are in [0, 1]. */
+ * Probabilities are in [0, 1]; simclr_augment_bounds gives every range. */
 typedef enum simclr_aug_param {
     SIMCLR_AUG_CROP_P          = 100, /* probability of the random resized crop (else resize) */
     SIMCLR_AUG_CROP_SCALE_MIN  = 101, /* area fraction, (0, 1], default 0.08 */
@@ -322,61 +333,80 @@ typedef enum simclr_aug_param {
     SIMCLR_AUG_CROP_RATIO_MIN  = 103, /* aspect w/h, default 3/4, sampled log-uniformly */
     SIMCLR_AUG_CROP_RATIO_MAX  = 104, /* default 4/3 */
     SIMCLR_AUG_CROP_ATTEMPTS   = 105, /* 1..1000, default 10, then the center-crop fallback */
-    SIMCLR_AUG_INTERPOLATION   = 106, /* 0 bilinear (default), 1 bicubic */
+    SIMCLR_AUG_INTERPOLATION   = 106, /* 0 bilinear (default), 1 bicubic (a = -0.75, clamped) */
 
     SIMCLR_AUG_FLIP_P          = 200, /* horizontal flip, default 0.5 */
 
     SIMCLR_AUG_JITTER_P        = 300, /* color jitter, default 0.8 */
-    SIMCLR_AUG_JITTER_STRENGTH = 301, /* s: sets the four below to 0.8s, 0.8s, 0.8s, 0.2s */
-    SIMCLR_AUG_BRIGHTNESS      = 302, /* factor in [max(0,1-b), 1+b], b >= 0 */
-    SIMCLR_AUG_CONTRAST        = 303,
-    SIMCLR_AUG_SATURATION      = 304,
-    SIMCLR_AUG_HUE             = 305, /* shift in [-h, h], 0 <= h <= 0.5 */
+    SIMCLR_AUG_JITTER_STRENGTH = 301, /* s in [0, 2.5]: sets the four below to 0.8s, 0.8s, 0.8s,
+                                         0.2s; get returns the s last set (or the preset's) */
+    SIMCLR_AUG_BRIGHTNESS      = 302, /* factor in [max(0,1-b), 1+b], b >= 0; 0 = off */
+    SIMCLR_AUG_CONTRAST        = 303, /* same form; blends with the mean gray level */
+    SIMCLR_AUG_SATURATION      = 304, /* same form; blends with the grayscale image */
+    SIMCLR_AUG_HUE             = 305, /* shift in [-h, h], 0 <= h <= 0.5; 0 = off */
 
     SIMCLR_AUG_GRAYSCALE_P     = 400, /* default 0.2 (channel count kept) */
 
-    SIMCLR_AUG_BLUR_P          = 500, /* gaussian blur, default 0.5 (V1 preset) */
-    SIMCLR_AUG_BLUR_SIGMA_MIN  = 501, /* default 0.1 (as a fraction of nothing: pixels) */
+    SIMCLR_AUG_BLUR_P          = 500, /* gaussian blur, default 0.5 (V1 preset), else 0 */
+    SIMCLR_AUG_BLUR_SIGMA_MIN  = 501, /* in pixels, default 0.1 */
     SIMCLR_AUG_BLUR_SIGMA_MAX  = 502, /* default 2.0 */
-    SIMCLR_AUG_BLUR_KERNEL_FRAC= 503, /* kernel side / image side, default 0.1 (made odd, >= 3) */
+    SIMCLR_AUG_BLUR_KERNEL_FRAC= 503, /* kernel side / output side, default 0.1 (made odd, >= 3,
+                                         at most 2 * side - 1) */
 
     SIMCLR_AUG_SOLARIZE_P      = 600, /* default 0 */
     SIMCLR_AUG_SOLARIZE_THRESHOLD = 601, /* in [0, 1], default 0.5: v >= t becomes 1 - v */
 
-    SIMCLR_AUG_ERASE_P         = 700, /* random erasing, default 0 */
+    SIMCLR_AUG_ERASE_P         = 700, /* random erasing (torchvision RandomErasing), default 0 */
     SIMCLR_AUG_ERASE_SCALE_MIN = 701, /* default 0.02 */
     SIMCLR_AUG_ERASE_SCALE_MAX = 702, /* default 0.33 */
     SIMCLR_AUG_ERASE_RATIO_MIN = 703, /* default 0.3 */
     SIMCLR_AUG_ERASE_RATIO_MAX = 704, /* default 3.3 */
-    SIMCLR_AUG_ERASE_VALUE     = 705, /* fill in [0, 1], or -1 for uniform noise; default 0 */
+    SIMCLR_AUG_ERASE_VALUE     = 705, /* fill in [0, 1], or -1 for uniform noise in [0, 1)
+                                         (torchvision's "random" is N(0, 1)); default 0 */
 
     SIMCLR_AUG_NORMALIZE       = 800, /* 0 (default) or 1: (v - mean) / std per channel, last */
     SIMCLR_AUG_MEAN_0          = 801, SIMCLR_AUG_MEAN_1 = 802, SIMCLR_AUG_MEAN_2 = 803,
     SIMCLR_AUG_STD_0           = 804, SIMCLR_AUG_STD_1  = 805, SIMCLR_AUG_STD_2  = 806
 } simclr_aug_param;
 
-/* Creates a policy from a preset producing out_h x out_w views (1..4096). */
+/* Creates a policy from a preset producing out_h x out_w views (1..4096).
+ * SIMCLR_E_INVALID for a NULL ctx/out, an unknown preset or a size out of
+ * range; SIMCLR_E_NOMEM. The context is borrowed; *out is owned by the caller. */
 SIMCLR_API simclr_status simclr_augment_create(simclr_context *ctx, simclr_aug_preset preset,
                                                int out_h, int out_w, simclr_augment **out);
+/* Frees the policy and its scratch. NULL is a no-op. */
 SIMCLR_API void simclr_augment_destroy(simclr_augment *aug);
 
-/* Sets one parameter. SIMCLR_E_INVALID for an unknown key or a value out of
- * its range (the message gives the range); the policy is then unchanged. */
+/* Sets one parameter. SIMCLR_E_INVALID for a NULL aug, an unknown key, a value
+ * out of its range or not whole for an integral key (the message gives the
+ * range), or a MIN above its MAX (set the other end first); the policy is then
+ * unchanged. */
 SIMCLR_API simclr_status simclr_augment_set(simclr_augment *aug, simclr_aug_param key, double value);
+/* Reads one parameter into *value; SIMCLR_E_INVALID for NULLs or an unknown key. */
 SIMCLR_API simclr_status simclr_augment_get(const simclr_augment *aug, simclr_aug_param key,
                                             double *value);
 
-/* The valid range of a key, for building UIs and validating configs. */
+/* The valid range of a key, for building UIs and validating configs.
+ * SIMCLR_E_INVALID for an unknown key or a NULL lo/hi. */
 SIMCLR_API simclr_status simclr_augment_bounds(simclr_aug_param key, double *lo, double *hi);
 
 /* Produces one view of each image: images U8 [N, H, W, C] (C = 1 or 3, any
- * H, W >= 1) -> out F32 [N, C, out_h, out_w] in [0, 1] (unless normalizing).
- * Every random choice is a pure function of (seed, image index, view), so the
- * result is bit-identical for any thread count. */
+ * H, W >= 1 up to 2^24; smaller images than the output are upscaled) -> out
+ * F32 [N, C, out_h, out_w] in [0, 1] (unless normalizing). view: 0..15.
+ * Every random choice is a pure function of (seed, view, index), where index is
+ * the image's position in this batch: the result is bit-identical for any
+ * thread count, but splitting a batch changes the indices, so pass a seed per
+ * batch (e.g. the step number mixed with a run seed). Runs on the context's
+ * threads; allocates only when a taller image than before arrives (scratch kept
+ * in the policy). Errors: SIMCLR_E_INVALID (NULLs, view out of range),
+ * SIMCLR_E_SHAPE (wrong dtype, rank, channel count, or out shape), SIMCLR_E_NOMEM;
+ * out is then untouched. */
 SIMCLR_API simclr_status simclr_augment_apply(simclr_augment *aug, const simclr_tensor *images,
                                               uint64_t seed, int view, simclr_tensor *out);
 
-/* Both SimCLR views at once: view0 = apply(view 0), view1 = apply(view 1). */
+/* Both SimCLR views at once (one parallel pass): view0 = apply(view 0),
+ * view1 = apply(view 1), bit for bit. view0 and view1 must be distinct
+ * buffers. Errors as simclr_augment_apply. */
 SIMCLR_API simclr_status simclr_augment_pair(simclr_augment *aug, const simclr_tensor *images,
                                              uint64_t seed, simclr_tensor *view0,
                                              simclr_tensor *view1);
@@ -388,22 +418,32 @@ SIMCLR_API simclr_status simclr_augment_pair(simclr_augment *aug, const simclr_t
 typedef struct simclr_loss simclr_loss;
 
 /* NT-Xent over z F32 [V*N, D], where row i + v*N is view v of sample i.
- * temperature in [0.001, 100]; n_views >= 2. The loss is the mean over all V*N
- * anchors of the cross-entropy against the anchor's positives (uniform target
- * over the V-1 other views of its sample). The official TensorFlow code
- * reports loss_a + loss_b, twice this value for V = 2. */
+ * temperature in [0.001, 100]; n_views >= 2 (else SIMCLR_E_INVALID). Rows are
+ * L2-normalized inside (as F.normalize, eps 1e-12: a zero row stays finite),
+ * logits are cosine / temperature with the self-similarity excluded from the
+ * softmax. The loss is the mean over all V*N anchors of the cross-entropy
+ * against the anchor's positives (uniform target over the V-1 other views of
+ * its sample: SupCon's L_out; plain NT-Xent for V = 2). The official
+ * TensorFlow code reports loss_a + loss_b, twice this value for V = 2.
+ * Stable (log-sum-exp; checked against PyTorch at temperature 0.01, D 8192).
+ * Scratch (about (V*N)^2 + V*N*D floats) is kept in the loss and grown when
+ * the batch grows. */
 SIMCLR_API simclr_status simclr_ntxent_create(simclr_context *ctx, double temperature, int n_views,
                                               simclr_loss **out);
 SIMCLR_API void simclr_loss_destroy(simclr_loss *loss);
 
-/* Computes the loss of z and keeps what backward needs. accuracy may be NULL:
- * the fraction of anchors whose most similar other row is a positive.
- * SIMCLR_E_NUMERIC when z holds a NaN or infinity. */
+/* Computes the loss of z and keeps what backward needs (z itself is not
+ * kept: the caller may reuse it). accuracy may be NULL: the fraction of
+ * anchors whose most similar other row is a positive (contrastive top-1).
+ * SIMCLR_E_SHAPE unless z is F32 [rows, D] with rows a multiple of n_views;
+ * SIMCLR_E_NUMERIC when z holds a NaN or infinity; SIMCLR_E_NOMEM when the
+ * scratch cannot grow. On any error the previous forward stays usable. */
 SIMCLR_API simclr_status simclr_loss_forward(simclr_loss *loss, const simclr_tensor *z,
                                              float *value, float *accuracy);
 
-/* Writes d(loss)/dz into dz (F32, z's shape) for the last forward.
- * SIMCLR_E_STATE without a preceding forward. */
+/* Writes d(loss)/dz into dz (F32, z's shape, may be z's own buffer) for the
+ * last forward; may be called again for the same forward.
+ * SIMCLR_E_STATE without a preceding forward, SIMCLR_E_SHAPE for another shape. */
 SIMCLR_API simclr_status simclr_loss_backward(simclr_loss *loss, simclr_tensor *dz);
 
 /* ======================================================================== */
@@ -421,24 +461,46 @@ typedef enum simclr_opt_kind {
 typedef enum simclr_opt_param {
     SIMCLR_OPT_LR              = 100, /* base (peak) learning rate, default 0.1 (AdamW 1e-3) */
     SIMCLR_OPT_MOMENTUM        = 101, /* SGD/LARS, [0, 1), default 0.9 */
-    SIMCLR_OPT_NESTEROV        = 102, /* SGD, 0 or 1, default 0 */
+    SIMCLR_OPT_NESTEROV        = 102, /* SGD/LARS, 0 or 1, default 0 */
     SIMCLR_OPT_WEIGHT_DECAY    = 103, /* >= 0, default 1e-6 (AdamW 1e-2) */
     SIMCLR_OPT_EXCLUDE_NO_DECAY= 104, /* 1 (default): SIMCLR_PARAM_NO_DECAY tensors get no
                                          decay and (LARS) no trust ratio */
     SIMCLR_OPT_BETA1           = 200, /* AdamW, default 0.9 */
     SIMCLR_OPT_BETA2           = 201, /* AdamW, default 0.999 */
-    SIMCLR_OPT_EPS             = 202, /* AdamW, default 1e-8 */
-    SIMCLR_OPT_LARS_ETA        = 300, /* LARS trust coefficient, default 0.001 */
+    SIMCLR_OPT_EPS             = 202, /* AdamW, > 0, default 1e-8 */
+    SIMCLR_OPT_LARS_ETA        = 300, /* LARS trust coefficient, > 0, default 0.001 */
     SIMCLR_OPT_WARMUP_STEPS    = 400, /* linear warmup from 0, default 0 */
     SIMCLR_OPT_TOTAL_STEPS     = 401, /* cosine decay to 0 at this step; 0 (default) = constant */
-    SIMCLR_OPT_STEP            = 402  /* the schedule's step counter (read/write, for resuming) */
+    SIMCLR_OPT_STEP            = 402  /* the schedule's step counter (read/write, for resuming);
+                                         AdamW's bias correction uses STEP + 1 */
 } simclr_opt_param;
 
-/* Creates an optimizer over the parameters of n_modules (1..16) borrowed modules. */
+/* Update rules (per element, float32):
+ *  SGD   as torch.optim.SGD (dampening 0): d = g + wd*w; buf = momentum*buf + d
+ *        (buf starts at 0, so the first step has buf = d); w -= lr * (nesterov ?
+ *        d + momentum*buf : buf).
+ *  AdamW as torch.optim.AdamW (decoupled decay w *= 1 - lr*wd, bias correction).
+ *  LARS  as the official SimCLR tf2/lars_optimizer.py (classic momentum):
+ *        g' = g + wd*w; ratio = eta*||w||/||g'|| (1 when either norm is 0);
+ *        v = momentum*v + lr*ratio*g'; w -= nesterov ? momentum*v + lr*ratio*g' : v.
+ * With SIMCLR_OPT_EXCLUDE_NO_DECAY, SIMCLR_PARAM_NO_DECAY tensors get wd = 0
+ * and (LARS) ratio 1. Buffers (SIMCLR_PARAM_BUFFER) are never touched.
+ * Schedule (the official tf2 WarmUpAndCosineDecay): with base = SIMCLR_OPT_LR,
+ * W = WARMUP_STEPS, T = TOTAL_STEPS, s = STEP:
+ *   s >= T > 0: 0;  s < W: base*s/W (the first step runs at rate 0);
+ *   T = 0: base;    else base * (1 + cos(pi*(s-W)/(T-W))) / 2.
+ *
+ * Creates an optimizer over the trained parameters of n_modules (1..16)
+ * distinct borrowed modules of ctx (they must outlive it). State tensors are
+ * allocated, zeroed, now. SIMCLR_E_INVALID for a bad kind, count, a NULL or
+ * repeated module or one of another context; SIMCLR_E_NOMEM. */
 SIMCLR_API simclr_status simclr_optimizer_create(simclr_context *ctx, simclr_opt_kind kind,
                                                  simclr_module *const *modules, int n_modules,
                                                  simclr_optimizer **out);
 SIMCLR_API void simclr_optimizer_destroy(simclr_optimizer *opt);
+/* set/get: SIMCLR_E_INVALID (message naming the key and kind) for an unknown
+ * key, a key that does not apply to the optimizer's kind, or a value out of
+ * range (a failing set changes nothing). Step counts must be whole numbers. */
 SIMCLR_API simclr_status simclr_optimizer_set(simclr_optimizer *opt, simclr_opt_param key,
                                               double value);
 SIMCLR_API simclr_status simclr_optimizer_get(const simclr_optimizer *opt, simclr_opt_param key,
@@ -448,7 +510,10 @@ SIMCLR_API simclr_status simclr_optimizer_get(const simclr_optimizer *opt, simcl
 SIMCLR_API simclr_status simclr_optimizer_lr(const simclr_optimizer *opt, double *lr);
 
 /* Updates every parameter from its gradient at the scheduled rate and advances
- * the step. SIMCLR_E_NUMERIC (nothing changed) when a gradient is not finite. */
+ * the step. Gradients are all checked before anything is written:
+ * SIMCLR_E_NUMERIC (naming the tensor; parameters, state and STEP unchanged)
+ * when a gradient is not finite; past that check a step cannot fail and does
+ * not allocate. Gradients are not zeroed. */
 SIMCLR_API simclr_status simclr_optimizer_step(simclr_optimizer *opt);
 
 /* Optimizer state tensors (momentum buffers, Adam moments) for checkpoints:
@@ -505,14 +570,22 @@ SIMCLR_API simclr_status simclr_trainer_stat(const simclr_trainer *tr, simclr_st
 
 typedef struct simclr_dataset simclr_dataset;
 
-/* Opens an IDX image file (MNIST, Fashion-MNIST; gzip or raw) and optionally
- * its IDX label file (labels_path may be NULL). Everything is read and
- * validated now; SIMCLR_E_IO, SIMCLR_E_FORMAT naming the file and the field. */
+/* Opens an IDX image file (MNIST, Fashion-MNIST; gzip or raw, told apart by
+ * the gzip magic) and optionally its IDX label file (labels_path may be NULL).
+ * Everything is read into memory and validated now: magic 0x00000803 (images,
+ * [N, H, W] unsigned bytes, C = 1) / 0x00000801 (labels), every dimension
+ * >= 1, the data exactly as long as the header announces, the label count
+ * equal to the image count. SIMCLR_E_IO (open/read), SIMCLR_E_FORMAT (a
+ * message naming the file and the field), SIMCLR_E_NOMEM. */
 SIMCLR_API simclr_status simclr_dataset_open_idx(simclr_context *ctx, const char *images_path,
                                                  const char *labels_path, simclr_dataset **out);
 
-/* Opens CIFAR binary batches (n_paths files, concatenated). cifar100 = 0: the
- * CIFAR-10 record (1 label byte); 1: CIFAR-100 (coarse, fine; the fine label is used). */
+/* Opens CIFAR binary batches (n_paths files, 1..1024, concatenated in order;
+ * images 32x32x3, converted from the file's planar RGB to [H, W, C]).
+ * cifar100 = 0: the CIFAR-10 record (1 label byte, < 10); 1: CIFAR-100
+ * (coarse < 20, fine < 100; the fine label is used). A file whose length is
+ * not a positive multiple of the record, or a label out of range, is
+ * SIMCLR_E_FORMAT; SIMCLR_E_IO, SIMCLR_E_INVALID (cifar100 not 0/1, a NULL path). */
 SIMCLR_API simclr_status simclr_dataset_open_cifar(simclr_context *ctx, const char *const *paths,
                                                    int n_paths, int cifar100,
                                                    simclr_dataset **out);
@@ -527,8 +600,9 @@ SIMCLR_API const int32_t *simclr_dataset_labels(const simclr_dataset *ds);
 /* Number of classes (max label + 1), 0 without labels. */
 SIMCLR_API int simclr_dataset_class_count(const simclr_dataset *ds);
 
-/* Copies the images at indices[0..n) into out, U8 [n, H, W, C].
- * SIMCLR_E_INVALID for an index out of range. */
+/* Copies the images at indices[0..n) into out, U8 [n, H, W, C] exactly
+ * (else SIMCLR_E_SHAPE). SIMCLR_E_INVALID for n < 1 or an index out of range
+ * (out is then untouched). */
 SIMCLR_API simclr_status simclr_dataset_batch(const simclr_dataset *ds, const int64_t *indices,
                                               int64_t n, simclr_tensor *out);
 
@@ -541,9 +615,12 @@ SIMCLR_API simclr_status simclr_dataset_batch(const simclr_dataset *ds, const in
 SIMCLR_API simclr_status simclr_module_save(const simclr_module *m, const char *path);
 
 /* Loads a file written by simclr_module_save into a module of the same
- * architecture. Every length and CRC is checked before use; on any error
- * (SIMCLR_E_IO, SIMCLR_E_FORMAT, SIMCLR_E_SHAPE for another architecture)
- * the module is unchanged. */
+ * architecture. Every length and CRC is checked before use, and every tensor
+ * is validated before the first is copied; on any error the module is
+ * unchanged: SIMCLR_E_IO, SIMCLR_E_FORMAT (corrupt file, a tensor missing or
+ * one the module does not have), SIMCLR_E_SHAPE (another architecture string
+ * -- both are named -- or a tensor of another shape). Format:
+ * docs/checkpoint-format.md. */
 SIMCLR_API simclr_status simclr_module_load(simclr_module *m, const char *path);
 
 /* Saves / loads a whole trainer: encoder, head, optimizer state and step, and
@@ -551,13 +628,19 @@ SIMCLR_API simclr_status simclr_module_load(simclr_module *m, const char *path);
 SIMCLR_API simclr_status simclr_trainer_save(const simclr_trainer *tr, const char *path);
 SIMCLR_API simclr_status simclr_trainer_load(simclr_trainer *tr, const char *path);
 
-/* Writes the module's tensors as safetensors (F32; num_batches_tracked as I64)
- * under torchvision names, loadable by torchvision.models.resnet*() with
- * strict=True once its fc is removed. */
+/* Writes the module's tensors as safetensors (F32; num_batches_tracked as a
+ * 0-dim I64) under torchvision names, loadable by torchvision.models.resnet*()
+ * with strict=True once its fc is removed (m.fc = torch.nn.Identity()).
+ * Written atomically like simclr_module_save; metadata holds "format": "pt"
+ * and "simclr_arch". */
 SIMCLR_API simclr_status simclr_module_export_safetensors(const simclr_module *m, const char *path);
 
 /* Reads a safetensors file into the module: every tensor of the module must be
- * present with its shape (extra tensors such as fc.* are ignored). */
+ * present as F32 with its shape (num_batches_tracked may also be I64 and 0-dim);
+ * extra tensors such as fc.* are ignored. Malformed JSON, offsets outside the
+ * file, a size that does not match dtype x shape, or another dtype is
+ * SIMCLR_E_FORMAT; another shape SIMCLR_E_SHAPE. On error the module is
+ * unchanged. */
 SIMCLR_API simclr_status simclr_module_import_safetensors(simclr_module *m, const char *path);
 
 /* ======================================================================== */
@@ -565,25 +648,46 @@ SIMCLR_API simclr_status simclr_module_import_safetensors(simclr_module *m, cons
 /* ======================================================================== */
 
 /* Runs the encoder in EVAL mode over the whole data set in batches of
- * batch_size and writes features F32 [count, D] into out. aug may be NULL
- * (pixels / 255 at the native size) or a policy (normally
- * SIMCLR_AUG_PRESET_NONE) applied as view 0 with seed 0. Reports progress. */
+ * batch_size (>= 1; larger than the data set means one batch) and writes
+ * features F32 [count, D] into out (D = simclr_module_output_dim; else
+ * SIMCLR_E_SHAPE). aug may be NULL (pixels / 255 at the native size, [N, C,
+ * H, W]) or a policy (normally SIMCLR_AUG_PRESET_NONE) applied as view 0
+ * with seed 0. Reports progress "extract" (0, then after every batch, up to
+ * count). The encoder's own errors come through unchanged. On error, out's
+ * contents are unspecified (rows of finished batches may be written). */
 SIMCLR_API simclr_status simclr_extract_features(simclr_module *encoder, const simclr_dataset *ds,
                                                  simclr_augment *aug, int64_t batch_size,
                                                  simclr_tensor *out);
 
 /* Weighted kNN (cosine similarity, k neighbours, weights exp(sim / temperature),
  * the SSL-benchmark monitor: k = 200, temperature = 0.1). train F32 [Ntr, D]
- * with labels in [0, n_classes); test F32 [Nte, D]. *top1 = accuracy in [0, 1]. */
+ * with labels in [0, n_classes); test F32 [Nte, D] with its labels (Nte
+ * entries). Each test row's k most similar train rows (ties: the lower train
+ * index) vote for their label with weight exp(sim / temperature); the
+ * heaviest class wins (ties: the lower class). *top1 = fraction of test rows
+ * predicted right, in [0, 1]. Similarities come from the backend's gemm in
+ * blocks of test rows (at most 16 MB of them at a time). SIMCLR_E_INVALID for
+ * k outside 1..Ntr, temperature not finite and > 0, n_classes < 1, a label
+ * out of range; SIMCLR_E_SHAPE for other D or non-F32; SIMCLR_E_NUMERIC for a
+ * non-finite feature. */
 SIMCLR_API simclr_status simclr_knn_eval(simclr_context *ctx, const simclr_tensor *train,
                                          const int32_t *train_labels, const simclr_tensor *test,
                                          const int32_t *test_labels, int n_classes, int k,
                                          double temperature, double *top1);
 
-/* Linear probe: standardizes features with the train set's mean/std, trains a
- * multinomial logistic regression (full-batch L-BFGS-free gradient descent
- * with momentum, L2 weight_decay) for `epochs` passes, and reports test top-1.
- * Deterministic. epochs 1..100000; weight_decay >= 0. */
+/* Linear probe: standardizes every feature with the train set's mean and
+ * standard deviation (a constant feature is ignored), then trains a
+ * multinomial logistic regression (weights and bias, starting from zero) on
+ * mean cross-entropy + weight_decay / 2 * |weights|^2 (the bias is not
+ * decayed) by full-batch Nesterov accelerated gradient descent: `epochs`
+ * iterations, each one gradient over the whole train set (two gemms), step
+ * 1/L with L = 0.5 * lambda_max(A^T A / Ntr) * 1.1 + weight_decay (A = the
+ * standardized features plus a bias column; lambda_max by power iteration).
+ * Reports progress "probe" after every iteration and *top1 = test accuracy.
+ * Deterministic for a given backend and thread count. epochs 1..100000
+ * (a few hundred converge on standardized features); weight_decay finite and
+ * >= 0; n_classes >= 2; errors as simclr_knn_eval, and SIMCLR_E_NUMERIC if
+ * the weights diverge. */
 SIMCLR_API simclr_status simclr_linear_probe(simclr_context *ctx, const simclr_tensor *train,
                                              const int32_t *train_labels,
                                              const simclr_tensor *test,

@@ -38,7 +38,7 @@ uint32_t simclr__rng_below(simclr__rng *r, uint32_t n);
 /* Stream numbers in use, so two users never share a sequence. */
 enum {
     SIMCLR__STREAM_INIT = 1,      /* parameter initialization; index = parameter number */
-    SIMCLR__STREAM_AUGMENT = 16,  /* + view; index = image index */
+    SIMCLR__STREAM_AUGMENT = 16,  /* + view (0..15, SIMCLR__AUG_MAX_VIEWS); index = image index */
     SIMCLR__STREAM_TEST = 0x7fff0000u
 };
 

@@ -1,0 +1,86 @@
+"""The same SimCLR step in PyTorch: torchvision augmentations (CIFAR recipe,
+s = 0.5) per image, ResNet-18 CIFAR stem width 64, 512-512-128 head, NT-Xent
+(T = 0.5), LARS written as in the official SimCLR code. Prints views/s per
+repeat.   torch_step.py THREADS REPEATS [PAIRS] [channels_last 0|1]"""
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torchvision
+import torchvision.transforms as T
+
+threads, repeats = int(sys.argv[1]), int(sys.argv[2])
+pairs = int(sys.argv[3]) if len(sys.argv) > 3 else 128
+channels_last = len(sys.argv) > 4 and sys.argv[4] == "1"
+torch.set_num_threads(threads)
+torch.manual_seed(0)
+
+enc = torchvision.models.resnet18()
+enc.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
+enc.maxpool = nn.Identity()
+enc.fc = nn.Identity()
+head = nn.Sequential(nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 128))
+model = nn.Sequential(enc, head)
+if channels_last:
+    model = model.to(memory_format=torch.channels_last)
+
+s = 0.5
+aug = T.Compose([
+    T.RandomResizedCrop(32),
+    T.RandomHorizontalFlip(),
+    T.RandomApply([T.ColorJitter(0.8 * s, 0.8 * s, 0.8 * s, 0.2 * s)], p=0.8),
+    T.RandomGrayscale(p=0.2),
+])
+
+
+def ntxent(z, t=0.5):
+    z = F.normalize(z, dim=1)
+    n2 = z.shape[0]
+    sim = z @ z.t() / t
+    sim.fill_diagonal_(float("-inf"))
+    target = torch.arange(n2)
+    target = (target + n2 // 2) % n2
+    return F.cross_entropy(sim, target)
+
+
+params = list(model.parameters())
+momentum = [torch.zeros_like(p) for p in params]
+no_decay = [p.ndim == 1 for p in params]
+
+
+def lars_step(lr=0.3, wd=1e-6, eta=0.001, m=0.9):
+    with torch.no_grad():
+        for p, v, nd in zip(params, momentum, no_decay):
+            g = p.grad
+            if not nd:
+                g = g + wd * p
+                wn, gn = p.norm(), g.norm()
+                ratio = torch.where((wn > 0) & (gn > 0), eta * wn / gn, torch.ones_like(wn))
+            else:
+                ratio = 1.0
+            v.mul_(m).add_(g * (lr * ratio))
+            p.sub_(v)
+
+
+images = torch.randint(0, 256, (pairs, 3, 32, 32), dtype=torch.uint8)
+
+
+def step():
+    v0 = torch.stack([aug(im) for im in images]).float() / 255
+    v1 = torch.stack([aug(im) for im in images]).float() / 255
+    x = torch.cat([v0, v1])
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    loss = ntxent(model(x))
+    model.zero_grad(set_to_none=False)
+    loss.backward()
+    lars_step()
+
+
+step()
+for _ in range(repeats):
+    t0 = time.perf_counter()
+    step()
+    print("%.2f" % (2 * pairs / (time.perf_counter() - t0)), flush=True)

@@ -1,0 +1,40 @@
+"""Python bindings for libsimclr (SimCLR self-supervised learning in C), on ctypes.
+
+    import numpy as np, simclr
+    with simclr.Context() as ctx:
+        enc = simclr.ResNet(ctx, depth=18, width=16, in_channels=1, stem="cifar")
+        feats = enc.forward(np.random.rand(8, 1, 28, 28).astype(np.float32))  # [8, 128]
+
+The shared library is found through SIMCLR_LIBRARY, next to this package, in
+the source tree's lib/, or on the system path; its version must have the
+bindings' major and at least their minor. Every failing call raises a
+subclass of SimclrError carrying simclr_last_error().
+"""
+from ._lib import BINDINGS_VERSION, has, last_error, library_path, status_string
+from ._lib import version_number, version_string
+from .augment import Augment, bounds as augment_bounds
+from .core import Context, Tensor, backends
+from .data import Dataset
+from .enums import (AugParam, AugPreset, DType, LogLevel, Mode, OptKind, OptParam, Stat, Status,
+                    Stem, PARAM_BUFFER, PARAM_NO_DECAY)
+from .errors import (FormatError, InternalError, InvalidArgument, LibraryVersionError,
+                     NumericError, OutOfMemory, ShapeError, SimclrError, SimclrIOError, StateError,
+                     Unsupported, STATUS_EXCEPTIONS)
+from .evaluation import extract_features, knn_eval, linear_probe
+from .loss import NTXent
+from .modules import MLPHead, Module, Parameter, ResNet
+from .optim import Optimizer, lr_linear_scaling, lr_sqrt_scaling
+from .trainer import Trainer
+
+__version__ = "%d.%d.%d" % BINDINGS_VERSION
+
+__all__ = [
+    "Augment", "AugParam", "AugPreset", "Context", "Dataset", "DType", "FormatError",
+    "InternalError", "InvalidArgument", "LibraryVersionError", "LogLevel", "MLPHead", "Mode",
+    "Module", "NTXent", "NumericError", "OptKind", "OptParam", "Optimizer", "OutOfMemory",
+    "PARAM_BUFFER", "PARAM_NO_DECAY", "Parameter", "ResNet", "STATUS_EXCEPTIONS", "ShapeError",
+    "SimclrError", "SimclrIOError", "Stat", "StateError", "Status", "Stem", "Tensor", "Trainer",
+    "Unsupported", "augment_bounds", "backends", "extract_features", "has", "knn_eval",
+    "last_error", "library_path", "linear_probe", "lr_linear_scaling", "lr_sqrt_scaling",
+    "status_string", "version_number", "version_string",
+]

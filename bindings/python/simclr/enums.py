@@ -1,0 +1,129 @@
+"""The header's enums as IntEnums (member names without the SIMCLR_ prefix parts).
+
+Generated once from include/simclr.h; tests/python/test_bindings_sync.py checks
+every name and value against the header."""
+from enum import IntEnum
+
+
+class Status(IntEnum):
+    """C enum simclr_status."""
+    OK = 0
+    E_INVALID = 1
+    E_SHAPE = 2
+    E_NOMEM = 3
+    E_IO = 4
+    E_FORMAT = 5
+    E_NUMERIC = 6
+    E_UNSUPPORTED = 7
+    E_STATE = 8
+    E_INTERNAL = 9
+
+
+class LogLevel(IntEnum):
+    """C enum simclr_log_level."""
+    ERROR = 0
+    WARN = 1
+    INFO = 2
+    DEBUG = 3
+
+
+class DType(IntEnum):
+    """C enum simclr_dtype."""
+    F32 = 0
+    U8 = 1
+
+
+class Stem(IntEnum):
+    """C enum simclr_stem."""
+    CIFAR = 0
+    IMAGENET = 1
+
+
+class Mode(IntEnum):
+    """C enum simclr_mode."""
+    EVAL = 0
+    TRAIN = 1
+
+
+class AugPreset(IntEnum):
+    """C enum simclr_aug_preset."""
+    NONE = 0
+    SIMCLR_V1 = 1
+    CIFAR = 2
+    GRAYSCALE = 3
+
+
+class AugParam(IntEnum):
+    """C enum simclr_aug_param."""
+    CROP_P = 100
+    CROP_SCALE_MIN = 101
+    CROP_SCALE_MAX = 102
+    CROP_RATIO_MIN = 103
+    CROP_RATIO_MAX = 104
+    CROP_ATTEMPTS = 105
+    INTERPOLATION = 106
+    FLIP_P = 200
+    JITTER_P = 300
+    JITTER_STRENGTH = 301
+    BRIGHTNESS = 302
+    CONTRAST = 303
+    SATURATION = 304
+    HUE = 305
+    GRAYSCALE_P = 400
+    BLUR_P = 500
+    BLUR_SIGMA_MIN = 501
+    BLUR_SIGMA_MAX = 502
+    BLUR_KERNEL_FRAC = 503
+    SOLARIZE_P = 600
+    SOLARIZE_THRESHOLD = 601
+    ERASE_P = 700
+    ERASE_SCALE_MIN = 701
+    ERASE_SCALE_MAX = 702
+    ERASE_RATIO_MIN = 703
+    ERASE_RATIO_MAX = 704
+    ERASE_VALUE = 705
+    NORMALIZE = 800
+    MEAN_0 = 801
+    MEAN_1 = 802
+    MEAN_2 = 803
+    STD_0 = 804
+    STD_1 = 805
+    STD_2 = 806
+
+
+class OptKind(IntEnum):
+    """C enum simclr_opt_kind."""
+    SGD = 0
+    ADAMW = 1
+    LARS = 2
+
+
+class OptParam(IntEnum):
+    """C enum simclr_opt_param."""
+    LR = 100
+    MOMENTUM = 101
+    NESTEROV = 102
+    WEIGHT_DECAY = 103
+    EXCLUDE_NO_DECAY = 104
+    BETA1 = 200
+    BETA2 = 201
+    EPS = 202
+    LARS_ETA = 300
+    WARMUP_STEPS = 400
+    TOTAL_STEPS = 401
+    STEP = 402
+
+
+class Stat(IntEnum):
+    """C enum simclr_stat."""
+    LOSS = 100
+    ACCURACY = 101
+    LR = 102
+    GRAD_NORM = 103
+    IMAGES_PER_SEC = 104
+    STEP = 105
+
+
+PARAM_NO_DECAY = 1
+PARAM_BUFFER = 2
+MAX_DIMS = 4

@@ -1,0 +1,437 @@
+/*
+ * SimCLR on Fashion-MNIST, end to end, through the public API only:
+ * pre-train a ResNet-18 (CIFAR stem, reduced width) with the GRAYSCALE
+ * augmentation policy, then compare kNN and linear-probe accuracy on the test
+ * set for raw pixels, a randomly initialized encoder and the trained encoder.
+ *
+ * Writes into --out (default demo-out/): metrics.csv (one row per step),
+ * checkpoint.simclr (the whole trainer; --resume continues from it),
+ * encoder.safetensors (torchvision names) and test_embeddings.npy.
+ *
+ *   train_fashion_mnist [--data DIR] [--epochs E] [--width W] [--batch B]
+ *                       [--lr LR] [--threads T] [--resume] [--out DIR] ...
+ * Run with --help for every flag.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "simclr.h"
+
+typedef struct {
+    const char *data_dir, *out_dir;
+    int epochs, width, batch, threads, resume, knn_k, probe_epochs;
+    double lr, temperature, weight_decay;
+    int64_t train_images; /* images used for pre-training (0 = all) */
+    int64_t eval_train;   /* labelled train images the probes fit on (0 = all) */
+    int64_t eval_test;    /* test images evaluated (0 = all) */
+    uint64_t seed;
+    const char *optimizer;
+} options;
+
+static void usage(void)
+{
+    puts("usage: train_fashion_mnist [flags]\n"
+         "  --data DIR          folder with the four Fashion-MNIST IDX .gz files\n"
+         "                      (default /usr/share/datasets/fashion-mnist)\n"
+         "  --out DIR           output folder (default demo-out)\n"
+         "  --epochs E          pre-training epochs over --train-images (default 1)\n"
+         "  --train-images N    images per pre-training epoch, 0 = all 60000 (default 20480)\n"
+         "  --width W           ResNet-18 stem width (default 16; torchvision uses 64)\n"
+         "  --batch B           images per step, 2B views (default 256)\n"
+         "  --optimizer NAME    lars (default) or sgd\n"
+         "  --lr LR             peak learning rate (default 0.075*sqrt(B), square-root scaling)\n"
+         "  --temperature T     NT-Xent temperature (default 0.5)\n"
+         "  --weight-decay WD   (default 1e-6 for LARS, 5e-4 for SGD)\n"
+         "  --threads T         threads, 0 = all cores (default 0)\n"
+         "  --eval-train N      labelled train images for the probes, 0 = all (default 10000)\n"
+         "  --eval-test N       test images evaluated, 0 = all (default 0)\n"
+         "  --probe-epochs N    linear-probe passes (default 300)\n"
+         "  --seed S            (default 1)\n"
+         "  --resume            continue from OUT/checkpoint.simclr");
+}
+
+static int parse(int argc, char **argv, options *o)
+{
+    *o = (options){.data_dir = "/usr/share/datasets/fashion-mnist", .out_dir = "demo-out", .epochs = 1,
+                   .width = 16, .batch = 256, .threads = 0, .knn_k = 200, .probe_epochs = 300, .lr = 0,
+                   .temperature = 0.5, .weight_decay = -1, .train_images = 20480, .eval_train = 10000,
+                   .eval_test = 0, .seed = 1, .optimizer = "lars"};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+#define FLAG(name) (strcmp(a, name) == 0 && v && (i++, 1))
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) return usage(), 1;
+        else if (strcmp(a, "--resume") == 0) o->resume = 1;
+        else if (FLAG("--data")) o->data_dir = v;
+        else if (FLAG("--out")) o->out_dir = v;
+        else if (FLAG("--epochs")) o->epochs = atoi(v);
+        else if (FLAG("--train-images")) o->train_images = atoll(v);
+        else if (FLAG("--width")) o->width = atoi(v);
+        else if (FLAG("--batch")) o->batch = atoi(v);
+        else if (FLAG("--optimizer")) o->optimizer = v;
+        else if (FLAG("--lr")) o->lr = atof(v);
+        else if (FLAG("--temperature")) o->temperature = atof(v);
+        else if (FLAG("--weight-decay")) o->weight_decay = atof(v);
+        else if (FLAG("--threads")) o->threads = atoi(v);
+        else if (FLAG("--eval-train")) o->eval_train = atoll(v);
+        else if (FLAG("--eval-test")) o->eval_test = atoll(v);
+        else if (FLAG("--probe-epochs")) o->probe_epochs = atoi(v);
+        else if (FLAG("--seed")) o->seed = strtoull(v, NULL, 10);
+        else {
+            fprintf(stderr, "train_fashion_mnist: unknown or incomplete flag '%s' (see --help)\n", a);
+            return 2;
+        }
+#undef FLAG
+    }
+    if (o->epochs < 0 || o->width < 1 || o->batch < 2 || o->threads < 0 || o->probe_epochs < 1) {
+        fprintf(stderr, "train_fashion_mnist: --epochs >= 0, --width >= 1, --batch >= 2, --threads >= 0\n");
+        return 2;
+    }
+    if (strcmp(o->optimizer, "lars") != 0 && strcmp(o->optimizer, "sgd") != 0) {
+        fprintf(stderr, "train_fashion_mnist: --optimizer must be lars or sgd\n");
+        return 2;
+    }
+    if (o->lr <= 0) o->lr = simclr_lr_sqrt_scaling(0.075, o->batch);
+    if (o->weight_decay < 0) o->weight_decay = strcmp(o->optimizer, "lars") == 0 ? 1e-6 : 5e-4;
+    return 0;
+}
+
+/* Stops the program with the library's message: the demo has nothing to
+ * recover, a library user would. */
+static void check(simclr_status st, const char *what)
+{
+    if (st == SIMCLR_OK) return;
+    fprintf(stderr, "\ntrain_fashion_mnist: %s failed: %s (%s)\n", what, simclr_last_error(),
+            simclr_status_string(st));
+    exit(1);
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static uint64_t xorshift(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+static void shuffle(int64_t *idx, int64_t n, uint64_t seed)
+{
+    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
+    for (int64_t i = n - 1; i > 0; i--) {
+        int64_t j = (int64_t)(xorshift(&s) % (uint64_t)(i + 1));
+        int64_t t = idx[i];
+        idx[i] = idx[j];
+        idx[j] = t;
+    }
+}
+
+static void fmt_time(double s, char *buf, size_t size)
+{
+    int t = (int)(s + 0.5);
+    snprintf(buf, size, "%d:%02d", t / 60, t % 60);
+}
+
+/* Progress lines for the library's long phases (feature extraction, probe). */
+static void on_progress(void *user, const char *what, int64_t done, int64_t total)
+{
+    (void)user;
+    if (strcmp(what, "train") == 0) return; /* the training loop draws its own bar */
+    fprintf(stderr, "\r  %-8s %lld/%lld   ", what, (long long)done, (long long)total);
+    if (done == total) fprintf(stderr, "\r%60s\r", "");
+}
+
+static simclr_dataset *open_split(simclr_context *ctx, const char *dir, const char *split)
+{
+    char img[1024], lab[1024];
+    snprintf(img, sizeof img, "%s/%s-images-idx3-ubyte.gz", dir, split);
+    snprintf(lab, sizeof lab, "%s/%s-labels-idx1-ubyte.gz", dir, split);
+    simclr_dataset *ds = NULL;
+    simclr_status st = simclr_dataset_open_idx(ctx, img, lab, &ds);
+    if (st == SIMCLR_E_IO)
+        fprintf(stderr, "train_fashion_mnist: cannot read %s: install Debian's dataset-fashion-mnist "
+                        "(apt-get install dataset-fashion-mnist) or pass --data DIR\n", img);
+    check(st, "opening the data set");
+    return ds;
+}
+
+/* The first n images (n = 0: all) of a data set as a labelled subset. */
+typedef struct {
+    int64_t n;
+    int64_t *idx;
+    int32_t *labels;
+} subset;
+
+static subset first_n(const simclr_dataset *ds, int64_t n)
+{
+    int64_t count = simclr_dataset_count(ds);
+    subset s = {n <= 0 || n > count ? count : n, NULL, NULL};
+    s.idx = malloc((size_t)s.n * sizeof *s.idx);
+    s.labels = malloc((size_t)s.n * sizeof *s.labels);
+    if (!s.idx || !s.labels) check(SIMCLR_E_NOMEM, "allocating a subset");
+    /* A fixed stride spreads a subset over the whole file (classes are not sorted, but be safe). */
+    const int32_t *labels = simclr_dataset_labels(ds);
+    for (int64_t i = 0; i < s.n; i++) {
+        s.idx[i] = (int64_t)((double)i * (double)count / (double)s.n);
+        s.labels[i] = labels[s.idx[i]];
+    }
+    return s;
+}
+
+/* Encoder features of a subset, EVAL mode, batch by batch: [n, D]. */
+static simclr_tensor *embed(simclr_context *ctx, simclr_module *enc, const simclr_dataset *ds, const subset *s)
+{
+    int64_t h, w, c, d = simclr_module_output_dim(enc), bs = 500;
+    check(simclr_dataset_shape(ds, &h, &w, &c), "dataset shape");
+    int64_t fshape[2] = {s->n, d};
+    simclr_tensor *feat, *img, *x, *y;
+    check(simclr_tensor_create(ctx, SIMCLR_F32, 2, fshape, &feat), "feature tensor");
+    float *out = simclr_tensor_data(feat);
+    int64_t ishape[4] = {bs, h, w, c}, xshape[4] = {bs, c, h, w}, yshape[2] = {bs, d};
+    check(simclr_tensor_create(ctx, SIMCLR_U8, 4, ishape, &img), "batch tensor");
+    check(simclr_tensor_create(ctx, SIMCLR_F32, 4, xshape, &x), "input tensor");
+    check(simclr_tensor_create(ctx, SIMCLR_F32, 2, yshape, &y), "output tensor");
+    for (int64_t b = 0; b < s->n; b += bs) {
+        int64_t m = s->n - b < bs ? s->n - b : bs;
+        if (m != bs) { /* the last, smaller batch */
+            ishape[0] = xshape[0] = yshape[0] = m;
+            check(simclr_tensor_reshape(img, 4, ishape), "reshape");
+            check(simclr_tensor_reshape(x, 4, xshape), "reshape");
+            check(simclr_tensor_reshape(y, 2, yshape), "reshape");
+        }
+        check(simclr_dataset_batch(ds, s->idx + b, m, img), "dataset batch");
+        const uint8_t *p = simclr_tensor_data(img);
+        float *q = simclr_tensor_data(x);
+        for (int64_t i = 0; i < m; i++) /* NHWC u8 -> NCHW [0, 1] */
+            for (int64_t k = 0; k < c; k++)
+                for (int64_t j = 0; j < h * w; j++) q[(i * c + k) * h * w + j] = p[(i * h * w + j) * c + k] / 255.0f;
+        check(simclr_module_forward(enc, x, SIMCLR_EVAL, y), "encoder forward");
+        memcpy(out + b * d, simclr_tensor_data(y), (size_t)(m * d) * sizeof(float));
+        on_progress(NULL, "embed", b + m, s->n);
+    }
+    simclr_tensor_destroy(img);
+    simclr_tensor_destroy(x);
+    simclr_tensor_destroy(y);
+    return feat;
+}
+
+static simclr_tensor *raw_pixels(simclr_context *ctx, const simclr_dataset *ds, const subset *s)
+{
+    int64_t h, w, c;
+    check(simclr_dataset_shape(ds, &h, &w, &c), "dataset shape");
+    int64_t d = h * w * c, fshape[2] = {s->n, d}, ishape[4] = {s->n, h, w, c};
+    simclr_tensor *feat, *img;
+    check(simclr_tensor_create(ctx, SIMCLR_F32, 2, fshape, &feat), "pixel features");
+    check(simclr_tensor_create(ctx, SIMCLR_U8, 4, ishape, &img), "pixel batch");
+    check(simclr_dataset_batch(ds, s->idx, s->n, img), "dataset batch");
+    const uint8_t *p = simclr_tensor_data(img);
+    float *q = simclr_tensor_data(feat);
+    for (int64_t i = 0; i < s->n * d; i++) q[i] = p[i] / 255.0f;
+    simclr_tensor_destroy(img);
+    return feat;
+}
+
+typedef struct {
+    double knn, linear, seconds;
+} scores;
+
+static scores evaluate(simclr_context *ctx, simclr_tensor *ftr, const subset *tr, simclr_tensor *fte,
+                       const subset *te, const options *o)
+{
+    scores s;
+    double t0 = now();
+    check(simclr_knn_eval(ctx, ftr, tr->labels, fte, te->labels, 10, o->knn_k, 0.1, &s.knn), "kNN");
+    check(simclr_linear_probe(ctx, ftr, tr->labels, fte, te->labels, 10, o->probe_epochs, 1e-4, &s.linear),
+          "linear probe");
+    s.seconds = now() - t0;
+    return s;
+}
+
+static void write_npy(const char *path, const simclr_tensor *t)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f) {
+        fprintf(stderr, "train_fashion_mnist: cannot write %s: %s\n", path, strerror(errno));
+        return;
+    }
+    char header[128];
+    int len = snprintf(header, sizeof header, "{'descr': '<f4', 'fortran_order': False, 'shape': (%lld, %lld), }",
+                       (long long)simclr_tensor_dim(t, 0), (long long)simclr_tensor_dim(t, 1));
+    int pad = 64 - (10 + len + 1) % 64; /* header padded so data starts 64-aligned */
+    uint16_t hlen = (uint16_t)(len + pad + 1);
+    fwrite("\x93NUMPY\x01\x00", 1, 8, f);
+    fputc(hlen & 0xff, f);
+    fputc(hlen >> 8, f);
+    fwrite(header, 1, (size_t)len, f);
+    for (int i = 0; i < pad; i++) fputc(' ', f);
+    fputc('\n', f);
+    fwrite(simclr_tensor_data((simclr_tensor *)t), 1, simclr_tensor_bytes(t), f);
+    fclose(f);
+}
+
+int main(int argc, char **argv)
+{
+    options o;
+    int rc = parse(argc, argv, &o);
+    if (rc) return rc == 1 ? 0 : rc;
+    if (mkdir(o.out_dir, 0777) != 0 && errno != EEXIST) {
+        fprintf(stderr, "train_fashion_mnist: cannot create %s: %s\n", o.out_dir, strerror(errno));
+        return 1;
+    }
+    /* Results go to stdout, the progress bar to stderr: keep them in order on a terminal. */
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    double t_start = now();
+    simclr_context *ctx;
+    check(simclr_context_create("cpu", o.threads, NULL, &ctx), "context");
+    check(simclr_context_set_progress(ctx, on_progress, NULL), "progress");
+    simclr_dataset *train = open_split(ctx, o.data_dir, "train"), *test = open_split(ctx, o.data_dir, "t10k");
+    int64_t h, w, c;
+    check(simclr_dataset_shape(train, &h, &w, &c), "dataset shape");
+
+    simclr_module *enc, *head;
+    check(simclr_resnet_create(ctx, 18, o.width, (int)c, SIMCLR_STEM_CIFAR, o.seed, &enc), "encoder");
+    int64_t d = simclr_module_output_dim(enc);
+    check(simclr_mlp_head_create(ctx, (int)d, (int)d, 128, 2, 0, o.seed + 1, &head), "projection head");
+    simclr_augment *aug;
+    check(simclr_augment_create(ctx, SIMCLR_AUG_PRESET_GRAYSCALE, (int)h, (int)w, &aug), "augmentation");
+    simclr_loss *loss;
+    check(simclr_ntxent_create(ctx, o.temperature, 2, &loss), "loss");
+    simclr_module *mods[2] = {enc, head};
+    simclr_optimizer *opt;
+    int lars = strcmp(o.optimizer, "lars") == 0;
+    check(simclr_optimizer_create(ctx, lars ? SIMCLR_OPT_LARS : SIMCLR_OPT_SGD, mods, 2, &opt), "optimizer");
+    int64_t n_train = o.train_images <= 0 || o.train_images > simclr_dataset_count(train)
+                          ? simclr_dataset_count(train) : o.train_images;
+    int64_t steps_per_epoch = n_train / o.batch, total_steps = steps_per_epoch * o.epochs;
+    check(simclr_optimizer_set(opt, SIMCLR_OPT_LR, o.lr), "lr");
+    check(simclr_optimizer_set(opt, SIMCLR_OPT_MOMENTUM, 0.9), "momentum");
+    check(simclr_optimizer_set(opt, SIMCLR_OPT_WEIGHT_DECAY, o.weight_decay), "weight decay");
+    check(simclr_optimizer_set(opt, SIMCLR_OPT_WARMUP_STEPS, (double)(total_steps / 10)), "warmup");
+    check(simclr_optimizer_set(opt, SIMCLR_OPT_TOTAL_STEPS, (double)total_steps), "schedule");
+    simclr_trainer *tr;
+    check(simclr_trainer_create(ctx, enc, head, aug, loss, opt, &tr), "trainer");
+
+    char ckpt[1024], csv_path[1024], path[1024];
+    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.simclr", o.out_dir);
+    snprintf(csv_path, sizeof csv_path, "%s/metrics.csv", o.out_dir);
+    int64_t start_step = 0;
+    if (o.resume) {
+        check(simclr_trainer_load(tr, ckpt), "resuming from the checkpoint");
+        double s;
+        check(simclr_trainer_stat(tr, SIMCLR_STAT_STEP, &s), "step");
+        start_step = (int64_t)s;
+        fprintf(stderr, "resumed %s at step %lld\n", ckpt, (long long)start_step);
+    }
+    FILE *csv = fopen(csv_path, o.resume ? "a" : "w");
+    if (!csv) {
+        fprintf(stderr, "train_fashion_mnist: cannot write %s: %s\n", csv_path, strerror(errno));
+        return 1;
+    }
+    if (!o.resume) fprintf(csv, "step,epoch,loss,contrastive_acc,lr,grad_norm,images_per_s,elapsed_s\n");
+
+    printf("libsimclr %s: SimCLR on Fashion-MNIST (%lld train / %lld test images, %lldx%lldx%lld)\n",
+           simclr_version_string(), (long long)simclr_dataset_count(train), (long long)simclr_dataset_count(test),
+           (long long)h, (long long)w, (long long)c);
+    printf("encoder ResNet-18 width %d (%lld parameters), head %lld-%lld-128, %s lr %.3g, T %.2g, "
+           "batch %d, %d epoch(s) of %lld images, %d threads\n",
+           o.width, (long long)simclr_module_param_scalars(enc), (long long)d, (long long)d, o.optimizer, o.lr,
+           o.temperature, o.batch, o.epochs, (long long)n_train, simclr_context_threads(ctx));
+
+    int64_t *order = malloc((size_t)simclr_dataset_count(train) * sizeof *order);
+    simclr_tensor *batch;
+    int64_t bshape[4] = {o.batch, h, w, c};
+    check(simclr_tensor_create(ctx, SIMCLR_U8, 4, bshape, &batch), "batch tensor");
+    double t_train = now(), last_ips = 0;
+    for (int64_t step = start_step; step < total_steps; step++) {
+        int64_t epoch = step / steps_per_epoch, in_epoch = step % steps_per_epoch;
+        if (in_epoch == 0 || step == start_step) { /* each epoch draws a fresh subset order */
+            for (int64_t i = 0; i < simclr_dataset_count(train); i++) order[i] = i;
+            shuffle(order, simclr_dataset_count(train), o.seed * 1000003u + (uint64_t)epoch);
+        }
+        check(simclr_dataset_batch(train, order + in_epoch * o.batch, o.batch, batch), "dataset batch");
+        float l;
+        check(simclr_trainer_step(tr, batch, o.seed * 0x100000000ull + (uint64_t)step, &l), "training step");
+        double acc, lr, gn, ips;
+        simclr_trainer_stat(tr, SIMCLR_STAT_ACCURACY, &acc);
+        simclr_trainer_stat(tr, SIMCLR_STAT_LR, &lr);
+        simclr_trainer_stat(tr, SIMCLR_STAT_GRAD_NORM, &gn);
+        simclr_trainer_stat(tr, SIMCLR_STAT_IMAGES_PER_SEC, &ips);
+        last_ips = last_ips == 0 ? ips : 0.9 * last_ips + 0.1 * ips;
+        double elapsed = now() - t_train;
+        fprintf(csv, "%lld,%lld,%.6f,%.4f,%.6g,%.6g,%.1f,%.2f\n", (long long)step + 1, (long long)epoch + 1, l, acc,
+                lr, gn, ips, elapsed);
+        char eta[16], el[16];
+        fmt_time((double)(total_steps - step - 1) * 2.0 * o.batch / last_ips, eta, sizeof eta);
+        fmt_time(elapsed, el, sizeof el);
+        int width = 24, fill = (int)((double)(step + 1) / (double)total_steps * width);
+        char bar[32];
+        for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
+        bar[width] = 0;
+        fprintf(stderr, "\repoch %lld/%d [%s] step %lld/%lld loss %.4f acc %.3f %.0f img/s %s ETA %s ",
+                (long long)epoch + 1, o.epochs, bar, (long long)step + 1, (long long)total_steps, l, acc, last_ips, el,
+                eta);
+        if (in_epoch == steps_per_epoch - 1) check(simclr_trainer_save(tr, ckpt), "saving the checkpoint");
+    }
+    fclose(csv);
+    if (total_steps > start_step) fprintf(stderr, "\n");
+    double train_seconds = now() - t_train;
+    printf("pre-training: %lld steps in %.1f s; ln(2B-1) = %.3f for reference\n", (long long)(total_steps - start_step),
+           train_seconds, log(2.0 * o.batch - 1));
+    snprintf(path, sizeof path, "%s/encoder.safetensors", o.out_dir);
+    check(simclr_module_export_safetensors(enc, path), "exporting the encoder");
+
+    /* Evaluation: the same probes on three representations. */
+    subset str = first_n(train, o.eval_train), ste = first_n(test, o.eval_test);
+    printf("evaluating on %lld labelled train / %lld test images (kNN k=%d T=0.1; linear probe %d epochs)\n",
+           (long long)str.n, (long long)ste.n, o.knn_k, o.probe_epochs);
+    simclr_tensor *a = raw_pixels(ctx, train, &str), *b = raw_pixels(ctx, test, &ste);
+    scores raw = evaluate(ctx, a, &str, b, &ste, &o);
+    simclr_tensor_destroy(a);
+    simclr_tensor_destroy(b);
+
+    simclr_module *rnd;
+    check(simclr_resnet_create(ctx, 18, o.width, (int)c, SIMCLR_STEM_CIFAR, o.seed + 7, &rnd), "random encoder");
+    a = embed(ctx, rnd, train, &str), b = embed(ctx, rnd, test, &ste);
+    scores random = evaluate(ctx, a, &str, b, &ste, &o);
+    simclr_tensor_destroy(a);
+    simclr_tensor_destroy(b);
+    simclr_module_destroy(rnd);
+
+    a = embed(ctx, enc, train, &str), b = embed(ctx, enc, test, &ste);
+    scores trained = evaluate(ctx, a, &str, b, &ste, &o);
+    snprintf(path, sizeof path, "%s/test_embeddings.npy", o.out_dir);
+    write_npy(path, b);
+    simclr_tensor_destroy(a);
+    simclr_tensor_destroy(b);
+
+    printf("\n%-28s %12s %14s\n", "representation (test set)", "kNN top-1", "linear top-1");
+    printf("%-28s %11.2f%% %13.2f%%\n", "raw pixels", 100 * raw.knn, 100 * raw.linear);
+    printf("%-28s %11.2f%% %13.2f%%\n", "random ResNet-18", 100 * random.knn, 100 * random.linear);
+    printf("%-28s %11.2f%% %13.2f%%\n", "SimCLR ResNet-18 (ours)", 100 * trained.knn, 100 * trained.linear);
+    printf("\nwrote %s/{metrics.csv, checkpoint.simclr, encoder.safetensors, test_embeddings.npy}; total %.1f s\n",
+           o.out_dir, now() - t_start);
+
+    free(order), free(str.idx), free(str.labels), free(ste.idx), free(ste.labels);
+    simclr_tensor_destroy(batch);
+    simclr_trainer_destroy(tr);
+    simclr_optimizer_destroy(opt);
+    simclr_loss_destroy(loss);
+    simclr_augment_destroy(aug);
+    simclr_module_destroy(head);
+    simclr_module_destroy(enc);
+    simclr_dataset_destroy(train);
+    simclr_dataset_destroy(test);
+    simclr_context_destroy(ctx);
+    return 0;
+}

@@ -1,0 +1,470 @@
+/*
+ * simclr.hpp — header-only C++17 wrapper over the libsimclr C API.
+ *
+ * Every C handle gets an owning class (move-only, destroyed by its C destroy
+ * function when it goes out of scope), every non-OK status becomes a thrown
+ * simclr::Error carrying the status and simclr_last_error(). Nothing here adds
+ * state or behaviour: the C header (simclr.h) stays the reference manual.
+ *
+ * Lifetimes follow the C rules, which C++ scoping makes natural: declare the
+ * Context first (it is destroyed last) and the pieces a Trainer or Optimizer
+ * borrows before them.
+ *
+ *     simclr::Context ctx("cpu", 0);
+ *     auto enc = simclr::Module::resnet(ctx, 18, 16, 1, SIMCLR_STEM_CIFAR, 42);
+ *     auto x = simclr::Tensor::zeros(ctx, SIMCLR_F32, {8, 1, 28, 28});
+ *     auto y = simclr::Tensor::zeros(ctx, SIMCLR_F32, {8, enc.output_dim()});
+ *     enc.forward(x, SIMCLR_EVAL, y);
+ */
+#ifndef SIMCLR_HPP
+#define SIMCLR_HPP
+
+#include <cstddef>
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "simclr.h"
+
+namespace simclr {
+
+/* ------------------------------------------------------------- errors -- */
+
+/* A failed libsimclr call: status() is the simclr_status, what() the
+ * detailed message of simclr_last_error() at the time of the failure. */
+class Error : public std::runtime_error {
+public:
+    Error(simclr_status status, const std::string &message)
+        : std::runtime_error(message), status_(status) {}
+    simclr_status status() const noexcept { return status_; }
+    const char *status_string() const noexcept { return simclr_status_string(status_); }
+
+private:
+    simclr_status status_;
+};
+
+/* Throws simclr::Error for any status but SIMCLR_OK. */
+inline void check(simclr_status status)
+{
+    if (status != SIMCLR_OK) {
+        const char *msg = simclr_last_error();
+        throw Error(status, (msg && *msg) ? msg : simclr_status_string(status));
+    }
+}
+
+/* Throws when the loaded library is older than this header or of another
+ * major version (the ABI promise: same major, minor >= the header's). */
+inline void check_version()
+{
+    const unsigned v = simclr_version_number();
+    if (v / 10000 != SIMCLR_VERSION_MAJOR || (v / 100) % 100 < SIMCLR_VERSION_MINOR)
+        throw Error(SIMCLR_E_UNSUPPORTED, std::string("libsimclr ") + simclr_version_string() +
+                                              " is incompatible with simclr.hpp for " +
+                                              std::to_string(SIMCLR_VERSION_MAJOR) + "." +
+                                              std::to_string(SIMCLR_VERSION_MINOR));
+}
+
+namespace detail {
+template <class T, void (*Destroy)(T *)>
+struct Deleter {
+    void operator()(T *p) const noexcept { Destroy(p); }
+};
+template <class T, void (*Destroy)(T *)>
+using Owner = std::unique_ptr<T, Deleter<T, Destroy>>;
+} // namespace detail
+
+/* ------------------------------------------------------------ context -- */
+
+class Context {
+public:
+    /* backend: "cpu" / "ref" / nullptr (= "cpu"); threads: 0 = all cores. */
+    explicit Context(const char *backend = nullptr, int threads = 0,
+                     const simclr_allocator *allocator = nullptr)
+    {
+        simclr_context *c = nullptr;
+        check(simclr_context_create(backend, threads, allocator, &c));
+        p_.reset(c);
+    }
+    simclr_context *get() const noexcept { return p_.get(); }
+    std::string backend() const { return simclr_context_backend(p_.get()); }
+    int threads() const noexcept { return simclr_context_threads(p_.get()); }
+    /* fn must return normally and not throw (it is called from C). */
+    void set_log(simclr_log_fn fn, void *user, simclr_log_level max_level = SIMCLR_LOG_INFO)
+    {
+        check(simclr_context_set_log(p_.get(), fn, user, max_level));
+    }
+    void set_progress(simclr_progress_fn fn, void *user)
+    {
+        check(simclr_context_set_progress(p_.get(), fn, user));
+    }
+
+private:
+    detail::Owner<simclr_context, simclr_context_destroy> p_;
+};
+
+/* ------------------------------------------------------------- tensors -- */
+
+/* A non-owning view of a tensor (module parameters, optimizer state, or any
+ * Tensor). Valid while the owner is. */
+class TensorView {
+public:
+    TensorView() = default;
+    explicit TensorView(simclr_tensor *t) noexcept : t_(t) {}
+    simclr_tensor *get() const noexcept { return t_; }
+    explicit operator bool() const noexcept { return t_ != nullptr; }
+    int ndim() const noexcept { return simclr_tensor_ndim(t_); }
+    int64_t dim(int axis) const noexcept { return simclr_tensor_dim(t_, axis); }
+    std::vector<int64_t> shape() const
+    {
+        std::vector<int64_t> s;
+        for (int i = 0; i < ndim(); i++) s.push_back(dim(i));
+        return s;
+    }
+    simclr_dtype dtype() const noexcept { return static_cast<simclr_dtype>(simclr_tensor_dtype(t_)); }
+    int64_t numel() const noexcept { return simclr_tensor_numel(t_); }
+    std::size_t bytes() const noexcept { return simclr_tensor_bytes(t_); }
+    /* Typed data pointer; throws when T does not match the dtype. */
+    template <class T>
+    T *data() const
+    {
+        const bool ok = (sizeof(T) == 4 && dtype() == SIMCLR_F32) || (sizeof(T) == 1 && dtype() == SIMCLR_U8);
+        if (!ok) throw Error(SIMCLR_E_SHAPE, "simclr.hpp: data<T>() with the wrong element type");
+        return static_cast<T *>(simclr_tensor_data(t_));
+    }
+    template <class T>
+    void copy_from(const std::vector<T> &src)
+    {
+        check(simclr_tensor_copy_from(t_, src.data(), src.size() * sizeof(T)));
+    }
+    template <class T>
+    std::vector<T> to_vector() const
+    {
+        std::vector<T> out(bytes() / sizeof(T));
+        check(simclr_tensor_copy_to(t_, out.data(), out.size() * sizeof(T)));
+        return out;
+    }
+    void reshape(std::initializer_list<int64_t> shape)
+    {
+        std::vector<int64_t> s(shape);
+        check(simclr_tensor_reshape(t_, static_cast<int>(s.size()), s.data()));
+    }
+
+protected:
+    simclr_tensor *t_ = nullptr;
+};
+
+/* An owning tensor. Converts to TensorView implicitly, so every call below
+ * takes either. */
+class Tensor : public TensorView {
+public:
+    Tensor() = default;
+    Tensor(const Tensor &) = delete;
+    Tensor &operator=(const Tensor &) = delete;
+    Tensor(Tensor &&o) noexcept : TensorView(o.t_) { o.t_ = nullptr; }
+    Tensor &operator=(Tensor &&o) noexcept
+    {
+        if (this != &o) {
+            simclr_tensor_destroy(t_);
+            t_ = o.t_;
+            o.t_ = nullptr;
+        }
+        return *this;
+    }
+    ~Tensor() { simclr_tensor_destroy(t_); }
+
+    /* Zero-filled, owned memory. */
+    static Tensor zeros(const Context &ctx, simclr_dtype dtype, std::vector<int64_t> shape)
+    {
+        simclr_tensor *t = nullptr;
+        check(simclr_tensor_create(ctx.get(), dtype, static_cast<int>(shape.size()), shape.data(), &t));
+        return Tensor(t);
+    }
+    /* Borrows data (zero-copy): it must outlive the tensor. */
+    static Tensor wrap(const Context &ctx, simclr_dtype dtype, std::vector<int64_t> shape, void *data)
+    {
+        simclr_tensor *t = nullptr;
+        check(simclr_tensor_wrap(ctx.get(), dtype, static_cast<int>(shape.size()), shape.data(), data, &t));
+        return Tensor(t);
+    }
+
+private:
+    explicit Tensor(simclr_tensor *t) noexcept : TensorView(t) {}
+};
+
+/* ------------------------------------------------------------- modules -- */
+
+struct Param {
+    std::string name;
+    TensorView value;
+    TensorView grad; /* empty for buffers */
+    int flags;
+    bool no_decay() const noexcept { return (flags & SIMCLR_PARAM_NO_DECAY) != 0; }
+    bool is_buffer() const noexcept { return (flags & SIMCLR_PARAM_BUFFER) != 0; }
+};
+
+class Module {
+public:
+    static Module resnet(const Context &ctx, int depth, int width, int in_channels, simclr_stem stem,
+                         uint64_t seed)
+    {
+        simclr_module *m = nullptr;
+        check(simclr_resnet_create(ctx.get(), depth, width, in_channels, stem, seed, &m));
+        return Module(m);
+    }
+    static Module mlp_head(const Context &ctx, int in_dim, int hidden_dim, int out_dim, int n_layers,
+                           bool batch_norm, uint64_t seed)
+    {
+        simclr_module *m = nullptr;
+        check(simclr_mlp_head_create(ctx.get(), in_dim, hidden_dim, out_dim, n_layers, batch_norm ? 1 : 0,
+                                     seed, &m));
+        return Module(m);
+    }
+    simclr_module *get() const noexcept { return p_.get(); }
+    int64_t output_dim() const noexcept { return simclr_module_output_dim(p_.get()); }
+    std::string arch() const
+    {
+        const char *a = simclr_module_arch(p_.get());
+        return a ? a : "";
+    }
+    void forward(const TensorView &x, simclr_mode mode, const TensorView &y)
+    {
+        check(simclr_module_forward(p_.get(), x.get(), mode, y.get()));
+    }
+    void backward(const TensorView &dy, const TensorView &dx = TensorView())
+    {
+        check(simclr_module_backward(p_.get(), dy.get(), dx.get()));
+    }
+    void zero_grad() { check(simclr_module_zero_grad(p_.get())); }
+    int param_count() const noexcept { return simclr_module_param_count(p_.get()); }
+    int64_t param_scalars() const noexcept { return simclr_module_param_scalars(p_.get()); }
+    Param param(int index) const
+    {
+        const char *name = nullptr;
+        simclr_tensor *value = nullptr, *grad = nullptr;
+        int flags = 0;
+        check(simclr_module_param(p_.get(), index, &name, &value, &grad, &flags));
+        return Param{name ? name : "", TensorView(value), TensorView(grad), flags};
+    }
+    std::vector<Param> params() const
+    {
+        std::vector<Param> out;
+        for (int i = 0; i < param_count(); i++) out.push_back(param(i));
+        return out;
+    }
+    void save(const std::string &path) const { check(simclr_module_save(p_.get(), path.c_str())); }
+    void load(const std::string &path) { check(simclr_module_load(p_.get(), path.c_str())); }
+    void export_safetensors(const std::string &path) const
+    {
+        check(simclr_module_export_safetensors(p_.get(), path.c_str()));
+    }
+    void import_safetensors(const std::string &path)
+    {
+        check(simclr_module_import_safetensors(p_.get(), path.c_str()));
+    }
+
+private:
+    explicit Module(simclr_module *m) noexcept : p_(m) {}
+    detail::Owner<simclr_module, simclr_module_destroy> p_;
+};
+
+/* -------------------------------------------------------- augmentation -- */
+
+class Augment {
+public:
+    Augment(const Context &ctx, simclr_aug_preset preset, int out_h, int out_w)
+    {
+        simclr_augment *a = nullptr;
+        check(simclr_augment_create(ctx.get(), preset, out_h, out_w, &a));
+        p_.reset(a);
+    }
+    simclr_augment *get() const noexcept { return p_.get(); }
+    Augment &set(simclr_aug_param key, double value)
+    {
+        check(simclr_augment_set(p_.get(), key, value));
+        return *this;
+    }
+    double get(simclr_aug_param key) const
+    {
+        double v = 0;
+        check(simclr_augment_get(p_.get(), key, &v));
+        return v;
+    }
+    void apply(const TensorView &images, uint64_t seed, int view, const TensorView &out)
+    {
+        check(simclr_augment_apply(p_.get(), images.get(), seed, view, out.get()));
+    }
+    void pair(const TensorView &images, uint64_t seed, const TensorView &view0, const TensorView &view1)
+    {
+        check(simclr_augment_pair(p_.get(), images.get(), seed, view0.get(), view1.get()));
+    }
+
+private:
+    detail::Owner<simclr_augment, simclr_augment_destroy> p_;
+};
+
+/* ---------------------------------------------------------------- loss -- */
+
+class NTXent {
+public:
+    NTXent(const Context &ctx, double temperature, int n_views = 2)
+    {
+        simclr_loss *l = nullptr;
+        check(simclr_ntxent_create(ctx.get(), temperature, n_views, &l));
+        p_.reset(l);
+    }
+    simclr_loss *get() const noexcept { return p_.get(); }
+    /* Returns the loss; *accuracy (may be null) gets the contrastive top-1. */
+    float forward(const TensorView &z, float *accuracy = nullptr)
+    {
+        float v = 0;
+        check(simclr_loss_forward(p_.get(), z.get(), &v, accuracy));
+        return v;
+    }
+    void backward(const TensorView &dz) { check(simclr_loss_backward(p_.get(), dz.get())); }
+
+private:
+    detail::Owner<simclr_loss, simclr_loss_destroy> p_;
+};
+
+/* ----------------------------------------------------------- optimizer -- */
+
+class Optimizer {
+public:
+    Optimizer(const Context &ctx, simclr_opt_kind kind, std::initializer_list<const Module *> modules)
+    {
+        std::vector<simclr_module *> ms;
+        for (const Module *m : modules) ms.push_back(m->get());
+        simclr_optimizer *o = nullptr;
+        check(simclr_optimizer_create(ctx.get(), kind, ms.data(), static_cast<int>(ms.size()), &o));
+        p_.reset(o);
+    }
+    simclr_optimizer *get() const noexcept { return p_.get(); }
+    Optimizer &set(simclr_opt_param key, double value)
+    {
+        check(simclr_optimizer_set(p_.get(), key, value));
+        return *this;
+    }
+    double get(simclr_opt_param key) const
+    {
+        double v = 0;
+        check(simclr_optimizer_get(p_.get(), key, &v));
+        return v;
+    }
+    double lr() const
+    {
+        double v = 0;
+        check(simclr_optimizer_lr(p_.get(), &v));
+        return v;
+    }
+    void step() { check(simclr_optimizer_step(p_.get())); }
+
+private:
+    detail::Owner<simclr_optimizer, simclr_optimizer_destroy> p_;
+};
+
+/* ------------------------------------------------------------- trainer -- */
+
+class Trainer {
+public:
+    /* Borrows every piece: they must outlive the trainer. */
+    Trainer(const Context &ctx, Module &encoder, Module &head, Augment &aug, NTXent &loss, Optimizer &opt)
+    {
+        simclr_trainer *t = nullptr;
+        check(simclr_trainer_create(ctx.get(), encoder.get(), head.get(), aug.get(), loss.get(), opt.get(), &t));
+        p_.reset(t);
+    }
+    simclr_trainer *get() const noexcept { return p_.get(); }
+    float step(const TensorView &images, uint64_t seed)
+    {
+        float loss = 0;
+        check(simclr_trainer_step(p_.get(), images.get(), seed, &loss));
+        return loss;
+    }
+    double stat(simclr_stat key) const
+    {
+        double v = 0;
+        check(simclr_trainer_stat(p_.get(), key, &v));
+        return v;
+    }
+    void save(const std::string &path) const { check(simclr_trainer_save(p_.get(), path.c_str())); }
+    void load(const std::string &path) { check(simclr_trainer_load(p_.get(), path.c_str())); }
+
+private:
+    detail::Owner<simclr_trainer, simclr_trainer_destroy> p_;
+};
+
+/* ------------------------------------------------------------ datasets -- */
+
+class Dataset {
+public:
+    static Dataset open_idx(const Context &ctx, const std::string &images, const std::string &labels = "")
+    {
+        simclr_dataset *d = nullptr;
+        check(simclr_dataset_open_idx(ctx.get(), images.c_str(), labels.empty() ? nullptr : labels.c_str(), &d));
+        return Dataset(d);
+    }
+    static Dataset open_cifar(const Context &ctx, const std::vector<std::string> &paths, bool cifar100 = false)
+    {
+        std::vector<const char *> ps;
+        for (const auto &p : paths) ps.push_back(p.c_str());
+        simclr_dataset *d = nullptr;
+        check(simclr_dataset_open_cifar(ctx.get(), ps.data(), static_cast<int>(ps.size()), cifar100 ? 1 : 0, &d));
+        return Dataset(d);
+    }
+    const simclr_dataset *get() const noexcept { return p_.get(); }
+    int64_t count() const noexcept { return simclr_dataset_count(p_.get()); }
+    /* {height, width, channels} */
+    std::vector<int64_t> shape() const
+    {
+        int64_t h = 0, w = 0, c = 0;
+        check(simclr_dataset_shape(p_.get(), &h, &w, &c));
+        return {h, w, c};
+    }
+    /* Labels (count() entries, owned by the data set) or nullptr. */
+    const int32_t *labels() const noexcept { return simclr_dataset_labels(p_.get()); }
+    int class_count() const noexcept { return simclr_dataset_class_count(p_.get()); }
+    void batch(const std::vector<int64_t> &indices, const TensorView &out) const
+    {
+        check(simclr_dataset_batch(p_.get(), indices.data(), static_cast<int64_t>(indices.size()), out.get()));
+    }
+
+private:
+    explicit Dataset(simclr_dataset *d) noexcept : p_(d) {}
+    detail::Owner<simclr_dataset, simclr_dataset_destroy> p_;
+};
+
+/* ---------------------------------------------------------- evaluation -- */
+
+inline void extract_features(Module &encoder, const Dataset &ds, Augment *aug, int64_t batch_size,
+                             const TensorView &out)
+{
+    check(simclr_extract_features(encoder.get(), ds.get(), aug ? aug->get() : nullptr, batch_size, out.get()));
+}
+
+inline double knn_eval(const Context &ctx, const TensorView &train, const int32_t *train_labels,
+                       const TensorView &test, const int32_t *test_labels, int n_classes, int k = 200,
+                       double temperature = 0.1)
+{
+    double top1 = 0;
+    check(simclr_knn_eval(ctx.get(), train.get(), train_labels, test.get(), test_labels, n_classes, k,
+                          temperature, &top1));
+    return top1;
+}
+
+inline double linear_probe(const Context &ctx, const TensorView &train, const int32_t *train_labels,
+                           const TensorView &test, const int32_t *test_labels, int n_classes, int epochs,
+                           double weight_decay = 0.0)
+{
+    double top1 = 0;
+    check(simclr_linear_probe(ctx.get(), train.get(), train_labels, test.get(), test_labels, n_classes, epochs,
+                              weight_decay, &top1));
+    return top1;
+}
+
+} // namespace simclr
+
+#endif /* SIMCLR_HPP */

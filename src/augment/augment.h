@@ -1,0 +1,10 @@
+/* What other layers (the trainer) may ask of a policy. */
+#ifndef SIMCLR_AUGMENT_AUGMENT_H
+#define SIMCLR_AUGMENT_AUGMENT_H
+
+#include "simclr.h"
+
+/* The view size the policy produces. */
+void simclr__augment_out_size(const simclr_augment *aug, int64_t *h, int64_t *w);
+
+#endif

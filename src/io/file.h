@@ -1,0 +1,72 @@
+/* File plumbing shared by the data-set, checkpoint and safetensors code:
+ * reading a whole file (raw or gzip) into memory, and writing a file
+ * atomically (temporary file, fsync, rename). */
+#ifndef SIMCLR_IO_FILE_H
+#define SIMCLR_IO_FILE_H
+
+#include <stdio.h>
+
+#include "../core/context.h"
+
+/* Reads the whole file at path into a buffer from the context's allocator
+ * (*data, *len; free with simclr__free). With allow_gzip, a file starting
+ * with the gzip magic is decompressed (its CRC and length are checked by
+ * zlib); its decompressed size is bounded by deflate's maximum ratio before
+ * anything that large is allocated. SIMCLR_E_IO (open/read), SIMCLR_E_FORMAT
+ * (corrupt gzip), SIMCLR_E_NOMEM; fn names the caller in messages. */
+simclr_status simclr__read_file(simclr_context *ctx, const char *fn, const char *path, int allow_gzip,
+                                unsigned char **data, size_t *len);
+
+/* An atomic writer: everything goes to "<path>.tmp.<pid>"; commit flushes,
+ * fsyncs and renames it over path; abort (or a failed commit) removes it and
+ * leaves any previous file at path untouched. */
+typedef struct simclr__afile {
+    simclr_context *ctx;
+    FILE *f;
+    char *tmp;        /* owned */
+    const char *path; /* borrowed */
+    const char *fn;
+    int failed;       /* a write failed: commit refuses */
+} simclr__afile;
+
+simclr_status simclr__afile_open(simclr_context *ctx, const char *fn, const char *path, simclr__afile *af);
+/* Writes n bytes; on failure the file is marked failed and SIMCLR_E_IO returned. */
+simclr_status simclr__afile_write(simclr__afile *af, const void *data, size_t n);
+/* Finishes the file; on any failure the temporary file is removed. Either way
+ * af is released. */
+simclr_status simclr__afile_commit(simclr__afile *af);
+/* Removes the temporary file and releases af. Safe after a failed open. */
+void simclr__afile_abort(simclr__afile *af);
+
+/* Little-endian encoding helpers for the file formats. */
+static inline void simclr__put_u32(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+static inline void simclr__put_u64(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+static inline uint32_t simclr__get_u32(const unsigned char *p)
+{
+    uint32_t v = 0;
+    for (int i = 3; i >= 0; i--) v = (v << 8) | p[i];
+    return v;
+}
+static inline uint64_t simclr__get_u64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
+    return v;
+}
+static inline uint32_t simclr__get_be32(const unsigned char *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+/* zlib allocation through the context's hooks, so allocation-failure tests
+ * reach zlib's internal buffers too. */
+void *simclr__zalloc(void *opaque, unsigned items, unsigned size);
+void simclr__zfree(void *opaque, void *ptr);
+
+#endif

@@ -1,0 +1,35 @@
+/* The trainer's internals, shared with its checkpoint code. */
+#ifndef SIMCLR_TRAIN_TRAINER_H
+#define SIMCLR_TRAIN_TRAINER_H
+
+#include "../core/context.h"
+#include "../core/tensor.h"
+#include "../augment/augment.h"
+#include "../loss/loss.h"
+#include "../optim/optimizer.h"
+
+struct simclr_trainer {
+    simclr_context *ctx;
+    simclr_module *encoder, *head; /* borrowed */
+    simclr_augment *aug;
+    simclr_loss *loss;
+    simclr_optimizer *opt;
+
+    /* Step buffers, sized for (n, c) and rebuilt only when those change. */
+    int64_t n, c, out_h, out_w;
+    simclr_tensor *views;         /* [2n, c, h, w]: view 0 rows then view 1 rows */
+    simclr_tensor *view0, *view1; /* wraps of the two halves of views */
+    simclr_tensor *feat, *dfeat;  /* encoder output and its gradient [2n, D] */
+    simclr_tensor *z, *dz;        /* head output and its gradient [2n, P] */
+
+    /* BN running statistics before the step, restored when it fails. */
+    float *snapshot;
+    int64_t snapshot_len;
+
+    /* Statistics of the last successful step. */
+    int64_t steps;
+    double loss_value, accuracy, lr, grad_norm, images_per_sec;
+};
+
+
+#endif
