@@ -6,7 +6,7 @@ B=${SIMCLR_BUILD:-build/main}; PY=${PYTHON:-/usr/bin/python3}
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 echo "SimCLR step: ResNet-18 CIFAR stem width 64, 32x32x3, 128 pairs, augment+fwd+loss+bwd+LARS (views/s)"
 "$B/bench/bench_step" 1 0 2 8 | grep core
-for t in 1 2; do
+for t in ${THREADS:-1 2}; do
   ours=""; nchw=""; cl=""
   for r in $(seq $ROUNDS); do
     ours="$ours $("$B/bench/bench_step" $t $REPS | grep -v '#')"
