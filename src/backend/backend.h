@@ -114,7 +114,7 @@ const simclr__backend *simclr__backend_find(const char *name);
 extern const simclr__backend simclr__backend_ref;
 extern const simclr__backend simclr__backend_cpu;
 
-/* Sets the BLAS thread count to the context's before a BLAS call (OpenBLAS builds). */
+/* Keeps OpenBLAS single-threaded: the "cpu" backend threads products itself (cpu.c). */
 void simclr__cpu_blas_threads(simclr_context *ctx);
 
 #endif

@@ -8,8 +8,15 @@
  * A 1x1 stride-1 unpadded convolution is a plain product on x itself, no
  * im2col. The column buffer is the caller's workspace (a few MB, sized by
  * simclr__cpu_conv2d_workspace) and is reused chunk after chunk, so it stays
- * in cache between im2col and the product. im2col/col2im run on the pool;
- * the products run on BLAS's own threads, never from inside a pool task. */
+ * in cache between im2col and the product.
+ *
+ * Threads: when a chunk holds at least one image per worker, the workers
+ * take whole sub-chunks, each with its own slice of the workspace, and run
+ * im2col and a single-threaded product back to back: one parallel region
+ * per layer instead of two per chunk (the forward pass and the input
+ * gradient; the weight gradient sums over chunks, so it keeps sequential
+ * chunks with the products split across the pool). */
+#include <cblas.h>
 #include <string.h>
 
 #include "cpu_kernels.h"
@@ -161,12 +168,64 @@ static void bias_grad_task(void *arg, int64_t b, int64_t e, int w)
     }
 }
 
+/* Images per worker sub-chunk, 0 when the chunk-parallel path does not apply. */
+static int64_t worker_images(simclr_context *ctx, const simclr__conv_desc *d)
+{
+    int64_t t = simclr__pool_size(ctx->pool), nb = chunk_images(d);
+    return t > 1 && nb >= t ? nb / t : 0;
+}
+
+typedef struct {
+    const simclr__conv_desc *d;
+    const float *x, *w, *dy;
+    float *y, *dx, *ws;
+    int64_t sub;   /* images per sub-chunk */
+    size_t ws_per; /* workspace floats per worker */
+    int accumulate;
+} chunk_job;
+
+static void forward_chunks(void *arg, int64_t b, int64_t e, int wk)
+{
+    const chunk_job *c = arg;
+    const simclr__conv_desc *d = c->d;
+    int64_t k = d->cin * d->kh * d->kw, plane = d->oh * d->ow, m = d->n * plane;
+    for (int64_t q = b; q < e; q++) {
+        int64_t n0 = q * c->sub, nb = n0 + c->sub <= d->n ? c->sub : d->n - n0, cols = nb * plane;
+        col_job j = {d, n0, nb, c->x, c->ws + (size_t)wk * c->ws_per, NULL};
+        for (int64_t r = 0; r < k; r++) im2col_row(&j, r);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)d->cout, (int)cols, (int)k, 1.0f, c->w, (int)k,
+                    j.col, (int)cols, 0.0f, c->y + n0 * plane, (int)m);
+    }
+}
+
+static void input_grad_chunks(void *arg, int64_t b, int64_t e, int wk)
+{
+    const chunk_job *c = arg;
+    const simclr__conv_desc *d = c->d;
+    int64_t k = d->cin * d->kh * d->kw, plane = d->oh * d->ow, m = d->n * plane, in_plane = d->h * d->w;
+    for (int64_t q = b; q < e; q++) {
+        int64_t n0 = q * c->sub, nb = n0 + c->sub <= d->n ? c->sub : d->n - n0, cols = nb * plane;
+        col_job j = {d, n0, nb, c->x, c->ws + (size_t)wk * c->ws_per, c->dx};
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)k, (int)cols, (int)d->cout, 1.0f, c->w, (int)k,
+                    c->dy + n0 * plane, (int)m, 0.0f, j.col, (int)cols);
+        if (!c->accumulate)
+            for (int64_t ci = 0; ci < d->cin; ci++)
+                memset(c->dx + (ci * d->n + n0) * in_plane, 0, (size_t)(nb * in_plane) * sizeof(float));
+        col2im_task(&j, 0, d->cin, wk);
+    }
+}
+
 void simclr__cpu_conv2d_forward(simclr_context *ctx, const simclr__conv_desc *d, const float *x, const float *w,
                                 const float *bias, float *y, float *ws)
 {
     int64_t k = d->cin * d->kh * d->kw, plane = d->oh * d->ow, m = d->n * plane;
+    int64_t sub = is_pointwise(d) ? 0 : worker_images(ctx, d);
     if (is_pointwise(d)) {
         simclr__cpu_gemm(ctx, 0, 0, d->cout, m, k, 1.0f, w, k, x, m, 0.0f, y, m);
+    } else if (sub) {
+        simclr__cpu_blas_threads(ctx);
+        chunk_job c = {d, x, w, NULL, y, NULL, ws, sub, (size_t)(k * sub * plane), 0};
+        simclr__pool_for(ctx->pool, (d->n + sub - 1) / sub, 1, forward_chunks, &c);
     } else {
         int64_t nb = chunk_images(d);
         for (int64_t n0 = 0; n0 < d->n; n0 += nb) {
@@ -195,7 +254,13 @@ void simclr__cpu_conv2d_backward(simclr_context *ctx, const simclr__conv_desc *d
         if (dx) simclr__cpu_gemm(ctx, 1, 0, k, m, d->cout, 1.0f, w, k, dy, m, accumulate ? 1.0f : 0.0f, dx, m);
         return;
     }
-    int64_t nb = chunk_images(d), in_plane = d->h * d->w;
+    int64_t nb = chunk_images(d), in_plane = d->h * d->w, sub = worker_images(ctx, d);
+    if (dx && sub) {
+        simclr__cpu_blas_threads(ctx);
+        chunk_job c = {d, x, w, dy, NULL, dx, ws, sub, (size_t)(k * sub * plane), accumulate};
+        simclr__pool_for(ctx->pool, (d->n + sub - 1) / sub, 1, input_grad_chunks, &c);
+        dx = NULL; /* done: the loop below only sums the weight gradient */
+    }
     for (int64_t n0 = 0; n0 < d->n; n0 += nb) {
         col_job j = {d, n0, n0 + nb <= d->n ? nb : d->n - n0, x, ws, dx};
         int64_t cols = j.nb * plane;
