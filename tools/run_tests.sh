@@ -4,5 +4,5 @@ passed=0; failed=0; failed_names=""
 for t in "$@"; do
   if "$t"; then passed=$((passed + 1)); else failed=$((failed + 1)); failed_names="$failed_names $(basename "$t")"; fi
 done
-echo "test programs: $passed passed, $failed failed"
+echo "programs: $passed passed, $failed failed"
 [ "$failed" -eq 0 ] || { echo "failed:$failed_names"; exit 1; }
