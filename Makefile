@@ -127,6 +127,8 @@ examples: $(EXAMPLE_BINS) $(CXX_EXAMPLE_BINS)
 # The C++ and Node examples, run as tests (each prints "... ok").
 run-examples: examples $(SHARED)
 	@for x in $(CXX_EXAMPLE_BINS); do $$x || exit 1; done
+	@$(BUILD)/examples/manual_step
+	@$(BUILD)/examples/augment_grid $(BUILD)/augment_grid.png && echo "augment grid: wrote $(BUILD)/augment_grid.png"
 	@SIMCLR_LIBRARY=$(abspath $(SHARED)) sh tests/run_node_example.sh
 
 docs:
@@ -145,6 +147,7 @@ test: deps
 	$(MAKE) check-symbols check-header
 	$(MAKE) test-python
 	$(MAKE) run-examples
+	sh tests/test_install.sh
 	$(MAKE) sanitize
 	@echo "make test: all checks passed"
 
