@@ -110,24 +110,28 @@ static void add_task(void *arg, int64_t b, int64_t e, int w)
     for (int64_t i = b; i < e; i++) j->out[i] = j->x[i] + j->y[i];
 }
 
-/* Float accumulators in 8 lanes (vectorizable), folded into double per chunk. */
-static void sum_task(void *arg, int64_t b, int64_t e, int w)
+double simclr__cpu_sum_f32(const float *x, int64_t n)
 {
-    ew_job *j = arg;
     float lane[8] = {0};
-    int64_t i = b;
+    int64_t i = 0;
     double total = 0;
-    while (i < e) {
-        int64_t stop = i + 4096 < e ? i + 4096 : e;
+    while (i < n) {
+        int64_t stop = i + 4096 < n ? i + 4096 : n;
         for (; i + 8 <= stop; i += 8)
-            for (int l = 0; l < 8; l++) lane[l] += j->x[i + l];
-        for (; i < stop; i++) lane[0] += j->x[i];
+            for (int l = 0; l < 8; l++) lane[l] += x[i + l];
+        for (; i < stop; i++) lane[0] += x[i];
         for (int l = 0; l < 8; l++) {
             total += lane[l];
             lane[l] = 0;
         }
     }
-    j->partial[w] = total;
+    return total;
+}
+
+static void sum_task(void *arg, int64_t b, int64_t e, int w)
+{
+    ew_job *j = arg;
+    j->partial[w] = simclr__cpu_sum_f32(j->x + b, e - b);
 }
 
 static void dot_task(void *arg, int64_t b, int64_t e, int w)
@@ -205,12 +209,7 @@ static void sum_rows_task(void *arg, int64_t b, int64_t e, int w)
 static void sum_cols_task(void *arg, int64_t b, int64_t e, int w)
 {
     rows_job *j = arg;
-    ew_job sub = {.x = NULL};
-    for (int64_t r = b; r < e; r++) {
-        sub.x = j->x + r * j->cols;
-        sum_task(&sub, 0, j->cols, 0);
-        j->out[r] = (float)sub.partial[0];
-    }
+    for (int64_t r = b; r < e; r++) j->out[r] = (float)simclr__cpu_sum_f32(j->x + r * j->cols, j->cols);
     (void)w;
 }
 

@@ -152,20 +152,7 @@ static void bias_grad_task(void *arg, int64_t b, int64_t e, int w)
 {
     (void)w;
     bias_job *j = arg;
-    for (int64_t r = b; r < e; r++) {
-        const float *row = j->x + r * j->cols;
-        float lane[8] = {0};
-        double s = 0;
-        int64_t i = 0;
-        while (i < j->cols) {
-            int64_t stop = i + 4096 < j->cols ? i + 4096 : j->cols;
-            for (; i + 8 <= stop; i += 8)
-                for (int l = 0; l < 8; l++) lane[l] += row[i + l];
-            for (; i < stop; i++) lane[0] += row[i];
-            for (int l = 0; l < 8; l++) s += lane[l], lane[l] = 0;
-        }
-        j->dbias[r] += (float)s;
-    }
+    for (int64_t r = b; r < e; r++) j->dbias[r] += (float)simclr__cpu_sum_f32(j->x + r * j->cols, j->cols);
 }
 
 /* Images per worker sub-chunk, 0 when the chunk-parallel path does not apply. */

@@ -8,6 +8,9 @@
 /* Below this many elements a parallel region costs more than it saves. */
 #define SIMCLR__GRAIN 32768
 
+/* Sum of n floats: 8 float lanes (vectorizable) folded into double every 4096. */
+double simclr__cpu_sum_f32(const float *x, int64_t n);
+
 void simclr__cpu_gemm(simclr_context *ctx, int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
                       const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
                       int64_t ldc);
