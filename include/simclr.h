@@ -125,6 +125,10 @@ typedef void (*simclr_progress_fn)(void *user, const char *what, int64_t done, i
 /* Creates a context.
  *  backend:   "cpu" (fast, default when NULL) or "ref" (plain loops, the oracle).
  *  n_threads: threads used inside calls; 0 = all online cores; 1..256.
+ *             The "cpu" backend runs its own threads and keeps OpenBLAS
+ *             single-threaded: in an OpenBLAS build it sets OpenBLAS's
+ *             process-wide thread count to 1 before its products, so a host
+ *             that also calls OpenBLAS should set its own count before its calls.
  *  allocator: copied; NULL = aligned malloc/free.
  * Returns SIMCLR_E_UNSUPPORTED for an unknown backend name, SIMCLR_E_INVALID
  * for a bad thread count or an allocator with a NULL function, SIMCLR_E_NOMEM.
