@@ -96,4 +96,19 @@ static inline double test_norm_err(const float *a, const float *b, int64_t n)
     return num / den;
 }
 
+/* A fresh temporary directory for a test program's files (cmocka group
+ * setup), and its removal with everything in it (group teardown). */
+static inline int test_tmpdir_make(char *dir, size_t size, const char *tag)
+{
+    snprintf(dir, size, "/tmp/simclr_%s_XXXXXX", tag);
+    return mkdtemp(dir) ? 0 : -1;
+}
+
+static inline int test_tmpdir_remove(const char *dir)
+{
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
 #endif

@@ -282,18 +282,9 @@ static simclr_status inflate_exact(simclr_context *ctx, const char *fn, const ch
     if (inflateInit(&zs) != Z_OK) return simclr__nomem(fn, 7168);
     size_t in_done = 0, out_done = 0;
     int zr;
-    for (;;) {
-        size_t in_left = n - in_done, out_left = want - out_done;
-        zs.next_in = (unsigned char *)(uintptr_t)(src + in_done);
-        zs.avail_in = (uInt)(in_left > (1u << 30) ? (1u << 30) : in_left);
-        zs.next_out = dst + out_done;
-        zs.avail_out = (uInt)(out_left > (1u << 30) ? (1u << 30) : out_left);
-        uInt ai = zs.avail_in, ao = zs.avail_out;
-        zr = inflate(&zs, Z_NO_FLUSH);
-        in_done += ai - zs.avail_in;
-        out_done += ao - zs.avail_out;
-        if (zr != Z_OK || (ai == zs.avail_in && ao == zs.avail_out)) break;
-    }
+    int moved;
+    do zr = simclr__inflate_piece(&zs, src, n, &in_done, dst, want, &out_done, &moved);
+    while (zr == Z_OK && moved);
     inflateEnd(&zs);
     if (zr == Z_MEM_ERROR) return simclr__nomem(fn, 32768);
     if (zr != Z_STREAM_END || in_done != n || out_done != want)

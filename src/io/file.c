@@ -73,16 +73,8 @@ static simclr_status gunzip(simclr_context *ctx, const char *fn, const char *pat
             out = n;
             cap = ncap;
         }
-        /* zlib counts in uInt: feed at most 1 GiB per call. */
-        size_t in_left = src_len - consumed, out_left = cap - done;
-        zs.next_in = (unsigned char *)(uintptr_t)(src + consumed);
-        zs.avail_in = (uInt)(in_left > (1u << 30) ? (1u << 30) : in_left);
-        zs.next_out = out + done;
-        zs.avail_out = (uInt)(out_left > (1u << 30) ? (1u << 30) : out_left);
-        uInt ai = zs.avail_in, ao = zs.avail_out;
-        zr = inflate(&zs, Z_NO_FLUSH);
-        consumed += ai - zs.avail_in;
-        done += ao - zs.avail_out;
+        int moved;
+        zr = simclr__inflate_piece(&zs, src, src_len, &consumed, out, cap, &done, &moved);
         if (zr == Z_STREAM_END) {
             if (consumed != src_len)
                 st = simclr__fail(SIMCLR_E_FORMAT, "%s: '%s': %zu bytes of trailing data after the gzip stream", fn,
@@ -235,4 +227,21 @@ simclr_status simclr__afile_commit(simclr__afile *af)
     simclr__free(af->ctx, af->tmp);
     af->tmp = NULL;
     return SIMCLR_OK;
+}
+
+int simclr__inflate_piece(void *zsp, const unsigned char *src, size_t src_len, size_t *src_used, unsigned char *dst,
+                          size_t dst_len, size_t *dst_used, int *moved)
+{
+    z_stream *zs = zsp;
+    size_t in_left = src_len - *src_used, out_left = dst_len - *dst_used;
+    zs->next_in = (unsigned char *)(uintptr_t)(src + *src_used);
+    zs->avail_in = (uInt)(in_left > (1u << 30) ? (1u << 30) : in_left);
+    zs->next_out = dst + *dst_used;
+    zs->avail_out = (uInt)(out_left > (1u << 30) ? (1u << 30) : out_left);
+    uInt ai = zs->avail_in, ao = zs->avail_out;
+    int zr = inflate(zs, Z_NO_FLUSH);
+    *src_used += ai - zs->avail_in;
+    *dst_used += ao - zs->avail_out;
+    *moved = ai != zs->avail_in || ao != zs->avail_out;
+    return zr;
 }

@@ -69,4 +69,11 @@ static inline uint32_t simclr__get_be32(const unsigned char *p)
 void *simclr__zalloc(void *opaque, unsigned items, unsigned size);
 void simclr__zfree(void *opaque, void *ptr);
 
+/* One inflate() call on what is left of src and dst, in pieces of at most
+ * 1 GiB each side (zlib counts in uInt); advances *src_used and *dst_used.
+ * Returns inflate's result; *moved is 0 when the call consumed and produced
+ * nothing. zs is a z_stream * (void here so this header needs no zlib.h). */
+int simclr__inflate_piece(void *zs, const unsigned char *src, size_t src_len, size_t *src_used, unsigned char *dst,
+                          size_t dst_len, size_t *dst_used, int *moved);
+
 #endif
