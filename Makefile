@@ -87,6 +87,12 @@ EXAMPLE_BINS := $(EXAMPLE_SRCS:examples/%.c=$(BUILD)/examples/%)
 all: lib
 lib: $(STATIC) $(SHARED)
 
+# The cpu backend's kernels are plain loops written for the vectorizer, which
+# -O2 (gcc 12) runs only in its cheapest mode: -O3 makes a training step about
+# 18% faster at width 16 (bench_step). Not under SAN (keeps -O1 for speed).
+KERNEL_OPT := $(if $(SAN),-DSIMCLR_NO_CLONES,-O3) -ffp-contract=off
+$(BUILD)/src/backend/cpu%.o: LIB_CFLAGS += $(KERNEL_OPT)
+
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(LIB_CFLAGS) -MMD -MP -c $< -o $@

@@ -202,7 +202,7 @@ static void test_conv2d(void **state)
         int64_t nx = d.cin * d.n * d.h * d.w, ny = d.cout * d.n * d.oh * d.ow, nw = d.cout * d.cin * d.kh * d.kw;
         float *x = alloc_rand(nx, 70 + s), *w = alloc_rand(nw, 80 + s), *bias = alloc_rand(d.cout, 90 + s);
         float *dy = alloc_rand(ny, 100 + s);
-        float *ws = malloc((c->cpu->backend->conv2d_workspace(&d) + 1) * sizeof(float));
+        float *ws = malloc((c->cpu->backend->conv2d_workspace(c->cpu, &d) + 1) * sizeof(float));
         float *y1 = malloc((size_t)ny * 4), *y2 = malloc((size_t)ny * 4);
         for (int with_bias = 0; with_bias < 2; with_bias++) {
             c->ref->backend->conv2d_forward(c->ref, &d, x, w, with_bias ? bias : NULL, y1, NULL);

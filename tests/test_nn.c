@@ -156,7 +156,7 @@ static void test_conv2d_grad(void **state)
             CHECK_OK(simclr__conv2d_init(c->m, &c->conv, "conv", cin, cout, k, g[s][6], g[s][7], (int)g[s][8], 5));
             if (c->conv.b) test_fill(simclr_tensor_data(c->conv.b), cout, 77);
             c->d = d;
-            c->ws = malloc((c->ctx->backend->conv2d_workspace(&d) + 1) * sizeof(float));
+            c->ws = malloc((c->ctx->backend->conv2d_workspace(c->ctx, &d) + 1) * sizeof(float));
             c->forward = conv_fwd, c->backward = conv_bwd;
             gradcheck(c, "conv2d");
             free_case(c);
@@ -170,7 +170,7 @@ static void test_conv2d_no_dx(void **state)
     fd_case *c = new_case("cpu", 2 * 3 * 6 * 6, 0, 3);
     CHECK_OK(simclr__conv2d_init(c->m, &c->conv, "conv", 3, 4, 3, 1, 1, 0, 5));
     CHECK_OK(simclr__conv2d_desc(&c->conv, 2, 6, 6, &c->d));
-    float *dy = malloc(4 * 2 * 36 * 4), *ws = malloc((c->ctx->backend->conv2d_workspace(&c->d) + 1) * 4);
+    float *dy = malloc(4 * 2 * 36 * 4), *ws = malloc((c->ctx->backend->conv2d_workspace(c->ctx, &c->d) + 1) * 4);
     test_fill(dy, 4 * 2 * 36, 9);
     simclr__conv2d_backward(c->ctx, &c->conv, &c->d, c->x, dy, NULL, 0, ws);
     float *with = malloc((size_t)c->conv.dw->numel * 4);

@@ -63,8 +63,9 @@ typedef struct simclr__backend {
 
     /* Convolution of channel-major x [cin][n][h][w] with w [cout][cin][kh][kw]
      * (torch layout) into y [cout][n][oh][ow]. bias may be NULL. ws holds
-     * conv2d_workspace(d) floats (may be NULL when that is 0). */
-    size_t (*conv2d_workspace)(const struct simclr__conv_desc *d);
+     * conv2d_workspace(ctx, d) floats (may be NULL when that is 0); the size may
+     * depend on the context's thread count. */
+    size_t (*conv2d_workspace)(simclr_context *ctx, const struct simclr__conv_desc *d);
     void (*conv2d_forward)(simclr_context *ctx, const struct simclr__conv_desc *d, const float *x,
                            const float *w, const float *bias, float *y, float *ws);
     /* Adds the weight gradient into dw (and the bias gradient into dbias

@@ -89,6 +89,7 @@ typedef struct {
     double partial[256];
 } ew_job;
 
+SIMCLR__VECTOR_CLONES
 static void axpy_task(void *arg, int64_t b, int64_t e, int w)
 {
     ew_job *j = arg;
@@ -96,6 +97,7 @@ static void axpy_task(void *arg, int64_t b, int64_t e, int w)
     for (int64_t i = b; i < e; i++) j->out[i] += j->alpha * j->x[i];
 }
 
+SIMCLR__VECTOR_CLONES
 static void scale_task(void *arg, int64_t b, int64_t e, int w)
 {
     ew_job *j = arg;
@@ -103,6 +105,7 @@ static void scale_task(void *arg, int64_t b, int64_t e, int w)
     for (int64_t i = b; i < e; i++) j->out[i] *= j->alpha;
 }
 
+SIMCLR__VECTOR_CLONES
 static void add_task(void *arg, int64_t b, int64_t e, int w)
 {
     ew_job *j = arg;
@@ -134,6 +137,7 @@ static void sum_task(void *arg, int64_t b, int64_t e, int w)
     j->partial[w] = simclr__cpu_sum_f32(j->x + b, e - b);
 }
 
+SIMCLR__VECTOR_CLONES
 static void dot_task(void *arg, int64_t b, int64_t e, int w)
 {
     ew_job *j = arg;
@@ -195,6 +199,7 @@ typedef struct {
 } rows_job;
 
 /* Column sums: each task owns a band of columns and streams the rows. */
+SIMCLR__VECTOR_CLONES
 static void sum_rows_task(void *arg, int64_t b, int64_t e, int w)
 {
     rows_job *j = arg;

@@ -13,9 +13,10 @@
  * Threads: when a chunk holds at least one image per worker, the workers
  * take whole sub-chunks, each with its own slice of the workspace, and run
  * im2col and a single-threaded product back to back: one parallel region
- * per layer instead of two per chunk (the forward pass and the input
- * gradient; the weight gradient sums over chunks, so it keeps sequential
- * chunks with the products split across the pool). */
+ * per layer instead of two per chunk. In the backward pass each worker
+ * also sums the weight gradient of its own sub-chunks into a private buffer
+ * in the workspace; the buffers are added in worker order at the end, so a
+ * given thread count always gives the same bytes. */
 #include <cblas.h>
 #include <string.h>
 
@@ -43,11 +44,6 @@ static int64_t chunk_images(const simclr__conv_desc *d)
     return nb < d->n ? nb : d->n;
 }
 
-size_t simclr__cpu_conv2d_workspace(const simclr__conv_desc *d)
-{
-    if (is_pointwise(d)) return 0;
-    return (size_t)(d->cin * d->kh * d->kw) * (size_t)(chunk_images(d) * d->oh * d->ow);
-}
 
 typedef struct {
     const simclr__conv_desc *d;
@@ -58,6 +54,7 @@ typedef struct {
 } col_job;
 
 /* One im2col row: tap (ci, ky, kx) over every output position of the chunk. */
+SIMCLR__VECTOR_CLONES
 static void im2col_row(const col_job *j, int64_t r)
 {
     const simclr__conv_desc *d = j->d;
@@ -96,6 +93,7 @@ static void im2col_task(void *arg, int64_t b, int64_t e, int w)
 
 /* col2im for input channels [b, e): every tap of channel ci writes only into
  * ci's planes, so channels split across threads without races. */
+SIMCLR__VECTOR_CLONES
 static void col2im_task(void *arg, int64_t b, int64_t e, int wk)
 {
     (void)wk;
@@ -162,6 +160,16 @@ static int64_t worker_images(simclr_context *ctx, const simclr__conv_desc *d)
     return t > 1 && nb >= t ? nb / t : 0;
 }
 
+/* The column buffer, and on the chunk-parallel path one private weight
+ * gradient per worker but the first (which adds straight into dw). */
+size_t simclr__cpu_conv2d_workspace(simclr_context *ctx, const simclr__conv_desc *d)
+{
+    if (is_pointwise(d)) return 0;
+    size_t k = (size_t)(d->cin * d->kh * d->kw), col = k * (size_t)(chunk_images(d) * d->oh * d->ow);
+    int64_t t = simclr__pool_size(ctx->pool);
+    return col + (worker_images(ctx, d) ? (size_t)(t - 1) * (size_t)d->cout * k : 0);
+}
+
 typedef struct {
     const simclr__conv_desc *d;
     const float *x, *w, *dy;
@@ -169,6 +177,8 @@ typedef struct {
     int64_t sub;   /* images per sub-chunk */
     size_t ws_per; /* workspace floats per worker */
     int accumulate;
+    float *dw;       /* weight gradient of worker 0 (the caller's) */
+    float *dw_parts; /* [workers - 1][cout][k], written (not added) by their first product */
 } chunk_job;
 
 static void forward_chunks(void *arg, int64_t b, int64_t e, int wk)
@@ -185,14 +195,41 @@ static void forward_chunks(void *arg, int64_t b, int64_t e, int wk)
     }
 }
 
-static void input_grad_chunks(void *arg, int64_t b, int64_t e, int wk)
+typedef struct {
+    float *dw;
+    const float *parts; /* [n_parts][len] */
+    int n_parts;
+    int64_t len;
+} part_sum_job;
+
+static void part_sum_task(void *arg, int64_t b, int64_t e, int wk)
+{
+    (void)wk;
+    const part_sum_job *j = arg;
+    for (int p = 0; p < j->n_parts; p++) {
+        const float *src = j->parts + (size_t)p * (size_t)j->len;
+        for (int64_t i = b; i < e; i++) j->dw[i] += src[i];
+    }
+}
+
+/* Both gradients of the worker's sub-chunks: the weight gradient into the
+ * worker's own sum (summed up in worker order afterwards, so the result does
+ * not depend on timing), then the input gradient through the same column
+ * buffer. */
+static void backward_chunks(void *arg, int64_t b, int64_t e, int wk)
 {
     const chunk_job *c = arg;
     const simclr__conv_desc *d = c->d;
     int64_t k = d->cin * d->kh * d->kw, plane = d->oh * d->ow, m = d->n * plane, in_plane = d->h * d->w;
+    float *dw = wk ? c->dw_parts + (size_t)(wk - 1) * (size_t)(d->cout * k) : c->dw;
     for (int64_t q = b; q < e; q++) {
         int64_t n0 = q * c->sub, nb = n0 + c->sub <= d->n ? c->sub : d->n - n0, cols = nb * plane;
         col_job j = {d, n0, nb, c->x, c->ws + (size_t)wk * c->ws_per, c->dx};
+        for (int64_t r = 0; r < k; r++) im2col_row(&j, r);
+        float beta = wk && q == b ? 0.0f : 1.0f;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)d->cout, (int)k, (int)cols, 1.0f, c->dy + n0 * plane,
+                    (int)m, j.col, (int)cols, beta, dw, (int)k);
+        if (!c->dx) continue;
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)k, (int)cols, (int)d->cout, 1.0f, c->w, (int)k,
                     c->dy + n0 * plane, (int)m, 0.0f, j.col, (int)cols);
         if (!c->accumulate)
@@ -211,7 +248,7 @@ void simclr__cpu_conv2d_forward(simclr_context *ctx, const simclr__conv_desc *d,
         simclr__cpu_gemm(ctx, 0, 0, d->cout, m, k, 1.0f, w, k, x, m, 0.0f, y, m);
     } else if (sub) {
         simclr__cpu_blas_threads(ctx);
-        chunk_job c = {d, x, w, NULL, y, NULL, ws, sub, (size_t)(k * sub * plane), 0};
+        chunk_job c = {.d = d, .x = x, .w = w, .y = y, .ws = ws, .sub = sub, .ws_per = (size_t)(k * sub * plane)};
         simclr__pool_for(ctx->pool, (d->n + sub - 1) / sub, 1, forward_chunks, &c);
     } else {
         int64_t nb = chunk_images(d);
@@ -242,11 +279,18 @@ void simclr__cpu_conv2d_backward(simclr_context *ctx, const simclr__conv_desc *d
         return;
     }
     int64_t nb = chunk_images(d), in_plane = d->h * d->w, sub = worker_images(ctx, d);
-    if (dx && sub) {
+    if (sub) {
         simclr__cpu_blas_threads(ctx);
-        chunk_job c = {d, x, w, dy, NULL, dx, ws, sub, (size_t)(k * sub * plane), accumulate};
-        simclr__pool_for(ctx->pool, (d->n + sub - 1) / sub, 1, input_grad_chunks, &c);
-        dx = NULL; /* done: the loop below only sums the weight gradient */
+        int64_t t = simclr__pool_size(ctx->pool), chunks = (d->n + sub - 1) / sub;
+        size_t col = (size_t)(k * nb * plane);
+        chunk_job c = {.d = d, .x = x, .w = w, .dy = dy, .dx = dx, .ws = ws, .sub = sub,
+                       .ws_per = (size_t)(k * sub * plane), .accumulate = accumulate, .dw = dw, .dw_parts = ws + col};
+        simclr__pool_for(ctx->pool, chunks, 1, backward_chunks, &c);
+        /* pool_for runs min(chunks, workers) workers, each on one range. */
+        int64_t used = chunks < t ? chunks : t;
+        part_sum_job ps = {dw, ws + col, (int)used - 1, d->cout * k};
+        simclr__pool_for(ctx->pool, ps.len, SIMCLR__GRAIN, part_sum_task, &ps);
+        return;
     }
     for (int64_t n0 = 0; n0 < d->n; n0 += nb) {
         col_job j = {d, n0, n0 + nb <= d->n ? nb : d->n - n0, x, ws, dx};

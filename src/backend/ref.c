@@ -85,9 +85,9 @@ static void ref_swap01(simclr_context *ctx, int64_t a, int64_t b, int64_t inner,
             for (int64_t k = 0; k < inner; k++) y[(j * a + i) * inner + k] = x[(i * b + j) * inner + k];
 }
 
-static size_t ref_conv2d_workspace(const simclr__conv_desc *d)
+static size_t ref_conv2d_workspace(simclr_context *ctx, const simclr__conv_desc *d)
 {
-    (void)d;
+    (void)ctx, (void)d;
     return 0;
 }
 

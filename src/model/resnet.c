@@ -202,7 +202,7 @@ static simclr_status plan_unit(simclr_context *ctx, resnet *r, planner *p, unit 
     u->y = take(p, size);
     u->stats = take(p, SIMCLR__BN_STATS(u->conv.cout));
     note_act(p, size);
-    size_t ws = ctx->backend->conv2d_workspace(&u->d);
+    size_t ws = ctx->backend->conv2d_workspace(ctx, &u->d);
     if (ws > p->max_ws) p->max_ws = ws;
     return SIMCLR_OK;
 }
