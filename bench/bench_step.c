@@ -1,8 +1,9 @@
 /* A full SimCLR step (augment + forward + loss + backward + LARS) through the
  * public trainer: ResNet-18, CIFAR stem, width 64, 32x32x3, 128 pairs
  * (256 views), images (views) per second. Prints one line per repeat so the
- * driver script can take the median.
- *   bench_step THREADS REPEATS [PAIRS] [WIDTH] */
+ * driver script can take the median. SIZE 28 CHANNELS 1 WIDTH 16 is the
+ * Fashion-MNIST demo's model (GRAYSCALE augmentation).
+ *   bench_step THREADS REPEATS [PAIRS] [WIDTH] [SIZE] [CHANNELS] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -32,14 +33,16 @@ int main(int argc, char **argv)
 {
     int threads = argc > 1 ? atoi(argv[1]) : 2, repeats = argc > 2 ? atoi(argv[2]) : 3;
     int pairs = argc > 3 ? atoi(argv[3]) : 128, width = argc > 4 ? atoi(argv[4]) : 64;
+    int size = argc > 5 ? atoi(argv[5]) : 32, channels = argc > 6 ? atoi(argv[6]) : 3;
     simclr_context *ctx;
     check(simclr_context_create("cpu", threads, NULL, &ctx), "context");
     simclr_module *enc, *head;
-    check(simclr_resnet_create(ctx, 18, width, 3, SIMCLR_STEM_CIFAR, 1, &enc), "encoder");
+    check(simclr_resnet_create(ctx, 18, width, channels, SIMCLR_STEM_CIFAR, 1, &enc), "encoder");
     int d = (int)simclr_module_output_dim(enc);
     check(simclr_mlp_head_create(ctx, d, d, 128, 2, 0, 2, &head), "head");
     simclr_augment *aug;
-    check(simclr_augment_create(ctx, SIMCLR_AUG_PRESET_CIFAR, 32, 32, &aug), "augment");
+    check(simclr_augment_create(ctx, channels == 1 ? SIMCLR_AUG_PRESET_GRAYSCALE : SIMCLR_AUG_PRESET_CIFAR, size,
+                                size, &aug), "augment");
     simclr_loss *loss;
     check(simclr_ntxent_create(ctx, 0.5, 2, &loss), "loss");
     simclr_module *mods[2] = {enc, head};
@@ -48,7 +51,7 @@ int main(int argc, char **argv)
     check(simclr_optimizer_set(opt, SIMCLR_OPT_LR, 0.3), "lr");
     simclr_trainer *tr;
     check(simclr_trainer_create(ctx, enc, head, aug, loss, opt, &tr), "trainer");
-    int64_t shape[4] = {pairs, 32, 32, 3};
+    int64_t shape[4] = {pairs, size, size, channels};
     simclr_tensor *img;
     check(simclr_tensor_create(ctx, SIMCLR_U8, 4, shape, &img), "images");
     unsigned char *px = simclr_tensor_data(img);
