@@ -2,7 +2,7 @@
 
 Same data (Debian's Fashion-MNIST), same model (ResNet-18, CIFAR stem, width W,
 1 input channel, 2-layer 8W-8W-128 head), same augmentations (GRAYSCALE preset:
-RandomResizedCrop(28, 0.08-1, bilinear), flip 0.5, brightness/contrast 0.4
+RandomResizedCrop(28, crop-min..1, bilinear), flip 0.5, brightness/contrast 0.4
 with p 0.8), NT-Xent T, LARS (official formula) at 0.075*sqrt(B) with 10%
 warmup and cosine decay (the official tf2 schedule), and the same probes
 written out in torch: kNN (cosine, k 200, exp(sim/0.1) votes) and the
@@ -32,6 +32,7 @@ ap.add_argument("--train-images", type=int, default=38400)
 ap.add_argument("--width", type=int, default=16)
 ap.add_argument("--batch", type=int, default=128)
 ap.add_argument("--temperature", type=float, default=0.2)
+ap.add_argument("--crop-min", type=float, default=0.08)
 ap.add_argument("--weight-decay", type=float, default=1e-6)
 ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--eval-train", type=int, default=10000)
@@ -89,7 +90,7 @@ head = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, 128))
 model = nn.Sequential(enc, head)
 
 aug = T.Compose([
-    T.RandomResizedCrop(28, scale=(0.08, 1.0)),
+    T.RandomResizedCrop(28, scale=(a.crop_min, 1.0)),
     T.RandomHorizontalFlip(),
     T.RandomApply([T.ColorJitter(0.4, 0.4)], p=0.8),
 ])

@@ -26,7 +26,7 @@
 typedef struct {
     const char *data_dir, *out_dir;
     int epochs, width, batch, threads, resume, knn_k, probe_epochs;
-    double lr, temperature, weight_decay;
+    double lr, temperature, weight_decay, crop_min;
     int64_t train_images; /* images used for pre-training (0 = all) */
     int64_t eval_train;   /* labelled train images the probes fit on (0 = all) */
     int64_t eval_test;    /* test images evaluated (0 = all) */
@@ -48,6 +48,7 @@ static void usage(void)
          "  --optimizer NAME    lars (default) or sgd\n"
          "  --lr LR             peak learning rate (default 0.075*sqrt(B), square-root scaling)\n"
          "  --temperature T     NT-Xent temperature (default 0.2; learns faster in a short run)\n"
+         "  --crop-min S        smallest crop area fraction (default 0.08, the paper's)\n"
          "  --weight-decay WD   (default 1e-6 for LARS, 5e-4 for SGD)\n"
          "  --threads T         threads, 0 = all cores (default 0)\n"
          "  --eval-train N      labelled train images for the probes, 0 = all (default 10000)\n"
@@ -61,7 +62,7 @@ static int parse(int argc, char **argv, options *o)
 {
     *o = (options){.data_dir = "/usr/share/datasets/fashion-mnist", .out_dir = "demo-out", .epochs = 1,
                    .width = 16, .batch = 128, .threads = 0, .knn_k = 200, .probe_epochs = 300, .lr = 0,
-                   .temperature = 0.2, .weight_decay = -1, .train_images = 38400, .eval_train = 10000,
+                   .temperature = 0.2, .crop_min = 0.08, .weight_decay = -1, .train_images = 38400, .eval_train = 10000,
                    .eval_test = 0, .seed = 1, .optimizer = "lars"};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -77,6 +78,7 @@ static int parse(int argc, char **argv, options *o)
         else if (FLAG("--optimizer")) o->optimizer = v;
         else if (FLAG("--lr")) o->lr = atof(v);
         else if (FLAG("--temperature")) o->temperature = atof(v);
+        else if (FLAG("--crop-min")) o->crop_min = atof(v);
         else if (FLAG("--weight-decay")) o->weight_decay = atof(v);
         else if (FLAG("--threads")) o->threads = atoi(v);
         else if (FLAG("--eval-train")) o->eval_train = atoll(v);
@@ -306,6 +308,7 @@ int main(int argc, char **argv)
     check(simclr_mlp_head_create(ctx, (int)d, (int)d, 128, 2, 0, o.seed + 1, &head), "projection head");
     simclr_augment *aug;
     check(simclr_augment_create(ctx, SIMCLR_AUG_PRESET_GRAYSCALE, (int)h, (int)w, &aug), "augmentation");
+    check(simclr_augment_set(aug, SIMCLR_AUG_CROP_SCALE_MIN, o.crop_min), "--crop-min");
     simclr_loss *loss;
     check(simclr_ntxent_create(ctx, o.temperature, 2, &loss), "loss");
     simclr_module *mods[2] = {enc, head};
@@ -345,9 +348,9 @@ int main(int argc, char **argv)
            simclr_version_string(), (long long)simclr_dataset_count(train), (long long)simclr_dataset_count(test),
            (long long)h, (long long)w, (long long)c);
     printf("encoder ResNet-18 width %d (%lld parameters), head %lld-%lld-128, %s lr %.3g, T %.2g, "
-           "batch %d, %d epoch(s) of %lld images, %d threads\n",
+           "crop %.2g-1, batch %d, %d epoch(s) of %lld images, %d threads\n",
            o.width, (long long)simclr_module_param_scalars(enc), (long long)d, (long long)d, o.optimizer, o.lr,
-           o.temperature, o.batch, o.epochs, (long long)n_train, simclr_context_threads(ctx));
+           o.temperature, o.crop_min, o.batch, o.epochs, (long long)n_train, simclr_context_threads(ctx));
 
     int64_t *order = malloc((size_t)simclr_dataset_count(train) * sizeof *order);
     simclr_tensor *batch;
