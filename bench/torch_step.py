@@ -1,7 +1,9 @@
 """The same SimCLR step in PyTorch: torchvision augmentations (CIFAR recipe,
 s = 0.5) per image, ResNet-18 CIFAR stem width 64, 512-512-128 head, NT-Xent
 (T = 0.5), LARS written as in the official SimCLR code. Prints views/s per
-repeat.   torch_step.py THREADS REPEATS [PAIRS] [channels_last 0|1]"""
+repeat. MODEL fmnist16 is the Fashion-MNIST demo's model instead: width 16,
+1 channel, 28x28, 128-128-128 head, the GRAYSCALE augmentations.
+    torch_step.py THREADS REPEATS [PAIRS] [channels_last 0|1] [cifar64|fmnist16]"""
 import sys
 import time
 
@@ -14,25 +16,45 @@ import torchvision.transforms as T
 threads, repeats = int(sys.argv[1]), int(sys.argv[2])
 pairs = int(sys.argv[3]) if len(sys.argv) > 3 else 128
 channels_last = len(sys.argv) > 4 and sys.argv[4] == "1"
+fmnist = len(sys.argv) > 5 and sys.argv[5] == "fmnist16"
 torch.set_num_threads(threads)
 torch.manual_seed(0)
 
-enc = torchvision.models.resnet18()
-enc.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
+width, channels, size = (16, 1, 28) if fmnist else (64, 3, 32)
+if fmnist:  # torchvision's blocks at width 16, as bench/torch_fashion_mnist.py builds them
+    B = torchvision.models.resnet.BasicBlock
+    enc = torchvision.models.resnet.ResNet(B, [2, 2, 2, 2])
+    enc.inplanes = width
+    enc.layer1 = enc._make_layer(B, width, 2)
+    enc.layer2 = enc._make_layer(B, 2 * width, 2, stride=2)
+    enc.layer3 = enc._make_layer(B, 4 * width, 2, stride=2)
+    enc.layer4 = enc._make_layer(B, 8 * width, 2, stride=2)
+    enc.bn1 = nn.BatchNorm2d(width)
+else:
+    enc = torchvision.models.resnet18()
+enc.conv1 = nn.Conv2d(channels, width, 3, 1, 1, bias=False)
 enc.maxpool = nn.Identity()
 enc.fc = nn.Identity()
-head = nn.Sequential(nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 128))
+d = 8 * width
+head = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, 128))
 model = nn.Sequential(enc, head)
 if channels_last:
     model = model.to(memory_format=torch.channels_last)
 
 s = 0.5
-aug = T.Compose([
-    T.RandomResizedCrop(32),
-    T.RandomHorizontalFlip(),
-    T.RandomApply([T.ColorJitter(0.8 * s, 0.8 * s, 0.8 * s, 0.2 * s)], p=0.8),
-    T.RandomGrayscale(p=0.2),
-])
+if fmnist:
+    aug = T.Compose([
+        T.RandomResizedCrop(size),
+        T.RandomHorizontalFlip(),
+        T.RandomApply([T.ColorJitter(0.8 * s, 0.8 * s)], p=0.8),
+    ])
+else:
+    aug = T.Compose([
+        T.RandomResizedCrop(size),
+        T.RandomHorizontalFlip(),
+        T.RandomApply([T.ColorJitter(0.8 * s, 0.8 * s, 0.8 * s, 0.2 * s)], p=0.8),
+        T.RandomGrayscale(p=0.2),
+    ])
 
 
 def ntxent(z, t=0.5):
@@ -64,7 +86,7 @@ def lars_step(lr=0.3, wd=1e-6, eta=0.001, m=0.9):
             p.sub_(v)
 
 
-images = torch.randint(0, 256, (pairs, 3, 32, 32), dtype=torch.uint8)
+images = torch.randint(0, 256, (pairs, channels, size, size), dtype=torch.uint8)
 
 
 def step():
