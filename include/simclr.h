@@ -142,10 +142,16 @@ typedef void (*simclr_progress_fn)(void *user, const char *what, int64_t done, i
  * has. The environment variable SIMCLR_ISA, read here at every creation,
  * caps it: SIMCLR_ISA=avx2 or =portable forces a narrower path (for tests,
  * or to compare); a wider value than the CPU runs is capped at the CPU's.
- * Every copy computes the same operations in the same order; results differ
- * from one copy to another only where OpenBLAS's own kernels do (none: it
- * picks its kernels by CPU, not by this setting). simclr_context_isa() tells
- * which one a context runs.
+ * Every copy computes the same operations in the same order and gives the
+ * same bytes (OpenBLAS picks its own kernels by CPU, not by this setting;
+ * tests compare the copies). simclr_context_isa() tells which one a context
+ * runs.
+ * Reproducibility: on the "cpu" backend, module forward and backward passes,
+ * the loss and a whole trainer step give the same bytes for any n_threads
+ * and any instruction-set copy on one machine (work is cut into pieces by
+ * shape, never by thread count, and partial sums are added in a fixed
+ * order; tests check 1 to 4 threads). Another machine may differ in the
+ * last bits where OpenBLAS picks other kernels for its CPU.
  * Returns SIMCLR_E_UNSUPPORTED for an unknown backend name, SIMCLR_E_INVALID
  * for a bad thread count, an allocator with a NULL function or a SIMCLR_ISA
  * value that names no instruction set, SIMCLR_E_NOMEM.
