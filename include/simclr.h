@@ -309,7 +309,11 @@ SIMCLR_API const char *simclr_module_arch(const simclr_module *m);
  * too small, y of the wrong shape). A TRAIN forward updates BN running
  * statistics and keeps the activations for simclr_module_backward. The first
  * call for a batch shape sizes the activation arena; later calls of the same
- * shape allocate nothing. */
+ * shape allocate nothing. Memory: a ResNet first run in EVAL at a shape keeps
+ * only four cycled activation buffers and no gradient buffers (an encoder
+ * used only to embed stays small); its first TRAIN forward replaces that
+ * with the training arena (every unit's outputs and the gradient buffers),
+ * which later EVAL calls of the same shape reuse. */
 SIMCLR_API simclr_status simclr_module_forward(simclr_module *m, const simclr_tensor *x,
                                                simclr_mode mode, simclr_tensor *y);
 
