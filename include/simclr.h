@@ -680,7 +680,8 @@ SIMCLR_API simclr_status simclr_moco_queue(simclr_trainer *tr, simclr_tensor **q
  * positions [s N / splits, (s + 1) N / splits). n must equal that step's N.
  * The permutation is a pure function of the step's seed and N (identity
  * when splits = 1). SIMCLR_E_INVALID for NULLs or a SimCLR trainer,
- * SIMCLR_E_STATE before the first step, SIMCLR_E_SHAPE for another n. */
+ * SIMCLR_E_STATE before the first successful step, SIMCLR_E_SHAPE for
+ * another n. */
 SIMCLR_API simclr_status simclr_moco_key_order(const simclr_trainer *tr, int64_t *order, int64_t n);
 
 /* ======================================================================== */

@@ -510,13 +510,21 @@ static void test_failed_step_changes_nothing(void **state)
     float keep = qd[13 * 8 + 2];
     qd[13 * 8 + 2] = NAN;
     state_copy a, b;
+    int64_t order[4], order_after[4];
+    CHECK_OK(simclr_moco_key_order(r.tr, order, 4));
     copy_take(&a, &r);
     CHECK_STATUS(simclr_trainer_step(r.tr, img, 2, NULL), SIMCLR_E_NUMERIC);
     assert_non_null(strstr(simclr_last_error(), "moco"));
+    /* Also with a new batch size (the step buffers are rebuilt first). */
+    simclr_tensor *img8 = images(r.ctx, 8, 4);
+    CHECK_STATUS(simclr_trainer_step(r.tr, img8, 2, NULL), SIMCLR_E_NUMERIC);
+    simclr_tensor_destroy(img8);
     copy_take(&b, &r);
     assert_int_equal(copy_diff(&a, &b), 0);
     copy_free(&a);
     copy_free(&b);
+    CHECK_OK(simclr_moco_key_order(r.tr, order_after, 4));
+    assert_memory_equal(order, order_after, sizeof order);
     qd[13 * 8 + 2] = keep;
     float loss;
     CHECK_OK(simclr_trainer_step(r.tr, img, 2, &loss));

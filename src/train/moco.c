@@ -157,12 +157,10 @@ static void free_buffers(struct simclr__moco *mc, simclr_context *ctx)
     simclr__free(ctx, mc->ksorted);
     simclr__free(ctx, mc->kunit);
     simclr__free(ctx, mc->order);
-    simclr__free(ctx, mc->last_order);
     mc->ksorted = mc->kunit = NULL;
-    mc->order = mc->last_order = NULL;
+    mc->order = NULL;
     mc->n = mc->c = 0;
     mc->splits = 0;
-    mc->last_n = 0;
 }
 
 void simclr__moco_destroy(simclr_trainer *tr)
@@ -170,6 +168,7 @@ void simclr__moco_destroy(simclr_trainer *tr)
     struct simclr__moco *mc = tr->moco;
     if (!mc) return;
     free_buffers(mc, tr->ctx);
+    simclr__free(tr->ctx, mc->last_order);
     simclr_tensor_destroy(mc->queue);
     simclr__infonce_destroy(mc->loss);
     simclr__free(tr->ctx, mc->snapshot);
@@ -177,11 +176,27 @@ void simclr__moco_destroy(simclr_trainer *tr)
     tr->moco = NULL;
 }
 
+/* Grows the record of the last key order to n entries, keeping its content
+ * (a step that then fails must leave simclr_moco_key_order's answer as it was). */
+static simclr_status ensure_last_order(simclr_trainer *tr, int64_t n)
+{
+    struct simclr__moco *mc = tr->moco;
+    if (mc->last_cap >= n) return SIMCLR_OK;
+    int64_t *p = simclr__malloc(tr->ctx, (size_t)n * sizeof *p);
+    if (!p) return simclr__nomem(FN_STEP, (size_t)n * sizeof *p);
+    if (mc->last_n) memcpy(p, mc->last_order, (size_t)mc->last_n * sizeof *p);
+    simclr__free(tr->ctx, mc->last_order);
+    mc->last_order = p;
+    mc->last_cap = n;
+    return SIMCLR_OK;
+}
+
 /* (Re)builds the step buffers for n images of c channels in `splits` key
- * sub-batches. A rebuild forgets the last step's key order. */
+ * sub-batches. */
 static simclr_status ensure_buffers(simclr_trainer *tr, int64_t n, int64_t c, int splits)
 {
     struct simclr__moco *mc = tr->moco;
+    SIMCLR__TRY(ensure_last_order(tr, n));
     if (mc->n == n && mc->c == c && mc->splits == splits) return SIMCLR_OK;
     free_buffers(mc, tr->ctx);
     simclr_context *ctx = tr->ctx;
@@ -212,9 +227,8 @@ static simclr_status ensure_buffers(simclr_trainer *tr, int64_t n, int64_t c, in
         mc->ksorted = simclr__malloc(ctx, (size_t)(n * p) * sizeof(float));
         mc->kunit = simclr__malloc(ctx, (size_t)(n * p) * sizeof(float));
         mc->order = simclr__malloc(ctx, (size_t)n * sizeof(int64_t));
-        mc->last_order = simclr__malloc(ctx, (size_t)n * sizeof(int64_t));
-        if (!mc->ksorted || !mc->kunit || !mc->order || !mc->last_order)
-            st = simclr__nomem(FN_STEP, (size_t)n * (2 * (size_t)p * sizeof(float) + 2 * sizeof(int64_t)));
+        if (!mc->ksorted || !mc->kunit || !mc->order)
+            st = simclr__nomem(FN_STEP, (size_t)n * (2 * (size_t)p * sizeof(float) + sizeof(int64_t)));
     }
     if (st == SIMCLR_OK) st = simclr__infonce_reserve(mc->loss, n, p, mc->queue_size);
     if (st != SIMCLR_OK) {
@@ -433,7 +447,7 @@ simclr_status simclr_moco_key_order(const simclr_trainer *tr, int64_t *order, in
     CHECK_MOCO(tr, fn);
     SIMCLR__CHECK_ARG(order, fn, "order is NULL");
     const struct simclr__moco *mc = tr->moco;
-    if (mc->last_n == 0) return simclr__fail(SIMCLR_E_STATE, "%s: no step has run since the buffers were sized", fn);
+    if (mc->last_n == 0) return simclr__fail(SIMCLR_E_STATE, "%s: no step has succeeded yet", fn);
     if (n != mc->last_n)
         return simclr__fail(SIMCLR_E_SHAPE, "%s: n = %lld, the last step had %lld images", fn, (long long)n,
                             (long long)mc->last_n);

@@ -32,8 +32,9 @@ struct simclr__moco {
     simclr_tensor *kfeat, *kz;    /* [n, D], [n, P]: shuffled order */
     simclr_tensor *kin[SIMCLR__MOCO_MAX_SPLITS], *kf[SIMCLR__MOCO_MAX_SPLITS], *kzs[SIMCLR__MOCO_MAX_SPLITS];
     float *ksorted, *kunit;       /* [n, P]: keys in sample order, raw and normalized */
-    int64_t *order, *last_order;  /* [n] */
-    int64_t last_n;               /* N of the last successful step, 0 before */
+    int64_t *order;               /* [n]: this step's key permutation */
+    int64_t *last_order;          /* the last successful step's, kept across rebuilds */
+    int64_t last_n, last_cap;     /* its N (0 before any step) and capacity */
 
     /* BN running statistics of the four modules before a step. */
     float *snapshot;
