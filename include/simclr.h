@@ -650,8 +650,9 @@ SIMCLR_API simclr_status simclr_module_momentum_update(simclr_module *target,
  * L2-normalized. Creation copies every parameter and buffer of encoder and
  * head into key_encoder and key_head (MoCo's initialization): this is the
  * only call that writes into them outside steps and loads. Defaults: see
- * simclr_moco_param. SIMCLR_E_INVALID (NULLs, repeated modules, K out of
- * range), SIMCLR_E_SHAPE (head input != encoder output, a key module of
+ * simclr_moco_param. SIMCLR_E_INVALID (NULLs, repeated modules, a module or
+ * opt of another context, K out of range, an opt that misses a parameter of
+ * encoder or head or trains one of the key modules), SIMCLR_E_SHAPE (head input != encoder output, a key module of
  * another architecture), SIMCLR_E_NOMEM (the queue is K x head output
  * floats). *out is owned by the caller; free it with simclr_trainer_destroy. */
 SIMCLR_API simclr_status simclr_moco_trainer_create(simclr_context *ctx, simclr_module *encoder,
