@@ -6,6 +6,7 @@
 
 #include "../core/context.h"
 #include "../core/tensor.h"
+#include "../nn/nn.h"
 
 typedef struct simclr__module_ops {
     const char *kind; /* "resnet", "mlp_head" */
@@ -51,6 +52,9 @@ simclr_status simclr__module_add(simclr_module *m, const char *name, simclr_tens
  * SIMCLR_PARAM_BUFFER), adds it, and returns the value tensor. */
 simclr_status simclr__module_new_param(simclr_module *m, const char *name, int ndim,
                                        const int64_t *shape, int flags, simclr_tensor **value);
+
+/* The sink through which nn/ layers register their tensors in m. */
+simclr__param_sink simclr__module_sink(simclr_module *m);
 
 /* Orders parameters before buffers (stable), as the public enumeration promises.
  * Call once, after the last add. */

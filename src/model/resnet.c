@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "../nn/nn.h"
+#include "module.h"
 
 typedef struct unit {
     simclr__conv2d conv;
@@ -64,8 +65,9 @@ static simclr_status unit_init(simclr_module *m, unit *u, const char *conv_name,
                                int64_t cin, int64_t cout, int64_t k, int64_t stride, int relu, uint64_t seed)
 {
     u->relu = relu;
-    SIMCLR__TRY(simclr__conv2d_init(m, &u->conv, conv_name, cin, cout, k, stride, k / 2, 0, seed));
-    return simclr__batchnorm_init(m, &u->bn, bn_name, cout, 1);
+    simclr__param_sink ps = simclr__module_sink(m);
+    SIMCLR__TRY(simclr__conv2d_init(&ps, &u->conv, conv_name, cin, cout, k, stride, k / 2, 0, seed));
+    return simclr__batchnorm_init(&ps, &u->bn, bn_name, cout, 1);
 }
 
 static simclr_status block_init(simclr_module *m, block *b, const char *prefix, int bottleneck, int64_t cin,
