@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "../model/module.h"
+#include "distributed.h"
 
 static const char FN_STEP[] = "simclr_trainer_step";
 
@@ -74,6 +75,7 @@ static void free_buffers(simclr_trainer *tr)
 void simclr_trainer_destroy(simclr_trainer *tr)
 {
     if (!tr) return;
+    simclr__trainer_ext_free(tr);
     free_buffers(tr);
     simclr__free(tr->ctx, tr->snapshot);
     simclr__free(tr->ctx, tr);
@@ -127,6 +129,8 @@ simclr_status simclr_trainer_step(simclr_trainer *tr, const simclr_tensor *image
     SIMCLR__CHECK_ARG(tr, FN_STEP, "trainer is NULL");
     int64_t want[4] = {-1, -1, -1, tr->encoder->in_dim};
     SIMCLR__TRY(simclr__tensor_expect(images, FN_STEP, "images", SIMCLR_U8, 4, want));
+    /* A communicator or micro-batches: the step of src/train/gradcache.c. */
+    if (simclr__trainer_ext_active(tr)) return simclr__trainer_step_ext(tr, images, seed, loss);
     double t0 = now_seconds();
     int64_t n = images->dims[0], c = images->dims[3];
     SIMCLR__TRY(ensure_buffers(tr, n, c));
@@ -177,6 +181,8 @@ simclr_status simclr_trainer_stat(const simclr_trainer *tr, simclr_stat key, dou
     case SIMCLR_STAT_GRAD_NORM: *value = tr->grad_norm; break;
     case SIMCLR_STAT_IMAGES_PER_SEC: *value = tr->images_per_sec; break;
     case SIMCLR_STAT_STEP: *value = (double)tr->steps; break;
+    case SIMCLR_STAT_COMM_BYTES:
+    case SIMCLR_STAT_MICRO_BATCHES: return simclr__trainer_ext_stat(tr, key, value);
     default: return simclr__fail(SIMCLR_E_INVALID, "%s: unknown statistic %d", fn, (int)key);
     }
     return SIMCLR_OK;
