@@ -98,7 +98,7 @@ void simclr__batchnorm_backward(simclr_context *ctx, const simclr__batchnorm *l,
 
     ctx->backend->bn_backward_reduce(ctx, c, m, x, mask, dy, mean, sum_g, sum_gx);
     for (int64_t i = 0; i < c; i++) {
-        dgamma[i] += (float)(sum_gx[i] * invstd[i]);
+        dgamma[i] += (float)((double)sum_gx[i] * invstd[i]);
         if (dbeta) dbeta[i] += sum_g[i];
     }
     /* Hook (core/context.h): the sums dx needs, over all replicas or none. */
