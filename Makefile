@@ -246,6 +246,9 @@ $(BENCH_MPI): bench/mpi/bench_gradcache.c $(MPI_STATIC) $(STATIC)
 	@mkdir -p $(dir $@)
 	$(MPICC) -Iinclude -Icompanions/mpi $(MPI_CFLAGS) $< -o $@ $(MPI_STATIC) $(STATIC) $(LIBS)
 
+# make bench also builds the MPI bench (bench/bench_gradcache.sh runs it).
+bench: $(BENCH_MPI)
+
 test-mpi: $(BUILD)/tests/mpi_trainer
 	@sh tests/test_mpi.sh $(BUILD)/tests/mpi_trainer
 
