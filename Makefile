@@ -271,6 +271,11 @@ $(BENCH_MPI): bench/mpi/bench_gradcache.c $(MPI_STATIC) $(STATIC)
 	@mkdir -p $(dir $@)
 	$(MPICC) -Iinclude -Icompanions/mpi $(MPI_CFLAGS) $< -o $@ $(MPI_STATIC) $(STATIC) $(LIBS)
 
+.PHONY: clean-mpi
+clean: clean-mpi
+clean-mpi:
+	rm -f $(OUT)/libsimclr_mpi.a $(OUT)/libsimclr_mpi.so*
+
 # make bench also builds the MPI bench (bench/bench_gradcache.sh runs it).
 bench: $(BENCH_MPI)
 

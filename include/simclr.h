@@ -704,7 +704,9 @@ SIMCLR_API simclr_status simclr_trainer_get(const simclr_trainer *tr, simclr_tra
  * from rank 0 only (atomically) and returns rank 0's status on every rank;
  * simclr_trainer_load reads it on each rank (any number of ranks).
  * Communication failures: SIMCLR_E_IO (see simclr_comm); like every failed
- * step, parameters, BN statistics and optimizer state are left as they were. */
+ * step, parameters, BN statistics and optimizer state are left as they were.
+ * A failure inside simclr_trainer_set_comm itself, past the size check, may
+ * leave this rank with part of rank 0's state: the job must end then. */
 SIMCLR_API simclr_status simclr_trainer_set_comm(simclr_trainer *tr, const simclr_comm *comm);
 
 /* ======================================================================== */
