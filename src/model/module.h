@@ -70,4 +70,11 @@ typedef struct simclr__planner {
 
 float *simclr__plan_take(simclr__planner *p, int64_t floats);
 
+/* Momentum updates (ema.c). same_layout: SIMCLR_E_SHAPE (fn and both
+ * architectures named) unless a and b hold the same names, shapes, flags.
+ * momentum_apply: target = m * target + (1 - m) * source for parameters and
+ * BN running statistics (num_batches_tracked kept); layouts already checked. */
+simclr_status simclr__module_same_layout(const simclr_module *a, const simclr_module *b, const char *fn);
+void simclr__module_momentum_apply(simclr_module *target, const simclr_module *source, double m);
+
 #endif

@@ -13,6 +13,7 @@
 #include "../io/ckpt.h"
 #include "../model/module.h"
 #include "trainer.h"
+#include "moco.h"
 #include "distributed.h"
 
 static const char *const kind_names[] = {"sgd", "adamw", "lars"};
@@ -37,6 +38,7 @@ simclr_status simclr_trainer_save(const simclr_trainer *tr, const char *path)
     static const char fn[] = "simclr_trainer_save";
     SIMCLR__CHECK_ARG(tr, fn, "trainer is NULL");
     SIMCLR__CHECK_ARG(path, fn, "path is NULL");
+    if (tr->moco) return simclr__moco_save(tr, path);
     /* With a communicator rank 0 writes and every rank gets its status. */
     if (simclr__trainer_ext_ranks(tr) > 1) return simclr__trainer_save_once(tr, path, save_file);
     return save_file(tr, path);
@@ -78,6 +80,7 @@ simclr_status simclr_trainer_load(simclr_trainer *tr, const char *path)
     static const char fn[] = "simclr_trainer_load";
     SIMCLR__CHECK_ARG(tr, fn, "trainer is NULL");
     SIMCLR__CHECK_ARG(path, fn, "path is NULL");
+    if (tr->moco) return simclr__moco_load(tr, path);
     char arch[1024];
     trainer_arch(tr, arch, sizeof arch);
     simclr__ckpt *ck;

@@ -71,6 +71,9 @@ simclr_status simclr_trainer_set(simclr_trainer *tr, simclr_trainer_param key, d
 {
     static const char fn[] = "simclr_trainer_set";
     SIMCLR__CHECK_ARG(tr, fn, "trainer is NULL");
+    if (tr->moco)
+        return simclr__fail(SIMCLR_E_UNSUPPORTED, "%s: a MoCo trainer has no distributed or micro-batch settings yet",
+                            fn);
     int whole = isfinite(value) && value == floor(value);
     switch (key) {
     case SIMCLR_TRAINER_MICRO_BATCH:
@@ -219,6 +222,8 @@ simclr_status simclr_trainer_set_comm(simclr_trainer *tr, const simclr_comm *com
 {
     static const char fn[] = "simclr_trainer_set_comm";
     SIMCLR__CHECK_ARG(tr, fn, "trainer is NULL");
+    if (tr->moco)
+        return simclr__fail(SIMCLR_E_UNSUPPORTED, "%s: MoCo trainers do not run on several ranks yet", fn);
     if (!comm) {
         if (tr->ext && tr->ext->has_comm) {
             simclr_comm single;

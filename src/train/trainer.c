@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "../model/module.h"
+#include "moco.h"
 #include "distributed.h"
 
 static const char FN_STEP[] = "simclr_trainer_step";
@@ -75,6 +76,7 @@ static void free_buffers(simclr_trainer *tr)
 void simclr_trainer_destroy(simclr_trainer *tr)
 {
     if (!tr) return;
+    simclr__moco_destroy(tr); /* MoCo's own state (a no-op for SimCLR) */
     simclr__trainer_ext_free(tr);
     free_buffers(tr);
     simclr__free(tr->ctx, tr->snapshot);
@@ -127,6 +129,7 @@ static simclr_status fail_step(simclr_trainer *tr, simclr_status st)
 simclr_status simclr_trainer_step(simclr_trainer *tr, const simclr_tensor *images, uint64_t seed, float *loss)
 {
     SIMCLR__CHECK_ARG(tr, FN_STEP, "trainer is NULL");
+    if (tr->moco) return simclr__moco_step(tr, images, seed, loss);
     int64_t want[4] = {-1, -1, -1, tr->encoder->in_dim};
     SIMCLR__TRY(simclr__tensor_expect(images, FN_STEP, "images", SIMCLR_U8, 4, want));
     /* A communicator or micro-batches: the step of src/train/gradcache.c. */

@@ -85,6 +85,12 @@ PROTOTYPES = """
     void simclr_trainer_destroy(simclr_trainer *tr);
     simclr_status simclr_trainer_step(simclr_trainer *tr, const simclr_tensor *images, uint64_t seed, float *loss);
     simclr_status simclr_trainer_stat(const simclr_trainer *tr, simclr_stat key, double *value);
+    simclr_status simclr_module_momentum_update(simclr_module *target, const simclr_module *source, double momentum);
+    simclr_status simclr_moco_trainer_create(simclr_context *ctx, simclr_module *encoder, simclr_module *head, simclr_module *key_encoder, simclr_module *key_head, simclr_augment *aug, simclr_optimizer *opt, int64_t queue_size, uint64_t seed, simclr_trainer **out);
+    simclr_status simclr_moco_set(simclr_trainer *tr, simclr_moco_param key, double value);
+    simclr_status simclr_moco_get(const simclr_trainer *tr, simclr_moco_param key, double *value);
+    simclr_status simclr_moco_queue(simclr_trainer *tr, simclr_tensor **queue);
+    simclr_status simclr_moco_key_order(const simclr_trainer *tr, int64_t *order, int64_t n);
     simclr_status simclr_comm_validate(const simclr_comm *comm);
     simclr_status simclr_comm_single(simclr_comm *out);
     simclr_status simclr_trainer_set(simclr_trainer *tr, simclr_trainer_param key, double value);
@@ -112,7 +118,7 @@ PROTOTYPES = """
 # ---------------------------------------------------------------- C types --
 
 _ENUMS = {"simclr_status", "simclr_dtype", "simclr_stem", "simclr_mode", "simclr_aug_preset",
-          "simclr_aug_param", "simclr_opt_kind", "simclr_opt_param", "simclr_stat",
+          "simclr_aug_param", "simclr_opt_kind", "simclr_opt_param", "simclr_stat", "simclr_moco_param",
           "simclr_log_level", "simclr_bn_mode", "simclr_trainer_param"}
 _HANDLES = {"simclr_context", "simclr_tensor", "simclr_module", "simclr_augment", "simclr_loss",
             "simclr_optimizer", "simclr_trainer", "simclr_dataset"}

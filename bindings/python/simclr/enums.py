@@ -140,6 +140,16 @@ class TrainerParam(IntEnum):
     BUCKET_BYTES = 300
 
 
+class MocoParam(IntEnum):
+    """C enum simclr_moco_param."""
+    MOMENTUM = 100
+    MOMENTUM_STEPS = 101
+    TEMPERATURE = 200
+    KEY_SPLITS = 300
+    QUEUE_SIZE = 400
+    QUEUE_POS = 401
+
+
 PARAM_NO_DECAY = 1
 PARAM_BUFFER = 2
 MAX_DIMS = 4
