@@ -10,10 +10,12 @@ BUILD_PKGS="gcc g++ make pkg-config libopenblas-dev libblas-dev zlib1g-dev"
 # The C++ embedding example that `make test` runs reads Fashion-MNIST.
 TEST_PKGS="libcmocka-dev python3 python3-numpy python3-pytest python3-torch python3-torchvision python3-cffi dataset-fashion-mnist"
 DEMO_PKGS="dataset-fashion-mnist"
+# The MPI companion and its mpirun tests (make mpi, make test-mpi).
+MPI_PKGS="openmpi-bin libopenmpi-dev"
 case "${1:-test}" in
-  test) want="$BUILD_PKGS $TEST_PKGS" ;;
+  test) want="$BUILD_PKGS $TEST_PKGS $MPI_PKGS" ;;
   demo) want="$BUILD_PKGS $DEMO_PKGS" ;;
-  all)  want="$BUILD_PKGS $TEST_PKGS $DEMO_PKGS" ;;
+  all)  want="$BUILD_PKGS $TEST_PKGS $DEMO_PKGS $MPI_PKGS" ;;
   *) echo "deps.sh: unknown set '$1' (test, demo, all)" >&2; exit 2 ;;
 esac
 missing=""

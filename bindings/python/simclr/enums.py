@@ -122,6 +122,22 @@ class Stat(IntEnum):
     GRAD_NORM = 103
     IMAGES_PER_SEC = 104
     STEP = 105
+    COMM_BYTES = 200
+    MICRO_BATCHES = 201
+
+
+class BnMode(IntEnum):
+    """C enum simclr_bn_mode."""
+    LOCAL = 0
+    SYNC = 1
+    FROZEN = 2
+
+
+class TrainerParam(IntEnum):
+    """C enum simclr_trainer_param."""
+    MICRO_BATCH = 100
+    BN_MODE = 200
+    BUCKET_BYTES = 300
 
 
 class MocoParam(IntEnum):
