@@ -19,6 +19,7 @@ struct simclr_context {
     simclr_progress_fn progress_fn;
     void *progress_user;
     simclr__pool *pool;
+    int64_t conv_algo; /* SIMCLR_CTX_CONV_ALGO, a simclr_conv_algo value */
 };
 
 /* A context on `backend` (opaque here: the backend layer, above core, picks

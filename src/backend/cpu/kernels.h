@@ -86,4 +86,23 @@ void simclr__cpu_maxpool_backward(simclr_context *ctx, int64_t planes, int64_t h
 void simclr__cpu_avgpool_forward(simclr_context *ctx, int64_t planes, int64_t hw, const float *x, float *y);
 void simclr__cpu_avgpool_backward(simclr_context *ctx, int64_t planes, int64_t hw, const float *dy, float *dx);
 
+/* ---- Winograd convolution (cpu_winograd.c) for 3x3 stride-1 layers with
+ * pad 0..2. m is the output tile: 2 for F(2x2,3x3), 4 for F(4x4,3x3). ---- */
+
+/* 1 when d is a 3x3 stride-1 convolution with pad 0..2 (Winograd applies). */
+int simclr__cpu_winograd_eligible(const simclr__conv_desc *d);
+/* The tile the context's SIMCLR_CTX_CONV_ALGO setting picks for d: 0 (the
+ * direct im2col path), 2 or 4. */
+int simclr__cpu_winograd_choose(const simclr_context *ctx, const simclr__conv_desc *d);
+/* Workspace floats the Winograd passes with tile m need (0 when d is not
+ * eligible or m is not 2 or 4); independent of the thread count. */
+size_t simclr__cpu_winograd_workspace(const simclr__conv_desc *d, int m);
+/* y = conv(x, w) (no bias). Bytes are identical for any thread count. */
+void simclr__cpu_winograd_forward(simclr_context *ctx, const simclr__conv_desc *d, int m, const float *x,
+                                  const float *w, float *y, float *ws);
+/* dw += the weight gradient; dx = (accumulate: +=) the input gradient unless
+ * dx is NULL. No bias gradient (the caller's). */
+void simclr__cpu_winograd_backward(simclr_context *ctx, const simclr__conv_desc *d, int m, const float *x,
+                                   const float *w, const float *dy, float *dw, float *dx, int accumulate, float *ws);
+
 #endif
