@@ -97,6 +97,9 @@ int simclr__cpu_winograd_choose(const simclr_context *ctx, const simclr__conv_de
 /* Workspace floats the Winograd passes with tile m need (0 when d is not
  * eligible or m is not 2 or 4); independent of the thread count. */
 size_t simclr__cpu_winograd_workspace(const simclr__conv_desc *d, int m);
+/* AUTO's cost estimate of tile m (0: the direct path) for d, in units of one
+ * multiply-add at sgemm peak (the model is in cpu_winograd.c). */
+double simclr__cpu_winograd_cost(const simclr__conv_desc *d, int m);
 /* y = conv(x, w) (no bias). Bytes are identical for any thread count. */
 void simclr__cpu_winograd_forward(simclr_context *ctx, const simclr__conv_desc *d, int m, const float *x,
                                   const float *w, float *y, float *ws);
