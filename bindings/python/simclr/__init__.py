@@ -17,6 +17,7 @@ from .core import Context, Tensor, backends, isa_supported
 from .data import Dataset
 from .enums import (AugParam, AugPreset, DType, LogLevel, MocoParam, Mode, OptKind, OptParam, Stat,
                     Status, Stem, PARAM_BUFFER, PARAM_NO_DECAY)
+from .enums import ConvAlgo, CtxParam
 from .errors import (FormatError, InternalError, InvalidArgument, LibraryVersionError,
                      NumericError, OutOfMemory, ShapeError, SimclrError, SimclrIOError, StateError,
                      Unsupported, STATUS_EXCEPTIONS)
@@ -29,7 +30,7 @@ from .trainer import MocoTrainer, Trainer
 __version__ = "%d.%d.%d" % BINDINGS_VERSION
 
 __all__ = [
-    "Augment", "AugParam", "AugPreset", "Context", "Dataset", "DType", "FormatError",
+    "Augment", "AugParam", "AugPreset", "ConvAlgo", "Context", "CtxParam", "Dataset", "DType", "FormatError",
     "InternalError", "InvalidArgument", "LibraryVersionError", "LogLevel", "MLPHead", "MocoParam",
     "MocoTrainer", "Mode",
     "Module", "NTXent", "NumericError", "OptKind", "OptParam", "Optimizer", "OutOfMemory",
