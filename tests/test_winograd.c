@@ -49,11 +49,14 @@ typedef struct {
     float *y_ref, *dx_ref, *dx_acc_ref, *dw_ref;
 } conv_case;
 
-static void case_init(conv_case *c, simclr_context *ref, simclr__conv_desc d, uint64_t seed)
+/* positive: x uniform in [0, 1) (activations after a ReLU) instead of [-1, 1). */
+static void case_init_x(conv_case *c, simclr_context *ref, simclr__conv_desc d, uint64_t seed, int positive)
 {
     c->d = d;
     c->nx = d.cin * d.n * d.h * d.w, c->ny = d.cout * d.n * d.oh * d.ow, c->nw = d.cout * d.cin * 9;
     c->x = alloc_rand(c->nx, seed), c->w = alloc_rand(c->nw, seed + 1), c->dy = alloc_rand(c->ny, seed + 2);
+    if (positive)
+        for (int64_t i = 0; i < c->nx; i++) c->x[i] = fabsf(c->x[i]);
     c->dw0 = alloc_rand(c->nw, seed + 3), c->dx0 = alloc_rand(c->nx, seed + 4);
     c->y_ref = malloc((size_t)c->ny * 4);
     ref->backend->conv2d_forward(ref, &d, c->x, c->w, NULL, c->y_ref, NULL);
@@ -66,6 +69,11 @@ static void case_init(conv_case *c, simclr_context *ref, simclr__conv_desc d, ui
     float *scratch = calloc((size_t)c->nw, 4);
     ref->backend->conv2d_backward(ref, &d, c->x, c->w, c->dy, scratch, NULL, c->dx_acc_ref, 1, NULL);
     free(scratch);
+}
+
+static void case_init(conv_case *c, simclr_context *ref, simclr__conv_desc d, uint64_t seed)
+{
+    case_init_x(c, ref, d, seed, 0);
 }
 
 static void case_free(conv_case *c)
@@ -222,25 +230,28 @@ static void test_error_table(void **state)
     simclr_context *ref, *cpu;
     CHECK_OK(simclr_context_create("ref", 1, NULL, &ref));
     CHECK_OK(simclr_context_create("cpu", 2, NULL, &cpu));
-    printf("[ winograd ] normalized error max|cpu-ref|/max|ref| (batch 2, pad 1, uniform [-1,1) data)\n");
-    printf("[ winograd ] %-16s %-28s %-28s %-28s\n", "layer", "direct y / dx / dw", "F(2x2) y / dx / dw",
-           "F(4x4) y / dx / dw");
     double worst[3] = {0, 0, 0};
-    for (size_t s = 0; s < sizeof layers / sizeof layers[0]; s++) {
-        int64_t ch = layers[s][0], hw = layers[s][1];
-        conv_case c;
-        case_init(&c, ref, make_desc(2, ch, hw, hw, ch, 1), 9000 + 10 * s);
-        char cols[3][64];
-        for (int m = 0; m <= 4; m += 2) {
-            errs e = case_run(&c, cpu, m, NULL);
-            snprintf(cols[m / 2], sizeof cols[0], "%.1e / %.1e / %.1e", e.y, e.dx, e.dw);
-            double mx = fmax(e.y, fmax(e.dx, e.dw));
-            if (mx > worst[m / 2]) worst[m / 2] = mx;
+    for (int positive = 0; positive < 2; positive++) {
+        printf("[ winograd ] normalized error max|cpu-ref|/max|ref|, batch 2, pad 1, weights and dy uniform "
+               "[-1,1), x uniform %s\n", positive ? "[0,1) (after a ReLU)" : "[-1,1)");
+        printf("[ winograd ] %-16s %-28s %-28s %-28s\n", "layer", "direct y / dx / dw", "F(2x2) y / dx / dw",
+               "F(4x4) y / dx / dw");
+        for (size_t s = 0; s < sizeof layers / sizeof layers[0]; s++) {
+            int64_t ch = layers[s][0], hw = layers[s][1];
+            conv_case c;
+            case_init_x(&c, ref, make_desc(2, ch, hw, hw, ch, 1), 9000 + 10 * s, positive);
+            char cols[3][64];
+            for (int m = 0; m <= 4; m += 2) {
+                errs e = case_run(&c, cpu, m, NULL);
+                snprintf(cols[m / 2], sizeof cols[0], "%.1e / %.1e / %.1e", e.y, e.dx, e.dw);
+                double mx = fmax(e.y, fmax(e.dx, e.dw));
+                if (mx > worst[m / 2]) worst[m / 2] = mx;
+            }
+            char name[32];
+            snprintf(name, sizeof name, "%lldch %lldx%lld", (long long)ch, (long long)hw, (long long)hw);
+            printf("[ winograd ] %-16s %-28s %-28s %-28s\n", name, cols[0], cols[1], cols[2]);
+            case_free(&c);
         }
-        char name[32];
-        snprintf(name, sizeof name, "%lldch %lldx%lld", (long long)ch, (long long)hw, (long long)hw);
-        printf("[ winograd ] %-16s %-28s %-28s %-28s\n", name, cols[0], cols[1], cols[2]);
-        case_free(&c);
     }
     printf("[ winograd ] worst: direct %.1e, F(2x2) %.1e, F(4x4) %.1e\n", worst[0], worst[1], worst[2]);
     simclr_context_destroy(ref);
