@@ -14,7 +14,9 @@
 #include <time.h>
 
 #include "backend/backend.h"
-#include "backend/cpu_kernels.h"
+/* AUTO's choice and cost model: the same logic in every ISA copy. */
+#define SIMCLR__CPU_ISA portable
+#include "backend/cpu/kernels.h"
 
 #ifdef SIMCLR_OPENBLAS
 char *openblas_get_corename(void);
@@ -45,22 +47,20 @@ static const layer layers[] = {
     {"w64 32x32", 512, 512, 4, 3},
 };
 
-/* algo: 0 direct (through the backend with SIMCLR_CONV_DIRECT), 2 or 4. */
+/* algo: 0 direct (SIMCLR_CONV_DIRECT), 2 or 4 (that tile forced through the
+ * context's internal test switch), all through the backend's vtable. */
 static double run(simclr_context *ctx, const simclr__conv_desc *d, int algo, int backward, const float *x,
                   const float *w, const float *dy, float *y, float *dw, float *dx, float *ws)
 {
+    ctx->conv_tile = algo;
     double t0 = now();
-    if (algo == 0) {
-        if (backward)
-            ctx->backend->conv2d_backward(ctx, d, x, w, dy, dw, NULL, dx, 0, ws);
-        else
-            ctx->backend->conv2d_forward(ctx, d, x, w, NULL, y, ws);
-    } else if (backward) {
-        simclr__cpu_winograd_backward(ctx, d, algo, x, w, dy, dw, dx, 0, ws);
-    } else {
-        simclr__cpu_winograd_forward(ctx, d, algo, x, w, y, ws);
-    }
-    return now() - t0;
+    if (backward)
+        ctx->backend->conv2d_backward(ctx, d, x, w, dy, dw, NULL, dx, 0, ws);
+    else
+        ctx->backend->conv2d_forward(ctx, d, x, w, NULL, y, ws);
+    double t = now() - t0;
+    ctx->conv_tile = 0;
+    return t;
 }
 
 int main(int argc, char **argv)
@@ -77,10 +77,10 @@ int main(int argc, char **argv)
         return 1;
     }
 #ifdef SIMCLR_OPENBLAS
-    printf("bench_conv: %d threads, batch %d, median of %d, OpenBLAS core %s\n", threads, batch, repeats,
-           openblas_get_corename());
+    printf("bench_conv: %d threads, batch %d, median of %d, ISA %s, OpenBLAS core %s\n", threads, batch, repeats,
+           simclr_context_isa(ctx), openblas_get_corename());
 #else
-    printf("bench_conv: %d threads, batch %d, median of %d\n", threads, batch, repeats);
+    printf("bench_conv: %d threads, batch %d, median of %d, ISA %s\n", threads, batch, repeats, simclr_context_isa(ctx));
 #endif
     printf("%-10s %-16s %-4s | %-23s | %-23s | %-23s | %-6s %s\n", "model", "layer (x count)", "pass",
            "direct ms  GFLOP/s", "F(2x2) ms  GFLOP/s", "F(4x4) ms  GFLOP/s", "AUTO", "model cost direct/F2/F4");

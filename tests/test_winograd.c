@@ -11,7 +11,43 @@
 #include "test_util.h"
 
 #include "backend/backend.h"
-#include "backend/cpu_kernels.h"
+/* The Winograd planner's functions (choice, cost, workspace) are the same
+ * logic in every ISA copy; the tests call the portable copy's. */
+#define SIMCLR__CPU_ISA portable
+#include "backend/cpu/kernels.h"
+
+static const char *const isas[] = {"portable", "avx2", "avx512"};
+
+/* A "cpu" context running the ISA copy `isa` (NULL when the machine lacks it). */
+static simclr_context *cpu_context(const char *isa, int threads)
+{
+    if (!simclr_isa_supported(isa)) return NULL;
+    simclr_context *ctx;
+    assert_int_equal(setenv("SIMCLR_ISA", isa, 1), 0);
+    CHECK_OK(simclr_context_create("cpu", threads, NULL, &ctx));
+    unsetenv("SIMCLR_ISA");
+    assert_string_equal(simclr_context_isa(ctx), isa);
+    return ctx;
+}
+
+/* The backend's convolution with tile m forced (0: the direct path). */
+static void conv_fwd(simclr_context *ctx, int m, const simclr__conv_desc *d, const float *x, const float *w, float *y,
+                     float *ws)
+{
+    int64_t algo = ctx->conv_algo;
+    ctx->conv_tile = m, ctx->conv_algo = m ? algo : SIMCLR_CONV_DIRECT;
+    ctx->backend->conv2d_forward(ctx, d, x, w, NULL, y, ws);
+    ctx->conv_tile = 0, ctx->conv_algo = algo;
+}
+
+static void conv_bwd(simclr_context *ctx, int m, const simclr__conv_desc *d, const float *x, const float *w,
+                     const float *dy, float *dw, float *dx, int accumulate, float *ws)
+{
+    int64_t algo = ctx->conv_algo;
+    ctx->conv_tile = m, ctx->conv_algo = m ? algo : SIMCLR_CONV_DIRECT;
+    ctx->backend->conv2d_backward(ctx, d, x, w, dy, dw, NULL, dx, accumulate, ws);
+    ctx->conv_tile = 0, ctx->conv_algo = algo;
+}
 
 /* The documented bounds (docs/architecture.md, "Winograd"). */
 #define TOL_DIRECT 1e-5
@@ -98,15 +134,8 @@ static errs case_run(conv_case *c, simclr_context *ctx, int m, float **out_bytes
     /* Poison outputs that must be overwritten. */
     for (int64_t i = 0; i < c->ny; i++) y[i] = NAN;
     for (int64_t i = 0; i < c->nx; i++) dx[i] = NAN;
-    if (m) {
-        simclr__cpu_winograd_forward(ctx, d, m, c->x, c->w, y, ws);
-        simclr__cpu_winograd_backward(ctx, d, m, c->x, c->w, c->dy, dw, dx, 0, ws);
-    } else {
-        assert_int_equal(simclr_context_set(ctx, SIMCLR_CTX_CONV_ALGO, SIMCLR_CONV_DIRECT), SIMCLR_OK);
-        ctx->backend->conv2d_forward(ctx, d, c->x, c->w, NULL, y, ws);
-        ctx->backend->conv2d_backward(ctx, d, c->x, c->w, c->dy, dw, NULL, dx, 0, ws);
-        assert_int_equal(simclr_context_set(ctx, SIMCLR_CTX_CONV_ALGO, SIMCLR_CONV_AUTO), SIMCLR_OK);
-    }
+    conv_fwd(ctx, m, d, c->x, c->w, y, ws);
+    conv_bwd(ctx, m, d, c->x, c->w, c->dy, dw, dx, 0, ws);
     errs e = {test_norm_err(y, c->y_ref, c->ny), test_norm_err(dx, c->dx_ref, c->nx),
               test_norm_err(dw, c->dw_ref, c->nw)};
     if (out_bytes) {
@@ -119,8 +148,8 @@ static errs case_run(conv_case *c, simclr_context *ctx, int m, float **out_bytes
     if (m) {
         /* accumulate = 1 adds into dx; dw always adds; dx = NULL skips dx. */
         float *dxa = alloc_copy(c->dx0, c->nx), *dwa = alloc_copy(c->dw0, c->nw), *dwn = alloc_copy(c->dw0, c->nw);
-        simclr__cpu_winograd_backward(ctx, d, m, c->x, c->w, c->dy, dwa, dxa, 1, ws);
-        simclr__cpu_winograd_backward(ctx, d, m, c->x, c->w, c->dy, dwn, NULL, 0, ws);
+        conv_bwd(ctx, m, d, c->x, c->w, c->dy, dwa, dxa, 1, ws);
+        conv_bwd(ctx, m, d, c->x, c->w, c->dy, dwn, NULL, 0, ws);
         double tol = m == 2 ? TOL_F2 : TOL_F4;
         double e_acc = test_norm_err(dxa, c->dx_acc_ref, c->nx);
         for (int64_t i = 0; i < c->nw; i++) dw[i] += c->dw0[i];
@@ -149,11 +178,8 @@ static const int64_t sweep[][6] = {
     {1, 12, 2, 2, 12, 1},  {5, 40, 17, 17, 3, 1},  {2, 9, 5, 3, 130, 1},  {2, 150, 4, 4, 140, 1},
 };
 
-static void sweep_threads(int threads)
+static void sweep_one(simclr_context *ref, simclr_context *cpu, int threads)
 {
-    simclr_context *ref, *cpu;
-    CHECK_OK(simclr_context_create("ref", 1, NULL, &ref));
-    CHECK_OK(simclr_context_create("cpu", threads, NULL, &cpu));
     for (size_t s = 0; s < sizeof sweep / sizeof sweep[0]; s++) {
         const int64_t *g = sweep[s];
         conv_case c;
@@ -162,16 +188,28 @@ static void sweep_threads(int threads)
             errs e = case_run(&c, cpu, m, NULL);
             double tol = m == 0 ? TOL_DIRECT : m == 2 ? TOL_F2 : TOL_F4;
             if (!(e.y <= tol && e.dx <= tol && e.dw <= tol))
-                fail_msg("%d threads, %s, shape %zu (n=%lld cin=%lld %lldx%lld cout=%lld pad=%lld): "
+                fail_msg("%s, %d threads, %s, shape %zu (n=%lld cin=%lld %lldx%lld cout=%lld pad=%lld): "
                          "errors y %g dx %g dw %g > %g",
-                         threads, m == 0 ? "direct" : m == 2 ? "F(2x2,3x3)" : "F(4x4,3x3)", s, (long long)g[0],
+                         simclr_context_isa(cpu), threads, m == 0 ? "direct" : m == 2 ? "F(2x2,3x3)" : "F(4x4,3x3)", s, (long long)g[0],
                          (long long)g[1], (long long)g[2], (long long)g[3], (long long)g[4], (long long)g[5], e.y,
                          e.dx, e.dw, tol);
         }
         case_free(&c);
     }
+}
+
+/* Every ISA copy the machine runs. */
+static void sweep_threads(int threads)
+{
+    simclr_context *ref;
+    CHECK_OK(simclr_context_create("ref", 1, NULL, &ref));
+    for (size_t i = 0; i < sizeof isas / sizeof isas[0]; i++) {
+        simclr_context *cpu = cpu_context(isas[i], threads);
+        if (!cpu) continue;
+        sweep_one(ref, cpu, threads);
+        simclr_context_destroy(cpu);
+    }
     simclr_context_destroy(ref);
-    simclr_context_destroy(cpu);
 }
 
 static void test_sweep_1_thread(void **state) { (void)state, sweep_threads(1); }
@@ -180,8 +218,8 @@ static void test_sweep_3_threads(void **state) { (void)state, sweep_threads(3); 
 
 /* -------------------------------------------------------- determinism -- */
 
-/* The same bytes at 1, 2, 3 and 4 threads, on shapes with several tile
- * chunks and several row blocks per position. */
+/* The same bytes at 1, 2, 3 and 4 threads and in every ISA copy, on shapes
+ * with several tile chunks and several row blocks per position. */
 static void test_deterministic_across_threads(void **state)
 {
     (void)state;
@@ -195,20 +233,22 @@ static void test_deterministic_across_threads(void **state)
         int64_t total = c.ny + c.nx + c.nw;
         for (int m = 2; m <= 4; m += 2) {
             float *first = NULL;
-            for (int t = 1; t <= 4; t++) {
-                simclr_context *cpu;
-                CHECK_OK(simclr_context_create("cpu", t, NULL, &cpu));
-                float *bytes;
-                case_run(&c, cpu, m, &bytes);
-                if (!first)
-                    first = bytes;
-                else {
-                    if (memcmp(first, bytes, (size_t)total * 4) != 0)
-                        fail_msg("F(%dx%d) shape %zu: %d threads differ from 1 thread", m, m, s, t);
-                    free(bytes);
+            for (size_t i = 0; i < sizeof isas / sizeof isas[0]; i++)
+                for (int t = 1; t <= 4; t++) {
+                    simclr_context *cpu = cpu_context(isas[i], t);
+                    if (!cpu) continue;
+                    float *bytes;
+                    case_run(&c, cpu, m, &bytes);
+                    if (!first)
+                        first = bytes;
+                    else {
+                        if (memcmp(first, bytes, (size_t)total * 4) != 0)
+                            fail_msg("F(%dx%d) shape %zu: %s at %d threads differs from portable at 1 thread", m,
+                                     m, s, isas[i], t);
+                        free(bytes);
+                    }
+                    simclr_context_destroy(cpu);
                 }
-                simclr_context_destroy(cpu);
-            }
             free(first);
         }
         case_free(&c);
@@ -321,11 +361,11 @@ static void test_setting_routes(void **state)
     float *y1 = malloc((size_t)c.ny * 4), *y2 = malloc((size_t)c.ny * 4);
     float *dx1 = malloc((size_t)c.nx * 4), *dx2 = malloc((size_t)c.nx * 4);
     float *dw1 = calloc((size_t)c.nw, 4), *dw2 = calloc((size_t)c.nw, 4);
-    /* Through the vtable (WINOGRAD) = the Winograd driver with that tile. */
+    /* Through the vtable (WINOGRAD) = that tile forced. */
     cpu->backend->conv2d_forward(cpu, &d, c.x, c.w, NULL, y1, ws);
     cpu->backend->conv2d_backward(cpu, &d, c.x, c.w, c.dy, dw1, NULL, dx1, 0, ws);
-    simclr__cpu_winograd_forward(cpu, &d, m, c.x, c.w, y2, ws);
-    simclr__cpu_winograd_backward(cpu, &d, m, c.x, c.w, c.dy, dw2, dx2, 0, ws);
+    conv_fwd(cpu, m, &d, c.x, c.w, y2, ws);
+    conv_bwd(cpu, m, &d, c.x, c.w, c.dy, dw2, dx2, 0, ws);
     assert_memory_equal(y1, y2, (size_t)c.ny * 4);
     assert_memory_equal(dx1, dx2, (size_t)c.nx * 4);
     assert_memory_equal(dw1, dw2, (size_t)c.nw * 4);

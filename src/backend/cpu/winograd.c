@@ -26,13 +26,13 @@
  *
  * Transforms work on LANES tiles at once, the tile index innermost: plain
  * loops of constant length that the vectorizer turns into SIMD code, each
- * lane independent (no reassociation, so every ISA clone gives the same
+ * lane independent (no reassociation, so every ISA copy gives the same
  * bytes). Zero coefficients are skipped: the loops unroll over the constant
  * tables and the tests on them fold away. */
 #include <cblas.h>
 #include <string.h>
 
-#include "cpu_kernels.h"
+#include "kernels.h"
 
 #define LANES 16
 #define MAX_A 6
@@ -233,17 +233,11 @@ static tile_pos locate(const simclr__conv_desc *d, int m, int64_t g)
             }                                                                                  \
     } while (0)
 
-SIMCLR__VECTOR_CLONES
 static void input_transform_2(float in[16][LANES], float out[16][LANES]) { INPUT_TRANSFORM(4, BT2); }
-SIMCLR__VECTOR_CLONES
 static void input_transform_4(float in[36][LANES], float out[36][LANES]) { INPUT_TRANSFORM(6, BT4); }
-SIMCLR__VECTOR_CLONES
 static void output_transform_2(float in[16][LANES], float out[4][LANES]) { OUTPUT_TRANSFORM(2, 4, AT2); }
-SIMCLR__VECTOR_CLONES
 static void output_transform_4(float in[36][LANES], float out[16][LANES]) { OUTPUT_TRANSFORM(4, 6, AT4); }
-SIMCLR__VECTOR_CLONES
 static void grad_transform_2(float in[4][LANES], float out[16][LANES]) { GRAD_TRANSFORM(2, 4, AT2); }
-SIMCLR__VECTOR_CLONES
 static void grad_transform_4(float in[16][LANES], float out[36][LANES]) { GRAD_TRANSFORM(4, 6, AT4); }
 
 /* ---- Parallel regions ---- */
@@ -574,7 +568,9 @@ double simclr__cpu_winograd_cost(const simclr__conv_desc *d, int m)
 
 int simclr__cpu_winograd_choose(const simclr_context *ctx, const simclr__conv_desc *d)
 {
-    if (ctx->conv_algo == SIMCLR_CONV_DIRECT || !simclr__cpu_winograd_eligible(d)) return 0;
+    if (!simclr__cpu_winograd_eligible(d)) return 0;
+    if (ctx->conv_tile == 2 || ctx->conv_tile == 4) return ctx->conv_tile; /* tests and benchmarks */
+    if (ctx->conv_algo == SIMCLR_CONV_DIRECT) return 0;
     /* WINOGRAD: the cheaper of the tiles the error rule allows; AUTO: that
      * or direct, whichever the model finds cheaper. */
     int tile = 2;
