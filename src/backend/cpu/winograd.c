@@ -546,11 +546,19 @@ void simclr__cpu_winograd_backward(simclr_context *ctx, const simclr__conv_desc 
  *    weight transform WEIGHT_COST*T*cin*cout once per call (what makes it
  *    lose at batch 1).
  * The constants are first estimates; bench/bench_conv prints direct and both
- * tiles per layer so they can be fitted on an idle machine. */
+ * tiles per layer, and the model's numbers, so they can be fitted on an idle
+ * machine. */
 #define GEMM_K_HALF 32.0
 #define IM2COL_COST 1.0
 #define XFORM_COST 4.0
 #define WEIGHT_COST 3.0
+/* And a floor the model does not capture: AUTO runs Winograd only where
+ * cin and cout are both at least this. Measured (bench_conv, batch 128-256,
+ * on a loaded 2-core Zen 2, so only the ratios mean anything): F(4x4) took
+ * 0.45-0.8x the direct time at 128-512 channels but 1.2-4x at 16-64, where
+ * the transforms (unfused, one pass each over memory) cost more than the
+ * products they save. */
+#define AUTO_MIN_CHANNELS 128
 
 static double gemm_time(double macs, double k) { return macs * (k + GEMM_K_HALF) / k; }
 
@@ -578,5 +586,6 @@ int simclr__cpu_winograd_choose(const simclr_context *ctx, const simclr__conv_de
         simclr__cpu_winograd_cost(d, 4) < simclr__cpu_winograd_cost(d, 2))
         tile = 4;
     if (ctx->conv_algo == SIMCLR_CONV_WINOGRAD) return tile;
+    if (d->cin < AUTO_MIN_CHANNELS || d->cout < AUTO_MIN_CHANNELS) return 0;
     return simclr__cpu_winograd_cost(d, tile) < simclr__cpu_winograd_cost(d, 0) ? tile : 0;
 }
