@@ -482,7 +482,6 @@ static void wino_conv(simclr_context *ctx, const simclr__conv_desc *d, int m, co
     j.v = j.u + (size_t)(t * d->cout * d->cin);
     j.mm = j.v + (size_t)(t * d->cin * j.ct);
     j.row_blocks = (d->cout + ROW_BLOCK - 1) / ROW_BLOCK;
-    simclr__cpu_blas_threads(ctx);
     simclr__pool_for(ctx->pool, d->cout * d->cin, grain_for(t * 4), weight_task, &j);
     for (j.g0 = 0; j.g0 < total; j.g0 += j.ct) {
         j.cnt = total - j.g0 < j.ct ? total - j.g0 : j.ct;
@@ -509,7 +508,6 @@ void simclr__cpu_winograd_backward(simclr_context *ctx, const simclr__conv_desc 
     j.v = j.u + (size_t)(t * d->cout * d->cin);
     j.mm = j.v + (size_t)(t * d->cin * j.ct);
     j.row_blocks = (d->cout + ROW_BLOCK - 1) / ROW_BLOCK;
-    simclr__cpu_blas_threads(ctx);
     for (j.g0 = 0; j.g0 < total; j.g0 += j.ct) {
         j.cnt = total - j.g0 < j.ct ? total - j.g0 : j.ct;
         j.groups = (j.cnt + LANES - 1) / LANES;
