@@ -27,8 +27,10 @@
  * Transforms work on LANES tiles at once, the tile index innermost: plain
  * loops of constant length that the vectorizer turns into SIMD code, each
  * lane independent (no reassociation, so every ISA copy gives the same
- * bytes). Zero coefficients are skipped: the loops unroll over the constant
- * tables and the tests on them fold away. */
+ * bytes). Zero coefficients are skipped: the loops over the constant tables
+ * are unrolled completely (the pragmas; without them gcc 12 keeps the
+ * coefficient tests as branches and leaves the F(4x4) transforms scalar),
+ * so the tests fold away and what remains is straight-line SIMD. */
 #include <cblas.h>
 #include <string.h>
 
@@ -152,22 +154,22 @@ static tile_pos locate(const simclr__conv_desc *d, int m, int64_t g)
 #define INPUT_TRANSFORM(A, BT)                                                                 \
     do {                                                                                       \
         float tmp_[(A) * (A)][LANES];                                                          \
-        for (int i = 0; i < (A); i++)                                                          \
-            for (int c = 0; c < (A); c++) {                                                    \
+        _Pragma("GCC unroll 8") for (int i = 0; i < (A); i++)                                                          \
+            _Pragma("GCC unroll 8") for (int c = 0; c < (A); c++) {                                                    \
                 float *o_ = tmp_[i * (A) + c];                                                 \
                 for (int l = 0; l < LANES; l++) o_[l] = 0;                                     \
-                for (int k = 0; k < (A); k++) {                                                \
+                _Pragma("GCC unroll 8") for (int k = 0; k < (A); k++) {                                             \
                     float b_ = (BT)[i][k];                                                     \
                     if (b_ == 0) continue;                                                     \
                     const float *s_ = in[k * (A) + c];                                         \
                     for (int l = 0; l < LANES; l++) o_[l] += b_ * s_[l];                       \
                 }                                                                              \
             }                                                                                  \
-        for (int i = 0; i < (A); i++)                                                          \
-            for (int j = 0; j < (A); j++) {                                                    \
+        _Pragma("GCC unroll 8") for (int i = 0; i < (A); i++)                                                          \
+            _Pragma("GCC unroll 8") for (int j = 0; j < (A); j++) {                                                    \
                 float *o_ = out[i * (A) + j];                                                  \
                 for (int l = 0; l < LANES; l++) o_[l] = 0;                                     \
-                for (int k = 0; k < (A); k++) {                                                \
+                _Pragma("GCC unroll 8") for (int k = 0; k < (A); k++) {                                             \
                     float b_ = (BT)[j][k];                                                     \
                     if (b_ == 0) continue;                                                     \
                     const float *s_ = tmp_[i * (A) + k];                                       \
@@ -180,22 +182,22 @@ static tile_pos locate(const simclr__conv_desc *d, int m, int64_t g)
 #define OUTPUT_TRANSFORM(M, A, AT)                                                             \
     do {                                                                                       \
         float tmp_[(M) * (A)][LANES];                                                          \
-        for (int i = 0; i < (M); i++)                                                          \
-            for (int c = 0; c < (A); c++) {                                                    \
+        _Pragma("GCC unroll 8") for (int i = 0; i < (M); i++)                                                          \
+            _Pragma("GCC unroll 8") for (int c = 0; c < (A); c++) {                                                    \
                 float *o_ = tmp_[i * (A) + c];                                                 \
                 for (int l = 0; l < LANES; l++) o_[l] = 0;                                     \
-                for (int k = 0; k < (A); k++) {                                                \
+                _Pragma("GCC unroll 8") for (int k = 0; k < (A); k++) {                                             \
                     float a_ = (AT)[i][k];                                                     \
                     if (a_ == 0) continue;                                                     \
                     const float *s_ = in[k * (A) + c];                                         \
                     for (int l = 0; l < LANES; l++) o_[l] += a_ * s_[l];                       \
                 }                                                                              \
             }                                                                                  \
-        for (int i = 0; i < (M); i++)                                                          \
-            for (int j = 0; j < (M); j++) {                                                    \
+        _Pragma("GCC unroll 8") for (int i = 0; i < (M); i++)                                                          \
+            _Pragma("GCC unroll 8") for (int j = 0; j < (M); j++) {                                                    \
                 float *o_ = out[i * (M) + j];                                                  \
                 for (int l = 0; l < LANES; l++) o_[l] = 0;                                     \
-                for (int k = 0; k < (A); k++) {                                                \
+                _Pragma("GCC unroll 8") for (int k = 0; k < (A); k++) {                                             \
                     float a_ = (AT)[j][k];                                                     \
                     if (a_ == 0) continue;                                                     \
                     const float *s_ = tmp_[i * (A) + k];                                       \
@@ -209,22 +211,22 @@ static tile_pos locate(const simclr__conv_desc *d, int m, int64_t g)
 #define GRAD_TRANSFORM(M, A, AT)                                                               \
     do {                                                                                       \
         float tmp_[(A) * (M)][LANES];                                                          \
-        for (int i = 0; i < (A); i++)                                                          \
-            for (int c = 0; c < (M); c++) {                                                    \
+        _Pragma("GCC unroll 8") for (int i = 0; i < (A); i++)                                                          \
+            _Pragma("GCC unroll 8") for (int c = 0; c < (M); c++) {                                                    \
                 float *o_ = tmp_[i * (M) + c];                                                 \
                 for (int l = 0; l < LANES; l++) o_[l] = 0;                                     \
-                for (int k = 0; k < (M); k++) {                                                \
+                _Pragma("GCC unroll 8") for (int k = 0; k < (M); k++) {                                             \
                     float a_ = (AT)[k][i];                                                     \
                     if (a_ == 0) continue;                                                     \
                     const float *s_ = in[k * (M) + c];                                         \
                     for (int l = 0; l < LANES; l++) o_[l] += a_ * s_[l];                       \
                 }                                                                              \
             }                                                                                  \
-        for (int i = 0; i < (A); i++)                                                          \
-            for (int j = 0; j < (A); j++) {                                                    \
+        _Pragma("GCC unroll 8") for (int i = 0; i < (A); i++)                                                          \
+            _Pragma("GCC unroll 8") for (int j = 0; j < (A); j++) {                                                    \
                 float *o_ = out[i * (A) + j];                                                  \
                 for (int l = 0; l < LANES; l++) o_[l] = 0;                                     \
-                for (int k = 0; k < (M); k++) {                                                \
+                _Pragma("GCC unroll 8") for (int k = 0; k < (M); k++) {                                             \
                     float a_ = (AT)[k][j];                                                     \
                     if (a_ == 0) continue;                                                     \
                     const float *s_ = tmp_[i * (M) + k];                                       \
