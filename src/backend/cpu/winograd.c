@@ -553,11 +553,11 @@ void simclr__cpu_winograd_backward(simclr_context *ctx, const simclr__conv_desc 
 #define XFORM_COST 4.0
 #define WEIGHT_COST 3.0
 /* And a floor the model does not capture: AUTO runs Winograd only where
- * cin and cout are both at least this. Measured (bench_conv, batch 128-256,
+ * cin and cout are both at least this. Measured (bench_conv, batch 64-256,
  * on a loaded 2-core Zen 2, so only the ratios mean anything): F(4x4) took
- * 0.45-0.8x the direct time at 128-512 channels but 1.2-4x at 16-64, where
- * the transforms (unfused, one pass each over memory) cost more than the
- * products they save. */
+ * 0.45-0.8x the direct time at 128-512 channels; at 16-64 1.2-4x with scalar
+ * transforms and 0.5-1.5x with the vectorized ones (unfused, one pass each
+ * over memory): too close to call there until an idle run. */
 #define AUTO_MIN_CHANNELS 128
 
 static double gemm_time(double macs, double k) { return macs * (k + GEMM_K_HALF) / k; }
