@@ -467,7 +467,7 @@ static void net_free(net_result *r)
 
 /* A whole ResNet-18 under WINOGRAD (every 3x3 stride-1 layer) against ref:
  * 16 layers of per-layer error compounded through training-mode batch
- * norm. Measured: direct 4.8e-6, WINOGRAD 1.6e-5 (the printout); the bound
+ * norm. Measured: direct 3.8e-6, WINOGRAD 1.5e-5 (the printout); the bound
  * is the direct path's in tests/test_model.c and the PyTorch checks' 1e-4.
  * Also the same bytes at 2 and 3 threads. */
 static void test_resnet18_winograd_vs_ref(void **state)

@@ -8,7 +8,7 @@ tolerances, and SIMCLR_CONV_DIRECT keeps the exact path. Here the tolerance
 and the ReLU margin are both WINOGRAD_FACTOR = 10 times the strict ones: the
 ratio of Winograd's documented per-layer error bound (1e-4 normalized) to the
 direct path's (1e-5), docs/architecture.md "Winograd". Measured on a width-16
-ResNet-18 (tests/test_winograd.c): 1.6e-5 under WINOGRAD against 4.8e-6
+ResNet-18 (tests/test_winograd.c): 1.5e-5 under WINOGRAD against 3.8e-6
 direct, so the factor has room while a real mistake (1e-2 or more) fails."""
 import ctypes
 
