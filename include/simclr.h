@@ -195,6 +195,47 @@ SIMCLR_API int simclr_backend_count(void);
 SIMCLR_API const char *simclr_backend_name(int index);
 
 /* ======================================================================== */
+/* Context settings: convolution algorithm                                   */
+/* ======================================================================== */
+
+/* Keys for simclr_context_set/get. Append-only, grouped by subsystem. */
+typedef enum simclr_ctx_param {
+    SIMCLR_CTX_CONV_ALGO = 100 /* a simclr_conv_algo value; default SIMCLR_CONV_AUTO */
+} simclr_ctx_param;
+
+/* Values of SIMCLR_CTX_CONV_ALGO: how the "cpu" backend runs 3x3 stride-1
+ * convolutions (padding 0..2); every other convolution always runs the
+ * direct (im2col + sgemm) path. The "ref" backend ignores the setting and
+ * always runs its exact direct loops.
+ *  AUTO:     per layer, Winograd where a cost model says it is faster, with
+ *            the tile its error rule allows (docs/architecture.md, "Winograd":
+ *            F(4x4,3x3) only where its measured normalized error stays within
+ *            the documented bound, else F(2x2,3x3)).
+ *  DIRECT:   never Winograd: results as close to exact as float32 products
+ *            get (choose this when exactness matters more than speed).
+ *  WINOGRAD: Winograd on every layer the shape allows, tile by the same
+ *            error rule; direct elsewhere.
+ * Winograd results differ from the direct path by rounding only (the
+ * documented bound); for a given setting they are bit-identical for any
+ * thread count. */
+typedef enum simclr_conv_algo {
+    SIMCLR_CONV_AUTO     = 0,
+    SIMCLR_CONV_DIRECT   = 1,
+    SIMCLR_CONV_WINOGRAD = 2
+} simclr_conv_algo;
+
+/* Sets one context parameter. SIMCLR_E_INVALID for a NULL ctx, an unknown key
+ * or a value outside the key's enum (the message names both); the context is
+ * then unchanged. Takes effect from the next call that runs a convolution;
+ * modules made earlier need no rebuild (their workspace covers every
+ * algorithm). Not to be called while another call uses the context. */
+SIMCLR_API simclr_status simclr_context_set(simclr_context *ctx, simclr_ctx_param key, int64_t value);
+
+/* Reads one context parameter into *value. SIMCLR_E_INVALID for a NULL ctx
+ * or value, or an unknown key (*value then untouched). */
+SIMCLR_API simclr_status simclr_context_get(const simclr_context *ctx, simclr_ctx_param key, int64_t *value);
+
+/* ======================================================================== */
 /* Tensors                                                                   */
 /* ======================================================================== */
 

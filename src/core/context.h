@@ -35,6 +35,9 @@ struct simclr_context {
     void *progress_user;
     simclr__pool *pool;
     const simclr__bn_hook *bn_hook; /* NULL: plain per-batch statistics */
+    int64_t conv_algo; /* SIMCLR_CTX_CONV_ALGO, a simclr_conv_algo value */
+    int conv_tile;     /* tests and benchmarks only: 2 or 4 forces that Winograd tile
+                          wherever Winograd applies (over conv_algo); 0 = conv_algo decides */
 };
 
 /* A context on `backend` (opaque here: the backend layer, above core, picks

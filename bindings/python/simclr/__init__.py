@@ -18,6 +18,7 @@ from .data import Dataset
 from .enums import (AugParam, AugPreset, DType, LogLevel, MocoParam, Mode, OptKind, OptParam, Stat,
                     Status, Stem, PARAM_BUFFER, PARAM_NO_DECAY)
 from .enums import BnMode, TrainerParam
+from .enums import ConvAlgo, CtxParam
 from .errors import (FormatError, InternalError, InvalidArgument, LibraryVersionError,
                      NumericError, OutOfMemory, ShapeError, SimclrError, SimclrIOError, StateError,
                      Unsupported, STATUS_EXCEPTIONS)
@@ -30,7 +31,7 @@ from .trainer import MocoTrainer, Trainer
 __version__ = "%d.%d.%d" % BINDINGS_VERSION
 
 __all__ = [
-    "Augment", "AugParam", "AugPreset", "BnMode", "Context", "Dataset", "DType", "FormatError",
+    "Augment", "AugParam", "AugPreset", "BnMode", "ConvAlgo", "Context", "CtxParam", "Dataset", "DType", "FormatError",
     "InternalError", "InvalidArgument", "LibraryVersionError", "LogLevel", "MLPHead", "MocoParam",
     "MocoTrainer", "Mode",
     "Module", "NTXent", "NumericError", "OptKind", "OptParam", "Optimizer", "OutOfMemory",

@@ -35,6 +35,8 @@ PROTOTYPES = """
     int simclr_isa_supported(const char *isa);
     simclr_status simclr_context_set_log(simclr_context *ctx, simclr_log_fn fn, void *user, simclr_log_level max_level);
     simclr_status simclr_context_set_progress(simclr_context *ctx, simclr_progress_fn fn, void *user);
+    simclr_status simclr_context_set(simclr_context *ctx, simclr_ctx_param key, int64_t value);
+    simclr_status simclr_context_get(const simclr_context *ctx, simclr_ctx_param key, int64_t *value);
     int simclr_backend_count(void);
     const char * simclr_backend_name(int index);
     simclr_status simclr_tensor_create(simclr_context *ctx, simclr_dtype dtype, int ndim, const int64_t *shape, simclr_tensor **out);
@@ -119,7 +121,7 @@ PROTOTYPES = """
 
 _ENUMS = {"simclr_status", "simclr_dtype", "simclr_stem", "simclr_mode", "simclr_aug_preset",
           "simclr_aug_param", "simclr_opt_kind", "simclr_opt_param", "simclr_stat", "simclr_moco_param",
-          "simclr_log_level", "simclr_bn_mode", "simclr_trainer_param"}
+           "simclr_log_level", "simclr_bn_mode", "simclr_trainer_param", "simclr_ctx_param", "simclr_conv_algo"}
 _HANDLES = {"simclr_context", "simclr_tensor", "simclr_module", "simclr_augment", "simclr_loss",
             "simclr_optimizer", "simclr_trainer", "simclr_dataset"}
 

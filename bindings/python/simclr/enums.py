@@ -150,6 +150,18 @@ class MocoParam(IntEnum):
     QUEUE_POS = 401
 
 
+class CtxParam(IntEnum):
+    """C enum simclr_ctx_param."""
+    CONV_ALGO = 100
+
+
+class ConvAlgo(IntEnum):
+    """C enum simclr_conv_algo."""
+    AUTO = 0
+    DIRECT = 1
+    WINOGRAD = 2
+
+
 PARAM_NO_DECAY = 1
 PARAM_BUFFER = 2
 MAX_DIMS = 4
