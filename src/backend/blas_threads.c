@@ -18,7 +18,9 @@ int openblas_get_num_threads(void);
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static int live_contexts;
+#ifdef SIMCLR_OPENBLAS
 static int host_threads = 1;
+#endif
 
 void simclr__blas_threads_acquire(void)
 {
