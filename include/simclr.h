@@ -550,7 +550,11 @@ typedef enum simclr_stat {
 
 /* Composes borrowed pieces (all must outlive the trainer): aug makes the two
  * views, encoder and head map them to z, loss is NT-Xent with n_views = 2,
- * opt covers encoder and head. */
+ * opt covers encoder and head. Every piece must come from ctx, encoder and
+ * head must be distinct, and opt must train exactly the parameters of encoder
+ * and head (SIMCLR_E_INVALID naming the piece or the first parameter left
+ * out); SIMCLR_E_SHAPE when the head's input is not the encoder's output;
+ * SIMCLR_E_NOMEM. *out is owned by the caller. */
 SIMCLR_API simclr_status simclr_trainer_create(simclr_context *ctx, simclr_module *encoder,
                                                simclr_module *head, simclr_augment *aug,
                                                simclr_loss *loss, simclr_optimizer *opt,
@@ -559,8 +563,10 @@ SIMCLR_API void simclr_trainer_destroy(simclr_trainer *tr);
 
 /* One step on images U8 [N, H, W, C] (N >= 1): two views from seed, encoder +
  * head on the 2N views, loss, backward, optimizer step. loss may be NULL.
- * On SIMCLR_E_NUMERIC (non-finite loss or gradient) parameters, BN running
- * statistics and optimizer state are exactly as before the call. */
+ * On success the parameter gradients hold this step's gradients. On any
+ * error (SIMCLR_E_NUMERIC for a non-finite loss or gradient, SIMCLR_E_NOMEM,
+ * SIMCLR_E_SHAPE) parameters, gradients, BN running statistics, optimizer
+ * state and both step counters are exactly as before the call. */
 SIMCLR_API simclr_status simclr_trainer_step(simclr_trainer *tr, const simclr_tensor *images,
                                              uint64_t seed, float *loss);
 
@@ -643,8 +649,11 @@ SIMCLR_API simclr_status simclr_module_export_safetensors(const simclr_module *m
  * present as F32 with its shape (num_batches_tracked may also be I64 and 0-dim);
  * extra tensors such as fc.* are ignored. Malformed JSON, offsets outside the
  * file, a size that does not match dtype x shape, or another dtype is
- * SIMCLR_E_FORMAT; another shape SIMCLR_E_SHAPE. On error the module is
- * unchanged. */
+ * SIMCLR_E_FORMAT; another shape SIMCLR_E_SHAPE. The data section must be
+ * exactly the tensors end to end (SIMCLR_E_FORMAT for unindexed bytes before,
+ * between or after them, overlapping offsets, begin > end, a name given
+ * twice, a header length beyond the file, or a tensor whose file offset is
+ * not a multiple of its element size). On error the module is unchanged. */
 SIMCLR_API simclr_status simclr_module_import_safetensors(simclr_module *m, const char *path);
 
 /* ======================================================================== */
@@ -657,8 +666,10 @@ SIMCLR_API simclr_status simclr_module_import_safetensors(simclr_module *m, cons
  * SIMCLR_E_SHAPE). aug may be NULL (pixels / 255 at the native size, [N, C,
  * H, W]) or a policy (normally SIMCLR_AUG_PRESET_NONE) applied as view 0
  * with seed 0. Reports progress "extract" (0, then after every batch, up to
- * count). The encoder's own errors come through unchanged. On error, out's
- * contents are unspecified (rows of finished batches may be written). */
+ * count). The encoder's own errors come through unchanged. The features are
+ * computed into a private buffer (count x D floats, SIMCLR_E_NOMEM when it
+ * cannot be had) and copied into out only when every batch succeeded: on
+ * error out is untouched. */
 SIMCLR_API simclr_status simclr_extract_features(simclr_module *encoder, const simclr_dataset *ds,
                                                  simclr_augment *aug, int64_t batch_size,
                                                  simclr_tensor *out);
@@ -697,6 +708,28 @@ SIMCLR_API simclr_status simclr_linear_probe(simclr_context *ctx, const simclr_t
                                              const simclr_tensor *test,
                                              const int32_t *test_labels, int n_classes,
                                              int epochs, double weight_decay, double *top1);
+
+/* ======================================================================== */
+/* Additions of 0.2: length-checked evaluation                               */
+/* ======================================================================== */
+
+/* simclr_knn_eval and simclr_linear_probe with the length of each label
+ * array: n_train_labels must equal the rows of train and n_test_labels the
+ * rows of test (else SIMCLR_E_SHAPE, before a label is read), so a short
+ * array is an error instead of a read past its end. Everything else (results,
+ * errors, progress, what may run concurrently) is that of the function
+ * without _n. Prefer these; the unchecked forms stay for compatibility. */
+SIMCLR_API simclr_status simclr_knn_eval_n(simclr_context *ctx, const simclr_tensor *train,
+                                           const int32_t *train_labels, int64_t n_train_labels,
+                                           const simclr_tensor *test, const int32_t *test_labels,
+                                           int64_t n_test_labels, int n_classes, int k,
+                                           double temperature, double *top1);
+SIMCLR_API simclr_status simclr_linear_probe_n(simclr_context *ctx, const simclr_tensor *train,
+                                               const int32_t *train_labels, int64_t n_train_labels,
+                                               const simclr_tensor *test,
+                                               const int32_t *test_labels, int64_t n_test_labels,
+                                               int n_classes, int epochs, double weight_decay,
+                                               double *top1);
 
 #ifdef __cplusplus
 }

@@ -146,3 +146,11 @@ simclr_status simclr_knn_eval(simclr_context *ctx, const simclr_tensor *train, c
     *top1 = (double)total / (double)nte;
     return SIMCLR_OK;
 }
+
+simclr_status simclr_knn_eval_n(simclr_context *ctx, const simclr_tensor *train, const int32_t *train_labels,
+                                int64_t n_train_labels, const simclr_tensor *test, const int32_t *test_labels,
+                                int64_t n_test_labels, int n_classes, int k, double temperature, double *top1)
+{
+    SIMCLR__TRY(simclr__eval_check_lengths("simclr_knn_eval_n", train, n_train_labels, test, n_test_labels));
+    return simclr_knn_eval(ctx, train, train_labels, test, test_labels, n_classes, k, temperature, top1);
+}

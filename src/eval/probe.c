@@ -203,3 +203,12 @@ simclr_status simclr_linear_probe(simclr_context *ctx, const simclr_tensor *trai
     *top1 = (double)correct / (double)nte;
     return SIMCLR_OK;
 }
+
+simclr_status simclr_linear_probe_n(simclr_context *ctx, const simclr_tensor *train, const int32_t *train_labels,
+                                    int64_t n_train_labels, const simclr_tensor *test, const int32_t *test_labels,
+                                    int64_t n_test_labels, int n_classes, int epochs, double weight_decay,
+                                    double *top1)
+{
+    SIMCLR__TRY(simclr__eval_check_lengths("simclr_linear_probe_n", train, n_train_labels, test, n_test_labels));
+    return simclr_linear_probe(ctx, train, train_labels, test, test_labels, n_classes, epochs, weight_decay, top1);
+}

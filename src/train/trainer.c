@@ -1,6 +1,7 @@
 /* One SimCLR step: two views, encoder + head on the 2N views, NT-Xent,
- * backward, optimizer. All-or-nothing: a non-finite loss or gradient leaves
- * parameters, BN statistics and optimizer state exactly as they were. */
+ * backward, optimizer. All-or-nothing: any failure (a non-finite loss or
+ * gradient, an allocation) leaves parameters, gradients, BN statistics,
+ * optimizer state and the step counters exactly as they were. */
 #include "trainer.h"
 
 #include <math.h>
@@ -10,6 +11,54 @@
 #include "../model/module.h"
 
 static const char FN_STEP[] = "simclr_trainer_step";
+
+/* Copies every parameter gradient of both modules into snap (restore = 0) or
+ * back (restore = 1), in a fixed order; returns the scalar count. */
+static int64_t walk_grads(simclr_trainer *tr, float *snap, int restore)
+{
+    simclr_module *mods[2] = {tr->encoder, tr->head};
+    int64_t off = 0;
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < mods[k]->n_params; i++) {
+            simclr__param *p = &mods[k]->params[i];
+            if (!p->grad) continue;
+            size_t bytes = simclr_tensor_bytes(p->grad);
+            if (snap) {
+                if (restore) memcpy(p->grad->data, snap + off, bytes);
+                else memcpy(snap + off, p->grad->data, bytes);
+            }
+            off += p->grad->numel;
+        }
+    return off;
+}
+
+/* The optimizer must update exactly the trained parameters of encoder and
+ * head: a head-only optimizer would leave the encoder untrained without a
+ * word, and one over a third module would step it on stale gradients. */
+static simclr_status check_coverage(const char *fn, const simclr_module *encoder, const simclr_module *head,
+                                    const simclr_optimizer *opt)
+{
+    const simclr_module *mods[2] = {encoder, head};
+    static const char *const names[2] = {"encoder", "head"};
+    int trained = 0;
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < mods[k]->n_params; i++) {
+            const simclr__param *p = &mods[k]->params[i];
+            if (p->flags & SIMCLR_PARAM_BUFFER) continue;
+            trained++;
+            int found = 0;
+            for (int q = 0; q < opt->n_slots && !found; q++) found = opt->slots[q].value == p->value;
+            if (!found)
+                return simclr__fail(SIMCLR_E_INVALID,
+                                    "%s: the optimizer does not cover %s parameter '%s' (create it over both "
+                                    "encoder and head)", fn, names[k], p->name);
+        }
+    if (opt->n_slots != trained)
+        return simclr__fail(SIMCLR_E_INVALID,
+                            "%s: the optimizer trains %d tensors, encoder and head have %d (it covers another module)",
+                            fn, opt->n_slots, trained);
+    return SIMCLR_OK;
+}
 
 /* Applies fn to every BN running-statistics buffer of both modules, in a
  * fixed order, with its offset in the snapshot. */
@@ -43,21 +92,34 @@ simclr_status simclr_trainer_create(simclr_context *ctx, simclr_module *encoder,
     SIMCLR__CHECK_ARG(loss, fn, "loss is NULL");
     SIMCLR__CHECK_ARG(opt, fn, "opt is NULL");
     SIMCLR__CHECK_ARG(out, fn, "out is NULL");
+    if (encoder == head) return simclr__fail(SIMCLR_E_INVALID, "%s: encoder and head are the same module", fn);
+    if (encoder->ctx != ctx || head->ctx != ctx || simclr__augment_ctx(aug) != ctx || simclr__loss_ctx(loss) != ctx ||
+        opt->ctx != ctx)
+        return simclr__fail(SIMCLR_E_INVALID, "%s: %s was made from another context", fn,
+                            encoder->ctx != ctx ? "the encoder" : head->ctx != ctx ? "the head"
+                            : simclr__augment_ctx(aug) != ctx ? "the augmentation policy"
+                            : simclr__loss_ctx(loss) != ctx ? "the loss" : "the optimizer");
     if (head->in_dim != encoder->out_dim)
         return simclr__fail(SIMCLR_E_SHAPE, "%s: head takes %lld features, encoder gives %lld", fn,
                             (long long)head->in_dim, (long long)encoder->out_dim);
     if (simclr__loss_n_views(loss) != 2)
         return simclr__fail(SIMCLR_E_INVALID, "%s: the loss is built for %d views, the trainer makes 2", fn,
                             simclr__loss_n_views(loss));
+    SIMCLR__TRY(check_coverage(fn, encoder, head, opt));
     simclr_trainer *tr = simclr__calloc(ctx, 1, sizeof *tr);
     if (!tr) return simclr__nomem(fn, sizeof *tr);
     *tr = (simclr_trainer){.ctx = ctx, .encoder = encoder, .head = head, .aug = aug, .loss = loss, .opt = opt};
     simclr__augment_out_size(aug, &tr->out_h, &tr->out_w);
     tr->snapshot_len = walk_buffers(tr, NULL, 0);
     tr->snapshot = simclr__calloc(ctx, (size_t)(tr->snapshot_len ? tr->snapshot_len : 1), sizeof(float));
-    if (!tr->snapshot) {
+    tr->grad_snapshot_len = walk_grads(tr, NULL, 0);
+    tr->grad_snapshot =
+        simclr__malloc(ctx, (size_t)(tr->grad_snapshot_len ? tr->grad_snapshot_len : 1) * sizeof(float));
+    if (!tr->snapshot || !tr->grad_snapshot) {
+        simclr__free(ctx, tr->snapshot);
+        simclr__free(ctx, tr->grad_snapshot);
         simclr__free(ctx, tr);
-        return simclr__nomem(fn, (size_t)tr->snapshot_len * sizeof(float));
+        return simclr__nomem(fn, (size_t)(tr->snapshot_len + tr->grad_snapshot_len) * sizeof(float));
     }
     *out = tr;
     return SIMCLR_OK;
@@ -76,6 +138,7 @@ void simclr_trainer_destroy(simclr_trainer *tr)
     if (!tr) return;
     free_buffers(tr);
     simclr__free(tr->ctx, tr->snapshot);
+    simclr__free(tr->ctx, tr->grad_snapshot);
     simclr__free(tr->ctx, tr);
 }
 
@@ -112,13 +175,14 @@ static double now_seconds(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* Undo what a failed step did to BN statistics and gradients (parameters and
- * optimizer state are untouched until the optimizer accepts the gradients). */
+/* Undo what a failed step did to BN statistics and gradients: both go back
+ * to their values before the call (parameters and optimizer state are
+ * untouched until the optimizer accepts the gradients, which is the last
+ * thing that can fail). */
 static simclr_status fail_step(simclr_trainer *tr, simclr_status st)
 {
     walk_buffers(tr, tr->snapshot, 1);
-    simclr_module_zero_grad(tr->encoder);
-    simclr_module_zero_grad(tr->head);
+    walk_grads(tr, tr->grad_snapshot, 1);
     return st;
 }
 
@@ -136,6 +200,7 @@ simclr_status simclr_trainer_step(simclr_trainer *tr, const simclr_tensor *image
     SIMCLR__TRY(simclr_augment_pair(tr->aug, images, seed, tr->view0, tr->view1));
 
     walk_buffers(tr, tr->snapshot, 0);
+    walk_grads(tr, tr->grad_snapshot, 0);
     float value = 0, acc = 0;
     simclr_status st = simclr_module_forward(tr->encoder, tr->views, SIMCLR_TRAIN, tr->feat);
     if (st == SIMCLR_OK) st = simclr_module_forward(tr->head, tr->feat, SIMCLR_TRAIN, tr->z);

@@ -25,6 +25,10 @@ struct simclr_trainer {
     /* BN running statistics before the step, restored when it fails. */
     float *snapshot;
     int64_t snapshot_len;
+    /* The caller's gradients before the step (the step zeroes and refills
+     * them), restored when it fails: a failed step changes nothing. */
+    float *grad_snapshot;
+    int64_t grad_snapshot_len;
 
     /* Statistics of the last successful step. */
     int64_t steps;
