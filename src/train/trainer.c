@@ -125,10 +125,23 @@ simclr_status simclr_trainer_create(simclr_context *ctx, simclr_module *encoder,
     return SIMCLR_OK;
 }
 
+/* The step buffers as one set, so a new set is built aside and swapped in
+ * only when complete: a failed rebuild keeps the old set. */
+typedef struct step_bufs {
+    simclr_tensor *views, *view0, *view1, *feat, *dfeat, *z, *dz;
+} step_bufs;
+
+static void free_set(step_bufs *b)
+{
+    simclr_tensor *all[] = {b->views, b->view0, b->view1, b->feat, b->dfeat, b->z, b->dz};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) simclr_tensor_destroy(all[i]);
+    memset(b, 0, sizeof *b);
+}
+
 static void free_buffers(simclr_trainer *tr)
 {
-    simclr_tensor *all[] = {tr->views, tr->view0, tr->view1, tr->feat, tr->dfeat, tr->z, tr->dz};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) simclr_tensor_destroy(all[i]);
+    step_bufs b = {tr->views, tr->view0, tr->view1, tr->feat, tr->dfeat, tr->z, tr->dz};
+    free_set(&b);
     tr->views = tr->view0 = tr->view1 = tr->feat = tr->dfeat = tr->z = tr->dz = NULL;
     tr->n = tr->c = 0;
 }
@@ -146,23 +159,25 @@ void simclr_trainer_destroy(simclr_trainer *tr)
 static simclr_status ensure_buffers(simclr_trainer *tr, int64_t n, int64_t c)
 {
     if (tr->n == n && tr->c == c) return SIMCLR_OK;
-    free_buffers(tr);
     int64_t d = tr->encoder->out_dim, p = tr->head->out_dim;
     int64_t vshape[4] = {2 * n, c, tr->out_h, tr->out_w}, hshape[4] = {n, c, tr->out_h, tr->out_w};
     int64_t fshape[2] = {2 * n, d}, zshape[2] = {2 * n, p};
-    simclr_status st = simclr__tensor_f32(tr->ctx, 4, vshape, &tr->views);
-    if (st == SIMCLR_OK) st = simclr_tensor_wrap(tr->ctx, SIMCLR_F32, 4, hshape, tr->views->data, &tr->view0);
+    step_bufs b = {0};
+    simclr_status st = simclr__tensor_f32(tr->ctx, 4, vshape, &b.views);
+    if (st == SIMCLR_OK) st = simclr_tensor_wrap(tr->ctx, SIMCLR_F32, 4, hshape, b.views->data, &b.view0);
     if (st == SIMCLR_OK)
-        st = simclr_tensor_wrap(tr->ctx, SIMCLR_F32, 4, hshape, simclr__f32(tr->views) + tr->views->numel / 2,
-                                &tr->view1);
-    if (st == SIMCLR_OK) st = simclr__tensor_f32(tr->ctx, 2, fshape, &tr->feat);
-    if (st == SIMCLR_OK) st = simclr__tensor_f32(tr->ctx, 2, fshape, &tr->dfeat);
-    if (st == SIMCLR_OK) st = simclr__tensor_f32(tr->ctx, 2, zshape, &tr->z);
-    if (st == SIMCLR_OK) st = simclr__tensor_f32(tr->ctx, 2, zshape, &tr->dz);
+        st = simclr_tensor_wrap(tr->ctx, SIMCLR_F32, 4, hshape, simclr__f32(b.views) + b.views->numel / 2, &b.view1);
+    if (st == SIMCLR_OK) st = simclr__tensor_f32(tr->ctx, 2, fshape, &b.feat);
+    if (st == SIMCLR_OK) st = simclr__tensor_f32(tr->ctx, 2, fshape, &b.dfeat);
+    if (st == SIMCLR_OK) st = simclr__tensor_f32(tr->ctx, 2, zshape, &b.z);
+    if (st == SIMCLR_OK) st = simclr__tensor_f32(tr->ctx, 2, zshape, &b.dz);
     if (st != SIMCLR_OK) {
-        free_buffers(tr);
+        free_set(&b);
         return st;
     }
+    free_buffers(tr);
+    tr->views = b.views, tr->view0 = b.view0, tr->view1 = b.view1;
+    tr->feat = b.feat, tr->dfeat = b.dfeat, tr->z = b.z, tr->dz = b.dz;
     tr->n = n;
     tr->c = c;
     return SIMCLR_OK;
