@@ -220,4 +220,47 @@ uninstall:
 clean:
 	rm -rf build lib/libsimclr.a lib/libsimclr.so*
 
+# ---- fuzzing (issue 15): tests/fuzz/ ---------------------------------------
+# libFuzzer harnesses for every loader, built with clang against a copy of
+# the library compiled with -fsanitize=fuzzer-no-link,address,undefined.
+# Seeds are written by the library itself (tests/fuzz/make_seeds.c).
+#   make fuzz FUZZ_SECONDS=600   each harness for that long (corpus kept in
+#                                build/fuzz/corpus/NAME, crashes in build/fuzz/)
+#   make fuzz-smoke              a few seconds each (part of make test)
+FUZZ_SECONDS ?= 60
+FUZZ_CC      ?= clang
+FUZZ_BUILD   := build/fuzz
+FUZZ_NAMES   := module_ckpt trainer_ckpt safetensors idx cifar
+FUZZ_BINS    := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz_%)
+FUZZ_FLAGS   := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -O1 -g
+
+.PHONY: fuzz fuzz-build fuzz-smoke
+fuzz-build: $(STATIC)
+	$(MAKE) CC=$(FUZZ_CC) SAN=1 BUILD=$(FUZZ_BUILD)/obj OUT=$(FUZZ_BUILD)/lib \
+	        CFLAGS=-fsanitize=fuzzer-no-link $(FUZZ_BUILD)/lib/libsimclr.a
+	$(MAKE) $(FUZZ_BINS) $(FUZZ_BUILD)/make_seeds
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_util.h tests/fuzz/fuzz_models.h $(FUZZ_BUILD)/lib/libsimclr.a
+	$(FUZZ_CC) -Iinclude -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) $(FUZZ_FLAGS) $< -o $@ \
+	      $(FUZZ_BUILD)/lib/libsimclr.a $(LIBS)
+
+$(FUZZ_BUILD)/make_seeds: tests/fuzz/make_seeds.c tests/fuzz/fuzz_util.h tests/fuzz/fuzz_models.h $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) -Iinclude $(TEST_CFLAGS) $< -o $@ $(STATIC) $(LIBS)
+
+fuzz: fuzz-build
+	@rm -rf $(FUZZ_BUILD)/seeds && $(FUZZ_BUILD)/make_seeds $(FUZZ_BUILD)/seeds
+	@for n in $(FUZZ_NAMES); do \
+	  mkdir -p $(FUZZ_BUILD)/corpus/$$n; \
+	  if ! $(FUZZ_BUILD)/fuzz_$$n -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -rss_limit_mb=2048 \
+	       -artifact_prefix=$(FUZZ_BUILD)/crash_$$n- $(FUZZ_BUILD)/corpus/$$n $(FUZZ_BUILD)/seeds/$$n \
+	       > $(FUZZ_BUILD)/fuzz_$$n.log 2>&1; then \
+	    tail -60 $(FUZZ_BUILD)/fuzz_$$n.log; echo "fuzz: $$n FAILED (log: $(FUZZ_BUILD)/fuzz_$$n.log)"; exit 1; fi; \
+	  echo "fuzz: $$n: $$(sed -n 's/^stat::number_of_executed_units: *//p' $(FUZZ_BUILD)/fuzz_$$n.log) executions in $(FUZZ_SECONDS) s, no finding"; \
+	done
+
+fuzz-smoke:
+	$(MAKE) fuzz FUZZ_SECONDS=3
+# ---- end fuzzing -------------------------------------------------------------
+
 -include $(DEPS)

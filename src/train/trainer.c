@@ -116,10 +116,11 @@ simclr_status simclr_trainer_create(simclr_context *ctx, simclr_module *encoder,
     tr->grad_snapshot =
         simclr__malloc(ctx, (size_t)(tr->grad_snapshot_len ? tr->grad_snapshot_len : 1) * sizeof(float));
     if (!tr->snapshot || !tr->grad_snapshot) {
+        size_t bytes = (size_t)(tr->snapshot_len + tr->grad_snapshot_len) * sizeof(float);
         simclr__free(ctx, tr->snapshot);
         simclr__free(ctx, tr->grad_snapshot);
         simclr__free(ctx, tr);
-        return simclr__nomem(fn, (size_t)(tr->snapshot_len + tr->grad_snapshot_len) * sizeof(float));
+        return simclr__nomem(fn, bytes);
     }
     *out = tr;
     return SIMCLR_OK;
