@@ -263,4 +263,18 @@ fuzz-smoke:
 	$(MAKE) fuzz FUZZ_SECONDS=3
 # ---- end fuzzing -------------------------------------------------------------
 
+# ---- ThreadSanitizer (issue 15) ----------------------------------------------
+# The tests that use threads, built with clang -fsanitize=thread against the
+# reference BLAS (OpenBLAS is not instrumented): many contexts in many
+# threads, pools created and destroyed over and over, thread-local errors.
+TSAN_TESTS := test_threads test_rng_pool
+.PHONY: tsan
+tsan:
+	$(MAKE) BLAS=reference CC=clang BUILD=build/tsan OUT=build/tsan/lib OPT="-O1 -g" \
+	        CFLAGS="-fsanitize=thread -DSIMCLR_NO_CLONES" $(TSAN_TESTS:%=build/tsan/tests/%)
+	@for t in $(TSAN_TESTS); do \
+	  TSAN_OPTIONS="halt_on_error=1 exitcode=66" build/tsan/tests/$$t || { echo "tsan: $$t FAILED"; exit 1; }; \
+	done; echo "tsan: $(words $(TSAN_TESTS)) programs ($(TSAN_TESTS)) clean under ThreadSanitizer"
+# ---- end ThreadSanitizer -----------------------------------------------------
+
 -include $(DEPS)
