@@ -277,4 +277,15 @@ tsan:
 	done; echo "tsan: $(words $(TSAN_TESTS)) programs ($(TSAN_TESTS)) clean under ThreadSanitizer"
 # ---- end ThreadSanitizer -----------------------------------------------------
 
+# ---- ABI check (issue 15) ---------------------------------------------------
+# abidiff of the built shared object against the committed abidw dump of
+# release 0.1.0 (tests/abi/); fails on a removed or changed function, type
+# or enum value and on a symbol that changed version node. The self-test
+# makes sure each such change really fails the check.
+.PHONY: abi-check
+abi-check: $(SHARED)
+	@sh tests/abi/test_abi_check.sh
+	@sh tools/abi_check.sh $(SHARED)
+# ---- end ABI check -----------------------------------------------------------
+
 -include $(DEPS)

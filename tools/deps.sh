@@ -6,6 +6,8 @@ set -e
 BUILD_PKGS="gcc g++ make pkg-config libopenblas-dev libblas-dev zlib1g-dev"
 TEST_PKGS="libcmocka-dev python3 python3-numpy python3-pytest python3-torch python3-torchvision python3-cffi"
 DEMO_PKGS="dataset-fashion-mnist"
+# make test's fuzz-smoke and tsan (clang, libFuzzer runtime) and abi-check (abidw/abidiff).
+TEST_PKGS="$TEST_PKGS clang libclang-rt-14-dev abigail-tools"
 case "${1:-test}" in
   test) want="$BUILD_PKGS $TEST_PKGS" ;;
   demo) want="$BUILD_PKGS $DEMO_PKGS" ;;

@@ -100,6 +100,8 @@ PROTOTYPES = """
     simclr_status simclr_extract_features(simclr_module *encoder, const simclr_dataset *ds, simclr_augment *aug, int64_t batch_size, simclr_tensor *out);
     simclr_status simclr_knn_eval(simclr_context *ctx, const simclr_tensor *train, const int32_t *train_labels, const simclr_tensor *test, const int32_t *test_labels, int n_classes, int k, double temperature, double *top1);
     simclr_status simclr_linear_probe(simclr_context *ctx, const simclr_tensor *train, const int32_t *train_labels, const simclr_tensor *test, const int32_t *test_labels, int n_classes, int epochs, double weight_decay, double *top1);
+    simclr_status simclr_knn_eval_n(simclr_context *ctx, const simclr_tensor *train, const int32_t *train_labels, int64_t n_train_labels, const simclr_tensor *test, const int32_t *test_labels, int64_t n_test_labels, int n_classes, int k, double temperature, double *top1);
+    simclr_status simclr_linear_probe_n(simclr_context *ctx, const simclr_tensor *train, const int32_t *train_labels, int64_t n_train_labels, const simclr_tensor *test, const int32_t *test_labels, int64_t n_test_labels, int n_classes, int epochs, double weight_decay, double *top1);
 """
 
 # ---------------------------------------------------------------- C types --
