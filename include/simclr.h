@@ -78,7 +78,8 @@ typedef enum simclr_status {
     SIMCLR_E_NUMERIC     = 6, /* a NaN or infinity in a loss, gradient or input */
     SIMCLR_E_UNSUPPORTED = 7, /* valid but not implemented (e.g. an unknown backend) */
     SIMCLR_E_STATE       = 8, /* calls in the wrong order (backward before forward) */
-    SIMCLR_E_INTERNAL    = 9  /* a bug in the library: please report it */
+    SIMCLR_E_INTERNAL    = 9, /* a bug in the library: please report it */
+    SIMCLR_E_CANCELLED   = 10 /* (0.2) a stoppable progress callback asked a long call to stop */
 } simclr_status;
 
 /* Returns a fixed English text for a status ("invalid argument"); never NULL,
@@ -708,6 +709,39 @@ SIMCLR_API simclr_status simclr_linear_probe(simclr_context *ctx, const simclr_t
                                              const simclr_tensor *test,
                                              const int32_t *test_labels, int n_classes,
                                              int epochs, double weight_decay, double *top1);
+
+/* ======================================================================== */
+/* Additions of 0.2: stoppable progress (cancellation)                       */
+/* ======================================================================== */
+
+/* Progress that can stop the call reporting it: the same reports as
+ * simclr_progress_fn (what, done, total), and the return value decides:
+ * 0 = go on, anything else = stop. Called synchronously on the calling
+ * thread; must return normally (no longjmp, no C++ exception) and must not
+ * call into the library with the same context.
+ * A stop request makes the long call return SIMCLR_E_CANCELLED (message:
+ * the function and how far it got) at its next stopping point, with the
+ * state the function's failure rule gives (every call below leaves its
+ * handles and outputs as they were before the call):
+ *  - simclr_extract_features: polled after every batch ("extract"); out untouched.
+ *  - simclr_linear_probe(_n): after every iteration ("probe"); *top1 untouched.
+ *  - simclr_knn_eval(_n): after every block of test rows ("knn", done = test
+ *    rows finished); *top1 untouched.
+ *  - simclr_trainer_step: polled ("train", done = steps so far) before the
+ *    forward pass and again before the optimizer commits; a stop there
+ *    cancels the step with parameters, gradients, BN statistics, optimizer
+ *    state and counters as before. The report after a finished step cannot
+ *    undo it: its return value is ignored.
+ * Also receives the reports of simclr_progress_fn (which keeps working and
+ * may be installed at the same time: both are called, the plain one first). */
+typedef int (*simclr_progress_cancel_fn)(void *user, const char *what, int64_t done, int64_t total);
+
+/* Installs (or with fn = NULL removes) the stoppable progress callback of
+ * ctx. SIMCLR_E_INVALID for a NULL ctx. Not to be called while another
+ * thread runs a call on ctx (the context's one-thread-at-a-time rule). */
+SIMCLR_API simclr_status simclr_context_set_progress_cancel(simclr_context *ctx,
+                                                            simclr_progress_cancel_fn fn,
+                                                            void *user);
 
 /* ======================================================================== */
 /* Additions of 0.2: length-checked evaluation                               */

@@ -93,7 +93,8 @@ simclr_status simclr_extract_features(simclr_module *encoder, const simclr_datas
             to_nchw(ds, first, n, h, w, c, simclr__f32(b.x));
         }
         if (st == SIMCLR_OK) st = simclr_module_forward(encoder, b.x, SIMCLR_EVAL, b.y);
-        if (st == SIMCLR_OK) simclr__progress(ctx, "extract", first + n, count);
+        if (st == SIMCLR_OK && simclr__progress(ctx, "extract", first + n, count) && first + n < count)
+            st = simclr__cancelled(ctx, fn, "image", first + n, count);
     }
     free_bufs(ctx, &b);
     if (st == SIMCLR_OK) memcpy(out->data, feats, out_bytes);

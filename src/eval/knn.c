@@ -135,6 +135,14 @@ simclr_status simclr_knn_eval(simclr_context *ctx, const simclr_tensor *train, c
         job.first = first;
         job.test_norm = tsn + first;
         simclr__pool_for(ctx->pool, m, 1, knn_rows, &job);
+        if (simclr__progress(ctx, "knn", first + m, nte) && first + m < nte) {
+            simclr__free(ctx, sims);
+            simclr__free(ctx, trn);
+            simclr__free(ctx, tsn);
+            simclr__free(ctx, scratch);
+            simclr__free(ctx, correct);
+            return simclr__cancelled(ctx, fn, "test row", first + m, nte);
+        }
     }
     int64_t total = 0;
     for (int i = 0; i < workers; i++) total += correct[i];

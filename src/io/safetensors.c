@@ -562,6 +562,10 @@ simclr_status simclr_module_import_safetensors(simclr_module *m, const char *pat
                 memcpy(p->value->data, data + s->begin, simclr_tensor_bytes(p->value));
             }
         }
+        /* Extras (a classifier's fc.*) are skipped data: say so. */
+        if (n > m->n_params)
+            simclr__log(m->ctx, SIMCLR_LOG_INFO, "%s: '%s': %d tensors the module does not have were ignored", fn, path,
+                        n - m->n_params);
     }
     simclr__free(m->ctx, e);
     simclr__free(m->ctx, d);

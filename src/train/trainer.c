@@ -199,6 +199,11 @@ static simclr_status fail_step(simclr_trainer *tr, simclr_status st)
 {
     walk_buffers(tr, tr->snapshot, 1);
     walk_grads(tr, tr->grad_snapshot, 1);
+    /* A recovered condition: the host's log hears of it even when it only
+     * checks the status now and then. */
+    if (st != SIMCLR_E_CANCELLED)
+        simclr__log(tr->ctx, SIMCLR_LOG_WARN, "simclr_trainer_step: step %lld rolled back (%s): %s",
+                    (long long)tr->steps + 1, simclr_status_string(st), simclr_last_error());
     return st;
 }
 
@@ -211,8 +216,11 @@ simclr_status simclr_trainer_step(simclr_trainer *tr, const simclr_tensor *image
     int64_t n = images->dims[0], c = images->dims[3];
     SIMCLR__TRY(ensure_buffers(tr, n, c));
 
-    double lr;
+    double lr, total_steps = 0;
     SIMCLR__TRY(simclr_optimizer_lr(tr->opt, &lr));
+    simclr_optimizer_get(tr->opt, SIMCLR_OPT_TOTAL_STEPS, &total_steps);
+    if (simclr__cancel_poll(tr->ctx, "train", tr->steps, (int64_t)total_steps))
+        return simclr__cancelled(tr->ctx, FN_STEP, "step", tr->steps, (int64_t)total_steps);
     SIMCLR__TRY(simclr_augment_pair(tr->aug, images, seed, tr->view0, tr->view1));
 
     walk_buffers(tr, tr->snapshot, 0);
@@ -229,6 +237,8 @@ simclr_status simclr_trainer_step(simclr_trainer *tr, const simclr_tensor *image
     if (st == SIMCLR_OK) st = simclr_module_backward(tr->head, tr->dz, tr->dfeat);
     /* The encoder's input gradient is never needed: skip it (the cheapest conv pass). */
     if (st == SIMCLR_OK) st = simclr_module_backward(tr->encoder, tr->dfeat, NULL);
+    if (st == SIMCLR_OK && simclr__cancel_poll(tr->ctx, "train", tr->steps, (int64_t)total_steps))
+        st = simclr__cancelled(tr->ctx, FN_STEP, "step", tr->steps, (int64_t)total_steps);
     if (st == SIMCLR_OK) st = simclr_optimizer_step(tr->opt);
     if (st != SIMCLR_OK) return fail_step(tr, st);
 
@@ -239,9 +249,7 @@ simclr_status simclr_trainer_step(simclr_trainer *tr, const simclr_tensor *image
     tr->grad_norm = simclr__optimizer_last_grad_norm(tr->opt);
     double dt = now_seconds() - t0;
     tr->images_per_sec = dt > 0 ? (double)(2 * n) / dt : 0;
-    double total = 0;
-    simclr_optimizer_get(tr->opt, SIMCLR_OPT_TOTAL_STEPS, &total);
-    simclr__progress(tr->ctx, "train", tr->steps, (int64_t)total);
+    (void)simclr__progress(tr->ctx, "train", tr->steps, (int64_t)total_steps); /* the step is done: no undo */
     if (loss) *loss = value;
     return SIMCLR_OK;
 }

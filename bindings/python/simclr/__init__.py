@@ -17,7 +17,7 @@ from .core import Context, Tensor, backends
 from .data import Dataset
 from .enums import (AugParam, AugPreset, DType, LogLevel, Mode, OptKind, OptParam, Stat, Status,
                     Stem, PARAM_BUFFER, PARAM_NO_DECAY)
-from .errors import (FormatError, InternalError, InvalidArgument, LibraryVersionError,
+from .errors import (Cancelled, FormatError, InternalError, InvalidArgument, LibraryVersionError,
                      NumericError, OutOfMemory, ShapeError, SimclrError, SimclrIOError, StateError,
                      Unsupported, STATUS_EXCEPTIONS)
 from .evaluation import extract_features, knn_eval, linear_probe
@@ -29,7 +29,7 @@ from .trainer import Trainer
 __version__ = "%d.%d.%d" % BINDINGS_VERSION
 
 __all__ = [
-    "Augment", "AugParam", "AugPreset", "Context", "Dataset", "DType", "FormatError",
+    "Augment", "AugParam", "AugPreset", "Cancelled", "Context", "Dataset", "DType", "FormatError",
     "InternalError", "InvalidArgument", "LibraryVersionError", "LogLevel", "MLPHead", "Mode",
     "Module", "NTXent", "NumericError", "OptKind", "OptParam", "Optimizer", "OutOfMemory",
     "PARAM_BUFFER", "PARAM_NO_DECAY", "Parameter", "ResNet", "STATUS_EXCEPTIONS", "ShapeError",
