@@ -168,6 +168,7 @@ test: deps
 	$(MAKE) run-examples
 	sh tests/test_install.sh
 	$(MAKE) sanitize
+	$(MAKE) robustness
 	@echo "make test: all checks passed"
 
 unit: $(TEST_BINS)
@@ -287,5 +288,15 @@ abi-check: $(SHARED)
 	@sh tests/abi/test_abi_check.sh
 	@sh tools/abi_check.sh $(SHARED)
 # ---- end ABI check -----------------------------------------------------------
+
+# ---- issue 15: what make test runs beyond the unit programs ------------------
+# (test_faults, test_kill_save, test_threads and test_cancel_log are unit
+# programs: unit and sanitize run them.)
+.PHONY: robustness
+robustness:
+	$(MAKE) abi-check
+	$(MAKE) tsan
+	$(MAKE) fuzz-smoke
+# ---- end issue 15 --------------------------------------------------------------
 
 -include $(DEPS)

@@ -18,6 +18,12 @@
  *  - Threads: distinct contexts are independent and may be used from different
  *    threads at once. One context and the objects made from it are used from
  *    one thread at a time; the library parallelizes inside calls on its own.
+ *    Functions that take no handle (versions, simclr_status_string,
+ *    simclr_last_error, simclr_backend_count/_name, simclr_augment_bounds,
+ *    the learning-rate scalings, simclr_context_create) may be called from
+ *    any thread at any time. Callbacks run on the calling thread, inside the
+ *    call. tests/test_threads.c checks these rules under ThreadSanitizer
+ *    (make tsan); docs/api.md states the rule of each function.
  *  - The library never prints, never calls abort()/exit(), and never keeps
  *    global mutable state (the thread-local error message aside).
  *  - Shapes are int64_t, images are U8 [N, H, W, C] (as decoders produce),
@@ -435,6 +441,8 @@ typedef struct simclr_loss simclr_loss;
  * the batch grows. */
 SIMCLR_API simclr_status simclr_ntxent_create(simclr_context *ctx, double temperature, int n_views,
                                               simclr_loss **out);
+/* Frees the loss and its scratch. NULL is a no-op. A trainer borrowing the
+ * loss must be destroyed first; not concurrently with a call using it. */
 SIMCLR_API void simclr_loss_destroy(simclr_loss *loss);
 
 /* Computes the loss of z and keeps what backward needs (z itself is not
@@ -502,6 +510,9 @@ typedef enum simclr_opt_param {
 SIMCLR_API simclr_status simclr_optimizer_create(simclr_context *ctx, simclr_opt_kind kind,
                                                  simclr_module *const *modules, int n_modules,
                                                  simclr_optimizer **out);
+/* Frees the optimizer and its state tensors (the modules it borrows are
+ * untouched). NULL is a no-op. A trainer borrowing it must be destroyed
+ * first; not concurrently with a call using it. */
 SIMCLR_API void simclr_optimizer_destroy(simclr_optimizer *opt);
 /* set/get: SIMCLR_E_INVALID (message naming the key and kind) for an unknown
  * key, a key that does not apply to the optimizer's kind, or a value out of
@@ -560,6 +571,9 @@ SIMCLR_API simclr_status simclr_trainer_create(simclr_context *ctx, simclr_modul
                                                simclr_module *head, simclr_augment *aug,
                                                simclr_loss *loss, simclr_optimizer *opt,
                                                simclr_trainer **out);
+/* Frees the trainer and its step buffers; the borrowed pieces (encoder,
+ * head, policy, loss, optimizer) are untouched and stay the caller's.
+ * NULL is a no-op. Not concurrently with a call using the trainer. */
 SIMCLR_API void simclr_trainer_destroy(simclr_trainer *tr);
 
 /* One step on images U8 [N, H, W, C] (N >= 1): two views from seed, encoder +
@@ -600,8 +614,12 @@ SIMCLR_API simclr_status simclr_dataset_open_idx(simclr_context *ctx, const char
 SIMCLR_API simclr_status simclr_dataset_open_cifar(simclr_context *ctx, const char *const *paths,
                                                    int n_paths, int cifar100,
                                                    simclr_dataset **out);
+/* Frees the data set: its pixels and labels (pointers from
+ * simclr_dataset_labels become invalid). NULL is a no-op. Not concurrently
+ * with a call using it. */
 SIMCLR_API void simclr_dataset_destroy(simclr_dataset *ds);
 
+/* Number of images; 0 for NULL. Never fails. */
 SIMCLR_API int64_t simclr_dataset_count(const simclr_dataset *ds);
 /* Image shape: height, width, channels. Any output may be NULL. */
 SIMCLR_API simclr_status simclr_dataset_shape(const simclr_dataset *ds, int64_t *height,
