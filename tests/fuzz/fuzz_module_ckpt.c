@@ -1,6 +1,7 @@
-/* libFuzzer: simclr_module_load on arbitrary bytes, into a ResNet-18 (width
- * 1) whose checkpoint the seed corpus holds. A failing load must leave the
- * module unchanged, which the harness checks by hashing the tensors. */
+/* libFuzzer: simclr_module_load on arbitrary bytes, into a small module
+ * (fuzz_models.h) whose checkpoint the seed corpus holds. A failing load
+ * must leave the module unchanged, which the harness checks by hashing the
+ * tensors. */
 #include "fuzz_util.h"
 #include "fuzz_models.h"
 

@@ -1,5 +1,6 @@
 /* libFuzzer: simclr_module_import_safetensors on arbitrary bytes into a
- * ResNet-18 (width 1). A failing import must leave the module unchanged. */
+ * small module (fuzz_models.h). A failing import must leave the module
+ * unchanged. */
 #include "fuzz_util.h"
 #include "fuzz_models.h"
 

@@ -1,6 +1,6 @@
 /* libFuzzer: simclr_trainer_load on arbitrary bytes into a small trainer
- * (ResNet-18 width 1, a 2-layer head, LARS). A failing load must leave the
- * modules unchanged. */
+ * (two small MLPs as encoder and head, LARS: loading does not care what the
+ * encoder is). A failing load must leave the modules unchanged. */
 #include "fuzz_util.h"
 #include "fuzz_models.h"
 

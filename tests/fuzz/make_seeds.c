@@ -123,17 +123,20 @@ int main(int argc, char **argv)
     FUZZ_OK(simclr_module_export_safetensors(t.enc, p));
     sub(p, "trainer_ckpt", "fresh.simclr");
     FUZZ_OK(simclr_trainer_save(t.tr, p));
-    /* after two steps: momentum and counters non-zero */
-    int64_t is[4] = {4, 8, 8, 1};
-    simclr_tensor *img;
-    FUZZ_OK(simclr_tensor_create(t.ctx, SIMCLR_U8, 4, is, &img));
-    unsigned char *px = simclr_tensor_data(img);
-    for (int64_t i = 0; i < simclr_tensor_numel(img); i++) px[i] = (unsigned char)(i * 13 + i / 9);
-    FUZZ_OK(simclr_trainer_step(t.tr, img, 1, NULL));
-    FUZZ_OK(simclr_trainer_step(t.tr, img, 2, NULL));
+    /* after two optimizer steps on set gradients: momentum and step non-zero */
+    simclr_module *mods[2] = {t.enc, t.head};
+    for (int s = 0; s < 2; s++) {
+        for (int m = 0; m < 2; m++)
+            for (int i = 0; i < simclr_module_param_count(mods[m]); i++) {
+                simclr_tensor *g;
+                FUZZ_OK(simclr_module_param(mods[m], i, NULL, NULL, &g, NULL));
+                float *x = g ? simclr_tensor_data(g) : NULL;
+                for (int64_t k = 0; x && k < simclr_tensor_numel(g); k++) x[k] = 0.1f * (float)((k + s) % 5) - 0.2f;
+            }
+        FUZZ_OK(simclr_optimizer_step(t.opt));
+    }
     sub(p, "trainer_ckpt", "stepped.simclr");
     FUZZ_OK(simclr_trainer_save(t.tr, p));
-    simclr_tensor_destroy(img);
 
     idx_seed("raw_labels", 3, 4, 5, 1, 0);
     idx_seed("raw_only", 2, 28, 28, 0, 0);
