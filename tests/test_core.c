@@ -66,6 +66,82 @@ static void test_context(void **state)
     CHECK_STATUS(simclr_context_set_progress(NULL, NULL, NULL), SIMCLR_E_INVALID);
 }
 
+/* SIMCLR_ISA: a narrower copy on request, the machine's widest by default,
+ * never a wider one than the CPU runs, a clear error for a misspelling. */
+static void test_isa_switch(void **state)
+{
+    (void)state;
+    static const char *const isas[] = {"portable", "avx2", "avx512"};
+    const char *widest = "portable";
+    for (int i = 0; i < 3; i++)
+        if (simclr_isa_supported(isas[i])) widest = isas[i];
+    assert_true(simclr_isa_supported("portable"));
+    assert_false(simclr_isa_supported("sse9"));
+    assert_false(simclr_isa_supported(NULL));
+    simclr_context *ctx;
+    unsetenv("SIMCLR_ISA");
+    CHECK_OK(simclr_context_create("cpu", 1, NULL, &ctx));
+    assert_string_equal(simclr_context_isa(ctx), widest);
+    simclr_context_destroy(ctx);
+    for (int i = 0; i < 3; i++) {
+        setenv("SIMCLR_ISA", isas[i], 1);
+        CHECK_OK(simclr_context_create("cpu", 1, NULL, &ctx));
+        /* Capped at the machine's widest: avx512 on an AVX2 machine runs avx2. */
+        assert_string_equal(simclr_context_isa(ctx), simclr_isa_supported(isas[i]) ? isas[i] : widest);
+        simclr_context_destroy(ctx);
+        CHECK_OK(simclr_context_create("ref", 1, NULL, &ctx));
+        assert_string_equal(simclr_context_isa(ctx), "portable");
+        simclr_context_destroy(ctx);
+    }
+    setenv("SIMCLR_ISA", "avx3", 1);
+    ctx = (simclr_context *)&ctx;
+    assert_int_equal(simclr_context_create("cpu", 1, NULL, &ctx), SIMCLR_E_INVALID);
+    assert_ptr_equal(ctx, (simclr_context *)&ctx); /* output untouched */
+    assert_non_null(strstr(simclr_last_error(), "SIMCLR_ISA='avx3'"));
+    assert_non_null(strstr(simclr_last_error(), "simclr_context_create"));
+    setenv("SIMCLR_ISA", "", 1); /* empty: as if unset */
+    CHECK_OK(simclr_context_create("cpu", 1, NULL, &ctx));
+    assert_string_equal(simclr_context_isa(ctx), widest);
+    simclr_context_destroy(ctx);
+    unsetenv("SIMCLR_ISA");
+    assert_null(simclr_context_isa(NULL));
+}
+
+#ifdef SIMCLR_OPENBLAS
+void openblas_set_num_threads(int num_threads);
+int openblas_get_num_threads(void);
+#endif
+
+/* OpenBLAS's process-wide thread count: 1 while a cpu context lives, the
+ * host's count back after the last goes; a count the host sets meanwhile
+ * is kept. */
+static void test_openblas_threads_restored(void **state)
+{
+    (void)state;
+#ifdef SIMCLR_OPENBLAS
+    openblas_set_num_threads(2);
+    assert_int_equal(openblas_get_num_threads(), 2);
+    simclr_context *a, *b, *r;
+    CHECK_OK(simclr_context_create("cpu", 2, NULL, &a));
+    assert_int_equal(openblas_get_num_threads(), 1);
+    CHECK_OK(simclr_context_create("cpu", 1, NULL, &b));
+    CHECK_OK(simclr_context_create("ref", 1, NULL, &r));
+    simclr_context_destroy(a);
+    assert_int_equal(openblas_get_num_threads(), 1); /* b still lives */
+    simclr_context_destroy(r);
+    simclr_context_destroy(b);
+    assert_int_equal(openblas_get_num_threads(), 2);
+    /* The host raised it while a context lived: its value stays. */
+    CHECK_OK(simclr_context_create("cpu", 1, NULL, &a));
+    openblas_set_num_threads(3);
+    simclr_context_destroy(a);
+    assert_int_equal(openblas_get_num_threads(), 3);
+    openblas_set_num_threads(1);
+#else
+    skip();
+#endif
+}
+
 static void test_tensor_basics(void **state)
 {
     (void)state;
@@ -219,6 +295,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_version),          cmocka_unit_test(test_status_strings),
         cmocka_unit_test(test_backends),         cmocka_unit_test(test_context),
+        cmocka_unit_test(test_isa_switch),       cmocka_unit_test(test_openblas_threads_restored),
         cmocka_unit_test(test_tensor_basics),    cmocka_unit_test(test_tensor_wrap),
         cmocka_unit_test(test_tensor_bad_shapes), cmocka_unit_test(test_oom_sweep),
         cmocka_unit_test(test_allocator_used),   cmocka_unit_test(test_error_thread_local),

@@ -20,7 +20,7 @@
 #include <cblas.h>
 #include <string.h>
 
-#include "cpu_kernels.h"
+#include "kernels.h"
 
 /* Chunk size: OpenBLAS runs these products fastest at 1-2 thousand columns
  * (measured: M=64, K=576 at 84 GFLOP/s for N = 1024..2048, 52 at N = 8192,
@@ -54,7 +54,6 @@ typedef struct {
 } col_job;
 
 /* One im2col row: tap (ci, ky, kx) over every output position of the chunk. */
-SIMCLR__VECTOR_CLONES
 static void im2col_row(const col_job *j, int64_t r)
 {
     const simclr__conv_desc *d = j->d;
@@ -93,7 +92,6 @@ static void im2col_task(void *arg, int64_t b, int64_t e, int w)
 
 /* col2im for input channels [b, e): every tap of channel ci writes only into
  * ci's planes, so channels split across threads without races. */
-SIMCLR__VECTOR_CLONES
 static void col2im_task(void *arg, int64_t b, int64_t e, int wk)
 {
     (void)wk;
@@ -247,7 +245,6 @@ void simclr__cpu_conv2d_forward(simclr_context *ctx, const simclr__conv_desc *d,
     if (is_pointwise(d)) {
         simclr__cpu_gemm(ctx, 0, 0, d->cout, m, k, 1.0f, w, k, x, m, 0.0f, y, m);
     } else if (sub) {
-        simclr__cpu_blas_threads(ctx);
         chunk_job c = {.d = d, .x = x, .w = w, .y = y, .ws = ws, .sub = sub, .ws_per = (size_t)(k * sub * plane)};
         simclr__pool_for(ctx->pool, (d->n + sub - 1) / sub, 1, forward_chunks, &c);
     } else {
@@ -280,7 +277,6 @@ void simclr__cpu_conv2d_backward(simclr_context *ctx, const simclr__conv_desc *d
     }
     int64_t nb = chunk_images(d), in_plane = d->h * d->w, sub = worker_images(ctx, d);
     if (sub) {
-        simclr__cpu_blas_threads(ctx);
         int64_t t = simclr__pool_size(ctx->pool), chunks = (d->n + sub - 1) / sub;
         size_t col = (size_t)(k * nb * plane);
         chunk_job c = {.d = d, .x = x, .w = w, .dy = dy, .dx = dx, .ws = ws, .sub = sub,
