@@ -140,6 +140,19 @@ $(BUILD)/tests/%: tests/%.c tests/test_util.h $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(TEST_CFLAGS) $< -o $@ $(STATIC) -lcmocka $(LIBS)
 
+# ---- fault injection (issue 15): tests/test_faults.c ----------------------
+# The I/O hook of src/io/file.c (SIMCLR_FAULT_INJECTION) exists only in this
+# object, linked into the fault test ahead of the library archive, which then
+# never pulls its own file.o: release objects carry no hook and no branch.
+$(BUILD)/tests/fault_file.o: src/io/file.c src/io/file.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(LIB_CFLAGS) -DSIMCLR_FAULT_INJECTION -c $< -o $@
+
+$(BUILD)/tests/test_faults: tests/test_faults.c tests/test_util.h $(BUILD)/tests/fault_file.o $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(TEST_CFLAGS) $< -o $@ $(BUILD)/tests/fault_file.o $(STATIC) -lcmocka $(LIBS)
+# ---- end fault injection ---------------------------------------------------
+
 $(BUILD)/bench/%: bench/%.c $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(TEST_CFLAGS) $< -o $@ $(STATIC) $(LIBS)
@@ -181,6 +194,7 @@ test: deps
 	$(MAKE) test-mpi
 	sh tests/test_install.sh
 	$(MAKE) sanitize
+	$(MAKE) robustness
 	@echo "make test: all checks passed"
 
 unit: $(TEST_BINS)
@@ -281,5 +295,83 @@ bench: $(BENCH_MPI)
 
 test-mpi: $(BUILD)/tests/mpi_trainer
 	@sh tests/test_mpi.sh $(BUILD)/tests/mpi_trainer
+# ---- fuzzing (issue 15): tests/fuzz/ ---------------------------------------
+# libFuzzer harnesses for every loader, built with clang against a copy of
+# the library compiled with -fsanitize=fuzzer-no-link,address,undefined.
+# Seeds are written by the library itself (tests/fuzz/make_seeds.c).
+#   make fuzz FUZZ_SECONDS=600   each harness for that long (corpus kept in
+#                                build/fuzz/corpus/NAME, crashes in build/fuzz/)
+#   make fuzz-smoke              a few seconds each (part of make test)
+FUZZ_SECONDS ?= 60
+FUZZ_CC      ?= clang
+FUZZ_BUILD   := build/fuzz
+FUZZ_NAMES   := module_ckpt trainer_ckpt safetensors idx cifar
+FUZZ_BINS    := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz_%)
+FUZZ_FLAGS   := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -O1 -g
+
+.PHONY: fuzz fuzz-build fuzz-smoke
+fuzz-build: $(STATIC)
+	$(MAKE) CC=$(FUZZ_CC) SAN=1 BUILD=$(FUZZ_BUILD)/obj OUT=$(FUZZ_BUILD)/lib \
+	        CFLAGS=-fsanitize=fuzzer-no-link $(FUZZ_BUILD)/lib/libsimclr.a
+	$(MAKE) $(FUZZ_BINS) $(FUZZ_BUILD)/make_seeds
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_util.h tests/fuzz/fuzz_models.h $(FUZZ_BUILD)/lib/libsimclr.a
+	$(FUZZ_CC) -Iinclude -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) $(FUZZ_FLAGS) $< -o $@ \
+	      $(FUZZ_BUILD)/lib/libsimclr.a $(LIBS)
+
+$(FUZZ_BUILD)/make_seeds: tests/fuzz/make_seeds.c tests/fuzz/fuzz_util.h tests/fuzz/fuzz_models.h $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) -Iinclude $(TEST_CFLAGS) $< -o $@ $(STATIC) $(LIBS)
+
+fuzz: fuzz-build
+	@rm -rf $(FUZZ_BUILD)/seeds && $(FUZZ_BUILD)/make_seeds $(FUZZ_BUILD)/seeds
+	@for n in $(FUZZ_NAMES); do \
+	  mkdir -p $(FUZZ_BUILD)/corpus/$$n; \
+	  if ! $(FUZZ_BUILD)/fuzz_$$n -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -rss_limit_mb=2048 \
+	       -artifact_prefix=$(FUZZ_BUILD)/crash_$$n- $(FUZZ_BUILD)/corpus/$$n $(FUZZ_BUILD)/seeds/$$n \
+	       > $(FUZZ_BUILD)/fuzz_$$n.log 2>&1; then \
+	    tail -60 $(FUZZ_BUILD)/fuzz_$$n.log; echo "fuzz: $$n FAILED (log: $(FUZZ_BUILD)/fuzz_$$n.log)"; exit 1; fi; \
+	  echo "fuzz: $$n: $$(sed -n 's/^stat::number_of_executed_units: *//p' $(FUZZ_BUILD)/fuzz_$$n.log) executions in $(FUZZ_SECONDS) s, no finding"; \
+	done
+
+fuzz-smoke:
+	$(MAKE) fuzz FUZZ_SECONDS=3
+# ---- end fuzzing -------------------------------------------------------------
+
+# ---- ThreadSanitizer (issue 15) ----------------------------------------------
+# The tests that use threads, built with clang -fsanitize=thread: many
+# contexts in many threads, pools created and destroyed over and over,
+# thread-local errors. OpenBLAS itself is not instrumented (the cpu backend
+# holds it at one thread, so its calls stay on the calling thread).
+TSAN_TESTS := test_threads test_rng_pool
+.PHONY: tsan
+tsan:
+	$(MAKE) CC=clang BUILD=build/tsan OUT=build/tsan/lib OPT="-O1 -g" \
+	        CFLAGS="-fsanitize=thread" $(TSAN_TESTS:%=build/tsan/tests/%)
+	@for t in $(TSAN_TESTS); do \
+	  TSAN_OPTIONS="halt_on_error=1 exitcode=66" build/tsan/tests/$$t || { echo "tsan: $$t FAILED"; exit 1; }; \
+	done; echo "tsan: $(words $(TSAN_TESTS)) programs ($(TSAN_TESTS)) clean under ThreadSanitizer"
+# ---- end ThreadSanitizer -----------------------------------------------------
+
+# ---- ABI check (issue 15) ---------------------------------------------------
+# abidiff of the built shared object against the committed abidw dump of
+# release 0.1.0 (tests/abi/); fails on a removed or changed function, type
+# or enum value and on a symbol that changed version node. The self-test
+# makes sure each such change really fails the check.
+.PHONY: abi-check
+abi-check: $(SHARED)
+	@sh tests/abi/test_abi_check.sh
+	@sh tools/abi_check.sh $(SHARED)
+# ---- end ABI check -----------------------------------------------------------
+
+# ---- issue 15: what make test runs beyond the unit programs ------------------
+# (test_faults, test_kill_save, test_threads and test_cancel_log are unit
+# programs: unit and sanitize run them.)
+.PHONY: robustness
+robustness:
+	$(MAKE) abi-check
+	$(MAKE) tsan
+	$(MAKE) fuzz-smoke
+# ---- end issue 15 --------------------------------------------------------------
 
 -include $(DEPS)

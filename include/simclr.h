@@ -18,6 +18,12 @@
  *  - Threads: distinct contexts are independent and may be used from different
  *    threads at once. One context and the objects made from it are used from
  *    one thread at a time; the library parallelizes inside calls on its own.
+ *    Functions that take no handle (versions, simclr_status_string,
+ *    simclr_last_error, simclr_backend_count/_name, simclr_augment_bounds,
+ *    the learning-rate scalings, simclr_context_create) may be called from
+ *    any thread at any time. Callbacks run on the calling thread, inside the
+ *    call. tests/test_threads.c checks these rules under ThreadSanitizer
+ *    (make tsan); docs/api.md states the rule of each function.
  *  - The library never prints, never calls abort()/exit(), and never keeps
  *    global mutable state (the thread-local error message aside, and
  *    OpenBLAS's process-wide thread count: see simclr_context_create).
@@ -79,7 +85,8 @@ typedef enum simclr_status {
     SIMCLR_E_NUMERIC     = 6, /* a NaN or infinity in a loss, gradient or input */
     SIMCLR_E_UNSUPPORTED = 7, /* valid but not implemented (e.g. an unknown backend) */
     SIMCLR_E_STATE       = 8, /* calls in the wrong order (backward before forward) */
-    SIMCLR_E_INTERNAL    = 9  /* a bug in the library: please report it */
+    SIMCLR_E_INTERNAL    = 9, /* a bug in the library: please report it */
+    SIMCLR_E_CANCELLED   = 10 /* (0.2) a stoppable progress callback asked a long call to stop */
 } simclr_status;
 
 /* Returns a fixed English text for a status ("invalid argument"); never NULL,
@@ -513,6 +520,8 @@ typedef struct simclr_loss simclr_loss;
  * the batch grows. */
 SIMCLR_API simclr_status simclr_ntxent_create(simclr_context *ctx, double temperature, int n_views,
                                               simclr_loss **out);
+/* Frees the loss and its scratch. NULL is a no-op. A trainer borrowing the
+ * loss must be destroyed first; not concurrently with a call using it. */
 SIMCLR_API void simclr_loss_destroy(simclr_loss *loss);
 
 /* Computes the loss of z and keeps what backward needs (z itself is not
@@ -580,6 +589,9 @@ typedef enum simclr_opt_param {
 SIMCLR_API simclr_status simclr_optimizer_create(simclr_context *ctx, simclr_opt_kind kind,
                                                  simclr_module *const *modules, int n_modules,
                                                  simclr_optimizer **out);
+/* Frees the optimizer and its state tensors (the modules it borrows are
+ * untouched). NULL is a no-op. A trainer borrowing it must be destroyed
+ * first; not concurrently with a call using it. */
 SIMCLR_API void simclr_optimizer_destroy(simclr_optimizer *opt);
 /* set/get: SIMCLR_E_INVALID (message naming the key and kind) for an unknown
  * key, a key that does not apply to the optimizer's kind, or a value out of
@@ -633,17 +645,26 @@ typedef enum simclr_stat {
 
 /* Composes borrowed pieces (all must outlive the trainer): aug makes the two
  * views, encoder and head map them to z, loss is NT-Xent with n_views = 2,
- * opt covers encoder and head. */
+ * opt covers encoder and head. Every piece must come from ctx, encoder and
+ * head must be distinct, and opt must train exactly the parameters of encoder
+ * and head (SIMCLR_E_INVALID naming the piece or the first parameter left
+ * out); SIMCLR_E_SHAPE when the head's input is not the encoder's output;
+ * SIMCLR_E_NOMEM. *out is owned by the caller. */
 SIMCLR_API simclr_status simclr_trainer_create(simclr_context *ctx, simclr_module *encoder,
                                                simclr_module *head, simclr_augment *aug,
                                                simclr_loss *loss, simclr_optimizer *opt,
                                                simclr_trainer **out);
+/* Frees the trainer and its step buffers; the borrowed pieces (encoder,
+ * head, policy, loss, optimizer) are untouched and stay the caller's.
+ * NULL is a no-op. Not concurrently with a call using the trainer. */
 SIMCLR_API void simclr_trainer_destroy(simclr_trainer *tr);
 
 /* One step on images U8 [N, H, W, C] (N >= 1): two views from seed, encoder +
  * head on the 2N views, loss, backward, optimizer step. loss may be NULL.
- * On SIMCLR_E_NUMERIC (non-finite loss or gradient) parameters, BN running
- * statistics and optimizer state are exactly as before the call. */
+ * On success the parameter gradients hold this step's gradients. On any
+ * error (SIMCLR_E_NUMERIC for a non-finite loss or gradient, SIMCLR_E_NOMEM,
+ * SIMCLR_E_SHAPE) parameters, gradients, BN running statistics, optimizer
+ * state and both step counters are exactly as before the call. */
 SIMCLR_API simclr_status simclr_trainer_step(simclr_trainer *tr, const simclr_tensor *images,
                                              uint64_t seed, float *loss);
 
@@ -903,8 +924,12 @@ SIMCLR_API simclr_status simclr_dataset_open_idx(simclr_context *ctx, const char
 SIMCLR_API simclr_status simclr_dataset_open_cifar(simclr_context *ctx, const char *const *paths,
                                                    int n_paths, int cifar100,
                                                    simclr_dataset **out);
+/* Frees the data set: its pixels and labels (pointers from
+ * simclr_dataset_labels become invalid). NULL is a no-op. Not concurrently
+ * with a call using it. */
 SIMCLR_API void simclr_dataset_destroy(simclr_dataset *ds);
 
+/* Number of images; 0 for NULL. Never fails. */
 SIMCLR_API int64_t simclr_dataset_count(const simclr_dataset *ds);
 /* Image shape: height, width, channels. Any output may be NULL. */
 SIMCLR_API simclr_status simclr_dataset_shape(const simclr_dataset *ds, int64_t *height,
@@ -956,8 +981,11 @@ SIMCLR_API simclr_status simclr_module_export_safetensors(const simclr_module *m
  * present as F32 with its shape (num_batches_tracked may also be I64 and 0-dim);
  * extra tensors such as fc.* are ignored. Malformed JSON, offsets outside the
  * file, a size that does not match dtype x shape, or another dtype is
- * SIMCLR_E_FORMAT; another shape SIMCLR_E_SHAPE. On error the module is
- * unchanged. */
+ * SIMCLR_E_FORMAT; another shape SIMCLR_E_SHAPE. The data section must be
+ * exactly the tensors end to end (SIMCLR_E_FORMAT for unindexed bytes before,
+ * between or after them, overlapping offsets, begin > end, a name given
+ * twice, a header length beyond the file, or a tensor whose file offset is
+ * not a multiple of its element size). On error the module is unchanged. */
 SIMCLR_API simclr_status simclr_module_import_safetensors(simclr_module *m, const char *path);
 
 /* ======================================================================== */
@@ -970,8 +998,10 @@ SIMCLR_API simclr_status simclr_module_import_safetensors(simclr_module *m, cons
  * SIMCLR_E_SHAPE). aug may be NULL (pixels / 255 at the native size, [N, C,
  * H, W]) or a policy (normally SIMCLR_AUG_PRESET_NONE) applied as view 0
  * with seed 0. Reports progress "extract" (0, then after every batch, up to
- * count). The encoder's own errors come through unchanged. On error, out's
- * contents are unspecified (rows of finished batches may be written). */
+ * count). The encoder's own errors come through unchanged. The features are
+ * computed into a private buffer (count x D floats, SIMCLR_E_NOMEM when it
+ * cannot be had) and copied into out only when every batch succeeded: on
+ * error out is untouched. */
 SIMCLR_API simclr_status simclr_extract_features(simclr_module *encoder, const simclr_dataset *ds,
                                                  simclr_augment *aug, int64_t batch_size,
                                                  simclr_tensor *out);
@@ -1010,6 +1040,61 @@ SIMCLR_API simclr_status simclr_linear_probe(simclr_context *ctx, const simclr_t
                                              const simclr_tensor *test,
                                              const int32_t *test_labels, int n_classes,
                                              int epochs, double weight_decay, double *top1);
+
+/* ======================================================================== */
+/* Additions of 0.2: stoppable progress (cancellation)                       */
+/* ======================================================================== */
+
+/* Progress that can stop the call reporting it: the same reports as
+ * simclr_progress_fn (what, done, total), and the return value decides:
+ * 0 = go on, anything else = stop. Called synchronously on the calling
+ * thread; must return normally (no longjmp, no C++ exception) and must not
+ * call into the library with the same context.
+ * A stop request makes the long call return SIMCLR_E_CANCELLED (message:
+ * the function and how far it got) at its next stopping point, with the
+ * state the function's failure rule gives (every call below leaves its
+ * handles and outputs as they were before the call):
+ *  - simclr_extract_features: polled after every batch ("extract"); out untouched.
+ *  - simclr_linear_probe(_n): after every iteration ("probe"); *top1 untouched.
+ *  - simclr_knn_eval(_n): after every block of test rows ("knn", done = test
+ *    rows finished); *top1 untouched.
+ *  - simclr_trainer_step: polled ("train", done = steps so far) before the
+ *    forward pass and again before the optimizer commits; a stop there
+ *    cancels the step with parameters, gradients, BN statistics, optimizer
+ *    state and counters as before. The report after a finished step cannot
+ *    undo it: its return value is ignored.
+ * Also receives the reports of simclr_progress_fn (which keeps working and
+ * may be installed at the same time: both are called, the plain one first). */
+typedef int (*simclr_progress_cancel_fn)(void *user, const char *what, int64_t done, int64_t total);
+
+/* Installs (or with fn = NULL removes) the stoppable progress callback of
+ * ctx. SIMCLR_E_INVALID for a NULL ctx. Not to be called while another
+ * thread runs a call on ctx (the context's one-thread-at-a-time rule). */
+SIMCLR_API simclr_status simclr_context_set_progress_cancel(simclr_context *ctx,
+                                                            simclr_progress_cancel_fn fn,
+                                                            void *user);
+
+/* ======================================================================== */
+/* Additions of 0.2: length-checked evaluation                               */
+/* ======================================================================== */
+
+/* simclr_knn_eval and simclr_linear_probe with the length of each label
+ * array: n_train_labels must equal the rows of train and n_test_labels the
+ * rows of test (else SIMCLR_E_SHAPE, before a label is read), so a short
+ * array is an error instead of a read past its end. Everything else (results,
+ * errors, progress, what may run concurrently) is that of the function
+ * without _n. Prefer these; the unchecked forms stay for compatibility. */
+SIMCLR_API simclr_status simclr_knn_eval_n(simclr_context *ctx, const simclr_tensor *train,
+                                           const int32_t *train_labels, int64_t n_train_labels,
+                                           const simclr_tensor *test, const int32_t *test_labels,
+                                           int64_t n_test_labels, int n_classes, int k,
+                                           double temperature, double *top1);
+SIMCLR_API simclr_status simclr_linear_probe_n(simclr_context *ctx, const simclr_tensor *train,
+                                               const int32_t *train_labels, int64_t n_train_labels,
+                                               const simclr_tensor *test,
+                                               const int32_t *test_labels, int64_t n_test_labels,
+                                               int n_classes, int epochs, double weight_decay,
+                                               double *top1);
 
 #ifdef __cplusplus
 }

@@ -390,14 +390,18 @@ static void test_atomic_and_alloc_failures(void **state)
 /* ---- safetensors -------------------------------------------------------- */
 
 /* Minimal independent writer: the header text is given verbatim. */
+/* Writes a safetensors file; a header of 2 bytes or more is padded with
+ * spaces to a multiple of 8, as writers do, so the data is aligned and a
+ * case fails for the defect it was written for. */
 static void write_st(const char *path, const char *json, const void *data, size_t n)
 {
-    size_t h = strlen(json);
+    size_t h = strlen(json), pad = h >= 2 ? (8 - h % 8) % 8 : 0;
     unsigned char len[8];
-    for (int i = 0; i < 8; i++) len[i] = (unsigned char)((uint64_t)h >> (8 * i));
+    for (int i = 0; i < 8; i++) len[i] = (unsigned char)((uint64_t)(h + pad) >> (8 * i));
     FILE *f = fopen(path, "wb");
     fwrite(len, 1, 8, f);
     fwrite(json, 1, h, f);
+    fwrite("        ", 1, pad, f);
     fwrite(data, 1, n, f);
     fclose(f);
 }
@@ -449,7 +453,8 @@ static void test_safetensors_roundtrip(void **state)
                   "\"\\u0077\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
                   "\"x.num_batches_tracked\":{\"dtype\":\"I64\",\"shape\":[],\"data_offsets\":[8,16]},"
                   "\"fc.weight\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[16,28]}}  ";
-    write_st(path, good, &data, sizeof data);
+    /* the tensors end at byte 28: the struct's 4 padding bytes would be unindexed */
+    write_st(path, good, &data, 28);
     CHECK_OK(simclr_module_import_safetensors(s, path));
     assert_true(simclr__f32(w)[0] == 1.5f && simclr__f32(w)[1] == -2.0f && simclr__f32(nbt)[0] == 77.0f);
     simclr__f32(w)[0] = 0;
@@ -468,14 +473,15 @@ static void test_safetensors_roundtrip(void **state)
         {"{\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,800]},"
          "\"x.num_batches_tracked\":{\"dtype\":\"I64\",\"shape\":[],\"data_offsets\":[8,16]}}", SIMCLR_E_FORMAT, "outside"},
         {"{\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,0]},"
-         "\"x.num_batches_tracked\":{\"dtype\":\"I64\",\"shape\":[],\"data_offsets\":[8,16]}}", SIMCLR_E_FORMAT, "outside"},
+         "\"x.num_batches_tracked\":{\"dtype\":\"I64\",\"shape\":[],\"data_offsets\":[8,16]}}", SIMCLR_E_FORMAT, "end before"},
         {"{\"w\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]},"
          "\"x.num_batches_tracked\":{\"dtype\":\"I64\",\"shape\":[],\"data_offsets\":[8,16]}}", SIMCLR_E_FORMAT, "do not match"},
         {"{\"w\":{\"dtype\":\"F16\",\"shape\":[4],\"data_offsets\":[0,8]},"
          "\"x.num_batches_tracked\":{\"dtype\":\"I64\",\"shape\":[],\"data_offsets\":[8,16]}}", SIMCLR_E_FORMAT, "F16"},
         {"{\"w\":{\"dtype\":\"F32\",\"shape\":[1,2],\"data_offsets\":[0,8]},"
          "\"x.num_batches_tracked\":{\"dtype\":\"I64\",\"shape\":[],\"data_offsets\":[8,16]}}", SIMCLR_E_SHAPE, "[1, 2]"},
-        {"{\"x.num_batches_tracked\":{\"dtype\":\"I64\",\"shape\":[],\"data_offsets\":[8,16]}}", SIMCLR_E_FORMAT, "no tensor 'w'"},
+        {"{\"x.num_batches_tracked\":{\"dtype\":\"I64\",\"shape\":[],\"data_offsets\":[8,16]},"
+         "\"fc\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", SIMCLR_E_FORMAT, "no tensor 'w'"},
         {"{\"w\":{\"dtype\":\"F32\",\"shape\":[2]},"
          "\"x.num_batches_tracked\":{\"dtype\":\"I64\",\"shape\":[],\"data_offsets\":[8,16]}}", SIMCLR_E_FORMAT, "lacks"},
         {"{\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
@@ -486,12 +492,71 @@ static void test_safetensors_roundtrip(void **state)
         {"{\"a\x01\":{}}", SIMCLR_E_FORMAT, "control"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        write_st(path, bad[i].json, &data, sizeof data);
+        write_st(path, bad[i].json, &data, 16); /* w and num_batches_tracked */
         simclr_status st = simclr_module_import_safetensors(s, path);
         if (st != bad[i].want || !strstr(simclr_last_error(), bad[i].msg))
             fail_msg("case %zu: %s: %s", i, simclr_status_string(st), simclr_last_error());
         assert_true(simclr__f32(w)[0] == 0.0f && simclr__f32(nbt)[0] == 77.0f); /* unchanged */
     }
+    /* the data section must be the tensors end to end: the order in the JSON
+     * does not matter, but holes, overlaps and unindexed bytes are refused */
+    static const struct {
+        const char *json;
+        size_t n;
+        const char *msg;
+    } layout[] = {
+        {"{\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]},"
+         "\"x.num_batches_tracked\":{\"dtype\":\"I64\",\"shape\":[],\"data_offsets\":[0,8]}}", 16, NULL},
+        {"{\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+         "\"x.num_batches_tracked\":{\"dtype\":\"I64\",\"shape\":[],\"data_offsets\":[8,16]}}", 20,
+         "4 bytes after the last tensor are not indexed"},
+        {"{\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+         "\"x.num_batches_tracked\":{\"dtype\":\"I64\",\"shape\":[],\"data_offsets\":[16,24]}}", 24,
+         "8 unindexed data bytes before tensor 'x.num_batches_tracked'"},
+        {"{\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]},"
+         "\"x.num_batches_tracked\":{\"dtype\":\"I64\",\"shape\":[],\"data_offsets\":[16,24]}}", 24,
+         "8 unindexed data bytes before tensor 'w'"},
+        {"{\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+         "\"x.num_batches_tracked\":{\"dtype\":\"I64\",\"shape\":[],\"data_offsets\":[8,16]},"
+         "\"fc\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}", 16, "overlaps"},
+        {"{\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+         "\"x.num_batches_tracked\":{\"dtype\":\"I64\",\"shape\":[],\"data_offsets\":[4,12]}}", 12,
+         "not a multiple of 8"},
+        {"{\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+         "\"x.num_batches_tracked\":{\"dtype\":\"I64\",\"shape\":[],\"data_offsets\":[8,16]},"
+         "\"x.num_batches_tracked\":{\"dtype\":\"I64\",\"shape\":[],\"data_offsets\":[16,24]}}", 24, "twice"},
+    };
+    unsigned char raw[32] = {0};
+    for (size_t i = 0; i < sizeof layout / sizeof layout[0]; i++) {
+        simclr__f32(w)[0] = 0;
+        write_st(path, layout[i].json, raw, layout[i].n);
+        simclr_status st = simclr_module_import_safetensors(s, path);
+        if (!layout[i].msg) {
+            CHECK_OK(st);
+            continue;
+        }
+        if (st != SIMCLR_E_FORMAT || !strstr(simclr_last_error(), layout[i].msg))
+            fail_msg("layout case %zu: %s: %s", i, simclr_status_string(st), simclr_last_error());
+    }
+    simclr__f32(w)[0] = 0;
+    simclr__f32(nbt)[0] = 77.0f;
+    /* a header one byte longer than its padding moves every tensor off its alignment */
+    {
+        char odd[] = "{\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                     "\"x.num_batches_tracked\":{\"dtype\":\"I64\",\"shape\":[],\"data_offsets\":[8,16]}}";
+        size_t ho = strlen(odd), hl = ho + (8 - ho % 8) % 8 + 1;
+        unsigned char len[8];
+        for (int i = 0; i < 8; i++) len[i] = (unsigned char)((uint64_t)hl >> (8 * i));
+        FILE *fo = fopen(path, "wb");
+        fwrite(len, 1, 8, fo);
+        fwrite(odd, 1, ho, fo);
+        for (size_t i = ho; i < hl; i++) fputc(' ', fo);
+        fwrite(raw, 1, 16, fo);
+        fclose(fo);
+        CHECK_STATUS(simclr_module_import_safetensors(s, path), SIMCLR_E_FORMAT);
+        assert_non_null(strstr(simclr_last_error(), "not a multiple of"));
+    }
+    assert_true(simclr__f32(w)[0] == 0.0f && simclr__f32(nbt)[0] == 77.0f); /* unchanged */
     /* header length beyond the file */
     unsigned char tiny[12] = {200, 0, 0, 0, 0, 0, 0, 0, '{', '}', ' ', ' '};
     write_bytes(path, tiny, sizeof tiny);

@@ -264,6 +264,84 @@ static double knn_reference(const feats *f, int k_classes, int k, double t)
     return (double)correct / (double)nte;
 }
 
+/* A failing extraction leaves out as it was: every allocation of the call
+ * fails in turn (with 5 images in batches of 2 the last batch is smaller and
+ * re-sizes the buffers after two batches are done), out holding a sentinel. */
+static void test_extract_failure_leaves_out(void **state)
+{
+    (void)state;
+    enum { N = 5, H = 4, W = 3, D = 5 };
+    char dir[] = "/tmp/simclr_ev_XXXXXX", path[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/img", dir);
+    unsigned char img[16 + N * H * W];
+    be32(img, 0x803), be32(img + 4, N), be32(img + 8, H), be32(img + 12, W);
+    for (int i = 0; i < N * H * W; i++) img[16 + i] = (unsigned char)(i * 29 + 3);
+    FILE *f = fopen(path, "wb");
+    fwrite(img, 1, sizeof img, f);
+    fclose(f);
+    test_alloc ta = {0, 0, 0, 0};
+    simclr_allocator al = test_allocator(&ta);
+    simclr_context *ctx;
+    CHECK_OK(simclr_context_create("ref", 1, &al, &ctx));
+    simclr_dataset *ds;
+    CHECK_OK(simclr_dataset_open_idx(ctx, path, NULL, &ds));
+    simclr_module *m = linear_module(ctx, H * W, D);
+    int64_t os[2] = {N, D};
+    simclr_tensor *out;
+    CHECK_OK(simclr_tensor_create(ctx, SIMCLR_F32, 2, os, &out));
+    float sentinel[N * D];
+    for (int i = 0; i < N * D; i++) sentinel[i] = -7.25f;
+    int failures = 0;
+    for (long k = 1;; k++) {
+        memcpy(simclr_tensor_data(out), sentinel, sizeof sentinel);
+        long live = ta.live;
+        ta.allocs = 0, ta.fail_at = k;
+        simclr_status st = simclr_extract_features(m, ds, NULL, 2, out);
+        ta.fail_at = 0;
+        assert_int_equal(ta.live, live); /* nothing leaked */
+        if (st == SIMCLR_OK) break;
+        assert_int_equal(st, SIMCLR_E_NOMEM);
+        assert_memory_equal(simclr_tensor_data(out), sentinel, sizeof sentinel);
+        failures++;
+        assert_true(k < 100);
+    }
+    assert_true(failures >= 4); /* the buffers of the first and the last batch */
+    simclr_tensor_destroy(out);
+    simclr_module_destroy(m);
+    simclr_dataset_destroy(ds);
+    simclr_context_destroy(ctx);
+    assert_int_equal(ta.live, 0);
+    remove(path);
+    rmdir(dir);
+}
+
+/* The length-checked variants refuse a label array of the wrong length
+ * before reading it, and otherwise equal the unchecked functions. */
+static void test_length_checked_labels(void **state)
+{
+    (void)state;
+    simclr_context *ref;
+    CHECK_OK(simclr_context_create("ref", 1, NULL, &ref));
+    feats f = make_feats(ref, GAUSS_BLOBS, 200, 100, 8, 4, 9);
+    double a, b;
+    CHECK_OK(simclr_knn_eval(ref, f.train, f.ytr, f.test, f.yte, 4, 10, 0.1, &a));
+    CHECK_OK(simclr_knn_eval_n(ref, f.train, f.ytr, 200, f.test, f.yte, 100, 4, 10, 0.1, &b));
+    assert_true(a == b);
+    CHECK_STATUS(simclr_knn_eval_n(ref, f.train, f.ytr, 199, f.test, f.yte, 100, 4, 10, 0.1, &b), SIMCLR_E_SHAPE);
+    assert_non_null(strstr(simclr_last_error(), "199 train labels for 200"));
+    CHECK_STATUS(simclr_knn_eval_n(ref, f.train, f.ytr, 200, f.test, f.yte, 101, 4, 10, 0.1, &b), SIMCLR_E_SHAPE);
+    CHECK_STATUS(simclr_knn_eval_n(ref, NULL, f.ytr, 200, f.test, f.yte, 100, 4, 10, 0.1, &b), SIMCLR_E_INVALID);
+    CHECK_OK(simclr_linear_probe(ref, f.train, f.ytr, f.test, f.yte, 4, 20, 1e-4, &a));
+    CHECK_OK(simclr_linear_probe_n(ref, f.train, f.ytr, 200, f.test, f.yte, 100, 4, 20, 1e-4, &b));
+    assert_true(a == b);
+    CHECK_STATUS(simclr_linear_probe_n(ref, f.train, f.ytr, 200, f.test, f.yte, 99, 4, 20, 1e-4, &b), SIMCLR_E_SHAPE);
+    assert_non_null(strstr(simclr_last_error(), "simclr_linear_probe_n: 99 test labels for 100"));
+    CHECK_STATUS(simclr_linear_probe_n(ref, f.train, f.ytr, -1, f.test, f.yte, 100, 4, 20, 1e-4, &b), SIMCLR_E_SHAPE);
+    free_feats(&f);
+    simclr_context_destroy(ref);
+}
+
 static void test_knn(void **state)
 {
     (void)state;
@@ -394,6 +472,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_extract_features),
+        cmocka_unit_test(test_extract_failure_leaves_out),
+        cmocka_unit_test(test_length_checked_labels),
         cmocka_unit_test(test_knn),
         cmocka_unit_test(test_linear_probe),
     };

@@ -109,6 +109,13 @@ static void snap_take(snapshot *s, rig *r)
         CHECK_OK(simclr_optimizer_state(r->opt, i, NULL, &v));
         snap_add(s, v);
     }
+    /* The gradients too: a failed step must not zero or half-fill them. */
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < simclr_module_param_count(mods[k]); i++) {
+            simclr_tensor *g;
+            CHECK_OK(simclr_module_param(mods[k], i, NULL, NULL, &g, NULL));
+            if (g) snap_add(s, g);
+        }
 }
 
 /* Returns the number of tensors that differ bitwise. */
@@ -299,6 +306,32 @@ static void test_bad_arguments(void **state)
     CHECK_OK(simclr_ntxent_create(r.ctx, 0.5, 3, &l3));
     CHECK_STATUS(simclr_trainer_create(r.ctx, r.enc, r.head, r.aug, l3, r.opt, &t), SIMCLR_E_INVALID);
     simclr_loss_destroy(l3);
+    assert_null(t);
+    /* A part made from another context. */
+    simclr_context *other;
+    CHECK_OK(simclr_context_create("cpu", 1, NULL, &other));
+    simclr_loss *lo;
+    CHECK_OK(simclr_ntxent_create(other, 0.5, 2, &lo));
+    CHECK_STATUS(simclr_trainer_create(r.ctx, r.enc, r.head, r.aug, lo, r.opt, &t), SIMCLR_E_INVALID);
+    assert_non_null(strstr(simclr_last_error(), "another context"));
+    CHECK_STATUS(simclr_trainer_create(other, r.enc, r.head, r.aug, r.loss, r.opt, &t), SIMCLR_E_INVALID);
+    simclr_loss_destroy(lo);
+    simclr_context_destroy(other);
+    /* A head-only optimizer would leave the encoder untrained without a word. */
+    simclr_optimizer *head_only, *too_many;
+    CHECK_OK(simclr_optimizer_create(r.ctx, SIMCLR_OPT_SGD, &r.head, 1, &head_only));
+    CHECK_STATUS(simclr_trainer_create(r.ctx, r.enc, r.head, r.aug, r.loss, head_only, &t), SIMCLR_E_INVALID);
+    assert_non_null(strstr(simclr_last_error(), "encoder parameter"));
+    simclr_optimizer_destroy(head_only);
+    /* One over a third module would step it on stale gradients. */
+    simclr_module *third;
+    CHECK_OK(simclr_mlp_head_create(r.ctx, 4, 4, 4, 1, 0, 3, &third));
+    simclr_module *three[3] = {r.enc, r.head, third};
+    CHECK_OK(simclr_optimizer_create(r.ctx, SIMCLR_OPT_SGD, three, 3, &too_many));
+    CHECK_STATUS(simclr_trainer_create(r.ctx, r.enc, r.head, r.aug, r.loss, too_many, &t), SIMCLR_E_INVALID);
+    simclr_optimizer_destroy(too_many);
+    simclr_module_destroy(third);
+    CHECK_STATUS(simclr_trainer_create(r.ctx, r.enc, r.enc, r.aug, r.loss, r.opt, &t), SIMCLR_E_INVALID);
     assert_null(t);
 
     CHECK_STATUS(simclr_trainer_step(NULL, NULL, 0, NULL), SIMCLR_E_INVALID);

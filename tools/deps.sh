@@ -12,6 +12,8 @@ TEST_PKGS="libcmocka-dev python3 python3-numpy python3-pytest python3-torch pyth
 DEMO_PKGS="dataset-fashion-mnist"
 # The MPI companion and its mpirun tests (make mpi, make test-mpi).
 MPI_PKGS="openmpi-bin libopenmpi-dev"
+# make test's fuzz-smoke and tsan (clang, libFuzzer runtime) and abi-check (abidw/abidiff).
+TEST_PKGS="$TEST_PKGS clang libclang-rt-14-dev abigail-tools"
 case "${1:-test}" in
   test) want="$BUILD_PKGS $TEST_PKGS $MPI_PKGS" ;;
   demo) want="$BUILD_PKGS $DEMO_PKGS" ;;

@@ -185,6 +185,8 @@ simclr_status simclr__augment_pair_at(simclr_augment *aug, const simclr_tensor *
     return SIMCLR_OK;
 }
 
+simclr_context *simclr__augment_ctx(const simclr_augment *aug) { return aug->ctx; }
+
 void simclr__augment_out_size(const simclr_augment *aug, int64_t *h, int64_t *w)
 {
     *h = aug->out_h;

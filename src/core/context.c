@@ -57,9 +57,24 @@ void simclr__log(simclr_context *ctx, simclr_log_level level, const char *fmt, .
     ctx->log_fn(ctx->log_user, level, buf);
 }
 
-void simclr__progress(simclr_context *ctx, const char *what, int64_t done, int64_t total)
+int simclr__progress(simclr_context *ctx, const char *what, int64_t done, int64_t total)
 {
-    if (ctx && ctx->progress_fn) ctx->progress_fn(ctx->progress_user, what, done, total);
+    if (!ctx) return 0;
+    if (ctx->progress_fn) ctx->progress_fn(ctx->progress_user, what, done, total);
+    return ctx->cancel_fn ? ctx->cancel_fn(ctx->cancel_user, what, done, total) != 0 : 0;
+}
+
+int simclr__cancel_poll(simclr_context *ctx, const char *what, int64_t done, int64_t total)
+{
+    return ctx && ctx->cancel_fn ? ctx->cancel_fn(ctx->cancel_user, what, done, total) != 0 : 0;
+}
+
+simclr_status simclr__cancelled(simclr_context *ctx, const char *fn, const char *what, int64_t done, int64_t total)
+{
+    simclr__log(ctx, SIMCLR_LOG_INFO, "%s: cancelled by the progress callback at %s %lld of %lld", fn, what,
+                (long long)done, (long long)total);
+    return simclr__fail(SIMCLR_E_CANCELLED, "%s: cancelled by the progress callback at %s %lld of %lld", fn, what,
+                        (long long)done, (long long)total);
 }
 
 simclr_status simclr__context_new(const char *fn, const struct simclr__backend *backend, int n_threads,
@@ -108,6 +123,14 @@ simclr_status simclr_context_set_log(simclr_context *ctx, simclr_log_fn fn, void
     ctx->log_fn = fn;
     ctx->log_user = user;
     ctx->log_level = max_level;
+    return SIMCLR_OK;
+}
+
+simclr_status simclr_context_set_progress_cancel(simclr_context *ctx, simclr_progress_cancel_fn fn, void *user)
+{
+    SIMCLR__CHECK_ARG(ctx, "simclr_context_set_progress_cancel", "ctx is NULL");
+    ctx->cancel_fn = fn;
+    ctx->cancel_user = user;
     return SIMCLR_OK;
 }
 

@@ -33,6 +33,8 @@ struct simclr_context {
     simclr_log_level log_level;
     simclr_progress_fn progress_fn;
     void *progress_user;
+    simclr_progress_cancel_fn cancel_fn; /* the stoppable progress callback (0.2) */
+    void *cancel_user;
     simclr__pool *pool;
     const simclr__bn_hook *bn_hook; /* NULL: plain per-batch statistics */
     int64_t conv_algo; /* SIMCLR_CTX_CONV_ALGO, a simclr_conv_algo value */
@@ -61,6 +63,13 @@ simclr_status simclr__nomem(const char *fn, size_t size);
 
 void simclr__log(simclr_context *ctx, simclr_log_level level, const char *fmt, ...)
     SIMCLR__PRINTF(3, 4);
-void simclr__progress(simclr_context *ctx, const char *what, int64_t done, int64_t total);
+/* Reports progress to both callbacks; returns nonzero when the stoppable
+ * one asks to stop (the caller decides whether it can). */
+int simclr__progress(simclr_context *ctx, const char *what, int64_t done, int64_t total);
+/* Asks only the stoppable callback (a stopping point without a report for
+ * the plain one); nonzero = stop. */
+int simclr__cancel_poll(simclr_context *ctx, const char *what, int64_t done, int64_t total);
+/* The SIMCLR_E_CANCELLED failure: message and a log line. */
+simclr_status simclr__cancelled(simclr_context *ctx, const char *fn, const char *what, int64_t done, int64_t total);
 
 #endif

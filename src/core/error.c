@@ -31,6 +31,7 @@ const char *simclr_status_string(simclr_status status)
     case SIMCLR_E_UNSUPPORTED: return "unsupported";
     case SIMCLR_E_STATE: return "wrong call order";
     case SIMCLR_E_INTERNAL: return "internal error";
+    case SIMCLR_E_CANCELLED: return "cancelled";
     }
     return "unknown status";
 }

@@ -37,3 +37,18 @@ simclr_status simclr__eval_check(const char *fn, const simclr_tensor *train, con
     SIMCLR__TRY(check_finite(fn, "train", train));
     return check_finite(fn, "test", test);
 }
+
+simclr_status simclr__eval_check_lengths(const char *fn, const simclr_tensor *train, int64_t n_train_labels,
+                                         const simclr_tensor *test, int64_t n_test_labels)
+{
+    int64_t any[2] = {-1, -1};
+    SIMCLR__TRY(simclr__tensor_expect(train, fn, "train", SIMCLR_F32, 2, any));
+    SIMCLR__TRY(simclr__tensor_expect(test, fn, "test", SIMCLR_F32, 2, any));
+    if (n_train_labels != train->dims[0])
+        return simclr__fail(SIMCLR_E_SHAPE, "%s: %lld train labels for %lld train rows", fn, (long long)n_train_labels,
+                            (long long)train->dims[0]);
+    if (n_test_labels != test->dims[0])
+        return simclr__fail(SIMCLR_E_SHAPE, "%s: %lld test labels for %lld test rows", fn, (long long)n_test_labels,
+                            (long long)test->dims[0]);
+    return SIMCLR_OK;
+}

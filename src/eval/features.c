@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "../augment/augment.h"
+#include "../core/tensor.h"
 #include "../io/dataset.h"
 #include "../model/module.h"
 
@@ -72,12 +73,17 @@ simclr_status simclr_extract_features(simclr_module *encoder, const simclr_datas
     if (aug) simclr__augment_out_size(aug, &oh, &ow);
     simclr_context *ctx = encoder->ctx;
     if (batch_size > count) batch_size = count;
+    /* Features go to a private buffer first and reach out only when every
+     * batch succeeded: a failed call leaves out as it was. */
+    size_t out_bytes = simclr_tensor_bytes(out);
+    float *feats = simclr__malloc(ctx, out_bytes);
+    if (!feats) return simclr__nomem(fn, out_bytes);
     batch_bufs b = {0};
     simclr_status st = SIMCLR_OK;
     simclr__progress(ctx, "extract", 0, count);
     for (int64_t first = 0; first < count && st == SIMCLR_OK; first += batch_size) {
         int64_t n = count - first < batch_size ? count - first : batch_size;
-        st = make_bufs(ctx, &b, n, h, w, c, oh, ow, aug != NULL, d, simclr__f32(out) + first * d);
+        st = make_bufs(ctx, &b, n, h, w, c, oh, ow, aug != NULL, d, feats + first * d);
         if (st != SIMCLR_OK) break;
         if (aug) {
             for (int64_t i = 0; i < n; i++) b.idx[i] = first + i;
@@ -87,8 +93,11 @@ simclr_status simclr_extract_features(simclr_module *encoder, const simclr_datas
             to_nchw(ds, first, n, h, w, c, simclr__f32(b.x));
         }
         if (st == SIMCLR_OK) st = simclr_module_forward(encoder, b.x, SIMCLR_EVAL, b.y);
-        if (st == SIMCLR_OK) simclr__progress(ctx, "extract", first + n, count);
+        if (st == SIMCLR_OK && simclr__progress(ctx, "extract", first + n, count) && first + n < count)
+            st = simclr__cancelled(ctx, fn, "image", first + n, count);
     }
     free_bufs(ctx, &b);
+    if (st == SIMCLR_OK) memcpy(out->data, feats, out_bytes);
+    simclr__free(ctx, feats);
     return st;
 }

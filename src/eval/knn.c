@@ -135,6 +135,14 @@ simclr_status simclr_knn_eval(simclr_context *ctx, const simclr_tensor *train, c
         job.first = first;
         job.test_norm = tsn + first;
         simclr__pool_for(ctx->pool, m, 1, knn_rows, &job);
+        if (simclr__progress(ctx, "knn", first + m, nte) && first + m < nte) {
+            simclr__free(ctx, sims);
+            simclr__free(ctx, trn);
+            simclr__free(ctx, tsn);
+            simclr__free(ctx, scratch);
+            simclr__free(ctx, correct);
+            return simclr__cancelled(ctx, fn, "test row", first + m, nte);
+        }
     }
     int64_t total = 0;
     for (int i = 0; i < workers; i++) total += correct[i];
@@ -145,4 +153,12 @@ simclr_status simclr_knn_eval(simclr_context *ctx, const simclr_tensor *train, c
     simclr__free(ctx, correct);
     *top1 = (double)total / (double)nte;
     return SIMCLR_OK;
+}
+
+simclr_status simclr_knn_eval_n(simclr_context *ctx, const simclr_tensor *train, const int32_t *train_labels,
+                                int64_t n_train_labels, const simclr_tensor *test, const int32_t *test_labels,
+                                int64_t n_test_labels, int n_classes, int k, double temperature, double *top1)
+{
+    SIMCLR__TRY(simclr__eval_check_lengths("simclr_knn_eval_n", train, n_train_labels, test, n_test_labels));
+    return simclr_knn_eval(ctx, train, train_labels, test, test_labels, n_classes, k, temperature, top1);
 }

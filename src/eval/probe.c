@@ -156,6 +156,7 @@ simclr_status simclr_linear_probe(simclr_context *ctx, const simclr_tensor *trai
 
     /* Train statistics in double; a constant feature gets inv_s = 0 (ignored). */
     const float *x = p.x;
+    int64_t constant = 0;
     for (int64_t j = 0; j < d; j++) {
         double s = 0, s2 = 0;
         for (int64_t i = 0; i < n; i++) s += x[i * d + j];
@@ -164,7 +165,11 @@ simclr_status simclr_linear_probe(simclr_context *ctx, const simclr_tensor *trai
         double sd = sqrt(s2 / (double)n);
         p.mu[j] = (float)m;
         p.inv_s[j] = sd > 1e-12 * (fabs(m) + 1) ? (float)(1.0 / sd) : 0.0f;
+        constant += p.inv_s[j] == 0.0f;
     }
+    if (constant)
+        simclr__log(ctx, SIMCLR_LOG_WARN, "%s: %lld of %lld features are constant over the train set and are ignored",
+                    fn, (long long)constant, (long long)d);
 
     /* Step 1/L: the softmax cross-entropy Hessian is bounded by
      * 0.5 * lambda_max(A^T A / n) (A with the bias column) plus the decay;
@@ -188,7 +193,10 @@ simclr_status simclr_linear_probe(simclr_context *ctx, const simclr_tensor *trai
             cy[i] = c[i] + (float)mom * (c[i] - c_prev[i]);
         }
         t = t_next;
-        simclr__progress(ctx, "probe", it + 1, epochs);
+        if (simclr__progress(ctx, "probe", it + 1, epochs) && it + 1 < epochs) {
+            simclr__free(ctx, mem);
+            return simclr__cancelled(ctx, fn, "iteration", it + 1, epochs);
+        }
     }
     for (size_t i = 0; i < dk; i++)
         if (!isfinite(v[i])) {
@@ -202,4 +210,13 @@ simclr_status simclr_linear_probe(simclr_context *ctx, const simclr_tensor *trai
     simclr__free(ctx, mem);
     *top1 = (double)correct / (double)nte;
     return SIMCLR_OK;
+}
+
+simclr_status simclr_linear_probe_n(simclr_context *ctx, const simclr_tensor *train, const int32_t *train_labels,
+                                    int64_t n_train_labels, const simclr_tensor *test, const int32_t *test_labels,
+                                    int64_t n_test_labels, int n_classes, int epochs, double weight_decay,
+                                    double *top1)
+{
+    SIMCLR__TRY(simclr__eval_check_lengths("simclr_linear_probe_n", train, n_train_labels, test, n_test_labels));
+    return simclr_linear_probe(ctx, train, train_labels, test, test_labels, n_classes, epochs, weight_decay, top1);
 }

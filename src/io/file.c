@@ -7,6 +7,21 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#ifdef SIMCLR_FAULT_INJECTION
+long simclr__io_fault_at;
+long simclr__io_calls;
+/* True when this operation is the one to fail; sets errno as the OS would. */
+static int io_fault(void)
+{
+    if (!simclr__io_fault_at || ++simclr__io_calls != simclr__io_fault_at) return 0;
+    errno = EIO;
+    return 1;
+}
+#define IO_FAULT() io_fault()
+#else
+#define IO_FAULT() 0
+#endif
+
 /* deflate cannot shrink data by more than about 1032:1, so a gzip file of
  * c bytes decompresses to at most this many; a header claiming more is a lie
  * we refuse before allocating. */
@@ -151,7 +166,7 @@ simclr_status simclr__afile_open(simclr_context *ctx, const char *fn, const char
     af->tmp = simclr__malloc(ctx, n);
     if (!af->tmp) return simclr__nomem(fn, n);
     snprintf(af->tmp, n, "%s.tmp.%ld", path, (long)getpid());
-    af->f = fopen(af->tmp, "wb");
+    af->f = IO_FAULT() ? NULL : fopen(af->tmp, "wb");
     if (!af->f) {
         simclr_status st = simclr__fail(SIMCLR_E_IO, "%s: cannot create '%s': %s", fn, af->tmp, strerror(errno));
         simclr__free(ctx, af->tmp);
@@ -164,7 +179,7 @@ simclr_status simclr__afile_open(simclr_context *ctx, const char *fn, const char
 simclr_status simclr__afile_write(simclr__afile *af, const void *data, size_t n)
 {
     if (af->failed) return SIMCLR_E_IO;
-    if (n && fwrite(data, 1, n, af->f) != n) {
+    if (n && (IO_FAULT() || fwrite(data, 1, n, af->f) != n)) {
         af->failed = 1;
         return simclr__fail(SIMCLR_E_IO, "%s: writing '%s' failed: %s", af->fn, af->tmp, strerror(errno));
     }
@@ -210,13 +225,14 @@ simclr_status simclr__afile_commit(simclr__afile *af)
         return SIMCLR_E_IO;
     }
     simclr_status st = SIMCLR_OK;
-    if (fflush(af->f) != 0 || fsync(fileno(af->f)) != 0)
+    if (IO_FAULT() || fflush(af->f) != 0 || IO_FAULT() || fsync(fileno(af->f)) != 0)
         st = simclr__fail(SIMCLR_E_IO, "%s: flushing '%s' failed: %s", af->fn, af->tmp, strerror(errno));
     int rc = fclose(af->f);
+    if (st == SIMCLR_OK && rc == 0 && IO_FAULT()) rc = -1;
     af->f = NULL;
     if (st == SIMCLR_OK && rc != 0)
         st = simclr__fail(SIMCLR_E_IO, "%s: closing '%s' failed: %s", af->fn, af->tmp, strerror(errno));
-    if (st == SIMCLR_OK && rename(af->tmp, af->path) != 0)
+    if (st == SIMCLR_OK && (IO_FAULT() || rename(af->tmp, af->path) != 0))
         st = simclr__fail(SIMCLR_E_IO, "%s: cannot rename '%s' to '%s': %s", af->fn, af->tmp, af->path,
                           strerror(errno));
     if (st != SIMCLR_OK) {

@@ -38,6 +38,16 @@ simclr_status simclr__afile_commit(simclr__afile *af);
 /* Removes the temporary file and releases af. Safe after a failed open. */
 void simclr__afile_abort(simclr__afile *af);
 
+#ifdef SIMCLR_FAULT_INJECTION
+/* Test builds only (tests/test_faults.c compiles file.c with this macro and
+ * links it ahead of the library): when simclr__io_fault_at is k > 0, the
+ * k-th I/O operation of the atomic writer (create, write, flush, fsync,
+ * close, rename), counted in simclr__io_calls, fails with EIO. Release
+ * builds have neither the variables nor a branch. */
+extern long simclr__io_fault_at;
+extern long simclr__io_calls;
+#endif
+
 /* Little-endian encoding helpers for the file formats. */
 static inline void simclr__put_u32(unsigned char *p, uint32_t v)
 {

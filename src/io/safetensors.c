@@ -9,6 +9,7 @@
  * each one is naturally aligned. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../model/module.h"
@@ -376,6 +377,56 @@ static int dtype_bytes(const char *d)
     return 0;
 }
 
+static int by_offsets(const void *a, const void *b)
+{
+    const st_entry *x = *(const st_entry *const *)a, *y = *(const st_entry *const *)b;
+    if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
+    if (x->end != y->end) return x->end < y->end ? -1 : 1;
+    return 0;
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp((*(const st_entry *const *)a)->name, (*(const st_entry *const *)b)->name);
+}
+
+/* The data buffer must be exactly the tensors laid end to end, as the
+ * reference implementation requires: in offset order the first starts at 0,
+ * each starts where the one before ends (no overlap, no hole), the last ends
+ * at the end of the file (no unindexed trailing bytes); and no name twice.
+ * Sorting keeps this O(k log k) for headers of many entries. */
+static simclr_status check_layout(simclr_context *ctx, const char *fn, const char *path, st_entry *e, int k,
+                                  uint64_t data_len)
+{
+    st_entry **v = simclr__malloc(ctx, (size_t)(k ? k : 1) * sizeof *v);
+    if (!v) return simclr__nomem(fn, (size_t)k * sizeof *v);
+    for (int i = 0; i < k; i++) v[i] = &e[i];
+    simclr_status st = SIMCLR_OK;
+    qsort(v, (size_t)k, sizeof *v, by_name);
+    for (int i = 1; i < k && st == SIMCLR_OK; i++)
+        if (strcmp(v[i - 1]->name, v[i]->name) == 0)
+            st = simclr__fail(SIMCLR_E_FORMAT, "%s: '%s': tensor '%s' appears twice", fn, path, v[i]->name);
+    if (st == SIMCLR_OK) qsort(v, (size_t)k, sizeof *v, by_offsets);
+    uint64_t at = 0;
+    for (int i = 0; i < k && st == SIMCLR_OK; i++) {
+        if (v[i]->begin > at)
+            st = simclr__fail(SIMCLR_E_FORMAT, "%s: '%s': %llu unindexed data bytes before tensor '%s' (offset %llu)", fn,
+                              path, (unsigned long long)(v[i]->begin - at), v[i]->name,
+                              (unsigned long long)v[i]->begin);
+        else if (v[i]->begin < at)
+            st = simclr__fail(SIMCLR_E_FORMAT, "%s: '%s': tensor '%s' [%llu, %llu] overlaps tensor '%s'", fn, path,
+                              v[i]->name, (unsigned long long)v[i]->begin, (unsigned long long)v[i]->end,
+                              v[i - 1]->name);
+        else
+            at = v[i]->end;
+    }
+    if (st == SIMCLR_OK && at != data_len)
+        st = simclr__fail(SIMCLR_E_FORMAT, "%s: '%s': %llu bytes after the last tensor are not indexed by the header",
+                          fn, path, (unsigned long long)(data_len - at));
+    simclr__free(ctx, v);
+    return st;
+}
+
 /* Parses the header into a new entry array (*out, *count) and checks every
  * entry's offsets and size against the data buffer of data_len bytes. */
 static simclr_status parse_header(simclr_context *ctx, const char *fn, const char *path, const char *h, size_t n,
@@ -415,25 +466,32 @@ static simclr_status parse_header(simclr_context *ctx, const char *fn, const cha
         simclr__free(ctx, e);
         return j.st;
     }
-    for (int i = 0; i < k; i++) {
+    simclr_status st = SIMCLR_OK;
+    for (int i = 0; i < k && st == SIMCLR_OK; i++) {
         uint64_t numel = 1, sz = (uint64_t)dtype_bytes(e[i].dtype);
         for (int d = 0; d < e[i].ndim; d++)
             numel = e[i].dims[d] && numel > UINT64_MAX / e[i].dims[d] ? UINT64_MAX : numel * e[i].dims[d];
-        simclr_status st = SIMCLR_OK;
-        if (e[i].begin > e[i].end || e[i].end > data_len)
+        if (e[i].begin > e[i].end)
+            st = simclr__fail(SIMCLR_E_FORMAT, "%s: '%s': tensor '%s': data_offsets [%llu, %llu] end before they begin",
+                              fn, path, e[i].name, (unsigned long long)e[i].begin, (unsigned long long)e[i].end);
+        else if (e[i].end > data_len)
             st = simclr__fail(SIMCLR_E_FORMAT, "%s: '%s': tensor '%s': data_offsets [%llu, %llu] outside the %llu-byte data",
                               fn, path, e[i].name, (unsigned long long)e[i].begin, (unsigned long long)e[i].end,
                               (unsigned long long)data_len);
         else if (sz && (numel > UINT64_MAX / sz || numel * sz != e[i].end - e[i].begin))
             st = simclr__fail(SIMCLR_E_FORMAT, "%s: '%s': tensor '%s': %llu data bytes do not match its %s shape", fn,
                               path, e[i].name, (unsigned long long)(e[i].end - e[i].begin), e[i].dtype);
-        for (int q = 0; st == SIMCLR_OK && q < i; q++)
-            if (strcmp(e[q].name, e[i].name) == 0)
-                st = simclr__fail(SIMCLR_E_FORMAT, "%s: '%s': tensor '%s' appears twice", fn, path, e[i].name);
-        if (st != SIMCLR_OK) {
-            simclr__free(ctx, e);
-            return st;
-        }
+        /* The data of every tensor starts at a multiple of its element size
+         * counted from the start of the file, as writers pad the header. */
+        else if (sz && (8 + n + e[i].begin) % sz != 0)
+            st = simclr__fail(SIMCLR_E_FORMAT, "%s: '%s': tensor '%s' (%s) starts at file offset %llu, not a multiple of %llu",
+                              fn, path, e[i].name, e[i].dtype, (unsigned long long)(8 + n + e[i].begin),
+                              (unsigned long long)sz);
+    }
+    if (st == SIMCLR_OK) st = check_layout(ctx, fn, path, e, k, data_len);
+    if (st != SIMCLR_OK) {
+        simclr__free(ctx, e);
+        return st;
     }
     *out = e;
     *count = k;
@@ -504,6 +562,10 @@ simclr_status simclr_module_import_safetensors(simclr_module *m, const char *pat
                 memcpy(p->value->data, data + s->begin, simclr_tensor_bytes(p->value));
             }
         }
+        /* Extras (a classifier's fc.*) are skipped data: say so. */
+        if (n > m->n_params)
+            simclr__log(m->ctx, SIMCLR_LOG_INFO, "%s: '%s': %d tensors the module does not have were ignored", fn, path,
+                        n - m->n_params);
     }
     simclr__free(m->ctx, e);
     simclr__free(m->ctx, d);

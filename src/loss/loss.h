@@ -9,6 +9,8 @@
 /* Views per sample the loss was created for (the trainer needs 2). */
 int simclr__loss_n_views(const simclr_loss *loss);
 double simclr__loss_temperature(const simclr_loss *loss);
+/* The context the loss was created from. */
+simclr_context *simclr__loss_ctx(const simclr_loss *loss);
 
 /* Grows the scratch buffers for z of `rows` x `dim` ahead of the first step,
  * so a trainer can fail early (SIMCLR_E_NOMEM) and stay allocation-free after. */

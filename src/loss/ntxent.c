@@ -41,6 +41,7 @@ struct simclr_loss {
 
 int simclr__loss_n_views(const simclr_loss *loss) { return loss->n_views; }
 double simclr__loss_temperature(const simclr_loss *loss) { return loss->temperature; }
+simclr_context *simclr__loss_ctx(const simclr_loss *loss) { return loss->ctx; }
 
 simclr_status simclr_ntxent_create(simclr_context *ctx, double temperature, int n_views, simclr_loss **out)
 {

@@ -1,6 +1,7 @@
 /* One SimCLR step: two views, encoder + head on the 2N views, NT-Xent,
- * backward, optimizer. All-or-nothing: a non-finite loss or gradient leaves
- * parameters, BN statistics and optimizer state exactly as they were. */
+ * backward, optimizer. All-or-nothing: any failure (a non-finite loss or
+ * gradient, an allocation) leaves parameters, gradients, BN statistics,
+ * optimizer state and the step counters exactly as they were. */
 #include "trainer.h"
 
 #include <math.h>
@@ -12,6 +13,54 @@
 #include "distributed.h"
 
 static const char FN_STEP[] = "simclr_trainer_step";
+
+/* Copies every parameter gradient of both modules into snap (restore = 0) or
+ * back (restore = 1), in a fixed order; returns the scalar count. */
+static int64_t walk_grads(simclr_trainer *tr, float *snap, int restore)
+{
+    simclr_module *mods[2] = {tr->encoder, tr->head};
+    int64_t off = 0;
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < mods[k]->n_params; i++) {
+            simclr__param *p = &mods[k]->params[i];
+            if (!p->grad) continue;
+            size_t bytes = simclr_tensor_bytes(p->grad);
+            if (snap) {
+                if (restore) memcpy(p->grad->data, snap + off, bytes);
+                else memcpy(snap + off, p->grad->data, bytes);
+            }
+            off += p->grad->numel;
+        }
+    return off;
+}
+
+/* The optimizer must update exactly the trained parameters of encoder and
+ * head: a head-only optimizer would leave the encoder untrained without a
+ * word, and one over a third module would step it on stale gradients. */
+static simclr_status check_coverage(const char *fn, const simclr_module *encoder, const simclr_module *head,
+                                    const simclr_optimizer *opt)
+{
+    const simclr_module *mods[2] = {encoder, head};
+    static const char *const names[2] = {"encoder", "head"};
+    int trained = 0;
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < mods[k]->n_params; i++) {
+            const simclr__param *p = &mods[k]->params[i];
+            if (p->flags & SIMCLR_PARAM_BUFFER) continue;
+            trained++;
+            int found = 0;
+            for (int q = 0; q < opt->n_slots && !found; q++) found = opt->slots[q].value == p->value;
+            if (!found)
+                return simclr__fail(SIMCLR_E_INVALID,
+                                    "%s: the optimizer does not cover %s parameter '%s' (create it over both "
+                                    "encoder and head)", fn, names[k], p->name);
+        }
+    if (opt->n_slots != trained)
+        return simclr__fail(SIMCLR_E_INVALID,
+                            "%s: the optimizer trains %d tensors, encoder and head have %d (it covers another module)",
+                            fn, opt->n_slots, trained);
+    return SIMCLR_OK;
+}
 
 /* Applies fn to every BN running-statistics buffer of both modules, in a
  * fixed order, with its offset in the snapshot. */
@@ -45,30 +94,57 @@ simclr_status simclr_trainer_create(simclr_context *ctx, simclr_module *encoder,
     SIMCLR__CHECK_ARG(loss, fn, "loss is NULL");
     SIMCLR__CHECK_ARG(opt, fn, "opt is NULL");
     SIMCLR__CHECK_ARG(out, fn, "out is NULL");
+    if (encoder == head) return simclr__fail(SIMCLR_E_INVALID, "%s: encoder and head are the same module", fn);
+    if (encoder->ctx != ctx || head->ctx != ctx || simclr__augment_ctx(aug) != ctx || simclr__loss_ctx(loss) != ctx ||
+        opt->ctx != ctx)
+        return simclr__fail(SIMCLR_E_INVALID, "%s: %s was made from another context", fn,
+                            encoder->ctx != ctx ? "the encoder" : head->ctx != ctx ? "the head"
+                            : simclr__augment_ctx(aug) != ctx ? "the augmentation policy"
+                            : simclr__loss_ctx(loss) != ctx ? "the loss" : "the optimizer");
     if (head->in_dim != encoder->out_dim)
         return simclr__fail(SIMCLR_E_SHAPE, "%s: head takes %lld features, encoder gives %lld", fn,
                             (long long)head->in_dim, (long long)encoder->out_dim);
     if (simclr__loss_n_views(loss) != 2)
         return simclr__fail(SIMCLR_E_INVALID, "%s: the loss is built for %d views, the trainer makes 2", fn,
                             simclr__loss_n_views(loss));
+    SIMCLR__TRY(check_coverage(fn, encoder, head, opt));
     simclr_trainer *tr = simclr__calloc(ctx, 1, sizeof *tr);
     if (!tr) return simclr__nomem(fn, sizeof *tr);
     *tr = (simclr_trainer){.ctx = ctx, .encoder = encoder, .head = head, .aug = aug, .loss = loss, .opt = opt};
     simclr__augment_out_size(aug, &tr->out_h, &tr->out_w);
     tr->snapshot_len = walk_buffers(tr, NULL, 0);
     tr->snapshot = simclr__calloc(ctx, (size_t)(tr->snapshot_len ? tr->snapshot_len : 1), sizeof(float));
-    if (!tr->snapshot) {
+    tr->grad_snapshot_len = walk_grads(tr, NULL, 0);
+    tr->grad_snapshot =
+        simclr__malloc(ctx, (size_t)(tr->grad_snapshot_len ? tr->grad_snapshot_len : 1) * sizeof(float));
+    if (!tr->snapshot || !tr->grad_snapshot) {
+        size_t bytes = (size_t)(tr->snapshot_len + tr->grad_snapshot_len) * sizeof(float);
+        simclr__free(ctx, tr->snapshot);
+        simclr__free(ctx, tr->grad_snapshot);
         simclr__free(ctx, tr);
-        return simclr__nomem(fn, (size_t)tr->snapshot_len * sizeof(float));
+        return simclr__nomem(fn, bytes);
     }
     *out = tr;
     return SIMCLR_OK;
 }
 
+/* The step buffers as one set, so a new set is built aside and swapped in
+ * only when complete: a failed rebuild keeps the old set. */
+typedef struct step_bufs {
+    simclr_tensor *views, *view0, *view1, *feat, *dfeat, *z, *dz;
+} step_bufs;
+
+static void free_set(step_bufs *b)
+{
+    simclr_tensor *all[] = {b->views, b->view0, b->view1, b->feat, b->dfeat, b->z, b->dz};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) simclr_tensor_destroy(all[i]);
+    memset(b, 0, sizeof *b);
+}
+
 static void free_buffers(simclr_trainer *tr)
 {
-    simclr_tensor *all[] = {tr->views, tr->view0, tr->view1, tr->feat, tr->dfeat, tr->z, tr->dz};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) simclr_tensor_destroy(all[i]);
+    step_bufs b = {tr->views, tr->view0, tr->view1, tr->feat, tr->dfeat, tr->z, tr->dz};
+    free_set(&b);
     tr->views = tr->view0 = tr->view1 = tr->feat = tr->dfeat = tr->z = tr->dz = NULL;
     tr->n = tr->c = 0;
 }
@@ -80,6 +156,7 @@ void simclr_trainer_destroy(simclr_trainer *tr)
     simclr__trainer_ext_free(tr);
     free_buffers(tr);
     simclr__free(tr->ctx, tr->snapshot);
+    simclr__free(tr->ctx, tr->grad_snapshot);
     simclr__free(tr->ctx, tr);
 }
 
@@ -87,23 +164,25 @@ void simclr_trainer_destroy(simclr_trainer *tr)
 static simclr_status ensure_buffers(simclr_trainer *tr, int64_t n, int64_t c)
 {
     if (tr->n == n && tr->c == c) return SIMCLR_OK;
-    free_buffers(tr);
     int64_t d = tr->encoder->out_dim, p = tr->head->out_dim;
     int64_t vshape[4] = {2 * n, c, tr->out_h, tr->out_w}, hshape[4] = {n, c, tr->out_h, tr->out_w};
     int64_t fshape[2] = {2 * n, d}, zshape[2] = {2 * n, p};
-    simclr_status st = simclr__tensor_f32(tr->ctx, 4, vshape, &tr->views);
-    if (st == SIMCLR_OK) st = simclr_tensor_wrap(tr->ctx, SIMCLR_F32, 4, hshape, tr->views->data, &tr->view0);
+    step_bufs b = {0};
+    simclr_status st = simclr__tensor_f32(tr->ctx, 4, vshape, &b.views);
+    if (st == SIMCLR_OK) st = simclr_tensor_wrap(tr->ctx, SIMCLR_F32, 4, hshape, b.views->data, &b.view0);
     if (st == SIMCLR_OK)
-        st = simclr_tensor_wrap(tr->ctx, SIMCLR_F32, 4, hshape, simclr__f32(tr->views) + tr->views->numel / 2,
-                                &tr->view1);
-    if (st == SIMCLR_OK) st = simclr__tensor_f32(tr->ctx, 2, fshape, &tr->feat);
-    if (st == SIMCLR_OK) st = simclr__tensor_f32(tr->ctx, 2, fshape, &tr->dfeat);
-    if (st == SIMCLR_OK) st = simclr__tensor_f32(tr->ctx, 2, zshape, &tr->z);
-    if (st == SIMCLR_OK) st = simclr__tensor_f32(tr->ctx, 2, zshape, &tr->dz);
+        st = simclr_tensor_wrap(tr->ctx, SIMCLR_F32, 4, hshape, simclr__f32(b.views) + b.views->numel / 2, &b.view1);
+    if (st == SIMCLR_OK) st = simclr__tensor_f32(tr->ctx, 2, fshape, &b.feat);
+    if (st == SIMCLR_OK) st = simclr__tensor_f32(tr->ctx, 2, fshape, &b.dfeat);
+    if (st == SIMCLR_OK) st = simclr__tensor_f32(tr->ctx, 2, zshape, &b.z);
+    if (st == SIMCLR_OK) st = simclr__tensor_f32(tr->ctx, 2, zshape, &b.dz);
     if (st != SIMCLR_OK) {
-        free_buffers(tr);
+        free_set(&b);
         return st;
     }
+    free_buffers(tr);
+    tr->views = b.views, tr->view0 = b.view0, tr->view1 = b.view1;
+    tr->feat = b.feat, tr->dfeat = b.dfeat, tr->z = b.z, tr->dz = b.dz;
     tr->n = n;
     tr->c = c;
     return SIMCLR_OK;
@@ -116,13 +195,19 @@ static double now_seconds(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* Undo what a failed step did to BN statistics and gradients (parameters and
- * optimizer state are untouched until the optimizer accepts the gradients). */
+/* Undo what a failed step did to BN statistics and gradients: both go back
+ * to their values before the call (parameters and optimizer state are
+ * untouched until the optimizer accepts the gradients, which is the last
+ * thing that can fail). */
 static simclr_status fail_step(simclr_trainer *tr, simclr_status st)
 {
     walk_buffers(tr, tr->snapshot, 1);
-    simclr_module_zero_grad(tr->encoder);
-    simclr_module_zero_grad(tr->head);
+    walk_grads(tr, tr->grad_snapshot, 1);
+    /* A recovered condition: the host's log hears of it even when it only
+     * checks the status now and then. */
+    if (st != SIMCLR_E_CANCELLED)
+        simclr__log(tr->ctx, SIMCLR_LOG_WARN, "simclr_trainer_step: step %lld rolled back (%s): %s",
+                    (long long)tr->steps + 1, simclr_status_string(st), simclr_last_error());
     return st;
 }
 
@@ -138,11 +223,15 @@ simclr_status simclr_trainer_step(simclr_trainer *tr, const simclr_tensor *image
     int64_t n = images->dims[0], c = images->dims[3];
     SIMCLR__TRY(ensure_buffers(tr, n, c));
 
-    double lr;
+    double lr, total_steps = 0;
     SIMCLR__TRY(simclr_optimizer_lr(tr->opt, &lr));
+    simclr_optimizer_get(tr->opt, SIMCLR_OPT_TOTAL_STEPS, &total_steps);
+    if (simclr__cancel_poll(tr->ctx, "train", tr->steps, (int64_t)total_steps))
+        return simclr__cancelled(tr->ctx, FN_STEP, "step", tr->steps, (int64_t)total_steps);
     SIMCLR__TRY(simclr_augment_pair(tr->aug, images, seed, tr->view0, tr->view1));
 
     walk_buffers(tr, tr->snapshot, 0);
+    walk_grads(tr, tr->grad_snapshot, 0);
     float value = 0, acc = 0;
     simclr_status st = simclr_module_forward(tr->encoder, tr->views, SIMCLR_TRAIN, tr->feat);
     if (st == SIMCLR_OK) st = simclr_module_forward(tr->head, tr->feat, SIMCLR_TRAIN, tr->z);
@@ -155,6 +244,8 @@ simclr_status simclr_trainer_step(simclr_trainer *tr, const simclr_tensor *image
     if (st == SIMCLR_OK) st = simclr_module_backward(tr->head, tr->dz, tr->dfeat);
     /* The encoder's input gradient is never needed: skip it (the cheapest conv pass). */
     if (st == SIMCLR_OK) st = simclr_module_backward(tr->encoder, tr->dfeat, NULL);
+    if (st == SIMCLR_OK && simclr__cancel_poll(tr->ctx, "train", tr->steps, (int64_t)total_steps))
+        st = simclr__cancelled(tr->ctx, FN_STEP, "step", tr->steps, (int64_t)total_steps);
     if (st == SIMCLR_OK) st = simclr_optimizer_step(tr->opt);
     if (st != SIMCLR_OK) return fail_step(tr, st);
 
@@ -165,9 +256,7 @@ simclr_status simclr_trainer_step(simclr_trainer *tr, const simclr_tensor *image
     tr->grad_norm = simclr__optimizer_last_grad_norm(tr->opt);
     double dt = now_seconds() - t0;
     tr->images_per_sec = dt > 0 ? (double)(2 * n) / dt : 0;
-    double total = 0;
-    simclr_optimizer_get(tr->opt, SIMCLR_OPT_TOTAL_STEPS, &total);
-    simclr__progress(tr->ctx, "train", tr->steps, (int64_t)total);
+    (void)simclr__progress(tr->ctx, "train", tr->steps, (int64_t)total_steps); /* the step is done: no undo */
     if (loss) *loss = value;
     return SIMCLR_OK;
 }

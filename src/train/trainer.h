@@ -25,6 +25,10 @@ struct simclr_trainer {
     /* BN running statistics before the step, restored when it fails. */
     float *snapshot;
     int64_t snapshot_len;
+    /* The caller's gradients before the step (the step zeroes and refills
+     * them), restored when it fails: a failed step changes nothing. */
+    float *grad_snapshot;
+    int64_t grad_snapshot_len;
 
     /* Distributed training / gradient caching state (src/train/distributed.h);
      * NULL until simclr_trainer_set or simclr_trainer_set_comm is called. */

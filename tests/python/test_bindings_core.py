@@ -118,7 +118,8 @@ def test_status_unsupported_from_library():
 def test_every_status_maps_to_its_class():
     expected = {1: simclr.InvalidArgument, 2: simclr.ShapeError, 3: simclr.OutOfMemory,
                 4: simclr.SimclrIOError, 5: simclr.FormatError, 6: simclr.NumericError,
-                7: simclr.Unsupported, 8: simclr.StateError, 9: simclr.InternalError}
+                7: simclr.Unsupported, 8: simclr.StateError, 9: simclr.InternalError,
+                10: simclr.Cancelled}
     assert set(expected) == set(int(s) for s in simclr.Status if s != 0)
     for status, cls in expected.items():
         e = exception_for(status, "m", "f")

@@ -19,7 +19,7 @@ from .enums import (AugParam, AugPreset, DType, LogLevel, MocoParam, Mode, OptKi
                     Status, Stem, PARAM_BUFFER, PARAM_NO_DECAY)
 from .enums import BnMode, TrainerParam
 from .enums import ConvAlgo, CtxParam
-from .errors import (FormatError, InternalError, InvalidArgument, LibraryVersionError,
+from .errors import (Cancelled, FormatError, InternalError, InvalidArgument, LibraryVersionError,
                      NumericError, OutOfMemory, ShapeError, SimclrError, SimclrIOError, StateError,
                      Unsupported, STATUS_EXCEPTIONS)
 from .evaluation import extract_features, knn_eval, linear_probe
@@ -31,8 +31,8 @@ from .trainer import MocoTrainer, Trainer
 __version__ = "%d.%d.%d" % BINDINGS_VERSION
 
 __all__ = [
-    "Augment", "AugParam", "AugPreset", "BnMode", "ConvAlgo", "Context", "CtxParam", "Dataset", "DType", "FormatError",
-    "InternalError", "InvalidArgument", "LibraryVersionError", "LogLevel", "MLPHead", "MocoParam",
+    "Augment", "AugParam", "AugPreset", "BnMode", "Cancelled", "ConvAlgo", "Context", "CtxParam", "Dataset", "DType",
+    "FormatError", "InternalError", "InvalidArgument", "LibraryVersionError", "LogLevel", "MLPHead", "MocoParam",
     "MocoTrainer", "Mode",
     "Module", "NTXent", "NumericError", "OptKind", "OptParam", "Optimizer", "OutOfMemory",
     "PARAM_BUFFER", "PARAM_NO_DECAY", "Parameter", "ResNet", "STATUS_EXCEPTIONS", "ShapeError",

@@ -115,6 +115,9 @@ PROTOTYPES = """
     simclr_status simclr_extract_features(simclr_module *encoder, const simclr_dataset *ds, simclr_augment *aug, int64_t batch_size, simclr_tensor *out);
     simclr_status simclr_knn_eval(simclr_context *ctx, const simclr_tensor *train, const int32_t *train_labels, const simclr_tensor *test, const int32_t *test_labels, int n_classes, int k, double temperature, double *top1);
     simclr_status simclr_linear_probe(simclr_context *ctx, const simclr_tensor *train, const int32_t *train_labels, const simclr_tensor *test, const int32_t *test_labels, int n_classes, int epochs, double weight_decay, double *top1);
+    simclr_status simclr_context_set_progress_cancel(simclr_context *ctx, simclr_progress_cancel_fn fn, void *user);
+    simclr_status simclr_knn_eval_n(simclr_context *ctx, const simclr_tensor *train, const int32_t *train_labels, int64_t n_train_labels, const simclr_tensor *test, const int32_t *test_labels, int64_t n_test_labels, int n_classes, int k, double temperature, double *top1);
+    simclr_status simclr_linear_probe_n(simclr_context *ctx, const simclr_tensor *train, const int32_t *train_labels, int64_t n_train_labels, const simclr_tensor *test, const int32_t *test_labels, int64_t n_test_labels, int n_classes, int epochs, double weight_decay, double *top1);
 """
 
 # ---------------------------------------------------------------- C types --
@@ -127,6 +130,8 @@ _HANDLES = {"simclr_context", "simclr_tensor", "simclr_module", "simclr_augment"
 
 LOG_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p)
 PROGRESS_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int64, ctypes.c_int64)
+#: simclr_progress_cancel_fn (0.2): returns nonzero to stop the call.
+PROGRESS_CANCEL_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int64, ctypes.c_int64)
 ALLOC_FN = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t)
 FREE_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
 
@@ -157,7 +162,8 @@ _SCALARS = {
     "uint64_t": ctypes.c_uint64, "size_t": ctypes.c_size_t, "double": ctypes.c_double,
     "float": ctypes.c_float, "int32_t": ctypes.c_int32,
 }
-_CALLBACKS = {"simclr_log_fn": LOG_FN, "simclr_progress_fn": PROGRESS_FN}
+_CALLBACKS = {"simclr_log_fn": LOG_FN, "simclr_progress_fn": PROGRESS_FN,
+              "simclr_progress_cancel_fn": PROGRESS_CANCEL_FN}
 
 
 def ctype_of(decl: str) -> Any:

@@ -17,6 +17,7 @@ class Status(IntEnum):
     E_UNSUPPORTED = 7
     E_STATE = 8
     E_INTERNAL = 9
+    E_CANCELLED = 10
 
 
 class LogLevel(IntEnum):

@@ -76,6 +76,11 @@ class InternalError(SimclrError, RuntimeError):
     status = 9
 
 
+class Cancelled(SimclrError):
+    """SIMCLR_E_CANCELLED: a stoppable progress callback asked the call to stop."""
+    status = 10
+
+
 class LibraryVersionError(ImportError):
     """The loaded libsimclr is older than, or incompatible with, these bindings."""
 
@@ -83,7 +88,7 @@ class LibraryVersionError(ImportError):
 STATUS_EXCEPTIONS: Dict[int, Type[SimclrError]] = {
     cls.status: cls
     for cls in (InvalidArgument, ShapeError, OutOfMemory, SimclrIOError, FormatError,
-                NumericError, Unsupported, StateError, InternalError)
+                NumericError, Unsupported, StateError, InternalError, Cancelled)
 }
 
 

@@ -1,0 +1,58 @@
+/* Shared by the libFuzzer harnesses: the loaders take paths, so each input
+ * is written to a per-process file first (in /dev/shm when it exists, so
+ * the round trip stays in memory), and the objects a loader fills are made
+ * once per process. */
+#ifndef SIMCLR_FUZZ_UTIL_H
+#define SIMCLR_FUZZ_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "simclr.h"
+
+/* Aborts (a finding) when setup fails: a harness that cannot start must not
+ * report success. */
+#define FUZZ_OK(expr)                                                                     \
+    do {                                                                                  \
+        simclr_status st_ = (expr);                                                       \
+        if (st_ != SIMCLR_OK) {                                                           \
+            fprintf(stderr, "fuzz setup: %s -> %s\n", #expr, simclr_last_error());        \
+            abort();                                                                      \
+        }                                                                                 \
+    } while (0)
+
+/* A path of this process for file `tag`. */
+static inline const char *fuzz_path(const char *tag)
+{
+    static char buf[4][256];
+    static int next;
+    char *p = buf[next++ & 3];
+    const char *dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : (getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    snprintf(p, 256, "%s/simclr_fuzz_%s_%ld", dir, tag, (long)getpid());
+    return p;
+}
+
+static inline void fuzz_write(const char *path, const uint8_t *data, size_t size)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f) abort();
+    if (size && fwrite(data, 1, size, f) != size) abort();
+    if (fclose(f) != 0) abort();
+}
+
+/* Every status a loader may return for a bad file; anything else (or a
+ * crash, or a sanitizer report) is a finding. */
+static inline void fuzz_expect_load_status(simclr_status st)
+{
+    if (st == SIMCLR_OK || st == SIMCLR_E_FORMAT || st == SIMCLR_E_SHAPE || st == SIMCLR_E_IO ||
+        st == SIMCLR_E_NOMEM)
+        return;
+    fprintf(stderr, "unexpected status %s: %s\n", simclr_status_string(st), simclr_last_error());
+    abort();
+}
+
+#endif
