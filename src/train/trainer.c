@@ -127,13 +127,22 @@ simclr_status simclr_trainer_step(simclr_trainer *tr, const simclr_tensor *image
     SIMCLR__CHECK_ARG(tr, FN_STEP, "trainer is NULL");
     int64_t want[4] = {-1, -1, -1, tr->encoder->in_dim};
     SIMCLR__TRY(simclr__tensor_expect(images, FN_STEP, "images", SIMCLR_U8, 4, want));
+    return simclr__trainer_step_from(tr, images, NULL, seed, loss);
+}
+
+/* The step from a batch tensor or (images NULL) an image list, both checked. */
+simclr_status simclr__trainer_step_from(simclr_trainer *tr, const simclr_tensor *images,
+                                        const simclr_image_list *list, uint64_t seed, float *loss)
+{
     double t0 = now_seconds();
-    int64_t n = images->dims[0], c = images->dims[3];
+    int64_t n = images ? images->dims[0] : simclr_image_list_count(list);
+    int64_t c = images ? images->dims[3] : simclr_image_list_channels(list);
     SIMCLR__TRY(ensure_buffers(tr, n, c));
 
     double lr;
     SIMCLR__TRY(simclr_optimizer_lr(tr->opt, &lr));
-    SIMCLR__TRY(simclr_augment_pair(tr->aug, images, seed, tr->view0, tr->view1));
+    if (images) SIMCLR__TRY(simclr_augment_pair(tr->aug, images, seed, tr->view0, tr->view1));
+    else SIMCLR__TRY(simclr_augment_pair_list(tr->aug, list, seed, tr->view0, tr->view1));
 
     walk_buffers(tr, tr->snapshot, 0);
     float value = 0, acc = 0;

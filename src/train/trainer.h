@@ -31,5 +31,9 @@ struct simclr_trainer {
     double loss_value, accuracy, lr, grad_norm, images_per_sec;
 };
 
+/* The step behind simclr_trainer_step and simclr_trainer_step_list: from a
+ * checked batch tensor, or (images NULL) a checked image list. */
+simclr_status simclr__trainer_step_from(simclr_trainer *tr, const simclr_tensor *images,
+                                        const simclr_image_list *list, uint64_t seed, float *loss);
 
 #endif
