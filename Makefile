@@ -83,7 +83,8 @@ EXAMPLE_SRCS := $(sort $(wildcard examples/*.c))
 EXAMPLE_BINS := $(EXAMPLE_SRCS:examples/%.c=$(BUILD)/examples/%)
 
 .PHONY: all lib deps deps-demo test unit check-symbols check-header sanitize test-reference \
-        test-python tools examples run-examples docs demo bench install uninstall clean
+        test-python tools examples run-examples docs demo bench install uninstall clean \
+        tsan-embed
 all: lib
 lib: $(STATIC) $(SHARED)
 
@@ -155,6 +156,7 @@ test: deps
 	$(MAKE) run-examples
 	sh tests/test_install.sh
 	$(MAKE) sanitize
+	$(MAKE) tsan-embed
 	@echo "make test: all checks passed"
 
 unit: $(TEST_BINS)
@@ -178,6 +180,18 @@ sanitize:
 
 test-reference:
 	$(MAKE) BLAS=reference unit
+
+# Concurrent embedding under ThreadSanitizer (issue 13): threads with their
+# own contexts and embedders over one encoder. Its own build directory, so
+# it does not mix with a general TSan build. SAN=tsan turns off the
+# target_clones ifuncs, whose resolvers run before the TSan runtime starts.
+TSAN_EMBED_DIR := build/tsan-embed
+tsan-embed:
+	$(MAKE) SAN=tsan BUILD=$(TSAN_EMBED_DIR) OUT=$(TSAN_EMBED_DIR)/lib OPT="-O1 -g" \
+	        SAN_FLAGS="-fsanitize=thread -fno-omit-frame-pointer" CFLAGS=-DSIMCLR_NO_CLONES \
+	        $(TSAN_EMBED_DIR)/tests/test_embed
+	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" $(TSAN_EMBED_DIR)/tests/test_embed
+	@echo "tsan-embed: concurrent embedding is race-free"
 
 demo: deps-demo
 	$(MAKE) lib examples
