@@ -84,8 +84,8 @@ EXAMPLE_BINS := $(EXAMPLE_SRCS:examples/%.c=$(BUILD)/examples/%)
 
 .PHONY: all lib deps deps-demo test unit check-symbols check-header sanitize test-reference \
         test-python tools examples run-examples docs demo bench install uninstall clean \
-        tsan-embed
-all: lib
+        tsan-embed image
+all: lib image
 lib: $(STATIC) $(SHARED)
 
 # The cpu backend's kernels are plain loops written for the vectorizer, which
@@ -221,4 +221,32 @@ uninstall:
 clean:
 	rm -rf build lib/libsimclr.a lib/libsimclr.so*
 
--include $(DEPS)
+# ---- libsimclr_image: the optional image-decoding companion (issue 13) ----
+# libpng + libjpeg-turbo live here, never in libsimclr.so. `make lib` builds
+# the core alone.
+IMG_SRCS   := $(sort $(wildcard companions/image/*.c))
+IMG_OBJS   := $(IMG_SRCS:%.c=$(BUILD)/%.o)
+IMG_STATIC := $(OUT)/libsimclr_image.a
+IMG_SHARED := $(OUT)/libsimclr_image.so.$(VERSION)
+IMG_SONAME := libsimclr_image.so.$(VERSION_MAJOR)
+IMG_LIBS   := -lpng -ljpeg -lz
+
+image: $(IMG_STATIC) $(IMG_SHARED)
+
+$(IMG_STATIC): $(IMG_OBJS)
+	@mkdir -p $(OUT)
+	rm -f $@
+	ar rcs $@ $^
+
+$(IMG_SHARED): $(IMG_OBJS) $(SHARED) companions/image/simclr_image.map
+	$(CC) -shared -o $@ $(IMG_OBJS) -Wl,-soname,$(IMG_SONAME) -Wl,--version-script=companions/image/simclr_image.map \
+	      -Wl,--no-undefined $(SAN_FLAGS) -L$(OUT) -lsimclr $(IMG_LIBS)
+	ln -sf libsimclr_image.so.$(VERSION) $(OUT)/$(IMG_SONAME)
+	ln -sf $(IMG_SONAME) $(OUT)/libsimclr_image.so
+
+# Tests of the companion link it too.
+$(BUILD)/tests/test_image_%: tests/test_image_%.c tests/test_util.h $(IMG_STATIC) $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(TEST_CFLAGS) $< -o $@ $(IMG_STATIC) $(STATIC) -lcmocka $(IMG_LIBS) $(LIBS)
+
+-include $(DEPS) $(IMG_OBJS:.o=.d)

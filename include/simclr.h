@@ -705,6 +705,29 @@ SIMCLR_API simclr_status simclr_linear_probe(simclr_context *ctx, const simclr_t
 
 
 /* ======================================================================== */
+/* For companion libraries and hosts: errors and the context's threads       */
+/* ======================================================================== */
+
+/* Sets the calling thread's simclr_last_error() to message (copied,
+ * truncated to 511 bytes; NULL = "") and returns status, so a companion
+ * library (libsimclr_image) or a binding reports errors through the same
+ * channel. SIMCLR_OK leaves the message alone. Thread-safe. */
+SIMCLR_API simclr_status simclr_error_set(simclr_status status, const char *message);
+
+/* Work on [begin, end) of an index range; worker is 0 .. threads - 1 (for
+ * per-thread scratch). Must not longjmp out nor call back into the same
+ * context's parallel functions from another thread. */
+typedef void (*simclr_task_fn)(void *user, int64_t begin, int64_t end, int worker);
+
+/* Runs fn over [0, n) on the context's threads in at most
+ * simclr_context_threads(ctx) static contiguous chunks of at least grain
+ * items, the calling thread running the first; returns when all are done.
+ * A call from inside a task runs inline. SIMCLR_E_INVALID for NULLs, n < 0
+ * or grain < 1. One context's calls come from one thread at a time. */
+SIMCLR_API simclr_status simclr_context_parallel_for(simclr_context *ctx, int64_t n, int64_t grain,
+                                                     simclr_task_fn fn, void *user);
+
+/* ======================================================================== */
 /* Images of different sizes, training on them, embedding from memory       */
 /* ======================================================================== */
 

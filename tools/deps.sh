@@ -5,11 +5,13 @@
 set -e
 BUILD_PKGS="gcc g++ make pkg-config libopenblas-dev libblas-dev zlib1g-dev"
 TEST_PKGS="libcmocka-dev python3 python3-numpy python3-pytest python3-torch python3-torchvision python3-cffi"
+# Issue 13: the image companion (libpng, libjpeg-turbo), its PIL cross-check, pip for the binding test.
+IMAGE_PKGS="libpng-dev libjpeg-dev python3-pil python3-pip"
 DEMO_PKGS="dataset-fashion-mnist"
 case "${1:-test}" in
-  test) want="$BUILD_PKGS $TEST_PKGS" ;;
+  test) want="$BUILD_PKGS $TEST_PKGS $IMAGE_PKGS" ;;
   demo) want="$BUILD_PKGS $DEMO_PKGS" ;;
-  all)  want="$BUILD_PKGS $TEST_PKGS $DEMO_PKGS" ;;
+  all)  want="$BUILD_PKGS $TEST_PKGS $IMAGE_PKGS $DEMO_PKGS" ;;
   *) echo "deps.sh: unknown set '$1' (test, demo, all)" >&2; exit 2 ;;
 esac
 missing=""
