@@ -84,7 +84,7 @@ EXAMPLE_BINS := $(EXAMPLE_SRCS:examples/%.c=$(BUILD)/examples/%)
 
 .PHONY: all lib deps deps-demo test unit check-symbols check-header sanitize test-reference \
         test-python tools examples run-examples docs demo bench install uninstall clean \
-        tsan-embed image
+        tsan-embed image bench-decode
 all: lib image
 lib: $(STATIC) $(SHARED)
 
@@ -248,5 +248,13 @@ $(IMG_SHARED): $(IMG_OBJS) $(SHARED) companions/image/simclr_image.map
 $(BUILD)/tests/test_image_%: tests/test_image_%.c tests/test_util.h $(IMG_STATIC) $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(TEST_CFLAGS) $< -o $@ $(IMG_STATIC) $(STATIC) -lcmocka $(IMG_LIBS) $(LIBS)
+
+$(BUILD)/bench/bench_decode: bench/bench_decode.c $(IMG_STATIC) $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(TEST_CFLAGS) $< -o $@ $(IMG_STATIC) $(STATIC) $(IMG_LIBS) $(LIBS)
+
+# JPEG decode throughput next to PIL (an idle machine, please).
+bench-decode: lib image $(BUILD)/bench/bench_decode
+	SIMCLR_BUILD=$(abspath $(BUILD)) PYTHON=$(PYTHON) sh bench/bench_decode.sh
 
 -include $(DEPS) $(IMG_OBJS:.o=.d)
