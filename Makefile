@@ -84,8 +84,8 @@ EXAMPLE_BINS := $(EXAMPLE_SRCS:examples/%.c=$(BUILD)/examples/%)
 
 .PHONY: all lib deps deps-demo test unit check-symbols check-header sanitize test-reference \
         test-python tools examples run-examples docs demo bench install uninstall clean \
-        tsan-embed image bench-decode
-all: lib image
+        tsan-embed image bench-decode cli test-cli
+all: lib image cli
 lib: $(STATIC) $(SHARED)
 
 # The cpu backend's kernels are plain loops written for the vectorizer, which
@@ -256,5 +256,17 @@ $(BUILD)/bench/bench_decode: bench/bench_decode.c $(IMG_STATIC) $(STATIC)
 # JPEG decode throughput next to PIL (an idle machine, please).
 bench-decode: lib image $(BUILD)/bench/bench_decode
 	SIMCLR_BUILD=$(abspath $(BUILD)) PYTHON=$(PYTHON) sh bench/bench_decode.sh
+
+# ---- the `simclr` command (issue 13): links the core and the image companion ----
+CLI_SRCS := $(sort $(wildcard cli/*.c))
+CLI_BIN  := $(BUILD)/bin/simclr
+cli: $(CLI_BIN)
+$(CLI_BIN): $(CLI_SRCS) cli/cli.h include/simclr.h include/simclr_image.h $(IMG_STATIC) $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) -Iinclude $(TEST_CFLAGS) $(CLI_SRCS) -o $@ $(IMG_STATIC) $(STATIC) $(IMG_LIBS) $(LIBS)
+
+# The CLI end to end on a small generated folder (tests/test_cli.sh).
+test-cli: $(CLI_BIN)
+	SIMCLR_CLI=$(abspath $(CLI_BIN)) PYTHON=$(PYTHON) sh tests/test_cli.sh
 
 -include $(DEPS) $(IMG_OBJS:.o=.d)
