@@ -15,6 +15,8 @@ BLAS    ?= openblas
 PREFIX  ?= /usr/local
 LIBDIR_INSTALL ?= $(PREFIX)/lib
 INCDIR_INSTALL ?= $(PREFIX)/include
+BINDIR_INSTALL ?= $(PREFIX)/bin
+MANDIR_INSTALL ?= $(PREFIX)/share/man
 
 # The version lives once, in the header.
 VERSION_MAJOR := $(shell sed -n 's/^\#define SIMCLR_VERSION_MAJOR \([0-9]*\).*/\1/p' include/simclr.h)
@@ -149,12 +151,13 @@ deps-demo:
 
 # The one test command: README and CI call it.
 test: deps
-	$(MAKE) lib examples
+	$(MAKE) lib image cli examples
 	$(MAKE) unit
 	$(MAKE) check-symbols check-header
 	$(MAKE) test-python
 	$(MAKE) run-examples
 	sh tests/test_install.sh
+	$(MAKE) test-cli
 	$(MAKE) sanitize
 	$(MAKE) tsan-embed
 	@echo "make test: all checks passed"
@@ -200,7 +203,7 @@ demo: deps-demo
 bench: lib $(BENCH_BINS)
 	@SIMCLR_BUILD=$(abspath $(BUILD)) SIMCLR_LIBRARY=$(abspath $(SHARED)) PYTHON=$(PYTHON) sh bench/run.sh
 
-install: lib
+install: lib image cli
 	install -d $(DESTDIR)$(INCDIR_INSTALL) $(DESTDIR)$(LIBDIR_INSTALL)/pkgconfig
 	install -m 644 include/simclr.h include/simclr.hpp $(DESTDIR)$(INCDIR_INSTALL)/
 	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR_INSTALL)/
@@ -211,15 +214,30 @@ install: lib
 	    -e 's|@VERSION@|$(VERSION)|' -e 's|@LIBS@|$(LIBS)|' lib/libsimclr.pc.in \
 	    > $(DESTDIR)$(LIBDIR_INSTALL)/pkgconfig/libsimclr.pc
 	ln -sf libsimclr.pc $(DESTDIR)$(LIBDIR_INSTALL)/pkgconfig/simclr.pc
+	# issue 13: the image companion, the simclr command and its man page
+	install -d $(DESTDIR)$(BINDIR_INSTALL) $(DESTDIR)$(MANDIR_INSTALL)/man1
+	install -m 644 include/simclr_image.h $(DESTDIR)$(INCDIR_INSTALL)/
+	install -m 644 $(IMG_STATIC) $(DESTDIR)$(LIBDIR_INSTALL)/
+	install -m 755 $(IMG_SHARED) $(DESTDIR)$(LIBDIR_INSTALL)/
+	ln -sf libsimclr_image.so.$(VERSION) $(DESTDIR)$(LIBDIR_INSTALL)/$(IMG_SONAME)
+	ln -sf $(IMG_SONAME) $(DESTDIR)$(LIBDIR_INSTALL)/libsimclr_image.so
+	install -m 755 $(CLI_BIN) $(DESTDIR)$(BINDIR_INSTALL)/simclr
+	install -m 644 docs/simclr.1 $(DESTDIR)$(MANDIR_INSTALL)/man1/simclr.1
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR_INSTALL)|' -e 's|@INCDIR@|$(INCDIR_INSTALL)|' \
+	    -e 's|@VERSION@|$(VERSION)|' lib/libsimclr_image.pc.in > $(DESTDIR)$(LIBDIR_INSTALL)/pkgconfig/libsimclr_image.pc
 
 uninstall:
 	rm -f $(DESTDIR)$(INCDIR_INSTALL)/simclr.h $(DESTDIR)$(INCDIR_INSTALL)/simclr.hpp $(DESTDIR)$(LIBDIR_INSTALL)/libsimclr.a \
 	      $(DESTDIR)$(LIBDIR_INSTALL)/libsimclr.so.$(VERSION) $(DESTDIR)$(LIBDIR_INSTALL)/$(SONAME) \
 	      $(DESTDIR)$(LIBDIR_INSTALL)/libsimclr.so $(DESTDIR)$(LIBDIR_INSTALL)/pkgconfig/libsimclr.pc \
 	      $(DESTDIR)$(LIBDIR_INSTALL)/pkgconfig/simclr.pc
+	rm -f $(DESTDIR)$(INCDIR_INSTALL)/simclr_image.h $(DESTDIR)$(LIBDIR_INSTALL)/libsimclr_image.a \
+	      $(DESTDIR)$(LIBDIR_INSTALL)/libsimclr_image.so.$(VERSION) $(DESTDIR)$(LIBDIR_INSTALL)/$(IMG_SONAME) \
+	      $(DESTDIR)$(LIBDIR_INSTALL)/libsimclr_image.so $(DESTDIR)$(BINDIR_INSTALL)/simclr \
+	      $(DESTDIR)$(MANDIR_INSTALL)/man1/simclr.1 $(DESTDIR)$(LIBDIR_INSTALL)/pkgconfig/libsimclr_image.pc
 
 clean:
-	rm -rf build lib/libsimclr.a lib/libsimclr.so*
+	rm -rf build lib/libsimclr.a lib/libsimclr.so* lib/libsimclr_image.a lib/libsimclr_image.so*
 
 # ---- libsimclr_image: the optional image-decoding companion (issue 13) ----
 # libpng + libjpeg-turbo live here, never in libsimclr.so. `make lib` builds

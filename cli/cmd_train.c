@@ -137,6 +137,11 @@ int cmd_train(int argc, char **argv)
         fprintf(stderr, "simclr train: --batch >= 2, --epochs >= 1, --size >= 8, --channels 1 or 3, --optimizer sgd|lars\n");
         return CLI_USAGE;
     }
+    struct stat sb;
+    if (stat(pos[0], &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        fprintf(stderr, "simclr train: %s: %s\n", pos[0], errno && stat(pos[0], &sb) != 0 ? strerror(errno) : "not a folder");
+        return CLI_FAIL;
+    }
     if (mkdir(out, 0777) != 0 && errno != EEXIST) {
         fprintf(stderr, "simclr train: cannot create %s: %s\n", out, strerror(errno));
         return CLI_FAIL;

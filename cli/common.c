@@ -240,11 +240,17 @@ int input_open(const char *cmd, simclr_context *ctx, char **args, int n_args, in
         return CLI_OK;
     }
     if (labels == 1) return cli_error(cmd, "labels need one folder with class subfolders (DIR/CLASS/image.jpg)");
-    for (int i = 0; i < n_args; i++)
-        if (is_dir(args[i])) {
+    for (int i = 0; i < n_args; i++) {
+        struct stat sb;
+        if (stat(args[i], &sb) != 0) {
+            fprintf(stderr, "simclr %s: %s: %s\n", cmd, args[i], strerror(errno));
+            return CLI_FAIL;
+        }
+        if (S_ISDIR(sb.st_mode)) {
             fprintf(stderr, "simclr %s: %s is a folder: give one folder or image files, not both\n", cmd, args[i]);
             return CLI_FAIL;
         }
+    }
     in->files = args;
     in->n_files = in->count = n_args;
     return CLI_OK;
