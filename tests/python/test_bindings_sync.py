@@ -63,7 +63,8 @@ def test_enums_match_the_header():
                "simclr_dtype": (enums.DType, "SIMCLR_"), "simclr_stem": (enums.Stem, "SIMCLR_STEM_"),
                "simclr_mode": (enums.Mode, "SIMCLR_"), "simclr_aug_preset": (enums.AugPreset, "SIMCLR_AUG_PRESET_"),
                "simclr_aug_param": (enums.AugParam, "SIMCLR_AUG_"), "simclr_opt_kind": (enums.OptKind, "SIMCLR_OPT_"),
-               "simclr_opt_param": (enums.OptParam, "SIMCLR_OPT_"), "simclr_stat": (enums.Stat, "SIMCLR_STAT_")}
+               "simclr_opt_param": (enums.OptParam, "SIMCLR_OPT_"), "simclr_stat": (enums.Stat, "SIMCLR_STAT_"),
+               "simclr_embed_param": (enums.EmbedParam, "SIMCLR_EMBED_")}
     header = _header_enums()
     assert set(header) == set(mapping)
     for cname, values in header.items():

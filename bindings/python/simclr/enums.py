@@ -62,6 +62,7 @@ class AugParam(IntEnum):
     CROP_RATIO_MAX = 104
     CROP_ATTEMPTS = 105
     INTERPOLATION = 106
+    ANTIALIAS = 107
     FLIP_P = 200
     JITTER_P = 300
     JITTER_STRENGTH = 301
@@ -122,6 +123,19 @@ class Stat(IntEnum):
     GRAD_NORM = 103
     IMAGES_PER_SEC = 104
     STEP = 105
+
+
+class EmbedParam(IntEnum):
+    """C enum simclr_embed_param."""
+    RESIZE = 100
+    BATCH = 101
+    NORMALIZE = 200
+    MEAN_0 = 201
+    MEAN_1 = 202
+    MEAN_2 = 203
+    STD_0 = 204
+    STD_1 = 205
+    STD_2 = 206
 
 
 PARAM_NO_DECAY = 1
