@@ -65,6 +65,23 @@ LIBS     := $(BLAS_LIBS) -lz -lpthread -lm
 
 SRCS := $(sort $(wildcard src/*/*.c))
 OBJS := $(SRCS:%.c=$(BUILD)/%.o)
+
+# The cpu backend's kernels (src/backend/cpu/) are compiled once per
+# instruction set; the context picks a copy at run time (src/backend/isa.c,
+# SIMCLR_ISA forces a narrower one). Non-x86-64 builds get the portable copy.
+ARCH := $(shell $(CC) -dumpmachine 2>/dev/null)
+ifneq ($(filter x86_64%,$(ARCH)),)
+  CPU_ISAS := portable avx2 avx512
+else
+  CPU_ISAS := portable
+  LIB_CFLAGS_ARCH := -DSIMCLR_PORTABLE_ONLY
+endif
+ISA_FLAGS_portable :=
+ISA_FLAGS_avx2     := -mavx2 -mfma
+ISA_FLAGS_avx512   := -mavx512f -mavx512vl -mavx512bw -mavx512dq -mavx2 -mfma
+CPU_SRCS := $(sort $(wildcard src/backend/cpu/*.c))
+CPU_OBJS := $(foreach isa,$(CPU_ISAS),$(CPU_SRCS:src/backend/cpu/%.c=$(BUILD)/src/backend/cpu-$(isa)/%.o))
+OBJS += $(CPU_OBJS)
 DEPS := $(OBJS:.o=.d)
 
 STATIC  := $(OUT)/libsimclr.a
@@ -93,12 +110,20 @@ lib: $(STATIC) $(SHARED)
 # The cpu backend's kernels are plain loops written for the vectorizer, which
 # -O2 (gcc 12) runs only in its cheapest mode: -O3 makes a training step about
 # 18% faster at width 16 (bench_step). Not under SAN (keeps -O1 for speed).
-KERNEL_OPT := $(if $(SAN),-DSIMCLR_NO_CLONES,-O3) -ffp-contract=off
-$(BUILD)/src/backend/cpu%.o: LIB_CFLAGS += $(KERNEL_OPT)
+# -ffp-contract=off: no fused multiply-add contraction, so every ISA copy
+# computes the same operations in the same order.
+KERNEL_OPT := $(if $(SAN),,-O3) -ffp-contract=off
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(LIB_CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(CPPFLAGS) $(LIB_CFLAGS) $(LIB_CFLAGS_ARCH) -MMD -MP -c $< -o $@
+
+define CPU_ISA_RULE
+$$(BUILD)/src/backend/cpu-$(1)/%.o: src/backend/cpu/%.c
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CPPFLAGS) $$(LIB_CFLAGS) $$(KERNEL_OPT) $$(ISA_FLAGS_$(1)) -DSIMCLR__CPU_ISA=$(1) -MMD -MP -c $$< -o $$@
+endef
+$(foreach isa,$(CPU_ISAS),$(eval $(call CPU_ISA_RULE,$(isa))))
 
 $(STATIC): $(OBJS)
 	@mkdir -p $(OUT)

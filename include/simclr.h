@@ -130,8 +130,19 @@ typedef void (*simclr_progress_fn)(void *user, const char *what, int64_t done, i
  *             process-wide thread count to 1 before its products, so a host
  *             that also calls OpenBLAS should set its own count before its calls.
  *  allocator: copied; NULL = aligned malloc/free.
+ * Instruction set: the "cpu" backend is compiled once per instruction set
+ * ("avx512": AVX-512 F/VL/BW/DQ; "avx2": AVX2 + FMA; "portable": the
+ * baseline of the architecture) and a context runs the widest one the CPU
+ * has. The environment variable SIMCLR_ISA, read here at every creation,
+ * caps it: SIMCLR_ISA=avx2 or =portable forces a narrower path (for tests,
+ * or to compare); a wider value than the CPU runs is capped at the CPU's.
+ * Every copy computes the same operations in the same order; results differ
+ * from one copy to another only where OpenBLAS's own kernels do (none: it
+ * picks its kernels by CPU, not by this setting). simclr_context_isa() tells
+ * which one a context runs.
  * Returns SIMCLR_E_UNSUPPORTED for an unknown backend name, SIMCLR_E_INVALID
- * for a bad thread count or an allocator with a NULL function, SIMCLR_E_NOMEM.
+ * for a bad thread count, an allocator with a NULL function or a SIMCLR_ISA
+ * value that names no instruction set, SIMCLR_E_NOMEM.
  * *out receives the new context, owned by the caller. */
 SIMCLR_API simclr_status simclr_context_create(const char *backend, int n_threads,
                                                const simclr_allocator *allocator,
@@ -146,6 +157,17 @@ SIMCLR_API const char *simclr_context_backend(const simclr_context *ctx);
 
 /* Returns the number of threads the context uses; 0 for NULL. */
 SIMCLR_API int simclr_context_threads(const simclr_context *ctx);
+
+/* Returns the instruction set the context's kernels run: "avx512", "avx2" or
+ * "portable" (the "ref" backend is always "portable"); NULL for NULL. The
+ * string is static. Any thread. */
+SIMCLR_API const char *simclr_context_isa(const simclr_context *ctx);
+
+/* Returns 1 when this machine and this build can run the "cpu" backend's copy
+ * for instruction set `isa` ("avx512", "avx2", "portable"), else 0 (also for
+ * NULL or an unknown name). Tests use it to run every path the machine has.
+ * Any thread. */
+SIMCLR_API int simclr_isa_supported(const char *isa);
 
 /* Installs (or with fn = NULL removes) the log sink. Default: none (silent). */
 SIMCLR_API simclr_status simclr_context_set_log(simclr_context *ctx, simclr_log_fn fn, void *user,

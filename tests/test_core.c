@@ -66,6 +66,47 @@ static void test_context(void **state)
     CHECK_STATUS(simclr_context_set_progress(NULL, NULL, NULL), SIMCLR_E_INVALID);
 }
 
+/* SIMCLR_ISA: a narrower copy on request, the machine's widest by default,
+ * never a wider one than the CPU runs, a clear error for a misspelling. */
+static void test_isa_switch(void **state)
+{
+    (void)state;
+    static const char *const isas[] = {"portable", "avx2", "avx512"};
+    const char *widest = "portable";
+    for (int i = 0; i < 3; i++)
+        if (simclr_isa_supported(isas[i])) widest = isas[i];
+    assert_true(simclr_isa_supported("portable"));
+    assert_false(simclr_isa_supported("sse9"));
+    assert_false(simclr_isa_supported(NULL));
+    simclr_context *ctx;
+    unsetenv("SIMCLR_ISA");
+    CHECK_OK(simclr_context_create("cpu", 1, NULL, &ctx));
+    assert_string_equal(simclr_context_isa(ctx), widest);
+    simclr_context_destroy(ctx);
+    for (int i = 0; i < 3; i++) {
+        setenv("SIMCLR_ISA", isas[i], 1);
+        CHECK_OK(simclr_context_create("cpu", 1, NULL, &ctx));
+        /* Capped at the machine's widest: avx512 on an AVX2 machine runs avx2. */
+        assert_string_equal(simclr_context_isa(ctx), simclr_isa_supported(isas[i]) ? isas[i] : widest);
+        simclr_context_destroy(ctx);
+        CHECK_OK(simclr_context_create("ref", 1, NULL, &ctx));
+        assert_string_equal(simclr_context_isa(ctx), "portable");
+        simclr_context_destroy(ctx);
+    }
+    setenv("SIMCLR_ISA", "avx3", 1);
+    ctx = (simclr_context *)&ctx;
+    assert_int_equal(simclr_context_create("cpu", 1, NULL, &ctx), SIMCLR_E_INVALID);
+    assert_ptr_equal(ctx, (simclr_context *)&ctx); /* output untouched */
+    assert_non_null(strstr(simclr_last_error(), "SIMCLR_ISA='avx3'"));
+    assert_non_null(strstr(simclr_last_error(), "simclr_context_create"));
+    setenv("SIMCLR_ISA", "", 1); /* empty: as if unset */
+    CHECK_OK(simclr_context_create("cpu", 1, NULL, &ctx));
+    assert_string_equal(simclr_context_isa(ctx), widest);
+    simclr_context_destroy(ctx);
+    unsetenv("SIMCLR_ISA");
+    assert_null(simclr_context_isa(NULL));
+}
+
 static void test_tensor_basics(void **state)
 {
     (void)state;
@@ -219,6 +260,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_version),          cmocka_unit_test(test_status_strings),
         cmocka_unit_test(test_backends),         cmocka_unit_test(test_context),
+        cmocka_unit_test(test_isa_switch),
         cmocka_unit_test(test_tensor_basics),    cmocka_unit_test(test_tensor_wrap),
         cmocka_unit_test(test_tensor_bad_shapes), cmocka_unit_test(test_oom_sweep),
         cmocka_unit_test(test_allocator_used),   cmocka_unit_test(test_error_thread_local),

@@ -2,6 +2,11 @@
  * size-1, larger than a thread grain), compared by normalized error
  * max|cpu - ref| / max|ref|. Every new kernel joins this file.
  *
+ * The whole group runs once per instruction-set copy of the cpu backend
+ * this machine can run (SIMCLR_ISA forces each) and per thread count 1, 2
+ * and 3 (3 workers on 2 cores: uneven splits, a worker count that divides
+ * nothing evenly).
+ *
  * Tolerance: float32 products of length k accumulate a relative rounding
  * error of about k * 2^-24 in the worst case, ~sqrt(k) * 2^-24 typically;
  * ref accumulates in double. 1e-5 covers k up to a few thousand with margin. */
@@ -15,11 +20,21 @@ typedef struct {
     simclr_context *ref, *cpu;
 } ctxs;
 
+static const char *g_isa = "portable";
+static int g_threads = 2;
+
 static int setup(void **state)
 {
     ctxs *c = malloc(sizeof *c);
+    if (setenv("SIMCLR_ISA", g_isa, 1) != 0) return -1;
     if (simclr_context_create("ref", 1, NULL, &c->ref) != SIMCLR_OK) return -1;
-    if (simclr_context_create("cpu", 2, NULL, &c->cpu) != SIMCLR_OK) return -1;
+    if (simclr_context_create("cpu", g_threads, NULL, &c->cpu) != SIMCLR_OK) return -1;
+    unsetenv("SIMCLR_ISA");
+    /* The switch really selected the copy under test. */
+    if (strcmp(simclr_context_isa(c->cpu), g_isa) != 0) {
+        fprintf(stderr, "SIMCLR_ISA=%s gave a context running %s\n", g_isa, simclr_context_isa(c->cpu));
+        return -1;
+    }
     *state = c;
     return 0;
 }
@@ -368,5 +383,20 @@ int main(void)
         cmocka_unit_test(test_batchnorm_kernels),
         cmocka_unit_test(test_pooling),
     };
-    return cmocka_run_group_tests_name("kernels", tests, setup, teardown);
+    static const char *const isas[] = {"avx512", "avx2", "portable"};
+    static const int threads[] = {1, 2, 3};
+    int failed = 0;
+    for (size_t i = 0; i < sizeof isas / sizeof isas[0]; i++) {
+        if (!simclr_isa_supported(isas[i])) {
+            printf("kernels: instruction set %s: not on this machine, its copy is untested here\n", isas[i]);
+            continue;
+        }
+        for (size_t t = 0; t < sizeof threads / sizeof threads[0]; t++) {
+            char name[64];
+            g_isa = isas[i], g_threads = threads[t];
+            snprintf(name, sizeof name, "kernels %s %d thread%s", g_isa, g_threads, g_threads > 1 ? "s" : "");
+            failed += cmocka_run_group_tests_name(name, tests, setup, teardown);
+        }
+    }
+    return failed;
 }

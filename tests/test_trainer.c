@@ -49,10 +49,13 @@ static void make_images(uint8_t *px, int n, uint64_t seed)
     }
 }
 
+/* The thread count of the current run of the group (main runs it at 1, 2, 3). */
+static int g_threads = 2;
+
 static void rig_make(rig *r, simclr_opt_kind kind, double lr)
 {
     memset(r, 0, sizeof *r);
-    CHECK_OK(simclr_context_create("cpu", 2, NULL, &r->ctx));
+    CHECK_OK(simclr_context_create("cpu", g_threads, NULL, &r->ctx));
     CHECK_OK(simclr_resnet_create(r->ctx, 18, 4, 3, SIMCLR_STEM_CIFAR, 11, &r->enc));
     int64_t d = simclr_module_output_dim(r->enc);
     CHECK_OK(simclr_mlp_head_create(r->ctx, (int)d, (int)d, 16, 2, 0, 12, &r->head));
@@ -383,5 +386,11 @@ int main(void)
         cmocka_unit_test(test_nan_changes_nothing),  cmocka_unit_test(test_huge_lr_changes_nothing),
         cmocka_unit_test(test_bad_arguments),        cmocka_unit_test(test_resume_bit_identical),
     };
-    return cmocka_run_group_tests_name("trainer", tests, NULL, NULL);
+    int failed = 0;
+    for (g_threads = 1; g_threads <= 3; g_threads++) {
+        char name[32];
+        snprintf(name, sizeof name, "trainer %d thread%s", g_threads, g_threads > 1 ? "s" : "");
+        failed += cmocka_run_group_tests_name(name, tests, NULL, NULL);
+    }
+    return failed;
 }

@@ -23,7 +23,8 @@ static int fail(const char *what)
 
 int main(int argc, char **argv)
 {
-    if (argc != 3) return fprintf(stderr, "usage: tool_optim IN OUT\n"), 2;
+    if (argc != 3 && argc != 4) return fprintf(stderr, "usage: tool_optim IN OUT [THREADS]\n"), 2;
+    int threads = argc == 4 ? atoi(argv[3]) : 2;
     FILE *in = fopen(argv[1], "rb");
     if (!in) return perror(argv[1]), 1;
     fseek(in, 0, SEEK_END);
@@ -42,7 +43,7 @@ int main(int argc, char **argv)
     simclr_context *ctx;
     simclr_module *m;
     simclr_optimizer *opt;
-    if (simclr_context_create("cpu", 2, NULL, &ctx)) return fail("context");
+    if (simclr_context_create("cpu", threads, NULL, &ctx)) return fail("context");
     if (simclr__module_new(ctx, &dummy_ops, "dummy", &m)) return fail("module");
     for (int i = 0; i < n_params; i++) {
         char name[32];

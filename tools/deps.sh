@@ -1,10 +1,14 @@
 #!/bin/sh
 # Installs the Debian packages a target needs, or names them exactly.
-#   sh tools/deps.sh test   build + tests (incl. the PyTorch cross-checks)
+#   sh tools/deps.sh test   build + everything `make test` reads (the PyTorch
+#                           cross-checks, and Fashion-MNIST for the examples it runs)
 #   sh tools/deps.sh demo   build + the Fashion-MNIST data set
+# `make test` and `make demo` call this first; CI calls nothing before them,
+# so a package missing from a list here fails CI, not a user's machine.
 set -e
 BUILD_PKGS="gcc g++ make pkg-config libopenblas-dev libblas-dev zlib1g-dev"
-TEST_PKGS="libcmocka-dev python3 python3-numpy python3-pytest python3-torch python3-torchvision python3-cffi"
+# The C++ embedding example that `make test` runs reads Fashion-MNIST.
+TEST_PKGS="libcmocka-dev python3 python3-numpy python3-pytest python3-torch python3-torchvision python3-cffi dataset-fashion-mnist"
 # Issue 13: the image companion (libpng, libjpeg-turbo), its PIL cross-check, pip for the binding test.
 IMAGE_PKGS="libpng-dev libjpeg-dev python3-pil python3-pip"
 DEMO_PKGS="dataset-fashion-mnist"

@@ -30,6 +30,9 @@ typedef struct simclr__conv_desc {
 typedef struct simclr__backend {
     const char *name;
     int api_version;
+    /* The instruction set this copy of the kernels was compiled for:
+     * "portable", "avx2" or "avx512" (backend/isa.c). */
+    const char *isa;
 
     /* C[m, n] = alpha * op(A) * op(B) + beta * C, op(X) = X or X^T.
      * op(A) is m x k, op(B) is k x n. beta = 0 ignores C's old content (NaN-safe). */
@@ -109,13 +112,21 @@ typedef struct simclr__backend {
     void (*avgpool_backward)(simclr_context *ctx, int64_t planes, int64_t hw, const float *dy, float *dx);
 } simclr__backend;
 
-/* The registry: NULL for an unknown name. */
-const simclr__backend *simclr__backend_find(const char *name);
+/* The registry: the backend called `name`, in its widest copy whose
+ * instruction set is at most `max_isa` (a simclr__isa value); NULL for an
+ * unknown name. */
+const simclr__backend *simclr__backend_find(const char *name, int max_isa);
+
+/* Instruction sets, narrowest first (backend/isa.c). */
+enum { SIMCLR__ISA_PORTABLE = 0, SIMCLR__ISA_AVX2 = 1, SIMCLR__ISA_AVX512 = 2, SIMCLR__ISA_COUNT = 3 };
+/* The widest instruction set this machine runs and this build has. */
+int simclr__isa_machine(void);
+/* The value of an ISA name, or -1 for an unknown one. */
+int simclr__isa_parse(const char *name);
+const char *simclr__isa_name(int isa);
 
 extern const simclr__backend simclr__backend_ref;
-extern const simclr__backend simclr__backend_cpu;
-
-/* Keeps OpenBLAS single-threaded: the "cpu" backend threads products itself (cpu.c). */
-void simclr__cpu_blas_threads(simclr_context *ctx);
+/* The copies of the "cpu" backend (src/backend/cpu/); NULL where not built. */
+extern const simclr__backend *const simclr__backend_cpu_variants[SIMCLR__ISA_COUNT];
 
 #endif

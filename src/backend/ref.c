@@ -276,6 +276,7 @@ static void ref_avgpool_backward(simclr_context *ctx, int64_t planes, int64_t hw
 const simclr__backend simclr__backend_ref = {
     .name = "ref",
     .api_version = SIMCLR__BACKEND_API_VERSION,
+    .isa = "portable", /* plain loops, compiled for the baseline */
     .gemm = ref_gemm,
     .axpy = ref_axpy,
     .scale = ref_scale,

@@ -69,7 +69,17 @@ simclr_status simclr_context_create(const char *backend, int n_threads,
 {
     static const char fn[] = "simclr_context_create";
     SIMCLR__CHECK_ARG(out, fn, "out is NULL");
-    const struct simclr__backend *be = simclr__backend_find(backend ? backend : "cpu");
+    int isa = simclr__isa_machine();
+    const char *forced = getenv("SIMCLR_ISA");
+    if (forced && *forced) {
+        int want = simclr__isa_parse(forced);
+        if (want < 0)
+            return simclr__fail(SIMCLR_E_INVALID,
+                                "%s: environment SIMCLR_ISA='%s' names no instruction set (avx512, avx2, portable)",
+                                fn, forced);
+        if (want < isa) isa = want;
+    }
+    const struct simclr__backend *be = simclr__backend_find(backend ? backend : "cpu", isa);
     if (!be) return simclr__fail(SIMCLR_E_UNSUPPORTED, "%s: unknown backend '%s' (have: cpu, ref)", fn, backend);
     if (n_threads < 0 || n_threads > 256)
         return simclr__fail(SIMCLR_E_INVALID, "%s: n_threads %d out of range 0..256", fn, n_threads);
@@ -106,6 +116,8 @@ void simclr_context_destroy(simclr_context *ctx)
 const char *simclr_context_backend(const simclr_context *ctx) { return ctx ? ctx->backend->name : NULL; }
 
 int simclr_context_threads(const simclr_context *ctx) { return ctx ? ctx->n_threads : 0; }
+
+const char *simclr_context_isa(const simclr_context *ctx) { return ctx ? ctx->backend->isa : NULL; }
 
 simclr_status simclr_context_set_log(simclr_context *ctx, simclr_log_fn fn, void *user,
                                      simclr_log_level max_level)

@@ -37,10 +37,10 @@ def check(lib, status):
     assert status == 0, lib.simclr_last_error().decode()
 
 
-def run_library(lib, z, views, temperature, backend=b"cpu"):
+def run_library(lib, z, views, temperature, backend=b"cpu", threads=2):
     vp = ctypes.c_void_p
     ctx, loss, zt, gt = vp(), vp(), vp(), vp()
-    check(lib, lib.simclr_context_create(backend, 2, None, ctypes.byref(ctx)))
+    check(lib, lib.simclr_context_create(backend, threads, None, ctypes.byref(ctx)))
     z = np.ascontiguousarray(z, dtype=np.float32)
     dz = np.zeros_like(z)
     shape = (ctypes.c_int64 * 2)(*z.shape)
@@ -90,12 +90,12 @@ CASES = [  # views, N, D, temperature
 ]
 
 
-@pytest.mark.parametrize("backend", [b"cpu", b"ref"])
+@pytest.mark.parametrize("backend,threads", [(b"cpu", 1), (b"cpu", 2), (b"cpu", 3), (b"ref", 1)])
 @pytest.mark.parametrize("views,n,d,temperature", CASES)
-def test_loss_and_grad_match_torch(lib, backend, views, n, d, temperature):
+def test_loss_and_grad_match_torch(lib, backend, threads, views, n, d, temperature):
     rng = np.random.default_rng(views * 1000 + n * 10 + d)
     z = rng.standard_normal((views * n, d)).astype(np.float32)
-    value, acc, dz = run_library(lib, z, views, temperature, backend)
+    value, acc, dz = run_library(lib, z, views, temperature, backend, threads)
     zt = torch.tensor(z, dtype=torch.float64, requires_grad=True)
     loss, want_acc = torch_ntxent(zt, views, temperature)
     loss.backward()

@@ -23,6 +23,7 @@ import torchvision
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
 from conftest import ROOT
+import relu_margin
 
 TOL = 1e-4
 P = ctypes.c_void_p
@@ -145,8 +146,12 @@ def torch_step(model, x_np, r_np, dtype):
     return {k: v.double().numpy() for k, v in out.items()}
 
 
-def cross_check(m, model, x_np, skip=(), backend_ctx=None, report=None, float64_reference=False):
+def cross_check(m, model, x_np, skip=(), backend_ctx=None, report=None, float64_reference=False, sites=None):
     """One TRAIN step and one EVAL forward on both sides; returns the errors.
+
+    sites: the model's ReLU sites (relu_margin): the BN/linear biases feeding
+    them are first shifted so that no ReLU input of the float64 reference is
+    near zero, and that precondition is asserted (see relu_margin.py).
 
     float64_reference: compare against torch in float64 and allow the error of
     torch's own float32 run against it (times 3) when that exceeds TOL. Deep
@@ -155,6 +160,11 @@ def cross_check(m, model, x_np, skip=(), backend_ctx=None, report=None, float64_
     float64 by 1e-1 at 64x64, measured): no float32 implementation can match
     another to 1e-4 there, so the fair test is "no worse than torch"."""
     ctx = backend_ctx
+    if sites is not None:
+        relu_margin.repair_cached(model, x_np, sites)
+        margins = relu_margin.check(model, x_np, sites)
+        if report is not None and sites:
+            report.append(("relu margin", margins["margin"], max(v for _, v in margins["noise"])))
     mine = params(m)
     load_torch_weights(mine, model, skip)
     n = x_np.shape[0]
@@ -232,9 +242,10 @@ def small_resnet(block, layers, width, in_ch, cifar):
 REPORT = []
 
 
-@pytest.fixture(scope="module")
-def ctx():
-    c = Ctx()
+@pytest.fixture(scope="module", params=[1, 2, 3], ids=lambda t: "threads%d" % t)
+def ctx(request):
+    """The cpu backend at 1, 2 and 3 threads (3 workers on 2 cores gives uneven splits)."""
+    c = Ctx(threads=request.param)
     yield c
     c.close()
     print("\nworst relative errors vs torch:", REPORT)
@@ -255,7 +266,7 @@ def test_resnet18_imagenet_torchvision(ctx):
         assert lib.simclr_module_output_dim(m) == 512
         check_flags(params(m))
         x = np.random.default_rng(1).random((2, 3, 64, 64), dtype=np.float32)
-        cross_check(m, model, x, backend_ctx=ctx, report=REPORT)
+        cross_check(m, model, x, backend_ctx=ctx, report=REPORT, sites=relu_margin.resnet_sites(model))
     finally:
         lib.simclr_module_destroy(m)
 
@@ -268,23 +279,27 @@ def test_resnet50_imagenet_torchvision(ctx):
     try:
         assert lib.simclr_module_output_dim(m) == 2048
         x = np.random.default_rng(2).random((2, 3, 64, 64), dtype=np.float32)
-        cross_check(m, model, x, backend_ctx=ctx, report=REPORT, float64_reference=True)
+        cross_check(m, model, x, backend_ctx=ctx, report=REPORT, float64_reference=True,
+                    sites=relu_margin.resnet_sites(model))
     finally:
         lib.simclr_module_destroy(m)
 
 
-@pytest.mark.parametrize("depth,block,layers,in_ch,size", [
-    (18, BasicBlock, [2, 2, 2, 2], 3, (16, 12)),
-    (34, BasicBlock, [3, 4, 6, 3], 1, (16, 12)),
-    (50, Bottleneck, [3, 4, 6, 3], 3, (32, 32)),
+@pytest.mark.parametrize("depth,block,layers,in_ch,size,batch", [
+    (18, BasicBlock, [2, 2, 2, 2], 3, (16, 12), 3),
+    (34, BasicBlock, [3, 4, 6, 3], 1, (16, 12), 3),
+    (50, Bottleneck, [3, 4, 6, 3], 3, (32, 32), 3),
+    (50, Bottleneck, [3, 4, 6, 3], 3, (32, 32), 4),
+    (50, Bottleneck, [3, 4, 6, 3], 3, (32, 32), 5),
 ])
-def test_resnet_cifar_stem_reduced_width(ctx, depth, block, layers, in_ch, size):
+def test_resnet_cifar_stem_reduced_width(ctx, depth, block, layers, in_ch, size, batch):
     torch.manual_seed(depth)
     model = small_resnet(block, layers, 8, in_ch, cifar=True)
     m = make_resnet(ctx, depth, 8, in_ch, 0)
     try:
-        x = np.random.default_rng(depth).random((3, in_ch) + size, dtype=np.float32)
-        cross_check(m, model, x, backend_ctx=ctx, report=REPORT, float64_reference=depth >= 50)
+        x = np.random.default_rng(depth).random((batch, in_ch) + size, dtype=np.float32)
+        cross_check(m, model, x, backend_ctx=ctx, report=REPORT, float64_reference=depth >= 50,
+                    sites=relu_margin.resnet_sites(model))
     finally:
         lib.simclr_module_destroy(m)
 
@@ -297,7 +312,7 @@ def test_resnet18_imagenet_stem_odd_size_ref_backend():
     m = make_resnet(c, 18, 4, 3, 1)
     try:
         x = np.random.default_rng(5).random((2, 3, 37, 29), dtype=np.float32)
-        cross_check(m, model, x, backend_ctx=c, report=REPORT)
+        cross_check(m, model, x, backend_ctx=c, report=REPORT, sites=relu_margin.resnet_sites(model))
     finally:
         lib.simclr_module_destroy(m)
         c.close()
@@ -347,7 +362,8 @@ def test_mlp_head(ctx, n_layers, bn):
         if bn:
             assert skip[0] not in mine
         x = np.random.default_rng(9).standard_normal((6, 48)).astype(np.float32)
-        cross_check(m, model, x, skip=skip, backend_ctx=ctx, report=REPORT)
+        cross_check(m, model, x, skip=skip, backend_ctx=ctx, report=REPORT,
+                    sites=relu_margin.head_sites(model.layers))
     finally:
         lib.simclr_module_destroy(m)
 

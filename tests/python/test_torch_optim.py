@@ -47,7 +47,7 @@ def run_library(kind, settings, init, grads):
     with tempfile.TemporaryDirectory() as d:
         fin, fout = os.path.join(d, "in"), os.path.join(d, "out")
         np.asarray(blob, dtype="<f8").tofile(fin)
-        subprocess.run([tool(), fin, fout], check=True)
+        subprocess.run([tool(), fin, fout, str(THREADS[0])], check=True)
         out = np.fromfile(fout, dtype="<f8")
     total = sum(n for n, _ in SHAPES)
     return out.reshape(STEPS, 2 + total)
@@ -79,9 +79,14 @@ CASES = [
 ]
 
 
+THREADS = [2]  # the thread count of the library run in progress
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
 @pytest.mark.parametrize("exclude", [0, 1])
 @pytest.mark.parametrize("kind,hp", CASES)
-def test_matches_torch(kind, hp, exclude):
+def test_matches_torch(kind, hp, exclude, threads):
+    THREADS[0] = threads
     rng = np.random.default_rng(1234 + kind)
     init = [rng.standard_normal(n).astype(np.float32) for n, _ in SHAPES]
     init[1][:] = 0  # a bias at zero: LARS's ||w|| = 0 branch

@@ -11,7 +11,7 @@
 #include <cblas.h>
 #include <string.h>
 
-#include "cpu_kernels.h"
+#include "kernels.h"
 
 #ifdef SIMCLR_OPENBLAS
 void openblas_set_num_threads(int num_threads);
@@ -89,7 +89,6 @@ typedef struct {
     double partial[256];
 } ew_job;
 
-SIMCLR__VECTOR_CLONES
 static void axpy_task(void *arg, int64_t b, int64_t e, int w)
 {
     ew_job *j = arg;
@@ -97,7 +96,6 @@ static void axpy_task(void *arg, int64_t b, int64_t e, int w)
     for (int64_t i = b; i < e; i++) j->out[i] += j->alpha * j->x[i];
 }
 
-SIMCLR__VECTOR_CLONES
 static void scale_task(void *arg, int64_t b, int64_t e, int w)
 {
     ew_job *j = arg;
@@ -105,7 +103,6 @@ static void scale_task(void *arg, int64_t b, int64_t e, int w)
     for (int64_t i = b; i < e; i++) j->out[i] *= j->alpha;
 }
 
-SIMCLR__VECTOR_CLONES
 static void add_task(void *arg, int64_t b, int64_t e, int w)
 {
     ew_job *j = arg;
@@ -137,7 +134,6 @@ static void sum_task(void *arg, int64_t b, int64_t e, int w)
     j->partial[w] = simclr__cpu_sum_f32(j->x + b, e - b);
 }
 
-SIMCLR__VECTOR_CLONES
 static void dot_task(void *arg, int64_t b, int64_t e, int w)
 {
     ew_job *j = arg;
@@ -199,7 +195,6 @@ typedef struct {
 } rows_job;
 
 /* Column sums: each task owns a band of columns and streams the rows. */
-SIMCLR__VECTOR_CLONES
 static void sum_rows_task(void *arg, int64_t b, int64_t e, int w)
 {
     rows_job *j = arg;
@@ -235,6 +230,7 @@ static void cpu_sum_cols(simclr_context *ctx, int64_t rows, int64_t cols, const 
 const simclr__backend simclr__backend_cpu = {
     .name = "cpu",
     .api_version = SIMCLR__BACKEND_API_VERSION,
+    .isa = SIMCLR__CPU_STR(SIMCLR__CPU_ISA),
     .gemm = simclr__cpu_gemm,
     .axpy = cpu_axpy,
     .scale = cpu_scale,

@@ -20,7 +20,7 @@
 #include <cblas.h>
 #include <string.h>
 
-#include "cpu_kernels.h"
+#include "kernels.h"
 
 /* Chunk size: OpenBLAS runs these products fastest at 1-2 thousand columns
  * (measured: M=64, K=576 at 84 GFLOP/s for N = 1024..2048, 52 at N = 8192,
@@ -54,7 +54,6 @@ typedef struct {
 } col_job;
 
 /* One im2col row: tap (ci, ky, kx) over every output position of the chunk. */
-SIMCLR__VECTOR_CLONES
 static void im2col_row(const col_job *j, int64_t r)
 {
     const simclr__conv_desc *d = j->d;
@@ -93,7 +92,6 @@ static void im2col_task(void *arg, int64_t b, int64_t e, int w)
 
 /* col2im for input channels [b, e): every tap of channel ci writes only into
  * ci's planes, so channels split across threads without races. */
-SIMCLR__VECTOR_CLONES
 static void col2im_task(void *arg, int64_t b, int64_t e, int wk)
 {
     (void)wk;

@@ -6,7 +6,7 @@
  * double every few thousand terms: vectorizable and accurate. */
 #include <string.h>
 
-#include "cpu_kernels.h"
+#include "kernels.h"
 
 #define FOLD 2048
 
@@ -66,7 +66,6 @@ struct row_job {
 
 /* Sums of (x - x0) and (x - x0)^2 with x0 the row's first value: the shift
  * keeps the one-pass variance accurate when |mean| >> std. */
-SIMCLR__VECTOR_CLONES
 static void moments_task(void *arg, int64_t b, int64_t e, int w)
 {
     (void)w;
@@ -105,7 +104,6 @@ void simclr__cpu_row_moments(simclr_context *ctx, int64_t c, int64_t m, const fl
 
 /* ---- fused scale/shift + residual + ReLU ---- */
 
-SIMCLR__VECTOR_CLONES
 static void affine_span(const row_job *j, int64_t r, int64_t j0, int64_t j1)
 {
     float s = j->scale ? j->scale[r] : 1.0f, t = j->shift ? j->shift[r] : 0.0f;
@@ -144,7 +142,6 @@ void simclr__cpu_row_affine(simclr_context *ctx, int64_t c, int64_t m, const flo
 
 /* ---- batch-norm backward ---- */
 
-SIMCLR__VECTOR_CLONES
 static void bn_reduce_task(void *arg, int64_t b, int64_t e, int w)
 {
     (void)w;
@@ -188,7 +185,6 @@ void simclr__cpu_bn_backward_reduce(simclr_context *ctx, int64_t c, int64_t m, c
     simclr__pool_for(ctx->pool, c, SIMCLR__GRAIN / (m > 0 ? m : 1), bn_reduce_task, &j);
 }
 
-SIMCLR__VECTOR_CLONES
 static void bn_dx_span(const row_job *j, int64_t r, int64_t j0, int64_t j1)
 {
     const float *x = j->x + r * j->m, *dy = j->dy + r * j->m, *y = j->y ? j->y + r * j->m : NULL;
@@ -231,7 +227,6 @@ void simclr__cpu_bn_backward_dx(simclr_context *ctx, int64_t c, int64_t m, const
     simclr__pool_for(ctx->pool, c * m, SIMCLR__GRAIN, bn_dx_task, &j);
 }
 
-SIMCLR__VECTOR_CLONES
 static void relu_bwd_task(void *arg, int64_t b, int64_t e, int w)
 {
     (void)w;

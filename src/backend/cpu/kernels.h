@@ -3,22 +3,52 @@
 #ifndef SIMCLR_BACKEND_CPU_KERNELS_H
 #define SIMCLR_BACKEND_CPU_KERNELS_H
 
-#include "backend.h"
+#include "../backend.h"
 
-/* The memory-bound loops (batch norm, im2col/col2im, elementwise) get AVX2
- * and AVX-512 copies beside the baseline x86-64 one; the loader picks one per
- * machine (an ifunc), so one binary runs everywhere and uses wide vectors
- * where they exist. Worth 5-10% of a width-16 training step over -O3 alone.
- * Off for sanitizer builds, other architectures and older compilers. The
- * kernels are compiled with -ffp-contract=off (Makefile), so every copy
- * gives the same bytes. Only on static functions: clang 14 cannot call an
- * external clone from another file. */
-#if defined(__x86_64__) && defined(__linux__) && !defined(SIMCLR_NO_CLONES) && \
-    ((defined(__clang__) && __clang_major__ >= 14) || (!defined(__clang__) && __GNUC__ >= 8))
-#define SIMCLR__VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define SIMCLR__VECTOR_CLONES
+/* One build per instruction set. Every file of src/backend/cpu/ is
+ * compiled once for each ISA the Makefile knows (portable x86-64 or the
+ * host architecture, AVX2+FMA, AVX-512), each copy with its own -m flags and
+ * SIMCLR__CPU_ISA set to its name; the macros below give every external
+ * symbol of the copy that name as a suffix (simclr__cpu_gemm_avx2), so the
+ * copies link side by side. The context picks one at creation from the
+ * machine's CPU and the SIMCLR_ISA environment variable (backend/isa.c), so
+ * tests can force the narrower paths a wider machine would never run.
+ *
+ * The kernels are plain loops written for the vectorizer and compiled with
+ * -ffp-contract=off (no fused multiply-add contraction): every copy computes
+ * the same operations in the same order, only wider. */
+#ifndef SIMCLR__CPU_ISA
+#error "src/backend/cpu/ is compiled by the Makefile with -DSIMCLR__CPU_ISA=portable|avx2|avx512"
 #endif
+#define SIMCLR__CPU_CAT_(a, b) a##_##b
+#define SIMCLR__CPU_CAT(a, b) SIMCLR__CPU_CAT_(a, b)
+#define SIMCLR__CPU_SYM(name) SIMCLR__CPU_CAT(name, SIMCLR__CPU_ISA)
+#define SIMCLR__CPU_STR_(x) #x
+#define SIMCLR__CPU_STR(x) SIMCLR__CPU_STR_(x)
+
+#define simclr__backend_cpu SIMCLR__CPU_SYM(simclr__backend_cpu)
+#define simclr__cpu_blas_threads SIMCLR__CPU_SYM(simclr__cpu_blas_threads)
+#define simclr__cpu_sum_f32 SIMCLR__CPU_SYM(simclr__cpu_sum_f32)
+#define simclr__cpu_gemm SIMCLR__CPU_SYM(simclr__cpu_gemm)
+#define simclr__cpu_conv2d_workspace SIMCLR__CPU_SYM(simclr__cpu_conv2d_workspace)
+#define simclr__cpu_conv2d_forward SIMCLR__CPU_SYM(simclr__cpu_conv2d_forward)
+#define simclr__cpu_conv2d_backward SIMCLR__CPU_SYM(simclr__cpu_conv2d_backward)
+#define simclr__cpu_swap01 SIMCLR__CPU_SYM(simclr__cpu_swap01)
+#define simclr__cpu_row_moments SIMCLR__CPU_SYM(simclr__cpu_row_moments)
+#define simclr__cpu_row_affine SIMCLR__CPU_SYM(simclr__cpu_row_affine)
+#define simclr__cpu_bn_backward_reduce SIMCLR__CPU_SYM(simclr__cpu_bn_backward_reduce)
+#define simclr__cpu_bn_backward_dx SIMCLR__CPU_SYM(simclr__cpu_bn_backward_dx)
+#define simclr__cpu_relu_backward SIMCLR__CPU_SYM(simclr__cpu_relu_backward)
+#define simclr__cpu_maxpool_forward SIMCLR__CPU_SYM(simclr__cpu_maxpool_forward)
+#define simclr__cpu_maxpool_backward SIMCLR__CPU_SYM(simclr__cpu_maxpool_backward)
+#define simclr__cpu_avgpool_forward SIMCLR__CPU_SYM(simclr__cpu_avgpool_forward)
+#define simclr__cpu_avgpool_backward SIMCLR__CPU_SYM(simclr__cpu_avgpool_backward)
+
+/* This copy's vtable (defined in cpu.c). */
+extern const simclr__backend simclr__backend_cpu;
+
+/* Keeps OpenBLAS single-threaded: the "cpu" backend threads products itself (cpu.c). */
+void simclr__cpu_blas_threads(simclr_context *ctx);
 
 /* Below this many elements a parallel region costs more than it saves. */
 #define SIMCLR__GRAIN 32768
