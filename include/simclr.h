@@ -19,7 +19,8 @@
  *    threads at once. One context and the objects made from it are used from
  *    one thread at a time; the library parallelizes inside calls on its own.
  *  - The library never prints, never calls abort()/exit(), and never keeps
- *    global mutable state (the thread-local error message aside).
+ *    global mutable state (the thread-local error message aside, and
+ *    OpenBLAS's process-wide thread count: see simclr_context_create).
  *  - Shapes are int64_t, images are U8 [N, H, W, C] (as decoders produce),
  *    network inputs are F32 [N, C, H, W] with values in [0, 1].
  */
@@ -126,9 +127,14 @@ typedef void (*simclr_progress_fn)(void *user, const char *what, int64_t done, i
  *  backend:   "cpu" (fast, default when NULL) or "ref" (plain loops, the oracle).
  *  n_threads: threads used inside calls; 0 = all online cores; 1..256.
  *             The "cpu" backend runs its own threads and keeps OpenBLAS
- *             single-threaded: in an OpenBLAS build it sets OpenBLAS's
- *             process-wide thread count to 1 before its products, so a host
- *             that also calls OpenBLAS should set its own count before its calls.
+ *             single-threaded. OpenBLAS's thread count is process-wide (the
+ *             library's only process-wide state): in an OpenBLAS build the
+ *             first live "cpu" context saves the host's count and sets 1; the
+ *             last one destroyed restores the saved count, unless the host
+ *             set another meanwhile (then its own stays). So while a "cpu"
+ *             context exists the host's own OpenBLAS calls (NumPy, SciPy)
+ *             run single-threaded; a host that raises the count meanwhile
+ *             gets correct but oversubscribed products from us.
  *  allocator: copied; NULL = aligned malloc/free.
  * Instruction set: the "cpu" backend is compiled once per instruction set
  * ("avx512": AVX-512 F/VL/BW/DQ; "avx2": AVX2 + FMA; "portable": the

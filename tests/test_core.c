@@ -107,6 +107,41 @@ static void test_isa_switch(void **state)
     assert_null(simclr_context_isa(NULL));
 }
 
+#ifdef SIMCLR_OPENBLAS
+void openblas_set_num_threads(int num_threads);
+int openblas_get_num_threads(void);
+#endif
+
+/* OpenBLAS's process-wide thread count: 1 while a cpu context lives, the
+ * host's count back after the last goes; a count the host sets meanwhile
+ * is kept. */
+static void test_openblas_threads_restored(void **state)
+{
+    (void)state;
+#ifdef SIMCLR_OPENBLAS
+    openblas_set_num_threads(2);
+    assert_int_equal(openblas_get_num_threads(), 2);
+    simclr_context *a, *b, *r;
+    CHECK_OK(simclr_context_create("cpu", 2, NULL, &a));
+    assert_int_equal(openblas_get_num_threads(), 1);
+    CHECK_OK(simclr_context_create("cpu", 1, NULL, &b));
+    CHECK_OK(simclr_context_create("ref", 1, NULL, &r));
+    simclr_context_destroy(a);
+    assert_int_equal(openblas_get_num_threads(), 1); /* b still lives */
+    simclr_context_destroy(r);
+    simclr_context_destroy(b);
+    assert_int_equal(openblas_get_num_threads(), 2);
+    /* The host raised it while a context lived: its value stays. */
+    CHECK_OK(simclr_context_create("cpu", 1, NULL, &a));
+    openblas_set_num_threads(3);
+    simclr_context_destroy(a);
+    assert_int_equal(openblas_get_num_threads(), 3);
+    openblas_set_num_threads(1);
+#else
+    skip();
+#endif
+}
+
 static void test_tensor_basics(void **state)
 {
     (void)state;
@@ -260,7 +295,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_version),          cmocka_unit_test(test_status_strings),
         cmocka_unit_test(test_backends),         cmocka_unit_test(test_context),
-        cmocka_unit_test(test_isa_switch),
+        cmocka_unit_test(test_isa_switch),       cmocka_unit_test(test_openblas_threads_restored),
         cmocka_unit_test(test_tensor_basics),    cmocka_unit_test(test_tensor_wrap),
         cmocka_unit_test(test_tensor_bad_shapes), cmocka_unit_test(test_oom_sweep),
         cmocka_unit_test(test_allocator_used),   cmocka_unit_test(test_error_thread_local),

@@ -34,6 +34,13 @@ typedef struct simclr__backend {
      * "portable", "avx2" or "avx512" (backend/isa.c). */
     const char *isa;
 
+    /* Optional (NULL: nothing to do): called by simclr_context_create after
+     * the context is set up, and by simclr_context_destroy before it goes.
+     * The cpu backend holds OpenBLAS at one thread while any of its contexts
+     * lives (backend/blas_threads.c). */
+    void (*context_acquire)(simclr_context *ctx);
+    void (*context_release)(simclr_context *ctx);
+
     /* C[m, n] = alpha * op(A) * op(B) + beta * C, op(X) = X or X^T.
      * op(A) is m x k, op(B) is k x n. beta = 0 ignores C's old content (NaN-safe). */
     void (*gemm)(simclr_context *ctx, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
@@ -126,6 +133,11 @@ int simclr__isa_parse(const char *name);
 const char *simclr__isa_name(int isa);
 
 extern const simclr__backend simclr__backend_ref;
+
+/* OpenBLAS at one thread while any "cpu" context lives, the host's count
+ * restored after the last (backend/blas_threads.c). */
+void simclr__blas_threads_acquire(void);
+void simclr__blas_threads_release(void);
 /* The copies of the "cpu" backend (src/backend/cpu/); NULL where not built. */
 extern const simclr__backend *const simclr__backend_cpu_variants[SIMCLR__ISA_COUNT];
 

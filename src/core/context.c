@@ -101,6 +101,7 @@ simclr_status simclr_context_create(const char *backend, int n_threads,
         a.free(a.user, ctx);
         return st;
     }
+    if (be->context_acquire) be->context_acquire(ctx);
     *out = ctx;
     return SIMCLR_OK;
 }
@@ -108,6 +109,7 @@ simclr_status simclr_context_create(const char *backend, int n_threads,
 void simclr_context_destroy(simclr_context *ctx)
 {
     if (!ctx) return;
+    if (ctx->backend->context_release) ctx->backend->context_release(ctx);
     simclr__pool_destroy(ctx->pool);
     simclr_allocator a = ctx->allocator;
     a.free(a.user, ctx);

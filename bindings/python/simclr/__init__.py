@@ -13,7 +13,7 @@ subclass of SimclrError carrying simclr_last_error().
 from ._lib import BINDINGS_VERSION, has, last_error, library_path, status_string
 from ._lib import version_number, version_string
 from .augment import Augment, bounds as augment_bounds
-from .core import Context, Tensor, backends
+from .core import Context, Tensor, backends, isa_supported
 from .data import Dataset
 from .enums import (AugParam, AugPreset, DType, LogLevel, Mode, OptKind, OptParam, Stat, Status,
                     Stem, PARAM_BUFFER, PARAM_NO_DECAY)
@@ -34,7 +34,7 @@ __all__ = [
     "Module", "NTXent", "NumericError", "OptKind", "OptParam", "Optimizer", "OutOfMemory",
     "PARAM_BUFFER", "PARAM_NO_DECAY", "Parameter", "ResNet", "STATUS_EXCEPTIONS", "ShapeError",
     "SimclrError", "SimclrIOError", "Stat", "StateError", "Status", "Stem", "Tensor", "Trainer",
-    "Unsupported", "augment_bounds", "backends", "extract_features", "has", "knn_eval",
+    "Unsupported", "augment_bounds", "backends", "extract_features", "isa_supported", "has", "knn_eval",
     "last_error", "library_path", "linear_probe", "lr_linear_scaling", "lr_sqrt_scaling",
     "status_string", "version_number", "version_string",
 ]

@@ -31,6 +31,8 @@ PROTOTYPES = """
     void simclr_context_destroy(simclr_context *ctx);
     const char * simclr_context_backend(const simclr_context *ctx);
     int simclr_context_threads(const simclr_context *ctx);
+    const char * simclr_context_isa(const simclr_context *ctx);
+    int simclr_isa_supported(const char *isa);
     simclr_status simclr_context_set_log(simclr_context *ctx, simclr_log_fn fn, void *user, simclr_log_level max_level);
     simclr_status simclr_context_set_progress(simclr_context *ctx, simclr_progress_fn fn, void *user);
     int simclr_backend_count(void);

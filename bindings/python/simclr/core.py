@@ -153,6 +153,12 @@ class Context(Handle):
     def threads(self) -> int:
         return int(fn.context_threads(self._ptr))
 
+    @property
+    def isa(self) -> str:
+        """The instruction-set copy of the kernels this context runs: "avx512",
+        "avx2" or "portable" (the SIMCLR_ISA environment variable caps it)."""
+        return fn.context_isa(self._ptr).decode()
+
     def set_log(self, callback: Optional[LogCallback], level: Union[int, str] = LogLevel.INFO) -> None:
         """Sends the library's log messages up to `level` to callback(level, message);
         None removes the sink. Exceptions raised by the callback are printed and ignored."""
@@ -202,6 +208,12 @@ class Context(Handle):
 def backends() -> Tuple[str, ...]:
     """Names of the compiled-in backends."""
     return tuple(fn.backend_name(i).decode() for i in range(fn.backend_count()))
+
+
+def isa_supported(isa: str) -> bool:
+    """True when this machine and build can run the "cpu" backend's copy for
+    `isa` ("avx512", "avx2", "portable")."""
+    return bool(fn.isa_supported(isa.encode()))
 
 
 def check_context(ctx: Any, name: str = "ctx") -> Context:

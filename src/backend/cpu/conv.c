@@ -245,7 +245,6 @@ void simclr__cpu_conv2d_forward(simclr_context *ctx, const simclr__conv_desc *d,
     if (is_pointwise(d)) {
         simclr__cpu_gemm(ctx, 0, 0, d->cout, m, k, 1.0f, w, k, x, m, 0.0f, y, m);
     } else if (sub) {
-        simclr__cpu_blas_threads(ctx);
         chunk_job c = {.d = d, .x = x, .w = w, .y = y, .ws = ws, .sub = sub, .ws_per = (size_t)(k * sub * plane)};
         simclr__pool_for(ctx->pool, (d->n + sub - 1) / sub, 1, forward_chunks, &c);
     } else {
@@ -278,7 +277,6 @@ void simclr__cpu_conv2d_backward(simclr_context *ctx, const simclr__conv_desc *d
     }
     int64_t nb = chunk_images(d), in_plane = d->h * d->w, sub = worker_images(ctx, d);
     if (sub) {
-        simclr__cpu_blas_threads(ctx);
         int64_t t = simclr__pool_size(ctx->pool), chunks = (d->n + sub - 1) / sub;
         size_t col = (size_t)(k * nb * plane);
         chunk_job c = {.d = d, .x = x, .w = w, .dy = dy, .dx = dx, .ws = ws, .sub = sub,

@@ -5,7 +5,7 @@
  * not notice an outer parallel region, and its idle workers spin for a while
  * after every call, stealing the core our pool needs for the elementwise
  * pass that follows (measured: a Fashion-MNIST training step 35% slower on 2
- * cores). So BLAS runs single-threaded and the pool splits each large
+ * cores). So BLAS runs single-threaded (backend/blas_threads.c) and the pool splits each large
  * product into blocks of output columns (or rows), one single-threaded
  * cblas_sgemm per block. */
 #include <cblas.h>
@@ -13,17 +13,16 @@
 
 #include "kernels.h"
 
-#ifdef SIMCLR_OPENBLAS
-void openblas_set_num_threads(int num_threads);
-int openblas_get_num_threads(void);
-#endif
-
-void simclr__cpu_blas_threads(simclr_context *ctx)
+static void cpu_acquire(simclr_context *ctx)
 {
     (void)ctx;
-#ifdef SIMCLR_OPENBLAS
-    if (openblas_get_num_threads() != 1) openblas_set_num_threads(1);
-#endif
+    simclr__blas_threads_acquire();
+}
+
+static void cpu_release(simclr_context *ctx)
+{
+    (void)ctx;
+    simclr__blas_threads_release();
 }
 
 typedef struct {
@@ -72,7 +71,6 @@ void simclr__cpu_gemm(simclr_context *ctx, int ta, int tb, int64_t m, int64_t n,
     }
     /* beta = 0: BLAS does not read C ("C need not be set on input", and
      * OpenBLAS zeroes it), so no NaN in a fresh buffer leaks through. */
-    simclr__cpu_blas_threads(ctx);
     gemm_job j = {ta, tb, m, n, k, alpha, beta, a, b, lda, ldb, ldc, c, n >= m};
     int64_t blocks = ((j.split_n ? n : m) + GEMM_BLOCK - 1) / GEMM_BLOCK;
     /* About a million multiply-adds per block amortizes waking a worker. */
@@ -231,6 +229,8 @@ const simclr__backend simclr__backend_cpu = {
     .name = "cpu",
     .api_version = SIMCLR__BACKEND_API_VERSION,
     .isa = SIMCLR__CPU_STR(SIMCLR__CPU_ISA),
+    .context_acquire = cpu_acquire,
+    .context_release = cpu_release,
     .gemm = simclr__cpu_gemm,
     .axpy = cpu_axpy,
     .scale = cpu_scale,

@@ -27,7 +27,6 @@
 #define SIMCLR__CPU_STR(x) SIMCLR__CPU_STR_(x)
 
 #define simclr__backend_cpu SIMCLR__CPU_SYM(simclr__backend_cpu)
-#define simclr__cpu_blas_threads SIMCLR__CPU_SYM(simclr__cpu_blas_threads)
 #define simclr__cpu_sum_f32 SIMCLR__CPU_SYM(simclr__cpu_sum_f32)
 #define simclr__cpu_gemm SIMCLR__CPU_SYM(simclr__cpu_gemm)
 #define simclr__cpu_conv2d_workspace SIMCLR__CPU_SYM(simclr__cpu_conv2d_workspace)
@@ -46,9 +45,6 @@
 
 /* This copy's vtable (defined in cpu.c). */
 extern const simclr__backend simclr__backend_cpu;
-
-/* Keeps OpenBLAS single-threaded: the "cpu" backend threads products itself (cpu.c). */
-void simclr__cpu_blas_threads(simclr_context *ctx);
 
 /* Below this many elements a parallel region costs more than it saves. */
 #define SIMCLR__GRAIN 32768
