@@ -5,8 +5,8 @@ import re
 import subprocess
 import sys
 
-import simclr
-from simclr import _lib, enums
+import libsimclr as simclr
+from libsimclr import _lib, enums
 
 from conftest import ROOT
 
@@ -25,7 +25,7 @@ def _norm(t):
 def test_every_header_function_is_declared_with_the_same_signature():
     header = _header_prototypes()
     ours = {s["name"]: s for s in _lib.SIGNATURES}
-    assert sorted(header) == sorted(ours), "bindings/python/simclr/_lib.py PROTOTYPES differ from the header"
+    assert sorted(header) == sorted(ours), "bindings/python/libsimclr/_lib.py PROTOTYPES differ from the header"
     for name, h in header.items():
         o = ours[name]
         assert _norm(h["ret"]) == _norm(o["ret"]), name

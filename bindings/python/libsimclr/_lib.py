@@ -216,7 +216,7 @@ def _candidates() -> List[str]:
     if env:
         paths.append(env)
     paths.append(os.path.join(here, SONAME))
-    # Running from the source tree: bindings/python/simclr -> <repo>/lib.
+    # Running from the source tree: bindings/python/libsimclr -> <repo>/lib.
     paths.append(os.path.normpath(os.path.join(here, "..", "..", "..", "lib", SONAME)))
     return paths
 
