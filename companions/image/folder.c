@@ -110,7 +110,7 @@ static simclr_status list_dir(const char *dir, char ***names, size_t *n)
         free(v);
         return st;
     }
-    qsort(v, k, sizeof *v, cmp_str);
+    if (k > 1) qsort(v, k, sizeof *v, cmp_str); /* qsort(NULL, 0) is undefined */
     *names = v;
     *n = k;
     return SIMCLR_OK;
