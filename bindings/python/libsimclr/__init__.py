@@ -15,11 +15,12 @@ from ._lib import version_number, version_string
 from .augment import Augment, bounds as augment_bounds
 from .core import Context, Tensor, backends, isa_supported
 from .data import Dataset
-from .enums import (AugParam, AugPreset, DType, LogLevel, Mode, OptKind, OptParam, Stat, Status,
+from .enums import (AugParam, AugPreset, DType, EmbedParam, LogLevel, Mode, OptKind, OptParam, Stat, Status,
                     Stem, PARAM_BUFFER, PARAM_NO_DECAY)
 from .errors import (FormatError, InternalError, InvalidArgument, LibraryVersionError,
                      NumericError, OutOfMemory, ShapeError, SimclrError, SimclrIOError, StateError,
                      Unsupported, STATUS_EXCEPTIONS)
+from .embed import Embedder
 from .evaluation import extract_features, knn_eval, linear_probe
 from .loss import NTXent
 from .modules import MLPHead, Module, Parameter, ResNet
@@ -29,7 +30,7 @@ from .trainer import Trainer
 __version__ = "%d.%d.%d" % BINDINGS_VERSION
 
 __all__ = [
-    "Augment", "AugParam", "AugPreset", "Context", "Dataset", "DType", "FormatError",
+    "Augment", "AugParam", "AugPreset", "Context", "Dataset", "DType", "EmbedParam", "Embedder", "FormatError",
     "InternalError", "InvalidArgument", "LibraryVersionError", "LogLevel", "MLPHead", "Mode",
     "Module", "NTXent", "NumericError", "OptKind", "OptParam", "Optimizer", "OutOfMemory",
     "PARAM_BUFFER", "PARAM_NO_DECAY", "Parameter", "ResNet", "STATUS_EXCEPTIONS", "ShapeError",
