@@ -196,6 +196,8 @@ check-symbols: $(SHARED)
 check-header:
 	$(CC) -std=c11 -pedantic -Wall -Wextra -Werror -fsyntax-only -x c include/simclr.h
 	$(CXX) -std=c++11 -pedantic -Wall -Wextra -Werror -fsyntax-only -x c++ include/simclr.h
+	$(CC) -Iinclude -std=c11 -pedantic -Wall -Wextra -Werror -fsyntax-only -x c include/simclr_image.h
+	$(CXX) -Iinclude -std=c++11 -pedantic -Wall -Wextra -Werror -fsyntax-only -x c++ include/simclr_image.h
 	@echo "header: compiles as C11 and C++"
 
 tools: $(TOOL_BINS)
@@ -286,6 +288,11 @@ $(IMG_SHARED): $(IMG_OBJS) $(SHARED) companions/image/simclr_image.map
 	      -Wl,--no-undefined $(SAN_FLAGS) -L$(OUT) -lsimclr $(IMG_LIBS)
 	ln -sf libsimclr_image.so.$(VERSION) $(OUT)/$(IMG_SONAME)
 	ln -sf $(IMG_SONAME) $(OUT)/libsimclr_image.so
+
+# The augmentation grid example writes its PNG with the companion.
+$(BUILD)/examples/augment_grid: examples/augment_grid.c $(IMG_STATIC) $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) -Iinclude $(TEST_CFLAGS) $< -o $@ $(IMG_STATIC) $(STATIC) $(IMG_LIBS) $(LIBS)
 
 # Tests of the companion link it too.
 $(BUILD)/tests/test_image_%: tests/test_image_%.c tests/test_util.h $(IMG_STATIC) $(STATIC)
