@@ -10,7 +10,7 @@
 
 #include "internal.h"
 
-simclr_status simg__fail(simclr_status status, const char *fmt, ...)
+simclr_status simclr__img_fail(simclr_status status, const char *fmt, ...)
 {
     char msg[512];
     va_list ap;
@@ -29,7 +29,7 @@ static uint8_t muldiv255(unsigned a, unsigned b)
 static uint8_t gray_of(const uint8_t *p) { return (uint8_t)((19595u * p[0] + 38470u * p[1] + 7471u * p[2] + 0x8000u) >> 16); }
 
 /* raw (1, 3 or 4 channels) -> out (channels 1 or 3), same geometry. */
-static void convert(const simg__raw *raw, int channels, uint8_t *out)
+static void convert(const simclr__img_raw *raw, int channels, uint8_t *out)
 {
     int64_t n = raw->h * raw->w;
     for (int64_t i = 0; i < n; i++) {
@@ -78,32 +78,32 @@ simclr_status simclr_image_decode_memory(const void *data, size_t size, const ch
     static const char fn[] = "simclr_image_decode";
     if (!name) name = "<memory>";
     if (!data || !pixels || !height || !width)
-        return simg__fail(SIMCLR_E_INVALID, "%s: %s: data, pixels, height or width is NULL", fn, name);
+        return simclr__img_fail(SIMCLR_E_INVALID, "%s: %s: data, pixels, height or width is NULL", fn, name);
     if (channels != 1 && channels != 3)
-        return simg__fail(SIMCLR_E_INVALID, "%s: %s: channels %d must be 1 or 3", fn, name, channels);
+        return simclr__img_fail(SIMCLR_E_INVALID, "%s: %s: channels %d must be 1 or 3", fn, name, channels);
     if (max_pixels < 1) max_pixels = SIMCLR_IMAGE_DEFAULT_MAX_PIXELS;
     const uint8_t *d = data;
-    simg__raw raw = {0};
+    simclr__img_raw raw = {0};
     simclr_status st;
     if (size >= 8 && memcmp(d, "\x89PNG\r\n\x1a\n", 8) == 0)
-        st = simg__decode_png(d, size, name, max_pixels, &raw);
+        st = simclr__img_decode_png(d, size, name, max_pixels, &raw);
     else if (size >= 3 && d[0] == 0xff && d[1] == 0xd8 && d[2] == 0xff)
-        st = simg__decode_jpeg(d, size, name, max_pixels, min_side, &raw);
+        st = simclr__img_decode_jpeg(d, size, name, max_pixels, min_side, &raw);
     else if (size == 0)
-        return simg__fail(SIMCLR_E_FORMAT, "%s: the file is empty", name);
+        return simclr__img_fail(SIMCLR_E_FORMAT, "%s: the file is empty", name);
     else
-        return simg__fail(SIMCLR_E_FORMAT, "%s: not a PNG or JPEG image (unknown signature)", name);
+        return simclr__img_fail(SIMCLR_E_FORMAT, "%s: not a PNG or JPEG image (unknown signature)", name);
     if (st != SIMCLR_OK) return st;
     if (raw.h < 1 || raw.w < 1) {
         free(raw.px);
-        return simg__fail(SIMCLR_E_FORMAT, "%s: the image has no pixels (%lld x %lld)", name, (long long)raw.h,
+        return simclr__img_fail(SIMCLR_E_FORMAT, "%s: the image has no pixels (%lld x %lld)", name, (long long)raw.h,
                           (long long)raw.w);
     }
     size_t bytes = (size_t)raw.h * (size_t)raw.w * (size_t)channels;
     uint8_t *conv = (raw.c == channels) ? raw.px : malloc(bytes);
     if (!conv) {
         free(raw.px);
-        return simg__fail(SIMCLR_E_NOMEM, "%s: no memory to convert %lld x %lld pixels", name, (long long)raw.h,
+        return simclr__img_fail(SIMCLR_E_NOMEM, "%s: no memory to convert %lld x %lld pixels", name, (long long)raw.h,
                           (long long)raw.w);
     }
     if (conv != raw.px) {
@@ -115,7 +115,7 @@ simclr_status simclr_image_decode_memory(const void *data, size_t size, const ch
         uint8_t *o = malloc(bytes);
         if (!o) {
             free(conv);
-            return simg__fail(SIMCLR_E_NOMEM, "%s: no memory to orient %lld x %lld pixels", name, (long long)h,
+            return simclr__img_fail(SIMCLR_E_NOMEM, "%s: no memory to orient %lld x %lld pixels", name, (long long)h,
                               (long long)w);
         }
         orient(conv, raw.h, raw.w, channels, raw.orientation, o, &h, &w);
@@ -129,10 +129,10 @@ simclr_status simclr_image_decode_memory(const void *data, size_t size, const ch
 }
 
 /* Reads a whole file; SIMCLR_E_IO naming it. */
-simclr_status simg__read_file(const char *path, uint8_t **data, size_t *size)
+simclr_status simclr__img_read_file(const char *path, uint8_t **data, size_t *size)
 {
     FILE *f = fopen(path, "rb");
-    if (!f) return simg__fail(SIMCLR_E_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (!f) return simclr__img_fail(SIMCLR_E_IO, "%s: cannot open: %s", path, strerror(errno));
     size_t cap = 1 << 16, n = 0;
     uint8_t *buf = malloc(cap);
     while (buf) {
@@ -150,10 +150,10 @@ simclr_status simg__read_file(const char *path, uint8_t **data, size_t *size)
     int bad = ferror(f);
     int saved = errno;
     fclose(f);
-    if (!buf) return simg__fail(SIMCLR_E_NOMEM, "%s: no memory to read the file", path);
+    if (!buf) return simclr__img_fail(SIMCLR_E_NOMEM, "%s: no memory to read the file", path);
     if (bad) {
         free(buf);
-        return simg__fail(SIMCLR_E_IO, "%s: read error: %s", path, strerror(saved));
+        return simclr__img_fail(SIMCLR_E_IO, "%s: read error: %s", path, strerror(saved));
     }
     *data = buf;
     *size = n;
@@ -163,10 +163,10 @@ simclr_status simg__read_file(const char *path, uint8_t **data, size_t *size)
 simclr_status simclr_image_decode_file(const char *path, int channels, int64_t max_pixels, int min_side,
                                           uint8_t **pixels, int64_t *height, int64_t *width)
 {
-    if (!path) return simg__fail(SIMCLR_E_INVALID, "simclr_image_decode_file: path is NULL");
+    if (!path) return simclr__img_fail(SIMCLR_E_INVALID, "simclr_image_decode_file: path is NULL");
     uint8_t *data;
     size_t size;
-    simclr_status st = simg__read_file(path, &data, &size);
+    simclr_status st = simclr__img_read_file(path, &data, &size);
     if (st != SIMCLR_OK) return st;
     st = simclr_image_decode_memory(data, size, path, channels, max_pixels, min_side, pixels, height, width);
     free(data);

@@ -34,8 +34,8 @@ static void on_message(j_common_ptr cinfo, int level)
     }
 }
 
-simclr_status simg__decode_jpeg(const uint8_t *data, size_t size, const char *name, int64_t max_pixels,
-                                int min_side, simg__raw *raw)
+simclr_status simclr__img_decode_jpeg(const uint8_t *data, size_t size, const char *name, int64_t max_pixels,
+                                int min_side, simclr__img_raw *raw)
 {
     struct jpeg_decompress_struct cinfo;
     err_mgr err;
@@ -49,7 +49,7 @@ simclr_status simg__decode_jpeg(const uint8_t *data, size_t size, const char *na
     if (setjmp(err.jump)) {
         free(px);
         jpeg_destroy_decompress(&cinfo);
-        if (!reported) return simg__fail(st, "%s: corrupt JPEG: %s", name, err.message);
+        if (!reported) return simclr__img_fail(st, "%s: corrupt JPEG: %s", name, err.message);
         return st;
     }
     jpeg_create_decompress(&cinfo);
@@ -59,12 +59,12 @@ simclr_status simg__decode_jpeg(const uint8_t *data, size_t size, const char *na
     int orientation = 1;
     for (jpeg_saved_marker_ptr m = cinfo.marker_list; m; m = m->next)
         if (m->marker == JPEG_APP0 + 1 && m->data_length >= 6 && memcmp(m->data, "Exif\0\0", 6) == 0) {
-            orientation = simg__exif_orientation(m->data, m->data_length);
+            orientation = simclr__img_exif_orientation(m->data, m->data_length);
             break;
         }
     if ((int64_t)cinfo.image_width * (int64_t)cinfo.image_height > max_pixels) {
         reported = 1;
-        st = simg__fail(SIMCLR_E_FORMAT, "%s: JPEG of %u x %u pixels exceeds the limit of %lld pixels", name,
+        st = simclr__img_fail(SIMCLR_E_FORMAT, "%s: JPEG of %u x %u pixels exceeds the limit of %lld pixels", name,
                         cinfo.image_width, cinfo.image_height, (long long)max_pixels);
         longjmp(err.jump, 1);
     }
@@ -86,7 +86,7 @@ simclr_status simg__decode_jpeg(const uint8_t *data, size_t size, const char *na
     px = malloc(stride * cinfo.output_height);
     if (!px) {
         reported = 1;
-        st = simg__fail(SIMCLR_E_NOMEM, "%s: JPEG: no memory for %u x %u pixels", name, cinfo.output_width,
+        st = simclr__img_fail(SIMCLR_E_NOMEM, "%s: JPEG: no memory for %u x %u pixels", name, cinfo.output_width,
                         cinfo.output_height);
         longjmp(err.jump, 1);
     }
@@ -100,6 +100,6 @@ simclr_status simg__decode_jpeg(const uint8_t *data, size_t size, const char *na
     jpeg_destroy_decompress(&cinfo);
     if (cmyk && !inverted) /* plain CMYK: store as "ink amount" like the inverted case after flipping */
         for (size_t i = 0; i < stride * (size_t)h; i++) px[i] = (uint8_t)(255 - px[i]);
-    *raw = (simg__raw){px, h, w, c, orientation};
+    *raw = (simclr__img_raw){px, h, w, c, orientation};
     return SIMCLR_OK;
 }

@@ -36,8 +36,8 @@ static void on_error(png_structp png, png_const_charp msg)
 
 static void on_warning(png_structp png, png_const_charp msg) { (void)png, (void)msg; }
 
-simclr_status simg__decode_png(const uint8_t *data, size_t size, const char *name, int64_t max_pixels,
-                               simg__raw *raw)
+simclr_status simclr__img_decode_png(const uint8_t *data, size_t size, const char *name, int64_t max_pixels,
+                               simclr__img_raw *raw)
 {
     /* The declared size, checked before libpng reads on (IHDR is always the
      * first chunk: a signature, length, "IHDR", width, height). */
@@ -45,16 +45,16 @@ simclr_status simg__decode_png(const uint8_t *data, size_t size, const char *nam
         uint32_t dw = (uint32_t)data[16] << 24 | (uint32_t)data[17] << 16 | (uint32_t)data[18] << 8 | data[19];
         uint32_t dh = (uint32_t)data[20] << 24 | (uint32_t)data[21] << 16 | (uint32_t)data[22] << 8 | data[23];
         if ((int64_t)dw * (int64_t)dh > max_pixels)
-            return simg__fail(SIMCLR_E_FORMAT, "%s: PNG of %u x %u pixels exceeds the limit of %lld pixels", name,
+            return simclr__img_fail(SIMCLR_E_FORMAT, "%s: PNG of %u x %u pixels exceeds the limit of %lld pixels", name,
                               (unsigned)dw, (unsigned)dh, (long long)max_pixels);
     }
     reader r = {data, size, 0, ""};
     png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &r, on_error, on_warning);
-    if (!png) return simg__fail(SIMCLR_E_NOMEM, "%s: PNG: cannot create a decoder", name);
+    if (!png) return simclr__img_fail(SIMCLR_E_NOMEM, "%s: PNG: cannot create a decoder", name);
     png_infop info = png_create_info_struct(png);
     if (!info) {
         png_destroy_read_struct(&png, NULL, NULL);
-        return simg__fail(SIMCLR_E_NOMEM, "%s: PNG: cannot create a decoder", name);
+        return simclr__img_fail(SIMCLR_E_NOMEM, "%s: PNG: cannot create a decoder", name);
     }
     uint8_t *volatile px = NULL;
     png_bytep *volatile rows = NULL;
@@ -64,7 +64,7 @@ simclr_status simg__decode_png(const uint8_t *data, size_t size, const char *nam
         free(px);
         free(rows);
         png_destroy_read_struct(&png, &info, NULL);
-        if (!reported) return simg__fail(st, "%s: corrupt PNG: %s", name, r.message[0] ? r.message : "?");
+        if (!reported) return simclr__img_fail(st, "%s: corrupt PNG: %s", name, r.message[0] ? r.message : "?");
         return st;
     }
     png_set_read_fn(png, &r, on_read);
@@ -74,7 +74,7 @@ simclr_status simg__decode_png(const uint8_t *data, size_t size, const char *nam
     int color = png_get_color_type(png, info), depth = png_get_bit_depth(png, info);
     if ((int64_t)w * (int64_t)h > max_pixels) {
         reported = 1;
-        st = simg__fail(SIMCLR_E_FORMAT, "%s: PNG of %u x %u pixels exceeds the limit of %lld pixels", name,
+        st = simclr__img_fail(SIMCLR_E_FORMAT, "%s: PNG of %u x %u pixels exceeds the limit of %lld pixels", name,
                         (unsigned)w, (unsigned)h, (long long)max_pixels);
         png_longjmp(png, 1);
     }
@@ -82,7 +82,7 @@ simclr_status simg__decode_png(const uint8_t *data, size_t size, const char *nam
 #ifdef PNG_eXIf_SUPPORTED
     png_bytep exif = NULL;
     png_uint_32 exif_len = 0;
-    if (png_get_eXIf_1(png, info, &exif_len, &exif)) orientation = simg__exif_orientation(exif, exif_len);
+    if (png_get_eXIf_1(png, info, &exif_len, &exif)) orientation = simclr__img_exif_orientation(exif, exif_len);
 #endif
     if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
     if (color == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
@@ -104,7 +104,7 @@ simclr_status simg__decode_png(const uint8_t *data, size_t size, const char *nam
     rows = malloc(sizeof(png_bytep) * h);
     if (!px || !rows) {
         reported = 1;
-        st = simg__fail(SIMCLR_E_NOMEM, "%s: PNG: no memory for %u x %u pixels", name, (unsigned)w, (unsigned)h);
+        st = simclr__img_fail(SIMCLR_E_NOMEM, "%s: PNG: no memory for %u x %u pixels", name, (unsigned)w, (unsigned)h);
         png_longjmp(png, 1);
     }
     for (png_uint_32 y = 0; y < h; y++) rows[y] = px + y * stride;
@@ -112,6 +112,6 @@ simclr_status simg__decode_png(const uint8_t *data, size_t size, const char *nam
     png_read_end(png, NULL);
     free(rows);
     png_destroy_read_struct(&png, &info, NULL);
-    *raw = (simg__raw){px, h, w, c, orientation};
+    *raw = (simclr__img_raw){px, h, w, c, orientation};
     return SIMCLR_OK;
 }

@@ -13,7 +13,7 @@ static uint32_t rd32(const uint8_t *p, int le)
               : (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
 }
 
-int simg__exif_orientation(const uint8_t *data, size_t size)
+int simclr__img_exif_orientation(const uint8_t *data, size_t size)
 {
     if (size >= 6 && memcmp(data, "Exif\0\0", 6) == 0) data += 6, size -= 6;
     if (size < 8) return 1;

@@ -66,7 +66,7 @@ static simclr_status add_path(simclr_image_folder *f, char *path, int32_t label)
         if (l) f->labels = l;
         if (!p || !l) {
             free(path);
-            return simg__fail(SIMCLR_E_NOMEM, "simclr_image_folder_open: no memory for %lld paths", (long long)cap);
+            return simclr__img_fail(SIMCLR_E_NOMEM, "simclr_image_folder_open: no memory for %lld paths", (long long)cap);
         }
         f->cap = cap;
     }
@@ -82,7 +82,7 @@ static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *
 static simclr_status list_dir(const char *dir, char ***names, size_t *n)
 {
     DIR *d = opendir(dir);
-    if (!d) return simg__fail(SIMCLR_E_IO, "%s: cannot open the folder: %s", dir, strerror(errno));
+    if (!d) return simclr__img_fail(SIMCLR_E_IO, "%s: cannot open the folder: %s", dir, strerror(errno));
     size_t cap = 0, k = 0;
     char **v = NULL;
     struct dirent *e;
@@ -93,13 +93,13 @@ static simclr_status list_dir(const char *dir, char ***names, size_t *n)
             cap = cap ? 2 * cap : 64;
             char **nv = realloc(v, cap * sizeof *nv);
             if (!nv) {
-                st = simg__fail(SIMCLR_E_NOMEM, "%s: no memory to list the folder", dir);
+                st = simclr__img_fail(SIMCLR_E_NOMEM, "%s: no memory to list the folder", dir);
                 break;
             }
             v = nv;
         }
         if (!(v[k] = strdup(e->d_name))) {
-            st = simg__fail(SIMCLR_E_NOMEM, "%s: no memory to list the folder", dir);
+            st = simclr__img_fail(SIMCLR_E_NOMEM, "%s: no memory to list the folder", dir);
             break;
         }
         k++;
@@ -124,21 +124,21 @@ typedef struct dirs {
 /* Collects dir and every folder below it (paths malloc'ed). */
 static simclr_status collect_dirs(const char *dir, dirs *out, int depth)
 {
-    if (depth > 64) return simg__fail(SIMCLR_E_FORMAT, "%s: folders nested more than 64 deep", dir);
+    if (depth > 64) return simclr__img_fail(SIMCLR_E_FORMAT, "%s: folders nested more than 64 deep", dir);
     if (out->n == out->cap) {
         size_t cap = out->cap ? 2 * out->cap : 16;
         char **v = realloc(out->v, cap * sizeof *v);
-        if (!v) return simg__fail(SIMCLR_E_NOMEM, "%s: no memory", dir);
+        if (!v) return simclr__img_fail(SIMCLR_E_NOMEM, "%s: no memory", dir);
         out->v = v, out->cap = cap;
     }
-    if (!(out->v[out->n] = strdup(dir))) return simg__fail(SIMCLR_E_NOMEM, "%s: no memory", dir);
+    if (!(out->v[out->n] = strdup(dir))) return simclr__img_fail(SIMCLR_E_NOMEM, "%s: no memory", dir);
     out->n++;
     char **names = NULL;
     size_t n = 0;
     simclr_status st = list_dir(dir, &names, &n);
     for (size_t i = 0; i < n; i++) {
         char *path = st == SIMCLR_OK ? join(dir, names[i]) : NULL;
-        if (st == SIMCLR_OK && !path) st = simg__fail(SIMCLR_E_NOMEM, "%s: no memory", dir);
+        if (st == SIMCLR_OK && !path) st = simclr__img_fail(SIMCLR_E_NOMEM, "%s: no memory", dir);
         if (path && is_dir(path)) st = collect_dirs(path, out, depth + 1);
         free(path);
         free(names[i]);
@@ -162,7 +162,7 @@ static simclr_status walk(simclr_image_folder *f, const char *dir, int32_t label
         for (size_t i = 0; i < n; i++) {
             if (st == SIMCLR_OK && has_image_extension(names[i])) {
                 char *path = join(d.v[k], names[i]);
-                if (!path) st = simg__fail(SIMCLR_E_NOMEM, "%s: no memory", d.v[k]);
+                if (!path) st = simclr__img_fail(SIMCLR_E_NOMEM, "%s: no memory", d.v[k]);
                 else if (is_dir(path)) free(path);
                 else st = add_path(f, path, label);
             }
@@ -193,17 +193,17 @@ simclr_status simclr_image_folder_open(simclr_context *ctx, const char *root, in
                                        simclr_image_folder **out)
 {
     static const char fn[] = "simclr_image_folder_open";
-    if (!ctx || !root || !out) return simg__fail(SIMCLR_E_INVALID, "%s: ctx, root or out is NULL", fn);
+    if (!ctx || !root || !out) return simclr__img_fail(SIMCLR_E_INVALID, "%s: ctx, root or out is NULL", fn);
     if (channels != 1 && channels != 3)
-        return simg__fail(SIMCLR_E_INVALID, "%s: channels %d must be 1 or 3", fn, channels);
-    if (labels != 0 && labels != 1) return simg__fail(SIMCLR_E_INVALID, "%s: labels %d must be 0 or 1", fn, labels);
+        return simclr__img_fail(SIMCLR_E_INVALID, "%s: channels %d must be 1 or 3", fn, channels);
+    if (labels != 0 && labels != 1) return simclr__img_fail(SIMCLR_E_INVALID, "%s: labels %d must be 0 or 1", fn, labels);
     struct stat sb;
-    if (stat(root, &sb) != 0) return simg__fail(SIMCLR_E_IO, "%s: %s", root, strerror(errno));
-    if (!S_ISDIR(sb.st_mode)) return simg__fail(SIMCLR_E_INVALID, "%s: not a folder", root);
+    if (stat(root, &sb) != 0) return simclr__img_fail(SIMCLR_E_IO, "%s: %s", root, strerror(errno));
+    if (!S_ISDIR(sb.st_mode)) return simclr__img_fail(SIMCLR_E_INVALID, "%s: not a folder", root);
     simclr_image_folder *f = calloc(1, sizeof *f);
     if (!f || !(f->root = strdup(root))) {
         free(f);
-        return simg__fail(SIMCLR_E_NOMEM, "%s: no memory", fn);
+        return simclr__img_fail(SIMCLR_E_NOMEM, "%s: no memory", fn);
     }
     f->ctx = ctx;
     f->channels = channels;
@@ -216,7 +216,7 @@ simclr_status simclr_image_folder_open(simclr_context *ctx, const char *root, in
         st = list_dir(root, &names, &n);
         if (st == SIMCLR_OK) {
             f->classes = calloc(n ? n : 1, sizeof *f->classes);
-            if (!f->classes) st = simg__fail(SIMCLR_E_NOMEM, "%s: no memory", fn);
+            if (!f->classes) st = simclr__img_fail(SIMCLR_E_NOMEM, "%s: no memory", fn);
             for (size_t i = 0; i < n; i++) {
                 char *path = st == SIMCLR_OK ? join(root, names[i]) : NULL;
                 if (path && is_dir(path)) {
@@ -224,7 +224,7 @@ simclr_status simclr_image_folder_open(simclr_context *ctx, const char *root, in
                     f->classes[f->n_classes] = names[i], names[i] = NULL;
                     st = walk(f, path, f->n_classes);
                     if (st == SIMCLR_OK && f->count == before)
-                        st = simg__fail(SIMCLR_E_FORMAT, "%s: class folder '%s' holds no .png/.jpg/.jpeg image", root,
+                        st = simclr__img_fail(SIMCLR_E_FORMAT, "%s: class folder '%s' holds no .png/.jpg/.jpeg image", root,
                                         f->classes[f->n_classes]);
                     f->n_classes++;
                 }
@@ -233,7 +233,7 @@ simclr_status simclr_image_folder_open(simclr_context *ctx, const char *root, in
             }
             free(names);
             if (st == SIMCLR_OK && f->n_classes == 0)
-                st = simg__fail(SIMCLR_E_FORMAT,
+                st = simclr__img_fail(SIMCLR_E_FORMAT,
                                 "%s: no class subfolders (labels come from subfolder names: root/CLASS/image.jpg)",
                                 root);
         }
@@ -241,8 +241,8 @@ simclr_status simclr_image_folder_open(simclr_context *ctx, const char *root, in
         st = walk(f, root, -1);
     }
     if (st == SIMCLR_OK && f->count == 0)
-        st = simg__fail(SIMCLR_E_FORMAT, "%s: no .png/.jpg/.jpeg images found", root);
-    if (st == SIMCLR_OK && !(f->bad = calloc((size_t)f->count, 1))) st = simg__fail(SIMCLR_E_NOMEM, "%s: no memory", fn);
+        st = simclr__img_fail(SIMCLR_E_FORMAT, "%s: no .png/.jpg/.jpeg images found", root);
+    if (st == SIMCLR_OK && !(f->bad = calloc((size_t)f->count, 1))) st = simclr__img_fail(SIMCLR_E_NOMEM, "%s: no memory", fn);
     if (st != SIMCLR_OK) {
         simclr_image_folder_destroy(f);
         return st;
@@ -254,7 +254,7 @@ simclr_status simclr_image_folder_open(simclr_context *ctx, const char *root, in
 simclr_status simclr_image_folder_set(simclr_image_folder *f, simclr_folder_param key, int64_t value)
 {
     static const char fn[] = "simclr_image_folder_set";
-    if (!f) return simg__fail(SIMCLR_E_INVALID, "%s: folder is NULL", fn);
+    if (!f) return simclr__img_fail(SIMCLR_E_INVALID, "%s: folder is NULL", fn);
     switch (key) {
     case SIMCLR_FOLDER_ON_ERROR:
         if (value != SIMCLR_FOLDER_FAIL && value != SIMCLR_FOLDER_SKIP) break;
@@ -268,9 +268,9 @@ simclr_status simclr_image_folder_set(simclr_image_folder *f, simclr_folder_para
         if (value < 0 || value > 65536) break;
         f->min_side = (int)value;
         return SIMCLR_OK;
-    default: return simg__fail(SIMCLR_E_INVALID, "%s: unknown key %d", fn, (int)key);
+    default: return simclr__img_fail(SIMCLR_E_INVALID, "%s: unknown key %d", fn, (int)key);
     }
-    return simg__fail(SIMCLR_E_INVALID, "%s: key %d: value %lld out of range", fn, (int)key, (long long)value);
+    return simclr__img_fail(SIMCLR_E_INVALID, "%s: key %d: value %lld out of range", fn, (int)key, (long long)value);
 }
 
 int64_t simclr_image_folder_count(const simclr_image_folder *f) { return f ? f->count : 0; }
@@ -306,7 +306,7 @@ static simclr_status ensure_slots(simclr_image_folder *f, int64_t n)
     if (st) f->st = st;
     char **msg = st ? realloc(f->msg, (size_t)n * sizeof *msg) : NULL;
     if (msg) f->msg = msg;
-    if (!msg) return simg__fail(SIMCLR_E_NOMEM, "simclr_image_folder_load: no memory for %lld slots", (long long)n);
+    if (!msg) return simclr__img_fail(SIMCLR_E_NOMEM, "simclr_image_folder_load: no memory for %lld slots", (long long)n);
     for (int64_t i = f->slots; i < n; i++) f->px[i] = NULL, f->msg[i] = NULL;
     f->slots = n;
     return SIMCLR_OK;
@@ -338,14 +338,14 @@ simclr_status simclr_image_folder_load(simclr_image_folder *f, const int64_t *in
                                        simclr_image_list *list, int64_t *kept, int64_t *n_kept)
 {
     static const char fn[] = "simclr_image_folder_load";
-    if (!f || !indices || !list) return simg__fail(SIMCLR_E_INVALID, "%s: folder, indices or list is NULL", fn);
-    if (n < 1) return simg__fail(SIMCLR_E_INVALID, "%s: n %lld must be >= 1", fn, (long long)n);
+    if (!f || !indices || !list) return simclr__img_fail(SIMCLR_E_INVALID, "%s: folder, indices or list is NULL", fn);
+    if (n < 1) return simclr__img_fail(SIMCLR_E_INVALID, "%s: n %lld must be >= 1", fn, (long long)n);
     if (simclr_image_list_channels(list) != f->channels)
-        return simg__fail(SIMCLR_E_SHAPE, "%s: the list holds %d-channel images, the folder decodes to %d", fn,
+        return simclr__img_fail(SIMCLR_E_SHAPE, "%s: the list holds %d-channel images, the folder decodes to %d", fn,
                           simclr_image_list_channels(list), f->channels);
     for (int64_t k = 0; k < n; k++)
         if (indices[k] < 0 || indices[k] >= f->count)
-            return simg__fail(SIMCLR_E_INVALID, "%s: index %lld out of range 0..%lld", fn, (long long)indices[k],
+            return simclr__img_fail(SIMCLR_E_INVALID, "%s: index %lld out of range 0..%lld", fn, (long long)indices[k],
                               (long long)f->count - 1);
     simclr_status st = ensure_slots(f, n);
     if (st != SIMCLR_OK) return st;

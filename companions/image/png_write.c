@@ -33,12 +33,12 @@ simclr_status simclr_image_write_png(const char *path, const uint8_t *pixels, in
                                      int channels)
 {
     static const char fn[] = "simclr_image_write_png";
-    if (!path || !pixels) return simg__fail(SIMCLR_E_INVALID, "%s: path or pixels is NULL", fn);
+    if (!path || !pixels) return simclr__img_fail(SIMCLR_E_INVALID, "%s: path or pixels is NULL", fn);
     if (channels != 1 && channels != 3 && channels != 4)
-        return simg__fail(SIMCLR_E_INVALID, "%s: %s: channels %d must be 1, 3 or 4", fn, path, channels);
+        return simclr__img_fail(SIMCLR_E_INVALID, "%s: %s: channels %d must be 1, 3 or 4", fn, path, channels);
     if (height < 1 || width < 1 || height > (1 << 24) || width > (1 << 24) ||
         (double)height * (double)(width * channels + 1) > 2e9)
-        return simg__fail(SIMCLR_E_INVALID, "%s: %s: %lld x %lld pixels out of range", fn, path, (long long)height,
+        return simclr__img_fail(SIMCLR_E_INVALID, "%s: %s: %lld x %lld pixels out of range", fn, path, (long long)height,
                           (long long)width);
     size_t stride = (size_t)width * (size_t)channels + 1, raw_len = stride * (size_t)height;
     uint8_t *raw = malloc(raw_len);
@@ -47,7 +47,7 @@ simclr_status simclr_image_write_png(const char *path, const uint8_t *pixels, in
     if (!raw || !z) {
         free(raw);
         free(z);
-        return simg__fail(SIMCLR_E_NOMEM, "%s: %s: no memory for %zu bytes", fn, path, raw_len);
+        return simclr__img_fail(SIMCLR_E_NOMEM, "%s: %s: no memory for %zu bytes", fn, path, raw_len);
     }
     for (int64_t y = 0; y < height; y++) {
         raw[(size_t)y * stride] = 0; /* filter: none */
@@ -57,13 +57,13 @@ simclr_status simclr_image_write_png(const char *path, const uint8_t *pixels, in
     free(raw);
     if (zrc != Z_OK) {
         free(z);
-        return simg__fail(SIMCLR_E_INTERNAL, "%s: %s: zlib error %d", fn, path, zrc);
+        return simclr__img_fail(SIMCLR_E_INTERNAL, "%s: %s: zlib error %d", fn, path, zrc);
     }
     size_t plen = strlen(path);
     char *tmp = malloc(plen + 32);
     if (!tmp) {
         free(z);
-        return simg__fail(SIMCLR_E_NOMEM, "%s: %s: no memory", fn, path);
+        return simclr__img_fail(SIMCLR_E_NOMEM, "%s: %s: no memory", fn, path);
     }
     snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
     FILE *f = fopen(tmp, "wb");
@@ -71,7 +71,7 @@ simclr_status simclr_image_write_png(const char *path, const uint8_t *pixels, in
         int e = errno;
         free(z);
         free(tmp);
-        return simg__fail(SIMCLR_E_IO, "%s: cannot create %s: %s", fn, path, strerror(e));
+        return simclr__img_fail(SIMCLR_E_IO, "%s: cannot create %s: %s", fn, path, strerror(e));
     }
     uint8_t ihdr[13];
     be32(ihdr, (uint32_t)width);
@@ -90,7 +90,7 @@ simclr_status simclr_image_write_png(const char *path, const uint8_t *pixels, in
     if (bad) {
         remove(tmp);
         free(tmp);
-        return simg__fail(SIMCLR_E_IO, "%s: cannot write %s: %s", fn, path, strerror(e));
+        return simclr__img_fail(SIMCLR_E_IO, "%s: cannot write %s: %s", fn, path, strerror(e));
     }
     free(tmp);
     return SIMCLR_OK;
