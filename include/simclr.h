@@ -142,10 +142,16 @@ typedef void (*simclr_progress_fn)(void *user, const char *what, int64_t done, i
  * has. The environment variable SIMCLR_ISA, read here at every creation,
  * caps it: SIMCLR_ISA=avx2 or =portable forces a narrower path (for tests,
  * or to compare); a wider value than the CPU runs is capped at the CPU's.
- * Every copy computes the same operations in the same order; results differ
- * from one copy to another only where OpenBLAS's own kernels do (none: it
- * picks its kernels by CPU, not by this setting). simclr_context_isa() tells
- * which one a context runs.
+ * Every copy computes the same operations in the same order and gives the
+ * same bytes (OpenBLAS picks its own kernels by CPU, not by this setting;
+ * tests compare the copies). simclr_context_isa() tells which one a context
+ * runs.
+ * Reproducibility: on the "cpu" backend, module forward and backward passes,
+ * the loss and a whole trainer step give the same bytes for any n_threads
+ * and any instruction-set copy on one machine (work is cut into pieces by
+ * shape, never by thread count, and partial sums are added in a fixed
+ * order; tests check 1 to 4 threads). Another machine may differ in the
+ * last bits where OpenBLAS picks other kernels for its CPU.
  * Returns SIMCLR_E_UNSUPPORTED for an unknown backend name, SIMCLR_E_INVALID
  * for a bad thread count, an allocator with a NULL function or a SIMCLR_ISA
  * value that names no instruction set, SIMCLR_E_NOMEM.
@@ -303,7 +309,11 @@ SIMCLR_API const char *simclr_module_arch(const simclr_module *m);
  * too small, y of the wrong shape). A TRAIN forward updates BN running
  * statistics and keeps the activations for simclr_module_backward. The first
  * call for a batch shape sizes the activation arena; later calls of the same
- * shape allocate nothing. */
+ * shape allocate nothing. Memory: a ResNet first run in EVAL at a shape keeps
+ * only four cycled activation buffers and no gradient buffers (an encoder
+ * used only to embed stays small); its first TRAIN forward replaces that
+ * with the training arena (every unit's outputs and the gradient buffers),
+ * which later EVAL calls of the same shape reuse. */
 SIMCLR_API simclr_status simclr_module_forward(simclr_module *m, const simclr_tensor *x,
                                                simclr_mode mode, simclr_tensor *y);
 
@@ -602,6 +612,123 @@ SIMCLR_API simclr_status simclr_trainer_stat(const simclr_trainer *tr, simclr_st
                                              double *value);
 
 /* ======================================================================== */
+/* MoCo v2: a momentum key encoder and a queue of negatives                  */
+/* ======================================================================== */
+
+/* MoCo v2 (He et al. 2020, "Momentum Contrast"; Chen, Fan, Girshick, He 2020,
+ * "Improved Baselines with Momentum Contrastive Learning") next to SimCLR:
+ * the query path (encoder + head) is trained by the optimizer; the key path
+ * (key_encoder + key_head, the same architectures) is a momentum copy of it
+ * that carries no gradient; the negatives are a queue of K keys of past
+ * steps instead of the other images of the batch. A MoCo trainer is a
+ * simclr_trainer: simclr_trainer_step, simclr_trainer_stat,
+ * simclr_trainer_save / load and simclr_trainer_destroy take it as they take
+ * a SimCLR trainer, so a host switches method at creation only.
+ *
+ * One step on images U8 [N, H, W, C] with seed s:
+ *  1. two views as simclr_augment_pair(aug, images, s): view 0 is the query
+ *     x_q, view 1 the key x_k;
+ *  2. q = head(encoder(x_q)) in TRAIN mode over the whole batch;
+ *  3. shuffling BN, emulated on one process: the key views are permuted (a
+ *     permutation drawn from s, see simclr_moco_key_order) and run through
+ *     key_encoder + key_head in TRAIN mode in SIMCLR_MOCO_KEY_SPLITS
+ *     consecutive sub-batches of N / splits images, each with its own batch
+ *     statistics (each sub-batch also advances the key modules' BN running
+ *     statistics once), then put back in sample order. MoCo shuffles keys
+ *     across GPUs so that a query and its positive key never share BN
+ *     statistics; its single-GPU code splits the batch the same way. The
+ *     queries keep whole-batch statistics (their backward needs one forward);
+ *     with splits = 1 keys use whole-batch statistics and are not permuted;
+ *  4. InfoNCE: u = q / ||q||, k = key / ||key|| (F.normalize, eps 1e-12),
+ *     logits of row i = [u_i . k_i, u_i . queue_j for the K queue rows j] / T,
+ *     loss = mean over i of the cross-entropy with target 0 (the positive);
+ *     the gradient flows into the queries only;
+ *  5. backward through head and encoder, optimizer step;
+ *  6. momentum update of the key modules (simclr_module_momentum_update)
+ *     with the coefficient of this step, m_t (see SIMCLR_MOCO_MOMENTUM);
+ *  7. the N normalized keys overwrite queue rows [pos, pos + N) (the oldest)
+ *     and pos advances by N modulo K.
+ * A failing step (SIMCLR_E_NUMERIC for a non-finite loss or gradient,
+ * SIMCLR_E_SHAPE for a batch that does not fit the queue or the splits)
+ * leaves parameters, BN statistics, optimizer state, key modules, queue and
+ * counters exactly as they were. SIMCLR_STAT_ACCURACY is the fraction of
+ * queries whose positive logit is at least every negative one;
+ * SIMCLR_STAT_IMAGES_PER_SEC counts 2N views per step. */
+
+/* Keys for simclr_moco_set/get. Append-only, grouped. */
+typedef enum simclr_moco_param {
+    SIMCLR_MOCO_MOMENTUM       = 100, /* m in [0, 1], default 0.999 */
+    SIMCLR_MOCO_MOMENTUM_STEPS = 101, /* BYOL's cosine schedule over T steps, a whole number
+                                         >= 0; 0 (default): m_t = m at every step; T > 0:
+                                         m_t = 1 - (1 - m) (cos(pi t / T) + 1) / 2 for the
+                                         step t = SIMCLR_STAT_STEP before it, 1 from t = T on */
+    SIMCLR_MOCO_TEMPERATURE    = 200, /* T in [0.001, 100], default 0.2 (MoCo v2) */
+    SIMCLR_MOCO_KEY_SPLITS     = 300, /* shuffled key sub-batches, 1..256, default 8 (MoCo's
+                                         single-GPU demo); N must be a multiple of it */
+    SIMCLR_MOCO_QUEUE_SIZE     = 400, /* K (read-only: fixed at creation) */
+    SIMCLR_MOCO_QUEUE_POS      = 401  /* the next queue row to overwrite, 0..K-1 (read/write,
+                                         for hosts that restore a queue by hand) */
+} simclr_moco_param;
+
+/* Momentum (exponential moving average) update of target from source, two
+ * modules of the same architecture (equal simclr_module_arch, same tensor
+ * names and shapes): for every parameter and every BN running_mean /
+ * running_var, target = momentum * target + (1 - momentum) * source
+ * (computed in double, rounded to float once). num_batches_tracked keeps the
+ * target's own count. momentum 0 copies, 1 changes nothing. Gradients are not
+ * touched. SIMCLR_E_INVALID for NULLs, target == source, modules of two
+ * contexts, momentum outside [0, 1]; SIMCLR_E_SHAPE (both architectures
+ * named) for another architecture. Nothing changes on error. Cannot fail
+ * after validation; allocates nothing. */
+SIMCLR_API simclr_status simclr_module_momentum_update(simclr_module *target,
+                                                       const simclr_module *source,
+                                                       double momentum);
+
+/* Creates a MoCo v2 trainer from borrowed pieces (all must outlive it):
+ * encoder and head (the query path, trained by opt, which must cover them),
+ * key_encoder and key_head (the key path: the same architectures as encoder
+ * and head, four distinct modules of ctx), aug (makes the views), and a queue
+ * of queue_size keys (K, 1..2^24; every batch size N used must divide K)
+ * initialized as MoCo does: rows drawn from N(0, 1) from seed, then
+ * L2-normalized. Creation copies every parameter and buffer of encoder and
+ * head into key_encoder and key_head (MoCo's initialization): this is the
+ * only call that writes into them outside steps and loads. Defaults: see
+ * simclr_moco_param. SIMCLR_E_INVALID (NULLs, repeated modules, a module or
+ * opt of another context, K out of range, an opt that misses a parameter of
+ * encoder or head or trains one of the key modules), SIMCLR_E_SHAPE (head input != encoder output, a key module of
+ * another architecture), SIMCLR_E_NOMEM (the queue is K x head output
+ * floats). *out is owned by the caller; free it with simclr_trainer_destroy. */
+SIMCLR_API simclr_status simclr_moco_trainer_create(simclr_context *ctx, simclr_module *encoder,
+                                                    simclr_module *head,
+                                                    simclr_module *key_encoder,
+                                                    simclr_module *key_head, simclr_augment *aug,
+                                                    simclr_optimizer *opt, int64_t queue_size,
+                                                    uint64_t seed, simclr_trainer **out);
+
+/* Sets / reads a MoCo setting. SIMCLR_E_INVALID for a NULL trainer, a SimCLR
+ * trainer ("not a MoCo trainer"), an unknown or read-only key, a value out of
+ * range (the message gives it); a failing set changes nothing. */
+SIMCLR_API simclr_status simclr_moco_set(simclr_trainer *tr, simclr_moco_param key, double value);
+SIMCLR_API simclr_status simclr_moco_get(const simclr_trainer *tr, simclr_moco_param key,
+                                         double *value);
+
+/* The queue: *queue receives the trainer's own F32 [K, P] tensor (P = the
+ * head's output size), row j one normalized key. Borrowed: valid for the
+ * trainer's life; the host may read it, or write it (its rows are used as
+ * given, not renormalized) between steps. SIMCLR_E_INVALID for NULLs or a
+ * SimCLR trainer. */
+SIMCLR_API simclr_status simclr_moco_queue(simclr_trainer *tr, simclr_tensor **queue);
+
+/* The order in which the last successful step fed the key views to the key
+ * modules: order[j] is the batch index of the j-th key; sub-batch s holds
+ * positions [s N / splits, (s + 1) N / splits). n must equal that step's N.
+ * The permutation is a pure function of the step's seed and N (identity
+ * when splits = 1). SIMCLR_E_INVALID for NULLs or a SimCLR trainer,
+ * SIMCLR_E_STATE before the first successful step, SIMCLR_E_SHAPE for
+ * another n. */
+SIMCLR_API simclr_status simclr_moco_key_order(const simclr_trainer *tr, int64_t *order, int64_t n);
+
+/* ======================================================================== */
 /* Data sets                                                                 */
 /* ======================================================================== */
 
@@ -661,7 +788,10 @@ SIMCLR_API simclr_status simclr_module_save(const simclr_module *m, const char *
 SIMCLR_API simclr_status simclr_module_load(simclr_module *m, const char *path);
 
 /* Saves / loads a whole trainer: encoder, head, optimizer state and step, and
- * the trainer's counters, so a resumed run continues bit-identically. */
+ * the trainer's counters, so a resumed run continues bit-identically.
+ * A MoCo trainer's file also holds the key modules, the queue and its
+ * position (not its settings: create the trainer with the same ones); a
+ * SimCLR file does not load into a MoCo trainer, nor the other way round. */
 SIMCLR_API simclr_status simclr_trainer_save(const simclr_trainer *tr, const char *path);
 SIMCLR_API simclr_status simclr_trainer_load(simclr_trainer *tr, const char *path);
 

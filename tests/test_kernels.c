@@ -203,6 +203,9 @@ static const int64_t conv_shapes[][8] = {
     {3, 5, 4, 4, 7, 1, 1, 0},   {1, 4, 2, 3, 2, 3, 2, 1},   {2, 3, 6, 5, 2, 5, 1, 0},
     {5, 16, 8, 8, 16, 3, 1, 1}, {64, 32, 16, 16, 8, 3, 1, 1}, {9, 8, 3, 3, 32, 3, 2, 1},
     {3, 64, 2, 2, 256, 1, 1, 0}, {3, 256, 2, 2, 64, 1, 1, 0}, {3, 128, 4, 3, 256, 1, 2, 0},
+    /* 3 chunks of 8 images (below the weight gradient's 4 parts), and 5
+     * chunks with a short last one (parts of 1, 1, 1, 2 chunks). */
+    {21, 4, 16, 16, 4, 3, 1, 1}, {37, 2, 16, 16, 3, 3, 1, 1},
 };
 
 static void test_conv2d(void **state)
@@ -254,6 +257,61 @@ static void test_conv2d(void **state)
         }
         free(x), free(w), free(bias), free(dy), free(ws), free(y1), free(y2);
     }
+}
+
+/* The same bytes at 1, 2 and 3 threads (the header's promise): products,
+ * convolutions (both gradients, both accumulate modes) and reductions. */
+static void test_same_bytes_any_thread_count(void **state)
+{
+    (void)state;
+    simclr_context *cx[3];
+    for (int t = 0; t < 3; t++) {
+        if (setenv("SIMCLR_ISA", g_isa, 1) != 0) fail();
+        CHECK_OK(simclr_context_create("cpu", t + 1, NULL, &cx[t]));
+        unsetenv("SIMCLR_ISA");
+    }
+    const simclr__backend *be = cx[0]->backend;
+    const int64_t gs[][3] = {{33, 129, 65}, {300, 517, 700}, {2, 4000, 50}, {517, 3, 300}};
+    for (size_t s = 0; s < sizeof gs / sizeof gs[0]; s++) {
+        int64_t m = gs[s][0], n = gs[s][1], k = gs[s][2];
+        float *a = alloc_rand(m * k, 1), *b = alloc_rand(k * n, 2), *c[3];
+        for (int t = 0; t < 3; t++) {
+            c[t] = alloc_rand(m * n, 3);
+            be->gemm(cx[t], 0, 1, m, n, k, 1.0f, a, k, b, k, 0.5f, c[t], n);
+            if (t && memcmp(c[t], c[0], (size_t)(m * n) * 4))
+                fail_msg("gemm %lldx%lldx%lld: %d threads differ from 1", (long long)m, (long long)n, (long long)k,
+                         t + 1);
+        }
+        double s1 = be->dot(cx[0], m * k, a, a), s2 = be->sum(cx[0], k * n, b);
+        for (int t = 1; t < 3; t++)
+            if (be->dot(cx[t], m * k, a, a) != s1 || be->sum(cx[t], k * n, b) != s2)
+                fail_msg("dot/sum of %lld: %d threads differ from 1", (long long)(m * k), t + 1);
+        free(a), free(b), free(c[0]), free(c[1]), free(c[2]);
+    }
+    for (size_t s = 0; s < sizeof conv_shapes / sizeof conv_shapes[0]; s++) {
+        const int64_t *g = conv_shapes[s];
+        simclr__conv_desc d = {.n = g[0], .cin = g[1], .h = g[2], .w = g[3], .cout = g[4], .kh = g[5], .kw = g[5],
+                               .stride = g[6], .pad = g[7]};
+        d.oh = (d.h + 2 * d.pad - d.kh) / d.stride + 1;
+        d.ow = (d.w + 2 * d.pad - d.kw) / d.stride + 1;
+        int64_t nx = d.cin * d.n * d.h * d.w, ny = d.cout * d.n * d.oh * d.ow, nw = d.cout * d.cin * d.kh * d.kw;
+        float *x = alloc_rand(nx, 70 + s), *w = alloc_rand(nw, 80 + s), *dy = alloc_rand(ny, 100 + s);
+        float *y[3], *dw[3], *dx[3];
+        for (int t = 0; t < 3; t++) {
+            float *ws = malloc((be->conv2d_workspace(cx[t], &d) + 1) * sizeof(float));
+            y[t] = malloc((size_t)ny * 4), dw[t] = alloc_rand(nw, 110 + s), dx[t] = alloc_rand(nx, 130 + s);
+            be->conv2d_forward(cx[t], &d, x, w, NULL, y[t], ws);
+            be->conv2d_backward(cx[t], &d, x, w, dy, dw[t], NULL, dx[t], 1, ws);
+            be->conv2d_backward(cx[t], &d, x, w, dy, dw[t], NULL, NULL, 0, ws);
+            free(ws);
+            if (t && (memcmp(y[t], y[0], (size_t)ny * 4) || memcmp(dw[t], dw[0], (size_t)nw * 4) ||
+                      memcmp(dx[t], dx[0], (size_t)nx * 4)))
+                fail_msg("conv2d shape %zu: %d threads differ from 1", s, t + 1);
+        }
+        for (int t = 0; t < 3; t++) free(y[t]), free(dw[t]), free(dx[t]);
+        free(x), free(w), free(dy);
+    }
+    for (int t = 0; t < 3; t++) simclr_context_destroy(cx[t]);
 }
 
 /* Rows x columns of channel-major activations [C, M], incl. M = 1, 2, odd,
@@ -382,6 +440,7 @@ int main(void)
         cmocka_unit_test(test_conv2d),
         cmocka_unit_test(test_batchnorm_kernels),
         cmocka_unit_test(test_pooling),
+        cmocka_unit_test(test_same_bytes_any_thread_count),
     };
     static const char *const isas[] = {"avx512", "avx2", "portable"};
     static const int threads[] = {1, 2, 3};

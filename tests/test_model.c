@@ -298,6 +298,110 @@ static void test_no_allocation_when_warm(void **state)
     assert_int_equal(counter.live, 0);
 }
 
+/* An allocator that records the bytes each live allocation holds. */
+typedef struct {
+    void *ptr[4096];
+    size_t size[4096];
+    size_t live;
+} byte_count;
+
+static void *bc_alloc(void *user, size_t size, size_t align)
+{
+    byte_count *b = user;
+    void *p = NULL;
+    if (posix_memalign(&p, align, size) != 0) return NULL;
+    for (int i = 0; i < 4096; i++)
+        if (!b->ptr[i]) {
+            b->ptr[i] = p, b->size[i] = size, b->live += size;
+            return p;
+        }
+    free(p);
+    return NULL;
+}
+
+static void bc_free(void *user, void *ptr)
+{
+    byte_count *b = user;
+    for (int i = 0; i < 4096; i++)
+        if (b->ptr[i] == ptr) {
+            b->live -= b->size[i];
+            b->ptr[i] = NULL;
+            break;
+        }
+    free(ptr);
+}
+
+/* A module used only in EVAL (feature extraction, a service) plans four
+ * cycled activation buffers and no gradient buffers: far less memory than
+ * a training plan, and the same bytes out as EVAL on a training plan. */
+static void test_eval_plan_small_and_same(void **state)
+{
+    (void)state;
+    static byte_count bc;
+    memset(&bc, 0, sizeof bc);
+    simclr_allocator hooks = {bc_alloc, bc_free, &bc};
+    simclr_context *ctx;
+    CHECK_OK(simclr_context_create("cpu", 2, &hooks, &ctx));
+    for (int stem = 0; stem < 2; stem++)
+        for (int depth = 18; depth <= 50; depth += 32) {
+            simclr_module *a, *b;
+            CHECK_OK(simclr_resnet_create(ctx, depth, 8, 3, (simclr_stem)stem, 3, &a));
+            CHECK_OK(simclr_resnet_create(ctx, depth, 8, 3, (simclr_stem)stem, 3, &b));
+            int64_t d = simclr_module_output_dim(a), xs[4] = {16, 3, 64, 60}, ys[2] = {16, d};
+            simclr_tensor *x = tensor(ctx, 4, xs, 5), *ya = tensor(ctx, 2, ys, 0), *yb = tensor(ctx, 2, ys, 0);
+            /* Non-trivial running statistics, the same in both. */
+            for (int i = 0; i < simclr_module_param_count(a); i++) {
+                simclr_tensor *va, *vb;
+                int flags;
+                CHECK_OK(simclr_module_param(a, i, NULL, &va, NULL, &flags));
+                CHECK_OK(simclr_module_param(b, i, NULL, &vb, NULL, NULL));
+                float *pa = simclr_tensor_data(va);
+                if (flags & SIMCLR_PARAM_BUFFER)
+                    for (int64_t k = 0; k < simclr_tensor_numel(va); k++) pa[k] = 0.5f + 0.01f * (float)(k % 37);
+                memcpy(simclr_tensor_data(vb), pa, simclr_tensor_bytes(va));
+            }
+            size_t before = bc.live;
+            CHECK_OK(simclr_module_forward(a, x, SIMCLR_EVAL, ya));
+            size_t eval_bytes = bc.live - before;
+            /* b: a training plan (a TRAIN forward), its statistics put back. */
+            float *saved[512];
+            int n = simclr_module_param_count(b);
+            assert_true(n <= 512);
+            for (int i = 0; i < n; i++) {
+                simclr_tensor *v;
+                CHECK_OK(simclr_module_param(b, i, NULL, &v, NULL, NULL));
+                saved[i] = malloc(simclr_tensor_bytes(v));
+                memcpy(saved[i], simclr_tensor_data(v), simclr_tensor_bytes(v));
+            }
+            before = bc.live;
+            CHECK_OK(simclr_module_forward(b, x, SIMCLR_TRAIN, yb));
+            size_t train_bytes = bc.live - before;
+            for (int i = 0; i < n; i++) {
+                simclr_tensor *v;
+                CHECK_OK(simclr_module_param(b, i, NULL, &v, NULL, NULL));
+                memcpy(simclr_tensor_data(v), saved[i], simclr_tensor_bytes(v));
+                free(saved[i]);
+            }
+            CHECK_OK(simclr_module_forward(b, x, SIMCLR_EVAL, yb));
+            assert_memory_equal(simclr_tensor_data(ya), simclr_tensor_data(yb), simclr_tensor_bytes(ya));
+            /* Under 40% of a training plan; with the ImageNet stem at this
+             * small size the 7x7 stem's im2col workspace (the same in both
+             * plans) is half of it, so under 80% there. */
+            if (!(stem == SIMCLR_STEM_CIFAR ? eval_bytes * 5 < train_bytes * 2 : eval_bytes * 5 < train_bytes * 4))
+                fail_msg("resnet%d stem %d: an EVAL-only plan takes %zu bytes, a training plan %zu", depth, stem,
+                         eval_bytes, train_bytes);
+            /* EVAL then TRAIN on the inference plan: replans for training,
+             * and backward works. */
+            CHECK_OK(simclr_module_forward(a, x, SIMCLR_TRAIN, ya));
+            CHECK_OK(simclr_module_backward(a, ya, NULL));
+            simclr_tensor_destroy(x), simclr_tensor_destroy(ya), simclr_tensor_destroy(yb);
+            simclr_module_destroy(a);
+            simclr_module_destroy(b);
+        }
+    simclr_context_destroy(ctx);
+    assert_int_equal(bc.live, 0);
+}
+
 static void test_out_of_memory(void **state)
 {
     (void)state;
@@ -361,6 +465,7 @@ int main(void)
         cmocka_unit_test(test_misuse),
         cmocka_unit_test(test_no_allocation_when_warm),
         cmocka_unit_test(test_out_of_memory),
+        cmocka_unit_test(test_eval_plan_small_and_same),
     };
     return cmocka_run_group_tests_name("model", tests, NULL, NULL);
 }

@@ -19,6 +19,7 @@
  * else h/64; a case where every step crosses a kink fails). */
 #include "test_util.h"
 
+#include "model/module.h"
 #include "nn/nn.h"
 
 #define H 1e-2
@@ -27,6 +28,7 @@ typedef struct fd_case fd_case;
 struct fd_case {
     simclr_context *ctx;
     simclr_module *m; /* holds the layer's parameters */
+    simclr__param_sink ps; /* registers them in m */
     void (*forward)(fd_case *c);
     void (*backward)(fd_case *c); /* dy -> dx (and parameter gradients) */
     float *x, *y, *dy, *dx, *r;
@@ -124,6 +126,7 @@ static fd_case *new_case(const char *backend, int64_t nx, int64_t ny, uint64_t s
     fd_case *c = calloc(1, sizeof *c);
     CHECK_OK(simclr_context_create(backend, 2, NULL, &c->ctx));
     CHECK_OK(simclr__module_new(c->ctx, &test_ops, "test", &c->m));
+    c->ps = simclr__module_sink(c->m);
     c->nx = nx, c->ny = ny;
     c->x = calloc((size_t)nx, 4), c->dx = calloc((size_t)nx, 4);
     c->y = calloc((size_t)ny, 4), c->dy = calloc((size_t)ny, 4), c->r = calloc((size_t)ny, 4);
@@ -161,7 +164,7 @@ static void test_conv2d_grad(void **state)
             simclr__conv_desc d;
             CHECK_OK(simclr__conv2d_desc(&probe, n, h, w, &d));
             fd_case *c = new_case(backends[b], cin * n * h * w, cout * n * d.oh * d.ow, 10 + s);
-            CHECK_OK(simclr__conv2d_init(c->m, &c->conv, "conv", cin, cout, k, g[s][6], g[s][7], (int)g[s][8], 5));
+            CHECK_OK(simclr__conv2d_init(&c->ps, &c->conv, "conv", cin, cout, k, g[s][6], g[s][7], (int)g[s][8], 5));
             if (c->conv.b) test_fill(simclr_tensor_data(c->conv.b), cout, 77);
             c->d = d;
             c->ws = malloc((c->ctx->backend->conv2d_workspace(c->ctx, &d) + 1) * sizeof(float));
@@ -176,7 +179,7 @@ static void test_conv2d_no_dx(void **state)
 {
     (void)state;
     fd_case *c = new_case("cpu", 2 * 3 * 6 * 6, 0, 3);
-    CHECK_OK(simclr__conv2d_init(c->m, &c->conv, "conv", 3, 4, 3, 1, 1, 0, 5));
+    CHECK_OK(simclr__conv2d_init(&c->ps, &c->conv, "conv", 3, 4, 3, 1, 1, 0, 5));
     CHECK_OK(simclr__conv2d_desc(&c->conv, 2, 6, 6, &c->d));
     float *dy = malloc(4 * 2 * 36 * 4), *ws = malloc((c->ctx->backend->conv2d_workspace(c->ctx, &c->d) + 1) * 4);
     test_fill(dy, 4 * 2 * 36, 9);
@@ -298,7 +301,7 @@ static void test_batchnorm_grad(void **state)
                 c->relu = variant & 1, c->with_res = (variant >> 1) & 1;
                 int has_beta = !((variant >> 2) & 1);
                 c->kinks = c->relu;
-                CHECK_OK(simclr__batchnorm_init(c->m, &c->bn, "bn", ch, has_beta));
+                CHECK_OK(simclr__batchnorm_init(&c->ps, &c->bn, "bn", ch, has_beta));
                 /* Non-trivial affine parameters. */
                 float *gm = simclr_tensor_data(c->bn.gamma);
                 for (int64_t i = 0; i < ch; i++) gm[i] = 0.5f + 0.25f * (float)i;
@@ -320,7 +323,7 @@ static void test_batchnorm_running_stats(void **state)
     (void)state;
     for (int b = 0; b < 2; b++) {
         fd_case *c = new_case(backends[b], 2 * 4, 2 * 4, 40);
-        CHECK_OK(simclr__batchnorm_init(c->m, &c->bn, "bn", 2, 1));
+        CHECK_OK(simclr__batchnorm_init(&c->ps, &c->bn, "bn", 2, 1));
         c->stats = malloc((size_t)SIMCLR__BN_STATS(2) * 4);
         const float x[8] = {1, 2, 3, 6, -1, -1, -1, -1};
         memcpy(c->x, x, sizeof x);
@@ -361,7 +364,7 @@ static void test_linear_grad(void **state)
                 int64_t in = shapes[s][0], out = shapes[s][1], n = shapes[s][2];
                 fd_case *c = new_case(backends[b], in * n, out * n, 50 + s);
                 c->n = n;
-                CHECK_OK(simclr__linear_init(c->m, &c->lin, "fc", in, out, bias, 3));
+                CHECK_OK(simclr__linear_init(&c->ps, &c->lin, "fc", in, out, bias, 3));
                 c->scratch = malloc((size_t)out * 4);
                 c->forward = lin_fwd, c->backward = lin_bwd;
                 gradcheck(c, "linear");

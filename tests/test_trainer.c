@@ -379,6 +379,36 @@ static void test_resume_bit_identical(void **state)
     remove(path);
 }
 
+/* The promise of the header: a training step gives the same bytes for any
+ * thread count (fixed chunks, fixed-order sums). Parameters, gradients and
+ * optimizer state after 3 steps at 1, 2, 3 and 4 threads. */
+static void test_same_bytes_for_any_thread_count(void **state)
+{
+    (void)state;
+    snapshot first = {0};
+    int saved = g_threads;
+    for (int t = 1; t <= 4; t++) {
+        g_threads = t;
+        rig r;
+        rig_make(&r, SIMCLR_OPT_LARS, 0.3);
+        simclr_tensor *img = images_tensor(r.ctx, 16, 7);
+        for (int s = 0; s < 3; s++) CHECK_OK(simclr_trainer_step(r.tr, img, 200 + (uint64_t)s, NULL));
+        snapshot now = {0};
+        snap_take(&now, &r);
+        if (t == 1)
+            first = now;
+        else {
+            int64_t diff = snap_diff(&first, &now);
+            if (diff) fail_msg("%d threads: %lld tensors differ from 1 thread after 3 steps", t, (long long)diff);
+            snap_free(&now);
+        }
+        simclr_tensor_destroy(img);
+        rig_free(&r);
+    }
+    snap_free(&first);
+    g_threads = saved;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -392,5 +422,7 @@ int main(void)
         snprintf(name, sizeof name, "trainer %d thread%s", g_threads, g_threads > 1 ? "s" : "");
         failed += cmocka_run_group_tests_name(name, tests, NULL, NULL);
     }
+    const struct CMUnitTest across[] = {cmocka_unit_test(test_same_bytes_for_any_thread_count)};
+    failed += cmocka_run_group_tests_name("trainer across thread counts", across, NULL, NULL);
     return failed;
 }

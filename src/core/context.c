@@ -6,8 +6,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../backend/backend.h"
-
 #define SIMCLR__ALIGN 64
 
 static void *default_alloc(void *user, size_t size, size_t alignment)
@@ -64,23 +62,9 @@ void simclr__progress(simclr_context *ctx, const char *what, int64_t done, int64
     if (ctx && ctx->progress_fn) ctx->progress_fn(ctx->progress_user, what, done, total);
 }
 
-simclr_status simclr_context_create(const char *backend, int n_threads,
-                                    const simclr_allocator *allocator, simclr_context **out)
+simclr_status simclr__context_new(const char *fn, const struct simclr__backend *backend, int n_threads,
+                                  const simclr_allocator *allocator, simclr_context **out)
 {
-    static const char fn[] = "simclr_context_create";
-    SIMCLR__CHECK_ARG(out, fn, "out is NULL");
-    int isa = simclr__isa_machine();
-    const char *forced = getenv("SIMCLR_ISA");
-    if (forced && *forced) {
-        int want = simclr__isa_parse(forced);
-        if (want < 0)
-            return simclr__fail(SIMCLR_E_INVALID,
-                                "%s: environment SIMCLR_ISA='%s' names no instruction set (avx512, avx2, portable)",
-                                fn, forced);
-        if (want < isa) isa = want;
-    }
-    const struct simclr__backend *be = simclr__backend_find(backend ? backend : "cpu", isa);
-    if (!be) return simclr__fail(SIMCLR_E_UNSUPPORTED, "%s: unknown backend '%s' (have: cpu, ref)", fn, backend);
     if (n_threads < 0 || n_threads > 256)
         return simclr__fail(SIMCLR_E_INVALID, "%s: n_threads %d out of range 0..256", fn, n_threads);
     if (allocator && (!allocator->alloc || !allocator->free))
@@ -93,7 +77,7 @@ simclr_status simclr_context_create(const char *backend, int n_threads,
     simclr_context *ctx = a.alloc(a.user, sizeof *ctx, SIMCLR__ALIGN);
     if (!ctx) return simclr__nomem(fn, sizeof *ctx);
     memset(ctx, 0, sizeof *ctx);
-    ctx->backend = be;
+    ctx->backend = backend;
     ctx->n_threads = n_threads;
     ctx->allocator = a;
     simclr_status st = simclr__pool_create(ctx, n_threads, &ctx->pool);
@@ -101,25 +85,19 @@ simclr_status simclr_context_create(const char *backend, int n_threads,
         a.free(a.user, ctx);
         return st;
     }
-    if (be->context_acquire) be->context_acquire(ctx);
     *out = ctx;
     return SIMCLR_OK;
 }
 
-void simclr_context_destroy(simclr_context *ctx)
+void simclr__context_free(simclr_context *ctx)
 {
-    if (!ctx) return;
-    if (ctx->backend->context_release) ctx->backend->context_release(ctx);
     simclr__pool_destroy(ctx->pool);
     simclr_allocator a = ctx->allocator;
     a.free(a.user, ctx);
 }
 
-const char *simclr_context_backend(const simclr_context *ctx) { return ctx ? ctx->backend->name : NULL; }
-
 int simclr_context_threads(const simclr_context *ctx) { return ctx ? ctx->n_threads : 0; }
 
-const char *simclr_context_isa(const simclr_context *ctx) { return ctx ? ctx->backend->isa : NULL; }
 
 simclr_status simclr_context_set_log(simclr_context *ctx, simclr_log_fn fn, void *user,
                                      simclr_log_level max_level)

@@ -21,6 +21,15 @@ struct simclr_context {
     simclr__pool *pool;
 };
 
+/* A context on `backend` (opaque here: the backend layer, above core, picks
+ * it and owns its registry; backend/context_create.c holds the public
+ * simclr_context_create): validates the thread count and allocator, makes
+ * the pool. fn names the public caller in messages. */
+simclr_status simclr__context_new(const char *fn, const struct simclr__backend *backend, int n_threads,
+                                  const simclr_allocator *allocator, simclr_context **out);
+/* Frees the pool and the context (the backend has released it already). */
+void simclr__context_free(simclr_context *ctx);
+
 /* Allocation through the context's hooks: 64-byte aligned, NULL on failure
  * (the caller reports SIMCLR_E_NOMEM with its own message). size 0 is legal
  * and returns a unique pointer. */

@@ -39,6 +39,8 @@ uint32_t simclr__rng_below(simclr__rng *r, uint32_t n);
 enum {
     SIMCLR__STREAM_INIT = 1,      /* parameter initialization; index = parameter number */
     SIMCLR__STREAM_AUGMENT = 16,  /* + view (0..15, SIMCLR__AUG_MAX_VIEWS); index = image index */
+    SIMCLR__STREAM_MOCO_QUEUE = 32,   /* MoCo's initial queue; index = queue row */
+    SIMCLR__STREAM_MOCO_SHUFFLE = 33, /* MoCo's key permutation (shuffling BN); index 0 */
     SIMCLR__STREAM_TEST = 0x7fff0000u
 };
 

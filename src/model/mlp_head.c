@@ -15,6 +15,7 @@
 #include <stdio.h>
 
 #include "../nn/nn.h"
+#include "module.h"
 
 typedef struct hlayer {
     simclr__linear lin;
@@ -59,10 +60,11 @@ static simclr_status build(simclr_module *m, head *h, int in_dim, int hidden_dim
         int base = h->batch_norm ? 3 * i : 2 * i;
         l->relu = !last;
         snprintf(name, sizeof name, "layers.%d", base);
-        SIMCLR__TRY(simclr__linear_init(m, &l->lin, name, in, out, !h->batch_norm, seed));
+        simclr__param_sink ps = simclr__module_sink(m);
+        SIMCLR__TRY(simclr__linear_init(&ps, &l->lin, name, in, out, !h->batch_norm, seed));
         if (h->batch_norm) {
             snprintf(name, sizeof name, "layers.%d", base + 1);
-            SIMCLR__TRY(simclr__batchnorm_init(m, &l->bn, name, out, !last));
+            SIMCLR__TRY(simclr__batchnorm_init(&ps, &l->bn, name, out, !last));
         }
         in = out;
     }

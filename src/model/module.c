@@ -60,6 +60,18 @@ simclr_status simclr__module_new_param(simclr_module *m, const char *name, int n
     return SIMCLR_OK;
 }
 
+static simclr_status sink_add(void *owner, const char *name, int ndim, const int64_t *shape, int flags,
+                              simclr_tensor **value, simclr_tensor **grad, uint64_t *index)
+{
+    simclr_module *m = owner;
+    *index = (uint64_t)m->n_params;
+    SIMCLR__TRY(simclr__module_new_param(m, name, ndim, shape, flags, value));
+    *grad = m->params[m->n_params - 1].grad;
+    return SIMCLR_OK;
+}
+
+simclr__param_sink simclr__module_sink(simclr_module *m) { return (simclr__param_sink){m, sink_add}; }
+
 void simclr__module_finalize(simclr_module *m)
 {
     /* Insertion-sort style stable partition: few hundred entries at most. */

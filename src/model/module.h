@@ -6,6 +6,7 @@
 
 #include "../core/context.h"
 #include "../core/tensor.h"
+#include "../nn/nn.h"
 
 typedef struct simclr__module_ops {
     const char *kind; /* "resnet", "mlp_head" */
@@ -52,6 +53,9 @@ simclr_status simclr__module_add(simclr_module *m, const char *name, simclr_tens
 simclr_status simclr__module_new_param(simclr_module *m, const char *name, int ndim,
                                        const int64_t *shape, int flags, simclr_tensor **value);
 
+/* The sink through which nn/ layers register their tensors in m. */
+simclr__param_sink simclr__module_sink(simclr_module *m);
+
 /* Orders parameters before buffers (stable), as the public enumeration promises.
  * Call once, after the last add. */
 void simclr__module_finalize(simclr_module *m);
@@ -69,5 +73,12 @@ typedef struct simclr__planner {
 } simclr__planner;
 
 float *simclr__plan_take(simclr__planner *p, int64_t floats);
+
+/* Momentum updates (ema.c). same_layout: SIMCLR_E_SHAPE (fn and both
+ * architectures named) unless a and b hold the same names, shapes, flags.
+ * momentum_apply: target = m * target + (1 - m) * source for parameters and
+ * BN running statistics (num_batches_tracked kept); layouts already checked. */
+simclr_status simclr__module_same_layout(const simclr_module *a, const simclr_module *b, const char *fn);
+void simclr__module_momentum_apply(simclr_module *target, const simclr_module *source, double m);
 
 #endif

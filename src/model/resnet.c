@@ -8,10 +8,12 @@
  * arena planned for a batch shape (n, h, w): the plan walks the network once
  * to validate every layer's geometry and to hand out slices, so a forward
  * either fails before touching anything or runs to the end. */
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "../nn/nn.h"
+#include "module.h"
 
 typedef struct unit {
     simclr__conv2d conv;
@@ -37,8 +39,12 @@ typedef struct resnet {
     unit stem_unit;
     block *blocks;
     int n_blocks;
-    /* The plan, valid when planned = 1. */
-    int planned;
+    /* The plan, valid when planned = 1. A training plan (train_plan = 1)
+     * keeps every unit's conv and BN outputs and four gradient buffers for
+     * the backward pass; an inference plan, made when the first forward at a
+     * shape is EVAL, cycles four activation buffers and reserves nothing for
+     * gradients. */
+    int planned, train_plan;
     int64_t n, h, w;
     int64_t pool_h, pool_w; /* max-pool input (stem output) size */
     float *arena;
@@ -59,8 +65,9 @@ static simclr_status unit_init(simclr_module *m, unit *u, const char *conv_name,
                                int64_t cin, int64_t cout, int64_t k, int64_t stride, int relu, uint64_t seed)
 {
     u->relu = relu;
-    SIMCLR__TRY(simclr__conv2d_init(m, &u->conv, conv_name, cin, cout, k, stride, k / 2, 0, seed));
-    return simclr__batchnorm_init(m, &u->bn, bn_name, cout, 1);
+    simclr__param_sink ps = simclr__module_sink(m);
+    SIMCLR__TRY(simclr__conv2d_init(&ps, &u->conv, conv_name, cin, cout, k, stride, k / 2, 0, seed));
+    return simclr__batchnorm_init(&ps, &u->bn, bn_name, cout, 1);
 }
 
 static simclr_status block_init(simclr_module *m, block *b, const char *prefix, int bottleneck, int64_t cin,
@@ -188,7 +195,10 @@ static void note_act(planner *p, int64_t floats)
     if ((size_t)floats > p->max_act) p->max_act = (size_t)floats;
 }
 
-static simclr_status plan_unit(simclr_context *ctx, resnet *r, planner *p, unit *u, int64_t h, int64_t w)
+/* shared: the inference plan's buffer for this unit's output (conv output
+ * and batch norm in place), or NULL for a training plan's own two. */
+static simclr_status plan_unit(simclr_context *ctx, resnet *r, planner *p, unit *u, int64_t h, int64_t w,
+                               float *shared)
 {
     SIMCLR__TRY(simclr__conv2d_desc(&u->conv, r->n, h, w, &u->d));
     int64_t m = r->n * u->d.oh * u->d.ow;
@@ -198,8 +208,12 @@ static simclr_status plan_unit(simclr_context *ctx, resnet *r, planner *p, unit 
     }
     int64_t size = u->conv.cout * m;
     if (m < r->min_bn_m) r->min_bn_m = m, r->min_bn_name = u->bn.name;
-    u->a = take(p, size);
-    u->y = take(p, size);
+    if (shared) {
+        u->a = u->y = shared;
+    } else {
+        u->a = take(p, size);
+        u->y = take(p, size);
+    }
     u->stats = take(p, SIMCLR__BN_STATS(u->conv.cout));
     note_act(p, size);
     size_t ws = ctx->backend->conv2d_workspace(ctx, &u->d);
@@ -207,42 +221,77 @@ static simclr_status plan_unit(simclr_context *ctx, resnet *r, planner *p, unit 
     return SIMCLR_OK;
 }
 
-static simclr_status plan(simclr_module *m, resnet *r, planner *p)
+/* buf: NULL for a training plan; else the inference plan's four activation
+ * buffers (each of the largest activation), cycled so that a block's input
+ * and shortcut stay intact until its last unit adds them. */
+static simclr_status plan_walk(simclr_module *m, resnet *r, planner *p, float *const *buf)
 {
     simclr_context *ctx = m->ctx;
     r->min_bn_m = INT64_MAX;
     r->x_cm = take(p, m->in_dim * r->n * r->h * r->w);
     note_act(p, m->in_dim * r->n * r->h * r->w);
     unit *s = &r->stem_unit;
-    SIMCLR__TRY(plan_unit(ctx, r, p, s, r->h, r->w));
+    SIMCLR__TRY(plan_unit(ctx, r, p, s, r->h, r->w, buf ? buf[0] : NULL));
     int64_t c = s->conv.cout, h = s->d.oh, w = s->d.ow;
     const float *cur = s->y;
+    int cur_i = 0; /* which of buf holds cur */
     r->pool_h = h, r->pool_w = w;
     if (r->stem == SIMCLR_STEM_IMAGENET) {
         h = simclr__maxpool_out(h), w = simclr__maxpool_out(w);
-        r->pool_y = take(p, c * r->n * h * w);
+        r->pool_y = buf ? buf[1] : take(p, c * r->n * h * w);
         r->pool_idx = (int32_t *)take(p, c * r->n * h * w);
-        cur = r->pool_y;
+        cur = r->pool_y, cur_i = 1;
     }
     for (int i = 0; i < r->n_blocks; i++) {
         block *b = &r->blocks[i];
         b->in = cur;
+        /* The three buffers other than the block's input. */
+        float *f[3] = {NULL, NULL, NULL};
+        if (buf)
+            for (int k = 0, n = 0; k < 4; k++)
+                if (k != cur_i) f[n++] = buf[k];
         int64_t bh = h, bw = w;
+        /* Units 0, 1 into f0, f1; a bottleneck's unit 2 back into f0 (free
+         * once unit 1 has read it); the shortcut into f2. */
         for (int k = 0; k < b->n_units; k++) {
-            SIMCLR__TRY(plan_unit(ctx, r, p, &b->u[k], h, w));
+            SIMCLR__TRY(plan_unit(ctx, r, p, &b->u[k], h, w, buf ? f[k == 1 ? 1 : 0] : NULL));
             h = b->u[k].d.oh, w = b->u[k].d.ow;
         }
-        if (b->has_down) SIMCLR__TRY(plan_unit(ctx, r, p, &b->down, bh, bw));
+        if (b->has_down) SIMCLR__TRY(plan_unit(ctx, r, p, &b->down, bh, bw, buf ? f[2] : NULL));
         cur = b->u[b->n_units - 1].y;
+        if (buf)
+            for (int k = 0; k < 4; k++)
+                if (buf[k] == cur) cur_i = k;
     }
     r->feat_hw = h * w;
     r->feat = take(p, m->out_dim * r->n);
-    for (int i = 0; i < 4; i++) r->grad[i] = take(p, (int64_t)p->max_act);
+    if (!buf)
+        for (int i = 0; i < 4; i++) r->grad[i] = take(p, (int64_t)p->max_act);
+    else
+        for (int i = 0; i < 4; i++) r->grad[i] = NULL;
     r->ws = take(p, (int64_t)p->max_ws);
     if (p->arena.overflow)
         return simclr__fail(SIMCLR_E_SHAPE, "%s: activations for a batch of %lld x %lldx%lld do not fit in memory",
                             m->arch, (long long)r->n, (long long)r->h, (long long)r->w);
     return SIMCLR_OK;
+}
+
+static simclr_status plan(simclr_module *m, resnet *r, planner *p, int train)
+{
+    if (train) return plan_walk(m, r, p, NULL);
+    /* The largest activation and workspace, from a training walk that only
+     * counts; then four buffers of that size, and the walk that uses them. */
+    planner probe = {0};
+    SIMCLR__TRY(plan_walk(m, r, &probe, NULL));
+    float *buf[4];
+    for (int i = 0; i < 4; i++) buf[i] = take(p, (int64_t)probe.max_act);
+    p->max_act = probe.max_act, p->max_ws = probe.max_ws;
+    if (p->arena.overflow)
+        return simclr__fail(SIMCLR_E_SHAPE, "%s: activations for a batch of %lld x %lldx%lld do not fit in memory",
+                            m->arch, (long long)r->n, (long long)r->h, (long long)r->w);
+    if (!p->arena.base)
+        for (int i = 0; i < 4; i++) buf[i] = (float *)(uintptr_t)(16 * (i + 1)); /* distinct, never dereferenced */
+    return plan_walk(m, r, p, buf);
 }
 
 static simclr_status check_mode(const simclr_module *m, const resnet *r, simclr_mode mode)
@@ -256,14 +305,18 @@ static simclr_status check_mode(const simclr_module *m, const resnet *r, simclr_
 }
 
 /* Makes the arena fit batch shape (n, h, w) and checks that `mode` can run
- * on it. On failure the module (and any previous arena) is unchanged. */
+ * on it: a training plan for TRAIN; for EVAL the plan at hand if it fits
+ * the shape, else an inference plan. On failure the module (and any
+ * previous arena) is unchanged. */
 static simclr_status ensure_plan(simclr_module *m, resnet *r, int64_t n, int64_t h, int64_t w, simclr_mode mode)
 {
-    if (r->planned && r->n == n && r->h == h && r->w == w) return check_mode(m, r, mode);
+    int want_train = mode == SIMCLR_TRAIN;
+    if (r->planned && r->n == n && r->h == h && r->w == w && (r->train_plan || !want_train))
+        return check_mode(m, r, mode);
     resnet saved = *r;
     r->n = n, r->h = h, r->w = w;
     planner count = {0};
-    simclr_status st = plan(m, r, &count);
+    simclr_status st = plan(m, r, &count, want_train);
     if (st == SIMCLR_OK) st = check_mode(m, r, mode);
     float *arena = NULL;
     if (st == SIMCLR_OK) {
@@ -275,15 +328,16 @@ static simclr_status ensure_plan(simclr_module *m, resnet *r, int64_t n, int64_t
         *r = saved;
         if (r->planned) {
             planner again = {.arena = {.base = r->arena}};
-            plan(m, r, &again);
+            plan(m, r, &again, r->train_plan);
         }
         return st;
     }
     simclr__free(m->ctx, r->arena);
     r->arena = arena;
     planner fill = {.arena = {.base = arena}};
-    plan(m, r, &fill);
+    plan(m, r, &fill, want_train);
     r->planned = 1;
+    r->train_plan = want_train;
     m->has_train_forward = 0;
     return SIMCLR_OK;
 }

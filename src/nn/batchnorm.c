@@ -12,7 +12,7 @@
 /* Layout of the per-channel scratch (SIMCLR__BN_STATS floats). */
 enum { S_MEAN, S_INVSTD, S_VAR, S_SCALE, S_SHIFT, S_A, S_B, S_C };
 
-simclr_status simclr__batchnorm_init(simclr_module *m, simclr__batchnorm *l, const char *name, int64_t c,
+simclr_status simclr__batchnorm_init(const simclr__param_sink *ps, simclr__batchnorm *l, const char *name, int64_t c,
                                      int has_beta)
 {
     char full[SIMCLR__LAYER_NAME + 32];
@@ -24,23 +24,23 @@ simclr_status simclr__batchnorm_init(simclr_module *m, simclr__batchnorm *l, con
     int64_t one = 1;
 
     snprintf(full, sizeof full, "%s.weight", name);
-    SIMCLR__TRY(simclr__module_new_param(m, full, 1, &c, SIMCLR_PARAM_NO_DECAY, &l->gamma));
-    l->dgamma = m->params[m->n_params - 1].grad;
+    uint64_t index;
+    SIMCLR__TRY(ps->add(ps->owner, full, 1, &c, SIMCLR_PARAM_NO_DECAY, &l->gamma, &l->dgamma, &index));
     float *g = simclr__f32(l->gamma);
     for (int64_t i = 0; i < c; i++) g[i] = 1.0f;
     if (has_beta) {
         snprintf(full, sizeof full, "%s.bias", name);
-        SIMCLR__TRY(simclr__module_new_param(m, full, 1, &c, SIMCLR_PARAM_NO_DECAY, &l->beta));
-        l->dbeta = m->params[m->n_params - 1].grad;
+        SIMCLR__TRY(ps->add(ps->owner, full, 1, &c, SIMCLR_PARAM_NO_DECAY, &l->beta, &l->dbeta, &index));
     }
     snprintf(full, sizeof full, "%s.running_mean", name);
-    SIMCLR__TRY(simclr__module_new_param(m, full, 1, &c, SIMCLR_PARAM_BUFFER, &l->running_mean));
+    simclr_tensor *no_grad;
+    SIMCLR__TRY(ps->add(ps->owner, full, 1, &c, SIMCLR_PARAM_BUFFER, &l->running_mean, &no_grad, &index));
     snprintf(full, sizeof full, "%s.running_var", name);
-    SIMCLR__TRY(simclr__module_new_param(m, full, 1, &c, SIMCLR_PARAM_BUFFER, &l->running_var));
+    SIMCLR__TRY(ps->add(ps->owner, full, 1, &c, SIMCLR_PARAM_BUFFER, &l->running_var, &no_grad, &index));
     float *rv = simclr__f32(l->running_var);
     for (int64_t i = 0; i < c; i++) rv[i] = 1.0f;
     snprintf(full, sizeof full, "%s.num_batches_tracked", name);
-    SIMCLR__TRY(simclr__module_new_param(m, full, 1, &one, SIMCLR_PARAM_BUFFER, &l->num_batches_tracked));
+    SIMCLR__TRY(ps->add(ps->owner, full, 1, &one, SIMCLR_PARAM_BUFFER, &l->num_batches_tracked, &no_grad, &index));
     return SIMCLR_OK;
 }
 

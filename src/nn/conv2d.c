@@ -6,7 +6,7 @@
 #include "../core/rng.h"
 #include "nn.h"
 
-simclr_status simclr__conv2d_init(simclr_module *m, simclr__conv2d *l, const char *name, int64_t cin,
+simclr_status simclr__conv2d_init(const simclr__param_sink *ps, simclr__conv2d *l, const char *name, int64_t cin,
                                   int64_t cout, int64_t k, int64_t stride, int64_t pad, int bias,
                                   uint64_t seed)
 {
@@ -17,11 +17,10 @@ simclr_status simclr__conv2d_init(simclr_module *m, simclr__conv2d *l, const cha
 
     /* The RNG index is the parameter's position in the module, so each
      * tensor's values depend only on (seed, position). */
-    uint64_t index = (uint64_t)m->n_params;
+    uint64_t index;
     int64_t wshape[4] = {cout, cin, k, k};
     snprintf(full, sizeof full, "%s.weight", name);
-    SIMCLR__TRY(simclr__module_new_param(m, full, 4, wshape, 0, &l->w));
-    l->dw = m->params[m->n_params - 1].grad;
+    SIMCLR__TRY(ps->add(ps->owner, full, 4, wshape, 0, &l->w, &l->dw, &index));
     /* torchvision: kaiming_normal_(mode="fan_out", nonlinearity="relu"). */
     double std = sqrt(2.0 / (double)(cout * k * k));
     simclr__rng r;
@@ -33,8 +32,7 @@ simclr_status simclr__conv2d_init(simclr_module *m, simclr__conv2d *l, const cha
         /* Zero bias (torchvision ResNets have none; a plain conv layer would
          * use torch's uniform init, which no module here needs). */
         snprintf(full, sizeof full, "%s.bias", name);
-        SIMCLR__TRY(simclr__module_new_param(m, full, 1, &cout, SIMCLR_PARAM_NO_DECAY, &l->b));
-        l->db = m->params[m->n_params - 1].grad;
+        SIMCLR__TRY(ps->add(ps->owner, full, 1, &cout, SIMCLR_PARAM_NO_DECAY, &l->b, &l->db, &index));
     }
     return SIMCLR_OK;
 }

@@ -6,7 +6,7 @@
 #include "../core/rng.h"
 #include "nn.h"
 
-simclr_status simclr__linear_init(simclr_module *m, simclr__linear *l, const char *name, int64_t in,
+simclr_status simclr__linear_init(const simclr__param_sink *ps, simclr__linear *l, const char *name, int64_t in,
                                   int64_t out, int bias, uint64_t seed)
 {
     char full[SIMCLR__LAYER_NAME + 16];
@@ -19,17 +19,16 @@ simclr_status simclr__linear_init(simclr_module *m, simclr__linear *l, const cha
     simclr__rng r;
 
     int64_t wshape[2] = {out, in};
-    simclr__rng_init(&r, seed, SIMCLR__STREAM_INIT, (uint64_t)m->n_params);
+    uint64_t index;
     snprintf(full, sizeof full, "%s.weight", name);
-    SIMCLR__TRY(simclr__module_new_param(m, full, 2, wshape, 0, &l->w));
-    l->dw = m->params[m->n_params - 1].grad;
+    SIMCLR__TRY(ps->add(ps->owner, full, 2, wshape, 0, &l->w, &l->dw, &index));
+    simclr__rng_init(&r, seed, SIMCLR__STREAM_INIT, index);
     float *w = simclr__f32(l->w);
     for (int64_t i = 0; i < l->w->numel; i++) w[i] = (float)simclr__rng_range(&r, -bound, bound);
     if (bias) {
-        simclr__rng_init(&r, seed, SIMCLR__STREAM_INIT, (uint64_t)m->n_params);
         snprintf(full, sizeof full, "%s.bias", name);
-        SIMCLR__TRY(simclr__module_new_param(m, full, 1, &out, SIMCLR_PARAM_NO_DECAY, &l->b));
-        l->db = m->params[m->n_params - 1].grad;
+        SIMCLR__TRY(ps->add(ps->owner, full, 1, &out, SIMCLR_PARAM_NO_DECAY, &l->b, &l->db, &index));
+        simclr__rng_init(&r, seed, SIMCLR__STREAM_INIT, index);
         float *b = simclr__f32(l->b);
         for (int64_t i = 0; i < out; i++) b[i] = (float)simclr__rng_range(&r, -bound, bound);
     }

@@ -17,9 +17,21 @@
 
 #include "../backend/backend.h"
 #include "../core/tensor.h"
-#include "../model/module.h"
 
 #define SIMCLR__LAYER_NAME 64
+
+/* Where a layer registers its parameters: the module that owns them
+ * (model/module.c makes one with simclr__module_sink), behind a function,
+ * so that nn/ does not depend on the layer above it. add() registers a
+ * zeroed tensor called name (and a zeroed gradient unless flags has
+ * SIMCLR_PARAM_BUFFER); *value, *grad (NULL for a buffer) and *index (its
+ * position among the owner's tensors, which seeds its initialization)
+ * receive the results. The owner owns the tensors, also when add fails. */
+typedef struct simclr__param_sink {
+    void *owner;
+    simclr_status (*add)(void *owner, const char *name, int ndim, const int64_t *shape, int flags,
+                         simclr_tensor **value, simclr_tensor **grad, uint64_t *index);
+} simclr__param_sink;
 
 /* ---- conv2d: square kernel k, stride, zero padding, optional bias ---- */
 
@@ -30,9 +42,9 @@ typedef struct simclr__conv2d {
     simclr_tensor *b, *db; /* [cout] or NULL */
 } simclr__conv2d;
 
-/* Registers "<name>.weight" (and "<name>.bias") in m, Kaiming-normal
+/* Registers "<name>.weight" (and "<name>.bias") in ps, Kaiming-normal
  * (fan_out, ReLU gain) weights as torchvision's ResNet; bias zero. */
-simclr_status simclr__conv2d_init(simclr_module *m, simclr__conv2d *l, const char *name, int64_t cin,
+simclr_status simclr__conv2d_init(const simclr__param_sink *ps, simclr__conv2d *l, const char *name, int64_t cin,
                                   int64_t cout, int64_t k, int64_t stride, int64_t pad, int bias,
                                   uint64_t seed);
 
@@ -64,7 +76,7 @@ typedef struct simclr__batchnorm {
 
 /* Registers weight, bias (when has_beta), running_mean, running_var,
  * num_batches_tracked (F32 holding the count: exact up to 2^24 steps). */
-simclr_status simclr__batchnorm_init(simclr_module *m, simclr__batchnorm *l, const char *name, int64_t c,
+simclr_status simclr__batchnorm_init(const simclr__param_sink *ps, simclr__batchnorm *l, const char *name, int64_t c,
                                      int has_beta);
 
 /* y = act(BN(x) + res) over x [c, m]; res may be NULL; y may alias x only in
@@ -88,7 +100,7 @@ typedef struct simclr__linear {
 } simclr__linear;
 
 /* torch.nn.Linear init: weight and bias uniform in +-1/sqrt(in). */
-simclr_status simclr__linear_init(simclr_module *m, simclr__linear *l, const char *name, int64_t in,
+simclr_status simclr__linear_init(const simclr__param_sink *ps, simclr__linear *l, const char *name, int64_t in,
                                   int64_t out, int bias, uint64_t seed);
 void simclr__linear_forward(simclr_context *ctx, const simclr__linear *l, int64_t n, const float *x, float *y);
 /* scratch holds l->out floats (bias gradient); dx NULL = not wanted. */

@@ -13,6 +13,7 @@
 #include "../io/ckpt.h"
 #include "../model/module.h"
 #include "trainer.h"
+#include "moco.h"
 
 static const char *const kind_names[] = {"sgd", "adamw", "lars"};
 
@@ -34,6 +35,7 @@ simclr_status simclr_trainer_save(const simclr_trainer *tr, const char *path)
     static const char fn[] = "simclr_trainer_save";
     SIMCLR__CHECK_ARG(tr, fn, "trainer is NULL");
     SIMCLR__CHECK_ARG(path, fn, "path is NULL");
+    if (tr->moco) return simclr__moco_save(tr, path);
     char arch[1024];
     trainer_arch(tr, arch, sizeof arch);
     simclr__ckpt *ck;
@@ -67,6 +69,7 @@ simclr_status simclr_trainer_load(simclr_trainer *tr, const char *path)
     static const char fn[] = "simclr_trainer_load";
     SIMCLR__CHECK_ARG(tr, fn, "trainer is NULL");
     SIMCLR__CHECK_ARG(path, fn, "path is NULL");
+    if (tr->moco) return simclr__moco_load(tr, path);
     char arch[1024];
     trainer_arch(tr, arch, sizeof arch);
     simclr__ckpt *ck;

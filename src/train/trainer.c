@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "../model/module.h"
+#include "moco.h"
 
 static const char FN_STEP[] = "simclr_trainer_step";
 
@@ -74,6 +75,7 @@ static void free_buffers(simclr_trainer *tr)
 void simclr_trainer_destroy(simclr_trainer *tr)
 {
     if (!tr) return;
+    simclr__moco_destroy(tr); /* MoCo's own state (a no-op for SimCLR) */
     free_buffers(tr);
     simclr__free(tr->ctx, tr->snapshot);
     simclr__free(tr->ctx, tr);
@@ -125,6 +127,7 @@ static simclr_status fail_step(simclr_trainer *tr, simclr_status st)
 simclr_status simclr_trainer_step(simclr_trainer *tr, const simclr_tensor *images, uint64_t seed, float *loss)
 {
     SIMCLR__CHECK_ARG(tr, FN_STEP, "trainer is NULL");
+    if (tr->moco) return simclr__moco_step(tr, images, seed, loss);
     int64_t want[4] = {-1, -1, -1, tr->encoder->in_dim};
     SIMCLR__TRY(simclr__tensor_expect(images, FN_STEP, "images", SIMCLR_U8, 4, want));
     return simclr__trainer_step_from(tr, images, NULL, seed, loss);

@@ -29,6 +29,10 @@ struct simclr_trainer {
     /* Statistics of the last successful step. */
     int64_t steps;
     double loss_value, accuracy, lr, grad_norm, images_per_sec;
+
+    /* MoCo v2 (moco.h): non-NULL for a trainer made by
+     * simclr_moco_trainer_create, whose steps, saves and loads go there. */
+    struct simclr__moco *moco;
 };
 
 /* The step behind simclr_trainer_step and simclr_trainer_step_list: from a

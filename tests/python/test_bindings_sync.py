@@ -64,7 +64,8 @@ def test_enums_match_the_header():
                "simclr_mode": (enums.Mode, "SIMCLR_"), "simclr_aug_preset": (enums.AugPreset, "SIMCLR_AUG_PRESET_"),
                "simclr_aug_param": (enums.AugParam, "SIMCLR_AUG_"), "simclr_opt_kind": (enums.OptKind, "SIMCLR_OPT_"),
                "simclr_opt_param": (enums.OptParam, "SIMCLR_OPT_"), "simclr_stat": (enums.Stat, "SIMCLR_STAT_"),
-               "simclr_embed_param": (enums.EmbedParam, "SIMCLR_EMBED_")}
+               "simclr_embed_param": (enums.EmbedParam, "SIMCLR_EMBED_"),
+               "simclr_moco_param": (enums.MocoParam, "SIMCLR_MOCO_")}
     header = _header_enums()
     assert set(header) == set(mapping)
     for cname, values in header.items():

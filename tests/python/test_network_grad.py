@@ -207,25 +207,25 @@ def _run_backend(backend, threads, isa, net, x_np, r_np):
 
 def test_ref_vs_every_cpu_copy_and_thread_count():
     """Every instruction-set copy at 1, 2, 3 threads against "ref" at 1e-4
-    (float32 summation order differs; ~1e-6 per layer, measured), and the
-    copies against each other byte for byte at the same thread count (the
-    header promises that the copies compute the same operations in the
-    same order)."""
+    (float32 summation order differs; ~1e-6 per layer, measured), and every
+    copy at every thread count against each other byte for byte (the header
+    promises the same bytes for any thread count and instruction set)."""
     net, x_np, sites, _ = repaired_net()
     r_np = np.random.default_rng(13).standard_normal((BATCH, 4)).astype(np.float32)
     ref = _run_backend(b"ref", 1, None, net, x_np, r_np)
     isas = _isas()
     assert "portable" in isas
+    first = None
     for threads in (1, 2, 3):
-        first = None
         for isa in isas:
             got = _run_backend(b"cpu", threads, isa, net, x_np, r_np)
             errs = {k: rel_err(got[k], ref[k]) for k in ref}
             bad = {k: e for k, e in errs.items() if not e <= 1e-4}
             assert not bad, "%s, %d threads, vs ref: %s" % (isa, threads, bad)
             if first is None:
-                first = (isa, got)
+                first = (isa, threads, got)
             else:
                 for k in got:
-                    assert np.array_equal(got[k], first[1][k]), \
-                        "%s differs from %s at %d threads in %s" % (isa, first[0], threads, k)
+                    assert np.array_equal(got[k], first[2][k]), \
+                        "%s at %d threads differs from %s at %d threads in %s" % (
+                            isa, threads, first[0], first[1], k)

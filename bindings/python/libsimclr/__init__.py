@@ -15,8 +15,8 @@ from ._lib import version_number, version_string
 from .augment import Augment, bounds as augment_bounds
 from .core import Context, Tensor, backends, isa_supported
 from .data import Dataset
-from .enums import (AugParam, AugPreset, DType, EmbedParam, LogLevel, Mode, OptKind, OptParam, Stat, Status,
-                    Stem, PARAM_BUFFER, PARAM_NO_DECAY)
+from .enums import (AugParam, AugPreset, DType, EmbedParam, LogLevel, MocoParam, Mode, OptKind, OptParam,
+                    Stat, Status, Stem, PARAM_BUFFER, PARAM_NO_DECAY)
 from .errors import (FormatError, InternalError, InvalidArgument, LibraryVersionError,
                      NumericError, OutOfMemory, ShapeError, SimclrError, SimclrIOError, StateError,
                      Unsupported, STATUS_EXCEPTIONS)
@@ -25,13 +25,14 @@ from .evaluation import extract_features, knn_eval, linear_probe
 from .loss import NTXent
 from .modules import MLPHead, Module, Parameter, ResNet
 from .optim import Optimizer, lr_linear_scaling, lr_sqrt_scaling
-from .trainer import Trainer
+from .trainer import MocoTrainer, Trainer
 
 __version__ = "%d.%d.%d" % BINDINGS_VERSION
 
 __all__ = [
     "Augment", "AugParam", "AugPreset", "Context", "Dataset", "DType", "EmbedParam", "Embedder", "FormatError",
-    "InternalError", "InvalidArgument", "LibraryVersionError", "LogLevel", "MLPHead", "Mode",
+    "InternalError", "InvalidArgument", "LibraryVersionError", "LogLevel", "MLPHead", "MocoParam",
+    "MocoTrainer", "Mode",
     "Module", "NTXent", "NumericError", "OptKind", "OptParam", "Optimizer", "OutOfMemory",
     "PARAM_BUFFER", "PARAM_NO_DECAY", "Parameter", "ResNet", "STATUS_EXCEPTIONS", "ShapeError",
     "SimclrError", "SimclrIOError", "Stat", "StateError", "Status", "Stem", "Tensor", "Trainer",

@@ -85,6 +85,12 @@ PROTOTYPES = """
     void simclr_trainer_destroy(simclr_trainer *tr);
     simclr_status simclr_trainer_step(simclr_trainer *tr, const simclr_tensor *images, uint64_t seed, float *loss);
     simclr_status simclr_trainer_stat(const simclr_trainer *tr, simclr_stat key, double *value);
+    simclr_status simclr_module_momentum_update(simclr_module *target, const simclr_module *source, double momentum);
+    simclr_status simclr_moco_trainer_create(simclr_context *ctx, simclr_module *encoder, simclr_module *head, simclr_module *key_encoder, simclr_module *key_head, simclr_augment *aug, simclr_optimizer *opt, int64_t queue_size, uint64_t seed, simclr_trainer **out);
+    simclr_status simclr_moco_set(simclr_trainer *tr, simclr_moco_param key, double value);
+    simclr_status simclr_moco_get(const simclr_trainer *tr, simclr_moco_param key, double *value);
+    simclr_status simclr_moco_queue(simclr_trainer *tr, simclr_tensor **queue);
+    simclr_status simclr_moco_key_order(const simclr_trainer *tr, int64_t *order, int64_t n);
     simclr_status simclr_dataset_open_idx(simclr_context *ctx, const char *images_path, const char *labels_path, simclr_dataset **out);
     simclr_status simclr_dataset_open_cifar(simclr_context *ctx, const char *const *paths, int n_paths, int cifar100, simclr_dataset **out);
     void simclr_dataset_destroy(simclr_dataset *ds);
@@ -124,7 +130,7 @@ PROTOTYPES = """
 # ---------------------------------------------------------------- C types --
 
 _ENUMS = {"simclr_status", "simclr_dtype", "simclr_stem", "simclr_mode", "simclr_aug_preset",
-          "simclr_aug_param", "simclr_opt_kind", "simclr_opt_param", "simclr_stat",
+          "simclr_aug_param", "simclr_opt_kind", "simclr_opt_param", "simclr_stat", "simclr_moco_param",
           "simclr_log_level", "simclr_embed_param"}
 _HANDLES = {"simclr_context", "simclr_tensor", "simclr_module", "simclr_augment", "simclr_loss",
             "simclr_optimizer", "simclr_trainer", "simclr_dataset", "simclr_image_list",

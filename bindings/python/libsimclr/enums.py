@@ -138,6 +138,16 @@ class EmbedParam(IntEnum):
     STD_2 = 206
 
 
+class MocoParam(IntEnum):
+    """C enum simclr_moco_param."""
+    MOMENTUM = 100
+    MOMENTUM_STEPS = 101
+    TEMPERATURE = 200
+    KEY_SPLITS = 300
+    QUEUE_SIZE = 400
+    QUEUE_POS = 401
+
+
 PARAM_NO_DECAY = 1
 PARAM_BUFFER = 2
 MAX_DIMS = 4

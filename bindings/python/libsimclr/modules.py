@@ -8,7 +8,7 @@ import numpy as np
 
 from . import _lib
 from ._handle import Handle
-from .core import (Context, Tensor, as_input, as_output, check_context, check_enum, check_int,
+from .core import (Context, Tensor, as_input, as_output, check_context, check_enum, check_float, check_int,
                    check_path, check_seed)
 from .enums import DType, Mode, Stem, PARAM_BUFFER, PARAM_NO_DECAY
 from .errors import InvalidArgument, ShapeError, StateError
@@ -196,6 +196,13 @@ class Module(Handle):
             arrays[k] = a
         for k, a in arrays.items():
             params[k].value.copy_from(a)
+
+    def momentum_update(self, source: "Module", momentum: float) -> None:
+        """self = momentum * self + (1 - momentum) * source, parameters and BN running
+        statistics (a module of the same architecture; MoCo's key encoder update)."""
+        if not isinstance(source, Module):
+            raise TypeError("source must be a simclr module, not %s" % type(source).__name__)
+        fn.module_momentum_update(self._ptr, source._ptr, check_float(momentum, "momentum"))
 
     def save(self, path: Any) -> None:
         """Checkpoint of parameters and buffers (atomic write)."""

@@ -4,11 +4,14 @@ from __future__ import annotations
 import ctypes
 from typing import Any, Dict, Union
 
+import numpy as np
+
 from . import _lib
 from ._handle import Handle
 from .augment import Augment
-from .core import Context, as_input, check_context, check_enum, check_path, check_seed
-from .enums import DType, Stat
+from .core import (Context, Tensor, as_input, check_context, check_enum, check_float, check_int,
+                   check_path, check_seed)
+from .enums import DType, MocoParam, Stat
 from .loss import NTXent
 from .modules import Module
 from .optim import Optimizer
@@ -64,3 +67,64 @@ class Trainer(Handle):
 
     def load(self, path: Any) -> None:
         fn.trainer_load(self._ptr, check_path(path))
+
+
+class MocoTrainer(Trainer):
+    """MoCo v2 through the same step interface: ``step``, ``stat``, ``save`` and
+    ``load`` as for SimCLR (include/simclr.h, "MoCo v2", gives every detail).
+
+    ``MocoTrainer(ctx, encoder, head, key_encoder, key_head, augment, optimizer,
+    queue_size=65536, seed=0, momentum=0.999, temperature=0.2, key_splits=8)``:
+    the key modules have the architectures of encoder and head and receive
+    their weights at creation; the optimizer covers encoder and head only.
+    Keyword settings are MocoParam names in lower case; ``tr["momentum"]``
+    reads and writes them too. The pieces are borrowed and kept alive."""
+
+    def __init__(self, ctx: Context, encoder: Module, head: Module, key_encoder: Module,
+                 key_head: Module, augment: Augment, optimizer: Optimizer, queue_size: int = 65536,
+                 seed: int = 0, **settings: float) -> None:
+        check_context(ctx)
+        for name, obj, cls in (("encoder", encoder, Module), ("head", head, Module),
+                               ("key_encoder", key_encoder, Module), ("key_head", key_head, Module),
+                               ("augment", augment, Augment), ("optimizer", optimizer, Optimizer)):
+            if not isinstance(obj, cls):
+                raise TypeError("%s must be a simclr.%s, not %s" % (name, cls.__name__, type(obj).__name__))
+        out = ctypes.c_void_p()
+        fn.moco_trainer_create(ctx._ptr, encoder._ptr, head._ptr, key_encoder._ptr, key_head._ptr,
+                               augment._ptr, optimizer._ptr, check_int(queue_size, "queue_size"),
+                               check_seed(seed), ctypes.byref(out))
+        self._init_native(out.value, _lib.cdll.simclr_trainer_destroy,
+                          [ctx, encoder, head, key_encoder, key_head, augment, optimizer])
+        self.context, self.encoder, self.head = ctx, encoder, head
+        self.key_encoder, self.key_head = key_encoder, key_head
+        self.augment, self.loss, self.optimizer = augment, None, optimizer
+        try:
+            for k, v in settings.items():
+                self.set(k, v)
+        except BaseException:
+            self.close()
+            raise
+
+    def set(self, key: Union[str, int, MocoParam], value: float) -> None:
+        fn.moco_set(self._ptr, check_enum(key, MocoParam, "key"), check_float(value, "value"))
+
+    def get(self, key: Union[str, int, MocoParam]) -> float:
+        v = ctypes.c_double()
+        fn.moco_get(self._ptr, check_enum(key, MocoParam, "key"), ctypes.byref(v))
+        return v.value
+
+    __getitem__ = get
+    __setitem__ = set
+
+    @property
+    def queue(self) -> Tensor:
+        """The trainer's queue, F32 [K, P] (``.numpy(copy=False)`` views it in place)."""
+        out = ctypes.c_void_p()
+        fn.moco_queue(self._ptr, ctypes.byref(out))
+        return Tensor._borrowed(out.value, self, self.context)
+
+    def key_order(self, n: int) -> np.ndarray:
+        """The order in which the last step (of n images) fed its key views to the key modules."""
+        order = np.zeros(check_int(n, "n"), dtype=np.int64)
+        fn.moco_key_order(self._ptr, order.ctypes.data_as(ctypes.POINTER(ctypes.c_int64)), n)
+        return order

@@ -10,13 +10,16 @@
  * simclr__cpu_conv2d_workspace) and is reused chunk after chunk, so it stays
  * in cache between im2col and the product.
  *
- * Threads: when a chunk holds at least one image per worker, the workers
- * take whole sub-chunks, each with its own slice of the workspace, and run
- * im2col and a single-threaded product back to back: one parallel region
- * per layer instead of two per chunk. In the backward pass each worker
- * also sums the weight gradient of its own sub-chunks into a private buffer
- * in the workspace; the buffers are added in worker order at the end, so a
- * given thread count always gives the same bytes. */
+ * Threads: when a layer has at least one chunk per worker, the workers
+ * take whole chunks, each with its own column buffer in the workspace, and
+ * run im2col and a single-threaded product back to back: one parallel
+ * region per layer instead of two per chunk. Otherwise chunks run one after
+ * another with im2col and each product split across the workers.
+ *
+ * Reproducibility: chunks are a function of the layer's shape, not of the
+ * thread count, and the one sum over chunks (the weight gradient) is
+ * grouped into DW_PARTS fixed partial sums added in order, so every result
+ * is the same bytes for any number of threads. */
 #include <cblas.h>
 #include <string.h>
 
@@ -151,45 +154,67 @@ static void bias_grad_task(void *arg, int64_t b, int64_t e, int w)
     for (int64_t r = b; r < e; r++) j->dbias[r] += (float)simclr__cpu_sum_f32(j->x + r * j->cols, j->cols);
 }
 
-/* Images per worker sub-chunk, 0 when the chunk-parallel path does not apply. */
-static int64_t worker_images(simclr_context *ctx, const simclr__conv_desc *d)
+/* Chunks ("groups") of chunk_images(d) images: a function of the layer's
+ * shape only, never of the thread count, so that every sum below has the
+ * same terms in the same order whatever the number of workers. */
+static int64_t n_groups(const simclr__conv_desc *d)
 {
-    int64_t t = simclr__pool_size(ctx->pool), nb = chunk_images(d);
-    return t > 1 && nb >= t ? nb / t : 0;
+    int64_t nb = chunk_images(d);
+    return (d->n + nb - 1) / nb;
 }
 
-/* The column buffer, and on the chunk-parallel path one private weight
- * gradient per worker but the first (which adds straight into dw). */
+/* The weight gradient sums over every image. With at least DW_PARTS groups,
+ * group ranges [a*G/P, (a+1)*G/P) are summed into DW_PARTS partial sums (the
+ * first straight into dw), each by whichever worker takes it, then added to
+ * dw in part order: the result is the same bytes for 1, 2, 3 or 64 threads.
+ * Fewer groups run one after another with each product split across the
+ * workers by output rows or columns (which does not change any element's
+ * sum). Four parts keep 2 and 4 workers busy at the price of three extra
+ * weight-sized buffers. */
+#define DW_PARTS 4
+
+static int parted(const simclr__conv_desc *d) { return !is_pointwise(d) && n_groups(d) >= DW_PARTS; }
+
+/* Groups run by whole workers (each with its own column buffer) when there
+ * are enough of them; the forward's products do not depend on the split. */
+static int by_workers(simclr_context *ctx, const simclr__conv_desc *d)
+{
+    int64_t t = simclr__pool_size(ctx->pool);
+    return t > 1 && !is_pointwise(d) && n_groups(d) >= t;
+}
+
+/* Column buffers (one per worker on the worker paths, else one) and the
+ * weight-gradient parts. */
 size_t simclr__cpu_conv2d_workspace(simclr_context *ctx, const simclr__conv_desc *d)
 {
     if (is_pointwise(d)) return 0;
     size_t k = (size_t)(d->cin * d->kh * d->kw), col = k * (size_t)(chunk_images(d) * d->oh * d->ow);
-    int64_t t = simclr__pool_size(ctx->pool);
-    return col + (worker_images(ctx, d) ? (size_t)(t - 1) * (size_t)d->cout * k : 0);
+    size_t t = (size_t)simclr__pool_size(ctx->pool), cols = (by_workers(ctx, d) || parted(d)) ? t * col : col;
+    return cols + (parted(d) ? (size_t)(DW_PARTS - 1) * (size_t)d->cout * k : 0);
 }
 
 typedef struct {
     const simclr__conv_desc *d;
     const float *x, *w, *dy;
     float *y, *dx, *ws;
-    int64_t sub;   /* images per sub-chunk */
-    size_t ws_per; /* workspace floats per worker */
+    int64_t groups;
+    size_t ws_per; /* column-buffer floats per worker */
     int accumulate;
-    float *dw;       /* weight gradient of worker 0 (the caller's) */
-    float *dw_parts; /* [workers - 1][cout][k], written (not added) by their first product */
+    float *dw;       /* part 0 (the caller's gradient) */
+    float *dw_parts; /* parts 1.. [DW_PARTS - 1][cout][k], written (not added) by their first product */
 } chunk_job;
 
 static void forward_chunks(void *arg, int64_t b, int64_t e, int wk)
 {
     const chunk_job *c = arg;
     const simclr__conv_desc *d = c->d;
-    int64_t k = d->cin * d->kh * d->kw, plane = d->oh * d->ow, m = d->n * plane;
+    int64_t k = d->cin * d->kh * d->kw, plane = d->oh * d->ow, m = d->n * plane, nb = chunk_images(d);
     for (int64_t q = b; q < e; q++) {
-        int64_t n0 = q * c->sub, nb = n0 + c->sub <= d->n ? c->sub : d->n - n0, cols = nb * plane;
-        col_job j = {d, n0, nb, c->x, c->ws + (size_t)wk * c->ws_per, NULL};
+        int64_t n0 = q * nb, cnt = n0 + nb <= d->n ? nb : d->n - n0, cols = cnt * plane;
+        col_job j = {d, n0, cnt, c->x, c->ws + (size_t)wk * c->ws_per, NULL};
         for (int64_t r = 0; r < k; r++) im2col_row(&j, r);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)d->cout, (int)cols, (int)k, 1.0f, c->w, (int)k,
-                    j.col, (int)cols, 0.0f, c->y + n0 * plane, (int)m);
+        /* Blocked as simclr__cpu_gemm would: the same bytes as the path for one worker. */
+        simclr__cpu_gemm_serial(0, 0, d->cout, cols, k, 1.0f, c->w, k, j.col, cols, 0.0f, c->y + n0 * plane, m);
     }
 }
 
@@ -210,30 +235,33 @@ static void part_sum_task(void *arg, int64_t b, int64_t e, int wk)
     }
 }
 
-/* Both gradients of the worker's sub-chunks: the weight gradient into the
- * worker's own sum (summed up in worker order afterwards, so the result does
- * not depend on timing), then the input gradient through the same column
- * buffer. */
-static void backward_chunks(void *arg, int64_t b, int64_t e, int wk)
+/* Both gradients of the groups of parts [b, e): each part's weight gradient
+ * into its own sum, then the input gradient through the same column
+ * buffer (its images' planes are the part's own). */
+static void backward_parts(void *arg, int64_t b, int64_t e, int wk)
 {
     const chunk_job *c = arg;
     const simclr__conv_desc *d = c->d;
     int64_t k = d->cin * d->kh * d->kw, plane = d->oh * d->ow, m = d->n * plane, in_plane = d->h * d->w;
-    float *dw = wk ? c->dw_parts + (size_t)(wk - 1) * (size_t)(d->cout * k) : c->dw;
-    for (int64_t q = b; q < e; q++) {
-        int64_t n0 = q * c->sub, nb = n0 + c->sub <= d->n ? c->sub : d->n - n0, cols = nb * plane;
-        col_job j = {d, n0, nb, c->x, c->ws + (size_t)wk * c->ws_per, c->dx};
-        for (int64_t r = 0; r < k; r++) im2col_row(&j, r);
-        float beta = wk && q == b ? 0.0f : 1.0f;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)d->cout, (int)k, (int)cols, 1.0f, c->dy + n0 * plane,
-                    (int)m, j.col, (int)cols, beta, dw, (int)k);
-        if (!c->dx) continue;
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)k, (int)cols, (int)d->cout, 1.0f, c->w, (int)k,
-                    c->dy + n0 * plane, (int)m, 0.0f, j.col, (int)cols);
-        if (!c->accumulate)
-            for (int64_t ci = 0; ci < d->cin; ci++)
-                memset(c->dx + (ci * d->n + n0) * in_plane, 0, (size_t)(nb * in_plane) * sizeof(float));
-        col2im_task(&j, 0, d->cin, wk);
+    int64_t nb = chunk_images(d);
+    for (int64_t a = b; a < e; a++) {
+        float *dw = a ? c->dw_parts + (size_t)(a - 1) * (size_t)(d->cout * k) : c->dw;
+        int64_t g0 = a * c->groups / DW_PARTS, g1 = (a + 1) * c->groups / DW_PARTS;
+        for (int64_t q = g0; q < g1; q++) {
+            int64_t n0 = q * nb, cnt = n0 + nb <= d->n ? nb : d->n - n0, cols = cnt * plane;
+            col_job j = {d, n0, cnt, c->x, c->ws + (size_t)wk * c->ws_per, c->dx};
+            for (int64_t r = 0; r < k; r++) im2col_row(&j, r);
+            float beta = a && q == g0 ? 0.0f : 1.0f;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)d->cout, (int)k, (int)cols, 1.0f,
+                        c->dy + n0 * plane, (int)m, j.col, (int)cols, beta, dw, (int)k);
+            if (!c->dx) continue;
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)k, (int)cols, (int)d->cout, 1.0f, c->w, (int)k,
+                        c->dy + n0 * plane, (int)m, 0.0f, j.col, (int)cols);
+            if (!c->accumulate)
+                for (int64_t ci = 0; ci < d->cin; ci++)
+                    memset(c->dx + (ci * d->n + n0) * in_plane, 0, (size_t)(cnt * in_plane) * sizeof(float));
+            col2im_task(&j, 0, d->cin, wk);
+        }
     }
 }
 
@@ -241,12 +269,11 @@ void simclr__cpu_conv2d_forward(simclr_context *ctx, const simclr__conv_desc *d,
                                 const float *bias, float *y, float *ws)
 {
     int64_t k = d->cin * d->kh * d->kw, plane = d->oh * d->ow, m = d->n * plane;
-    int64_t sub = is_pointwise(d) ? 0 : worker_images(ctx, d);
     if (is_pointwise(d)) {
         simclr__cpu_gemm(ctx, 0, 0, d->cout, m, k, 1.0f, w, k, x, m, 0.0f, y, m);
-    } else if (sub) {
-        chunk_job c = {.d = d, .x = x, .w = w, .y = y, .ws = ws, .sub = sub, .ws_per = (size_t)(k * sub * plane)};
-        simclr__pool_for(ctx->pool, (d->n + sub - 1) / sub, 1, forward_chunks, &c);
+    } else if (by_workers(ctx, d)) {
+        chunk_job c = {.d = d, .x = x, .w = w, .y = y, .ws = ws, .ws_per = (size_t)(k * chunk_images(d) * plane)};
+        simclr__pool_for(ctx->pool, n_groups(d), 1, forward_chunks, &c);
     } else {
         int64_t nb = chunk_images(d);
         for (int64_t n0 = 0; n0 < d->n; n0 += nb) {
@@ -275,16 +302,13 @@ void simclr__cpu_conv2d_backward(simclr_context *ctx, const simclr__conv_desc *d
         if (dx) simclr__cpu_gemm(ctx, 1, 0, k, m, d->cout, 1.0f, w, k, dy, m, accumulate ? 1.0f : 0.0f, dx, m);
         return;
     }
-    int64_t nb = chunk_images(d), in_plane = d->h * d->w, sub = worker_images(ctx, d);
-    if (sub) {
-        int64_t t = simclr__pool_size(ctx->pool), chunks = (d->n + sub - 1) / sub;
-        size_t col = (size_t)(k * nb * plane);
-        chunk_job c = {.d = d, .x = x, .w = w, .dy = dy, .dx = dx, .ws = ws, .sub = sub,
-                       .ws_per = (size_t)(k * sub * plane), .accumulate = accumulate, .dw = dw, .dw_parts = ws + col};
-        simclr__pool_for(ctx->pool, chunks, 1, backward_chunks, &c);
-        /* pool_for runs min(chunks, workers) workers, each on one range. */
-        int64_t used = chunks < t ? chunks : t;
-        part_sum_job ps = {dw, ws + col, (int)used - 1, d->cout * k};
+    int64_t nb = chunk_images(d), in_plane = d->h * d->w;
+    if (parted(d)) {
+        size_t col = (size_t)(k * nb * plane), t = (size_t)simclr__pool_size(ctx->pool);
+        chunk_job c = {.d = d, .x = x, .w = w, .dy = dy, .dx = dx, .ws = ws, .groups = n_groups(d), .ws_per = col,
+                       .accumulate = accumulate, .dw = dw, .dw_parts = ws + t * col};
+        simclr__pool_for(ctx->pool, DW_PARTS, 1, backward_parts, &c);
+        part_sum_job ps = {dw, c.dw_parts, DW_PARTS - 1, d->cout * k};
         simclr__pool_for(ctx->pool, ps.len, SIMCLR__GRAIN, part_sum_task, &ps);
         return;
     }

@@ -32,59 +32,92 @@ typedef struct {
     const float *a, *b;
     int64_t lda, ldb, ldc;
     float *c;
-    int split_n; /* blocks of columns of C (else of rows) */
+    int split_n;   /* blocks of columns of C (else of rows) */
+    int64_t width; /* columns (rows) per block */
 } gemm_job;
 
 /* Blocks are whole multiples of 16 columns/rows so every block starts on a
  * 64-byte boundary when the matrix does. */
-#define GEMM_BLOCK 16
+#define GEMM_ALIGN 16
+/* A product is cut into about this many blocks, whatever the thread count:
+ * OpenBLAS's result for an element depends on the shape of the call that
+ * computes it (its edge kernels accumulate in another order), so the block
+ * boundaries must be a function of the product's shape alone for the
+ * result to be the same bytes at any number of threads. 8 blocks keep up
+ * to 8 workers busy. */
+#define GEMM_PIECES 8
 
 static void gemm_block(void *arg, int64_t b, int64_t e, int w)
 {
     const gemm_job *j = arg;
     (void)w;
-    int64_t lo = b * GEMM_BLOCK, hi = e * GEMM_BLOCK;
-    if (j->split_n) {
-        if (hi > j->n) hi = j->n;
-        const float *bb = j->tb ? j->b + lo * j->ldb : j->b + lo;
-        cblas_sgemm(CblasRowMajor, j->ta ? CblasTrans : CblasNoTrans, j->tb ? CblasTrans : CblasNoTrans, (int)j->m,
-                    (int)(hi - lo), (int)j->k, j->alpha, j->a, (int)j->lda, bb, (int)j->ldb, j->beta, j->c + lo,
-                    (int)j->ldc);
-    } else {
-        if (hi > j->m) hi = j->m;
-        const float *aa = j->ta ? j->a + lo : j->a + lo * j->lda;
-        cblas_sgemm(CblasRowMajor, j->ta ? CblasTrans : CblasNoTrans, j->tb ? CblasTrans : CblasNoTrans,
-                    (int)(hi - lo), (int)j->n, (int)j->k, j->alpha, aa, (int)j->lda, j->b, (int)j->ldb, j->beta,
-                    j->c + lo * j->ldc, (int)j->ldc);
+    for (int64_t blk = b; blk < e; blk++) {
+        int64_t lo = blk * j->width, hi = lo + j->width;
+        if (j->split_n) {
+            if (hi > j->n) hi = j->n;
+            const float *bb = j->tb ? j->b + lo * j->ldb : j->b + lo;
+            cblas_sgemm(CblasRowMajor, j->ta ? CblasTrans : CblasNoTrans, j->tb ? CblasTrans : CblasNoTrans,
+                        (int)j->m, (int)(hi - lo), (int)j->k, j->alpha, j->a, (int)j->lda, bb, (int)j->ldb, j->beta,
+                        j->c + lo, (int)j->ldc);
+        } else {
+            if (hi > j->m) hi = j->m;
+            const float *aa = j->ta ? j->a + lo : j->a + lo * j->lda;
+            cblas_sgemm(CblasRowMajor, j->ta ? CblasTrans : CblasNoTrans, j->tb ? CblasTrans : CblasNoTrans,
+                        (int)(hi - lo), (int)j->n, (int)j->k, j->alpha, aa, (int)j->lda, j->b, (int)j->ldb, j->beta,
+                        j->c + lo * j->ldc, (int)j->ldc);
+        }
     }
 }
 
+static int64_t round_up(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
+
+/* The job and its block count for C = op(A) op(B); see GEMM_PIECES. */
+static int64_t gemm_plan(gemm_job *j)
+{
+    int64_t span = j->split_n ? j->n : j->m, other = j->split_n ? j->m : j->n;
+    /* About a million multiply-adds per block amortizes waking a worker. */
+    int64_t least = round_up((1 << 20) / (other * j->k > 0 ? other * j->k : 1) + 1, GEMM_ALIGN);
+    int64_t width = round_up((span + GEMM_PIECES - 1) / GEMM_PIECES, GEMM_ALIGN);
+    j->width = width > least ? width : least;
+    return (span + j->width - 1) / j->width;
+}
+
+static int gemm_k0(int64_t m, int64_t n, int64_t k, float beta, float *c, int64_t ldc)
+{
+    if (k != 0) return 0;
+    /* BLAS leaves C alone when k = 0 only for beta = 1; make beta = 0 NaN-safe. */
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < n; j++) c[i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[i * ldc + j];
+    return 1;
+}
+
+/* beta = 0: BLAS does not read C ("C need not be set on input", and
+ * OpenBLAS zeroes it), so no NaN in a fresh buffer leaks through. */
 void simclr__cpu_gemm(simclr_context *ctx, int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
                       const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
                       int64_t ldc)
 {
-    if (k == 0) {
-        /* BLAS leaves C alone when k = 0 only for beta = 1; make beta = 0 NaN-safe. */
-        for (int64_t i = 0; i < m; i++)
-            for (int64_t j = 0; j < n; j++) c[i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[i * ldc + j];
-        return;
-    }
-    /* beta = 0: BLAS does not read C ("C need not be set on input", and
-     * OpenBLAS zeroes it), so no NaN in a fresh buffer leaks through. */
-    gemm_job j = {ta, tb, m, n, k, alpha, beta, a, b, lda, ldb, ldc, c, n >= m};
-    int64_t blocks = ((j.split_n ? n : m) + GEMM_BLOCK - 1) / GEMM_BLOCK;
-    /* About a million multiply-adds per block amortizes waking a worker. */
-    int64_t per_block = GEMM_BLOCK * (j.split_n ? m : n) * k;
-    int64_t grain = per_block >= (1 << 20) ? 1 : (1 << 20) / (per_block > 0 ? per_block : 1);
-    simclr__pool_for(ctx->pool, blocks, grain, gemm_block, &j);
+    if (gemm_k0(m, n, k, beta, c, ldc)) return;
+    gemm_job j = {ta, tb, m, n, k, alpha, beta, a, b, lda, ldb, ldc, c, n >= m, 0};
+    simclr__pool_for(ctx->pool, gemm_plan(&j), 1, gemm_block, &j);
 }
+
+void simclr__cpu_gemm_serial(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                             int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc)
+{
+    if (gemm_k0(m, n, k, beta, c, ldc)) return;
+    gemm_job j = {ta, tb, m, n, k, alpha, beta, a, b, lda, ldb, ldc, c, n >= m, 0};
+    gemm_block(&j, 0, gemm_plan(&j), 0);
+}
+
+#define REDUCE_PIECES_MAX 256
 
 typedef struct {
     int64_t n;
     float alpha;
     const float *x, *y;
     float *out;
-    double partial[256];
+    double partial[REDUCE_PIECES_MAX]; /* one slot per piece (reduce) */
 } ew_job;
 
 static void axpy_task(void *arg, int64_t b, int64_t e, int w)
@@ -126,29 +159,57 @@ double simclr__cpu_sum_f32(const float *x, int64_t n)
     return total;
 }
 
+/* Reductions: the range is cut into pieces whose bounds depend on n alone
+ * (at most 256 of them, whole multiples of 4096 elements), each piece's sum
+ * lands in its own slot, and the slots are added in order: the same bytes
+ * for any thread count. Tasks take ranges of pieces. */
+#define REDUCE_PIECES REDUCE_PIECES_MAX
+
+static int64_t piece_width(int64_t n)
+{
+    int64_t w = (n + REDUCE_PIECES - 1) / REDUCE_PIECES;
+    w = (w + 4095) / 4096 * 4096;
+    return w > SIMCLR__GRAIN ? w : SIMCLR__GRAIN;
+}
+
 static void sum_task(void *arg, int64_t b, int64_t e, int w)
 {
     ew_job *j = arg;
-    j->partial[w] = simclr__cpu_sum_f32(j->x + b, e - b);
+    (void)w;
+    int64_t width = piece_width(j->n);
+    for (int64_t p = b; p < e; p++) {
+        int64_t lo = p * width, hi = lo + width < j->n ? lo + width : j->n;
+        j->partial[p] = simclr__cpu_sum_f32(j->x + lo, hi - lo);
+    }
 }
 
-static void dot_task(void *arg, int64_t b, int64_t e, int w)
+static double dot_range(const float *x, const float *y, int64_t b, int64_t e)
 {
-    ew_job *j = arg;
     float lane[8] = {0};
     int64_t i = b;
     double total = 0;
     while (i < e) {
         int64_t stop = i + 4096 < e ? i + 4096 : e;
         for (; i + 8 <= stop; i += 8)
-            for (int l = 0; l < 8; l++) lane[l] += j->x[i + l] * j->y[i + l];
-        for (; i < stop; i++) lane[0] += j->x[i] * j->y[i];
+            for (int l = 0; l < 8; l++) lane[l] += x[i + l] * y[i + l];
+        for (; i < stop; i++) lane[0] += x[i] * y[i];
         for (int l = 0; l < 8; l++) {
             total += lane[l];
             lane[l] = 0;
         }
     }
-    j->partial[w] = total;
+    return total;
+}
+
+static void dot_task(void *arg, int64_t b, int64_t e, int w)
+{
+    ew_job *j = arg;
+    (void)w;
+    int64_t width = piece_width(j->n);
+    for (int64_t p = b; p < e; p++) {
+        int64_t lo = p * width, hi = lo + width < j->n ? lo + width : j->n;
+        j->partial[p] = dot_range(j->x, j->y, lo, hi);
+    }
 }
 
 static void cpu_axpy(simclr_context *ctx, int64_t n, float alpha, const float *x, float *y)
@@ -172,10 +233,10 @@ static void cpu_add(simclr_context *ctx, int64_t n, const float *a, const float 
 static double reduce(simclr_context *ctx, int64_t n, const float *x, const float *y, simclr__task_fn fn)
 {
     ew_job j = {.n = n, .x = x, .y = y};
-    memset(j.partial, 0, sizeof j.partial);
-    simclr__pool_for(ctx->pool, n, SIMCLR__GRAIN, fn, &j);
+    int64_t pieces = (n + piece_width(n) - 1) / piece_width(n);
+    simclr__pool_for(ctx->pool, pieces, 1, fn, &j);
     double s = 0;
-    for (int w = 0; w < simclr__pool_size(ctx->pool); w++) s += j.partial[w];
+    for (int64_t p = 0; p < pieces; p++) s += j.partial[p];
     return s;
 }
 

@@ -29,6 +29,7 @@
 #define simclr__backend_cpu SIMCLR__CPU_SYM(simclr__backend_cpu)
 #define simclr__cpu_sum_f32 SIMCLR__CPU_SYM(simclr__cpu_sum_f32)
 #define simclr__cpu_gemm SIMCLR__CPU_SYM(simclr__cpu_gemm)
+#define simclr__cpu_gemm_serial SIMCLR__CPU_SYM(simclr__cpu_gemm_serial)
 #define simclr__cpu_conv2d_workspace SIMCLR__CPU_SYM(simclr__cpu_conv2d_workspace)
 #define simclr__cpu_conv2d_forward SIMCLR__CPU_SYM(simclr__cpu_conv2d_forward)
 #define simclr__cpu_conv2d_backward SIMCLR__CPU_SYM(simclr__cpu_conv2d_backward)
@@ -55,6 +56,11 @@ double simclr__cpu_sum_f32(const float *x, int64_t n);
 void simclr__cpu_gemm(simclr_context *ctx, int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
                       const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c,
                       int64_t ldc);
+/* The same product in the calling thread, cut into the same blocks as
+ * simclr__cpu_gemm (so it gives the same bytes): for code already running
+ * inside a pool task. */
+void simclr__cpu_gemm_serial(int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                             int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
 
 size_t simclr__cpu_conv2d_workspace(simclr_context *ctx, const simclr__conv_desc *d);
 void simclr__cpu_conv2d_forward(simclr_context *ctx, const simclr__conv_desc *d, const float *x, const float *w,
