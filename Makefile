@@ -181,6 +181,7 @@ test: deps
 	$(MAKE) check-symbols check-header
 	$(MAKE) test-python
 	$(MAKE) run-examples
+	$(MAKE) test-mpi
 	sh tests/test_install.sh
 	$(MAKE) test-cli
 	$(MAKE) sanitize
@@ -318,5 +319,54 @@ $(CLI_BIN): $(CLI_SRCS) cli/cli.h include/simclr.h include/simclr_image.h $(IMG_
 # The CLI end to end on a small generated folder (tests/test_cli.sh).
 test-cli: $(CLI_BIN)
 	SIMCLR_CLI=$(abspath $(CLI_BIN)) PYTHON=$(PYTHON) sh tests/test_cli.sh
+
+# ---- MPI companion and distributed tests (issue 14) --------------------------
+# companions/mpi: the simclr_comm adapter over MPI, outside the core's
+# src/*/*.c so libsimclr itself never links MPI. `make mpi` builds
+# libsimclr_mpi.{a,so}; `make test-mpi` runs the mpirun equivalence and
+# failure tests (tests/test_mpi.sh).
+MPICC      ?= mpicc
+MPI_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L $(OPT) $(WARN) -fPIC $(SAN_FLAGS) $(CFLAGS)
+MPI_OBJ    := $(BUILD)/companions/mpi/simclr_mpi.o
+MPI_STATIC := $(OUT)/libsimclr_mpi.a
+MPI_SHARED := $(OUT)/libsimclr_mpi.so.$(VERSION)
+
+.PHONY: mpi test-mpi
+mpi: $(MPI_STATIC) $(MPI_SHARED)
+
+$(MPI_OBJ): companions/mpi/simclr_mpi.c companions/mpi/simclr_mpi.h include/simclr.h
+	@mkdir -p $(dir $@)
+	$(MPICC) -Iinclude $(MPI_CFLAGS) -c $< -o $@
+
+$(MPI_STATIC): $(MPI_OBJ)
+	@mkdir -p $(OUT)
+	rm -f $@
+	ar rcs $@ $^
+
+$(MPI_SHARED): $(MPI_OBJ)
+	@mkdir -p $(OUT)
+	$(MPICC) -shared -o $@ $^ -Wl,-soname,libsimclr_mpi.so.$(VERSION_MAJOR) $(SAN_FLAGS)
+	ln -sf libsimclr_mpi.so.$(VERSION) $(OUT)/libsimclr_mpi.so.$(VERSION_MAJOR)
+	ln -sf libsimclr_mpi.so.$(VERSION_MAJOR) $(OUT)/libsimclr_mpi.so
+
+$(BUILD)/tests/mpi_trainer: tests/mpi/mpi_trainer.c $(MPI_STATIC) $(STATIC)
+	@mkdir -p $(dir $@)
+	$(MPICC) -Iinclude -Icompanions/mpi $(MPI_CFLAGS) $< -o $@ $(MPI_STATIC) $(STATIC) $(LIBS)
+
+BENCH_MPI := $(BUILD)/bench/bench_gradcache
+$(BENCH_MPI): bench/mpi/bench_gradcache.c $(MPI_STATIC) $(STATIC)
+	@mkdir -p $(dir $@)
+	$(MPICC) -Iinclude -Icompanions/mpi $(MPI_CFLAGS) $< -o $@ $(MPI_STATIC) $(STATIC) $(LIBS)
+
+.PHONY: clean-mpi
+clean: clean-mpi
+clean-mpi:
+	rm -f $(OUT)/libsimclr_mpi.a $(OUT)/libsimclr_mpi.so*
+
+# make bench also builds the MPI bench (bench/bench_gradcache.sh runs it).
+bench: $(BENCH_MPI)
+
+test-mpi: $(BUILD)/tests/mpi_trainer
+	@sh tests/test_mpi.sh $(BUILD)/tests/mpi_trainer
 
 -include $(DEPS) $(IMG_OBJS:.o=.d)

@@ -195,6 +195,47 @@ SIMCLR_API int simclr_backend_count(void);
 SIMCLR_API const char *simclr_backend_name(int index);
 
 /* ======================================================================== */
+/* Context settings: convolution algorithm                                   */
+/* ======================================================================== */
+
+/* Keys for simclr_context_set/get. Append-only, grouped by subsystem. */
+typedef enum simclr_ctx_param {
+    SIMCLR_CTX_CONV_ALGO = 100 /* a simclr_conv_algo value; default SIMCLR_CONV_AUTO */
+} simclr_ctx_param;
+
+/* Values of SIMCLR_CTX_CONV_ALGO: how the "cpu" backend runs 3x3 stride-1
+ * convolutions (padding 0..2); every other convolution always runs the
+ * direct (im2col + sgemm) path. The "ref" backend ignores the setting and
+ * always runs its exact direct loops.
+ *  AUTO:     per layer, Winograd where a cost model says it is faster, with
+ *            the tile its error rule allows (docs/architecture.md, "Winograd":
+ *            F(4x4,3x3) only where its measured normalized error stays within
+ *            the documented bound, else F(2x2,3x3)).
+ *  DIRECT:   never Winograd: results as close to exact as float32 products
+ *            get (choose this when exactness matters more than speed).
+ *  WINOGRAD: Winograd on every layer the shape allows, tile by the same
+ *            error rule; direct elsewhere.
+ * Winograd results differ from the direct path by rounding only (the
+ * documented bound); for a given setting they are bit-identical for any
+ * thread count. */
+typedef enum simclr_conv_algo {
+    SIMCLR_CONV_AUTO     = 0,
+    SIMCLR_CONV_DIRECT   = 1,
+    SIMCLR_CONV_WINOGRAD = 2
+} simclr_conv_algo;
+
+/* Sets one context parameter. SIMCLR_E_INVALID for a NULL ctx, an unknown key
+ * or a value outside the key's enum (the message names both); the context is
+ * then unchanged. Takes effect from the next call that runs a convolution;
+ * modules made earlier need no rebuild (their workspace covers every
+ * algorithm). Not to be called while another call uses the context. */
+SIMCLR_API simclr_status simclr_context_set(simclr_context *ctx, simclr_ctx_param key, int64_t value);
+
+/* Reads one context parameter into *value. SIMCLR_E_INVALID for a NULL ctx
+ * or value, or an unknown key (*value then untouched). */
+SIMCLR_API simclr_status simclr_context_get(const simclr_context *ctx, simclr_ctx_param key, int64_t *value);
+
+/* ======================================================================== */
 /* Tensors                                                                   */
 /* ======================================================================== */
 
@@ -588,7 +629,11 @@ typedef enum simclr_stat {
     SIMCLR_STAT_LR             = 102, /* learning rate used by the step */
     SIMCLR_STAT_GRAD_NORM      = 103, /* global L2 norm of all gradients */
     SIMCLR_STAT_IMAGES_PER_SEC = 104, /* views per second of the whole step */
-    SIMCLR_STAT_STEP           = 105  /* steps done */
+    SIMCLR_STAT_STEP           = 105, /* steps done */
+    /* Distributed training and gradient caching (see simclr_trainer_set_comm). */
+    SIMCLR_STAT_COMM_BYTES     = 200, /* payload bytes this rank passed to collectives
+                                         in the last step (0 without a communicator) */
+    SIMCLR_STAT_MICRO_BATCHES  = 201  /* micro-batches the last step ran */
 } simclr_stat;
 
 /* Composes borrowed pieces (all must outlive the trainer): aug makes the two
@@ -610,6 +655,116 @@ SIMCLR_API simclr_status simclr_trainer_step(simclr_trainer *tr, const simclr_te
 /* Reads a statistic of the last successful step. */
 SIMCLR_API simclr_status simclr_trainer_stat(const simclr_trainer *tr, simclr_stat key,
                                              double *value);
+
+/* ======================================================================== */
+/* Distributed training and gradient caching                                 */
+/* ======================================================================== */
+
+/* Data-parallel training over P processes (ranks) and contrastive batches
+ * larger than memory. libsimclr has no MPI (or any network) dependency: the
+ * host fills in a communicator, normally through the optional companion
+ * library libsimclr_mpi (companions/mpi/simclr_mpi.h, built by `make mpi`).
+ * docs/distributed.md: launching, sharding, what is synchronized, memory.
+ *
+ * The communicator. Frozen forever: fields are never added, removed or
+ * reordered. Every function receives `user`. Counts are float32 elements.
+ *  rank, size:     this process's index 0..size-1 and the number of ranks
+ *                  (size >= 1); constant for the communicator's life.
+ *  all_reduce_sum: replaces data[0..count) on every rank by the element-wise
+ *                  sum over all ranks. Every rank must receive bit-identical
+ *                  results (reduce to one rank, then broadcast, does; some
+ *                  all-reduce algorithms do not), else replicas drift apart.
+ *  all_gather:     recv[r*count .. (r+1)*count) = rank r's send[0..count);
+ *                  recv holds size*count floats and does not overlap send.
+ *  broadcast:      data[0..count) of rank `root` is copied to every rank.
+ *  error_string:   may be NULL; a short static text for a code a collective
+ *                  returned (used in simclr_last_error()).
+ * Error and timeout convention: a collective returns 0 on success and any
+ * other value on failure. It must return within a bounded time: a peer that
+ * died or stopped calling must become a failure (a timeout), never a hang.
+ * After a collective fails the library makes no further call to the
+ * communicator within the same library call and returns SIMCLR_E_IO naming
+ * the collective, the rank and the host's error text; the job is then in an
+ * unknown state (other ranks fail too, by error or timeout) and the host
+ * should end it (MPI_Abort). All ranks make the same sequence of calls with
+ * the same counts; calls come from the thread that called the library. */
+typedef struct simclr_comm {
+    int (*rank)(void *user);
+    int (*size)(void *user);
+    int (*all_reduce_sum)(void *user, float *data, int64_t count);
+    int (*all_gather)(void *user, const float *send, int64_t count, float *recv);
+    int (*broadcast)(void *user, float *data, int64_t count, int root);
+    const char *(*error_string)(void *user, int code);
+    void *user;
+} simclr_comm;
+
+/* Checks a communicator: comm and every function but error_string non-NULL,
+ * size >= 1 and 0 <= rank < size. SIMCLR_E_INVALID naming the fault. Makes
+ * no collective call. */
+SIMCLR_API simclr_status simclr_comm_validate(const simclr_comm *comm);
+
+/* Fills *out with the single-process communicator (rank 0 of 1: the sum and
+ * the broadcast leave data as it is, the gather copies). Its user is NULL;
+ * it needs no destruction and may be shared by any number of trainers. */
+SIMCLR_API simclr_status simclr_comm_single(simclr_comm *out);
+
+/* Batch-norm statistics in a trainer step (SIMCLR_TRAINER_BN_MODE). */
+typedef enum simclr_bn_mode {
+    SIMCLR_BN_LOCAL  = 0, /* per replica and per micro-batch (default) */
+    SIMCLR_BN_SYNC   = 1, /* mean and variance over the same micro-batch of every
+                             rank (synchronized BN); the backward matches */
+    SIMCLR_BN_FROZEN = 2  /* running statistics, not updated (EVAL-like
+                             normalization with gradients; affine still trained) */
+} simclr_bn_mode;
+
+/* Trainer settings (simclr_trainer_set / simclr_trainer_get). */
+typedef enum simclr_trainer_param {
+    SIMCLR_TRAINER_MICRO_BATCH  = 100, /* gradient caching: pairs per micro-batch,
+                                          0 (default) = the whole local batch at once;
+                                          must divide the local batch */
+    SIMCLR_TRAINER_BN_MODE      = 200, /* a simclr_bn_mode, default SIMCLR_BN_LOCAL */
+    SIMCLR_TRAINER_BUCKET_BYTES = 300  /* gradient all-reduce bucket, 4096..2^31,
+                                          default 4 MiB (a multiple of 4) */
+} simclr_trainer_param;
+
+/* Sets / reads a trainer setting. SIMCLR_E_INVALID (naming the key) for an
+ * unknown key or a value out of range; a failing set changes nothing;
+ * SIMCLR_E_UNSUPPORTED for a MoCo trainer (as simclr_trainer_set_comm). With a
+ * micro-batch of m pairs, simclr_trainer_step embeds the B local pairs m at a
+ * time keeping only the embeddings, computes the loss and its gradient at the
+ * embeddings of the whole (global) batch, then re-runs each micro-batch
+ * (identical augmentation: draws are keyed by the pair's index) and
+ * back-propagates its slice of that gradient: peak activation memory is that
+ * of m pairs, for about 1.3x the compute. Batch norm then normalizes each
+ * micro-batch by its own statistics (SIMCLR_BN_LOCAL / SYNC) and updates the
+ * running statistics once per micro-batch: the gradients equal the
+ * whole-batch ones exactly only with SIMCLR_BN_FROZEN or a model without BN. */
+SIMCLR_API simclr_status simclr_trainer_set(simclr_trainer *tr, simclr_trainer_param key,
+                                            double value);
+SIMCLR_API simclr_status simclr_trainer_get(const simclr_trainer *tr, simclr_trainer_param key,
+                                            double *value);
+
+/* Attaches a communicator (copied; comm NULL detaches and the trainer is a
+ * single process again). A collective call: every rank calls it, and it
+ * broadcasts rank 0's parameters, buffers, optimizer state and step so every
+ * replica starts identical (SIMCLR_E_SHAPE, on every rank, when the ranks'
+ * models differ in size). From then on simclr_trainer_step on each rank takes
+ * that rank's shard (the same N >= 1 on every rank, else SIMCLR_E_SHAPE on
+ * every rank): rank r's image i is pair r*N + i of the global batch of P*N
+ * pairs (augmentation keyed by that index, so P ranks augment exactly as one
+ * process with all P*N images). Embeddings are all-gathered, every rank
+ * computes NT-Xent over the global batch and back-propagates the exact
+ * gradient of the global loss at its own embeddings; parameter gradients are
+ * summed over ranks in buckets; every rank applies the same update. BN per
+ * SIMCLR_TRAINER_BN_MODE (with SIMCLR_BN_LOCAL rank 0's running statistics
+ * are broadcast after each step). simclr_trainer_save then writes the file
+ * from rank 0 only (atomically) and returns rank 0's status on every rank;
+ * simclr_trainer_load reads it on each rank (any number of ranks).
+ * Communication failures: SIMCLR_E_IO (see simclr_comm); like every failed
+ * step, parameters, BN statistics and optimizer state are left as they were.
+ * A failure inside simclr_trainer_set_comm itself, past the size check, may
+ * leave this rank with part of rank 0's state: the job must end then. */
+SIMCLR_API simclr_status simclr_trainer_set_comm(simclr_trainer *tr, const simclr_comm *comm);
 
 /* ======================================================================== */
 /* MoCo v2: a momentum key encoder and a queue of negatives                  */

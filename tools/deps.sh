@@ -12,10 +12,12 @@ TEST_PKGS="libcmocka-dev python3 python3-numpy python3-pytest python3-torch pyth
 # Issue 13: the image companion (libpng, libjpeg-turbo), its PIL cross-check, pip for the binding test.
 IMAGE_PKGS="libpng-dev libjpeg-dev python3-pil python3-pip"
 DEMO_PKGS="dataset-fashion-mnist"
+# The MPI companion and its mpirun tests (make mpi, make test-mpi).
+MPI_PKGS="openmpi-bin libopenmpi-dev"
 case "${1:-test}" in
-  test) want="$BUILD_PKGS $TEST_PKGS $IMAGE_PKGS" ;;
+  test) want="$BUILD_PKGS $TEST_PKGS $IMAGE_PKGS $MPI_PKGS" ;;
   demo) want="$BUILD_PKGS $DEMO_PKGS" ;;
-  all)  want="$BUILD_PKGS $TEST_PKGS $IMAGE_PKGS $DEMO_PKGS" ;;
+  all)  want="$BUILD_PKGS $TEST_PKGS $IMAGE_PKGS $DEMO_PKGS $MPI_PKGS" ;;
   *) echo "deps.sh: unknown set '$1' (test, demo, all)" >&2; exit 2 ;;
 esac
 missing=""

@@ -119,6 +119,7 @@ typedef struct job {
     int64_t n, H, W;
     int C;
     uint64_t seed;
+    uint64_t base; /* index of images[0] in the whole batch (shards, micro-batches) */
     int views[2];
     float *outs[2];
 } job;
@@ -133,7 +134,7 @@ static void run_views(void *arg, int64_t begin, int64_t end, int worker)
         int slot = (int)(k / jb->n);
         int64_t i = k % jb->n;
         simclr__rng r;
-        simclr__rng_init(&r, jb->seed, SIMCLR__STREAM_AUGMENT + (uint32_t)jb->views[slot], (uint64_t)i);
+        simclr__rng_init(&r, jb->seed, SIMCLR__STREAM_AUGMENT + (uint32_t)jb->views[slot], jb->base + (uint64_t)i);
         int64_t H = jb->H, W = jb->W;
         const uint8_t *src;
         if (jb->list) {
@@ -149,11 +150,11 @@ static void run_views(void *arg, int64_t begin, int64_t end, int worker)
     }
 }
 
-static void run(simclr_augment *aug, const simclr_tensor *images, uint64_t seed, int n_views, const int *views,
-                simclr_tensor *const *outs)
+static void run(simclr_augment *aug, const simclr_tensor *images, uint64_t seed, uint64_t base, int n_views,
+                const int *views, simclr_tensor *const *outs)
 {
     job jb = {aug, images->data, NULL, images->dims[0], images->dims[1], images->dims[2], (int)images->dims[3],
-              seed, {views[0], views[n_views - 1]}, {simclr__f32(outs[0]), simclr__f32(outs[n_views - 1])}};
+              seed, base, {views[0], views[n_views - 1]}, {simclr__f32(outs[0]), simclr__f32(outs[n_views - 1])}};
     simclr__pool_for(aug->ctx->pool, jb.n * n_views, 1, run_views, &jb);
 }
 
@@ -167,12 +168,18 @@ simclr_status simclr_augment_apply(simclr_augment *aug, const simclr_tensor *ima
         return simclr__fail(SIMCLR_E_INVALID, "%s: view %d out of range 0..%d", fn, view, SIMCLR__AUG_MAX_VIEWS - 1);
     SIMCLR__TRY(check_output(fn, "out", aug, images, out));
     SIMCLR__TRY(reserve(aug, fn, images->dims[1], images->dims[2]));
-    run(aug, images, seed, 1, &view, &out);
+    run(aug, images, seed, 0, 1, &view, &out);
     return SIMCLR_OK;
 }
 
 simclr_status simclr_augment_pair(simclr_augment *aug, const simclr_tensor *images, uint64_t seed,
                                   simclr_tensor *view0, simclr_tensor *view1)
+{
+    return simclr__augment_pair_at(aug, images, seed, 0, view0, view1);
+}
+
+simclr_status simclr__augment_pair_at(simclr_augment *aug, const simclr_tensor *images, uint64_t seed,
+                                      uint64_t base, simclr_tensor *view0, simclr_tensor *view1)
 {
     static const char fn[] = "simclr_augment_pair";
     SIMCLR__CHECK_ARG(aug, fn, "aug is NULL");
@@ -184,7 +191,7 @@ simclr_status simclr_augment_pair(simclr_augment *aug, const simclr_tensor *imag
     SIMCLR__TRY(reserve(aug, fn, images->dims[1], images->dims[2]));
     const int views[2] = {0, 1};
     simclr_tensor *const outs[2] = {view0, view1};
-    run(aug, images, seed, 2, views, outs);
+    run(aug, images, seed, base, 2, views, outs);
     return SIMCLR_OK;
 }
 
@@ -217,7 +224,7 @@ static simclr_status check_list(const char *fn, const simclr_augment *aug, const
 static void run_list(simclr_augment *aug, const simclr_image_list *list, uint64_t seed, int n_views,
                      const int *views, simclr_tensor *const *outs)
 {
-    job jb = {aug, NULL, list, list->count, 0, 0, list->channels, seed, {views[0], views[n_views - 1]},
+    job jb = {aug, NULL, list, list->count, 0, 0, list->channels, seed, 0, {views[0], views[n_views - 1]},
               {simclr__f32(outs[0]), simclr__f32(outs[n_views - 1])}};
     simclr__pool_for(aug->ctx->pool, jb.n * n_views, 1, run_views, &jb);
 }

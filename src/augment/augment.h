@@ -7,4 +7,10 @@
 /* The view size the policy produces. */
 void simclr__augment_out_size(const simclr_augment *aug, int64_t *h, int64_t *w);
 
+/* simclr_augment_pair for images that are pairs base .. base+N-1 of a larger
+ * batch: draws are keyed by base + i, so a shard or a micro-batch gets
+ * exactly the views the whole batch would (base 0 = simclr_augment_pair). */
+simclr_status simclr__augment_pair_at(simclr_augment *aug, const simclr_tensor *images, uint64_t seed,
+                                      uint64_t base, simclr_tensor *view0, simclr_tensor *view1);
+
 #endif

@@ -9,6 +9,21 @@
 
 struct simclr__backend;
 
+/* Batch-norm statistics hook (distributed and frozen BN, set by the trainer
+ * for the span of a step; src/train/bn_hook.c). nn/batchnorm.c consults it in
+ * a TRAIN forward right after the per-channel batch mean/variance of `*count`
+ * values per channel are computed (it may replace them and *count; returning
+ * 0 skips the running-statistics update), and in the backward right after the
+ * per-channel sums of g and g*(x - mean) are computed and dgamma/dbeta have
+ * taken them (it may replace the sums and *count used for dx). A hook that
+ * fails records the failure in its own state; the caller checks it after. */
+typedef struct simclr__bn_hook {
+    int (*forward)(void *user, int64_t c, int64_t *count, float *mean, float *var,
+                   const float *running_mean, const float *running_var);
+    void (*backward)(void *user, int64_t c, int64_t *count, float *sum_g, float *sum_gx);
+    void *user;
+} simclr__bn_hook;
+
 struct simclr_context {
     const struct simclr__backend *backend;
     int n_threads;
@@ -19,6 +34,10 @@ struct simclr_context {
     simclr_progress_fn progress_fn;
     void *progress_user;
     simclr__pool *pool;
+    const simclr__bn_hook *bn_hook; /* NULL: plain per-batch statistics */
+    int64_t conv_algo; /* SIMCLR_CTX_CONV_ALGO, a simclr_conv_algo value */
+    int conv_tile;     /* tests and benchmarks only: 2 or 4 forces that Winograd tile
+                          wherever Winograd applies (over conv_algo); 0 = conv_algo decides */
 };
 
 /* A context on `backend` (opaque here: the backend layer, above core, picks

@@ -55,14 +55,18 @@ void simclr__batchnorm_forward(simclr_context *ctx, const simclr__batchnorm *l, 
 
     if (mode == SIMCLR_TRAIN) {
         ctx->backend->row_moments(ctx, c, m, x, mean, var);
+        /* Hook (core/context.h): synchronized or frozen statistics. */
+        int64_t count = m;
+        int update = ctx->bn_hook ? ctx->bn_hook->forward(ctx->bn_hook->user, c, &count, mean, var, rm, rv) : 1;
         /* Unbiased running variance as torch; m >= 2 is checked by the module. */
-        double unbias = (double)m / (double)(m - 1);
+        double unbias = (double)count / (double)(count - 1);
         for (int64_t i = 0; i < c; i++) {
             invstd[i] = (float)(1.0 / sqrt((double)var[i] + l->eps));
+            if (!update) continue;
             rm[i] = (1.0f - l->momentum) * rm[i] + l->momentum * mean[i];
             rv[i] = (1.0f - l->momentum) * rv[i] + l->momentum * (float)(var[i] * unbias);
         }
-        simclr__f32(l->num_batches_tracked)[0] += 1.0f;
+        if (update) simclr__f32(l->num_batches_tracked)[0] += 1.0f;
     } else {
         for (int64_t i = 0; i < c; i++) {
             mean[i] = rm[i];
@@ -94,12 +98,17 @@ void simclr__batchnorm_backward(simclr_context *ctx, const simclr__batchnorm *l,
 
     ctx->backend->bn_backward_reduce(ctx, c, m, x, mask, dy, mean, sum_g, sum_gx);
     for (int64_t i = 0; i < c; i++) {
-        double is = invstd[i], gs = gamma[i] * is;
-        dgamma[i] += (float)(sum_gx[i] * is);
+        dgamma[i] += (float)((double)sum_gx[i] * invstd[i]);
         if (dbeta) dbeta[i] += sum_g[i];
+    }
+    /* Hook (core/context.h): the sums dx needs, over all replicas or none. */
+    int64_t count = m;
+    if (ctx->bn_hook) ctx->bn_hook->backward(ctx->bn_hook->user, c, &count, sum_g, sum_gx);
+    for (int64_t i = 0; i < c; i++) {
+        double is = invstd[i], gs = gamma[i] * is;
         ka[i] = (float)gs;
-        kb[i] = (float)(-gs * is * is * sum_gx[i] / (double)m);
-        kc[i] = (float)(-gs * sum_g[i] / (double)m);
+        kb[i] = (float)(-gs * is * is * sum_gx[i] / (double)count);
+        kc[i] = (float)(-gs * sum_g[i] / (double)count);
     }
     ctx->backend->bn_backward_dx(ctx, c, m, x, mask, dy, mean, ka, kb, kc, dx, dres);
 }

@@ -14,6 +14,7 @@
 #include "../model/module.h"
 #include "trainer.h"
 #include "moco.h"
+#include "distributed.h"
 
 static const char *const kind_names[] = {"sgd", "adamw", "lars"};
 
@@ -30,12 +31,22 @@ static simclr_status add_module(simclr__ckpt *ck, const char *prefix, const simc
     return SIMCLR_OK;
 }
 
+static simclr_status save_file(const simclr_trainer *tr, const char *path);
+
 simclr_status simclr_trainer_save(const simclr_trainer *tr, const char *path)
 {
     static const char fn[] = "simclr_trainer_save";
     SIMCLR__CHECK_ARG(tr, fn, "trainer is NULL");
     SIMCLR__CHECK_ARG(path, fn, "path is NULL");
     if (tr->moco) return simclr__moco_save(tr, path);
+    /* With a communicator rank 0 writes and every rank gets its status. */
+    if (simclr__trainer_ext_ranks(tr) > 1) return simclr__trainer_save_once(tr, path, save_file);
+    return save_file(tr, path);
+}
+
+static simclr_status save_file(const simclr_trainer *tr, const char *path)
+{
+    static const char fn[] = "simclr_trainer_save";
     char arch[1024];
     trainer_arch(tr, arch, sizeof arch);
     simclr__ckpt *ck;

@@ -9,6 +9,7 @@
 
 #include "../model/module.h"
 #include "moco.h"
+#include "distributed.h"
 
 static const char FN_STEP[] = "simclr_trainer_step";
 
@@ -76,6 +77,7 @@ void simclr_trainer_destroy(simclr_trainer *tr)
 {
     if (!tr) return;
     simclr__moco_destroy(tr); /* MoCo's own state (a no-op for SimCLR) */
+    simclr__trainer_ext_free(tr);
     free_buffers(tr);
     simclr__free(tr->ctx, tr->snapshot);
     simclr__free(tr->ctx, tr);
@@ -130,6 +132,8 @@ simclr_status simclr_trainer_step(simclr_trainer *tr, const simclr_tensor *image
     if (tr->moco) return simclr__moco_step(tr, images, seed, loss);
     int64_t want[4] = {-1, -1, -1, tr->encoder->in_dim};
     SIMCLR__TRY(simclr__tensor_expect(images, FN_STEP, "images", SIMCLR_U8, 4, want));
+    /* A communicator or micro-batches: the step of src/train/gradcache.c. */
+    if (simclr__trainer_ext_active(tr)) return simclr__trainer_step_ext(tr, images, seed, loss);
     return simclr__trainer_step_from(tr, images, NULL, seed, loss);
 }
 
@@ -189,6 +193,8 @@ simclr_status simclr_trainer_stat(const simclr_trainer *tr, simclr_stat key, dou
     case SIMCLR_STAT_GRAD_NORM: *value = tr->grad_norm; break;
     case SIMCLR_STAT_IMAGES_PER_SEC: *value = tr->images_per_sec; break;
     case SIMCLR_STAT_STEP: *value = (double)tr->steps; break;
+    case SIMCLR_STAT_COMM_BYTES:
+    case SIMCLR_STAT_MICRO_BATCHES: return simclr__trainer_ext_stat(tr, key, value);
     default: return simclr__fail(SIMCLR_E_INVALID, "%s: unknown statistic %d", fn, (int)key);
     }
     return SIMCLR_OK;

@@ -26,6 +26,10 @@ struct simclr_trainer {
     float *snapshot;
     int64_t snapshot_len;
 
+    /* Distributed training / gradient caching state (src/train/distributed.h);
+     * NULL until simclr_trainer_set or simclr_trainer_set_comm is called. */
+    struct simclr__trainer_ext *ext;
+
     /* Statistics of the last successful step. */
     int64_t steps;
     double loss_value, accuracy, lr, grad_norm, images_per_sec;

@@ -136,6 +136,7 @@ def repair_cached(model, x_np, sites, margin=MARGIN):
     same case at another thread count reuses the repaired biases."""
     import hashlib
     h = hashlib.sha1(x_np.tobytes())
+    h.update(repr(margin).encode())  # a wider margin needs its own repair
     for v in model.state_dict().values():
         h.update(v.detach().cpu().numpy().tobytes())
     key = h.hexdigest()

@@ -65,7 +65,10 @@ def test_enums_match_the_header():
                "simclr_aug_param": (enums.AugParam, "SIMCLR_AUG_"), "simclr_opt_kind": (enums.OptKind, "SIMCLR_OPT_"),
                "simclr_opt_param": (enums.OptParam, "SIMCLR_OPT_"), "simclr_stat": (enums.Stat, "SIMCLR_STAT_"),
                "simclr_embed_param": (enums.EmbedParam, "SIMCLR_EMBED_"),
-               "simclr_moco_param": (enums.MocoParam, "SIMCLR_MOCO_")}
+                "simclr_bn_mode": (enums.BnMode, "SIMCLR_BN_"),
+                "simclr_trainer_param": (enums.TrainerParam, "SIMCLR_TRAINER_"),
+                "simclr_moco_param": (enums.MocoParam, "SIMCLR_MOCO_"),
+                "simclr_ctx_param": (enums.CtxParam, "SIMCLR_CTX_"), "simclr_conv_algo": (enums.ConvAlgo, "SIMCLR_CONV_")}
     header = _header_enums()
     assert set(header) == set(mapping)
     for cname, values in header.items():

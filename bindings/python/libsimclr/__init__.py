@@ -17,6 +17,8 @@ from .core import Context, Tensor, backends, isa_supported
 from .data import Dataset
 from .enums import (AugParam, AugPreset, DType, EmbedParam, LogLevel, MocoParam, Mode, OptKind, OptParam,
                     Stat, Status, Stem, PARAM_BUFFER, PARAM_NO_DECAY)
+from .enums import BnMode, TrainerParam
+from .enums import ConvAlgo, CtxParam
 from .errors import (FormatError, InternalError, InvalidArgument, LibraryVersionError,
                      NumericError, OutOfMemory, ShapeError, SimclrError, SimclrIOError, StateError,
                      Unsupported, STATUS_EXCEPTIONS)
@@ -30,12 +32,13 @@ from .trainer import MocoTrainer, Trainer
 __version__ = "%d.%d.%d" % BINDINGS_VERSION
 
 __all__ = [
-    "Augment", "AugParam", "AugPreset", "Context", "Dataset", "DType", "EmbedParam", "Embedder", "FormatError",
+    "Augment", "AugParam", "AugPreset", "BnMode", "ConvAlgo", "Context", "CtxParam", "Dataset", "DType", "EmbedParam",
+    "Embedder", "FormatError",
     "InternalError", "InvalidArgument", "LibraryVersionError", "LogLevel", "MLPHead", "MocoParam",
     "MocoTrainer", "Mode",
     "Module", "NTXent", "NumericError", "OptKind", "OptParam", "Optimizer", "OutOfMemory",
     "PARAM_BUFFER", "PARAM_NO_DECAY", "Parameter", "ResNet", "STATUS_EXCEPTIONS", "ShapeError",
-    "SimclrError", "SimclrIOError", "Stat", "StateError", "Status", "Stem", "Tensor", "Trainer",
+    "SimclrError", "SimclrIOError", "Stat", "StateError", "Status", "Stem", "Tensor", "Trainer", "TrainerParam",
     "Unsupported", "augment_bounds", "backends", "extract_features", "isa_supported", "has", "knn_eval",
     "last_error", "library_path", "linear_probe", "lr_linear_scaling", "lr_sqrt_scaling",
     "status_string", "version_number", "version_string",

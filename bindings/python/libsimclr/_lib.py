@@ -35,6 +35,8 @@ PROTOTYPES = """
     int simclr_isa_supported(const char *isa);
     simclr_status simclr_context_set_log(simclr_context *ctx, simclr_log_fn fn, void *user, simclr_log_level max_level);
     simclr_status simclr_context_set_progress(simclr_context *ctx, simclr_progress_fn fn, void *user);
+    simclr_status simclr_context_set(simclr_context *ctx, simclr_ctx_param key, int64_t value);
+    simclr_status simclr_context_get(const simclr_context *ctx, simclr_ctx_param key, int64_t *value);
     int simclr_backend_count(void);
     const char * simclr_backend_name(int index);
     simclr_status simclr_tensor_create(simclr_context *ctx, simclr_dtype dtype, int ndim, const int64_t *shape, simclr_tensor **out);
@@ -91,6 +93,11 @@ PROTOTYPES = """
     simclr_status simclr_moco_get(const simclr_trainer *tr, simclr_moco_param key, double *value);
     simclr_status simclr_moco_queue(simclr_trainer *tr, simclr_tensor **queue);
     simclr_status simclr_moco_key_order(const simclr_trainer *tr, int64_t *order, int64_t n);
+    simclr_status simclr_comm_validate(const simclr_comm *comm);
+    simclr_status simclr_comm_single(simclr_comm *out);
+    simclr_status simclr_trainer_set(simclr_trainer *tr, simclr_trainer_param key, double value);
+    simclr_status simclr_trainer_get(const simclr_trainer *tr, simclr_trainer_param key, double *value);
+    simclr_status simclr_trainer_set_comm(simclr_trainer *tr, const simclr_comm *comm);
     simclr_status simclr_dataset_open_idx(simclr_context *ctx, const char *images_path, const char *labels_path, simclr_dataset **out);
     simclr_status simclr_dataset_open_cifar(simclr_context *ctx, const char *const *paths, int n_paths, int cifar100, simclr_dataset **out);
     void simclr_dataset_destroy(simclr_dataset *ds);
@@ -131,7 +138,8 @@ PROTOTYPES = """
 
 _ENUMS = {"simclr_status", "simclr_dtype", "simclr_stem", "simclr_mode", "simclr_aug_preset",
           "simclr_aug_param", "simclr_opt_kind", "simclr_opt_param", "simclr_stat", "simclr_moco_param",
-          "simclr_log_level", "simclr_embed_param"}
+           "simclr_log_level", "simclr_bn_mode", "simclr_trainer_param", "simclr_ctx_param", "simclr_conv_algo",
+           "simclr_embed_param"}
 _HANDLES = {"simclr_context", "simclr_tensor", "simclr_module", "simclr_augment", "simclr_loss",
             "simclr_optimizer", "simclr_trainer", "simclr_dataset", "simclr_image_list",
             "simclr_embedder"}
@@ -146,6 +154,22 @@ FREE_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
 class Allocator(ctypes.Structure):
     """struct simclr_allocator (frozen forever in the header)."""
     _fields_ = [("alloc", ALLOC_FN), ("free", FREE_FN), ("user", ctypes.c_void_p)]
+
+
+COMM_RANK_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p)
+COMM_REDUCE_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(ctypes.c_float), ctypes.c_int64)
+COMM_GATHER_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(ctypes.c_float), ctypes.c_int64,
+                                  ctypes.POINTER(ctypes.c_float))
+COMM_BCAST_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(ctypes.c_float), ctypes.c_int64,
+                                 ctypes.c_int)
+COMM_ERROR_FN = ctypes.CFUNCTYPE(ctypes.c_char_p, ctypes.c_void_p, ctypes.c_int)
+
+
+class Comm(ctypes.Structure):
+    """struct simclr_comm (frozen forever in the header)."""
+    _fields_ = [("rank", COMM_RANK_FN), ("size", COMM_RANK_FN), ("all_reduce_sum", COMM_REDUCE_FN),
+                ("all_gather", COMM_GATHER_FN), ("broadcast", COMM_BCAST_FN), ("error_string", COMM_ERROR_FN),
+                ("user", ctypes.c_void_p)]
 
 
 _SCALARS = {
@@ -171,6 +195,8 @@ def ctype_of(decl: str) -> Any:
         return _CALLBACKS[base_t]
     if base_t == "simclr_allocator" and stars == 1:
         return ctypes.POINTER(Allocator)
+    if base_t == "simclr_comm" and stars == 1:
+        return ctypes.POINTER(Comm)
     if base_t == "char":
         if stars == 1:
             return ctypes.c_char_p

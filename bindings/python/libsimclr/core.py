@@ -18,7 +18,7 @@ import numpy as np
 
 from . import _lib
 from ._handle import Handle, Pin
-from .enums import DType, LogLevel
+from .enums import ConvAlgo, CtxParam, DType, LogLevel
 from .errors import InvalidArgument, ShapeError
 
 fn = _lib.fn
@@ -191,6 +191,31 @@ class Context(Handle):
         cb = _lib.PROGRESS_FN(trampoline)
         fn.context_set_progress(self._ptr, cb, None)
         self._native.keep["progress"] = cb
+
+    def set(self, key: Union[int, str, CtxParam], value: Union[int, str]) -> None:
+        """Sets a context parameter, e.g. ``ctx.set("conv_algo", "direct")``;
+        InvalidArgument (context unchanged) for an unknown key or value."""
+        k = check_enum(key, CtxParam, "key")
+        if k == CtxParam.CONV_ALGO:
+            value = check_enum(value, ConvAlgo, "value")
+        fn.context_set(self._ptr, k, check_int64(value, "value"))
+
+    def get(self, key: Union[int, str, CtxParam]) -> int:
+        """Reads a context parameter (CONV_ALGO comes back as a ConvAlgo)."""
+        v = ctypes.c_int64()
+        k = check_enum(key, CtxParam, "key")
+        fn.context_get(self._ptr, k, ctypes.byref(v))
+        return ConvAlgo(v.value) if k == CtxParam.CONV_ALGO and v.value in ConvAlgo._value2member_map_ else v.value
+
+    @property
+    def conv_algo(self) -> ConvAlgo:
+        """How the "cpu" backend runs 3x3 stride-1 convolutions: AUTO (default),
+        DIRECT (exact path) or WINOGRAD; "ref" ignores it."""
+        return ConvAlgo(self.get(CtxParam.CONV_ALGO))
+
+    @conv_algo.setter
+    def conv_algo(self, value: Union[int, str, ConvAlgo]) -> None:
+        self.set(CtxParam.CONV_ALGO, value)
 
     # Factories, for those who prefer ctx.tensor(...) to Tensor(ctx, ...).
     def tensor(self, shape: ShapeLike, dtype: DTypeLike = "float32") -> "Tensor":

@@ -123,6 +123,22 @@ class Stat(IntEnum):
     GRAD_NORM = 103
     IMAGES_PER_SEC = 104
     STEP = 105
+    COMM_BYTES = 200
+    MICRO_BATCHES = 201
+
+
+class BnMode(IntEnum):
+    """C enum simclr_bn_mode."""
+    LOCAL = 0
+    SYNC = 1
+    FROZEN = 2
+
+
+class TrainerParam(IntEnum):
+    """C enum simclr_trainer_param."""
+    MICRO_BATCH = 100
+    BN_MODE = 200
+    BUCKET_BYTES = 300
 
 
 class EmbedParam(IntEnum):
@@ -146,6 +162,18 @@ class MocoParam(IntEnum):
     KEY_SPLITS = 300
     QUEUE_SIZE = 400
     QUEUE_POS = 401
+
+
+class CtxParam(IntEnum):
+    """C enum simclr_ctx_param."""
+    CONV_ALGO = 100
+
+
+class ConvAlgo(IntEnum):
+    """C enum simclr_conv_algo."""
+    AUTO = 0
+    DIRECT = 1
+    WINOGRAD = 2
 
 
 PARAM_NO_DECAY = 1

@@ -11,7 +11,7 @@ from ._handle import Handle
 from .augment import Augment
 from .core import (Context, Tensor, as_input, check_context, check_enum, check_float, check_int,
                    check_path, check_seed)
-from .enums import DType, MocoParam, Stat
+from .enums import DType, MocoParam, Stat, TrainerParam
 from .loss import NTXent
 from .modules import Module
 from .optim import Optimizer
@@ -60,6 +60,16 @@ class Trainer(Handle):
     def stats(self) -> Dict[str, float]:
         """Every statistic of the last step by name."""
         return {k.lower(): self.stat(v) for k, v in Stat.__members__.items()}
+
+    def set(self, key: Union[str, int, TrainerParam], value: float) -> None:
+        """A trainer setting: "micro_batch" (gradient caching, pairs per
+        micro-batch, 0 = off), "bn_mode" (simclr.BnMode), "bucket_bytes"."""
+        fn.trainer_set(self._ptr, check_enum(key, TrainerParam, "key"), float(value))
+
+    def get(self, key: Union[str, int, TrainerParam]) -> float:
+        v = ctypes.c_double()
+        fn.trainer_get(self._ptr, check_enum(key, TrainerParam, "key"), ctypes.byref(v))
+        return v.value
 
     def save(self, path: Any) -> None:
         """Checkpoint of encoder, head, optimizer state and counters (resumes bit-identically)."""

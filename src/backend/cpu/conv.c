@@ -19,7 +19,11 @@
  * Reproducibility: chunks are a function of the layer's shape, not of the
  * thread count, and the one sum over chunks (the weight gradient) is
  * grouped into DW_PARTS fixed partial sums added in order, so every result
- * is the same bytes for any number of threads. */
+ * is the same bytes for any number of threads.
+ *
+ * 3x3 stride-1 layers may instead run Winograd (winograd.c), as the
+ * context's SIMCLR_CTX_CONV_ALGO setting and simclr__cpu_winograd_choose
+ * decide per layer. */
 #include <cblas.h>
 #include <string.h>
 
@@ -190,7 +194,12 @@ size_t simclr__cpu_conv2d_workspace(simclr_context *ctx, const simclr__conv_desc
     if (is_pointwise(d)) return 0;
     size_t k = (size_t)(d->cin * d->kh * d->kw), col = k * (size_t)(chunk_images(d) * d->oh * d->ow);
     size_t t = (size_t)simclr__pool_size(ctx->pool), cols = (by_workers(ctx, d) || parted(d)) ? t * col : col;
-    return cols + (parted(d) ? (size_t)(DW_PARTS - 1) * (size_t)d->cout * k : 0);
+    size_t direct = cols + (parted(d) ? (size_t)(DW_PARTS - 1) * (size_t)d->cout * k : 0);
+    /* Winograd's too, whatever the setting now: the host may change
+     * SIMCLR_CTX_CONV_ALGO after a module sized its workspace. */
+    size_t w2 = simclr__cpu_winograd_workspace(d, 2), w4 = simclr__cpu_winograd_workspace(d, 4);
+    if (w2 > direct) direct = w2;
+    return w4 > direct ? w4 : direct;
 }
 
 typedef struct {
@@ -269,7 +278,10 @@ void simclr__cpu_conv2d_forward(simclr_context *ctx, const simclr__conv_desc *d,
                                 const float *bias, float *y, float *ws)
 {
     int64_t k = d->cin * d->kh * d->kw, plane = d->oh * d->ow, m = d->n * plane;
-    if (is_pointwise(d)) {
+    int wino = simclr__cpu_winograd_choose(ctx, d);
+    if (wino) {
+        simclr__cpu_winograd_forward(ctx, d, wino, x, w, y, ws);
+    } else if (is_pointwise(d)) {
         simclr__cpu_gemm(ctx, 0, 0, d->cout, m, k, 1.0f, w, k, x, m, 0.0f, y, m);
     } else if (by_workers(ctx, d)) {
         chunk_job c = {.d = d, .x = x, .w = w, .y = y, .ws = ws, .ws_per = (size_t)(k * chunk_images(d) * plane)};
@@ -296,6 +308,11 @@ void simclr__cpu_conv2d_backward(simclr_context *ctx, const simclr__conv_desc *d
     if (dbias) {
         bias_job bj = {d->cout, m, (float *)dy, NULL, dbias};
         simclr__pool_for(ctx->pool, d->cout, SIMCLR__GRAIN / (m > 0 ? m : 1), bias_grad_task, &bj);
+    }
+    int wino = simclr__cpu_winograd_choose(ctx, d);
+    if (wino) {
+        simclr__cpu_winograd_backward(ctx, d, wino, x, w, dy, dw, dx, accumulate, ws);
+        return;
     }
     if (is_pointwise(d)) {
         simclr__cpu_gemm(ctx, 0, 1, d->cout, k, m, 1.0f, dy, m, x, m, 1.0f, dw, k);

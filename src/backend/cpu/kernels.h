@@ -43,6 +43,12 @@
 #define simclr__cpu_maxpool_backward SIMCLR__CPU_SYM(simclr__cpu_maxpool_backward)
 #define simclr__cpu_avgpool_forward SIMCLR__CPU_SYM(simclr__cpu_avgpool_forward)
 #define simclr__cpu_avgpool_backward SIMCLR__CPU_SYM(simclr__cpu_avgpool_backward)
+#define simclr__cpu_winograd_eligible SIMCLR__CPU_SYM(simclr__cpu_winograd_eligible)
+#define simclr__cpu_winograd_choose SIMCLR__CPU_SYM(simclr__cpu_winograd_choose)
+#define simclr__cpu_winograd_workspace SIMCLR__CPU_SYM(simclr__cpu_winograd_workspace)
+#define simclr__cpu_winograd_cost SIMCLR__CPU_SYM(simclr__cpu_winograd_cost)
+#define simclr__cpu_winograd_forward SIMCLR__CPU_SYM(simclr__cpu_winograd_forward)
+#define simclr__cpu_winograd_backward SIMCLR__CPU_SYM(simclr__cpu_winograd_backward)
 
 /* This copy's vtable (defined in cpu.c). */
 extern const simclr__backend simclr__backend_cpu;
@@ -85,5 +91,28 @@ void simclr__cpu_maxpool_backward(simclr_context *ctx, int64_t planes, int64_t h
                                   int64_t ow, const float *dy, const int32_t *idx, float *dx);
 void simclr__cpu_avgpool_forward(simclr_context *ctx, int64_t planes, int64_t hw, const float *x, float *y);
 void simclr__cpu_avgpool_backward(simclr_context *ctx, int64_t planes, int64_t hw, const float *dy, float *dx);
+
+/* ---- Winograd convolution (winograd.c) for 3x3 stride-1 layers with
+ * pad 0..2. m is the output tile: 2 for F(2x2,3x3), 4 for F(4x4,3x3). ---- */
+
+/* 1 when d is a 3x3 stride-1 convolution with pad 0..2 (Winograd applies). */
+int simclr__cpu_winograd_eligible(const simclr__conv_desc *d);
+/* The tile the context's SIMCLR_CTX_CONV_ALGO setting picks for d: 0 (the
+ * direct im2col path), 2 or 4 (ctx->conv_tile, when 2 or 4, forces that
+ * tile wherever Winograd applies). */
+int simclr__cpu_winograd_choose(const simclr_context *ctx, const simclr__conv_desc *d);
+/* Workspace floats the Winograd passes with tile m need (0 when d is not
+ * eligible or m is not 2 or 4); independent of the thread count. */
+size_t simclr__cpu_winograd_workspace(const simclr__conv_desc *d, int m);
+/* AUTO's cost estimate of tile m (0: the direct path) for d, in units of one
+ * multiply-add at sgemm peak (the model is in winograd.c). */
+double simclr__cpu_winograd_cost(const simclr__conv_desc *d, int m);
+/* y = conv(x, w) (no bias). Bytes are identical for any thread count. */
+void simclr__cpu_winograd_forward(simclr_context *ctx, const simclr__conv_desc *d, int m, const float *x,
+                                  const float *w, float *y, float *ws);
+/* dw += the weight gradient; dx = (accumulate: +=) the input gradient unless
+ * dx is NULL. No bias gradient (the caller's). */
+void simclr__cpu_winograd_backward(simclr_context *ctx, const simclr__conv_desc *d, int m, const float *x,
+                                   const float *w, const float *dy, float *dw, float *dx, int accumulate, float *ws);
 
 #endif

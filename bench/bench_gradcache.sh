@@ -1,0 +1,19 @@
+#!/bin/sh
+# Gradient caching and 2 MPI ranks vs 1 process (issue 14): peak memory and
+# views/s for B = 256, 1024 and 4096 pairs of 32x32x3 views, ResNet-18 w64,
+# micro-batches of MICRO (128) pairs. Each configuration runs in its own
+# processes (peak RSS is per process). On one 2-core machine the 2 ranks
+# share the cores (1 thread each vs 2 threads for the single process): this
+# measures the overhead of the distribution (collectives, the duplicated
+# loss), not a speed-up. Long: B = 4096 is ~25 minutes per run at 2 cores.
+# Environment: PAIRS ("256 1024 4096"), MICRO (128), WIDTH (64), STEPS (2).
+build=${SIMCLR_BUILD:-build/main}
+bin="$build/bench/bench_gradcache"
+[ -x "$bin" ] || { echo "bench_gradcache: build it first (make bench)"; exit 1; }
+MPIRUN="mpirun --mca btl self,vader --mca oob_tcp_if_include lo --allow-run-as-root --oversubscribe --quiet"
+cores=$(nproc)
+echo "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-native}; $cores cores"
+for b in ${PAIRS:-256 1024 4096}; do
+  $MPIRUN -np 1 "$bin" "$b" "${MICRO:-128}" "${WIDTH:-64}" "${STEPS:-2}" "$cores" || exit 1
+  $MPIRUN -np 2 "$bin" "$b" "${MICRO:-128}" "${WIDTH:-64}" "${STEPS:-2}" $(( cores / 2 > 0 ? cores / 2 : 1 )) || exit 1
+done

@@ -1,0 +1,75 @@
+/*
+ * libsimclr_mpi — the MPI adapter for libsimclr's communicator (simclr_comm).
+ *
+ * An optional companion: libsimclr itself has no MPI dependency. Build with
+ * `make mpi` (Open MPI from Debian: libopenmpi-dev); link the host with
+ * -lsimclr_mpi -lsimclr and MPI (mpicc does the last part).
+ *
+ *   MPI_Init(&argc, &argv);
+ *   simclr_mpi *mpi;
+ *   simclr_mpi_create(MPI_COMM_WORLD, 300.0, &mpi);      // 5-minute timeout
+ *   simclr_trainer_set_comm(trainer, simclr_mpi_comm(mpi)); // every rank
+ *   ... simclr_trainer_step(trainer, my_shard, seed, &loss) ...
+ *   on SIMCLR_E_IO from a step: print simclr_last_error(), MPI_Abort(MPI_COMM_WORLD, 1)
+ *   simclr_mpi_destroy(mpi); MPI_Finalize();
+ *
+ * The collectives are MPI's non-blocking ones (MPI_Ireduce + MPI_Ibcast for
+ * the sum, so every rank gets the bits rank 0 computed; MPI_Iallgather;
+ * MPI_Ibcast) completed by polling MPI_Test until the timeout: a peer that
+ * died or stopped calling becomes an error code (SIMCLR_MPI_E_TIMEOUT), not a
+ * hang. After any failure the adapter refuses further calls
+ * (SIMCLR_MPI_E_BROKEN): the abandoned requests still reference their
+ * buffers and the job can only be ended (MPI_Abort).
+ * Threads: the adapter is used from one thread at a time (MPI_THREAD_SINGLE
+ * or FUNNELED suffices when that is the thread that initialized MPI).
+ */
+#ifndef SIMCLR_MPI_H
+#define SIMCLR_MPI_H
+
+#include <mpi.h>
+
+#include "simclr.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Codes the collectives return (simclr_comm's error convention). */
+#define SIMCLR_MPI_E_TIMEOUT 1 /* the collective did not complete within the timeout */
+#define SIMCLR_MPI_E_MPI     2 /* MPI returned an error (its text is in the message) */
+#define SIMCLR_MPI_E_COUNT   3 /* a count too large for MPI's int counts */
+#define SIMCLR_MPI_E_BROKEN  4 /* an earlier collective failed: no further calls */
+
+typedef struct simclr_mpi simclr_mpi;
+
+/* Creates an adapter over a duplicate of comm (MPI must be initialized; a
+ * collective call over comm; errors on the duplicate return instead of
+ * aborting). timeout_seconds: how long one collective may wait for its peers
+ * (> 0; choose more than the longest step imbalance between ranks, e.g. 300).
+ * Returns SIMCLR_OK, SIMCLR_E_INVALID (NULL out, bad timeout, MPI not
+ * initialized), SIMCLR_E_NOMEM or SIMCLR_E_IO (an MPI call failed); the
+ * message is in simclr_mpi_last_error(). */
+simclr_status simclr_mpi_create(MPI_Comm comm, double timeout_seconds, simclr_mpi **out);
+
+/* Frees the adapter and its duplicate communicator (MPI_Comm_free, a
+ * collective call) unless a collective failed, in which case the duplicate
+ * is left to MPI_Abort / MPI_Finalize. NULL is a no-op. */
+void simclr_mpi_destroy(simclr_mpi *mpi);
+
+/* The communicator to hand to simclr_trainer_set_comm; owned by the adapter
+ * and valid until simclr_mpi_destroy. NULL for NULL. */
+const simclr_comm *simclr_mpi_comm(const simclr_mpi *mpi);
+
+/* The adapter's rank and size in its communicator; -1 / 0 for NULL. */
+int simclr_mpi_rank(const simclr_mpi *mpi);
+int simclr_mpi_size(const simclr_mpi *mpi);
+
+/* The message of the last failure of simclr_mpi_create on this thread
+ * ("" when none). Collective failures are reported through the trainer's
+ * simclr_last_error(), which includes the adapter's text for the code. */
+const char *simclr_mpi_last_error(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SIMCLR_MPI_H */

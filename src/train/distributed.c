@@ -1,0 +1,310 @@
+/* Trainer settings for distributed training and gradient caching, attaching
+ * a communicator, and the collective pieces of a step that are not the step
+ * itself: bucketed gradient sums, buffer broadcasts, the rank-0 checkpoint.
+ *
+ * Replicas stay identical because every rank starts from rank 0's state
+ * (simclr_trainer_set_comm broadcasts it) and applies the same update from
+ * the same summed gradients (the communicator guarantees bit-identical sums). */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../model/module.h"
+#include "distributed.h"
+
+#define DEFAULT_BUCKET_BYTES ((int64_t)4 << 20)
+
+struct simclr__trainer_ext *simclr__trainer_ext_get(simclr_trainer *tr, const char *fn)
+{
+    if (tr->ext) return tr->ext;
+    struct simclr__trainer_ext *e = simclr__calloc(tr->ctx, 1, sizeof *e);
+    if (!e) {
+        simclr__nomem(fn, sizeof *e);
+        return NULL;
+    }
+    simclr_comm single;
+    simclr_comm_single(&single);
+    simclr__comm_init(&e->comm, &single, fn);
+    e->bucket_bytes = DEFAULT_BUCKET_BYTES;
+    e->bn_mode = SIMCLR_BN_LOCAL;
+    simclr__bn_hook_init(e);
+    tr->ext = e;
+    return e;
+}
+
+static void free_step_buffers(simclr_trainer *tr)
+{
+    struct simclr__trainer_ext *e = tr->ext;
+    simclr_tensor *all[] = {e->views, e->view0, e->view1, e->feat, e->dfeat, e->z, e->dz, e->zg, e->dzg};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) simclr_tensor_destroy(all[i]);
+    e->views = e->view0 = e->view1 = e->feat = e->dfeat = e->z = e->dz = e->zg = e->dzg = NULL;
+    float *bufs[] = {e->zl, e->gathered, e->bucket, e->bn_send, e->bn_recv};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) simclr__free(tr->ctx, bufs[i]);
+    e->zl = e->gathered = e->bucket = e->bn_send = e->bn_recv = NULL;
+    e->n = e->c = e->k = e->ranks = e->bn_cap = 0;
+}
+
+void simclr__trainer_ext_free(simclr_trainer *tr)
+{
+    if (!tr->ext) return;
+    free_step_buffers(tr);
+    simclr__free(tr->ctx, tr->ext);
+    tr->ext = NULL;
+}
+
+int simclr__trainer_ext_active(const simclr_trainer *tr)
+{
+    return tr->ext && (tr->ext->has_comm || tr->ext->micro > 0 || tr->ext->bn_mode != SIMCLR_BN_LOCAL);
+}
+
+int simclr__trainer_ext_ranks(const simclr_trainer *tr) { return tr->ext && tr->ext->has_comm ? tr->ext->comm.size : 1; }
+
+simclr_status simclr__trainer_ext_stat(const simclr_trainer *tr, simclr_stat key, double *value)
+{
+    const struct simclr__trainer_ext *e = tr->ext;
+    if (key == SIMCLR_STAT_COMM_BYTES) *value = e ? (double)e->last_bytes : 0.0;
+    else *value = e && e->last_micro ? (double)e->last_micro : (tr->steps ? 1.0 : 0.0);
+    return SIMCLR_OK;
+}
+
+simclr_status simclr_trainer_set(simclr_trainer *tr, simclr_trainer_param key, double value)
+{
+    static const char fn[] = "simclr_trainer_set";
+    SIMCLR__CHECK_ARG(tr, fn, "trainer is NULL");
+    if (tr->moco)
+        return simclr__fail(SIMCLR_E_UNSUPPORTED, "%s: a MoCo trainer has no distributed or micro-batch settings yet",
+                            fn);
+    int whole = isfinite(value) && value == floor(value);
+    switch (key) {
+    case SIMCLR_TRAINER_MICRO_BATCH:
+        if (!whole || value < 0 || value > 1e15)
+            return simclr__fail(SIMCLR_E_INVALID, "%s: SIMCLR_TRAINER_MICRO_BATCH %g is not a whole number >= 0", fn,
+                                value);
+        break;
+    case SIMCLR_TRAINER_BN_MODE:
+        if (!(value == SIMCLR_BN_LOCAL || value == SIMCLR_BN_SYNC || value == SIMCLR_BN_FROZEN))
+            return simclr__fail(SIMCLR_E_INVALID, "%s: SIMCLR_TRAINER_BN_MODE %g is not a simclr_bn_mode (0, 1, 2)",
+                                fn, value);
+        break;
+    case SIMCLR_TRAINER_BUCKET_BYTES:
+        if (!whole || value < 4096 || value > 2147483648.0 || fmod(value, 4.0) != 0)
+            return simclr__fail(SIMCLR_E_INVALID,
+                                "%s: SIMCLR_TRAINER_BUCKET_BYTES %g is not a multiple of 4 in 4096..2^31", fn, value);
+        break;
+    default: return simclr__fail(SIMCLR_E_INVALID, "%s: unknown trainer setting %d", fn, (int)key);
+    }
+    struct simclr__trainer_ext *e = simclr__trainer_ext_get(tr, fn);
+    if (!e) return SIMCLR_E_NOMEM;
+    if (key == SIMCLR_TRAINER_MICRO_BATCH) e->micro = (int64_t)value;
+    else if (key == SIMCLR_TRAINER_BN_MODE) e->bn_mode = (int)value;
+    else if ((int64_t)value != e->bucket_bytes) {
+        simclr__free(tr->ctx, e->bucket); /* regrown at the next step */
+        e->bucket = NULL;
+        e->bucket_bytes = (int64_t)value;
+    }
+    return SIMCLR_OK;
+}
+
+simclr_status simclr_trainer_get(const simclr_trainer *tr, simclr_trainer_param key, double *value)
+{
+    static const char fn[] = "simclr_trainer_get";
+    SIMCLR__CHECK_ARG(tr, fn, "trainer is NULL");
+    SIMCLR__CHECK_ARG(value, fn, "value is NULL");
+    const struct simclr__trainer_ext *e = tr->ext;
+    switch (key) {
+    case SIMCLR_TRAINER_MICRO_BATCH: *value = e ? (double)e->micro : 0.0; break;
+    case SIMCLR_TRAINER_BN_MODE: *value = e ? (double)e->bn_mode : (double)SIMCLR_BN_LOCAL; break;
+    case SIMCLR_TRAINER_BUCKET_BYTES: *value = (double)(e ? e->bucket_bytes : DEFAULT_BUCKET_BYTES); break;
+    default: return simclr__fail(SIMCLR_E_INVALID, "%s: unknown trainer setting %d", fn, (int)key);
+    }
+    return SIMCLR_OK;
+}
+
+void simclr__trainer_buffers_snapshot(simclr_trainer *tr, int restore)
+{
+    simclr_module *mods[2] = {tr->encoder, tr->head};
+    int64_t off = 0;
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < mods[k]->n_params; i++) {
+            simclr__param *p = &mods[k]->params[i];
+            if (!(p->flags & SIMCLR_PARAM_BUFFER)) continue;
+            size_t bytes = simclr_tensor_bytes(p->value);
+            if (restore) memcpy(p->value->data, tr->snapshot + off, bytes);
+            else memcpy(tr->snapshot + off, p->value->data, bytes);
+            off += p->value->numel;
+        }
+}
+
+/* Segments of the trainer's state. what: 'g' gradients, 'b' BN buffers,
+ * 's' parameters + buffers + optimizer state (what set_comm aligns).
+ * With segs NULL, only counts. */
+static int collect(simclr_trainer *tr, char what, simclr__segment *segs)
+{
+    simclr_module *mods[2] = {tr->encoder, tr->head};
+    int n = 0;
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < mods[k]->n_params; i++) {
+            simclr__param *p = &mods[k]->params[i];
+            int buffer = (p->flags & SIMCLR_PARAM_BUFFER) != 0;
+            simclr_tensor *t = what == 'g' ? (buffer ? NULL : p->grad) : what == 'b' ? (buffer ? p->value : NULL)
+                                                                                    : p->value;
+            if (!t) continue;
+            if (segs) segs[n] = (simclr__segment){simclr__f32(t), t->numel};
+            n++;
+        }
+    if (what == 's')
+        for (int i = 0; i < tr->opt->n_states; i++) {
+            simclr_tensor *t = tr->opt->states[i].tensor;
+            if (segs) segs[n] = (simclr__segment){simclr__f32(t), t->numel};
+            n++;
+        }
+    return n;
+}
+
+/* Runs one collective over the concatenation of segs, bucket by bucket:
+ * op 'r' sums over ranks, 'b' broadcasts from rank 0. */
+static simclr_status over_segments(simclr_trainer *tr, const char *fn, simclr__segment *segs, int nseg, char op)
+{
+    struct simclr__trainer_ext *e = tr->ext;
+    const int64_t cap = e->bucket_bytes / (int64_t)sizeof(float);
+    if (!e->bucket && !(e->bucket = simclr__malloc(tr->ctx, (size_t)e->bucket_bytes)))
+        return simclr__nomem(fn, (size_t)e->bucket_bytes);
+    int seg = 0;
+    int64_t off = 0; /* position inside segs[seg] */
+    while (seg < nseg) {
+        /* Fill the bucket from (seg, off). */
+        int s0 = seg;
+        int64_t o0 = off, fill = 0;
+        while (seg < nseg && fill < cap) {
+            int64_t take = segs[seg].count - off < cap - fill ? segs[seg].count - off : cap - fill;
+            memcpy(e->bucket + fill, segs[seg].data + off, (size_t)take * sizeof(float));
+            fill += take;
+            off += take;
+            if (off == segs[seg].count) seg++, off = 0;
+        }
+        if (fill == 0) break;
+        SIMCLR__TRY(op == 'r' ? simclr__comm_all_reduce(&e->comm, fn, e->bucket, fill)
+                              : simclr__comm_broadcast(&e->comm, fn, e->bucket, fill, 0));
+        /* Copy back over the same span. */
+        int64_t pos = 0;
+        for (int s = s0; pos < fill; s++) {
+            int64_t from = s == s0 ? o0 : 0;
+            int64_t take = segs[s].count - from < fill - pos ? segs[s].count - from : fill - pos;
+            memcpy(segs[s].data + from, e->bucket + pos, (size_t)take * sizeof(float));
+            pos += take;
+        }
+    }
+    return SIMCLR_OK;
+}
+
+static simclr_status collective(simclr_trainer *tr, const char *fn, char what, char op)
+{
+    int n = collect(tr, what, NULL);
+    simclr__segment *segs = simclr__malloc(tr->ctx, (size_t)(n ? n : 1) * sizeof *segs);
+    if (!segs) return simclr__nomem(fn, (size_t)n * sizeof *segs);
+    collect(tr, what, segs);
+    simclr_status st = over_segments(tr, fn, segs, n, op);
+    simclr__free(tr->ctx, segs);
+    return st;
+}
+
+simclr_status simclr__trainer_allreduce_grads(simclr_trainer *tr, const char *fn)
+{
+    return collective(tr, fn, 'g', 'r');
+}
+
+simclr_status simclr__trainer_broadcast_buffers(simclr_trainer *tr, const char *fn)
+{
+    return collective(tr, fn, 'b', 'b');
+}
+
+simclr_status simclr_trainer_set_comm(simclr_trainer *tr, const simclr_comm *comm)
+{
+    static const char fn[] = "simclr_trainer_set_comm";
+    SIMCLR__CHECK_ARG(tr, fn, "trainer is NULL");
+    if (tr->moco)
+        return simclr__fail(SIMCLR_E_UNSUPPORTED, "%s: MoCo trainers do not run on several ranks yet", fn);
+    if (!comm) {
+        if (tr->ext && tr->ext->has_comm) {
+            simclr_comm single;
+            simclr_comm_single(&single);
+            simclr__comm_init(&tr->ext->comm, &single, fn);
+            tr->ext->has_comm = 0;
+        }
+        return SIMCLR_OK;
+    }
+    simclr__comm_state s;
+    SIMCLR__TRY(simclr__comm_init(&s, comm, fn));
+    struct simclr__trainer_ext *e = simclr__trainer_ext_get(tr, fn);
+    if (!e) return SIMCLR_E_NOMEM;
+    simclr__comm_state old = e->comm;
+    int old_has = e->has_comm;
+    e->comm = s;
+    e->has_comm = 1;
+    simclr__comm_begin(&e->comm);
+
+    /* Every rank must hold the same model: compare the sizes first (a
+     * broadcast of mismatched sizes would corrupt memory). */
+    int n = collect(tr, 's', NULL);
+    simclr__segment *segs = simclr__malloc(tr->ctx, (size_t)(n ? n : 1) * sizeof *segs);
+    float *all = simclr__malloc(tr->ctx, (size_t)s.size * 3 * sizeof(float));
+    simclr_status st = segs && all ? SIMCLR_OK : simclr__nomem(fn, (size_t)n * sizeof *segs);
+    if (st == SIMCLR_OK) {
+        collect(tr, 's', segs);
+        int64_t total = 0;
+        for (int i = 0; i < n; i++) total += segs[i].count;
+        /* Exact in float: counts split at 2^24. */
+        float mine[3] = {(float)n, (float)(total >> 24), (float)(total & 0xffffff)};
+        st = simclr__comm_all_gather(&e->comm, fn, mine, 3, all);
+        for (int r = 0; r < s.size && st == SIMCLR_OK; r++)
+            if (memcmp(all + 3 * r, all, 3 * sizeof(float)) != 0)
+                st = simclr__fail(SIMCLR_E_SHAPE,
+                                  "%s: rank %d's model has %g tensors of %.0f floats, rank 0's %g of %.0f", fn, r,
+                                  (double)all[3 * r], (double)all[3 * r + 1] * 16777216.0 + all[3 * r + 2],
+                                  (double)all[0], (double)all[1] * 16777216.0 + all[2]);
+    }
+    /* Rank 0's parameters, buffers, optimizer state and counters. The
+     * broadcast overwrites in place, so a failure part-way leaves this rank
+     * with a mix: the host must end the job (simclr_comm's convention). */
+    if (st == SIMCLR_OK) st = over_segments(tr, fn, segs, n, 'b');
+    if (st == SIMCLR_OK) {
+        float counters[4] = {(float)(tr->opt->step >> 24), (float)(tr->opt->step & 0xffffff),
+                             (float)(tr->steps >> 24), (float)(tr->steps & 0xffffff)};
+        st = simclr__comm_broadcast(&e->comm, fn, counters, 4, 0);
+        if (st == SIMCLR_OK) {
+            tr->opt->step = ((int64_t)counters[0] << 24) + (int64_t)counters[1];
+            tr->steps = ((int64_t)counters[2] << 24) + (int64_t)counters[3];
+        }
+    }
+    simclr__free(tr->ctx, segs);
+    simclr__free(tr->ctx, all);
+    if (st != SIMCLR_OK) {
+        e->comm = old;
+        e->has_comm = old_has;
+        return st;
+    }
+    free_step_buffers(tr); /* sized for another number of ranks */
+    return SIMCLR_OK;
+}
+
+simclr_status simclr__trainer_save_once(const simclr_trainer *tr, const char *path,
+                                        simclr_status (*save)(const simclr_trainer *, const char *))
+{
+    static const char fn[] = "simclr_trainer_save";
+    simclr__comm_state *s = &tr->ext->comm;
+    simclr__comm_begin(s);
+    simclr_status st = SIMCLR_OK;
+    char message[512] = "";
+    if (s->rank == 0) {
+        st = save(tr, path);
+        if (st != SIMCLR_OK) snprintf(message, sizeof message, "%s", simclr_last_error());
+    }
+    /* Every rank learns rank 0's outcome, so no rank goes on to load a file
+     * that was not written. */
+    float status = (float)st;
+    SIMCLR__TRY(simclr__comm_broadcast(s, fn, &status, 1, 0));
+    if (status == 0.0f) return SIMCLR_OK;
+    if (s->rank == 0) return simclr__fail(st, "%s", message);
+    return simclr__fail((simclr_status)(int)status, "%s: rank 0 failed to write '%s' (%s)", fn, path,
+                        simclr_status_string((simclr_status)(int)status));
+}

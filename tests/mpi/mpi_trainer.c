@@ -1,0 +1,349 @@
+/* MPI runs of the distributed trainer, driven by tests/test_mpi.sh.
+ *
+ *   mpi_trainer equiv BN_MODE MICRO CKPT   (BN_MODE: sync | frozen)
+ *     Each of the P ranks trains on its shard of a global batch of N = 12
+ *     images for STEPS steps; rank 0 also trains one single-process trainer
+ *     on all N images (the reference; BN over the whole batch for sync, frozen
+ *     statistics for frozen). Prints the largest loss and parameter
+ *     differences, checks they are within tolerance, that every rank holds
+ *     bit-identical parameters, and that the checkpoint rank 0 wrote loads
+ *     on every rank. Exit 0 when all holds.
+ *   mpi_trainer die TIMEOUT
+ *     The last rank exits in the middle of the second step (at its 4th
+ *     collective of that step); every other rank must fail with SIMCLR_E_IO
+ *     within the adapter timeout, print the message, and abort the job. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "simclr.h"
+#include "simclr_mpi.h"
+
+#define N_GLOBAL 12
+#ifndef IMG
+#define IMG 16
+#endif
+
+/* Tolerances, measured (docs/distributed.md): the runs differ only in the
+ * order of float sums (BN statistics combined over ranks, gradients summed
+ * per rank first); over the first 3 steps the largest differences measured
+ * are 3e-7 in the loss and 8e-7 in any parameter or buffer. Runs that differ
+ * by rounding can part at a ReLU kink: when a pre-activation lies within
+ * rounding of zero its mask differs and the gradient jumps (measured at the
+ * 4th step of the sync v1 test: 1% gradient differences below layer4.1.bn1,
+ * where central differences confirm the kink), so the tests compare 3 steps,
+ * the v2 head (BN over only 24 rows: even more sensitive) one. */
+#define LOSS_TOL 1e-5
+#define PARAM_TOL 2e-5
+
+#define CHECK(expr)                                                                                   \
+    do {                                                                                              \
+        simclr_status st_ = (expr);                                                                   \
+        if (st_ != SIMCLR_OK) {                                                                       \
+            fprintf(stderr, "%s:%d: %s -> %s: %s\n", __FILE__, __LINE__, #expr,                       \
+                    simclr_status_string(st_), simclr_last_error());                                  \
+            MPI_Abort(MPI_COMM_WORLD, 3);                                                             \
+        }                                                                                             \
+    } while (0)
+
+typedef struct rig {
+    simclr_context *ctx;
+    simclr_module *enc, *head;
+    simclr_augment *aug;
+    simclr_loss *loss;
+    simclr_optimizer *opt;
+    simclr_trainer *tr;
+} rig;
+
+static int head_v2 = 0; /* 1: SimCLR v2 head (batch norm in the head) */
+static double learning_rate = 0.01;
+
+static void rig_make(rig *r, uint64_t seed)
+{
+    CHECK(simclr_context_create("cpu", 1, NULL, &r->ctx));
+    CHECK(simclr_resnet_create(r->ctx, 18, 4, 3, SIMCLR_STEM_CIFAR, seed, &r->enc));
+    int d = (int)simclr_module_output_dim(r->enc);
+    CHECK(simclr_mlp_head_create(r->ctx, d, d, 16, head_v2 ? 3 : 2, head_v2, seed + 1, &r->head));
+    CHECK(simclr_augment_create(r->ctx, SIMCLR_AUG_PRESET_CIFAR, IMG, IMG, &r->aug));
+    CHECK(simclr_ntxent_create(r->ctx, 0.5, 2, &r->loss));
+    simclr_module *mods[2] = {r->enc, r->head};
+    CHECK(simclr_optimizer_create(r->ctx, SIMCLR_OPT_SGD, mods, 2, &r->opt));
+    CHECK(simclr_optimizer_set(r->opt, SIMCLR_OPT_LR, learning_rate));
+    CHECK(simclr_optimizer_set(r->opt, SIMCLR_OPT_MOMENTUM, 0.9));
+    CHECK(simclr_trainer_create(r->ctx, r->enc, r->head, r->aug, r->loss, r->opt, &r->tr));
+}
+
+static void rig_free(rig *r)
+{
+    simclr_trainer_destroy(r->tr);
+    simclr_optimizer_destroy(r->opt);
+    simclr_loss_destroy(r->loss);
+    simclr_augment_destroy(r->aug);
+    simclr_module_destroy(r->head);
+    simclr_module_destroy(r->enc);
+    simclr_context_destroy(r->ctx);
+}
+
+/* All parameters and buffers of encoder and head, concatenated. */
+static float *flatten(rig *r, int64_t *count)
+{
+    simclr_module *mods[2] = {r->enc, r->head};
+    int64_t total = 0;
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < simclr_module_param_count(mods[k]); i++) {
+            simclr_tensor *v;
+            CHECK(simclr_module_param(mods[k], i, NULL, &v, NULL, NULL));
+            total += simclr_tensor_numel(v);
+        }
+    float *out = malloc((size_t)total * sizeof *out), *p = out;
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < simclr_module_param_count(mods[k]); i++) {
+            simclr_tensor *v;
+            CHECK(simclr_module_param(mods[k], i, NULL, &v, NULL, NULL));
+            memcpy(p, simclr_tensor_data(v), simclr_tensor_bytes(v));
+            p += simclr_tensor_numel(v);
+        }
+    *count = total;
+    return out;
+}
+
+/* The global batch: N_GLOBAL images, each a colour gradient of its own plus
+ * mild noise, from a fixed xorshift stream. (Pure noise images are a bad
+ * test: their pooled features barely differ, so the batch norms of the head
+ * divide by a near-zero spread and turn rounding into large differences.) */
+static uint8_t *global_images(void)
+{
+    size_t bytes = (size_t)N_GLOBAL * IMG * IMG * 3;
+    uint8_t *px = malloc(bytes);
+    uint64_t s = 0x9e3779b97f4a7c15ull;
+#define NEXT() (s ^= s << 13, s ^= s >> 7, s ^= s << 17, (double)(s >> 11) / 9007199254740992.0)
+    for (int i = 0; i < N_GLOBAL; i++) {
+        double base[3], gx[3], gy[3];
+        for (int ch = 0; ch < 3; ch++) base[ch] = 40 + 170 * NEXT(), gx[ch] = 120 * NEXT() - 60, gy[ch] = 120 * NEXT() - 60;
+        for (int y = 0; y < IMG; y++)
+            for (int x = 0; x < IMG; x++)
+                for (int ch = 0; ch < 3; ch++) {
+                    double v = base[ch] + gx[ch] * x / IMG + gy[ch] * y / IMG + 30 * (NEXT() - 0.5);
+                    px[(((size_t)i * IMG + y) * IMG + x) * 3 + ch] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+                }
+    }
+#undef NEXT
+    return px;
+}
+
+static int equiv(int rank, int size, const char *bn, int micro, int steps, const char *ckpt)
+{
+    const int bn_mode = strcmp(bn, "frozen") == 0 ? SIMCLR_BN_FROZEN : SIMCLR_BN_SYNC;
+    if (N_GLOBAL % size) {
+        if (rank == 0) fprintf(stderr, "equiv: %d ranks do not divide %d images\n", size, N_GLOBAL);
+        return 2;
+    }
+    const int64_t n = N_GLOBAL / size;
+    uint8_t *px = global_images();
+    simclr_mpi *mpi;
+    if (simclr_mpi_create(MPI_COMM_WORLD, 60.0, &mpi) != SIMCLR_OK) {
+        fprintf(stderr, "%s\n", simclr_mpi_last_error());
+        return 3;
+    }
+    rig d, ref;
+    /* Different seeds per rank: set_comm must make them rank 0's model. */
+    rig_make(&d, 100 + (uint64_t)rank);
+    CHECK(simclr_trainer_set(d.tr, SIMCLR_TRAINER_BN_MODE, bn_mode));
+    CHECK(simclr_trainer_set(d.tr, SIMCLR_TRAINER_MICRO_BATCH, micro));
+    CHECK(simclr_trainer_set(d.tr, SIMCLR_TRAINER_BUCKET_BYTES, 65536)); /* several buckets */
+    CHECK(simclr_trainer_set_comm(d.tr, simclr_mpi_comm(mpi)));
+    if (rank == 0) {
+        rig_make(&ref, 100);
+        if (bn_mode == SIMCLR_BN_FROZEN) CHECK(simclr_trainer_set(ref.tr, SIMCLR_TRAINER_BN_MODE, bn_mode));
+    }
+    int64_t shard_shape[4] = {n, IMG, IMG, 3}, all_shape[4] = {N_GLOBAL, IMG, IMG, 3};
+    simclr_tensor *shard, *all = NULL;
+    CHECK(simclr_tensor_wrap(d.ctx, SIMCLR_U8, 4, shard_shape, px + (size_t)rank * n * IMG * IMG * 3, &shard));
+    if (rank == 0) CHECK(simclr_tensor_wrap(ref.ctx, SIMCLR_U8, 4, all_shape, px, &all));
+
+    double loss_err = 0, comm_bytes = 0;
+    float first_loss = 0;
+    for (int s = 0; s < steps; s++) {
+        float ld = 0, lr = 0;
+        CHECK(simclr_trainer_step(d.tr, shard, 1000 + (uint64_t)s, &ld));
+        CHECK(simclr_trainer_stat(d.tr, SIMCLR_STAT_COMM_BYTES, &comm_bytes));
+        if (rank == 0) {
+            CHECK(simclr_trainer_step(ref.tr, all, 1000 + (uint64_t)s, &lr));
+            if (getenv("MPI_TRAINER_VERBOSE")) {
+                int64_t c1, c2;
+                float *a = flatten(&d, &c1), *b = flatten(&ref, &c2);
+                double e = 0;
+                int64_t at = 0;
+                for (int64_t i = 0; i < c1; i++)
+                    if (fabs((double)a[i] - b[i]) > e) e = fabs((double)a[i] - b[i]), at = i;
+                printf("step %d: distributed %.7f, one process %.7f; values max |diff| %.3g at %lld\n", s, ld, lr, e,
+                       (long long)at);
+                free(a);
+                free(b);
+            }
+            if (fabs((double)ld - lr) > loss_err) loss_err = fabs((double)ld - lr);
+            if (s == 0) first_loss = lr;
+        }
+    }
+
+    if (rank == 0 && getenv("MPI_TRAINER_GRADS")) { /* debugging aid: per-tensor gradient differences */
+        simclr_module *dm[2] = {d.enc, d.head}, *rm[2] = {ref.enc, ref.head};
+        for (int k = 0; k < 2; k++)
+            for (int i = 0; i < simclr_module_param_count(dm[k]); i++) {
+                const char *name;
+                simclr_tensor *g1, *g2;
+                CHECK(simclr_module_param(dm[k], i, &name, NULL, &g1, NULL));
+                CHECK(simclr_module_param(rm[k], i, NULL, NULL, &g2, NULL));
+                if (!g1) continue;
+                const float *a = simclr_tensor_data(g1), *b = simclr_tensor_data(g2);
+                double e = 0, mx = 0;
+                for (int64_t j = 0; j < simclr_tensor_numel(g1); j++) {
+                    if (fabs(a[j] - b[j]) > e) e = fabs(a[j] - b[j]);
+                    if (fabs(b[j]) > mx) mx = fabs(b[j]);
+                }
+                printf("%s %s: grad max |diff| %.3g of max %.3g\n", k ? "head" : "enc", name, e, mx);
+                if (getenv("MPI_TRAINER_GRADS")[0] && strcmp(getenv("MPI_TRAINER_GRADS"), name) == 0)
+                    for (int64_t j = 0; j < simclr_tensor_numel(g1) && j < 32; j++)
+                        printf("  [%lld] distributed %.6g one process %.6g\n", (long long)j, a[j], b[j]);
+            }
+    }
+    /* Every rank holds rank 0's parameters, bit for bit. */
+    int64_t count;
+    float *mine = flatten(&d, &count);
+    float *root = malloc((size_t)count * sizeof *root);
+    memcpy(root, mine, (size_t)count * sizeof *root);
+    MPI_Bcast(root, (int)count, MPI_FLOAT, 0, MPI_COMM_WORLD);
+    int differs = memcmp(root, mine, (size_t)count * sizeof *root) != 0, any_differs = 0;
+    MPI_Allreduce(&differs, &any_differs, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+
+    /* The checkpoint: written by rank 0, read by every rank into a fresh model. */
+    CHECK(simclr_trainer_save(d.tr, ckpt));
+    rig fresh;
+    rig_make(&fresh, 7);
+    CHECK(simclr_trainer_load(fresh.tr, ckpt));
+    int64_t count2;
+    float *loaded = flatten(&fresh, &count2);
+    int ck_bad = count2 != count || memcmp(loaded, mine, (size_t)count * sizeof *loaded) != 0, any_ck_bad = 0;
+    MPI_Allreduce(&ck_bad, &any_ck_bad, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+
+    int ok = 1;
+    if (rank == 0) {
+        int64_t c3;
+        float *want = flatten(&ref, &c3);
+        double perr = 0, pmax = 0;
+        for (int64_t i = 0; i < count; i++) {
+            double e = fabs((double)mine[i] - want[i]);
+            if (e > perr) perr = e;
+            if (fabs(want[i]) > pmax) pmax = fabs(want[i]);
+        }
+        ok = loss_err <= LOSS_TOL && perr <= PARAM_TOL && !any_differs && !any_ck_bad && c3 == count;
+        printf("mpi equivalence P=%d bn=%s micro=%d head=%s: %d steps, loss %.4f; loss max |diff| %.3g (tol %.0e); "
+               "%lld values, max |diff| %.3g (tol %.0e, largest |value| %.3g); ranks identical: %s; "
+               "checkpoint loaded on every rank: %s; comm %.0f bytes/step/rank -> %s\n",
+               size, bn, micro, head_v2 ? "v2" : "v1", steps, first_loss, loss_err, LOSS_TOL, (long long)count, perr, PARAM_TOL, pmax,
+               any_differs ? "NO" : "yes", any_ck_bad ? "NO" : "yes", comm_bytes, ok ? "ok" : "FAILED");
+        free(want);
+        simclr_tensor_destroy(all);
+        rig_free(&ref);
+    }
+    MPI_Bcast(&ok, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    free(loaded);
+    free(root);
+    free(mine);
+    rig_free(&fresh);
+    simclr_tensor_destroy(shard);
+    rig_free(&d);
+    simclr_mpi_destroy(mpi);
+    free(px);
+    return ok ? 0 : 1;
+}
+
+/* A communicator that forwards to the MPI adapter and, on the dying rank,
+ * exits at a chosen collective (simulating a crash mid-step). */
+typedef struct dying {
+    const simclr_comm *inner;
+    int die, calls, die_at;
+} dying;
+
+static void maybe_die(dying *w)
+{
+    if (w->die && ++w->calls == w->die_at) {
+        fprintf(stderr, "rank %d: exiting in the middle of a step (simulated crash)\n", w->inner->rank(w->inner->user));
+        fflush(stderr);
+        _exit(3);
+    }
+}
+static int d_rank(void *u) { return ((dying *)u)->inner->rank(((dying *)u)->inner->user); }
+static int d_size(void *u) { return ((dying *)u)->inner->size(((dying *)u)->inner->user); }
+static int d_reduce(void *u, float *x, int64_t n)
+{
+    maybe_die(u);
+    return ((dying *)u)->inner->all_reduce_sum(((dying *)u)->inner->user, x, n);
+}
+static int d_gather(void *u, const float *s, int64_t n, float *r)
+{
+    maybe_die(u);
+    return ((dying *)u)->inner->all_gather(((dying *)u)->inner->user, s, n, r);
+}
+static int d_bcast(void *u, float *x, int64_t n, int root)
+{
+    maybe_die(u);
+    return ((dying *)u)->inner->broadcast(((dying *)u)->inner->user, x, n, root);
+}
+static const char *d_error(void *u, int code) { return ((dying *)u)->inner->error_string(((dying *)u)->inner->user, code); }
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int die(int rank, int size, double timeout)
+{
+    const int64_t n = N_GLOBAL / size;
+    uint8_t *px = global_images();
+    simclr_mpi *mpi;
+    if (simclr_mpi_create(MPI_COMM_WORLD, timeout, &mpi) != SIMCLR_OK) return 3;
+    rig d;
+    rig_make(&d, 100);
+    CHECK(simclr_trainer_set(d.tr, SIMCLR_TRAINER_BN_MODE, SIMCLR_BN_SYNC));
+    dying w = {simclr_mpi_comm(mpi), rank == size - 1, 0, 0};
+    simclr_comm comm = {d_rank, d_size, d_reduce, d_gather, d_bcast, d_error, &w};
+    CHECK(simclr_trainer_set_comm(d.tr, &comm));
+    int64_t shape[4] = {n, IMG, IMG, 3};
+    simclr_tensor *shard;
+    CHECK(simclr_tensor_wrap(d.ctx, SIMCLR_U8, 4, shape, px, &shard));
+    CHECK(simclr_trainer_step(d.tr, shard, 1, NULL));
+    w.die_at = w.calls + 4; /* inside the encoder's synchronized BN of step 2 */
+    double t0 = now_seconds();
+    simclr_status st = simclr_trainer_step(d.tr, shard, 2, NULL);
+    double dt = now_seconds() - t0;
+    printf("rank %d: second step -> %s after %.1f s: %s\n", rank, simclr_status_string(st), dt, simclr_last_error());
+    fflush(stdout);
+    /* The job cannot continue. A host would call MPI_Abort here; the test
+     * exits instead, so that one survivor's abort cannot kill another before
+     * it has printed (mpirun runs with orte_abort_on_non_zero_status 0). */
+    _exit(st == SIMCLR_E_IO ? 10 : 11);
+}
+
+int main(int argc, char **argv)
+{
+    MPI_Init(&argc, &argv);
+    int rank, size;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    int rc = 2;
+    if (getenv("MPI_TRAINER_LR")) learning_rate = atof(getenv("MPI_TRAINER_LR"));
+    if (argc == 7 && strcmp(argv[1], "equiv") == 0) {
+        head_v2 = strcmp(argv[4], "v2") == 0;
+        rc = equiv(rank, size, argv[2], atoi(argv[3]), atoi(argv[5]), argv[6]);
+    }
+    else if (argc == 3 && strcmp(argv[1], "die") == 0) rc = die(rank, size, atof(argv[2]));
+    else if (rank == 0) fprintf(stderr, "usage: mpi_trainer equiv sync|frozen MICRO v1|v2 STEPS CKPT | die TIMEOUT\n");
+    MPI_Finalize();
+    return rc;
+}
