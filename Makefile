@@ -15,6 +15,8 @@ BLAS    ?= openblas
 PREFIX  ?= /usr/local
 LIBDIR_INSTALL ?= $(PREFIX)/lib
 INCDIR_INSTALL ?= $(PREFIX)/include
+BINDIR_INSTALL ?= $(PREFIX)/bin
+MANDIR_INSTALL ?= $(PREFIX)/share/man
 
 # The version lives once, in the header.
 VERSION_MAJOR := $(shell sed -n 's/^\#define SIMCLR_VERSION_MAJOR \([0-9]*\).*/\1/p' include/simclr.h)
@@ -100,8 +102,9 @@ EXAMPLE_SRCS := $(sort $(wildcard examples/*.c))
 EXAMPLE_BINS := $(EXAMPLE_SRCS:examples/%.c=$(BUILD)/examples/%)
 
 .PHONY: all lib deps deps-demo test unit check-symbols check-header sanitize test-reference \
-        test-python tools examples run-examples docs demo bench install uninstall clean
-all: lib
+        test-python tools examples run-examples docs demo bench install uninstall clean \
+        tsan-embed image bench-decode cli test-cli
+all: lib image cli
 lib: $(STATIC) $(SHARED)
 
 # The cpu backend's kernels are plain loops written for the vectorizer, which
@@ -186,15 +189,17 @@ deps-demo:
 
 # The one test command: README and CI call it.
 test: deps
-	$(MAKE) lib examples
+	$(MAKE) lib image cli examples
 	$(MAKE) unit
 	$(MAKE) check-symbols check-header
 	$(MAKE) test-python
 	$(MAKE) run-examples
 	$(MAKE) test-mpi
 	sh tests/test_install.sh
+	$(MAKE) test-cli
 	$(MAKE) sanitize
 	$(MAKE) robustness
+	$(MAKE) tsan-embed
 	@echo "make test: all checks passed"
 
 unit: $(TEST_BINS)
@@ -206,6 +211,8 @@ check-symbols: $(SHARED)
 check-header:
 	$(CC) -std=c11 -pedantic -Wall -Wextra -Werror -fsyntax-only -x c include/simclr.h
 	$(CXX) -std=c++11 -pedantic -Wall -Wextra -Werror -fsyntax-only -x c++ include/simclr.h
+	$(CC) -Iinclude -std=c11 -pedantic -Wall -Wextra -Werror -fsyntax-only -x c include/simclr_image.h
+	$(CXX) -Iinclude -std=c++11 -pedantic -Wall -Wextra -Werror -fsyntax-only -x c++ include/simclr_image.h
 	@echo "header: compiles as C11 and C++"
 
 tools: $(TOOL_BINS)
@@ -219,6 +226,18 @@ sanitize:
 test-reference:
 	$(MAKE) BLAS=reference unit
 
+# Concurrent embedding under ThreadSanitizer (issue 13): threads with their
+# own contexts and embedders over one encoder. Its own build directory, so
+# it does not mix with a general TSan build. SAN=tsan keeps the kernels at
+# the sanitizer's -O1 (as SAN=1 does).
+TSAN_EMBED_DIR := build/tsan-embed
+tsan-embed:
+	$(MAKE) SAN=tsan BUILD=$(TSAN_EMBED_DIR) OUT=$(TSAN_EMBED_DIR)/lib OPT="-O1 -g" \
+	        SAN_FLAGS="-fsanitize=thread -fno-omit-frame-pointer" \
+	        $(TSAN_EMBED_DIR)/tests/test_embed
+	TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" $(TSAN_EMBED_DIR)/tests/test_embed
+	@echo "tsan-embed: concurrent embedding is race-free"
+
 demo: deps-demo
 	$(MAKE) lib examples
 	$(BUILD)/examples/train_fashion_mnist $(DEMO_ARGS)
@@ -226,7 +245,7 @@ demo: deps-demo
 bench: lib $(BENCH_BINS)
 	@SIMCLR_BUILD=$(abspath $(BUILD)) SIMCLR_LIBRARY=$(abspath $(SHARED)) PYTHON=$(PYTHON) sh bench/run.sh
 
-install: lib
+install: lib image cli
 	install -d $(DESTDIR)$(INCDIR_INSTALL) $(DESTDIR)$(LIBDIR_INSTALL)/pkgconfig
 	install -m 644 include/simclr.h include/simclr.hpp $(DESTDIR)$(INCDIR_INSTALL)/
 	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR_INSTALL)/
@@ -237,15 +256,83 @@ install: lib
 	    -e 's|@VERSION@|$(VERSION)|' -e 's|@LIBS@|$(LIBS)|' lib/libsimclr.pc.in \
 	    > $(DESTDIR)$(LIBDIR_INSTALL)/pkgconfig/libsimclr.pc
 	ln -sf libsimclr.pc $(DESTDIR)$(LIBDIR_INSTALL)/pkgconfig/simclr.pc
+	# issue 13: the image companion, the simclr command and its man page
+	install -d $(DESTDIR)$(BINDIR_INSTALL) $(DESTDIR)$(MANDIR_INSTALL)/man1
+	install -m 644 include/simclr_image.h $(DESTDIR)$(INCDIR_INSTALL)/
+	install -m 644 $(IMG_STATIC) $(DESTDIR)$(LIBDIR_INSTALL)/
+	install -m 755 $(IMG_SHARED) $(DESTDIR)$(LIBDIR_INSTALL)/
+	ln -sf libsimclr_image.so.$(VERSION) $(DESTDIR)$(LIBDIR_INSTALL)/$(IMG_SONAME)
+	ln -sf $(IMG_SONAME) $(DESTDIR)$(LIBDIR_INSTALL)/libsimclr_image.so
+	install -m 755 $(CLI_BIN) $(DESTDIR)$(BINDIR_INSTALL)/simclr
+	install -m 644 docs/simclr.1 $(DESTDIR)$(MANDIR_INSTALL)/man1/simclr.1
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR_INSTALL)|' -e 's|@INCDIR@|$(INCDIR_INSTALL)|' \
+	    -e 's|@VERSION@|$(VERSION)|' lib/libsimclr_image.pc.in > $(DESTDIR)$(LIBDIR_INSTALL)/pkgconfig/libsimclr_image.pc
 
 uninstall:
 	rm -f $(DESTDIR)$(INCDIR_INSTALL)/simclr.h $(DESTDIR)$(INCDIR_INSTALL)/simclr.hpp $(DESTDIR)$(LIBDIR_INSTALL)/libsimclr.a \
 	      $(DESTDIR)$(LIBDIR_INSTALL)/libsimclr.so.$(VERSION) $(DESTDIR)$(LIBDIR_INSTALL)/$(SONAME) \
 	      $(DESTDIR)$(LIBDIR_INSTALL)/libsimclr.so $(DESTDIR)$(LIBDIR_INSTALL)/pkgconfig/libsimclr.pc \
 	      $(DESTDIR)$(LIBDIR_INSTALL)/pkgconfig/simclr.pc
+	rm -f $(DESTDIR)$(INCDIR_INSTALL)/simclr_image.h $(DESTDIR)$(LIBDIR_INSTALL)/libsimclr_image.a \
+	      $(DESTDIR)$(LIBDIR_INSTALL)/libsimclr_image.so.$(VERSION) $(DESTDIR)$(LIBDIR_INSTALL)/$(IMG_SONAME) \
+	      $(DESTDIR)$(LIBDIR_INSTALL)/libsimclr_image.so $(DESTDIR)$(BINDIR_INSTALL)/simclr \
+	      $(DESTDIR)$(MANDIR_INSTALL)/man1/simclr.1 $(DESTDIR)$(LIBDIR_INSTALL)/pkgconfig/libsimclr_image.pc
 
 clean:
-	rm -rf build lib/libsimclr.a lib/libsimclr.so*
+	rm -rf build lib/libsimclr.a lib/libsimclr.so* lib/libsimclr_image.a lib/libsimclr_image.so*
+
+# ---- libsimclr_image: the optional image-decoding companion (issue 13) ----
+# libpng + libjpeg-turbo live here, never in libsimclr.so. `make lib` builds
+# the core alone.
+IMG_SRCS   := $(sort $(wildcard companions/image/*.c))
+IMG_OBJS   := $(IMG_SRCS:%.c=$(BUILD)/%.o)
+IMG_STATIC := $(OUT)/libsimclr_image.a
+IMG_SHARED := $(OUT)/libsimclr_image.so.$(VERSION)
+IMG_SONAME := libsimclr_image.so.$(VERSION_MAJOR)
+IMG_LIBS   := -lpng -ljpeg -lz
+
+image: $(IMG_STATIC) $(IMG_SHARED)
+
+$(IMG_STATIC): $(IMG_OBJS)
+	@mkdir -p $(OUT)
+	rm -f $@
+	ar rcs $@ $^
+
+$(IMG_SHARED): $(IMG_OBJS) $(SHARED) companions/image/simclr_image.map
+	$(CC) -shared -o $@ $(IMG_OBJS) -Wl,-soname,$(IMG_SONAME) -Wl,--version-script=companions/image/simclr_image.map \
+	      -Wl,--no-undefined $(SAN_FLAGS) -L$(OUT) -lsimclr $(IMG_LIBS)
+	ln -sf libsimclr_image.so.$(VERSION) $(OUT)/$(IMG_SONAME)
+	ln -sf $(IMG_SONAME) $(OUT)/libsimclr_image.so
+
+# The augmentation grid example writes its PNG with the companion.
+$(BUILD)/examples/augment_grid: examples/augment_grid.c $(IMG_STATIC) $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) -Iinclude $(TEST_CFLAGS) $< -o $@ $(IMG_STATIC) $(STATIC) $(IMG_LIBS) $(LIBS)
+
+# Tests of the companion link it too.
+$(BUILD)/tests/test_image_%: tests/test_image_%.c tests/test_util.h $(IMG_STATIC) $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(TEST_CFLAGS) $< -o $@ $(IMG_STATIC) $(STATIC) -lcmocka $(IMG_LIBS) $(LIBS)
+
+$(BUILD)/bench/bench_decode: bench/bench_decode.c $(IMG_STATIC) $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(TEST_CFLAGS) $< -o $@ $(IMG_STATIC) $(STATIC) $(IMG_LIBS) $(LIBS)
+
+# JPEG decode throughput next to PIL (an idle machine, please).
+bench-decode: lib image $(BUILD)/bench/bench_decode
+	SIMCLR_BUILD=$(abspath $(BUILD)) PYTHON=$(PYTHON) sh bench/bench_decode.sh
+
+# ---- the `simclr` command (issue 13): links the core and the image companion ----
+CLI_SRCS := $(sort $(wildcard cli/*.c))
+CLI_BIN  := $(BUILD)/bin/simclr
+cli: $(CLI_BIN)
+$(CLI_BIN): $(CLI_SRCS) cli/cli.h include/simclr.h include/simclr_image.h $(IMG_STATIC) $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) -Iinclude $(TEST_CFLAGS) $(CLI_SRCS) -o $@ $(IMG_STATIC) $(STATIC) $(IMG_LIBS) $(LIBS)
+
+# The CLI end to end on a small generated folder (tests/test_cli.sh).
+test-cli: $(CLI_BIN)
+	SIMCLR_CLI=$(abspath $(CLI_BIN)) PYTHON=$(PYTHON) sh tests/test_cli.sh
 
 # ---- MPI companion and distributed tests (issue 14) --------------------------
 # companions/mpi: the simclr_comm adapter over MPI, outside the core's
@@ -374,4 +461,4 @@ robustness:
 	$(MAKE) fuzz-smoke
 # ---- end issue 15 --------------------------------------------------------------
 
--include $(DEPS)
+-include $(DEPS) $(IMG_OBJS:.o=.d)

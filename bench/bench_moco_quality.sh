@@ -29,7 +29,7 @@ printf "%-8s %6s %7s %9s %10s %14s\n" method batch steps train_s "kNN top-1" "li
 for BATCH in ${BATCHES:-64 256}; do
   for M in simclr moco; do   # calibration: 40 steps each, minimal evaluation
     "$DEMO" --method $M --batch $BATCH --queue $QUEUE --moco-momentum $MOCO_M --width $WIDTH --threads $THREADS \
-      --train-images $((40 * BATCH)) --eval-train 500 --eval-test 500 --probe-epochs 1 --out "$OUT/cal-$M-$BATCH" \
+      --epochs 1 --train-images $((40 * BATCH)) --eval-train 500 --eval-test 500 --probe-epochs 1 --out "$OUT/cal-$M-$BATCH" \
       2>/dev/null > "$OUT/cal-$M-$BATCH.txt"
   done
   s_simclr=$(sec_per_step "$OUT/cal-simclr-$BATCH.txt"); s_moco=$(sec_per_step "$OUT/cal-moco-$BATCH.txt")

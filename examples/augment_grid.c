@@ -6,7 +6,8 @@
  * Without an IDX file it draws a few colorful synthetic images and uses the
  * SimCLR v1 preset at 64 x 64; with one (e.g. Fashion-MNIST,
  * /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz) it uses the
- * GRAYSCALE preset at 28 x 28, tiles scaled up 3x. Public API and zlib only. */
+ * GRAYSCALE preset at 28 x 28, tiles scaled up 3x. Public API; the PNG is
+ * written by the image companion (simclr_image_write_png). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include <zlib.h>
 
 #include "simclr.h"
+#include "simclr_image.h"
 
 enum { ROWS = 6, VIEWS = 7, PAD = 4 };
 
@@ -26,59 +28,6 @@ enum { ROWS = 6, VIEWS = 7, PAD = 4 };
         }                                                                                 \
     } while (0)
 
-/* ---- PNG: chunks of length, type, data, CRC; image data one zlib stream ---- */
-
-static void put_u32(unsigned char *p, uint32_t v)
-{
-    p[0] = (unsigned char)(v >> 24), p[1] = (unsigned char)(v >> 16), p[2] = (unsigned char)(v >> 8),
-    p[3] = (unsigned char)v;
-}
-
-static int write_chunk(FILE *f, const char *type, const unsigned char *data, uint32_t len)
-{
-    unsigned char head[8];
-    put_u32(head, len);
-    memcpy(head + 4, type, 4);
-    uLong crc = crc32(0L, (const Bytef *)type, 4);
-    if (len) crc = crc32(crc, data, len);
-    unsigned char tail[4];
-    put_u32(tail, (uint32_t)crc);
-    return fwrite(head, 1, 8, f) == 8 && (len == 0 || fwrite(data, 1, len, f) == len) && fwrite(tail, 1, 4, f) == 4
-               ? 0
-               : -1;
-}
-
-static int write_png(const char *path, const unsigned char *rgb, int w, int h)
-{
-    size_t row = (size_t)w * 3 + 1, raw_len = row * (size_t)h;
-    unsigned char *raw = malloc(raw_len);
-    uLongf z_len = compressBound((uLong)raw_len);
-    unsigned char *z = malloc(z_len);
-    if (!raw || !z) return -1;
-    for (int y = 0; y < h; y++) {
-        raw[y * row] = 0; /* filter: none */
-        memcpy(raw + y * row + 1, rgb + (size_t)y * w * 3, (size_t)w * 3);
-    }
-    int rc = compress2(z, &z_len, raw, (uLong)raw_len, 9) == Z_OK ? 0 : -1;
-    FILE *f = rc == 0 ? fopen(path, "wb") : NULL;
-    if (f) {
-        static const unsigned char sig[8] = {137, 'P', 'N', 'G', '\r', '\n', 26, '\n'};
-        unsigned char ihdr[13];
-        put_u32(ihdr, (uint32_t)w);
-        put_u32(ihdr + 4, (uint32_t)h);
-        ihdr[8] = 8, ihdr[9] = 2, ihdr[10] = ihdr[11] = ihdr[12] = 0; /* 8-bit RGB */
-        rc = fwrite(sig, 1, 8, f) == 8 && !write_chunk(f, "IHDR", ihdr, 13) &&
-                     !write_chunk(f, "IDAT", z, (uint32_t)z_len) && !write_chunk(f, "IEND", NULL, 0)
-                 ? 0
-                 : -1;
-        if (fclose(f) != 0) rc = -1;
-    } else {
-        rc = -1;
-    }
-    free(raw);
-    free(z);
-    return rc;
-}
 
 /* ---- inputs ---- */
 
@@ -187,10 +136,7 @@ int main(int argc, char **argv)
                     }
         }
     }
-    if (write_png(out_path, grid, gw, gh) != 0) {
-        fprintf(stderr, "augment_grid: could not write %s\n", out_path);
-        return 1;
-    }
+    CHECK(simclr_image_write_png(out_path, grid, gh, gw, 3));
     printf("wrote %s: %d images x (resize + %d views), %dx%d px each\n", out_path, ROWS, VIEWS, out_side, out_side);
 
     free(grid);

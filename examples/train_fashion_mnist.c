@@ -27,6 +27,7 @@ typedef struct {
     const char *data_dir, *out_dir;
     int epochs, width, batch, threads, resume, knn_k, probe_epochs;
     double lr, temperature, weight_decay, crop_min;
+    double minutes;       /* pre-training wall-clock budget (0 = run --epochs) */
     int64_t train_images; /* images used for pre-training (0 = all) */
     int64_t eval_train;   /* labelled train images the probes fit on (0 = all) */
     int64_t eval_test;    /* test images evaluated (0 = all) */
@@ -43,7 +44,9 @@ static void usage(void)
          "  --data DIR          folder with the four Fashion-MNIST IDX .gz files\n"
          "                      (default /usr/share/datasets/fashion-mnist)\n"
          "  --out DIR           output folder (default demo-out)\n"
-         "  --epochs E          pre-training epochs over --train-images (default 1)\n"
+         "  --minutes M         pre-training budget in wall-clock minutes (default 5): trains as\n"
+         "                      many steps as fit, the cosine schedule aimed at the budget's end\n"
+         "  --epochs E          fixed pre-training epochs over --train-images instead of a budget\n"
          "  --train-images N    images per pre-training epoch, 0 = all 60000 (default 51200:\n"
          "                      400 steps, about 5 minutes on 2 cores with the evaluation)\n"
          "  --width W           ResNet-18 stem width (default 16; torchvision uses 64)\n"
@@ -73,7 +76,8 @@ static int parse(int argc, char **argv, options *o)
                    .width = 16, .batch = 128, .threads = 0, .knn_k = 200, .probe_epochs = 300, .lr = 0,
                    .temperature = 0.2, .crop_min = 0.2, .weight_decay = -1, .train_images = 51200, .eval_train = 10000,
                    .eval_test = 0, .seed = 1, .optimizer = "lars", .method = "simclr", .queue = 4096,
-                   .moco_momentum = 0.99};
+                   .moco_momentum = 0.99, .minutes = 5};
+    int epochs_set = 0, minutes_set = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 #define FLAG(name) (strcmp(a, name) == 0 && v && (i++, 1))
@@ -81,7 +85,8 @@ static int parse(int argc, char **argv, options *o)
         else if (strcmp(a, "--resume") == 0) o->resume = 1;
         else if (FLAG("--data")) o->data_dir = v;
         else if (FLAG("--out")) o->out_dir = v;
-        else if (FLAG("--epochs")) o->epochs = atoi(v);
+        else if (FLAG("--epochs")) o->epochs = atoi(v), epochs_set = 1;
+        else if (FLAG("--minutes")) o->minutes = atof(v), minutes_set = 1;
         else if (FLAG("--train-images")) o->train_images = atoll(v);
         else if (FLAG("--width")) o->width = atoi(v);
         else if (FLAG("--batch")) o->batch = atoi(v);
@@ -110,6 +115,11 @@ static int parse(int argc, char **argv, options *o)
     }
     if (strcmp(o->optimizer, "lars") != 0 && strcmp(o->optimizer, "sgd") != 0) {
         fprintf(stderr, "train_fashion_mnist: --optimizer must be lars or sgd\n");
+        return 2;
+    }
+    if (epochs_set && !minutes_set) o->minutes = 0; /* --epochs alone: the fixed-length run */
+    if (!(o->minutes >= 0)) {
+        fprintf(stderr, "train_fashion_mnist: --minutes >= 0\n");
         return 2;
     }
     if (strcmp(o->method, "simclr") != 0 && strcmp(o->method, "moco") != 0) {
@@ -335,11 +345,15 @@ int main(int argc, char **argv)
     int64_t n_train = o.train_images <= 0 || o.train_images > simclr_dataset_count(train)
                           ? simclr_dataset_count(train) : o.train_images;
     int64_t steps_per_epoch = n_train / o.batch, total_steps = steps_per_epoch * o.epochs;
+    /* A time budget: the schedule is re-aimed every 10 steps at the step the
+     * budget will end on (measured speed), after a fixed 20-step warmup. */
+    double budget = o.minutes * 60;
+    if (budget > 0) total_steps = INT64_MAX / 2;
     check(simclr_optimizer_set(opt, SIMCLR_OPT_LR, o.lr), "lr");
     check(simclr_optimizer_set(opt, SIMCLR_OPT_MOMENTUM, 0.9), "momentum");
     check(simclr_optimizer_set(opt, SIMCLR_OPT_WEIGHT_DECAY, o.weight_decay), "weight decay");
-    check(simclr_optimizer_set(opt, SIMCLR_OPT_WARMUP_STEPS, (double)(total_steps / 10)), "warmup");
-    check(simclr_optimizer_set(opt, SIMCLR_OPT_TOTAL_STEPS, (double)total_steps), "schedule");
+    check(simclr_optimizer_set(opt, SIMCLR_OPT_WARMUP_STEPS, budget > 0 ? 20.0 : (double)(total_steps / 10)), "warmup");
+    check(simclr_optimizer_set(opt, SIMCLR_OPT_TOTAL_STEPS, budget > 0 ? 1e12 : (double)total_steps), "schedule");
     simclr_trainer *tr;
     int moco = strcmp(o.method, "moco") == 0;
     simclr_module *key_enc = NULL, *key_head = NULL;
@@ -378,17 +392,26 @@ int main(int argc, char **argv)
     printf("libsimclr %s: %s on Fashion-MNIST (%lld train / %lld test images, %lldx%lldx%lld)\n",
            simclr_version_string(), moco ? "MoCo v2" : "SimCLR", (long long)simclr_dataset_count(train), (long long)simclr_dataset_count(test),
            (long long)h, (long long)w, (long long)c);
+    char length[64];
+    if (budget > 0) snprintf(length, sizeof length, "%.3g minutes of pre-training", o.minutes);
+    else snprintf(length, sizeof length, "%d epoch(s)", o.epochs);
     printf("encoder ResNet-18 width %d (%lld parameters), head %lld-%lld-128, %s lr %.3g, T %.2g, "
-           "crop %.2g-1, batch %d, %d epoch(s) of %lld images, %d threads\n",
+           "crop %.2g-1, batch %d, %s over %lld images, %d threads\n",
            o.width, (long long)simclr_module_param_scalars(enc), (long long)d, (long long)d, o.optimizer, o.lr,
-           o.temperature, o.crop_min, o.batch, o.epochs, (long long)n_train, simclr_context_threads(ctx));
+           o.temperature, o.crop_min, o.batch, length, (long long)n_train, simclr_context_threads(ctx));
 
     int64_t *order = malloc((size_t)simclr_dataset_count(train) * sizeof *order);
     simclr_tensor *batch;
     int64_t bshape[4] = {o.batch, h, w, c};
     check(simclr_tensor_create(ctx, SIMCLR_U8, 4, bshape, &batch), "batch tensor");
     double t_train = now(), last_ips = 0;
-    for (int64_t step = start_step; step < total_steps; step++) {
+    int64_t step = start_step;
+    for (; budget > 0 ? now() - t_train < budget : step < total_steps; step++) {
+        if (budget > 0 && step > start_step && (step - start_step) % 10 == 0) {
+            double spent = now() - t_train, per_step = spent / (double)(step - start_step);
+            int64_t end = step + (int64_t)((budget - spent) / per_step) + 1;
+            check(simclr_optimizer_set(opt, SIMCLR_OPT_TOTAL_STEPS, (double)end), "schedule");
+        }
         int64_t epoch = step / steps_per_epoch, in_epoch = step % steps_per_epoch;
         if (in_epoch == 0 || step == start_step) { /* each epoch draws a fresh subset order */
             for (int64_t i = 0; i < simclr_dataset_count(train); i++) order[i] = i;
@@ -407,18 +430,26 @@ int main(int argc, char **argv)
         fprintf(csv, "%lld,%lld,%.6f,%.4f,%.6g,%.6g,%.1f,%.2f\n", (long long)step + 1, (long long)epoch + 1, l, acc,
                 lr, gn, ips, elapsed);
         char eta[16], el[16];
-        fmt_time((double)(total_steps - step - 1) * 2.0 * o.batch / last_ips, eta, sizeof eta);
+        double frac = budget > 0 ? elapsed / budget : (double)(step + 1) / (double)total_steps;
+        fmt_time(budget > 0 ? budget - elapsed : (double)(total_steps - step - 1) * 2.0 * o.batch / last_ips, eta,
+                 sizeof eta);
         fmt_time(elapsed, el, sizeof el);
-        int width = 24, fill = (int)((double)(step + 1) / (double)total_steps * width);
+        int width = 24, fill = (int)((frac > 1 ? 1 : frac) * width);
         char bar[32];
         for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
         bar[width] = 0;
-        fprintf(stderr, "\repoch %lld/%d [%s] step %lld/%lld loss %.4f acc %.3f %.0f img/s %s ETA %s ",
-                (long long)epoch + 1, o.epochs, bar, (long long)step + 1, (long long)total_steps, l, acc, last_ips, el,
-                eta);
+        if (budget > 0)
+            fprintf(stderr, "\repoch %lld [%s] step %lld loss %.4f acc %.3f %.0f img/s %s ETA %s ", (long long)epoch + 1,
+                    bar, (long long)step + 1, l, acc, last_ips, el, eta);
+        else
+            fprintf(stderr, "\repoch %lld/%d [%s] step %lld/%lld loss %.4f acc %.3f %.0f img/s %s ETA %s ",
+                    (long long)epoch + 1, o.epochs, bar, (long long)step + 1, (long long)total_steps, l, acc, last_ips,
+                    el, eta);
         if (in_epoch == steps_per_epoch - 1) check(simclr_trainer_save(tr, ckpt), "saving the checkpoint");
     }
     fclose(csv);
+    if (budget > 0) check(simclr_trainer_save(tr, ckpt), "saving the checkpoint");
+    total_steps = step;
     if (total_steps > start_step) fprintf(stderr, "\n");
     double train_seconds = now() - t_train;
     printf("pre-training: %lld steps in %.1f s; ln(2B-1) = %.3f for reference\n", (long long)(total_steps - start_step),

@@ -424,6 +424,11 @@ typedef enum simclr_aug_param {
     SIMCLR_AUG_CROP_RATIO_MAX  = 104, /* default 4/3 */
     SIMCLR_AUG_CROP_ATTEMPTS   = 105, /* 1..1000, default 10, then the center-crop fallback */
     SIMCLR_AUG_INTERPOLATION   = 106, /* 0 bilinear (default), 1 bicubic (a = -0.75, clamped) */
+    SIMCLR_AUG_ANTIALIAS       = 107, /* 0 (default) or 1: the crop is resized with the
+                                         antialiased triangle filter of
+                                         interpolate(antialias=True) / PIL (bilinear only;
+                                         INTERPOLATION is then ignored). Use 1 when crops of
+                                         large images shrink a lot. */
 
     SIMCLR_AUG_FLIP_P          = 200, /* horizontal flip, default 0.5 */
 
@@ -1095,6 +1100,139 @@ SIMCLR_API simclr_status simclr_linear_probe_n(simclr_context *ctx, const simclr
                                                const int32_t *test_labels, int64_t n_test_labels,
                                                int n_classes, int epochs, double weight_decay,
                                                double *top1);
+
+/* ======================================================================== */
+/* For companion libraries and hosts: errors and the context's threads       */
+/* ======================================================================== */
+
+/* Sets the calling thread's simclr_last_error() to message (copied,
+ * truncated to 511 bytes; NULL = "") and returns status, so a companion
+ * library (libsimclr_image) or a binding reports errors through the same
+ * channel. SIMCLR_OK leaves the message alone. Thread-safe. */
+SIMCLR_API simclr_status simclr_error_set(simclr_status status, const char *message);
+
+/* Work on [begin, end) of an index range; worker is 0 .. threads - 1 (for
+ * per-thread scratch). Must not longjmp out nor call back into the same
+ * context's parallel functions from another thread. */
+typedef void (*simclr_task_fn)(void *user, int64_t begin, int64_t end, int worker);
+
+/* Runs fn over [0, n) on the context's threads in at most
+ * simclr_context_threads(ctx) static contiguous chunks of at least grain
+ * items, the calling thread running the first; returns when all are done.
+ * A call from inside a task runs inline. SIMCLR_E_INVALID for NULLs, n < 0
+ * or grain < 1. One context's calls come from one thread at a time. */
+SIMCLR_API simclr_status simclr_context_parallel_for(simclr_context *ctx, int64_t n, int64_t grain,
+                                                     simclr_task_fn fn, void *user);
+
+/* ======================================================================== */
+/* Images of different sizes, training on them, embedding from memory       */
+/* ======================================================================== */
+
+/* An image list: borrowed pointers to U8 [H, W, C] images (row-major,
+ * contiguous, C = the list's channel count) of any sizes, so a batch is
+ * cropped from each image's full resolution instead of from a copy resized
+ * to a common size first (which loses detail and changes the augmentation).
+ * The list owns only its arrays: the pixels stay the caller's and must
+ * outlive every call that reads the list. A list is used from one thread at
+ * a time; several threads may read one list that nobody modifies. */
+typedef struct simclr_image_list simclr_image_list;
+
+/* Creates an empty list for images of `channels` (1 or 3) channels.
+ * SIMCLR_E_INVALID for NULL ctx/out or another channel count; SIMCLR_E_NOMEM. */
+SIMCLR_API simclr_status simclr_image_list_create(simclr_context *ctx, int channels,
+                                                  simclr_image_list **out);
+/* Frees the list's arrays (never the pixels). NULL is a no-op. */
+SIMCLR_API void simclr_image_list_destroy(simclr_image_list *list);
+/* Empties the list, keeping its capacity (no allocation for the next batch
+ * of the same size). SIMCLR_E_INVALID for NULL. */
+SIMCLR_API simclr_status simclr_image_list_clear(simclr_image_list *list);
+/* Appends an image of height x width pixels (each side 1..2^24), borrowed.
+ * SIMCLR_E_INVALID for NULLs, SIMCLR_E_SHAPE for a side out of range (naming
+ * the image's index), SIMCLR_E_NOMEM; the list is unchanged on error. */
+SIMCLR_API simclr_status simclr_image_list_add(simclr_image_list *list, const uint8_t *pixels,
+                                               int64_t height, int64_t width);
+/* Number of images (0 for NULL) and the channel count (0 for NULL). */
+SIMCLR_API int64_t simclr_image_list_count(const simclr_image_list *list);
+SIMCLR_API int simclr_image_list_channels(const simclr_image_list *list);
+/* Size of image `index`; either output may be NULL. SIMCLR_E_INVALID for a
+ * NULL list or an index out of range. */
+SIMCLR_API simclr_status simclr_image_list_size(const simclr_image_list *list, int64_t index,
+                                                int64_t *height, int64_t *width);
+
+/* simclr_augment_apply / simclr_augment_pair over an image list: the random
+ * resized crop's box is drawn on each image's own H x W (torchvision's
+ * RandomResizedCrop.get_params: scale and log-ratio sampling, 10 attempts by
+ * default, then the center crop of the nearest allowed ratio) and the box is
+ * resized to out_h x out_w. out (view0, view1) F32 [count, C, out_h, out_w].
+ * Random choices depend on (seed, view, index in the list) exactly as for a
+ * tensor batch: an image of the list gives the same view as the same image at
+ * the same index of a tensor batch. Scratch grows to the largest image.
+ * Errors as simclr_augment_apply; SIMCLR_E_INVALID for an empty list. */
+SIMCLR_API simclr_status simclr_augment_apply_list(simclr_augment *aug,
+                                                   const simclr_image_list *images, uint64_t seed,
+                                                   int view, simclr_tensor *out);
+SIMCLR_API simclr_status simclr_augment_pair_list(simclr_augment *aug,
+                                                  const simclr_image_list *images, uint64_t seed,
+                                                  simclr_tensor *view0, simclr_tensor *view1);
+
+/* simclr_trainer_step over an image list (count >= 1, channels = the
+ * encoder's input channels): the same step, views cropped from each image's
+ * full resolution. Same guarantees and errors as simclr_trainer_step. */
+SIMCLR_API simclr_status simclr_trainer_step_list(simclr_trainer *tr,
+                                                  const simclr_image_list *images, uint64_t seed,
+                                                  float *loss);
+
+/* An embedder turns host images of any size into encoder features, without a
+ * data set, through torchvision's evaluation transform: resize so the shorter
+ * side is RESIZE pixels (the longer side int(RESIZE * long / short)), center
+ * crop out_h x out_w (offsets rounded as torchvision's center_crop), values
+ * v/255, optional per-channel normalization; then the encoder in EVAL mode.
+ * The resize uses the antialiased triangle filter (interpolate(antialias=True),
+ * as PIL does for the usual pipeline), computed only for the cropped window.
+ *
+ * Concurrency rule: an embedder shares the encoder's parameters and BN
+ * statistics read-only and owns its workspace (activations, scratch, and the
+ * context it was created on). Several threads may embed with one encoder at
+ * once, each through its own embedder created on its own context (contexts
+ * are one-thread objects). While any embedder of an encoder exists, the
+ * encoder must not be trained, loaded into or destroyed. tests/test_embed.c
+ * runs this under ThreadSanitizer (make tsan-embed). */
+typedef struct simclr_embedder simclr_embedder;
+
+typedef enum simclr_embed_param {
+    SIMCLR_EMBED_RESIZE     = 100, /* shorter side before the crop, 1..65536; default
+                                      round(max(out_h, out_w) / 0.875) (e.g. 256 for 224) */
+    SIMCLR_EMBED_BATCH      = 101, /* images per encoder forward, 1..4096, default 32 */
+    SIMCLR_EMBED_NORMALIZE  = 200, /* 0 (default) or 1: (v - mean) / std per channel */
+    SIMCLR_EMBED_MEAN_0     = 201, SIMCLR_EMBED_MEAN_1 = 202, SIMCLR_EMBED_MEAN_2 = 203,
+    SIMCLR_EMBED_STD_0      = 204, SIMCLR_EMBED_STD_1  = 205, SIMCLR_EMBED_STD_2  = 206
+} simclr_embed_param;
+
+/* Creates an embedder on ctx (the calling thread's context; its threads run
+ * the forward) for a ResNet encoder made by simclr_resnet_create (possibly on
+ * another context), producing features of simclr_module_output_dim(encoder).
+ * out_h, out_w: 1..4096, the size the encoder sees. Reads the encoder's
+ * architecture now and its weights at every run (so a later
+ * simclr_module_load is seen by the next run, when no run is in flight).
+ * SIMCLR_E_INVALID for NULLs, a size out of range or a non-ResNet module;
+ * SIMCLR_E_NOMEM. *out is owned by the caller. */
+SIMCLR_API simclr_status simclr_embedder_create(simclr_context *ctx, const simclr_module *encoder,
+                                                int out_h, int out_w, simclr_embedder **out);
+/* Frees the embedder and its workspace (never the encoder). NULL is a no-op. */
+SIMCLR_API void simclr_embedder_destroy(simclr_embedder *emb);
+/* Sets / reads a parameter. SIMCLR_E_INVALID for NULLs, an unknown key or a
+ * value out of range (the embedder is then unchanged). */
+SIMCLR_API simclr_status simclr_embedder_set(simclr_embedder *emb, simclr_embed_param key,
+                                             double value);
+SIMCLR_API simclr_status simclr_embedder_get(const simclr_embedder *emb, simclr_embed_param key,
+                                             double *value);
+/* Features of every image of the list into out, F32 [count, D]. The list's
+ * channel count must be the encoder's input channels (else SIMCLR_E_SHAPE).
+ * Deterministic: the same images give the same bytes whatever else runs
+ * concurrently. Errors: SIMCLR_E_INVALID (NULLs, an empty list),
+ * SIMCLR_E_SHAPE, SIMCLR_E_NOMEM; out's rows are then unspecified. */
+SIMCLR_API simclr_status simclr_embedder_run(simclr_embedder *emb, const simclr_image_list *images,
+                                             simclr_tensor *out);
 
 #ifdef __cplusplus
 }

@@ -28,6 +28,27 @@ export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
 cc "$prefix/app.c" -o "$prefix/app" $(pkg-config --cflags --libs simclr)
 LD_LIBRARY_PATH="$prefix/lib" "$prefix/app"
 readelf -d "$prefix/app" | grep -q 'NEEDED.*libsimclr.so.0' || { echo "install: app does not link libsimclr.so.0"; exit 1; }
+# issue 13: the image companion through pkg-config, the simclr command, its man page
+cat > "$prefix/img.c" <<'C'
+#include <simclr_image.h>
+#include <stdio.h>
+int main(int argc, char **argv)
+{
+    uint8_t px[12] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, *back;
+    int64_t h, w;
+    if (simclr_image_write_png(argv[1], px, 2, 2, 3) != SIMCLR_OK) return 1;
+    if (simclr_image_decode_file(argv[1], 3, 0, 0, &back, &h, &w) != SIMCLR_OK) return 1;
+    int same = h == 2 && w == 2 && back[11] == 12;
+    simclr_image_free(back);
+    printf("installed libsimclr_image: PNG round trip %s\n", same ? "ok" : "wrong");
+    return same ? 0 : 1;
+}
+C
+cc "$prefix/img.c" -o "$prefix/img" $(pkg-config --cflags --libs libsimclr_image)
+LD_LIBRARY_PATH="$prefix/lib" "$prefix/img" "$prefix/x.png"
+"$prefix/bin/simclr" --help >/dev/null || { echo "install: simclr --help failed"; exit 1; }
+[ -s "$prefix/share/man/man1/simclr.1" ] || { echo "install: no man page"; exit 1; }
+rm -f "$prefix/x.png"
 $make -s uninstall PREFIX="$prefix" >/dev/null
 left=$(find "$prefix" -name '*simclr*' | head -5)
 [ -z "$left" ] || { echo "install: uninstall left: $left"; exit 1; }

@@ -9,15 +9,17 @@ set -e
 BUILD_PKGS="gcc g++ make pkg-config libopenblas-dev libblas-dev zlib1g-dev"
 # The C++ embedding example that `make test` runs reads Fashion-MNIST.
 TEST_PKGS="libcmocka-dev python3 python3-numpy python3-pytest python3-torch python3-torchvision python3-cffi dataset-fashion-mnist"
+# Issue 13: the image companion (libpng, libjpeg-turbo), its PIL cross-check, pip for the binding test.
+IMAGE_PKGS="libpng-dev libjpeg-dev python3-pil python3-pip"
 DEMO_PKGS="dataset-fashion-mnist"
 # The MPI companion and its mpirun tests (make mpi, make test-mpi).
 MPI_PKGS="openmpi-bin libopenmpi-dev"
 # make test's fuzz-smoke and tsan (clang, libFuzzer runtime) and abi-check (abidw/abidiff).
 TEST_PKGS="$TEST_PKGS clang libclang-rt-14-dev abigail-tools"
 case "${1:-test}" in
-  test) want="$BUILD_PKGS $TEST_PKGS $MPI_PKGS" ;;
+  test) want="$BUILD_PKGS $TEST_PKGS $IMAGE_PKGS $MPI_PKGS" ;;
   demo) want="$BUILD_PKGS $DEMO_PKGS" ;;
-  all)  want="$BUILD_PKGS $TEST_PKGS $DEMO_PKGS $MPI_PKGS" ;;
+  all)  want="$BUILD_PKGS $TEST_PKGS $IMAGE_PKGS $DEMO_PKGS $MPI_PKGS" ;;
   *) echo "deps.sh: unknown set '$1' (test, demo, all)" >&2; exit 2 ;;
 esac
 missing=""

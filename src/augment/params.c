@@ -23,6 +23,7 @@ static const key_info keys[] = {
     {SIMCLR_AUG_CROP_RATIO_MAX, "CROP_RATIO_MAX", P(ratio_max), 1e-3, 1e3, 0},
     {SIMCLR_AUG_CROP_ATTEMPTS, "CROP_ATTEMPTS", P(attempts), 1, 1000, 1},
     {SIMCLR_AUG_INTERPOLATION, "INTERPOLATION", P(interpolation), 0, 1, 1},
+    {SIMCLR_AUG_ANTIALIAS, "ANTIALIAS", P(antialias), 0, 1, 1},
     {SIMCLR_AUG_FLIP_P, "FLIP_P", P(flip_p), 0, 1, 0},
     {SIMCLR_AUG_JITTER_P, "JITTER_P", P(jitter_p), 0, 1, 0},
     {SIMCLR_AUG_JITTER_STRENGTH, "JITTER_STRENGTH", P(strength), 0, 2.5, 0},

@@ -5,6 +5,7 @@
 
 #include "ops.h"
 #include "policy.h"
+#include "resample.h"
 
 /* Python's round(): half to even, which rint does in the default rounding mode. */
 static int64_t round_half_even(double v) { return (int64_t)rint(v); }
@@ -122,13 +123,29 @@ int64_t simclr__aug_scratch(int64_t H, int out_h, int out_w)
     return a > b ? a : b;
 }
 
+int64_t simclr__aug_scratch_hw(const simclr__aug_params *p, int64_t H, int64_t W, int out_h, int out_w)
+{
+    int64_t s = simclr__aug_scratch(H, out_h, out_w);
+    if ((int)p->antialias) {
+        simclr__axis ay = {H, out_h, 0, out_h}, ax = {W, out_w, 0, out_w};
+        int64_t a = simclr__resample_scratch(&ay, &ax);
+        if (a > s) s = a;
+    }
+    return s;
+}
+
 void simclr__aug_execute(const simclr__aug_params *p, const simclr__aug_plan *plan, const uint8_t *src,
                          int64_t H, int64_t W, int C, int out_h, int out_w, float *dst, float *scratch,
                          simclr__rng *r)
 {
     int64_t hw = (int64_t)out_h * out_w;
-    simclr__aug_resized_crop(src, H, W, C, plan->top, plan->left, plan->crop_h, plan->crop_w, out_h, out_w,
-                             (int)p->interpolation, dst, scratch);
+    if ((int)p->antialias) {
+        simclr__axis ay = {plan->crop_h, out_h, 0, out_h}, ax = {plan->crop_w, out_w, 0, out_w};
+        simclr__resample(src, W, C, plan->top, plan->left, &ay, &ax, dst, scratch);
+    } else {
+        simclr__aug_resized_crop(src, H, W, C, plan->top, plan->left, plan->crop_h, plan->crop_w, out_h, out_w,
+                                 (int)p->interpolation, dst, scratch);
+    }
     /* the cubic lobes overshoot, and weights summing to 1 +- an ulp can too */
     clamp01(dst, C * hw);
     if (plan->flip) simclr__aug_hflip(dst, C, out_h, out_w);

@@ -17,6 +17,7 @@
 typedef struct simclr__aug_params {
     double crop_p, scale_min, scale_max, ratio_min, ratio_max;
     double attempts, interpolation;
+    double antialias; /* SIMCLR_AUG_ANTIALIAS (appended key) */
     double flip_p;
     double jitter_p, strength, brightness, contrast, saturation, hue;
     double gray_p;
@@ -63,6 +64,9 @@ void simclr__aug_plan_draw(const simclr__aug_params *p, int64_t H, int64_t W, in
 
 /* Floats of scratch simclr__aug_execute needs for sources of height H. */
 int64_t simclr__aug_scratch(int64_t H, int out_h, int out_w);
+
+/* Floats of scratch for any view of an H x W source, antialias included. */
+int64_t simclr__aug_scratch_hw(const simclr__aug_params *p, int64_t H, int64_t W, int out_h, int out_w);
 
 /* Runs a plan: src U8 [H, W, C] -> dst F32 [C, out_h, out_w]. r continues
  * the view's sequence for the erase noise. */

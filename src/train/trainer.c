@@ -219,8 +219,16 @@ simclr_status simclr_trainer_step(simclr_trainer *tr, const simclr_tensor *image
     SIMCLR__TRY(simclr__tensor_expect(images, FN_STEP, "images", SIMCLR_U8, 4, want));
     /* A communicator or micro-batches: the step of src/train/gradcache.c. */
     if (simclr__trainer_ext_active(tr)) return simclr__trainer_step_ext(tr, images, seed, loss);
+    return simclr__trainer_step_from(tr, images, NULL, seed, loss);
+}
+
+/* The step from a batch tensor or (images NULL) an image list, both checked. */
+simclr_status simclr__trainer_step_from(simclr_trainer *tr, const simclr_tensor *images,
+                                        const simclr_image_list *list, uint64_t seed, float *loss)
+{
     double t0 = now_seconds();
-    int64_t n = images->dims[0], c = images->dims[3];
+    int64_t n = images ? images->dims[0] : simclr_image_list_count(list);
+    int64_t c = images ? images->dims[3] : simclr_image_list_channels(list);
     SIMCLR__TRY(ensure_buffers(tr, n, c));
 
     double lr, total_steps = 0;
@@ -228,7 +236,8 @@ simclr_status simclr_trainer_step(simclr_trainer *tr, const simclr_tensor *image
     simclr_optimizer_get(tr->opt, SIMCLR_OPT_TOTAL_STEPS, &total_steps);
     if (simclr__cancel_poll(tr->ctx, "train", tr->steps, (int64_t)total_steps))
         return simclr__cancelled(tr->ctx, FN_STEP, "step", tr->steps, (int64_t)total_steps);
-    SIMCLR__TRY(simclr_augment_pair(tr->aug, images, seed, tr->view0, tr->view1));
+    if (images) SIMCLR__TRY(simclr_augment_pair(tr->aug, images, seed, tr->view0, tr->view1));
+    else SIMCLR__TRY(simclr_augment_pair_list(tr->aug, list, seed, tr->view0, tr->view1));
 
     walk_buffers(tr, tr->snapshot, 0);
     walk_grads(tr, tr->grad_snapshot, 0);

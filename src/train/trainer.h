@@ -43,5 +43,9 @@ struct simclr_trainer {
     struct simclr__moco *moco;
 };
 
+/* The step behind simclr_trainer_step and simclr_trainer_step_list: from a
+ * checked batch tensor, or (images NULL) a checked image list. */
+simclr_status simclr__trainer_step_from(simclr_trainer *tr, const simclr_tensor *images,
+                                        const simclr_image_list *list, uint64_t seed, float *loss);
 
 #endif

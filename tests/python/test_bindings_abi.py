@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from simclr import _lib
+from libsimclr import _lib
 
 from conftest import ROOT
 

@@ -5,8 +5,8 @@ the same network output within Winograd's bound."""
 import numpy as np
 import pytest
 
-import simclr
-from simclr import ConvAlgo, CtxParam
+import libsimclr as simclr
+from libsimclr import ConvAlgo, CtxParam
 
 
 def test_default_set_get_and_property():

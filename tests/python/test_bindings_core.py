@@ -7,9 +7,9 @@ import weakref
 import numpy as np
 import pytest
 
-import simclr
-from simclr import _lib
-from simclr.errors import exception_for
+import libsimclr as simclr
+from libsimclr import _lib
+from libsimclr.errors import exception_for
 
 
 @pytest.fixture

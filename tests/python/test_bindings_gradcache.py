@@ -4,7 +4,7 @@ BN gives the whole-batch loss (the C tests check the gradients)."""
 import numpy as np
 import pytest
 
-import simclr
+import libsimclr as simclr
 
 
 @pytest.fixture

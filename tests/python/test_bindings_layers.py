@@ -10,8 +10,8 @@ import os
 import numpy as np
 import pytest
 
-import simclr
-from simclr import _lib
+import libsimclr as simclr
+from libsimclr import _lib
 
 FMNIST = "/usr/share/datasets/fashion-mnist"
 

@@ -5,7 +5,7 @@ import gc
 import numpy as np
 import pytest
 
-import simclr
+import libsimclr as simclr
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ import re
 import subprocess
 import sys
 
-import simclr
-from simclr import _lib, enums
+import libsimclr as simclr
+from libsimclr import _lib, enums
 
 from conftest import ROOT
 
@@ -25,7 +25,7 @@ def _norm(t):
 def test_every_header_function_is_declared_with_the_same_signature():
     header = _header_prototypes()
     ours = {s["name"]: s for s in _lib.SIGNATURES}
-    assert sorted(header) == sorted(ours), "bindings/python/simclr/_lib.py PROTOTYPES differ from the header"
+    assert sorted(header) == sorted(ours), "bindings/python/libsimclr/_lib.py PROTOTYPES differ from the header"
     for name, h in header.items():
         o = ours[name]
         assert _norm(h["ret"]) == _norm(o["ret"]), name
@@ -64,6 +64,7 @@ def test_enums_match_the_header():
                "simclr_mode": (enums.Mode, "SIMCLR_"), "simclr_aug_preset": (enums.AugPreset, "SIMCLR_AUG_PRESET_"),
                "simclr_aug_param": (enums.AugParam, "SIMCLR_AUG_"), "simclr_opt_kind": (enums.OptKind, "SIMCLR_OPT_"),
                "simclr_opt_param": (enums.OptParam, "SIMCLR_OPT_"), "simclr_stat": (enums.Stat, "SIMCLR_STAT_"),
+               "simclr_embed_param": (enums.EmbedParam, "SIMCLR_EMBED_"),
                 "simclr_bn_mode": (enums.BnMode, "SIMCLR_BN_"),
                 "simclr_trainer_param": (enums.TrainerParam, "SIMCLR_TRAINER_"),
                 "simclr_moco_param": (enums.MocoParam, "SIMCLR_MOCO_"),

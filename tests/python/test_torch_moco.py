@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.models.resnet import BasicBlock
 
-import simclr
+import libsimclr as simclr
 from test_torch_model import Head, small_resnet
 
 N, K, IMG, WIDTH, P = 8, 32, 4, 4, 8

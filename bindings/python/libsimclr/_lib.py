@@ -118,20 +118,40 @@ PROTOTYPES = """
     simclr_status simclr_context_set_progress_cancel(simclr_context *ctx, simclr_progress_cancel_fn fn, void *user);
     simclr_status simclr_knn_eval_n(simclr_context *ctx, const simclr_tensor *train, const int32_t *train_labels, int64_t n_train_labels, const simclr_tensor *test, const int32_t *test_labels, int64_t n_test_labels, int n_classes, int k, double temperature, double *top1);
     simclr_status simclr_linear_probe_n(simclr_context *ctx, const simclr_tensor *train, const int32_t *train_labels, int64_t n_train_labels, const simclr_tensor *test, const int32_t *test_labels, int64_t n_test_labels, int n_classes, int epochs, double weight_decay, double *top1);
+    simclr_status simclr_error_set(simclr_status status, const char *message);
+    simclr_status simclr_context_parallel_for(simclr_context *ctx, int64_t n, int64_t grain, simclr_task_fn fn, void *user);
+    simclr_status simclr_image_list_create(simclr_context *ctx, int channels, simclr_image_list **out);
+    void simclr_image_list_destroy(simclr_image_list *list);
+    simclr_status simclr_image_list_clear(simclr_image_list *list);
+    simclr_status simclr_image_list_add(simclr_image_list *list, const uint8_t *pixels, int64_t height, int64_t width);
+    int64_t simclr_image_list_count(const simclr_image_list *list);
+    int simclr_image_list_channels(const simclr_image_list *list);
+    simclr_status simclr_image_list_size(const simclr_image_list *list, int64_t index, int64_t *height, int64_t *width);
+    simclr_status simclr_augment_apply_list(simclr_augment *aug, const simclr_image_list *images, uint64_t seed, int view, simclr_tensor *out);
+    simclr_status simclr_augment_pair_list(simclr_augment *aug, const simclr_image_list *images, uint64_t seed, simclr_tensor *view0, simclr_tensor *view1);
+    simclr_status simclr_trainer_step_list(simclr_trainer *tr, const simclr_image_list *images, uint64_t seed, float *loss);
+    simclr_status simclr_embedder_create(simclr_context *ctx, const simclr_module *encoder, int out_h, int out_w, simclr_embedder **out);
+    void simclr_embedder_destroy(simclr_embedder *emb);
+    simclr_status simclr_embedder_set(simclr_embedder *emb, simclr_embed_param key, double value);
+    simclr_status simclr_embedder_get(const simclr_embedder *emb, simclr_embed_param key, double *value);
+    simclr_status simclr_embedder_run(simclr_embedder *emb, const simclr_image_list *images, simclr_tensor *out);
 """
 
 # ---------------------------------------------------------------- C types --
 
 _ENUMS = {"simclr_status", "simclr_dtype", "simclr_stem", "simclr_mode", "simclr_aug_preset",
           "simclr_aug_param", "simclr_opt_kind", "simclr_opt_param", "simclr_stat", "simclr_moco_param",
-           "simclr_log_level", "simclr_bn_mode", "simclr_trainer_param", "simclr_ctx_param", "simclr_conv_algo"}
+           "simclr_log_level", "simclr_bn_mode", "simclr_trainer_param", "simclr_ctx_param", "simclr_conv_algo",
+           "simclr_embed_param"}
 _HANDLES = {"simclr_context", "simclr_tensor", "simclr_module", "simclr_augment", "simclr_loss",
-            "simclr_optimizer", "simclr_trainer", "simclr_dataset"}
+            "simclr_optimizer", "simclr_trainer", "simclr_dataset", "simclr_image_list",
+            "simclr_embedder"}
 
 LOG_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p)
 PROGRESS_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int64, ctypes.c_int64)
 #: simclr_progress_cancel_fn (0.2): returns nonzero to stop the call.
 PROGRESS_CANCEL_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int64, ctypes.c_int64)
+TASK_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int)
 ALLOC_FN = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t)
 FREE_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
 
@@ -160,10 +180,11 @@ class Comm(ctypes.Structure):
 _SCALARS = {
     "void": None, "unsigned": ctypes.c_uint, "int": ctypes.c_int, "int64_t": ctypes.c_int64,
     "uint64_t": ctypes.c_uint64, "size_t": ctypes.c_size_t, "double": ctypes.c_double,
-    "float": ctypes.c_float, "int32_t": ctypes.c_int32,
+    "float": ctypes.c_float, "int32_t": ctypes.c_int32, "uint8_t": ctypes.c_uint8,
 }
 _CALLBACKS = {"simclr_log_fn": LOG_FN, "simclr_progress_fn": PROGRESS_FN,
               "simclr_progress_cancel_fn": PROGRESS_CANCEL_FN}
+_CALLBACKS = {"simclr_log_fn": LOG_FN, "simclr_progress_fn": PROGRESS_FN, "simclr_task_fn": TASK_FN}
 
 
 def ctype_of(decl: str) -> Any:
@@ -234,7 +255,7 @@ def _candidates() -> List[str]:
     if env:
         paths.append(env)
     paths.append(os.path.join(here, SONAME))
-    # Running from the source tree: bindings/python/simclr -> <repo>/lib.
+    # Running from the source tree: bindings/python/libsimclr -> <repo>/lib.
     paths.append(os.path.normpath(os.path.join(here, "..", "..", "..", "lib", SONAME)))
     return paths
 

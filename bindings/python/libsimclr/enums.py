@@ -63,6 +63,7 @@ class AugParam(IntEnum):
     CROP_RATIO_MAX = 104
     CROP_ATTEMPTS = 105
     INTERPOLATION = 106
+    ANTIALIAS = 107
     FLIP_P = 200
     JITTER_P = 300
     JITTER_STRENGTH = 301
@@ -139,6 +140,19 @@ class TrainerParam(IntEnum):
     MICRO_BATCH = 100
     BN_MODE = 200
     BUCKET_BYTES = 300
+
+
+class EmbedParam(IntEnum):
+    """C enum simclr_embed_param."""
+    RESIZE = 100
+    BATCH = 101
+    NORMALIZE = 200
+    MEAN_0 = 201
+    MEAN_1 = 202
+    MEAN_2 = 203
+    STD_0 = 204
+    STD_1 = 205
+    STD_2 = 206
 
 
 class MocoParam(IntEnum):

@@ -15,13 +15,14 @@ from ._lib import version_number, version_string
 from .augment import Augment, bounds as augment_bounds
 from .core import Context, Tensor, backends, isa_supported
 from .data import Dataset
-from .enums import (AugParam, AugPreset, DType, LogLevel, MocoParam, Mode, OptKind, OptParam, Stat,
-                    Status, Stem, PARAM_BUFFER, PARAM_NO_DECAY)
+from .enums import (AugParam, AugPreset, DType, EmbedParam, LogLevel, MocoParam, Mode, OptKind, OptParam,
+                    Stat, Status, Stem, PARAM_BUFFER, PARAM_NO_DECAY)
 from .enums import BnMode, TrainerParam
 from .enums import ConvAlgo, CtxParam
 from .errors import (Cancelled, FormatError, InternalError, InvalidArgument, LibraryVersionError,
                      NumericError, OutOfMemory, ShapeError, SimclrError, SimclrIOError, StateError,
                      Unsupported, STATUS_EXCEPTIONS)
+from .embed import Embedder
 from .evaluation import extract_features, knn_eval, linear_probe
 from .loss import NTXent
 from .modules import MLPHead, Module, Parameter, ResNet
@@ -32,7 +33,8 @@ __version__ = "%d.%d.%d" % BINDINGS_VERSION
 
 __all__ = [
     "Augment", "AugParam", "AugPreset", "BnMode", "Cancelled", "ConvAlgo", "Context", "CtxParam", "Dataset", "DType",
-    "FormatError", "InternalError", "InvalidArgument", "LibraryVersionError", "LogLevel", "MLPHead", "MocoParam",
+    "EmbedParam", "Embedder", "FormatError", "InternalError", "InvalidArgument", "LibraryVersionError", "LogLevel",
+    "MLPHead", "MocoParam",
     "MocoTrainer", "Mode",
     "Module", "NTXent", "NumericError", "OptKind", "OptParam", "Optimizer", "OutOfMemory",
     "PARAM_BUFFER", "PARAM_NO_DECAY", "Parameter", "ResNet", "STATUS_EXCEPTIONS", "ShapeError",

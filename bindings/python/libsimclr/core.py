@@ -12,7 +12,7 @@ from __future__ import annotations
 import ctypes
 import operator
 import os
-from typing import Any, Callable, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -368,9 +368,30 @@ class Tensor(Handle):
 
     to_numpy = numpy
 
-    def __array__(self, dtype: Any = None) -> np.ndarray:
-        a = self.numpy(copy=True)
-        return a if dtype is None else a.astype(dtype)
+    @property
+    def __array_interface__(self) -> Dict[str, Any]:
+        """NumPy's array interface: numpy.asarray(tensor) is a zero-copy view
+        of the tensor's memory (read-only for a tensor over a read-only
+        array). NumPy keeps the tensor object as the view's base, so the
+        memory lives as long as the view -- unless the tensor is closed
+        explicitly, which invalidates the view (t.numpy(copy=False) pins the
+        memory even past close())."""
+        return {"shape": self.shape, "typestr": np.dtype(self.dtype).str,
+                "data": (self.data_ptr, bool(self.readonly)), "version": 3}
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        """numpy.array(t) / numpy.asarray(t). copy=None (NumPy 2's default) or
+        False: a view when no conversion is needed (copy=False with a dtype
+        change raises ValueError, as NumPy 2 asks); copy=True: a copy."""
+        if copy:
+            a = self.numpy(copy=True)
+            return a if dtype is None else a.astype(dtype)
+        view = self.numpy(copy=False)
+        if dtype is None or np.dtype(dtype) == view.dtype:
+            return view
+        if copy is False:
+            raise ValueError("a %s tensor cannot be viewed as %s without a copy" % (view.dtype, np.dtype(dtype)))
+        return view.astype(dtype)
 
     def copy_from(self, array: Any) -> None:
         """Copies an array of the same shape into the tensor (converted to its dtype)."""

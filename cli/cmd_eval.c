@@ -1,0 +1,187 @@
+/* simclr eval DIR: kNN and linear probe on the encoder's features, labels
+ * from class subfolders, next to raw pixels as the baseline. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char *CMD = "eval";
+
+typedef struct split {
+    float *x;
+    int32_t *y;
+    int64_t n;
+} split;
+
+/* Features (or raw pixels at the eval size) of a labelled folder. */
+static int features(simclr_context *ctx, simclr_module *enc, const model_cfg *cfg, const char *dir, int quiet,
+                    image_input *in, float **feat, uint8_t **ok)
+{
+    char *args[1] = {(char *)dir};
+    int rc = input_open(CMD, ctx, args, 1, (int)cfg->channels, 1, 0, in);
+    if (!rc) rc = embed_all(CMD, ctx, enc, cfg, in, feat, ok, quiet);
+    return rc;
+}
+
+static int to_tensor(simclr_context *ctx, float *x, int64_t n, int64_t d, simclr_tensor **t)
+{
+    int64_t s[2] = {n, d};
+    simclr_status st = simclr_tensor_wrap(ctx, SIMCLR_F32, 2, s, x, t);
+    return st == SIMCLR_OK ? CLI_OK : cli_fail(CMD, "features", st);
+}
+
+/* Splits rows by a fixed hash of the index: about `test_frac` to test. */
+static int split_rows(const float *x, const int32_t *y, int64_t n, int64_t d, double test_frac, split *tr, split *te)
+{
+    tr->x = malloc((size_t)(n * d) * sizeof(float)), te->x = malloc((size_t)(n * d) * sizeof(float));
+    tr->y = malloc((size_t)n * sizeof(int32_t)), te->y = malloc((size_t)n * sizeof(int32_t));
+    if (!tr->x || !te->x || !tr->y || !te->y) return cli_error(CMD, "no memory");
+    tr->n = te->n = 0;
+    for (int64_t i = 0; i < n; i++) {
+        uint64_t h = (uint64_t)i * 0x9E3779B97F4A7C15ull;
+        h ^= h >> 29;
+        split *s = (double)(h % 1000) < test_frac * 1000 ? te : tr;
+        memcpy(s->x + s->n * d, x + i * d, (size_t)d * sizeof(float));
+        s->y[s->n++] = y[i];
+    }
+    return CLI_OK;
+}
+
+static int score(simclr_context *ctx, const split *tr, const split *te, int64_t d, int n_classes, int64_t k,
+                 int64_t epochs, double *knn, double *probe)
+{
+    simclr_tensor *a = NULL, *b = NULL;
+    int rc = to_tensor(ctx, tr->x, tr->n, d, &a);
+    if (!rc) rc = to_tensor(ctx, te->x, te->n, d, &b);
+    simclr_status st;
+    if (!rc && (st = simclr_knn_eval(ctx, a, tr->y, b, te->y, n_classes, (int)(k < tr->n ? k : tr->n), 0.1, knn)))
+        rc = cli_fail(CMD, "kNN", st);
+    if (!rc && (st = simclr_linear_probe(ctx, a, tr->y, b, te->y, n_classes, (int)epochs, 1e-4, probe)))
+        rc = cli_fail(CMD, "linear probe", st);
+    simclr_tensor_destroy(a);
+    simclr_tensor_destroy(b);
+    return rc;
+}
+
+/* Raw pixels at the eval size: the evaluation transform alone, flattened. */
+static int raw_pixels(simclr_context *ctx, const model_cfg *cfg, image_input *in, float **out)
+{
+    int64_t s = cfg->size, c = cfg->channels, d = c * s * s, n = in->count;
+    float *x = malloc((size_t)(n * d) * sizeof(float));
+    simclr_image_list *list = NULL;
+    int64_t *idx = malloc(sizeof *idx);
+    int rc = x && idx ? CLI_OK : cli_error(CMD, "no memory");
+    simclr_augment *aug = NULL;
+    simclr_status st;
+    if (!rc && (st = simclr_augment_create(ctx, SIMCLR_AUG_PRESET_NONE, (int)s, (int)s, &aug))) rc = cli_fail(CMD, "resize", st);
+    if (!rc && (st = simclr_augment_set(aug, SIMCLR_AUG_ANTIALIAS, 1))) rc = cli_fail(CMD, "resize", st);
+    if (!rc && (st = simclr_image_list_create(ctx, (int)c, &list))) rc = cli_fail(CMD, "list", st);
+    for (int64_t i = 0; !rc && i < n; i++) {
+        idx[0] = i;
+        int64_t got = 0;
+        rc = input_load(CMD, in, idx, 1, list, NULL, &got);
+        simclr_tensor *t = NULL;
+        int64_t shape[4] = {1, c, s, s};
+        if (!rc && (st = simclr_tensor_wrap(ctx, SIMCLR_F32, 4, shape, x + i * d, &t))) rc = cli_fail(CMD, "pixels", st);
+        if (!rc && (st = simclr_augment_apply_list(aug, list, 0, 0, t))) rc = cli_fail(CMD, "pixels", st);
+        simclr_tensor_destroy(t);
+    }
+    simclr_augment_destroy(aug);
+    simclr_image_list_destroy(list);
+    free(idx);
+    if (rc) {
+        free(x);
+        return rc;
+    }
+    *out = x;
+    return CLI_OK;
+}
+
+int cmd_eval(int argc, char **argv)
+{
+    const char *model = "simclr-run", *test_dir = NULL, *map = NULL;
+    int64_t threads = 0, k = 200, epochs = 300;
+    double test_frac = 0.2;
+    int quiet = 0, no_baseline = 0;
+    const cli_opt opts[] = {
+        {"--model", OPT_STRING, &model, "model folder from simclr train (default simclr-run)"},
+        {"--test", OPT_STRING, &test_dir, "a separate labelled test folder (default: hold out --test-fraction)"},
+        {"--test-fraction", OPT_DOUBLE, &test_frac, "share of DIR held out for testing (default 0.2)"},
+        {"--k", OPT_INT, &k, "kNN neighbours (default 200, at most the train size)"},
+        {"--probe-epochs", OPT_INT, &epochs, "linear-probe iterations (default 300)"},
+        {"--map", OPT_STRING, &map, "PCA map of the features (PNG), coloured by class"},
+        {"--no-baseline", OPT_FLAG, &no_baseline, "skip the raw-pixel baseline"},
+        {"--threads", OPT_INT, &threads, "worker threads (default 0 = all cores)"},
+        {"--quiet", OPT_FLAG, &quiet, "no progress bar"},
+    };
+    char *pos[1];
+    int n_pos;
+    int rc = cli_parse(argc, argv, 2, "simclr eval DIR [--test DIR2] [options]",
+                       "kNN (cosine, k neighbours, temperature 0.1) and linear-probe accuracy of the encoder's\n"
+                       "features, labels from class subfolders (DIR/CLASS/image.jpg), next to the same on raw\n"
+                       "pixels at the encoder's input size.",
+                       opts, (int)(sizeof opts / sizeof opts[0]), pos, 1, &n_pos);
+    if (rc) return rc < 0 ? CLI_OK : rc;
+    if (n_pos != 1 || !(test_frac > 0 && test_frac < 1) || k < 1 || epochs < 1) {
+        fprintf(stderr, "simclr eval: give one labelled folder; 0 < --test-fraction < 1 (see --help)\n");
+        return CLI_USAGE;
+    }
+    simclr_context *ctx;
+    simclr_status st = simclr_context_create(NULL, (int)threads, NULL, &ctx);
+    if (st != SIMCLR_OK) return cli_fail(CMD, "context", st);
+    model_cfg cfg;
+    simclr_module *enc = NULL;
+    image_input in = {0}, in2 = {0};
+    float *f1 = NULL, *f2 = NULL, *p1 = NULL, *p2 = NULL;
+    uint8_t *ok1 = NULL, *ok2 = NULL;
+    split tr = {0}, te = {0}, rtr = {0}, rte = {0};
+    int32_t *y1 = NULL, *y2 = NULL;
+    rc = model_load(CMD, ctx, model, &cfg, &enc);
+    if (!rc) rc = features(ctx, enc, &cfg, pos[0], quiet, &in, &f1, &ok1);
+    if (!rc && test_dir) rc = features(ctx, enc, &cfg, test_dir, quiet, &in2, &f2, &ok2);
+    int64_t d = enc ? simclr_module_output_dim(enc) : 0, pd = cfg.channels * cfg.size * cfg.size;
+    int n_classes = rc ? 0 : simclr_image_folder_class_count(in.folder);
+    if (!rc && test_dir && simclr_image_folder_class_count(in2.folder) != n_classes)
+        rc = cli_error(CMD, "the test folder has other classes than the train folder");
+    if (!rc && n_classes < 2) rc = cli_error(CMD, "need at least 2 classes (subfolders)");
+    if (!rc) {
+        y1 = malloc((size_t)in.count * sizeof *y1);
+        y2 = test_dir ? malloc((size_t)in2.count * sizeof *y2) : NULL;
+        if (!y1 || (test_dir && !y2)) rc = cli_error(CMD, "no memory");
+        for (int64_t i = 0; !rc && i < in.count; i++) y1[i] = input_label(&in, i);
+        for (int64_t i = 0; !rc && test_dir && i < in2.count; i++) y2[i] = input_label(&in2, i);
+    }
+    if (!rc && !no_baseline) rc = raw_pixels(ctx, &cfg, &in, &p1);
+    if (!rc && !no_baseline && test_dir) rc = raw_pixels(ctx, &cfg, &in2, &p2);
+    if (!rc) {
+        if (test_dir) {
+            tr = (split){f1, y1, in.count}, te = (split){f2, y2, in2.count};
+            rtr = (split){p1, y1, in.count}, rte = (split){p2, y2, in2.count};
+        } else {
+            rc = split_rows(f1, y1, in.count, d, test_frac, &tr, &te);
+            if (!rc && !no_baseline) rc = split_rows(p1, y1, in.count, pd, test_frac, &rtr, &rte);
+        }
+        if (!rc && (tr.n < 1 || te.n < 1)) rc = cli_error(CMD, "too few images for a train/test split");
+    }
+    double knn = 0, probe = 0, rknn = 0, rprobe = 0;
+    if (!rc) rc = score(ctx, &tr, &te, d, n_classes, k, epochs, &knn, &probe);
+    if (!rc && !no_baseline) rc = score(ctx, &rtr, &rte, pd, n_classes, k, epochs, &rknn, &rprobe);
+    if (!rc) {
+        printf("%lld train / %lld test images, %d classes\n", (long long)tr.n, (long long)te.n, n_classes);
+        printf("%-22s %10s %14s\n", "features", "kNN top-1", "linear probe");
+        printf("%-22s %9.2f%% %13.2f%%\n", "simclr encoder", 100 * knn, 100 * probe);
+        if (!no_baseline) printf("%-22s %9.2f%% %13.2f%%\n", "raw pixels", 100 * rknn, 100 * rprobe);
+    }
+    if (!rc && map) {
+        rc = plot_pca(CMD, map, f1, in.count, d, y1);
+        if (!rc) printf("wrote %s (PCA of the features, coloured by class)\n", map);
+    }
+    if (!test_dir) free(tr.x), free(te.x), free(tr.y), free(te.y), free(rtr.x), free(rte.x), free(rtr.y), free(rte.y);
+    free(f1), free(f2), free(p1), free(p2), free(ok1), free(ok2), free(y1), free(y2);
+    input_close(&in);
+    input_close(&in2);
+    simclr_module_destroy(enc);
+    simclr_context_destroy(ctx);
+    return rc;
+}

@@ -1,0 +1,82 @@
+/* The image list: borrowed pointers to U8 [H, W, C] images of different
+ * sizes, so a batch can be cropped from each image's full resolution. The
+ * list owns only its arrays; the pixels stay the caller's. */
+#include <string.h>
+
+#include "image_list.h"
+
+#define MAX_SIDE ((int64_t)1 << 24)
+
+simclr_status simclr_image_list_create(simclr_context *ctx, int channels, simclr_image_list **out)
+{
+    static const char fn[] = "simclr_image_list_create";
+    SIMCLR__CHECK_ARG(ctx, fn, "ctx is NULL");
+    SIMCLR__CHECK_ARG(out, fn, "out is NULL");
+    if (channels != 1 && channels != 3)
+        return simclr__fail(SIMCLR_E_INVALID, "%s: channels %d must be 1 or 3", fn, channels);
+    simclr_image_list *l = simclr__calloc(ctx, 1, sizeof *l);
+    if (!l) return simclr__nomem(fn, sizeof *l);
+    l->ctx = ctx;
+    l->channels = channels;
+    *out = l;
+    return SIMCLR_OK;
+}
+
+void simclr_image_list_destroy(simclr_image_list *list)
+{
+    if (!list) return;
+    simclr__free(list->ctx, list->items);
+    simclr__free(list->ctx, list);
+}
+
+simclr_status simclr_image_list_clear(simclr_image_list *list)
+{
+    SIMCLR__CHECK_ARG(list, "simclr_image_list_clear", "list is NULL");
+    list->count = 0;
+    return SIMCLR_OK;
+}
+
+simclr_status simclr_image_list_add(simclr_image_list *list, const uint8_t *pixels, int64_t height, int64_t width)
+{
+    static const char fn[] = "simclr_image_list_add";
+    SIMCLR__CHECK_ARG(list, fn, "list is NULL");
+    SIMCLR__CHECK_ARG(pixels, fn, "pixels is NULL");
+    if (height < 1 || width < 1 || height > MAX_SIDE || width > MAX_SIDE)
+        return simclr__fail(SIMCLR_E_SHAPE, "%s: image %lld of %lld x %lld pixels: each side must be 1..%lld", fn,
+                            (long long)list->count, (long long)height, (long long)width, (long long)MAX_SIDE);
+    if (list->count == list->cap) {
+        int64_t cap = list->cap ? 2 * list->cap : 64;
+        simclr__image *items = simclr__malloc(list->ctx, (size_t)cap * sizeof *items);
+        if (!items) return simclr__nomem(fn, (size_t)cap * sizeof *items);
+        if (list->count) memcpy(items, list->items, (size_t)list->count * sizeof *items);
+        simclr__free(list->ctx, list->items);
+        list->items = items;
+        list->cap = cap;
+    }
+    list->items[list->count++] = (simclr__image){pixels, height, width};
+    return SIMCLR_OK;
+}
+
+int64_t simclr_image_list_count(const simclr_image_list *list) { return list ? list->count : 0; }
+
+int simclr_image_list_channels(const simclr_image_list *list) { return list ? list->channels : 0; }
+
+simclr_status simclr_image_list_size(const simclr_image_list *list, int64_t index, int64_t *height, int64_t *width)
+{
+    static const char fn[] = "simclr_image_list_size";
+    SIMCLR__CHECK_ARG(list, fn, "list is NULL");
+    if (index < 0 || index >= list->count)
+        return simclr__fail(SIMCLR_E_INVALID, "%s: index %lld out of range 0..%lld", fn, (long long)index,
+                            (long long)list->count - 1);
+    if (height) *height = list->items[index].h;
+    if (width) *width = list->items[index].w;
+    return SIMCLR_OK;
+}
+
+int64_t simclr__image_list_max_height(const simclr_image_list *list)
+{
+    int64_t m = 0;
+    for (int64_t i = 0; i < list->count; i++)
+        if (list->items[i].h > m) m = list->items[i].h;
+    return m;
+}

@@ -1,0 +1,102 @@
+#!/bin/sh
+# The `simclr` command end to end on a small generated folder (make test-cli):
+# every subcommand's --help, train / resume / embed / eval / export /
+# preview, and bad input: a clear message naming the file, a non-zero exit,
+# nothing half written.
+set -u
+S=${SIMCLR_CLI:?set SIMCLR_CLI to the simclr binary}
+PY=${PYTHON:-/usr/bin/python3}
+T=$(mktemp -d /tmp/simclr_cli.XXXXXX)
+trap 'rm -rf "$T"' EXIT
+fails=0
+ok() { echo "ok - $1"; }
+bad() { echo "FAIL - $1"; fails=$((fails + 1)); }
+# expect RC PATTERN DESCRIPTION -- CMD...: exit status and a line of its output
+expect() {
+  want=$1 pat=$2 what=$3; shift 4
+  out=$("$@" 2>&1); rc=$?
+  if [ "$rc" -ne "$want" ]; then bad "$what: exit $rc, want $want: $out"; return; fi
+  if [ -n "$pat" ] && ! printf '%s\n' "$out" | grep -q -- "$pat"; then bad "$what: no '$pat' in: $out"; return; fi
+  ok "$what"
+}
+
+# two classes of stripes, images of different sizes, PNG and JPEG
+"$PY" - "$T/data" <<'PYEOF'
+import os, sys
+import numpy as np
+from PIL import Image
+root = sys.argv[1]
+rng = np.random.default_rng(0)
+for cls in ["horizontal", "vertical"]:
+    os.makedirs(os.path.join(root, cls), exist_ok=True)
+    for i in range(16):
+        h, w = (int(v) for v in rng.integers(36, 80, size=2))
+        yy, xx = np.mgrid[0:h, 0:w]
+        v = ((yy if cls == "horizontal" else xx) // int(rng.integers(3, 7))) % 2
+        img = (v[..., None] * rng.integers(80, 256, size=3) + rng.integers(0, 30, size=(h, w, 3))).clip(0, 255)
+        Image.fromarray(img.astype(np.uint8)).save(os.path.join(root, cls, f"{i:03d}.{'jpg' if i % 2 else 'png'}"))
+PYEOF
+cd "$T" || exit 1
+
+for c in "" train embed eval export preview; do
+  expect 0 "usage: simclr" "simclr $c --help" -- "$S" $c --help
+done
+expect 2 "unknown command" "unknown command" -- "$S" frobnicate
+expect 2 "unknown option '--bogus'" "unknown option" -- "$S" train data --bogus
+expect 2 "is not a whole number" "bad number" -- "$S" train data --batch x
+
+expect 0 "trained 4 steps" "train 2 epochs" -- "$S" train data --out run --epochs 2 --batch 16 --size 24 --width 8 --quiet
+for f in simclr.cfg encoder.simclr trainer.ckpt log.csv curves.png; do
+  [ -s "run/$f" ] && ok "run/$f written" || bad "run/$f missing"
+done
+expect 0 "resuming run at step 4" "resume to 4 epochs" -- "$S" train data --out run --epochs 4 --batch 16 --resume
+[ "$(grep -c '^[0-9]' run/log.csv)" -eq 8 ] && ok "log.csv has 8 steps after resume" || bad "log.csv after resume: $(cat run/log.csv)"
+expect 0 "time budget" "train --minutes" -- "$S" train data --out run2 --minutes 0.05 --batch 8 --size 16 --width 4
+
+expect 0 "wrote emb.npy (32 x 64)" "embed a folder" -- "$S" embed data --model run -o emb.npy --map map.png --quiet
+"$PY" -c "
+import numpy as np, sys
+a = np.load('emb.npy'); p = open('emb.npy.paths.txt').read().splitlines()
+assert a.shape == (32, 64) and a.dtype == np.float32 and np.isfinite(a).all(), a.shape
+assert len(p) == 32 and p[0].startswith('data/horizontal/000.png') and p[0].endswith('horizontal'), p[:2]
+assert a.std(0).max() > 0
+" && ok "embeddings.npy and paths agree" || bad "embeddings.npy content"
+[ -s map.png ] && ok "PCA map written" || bad "PCA map missing"
+expect 0 "wrote two.npy (2 x 64)" "embed files" -- "$S" embed data/vertical/001.jpg data/horizontal/000.png --model run -o two.npy --quiet
+expect 0 "linear probe" "eval" -- "$S" eval data --model run --k 5 --probe-epochs 50 --quiet
+expect 0 "raw pixels" "eval prints the baseline" -- "$S" eval data --model run --k 5 --probe-epochs 50 --quiet
+expect 0 "wrote enc.safetensors" "export" -- "$S" export --model run -o enc.safetensors
+"$PY" -c "
+import json, struct
+b = open('enc.safetensors', 'rb').read(); n = struct.unpack('<Q', b[:8])[0]; h = json.loads(b[8:8 + n])
+assert 'conv1.weight' in h and 'layer4.1.bn2.running_var' in h, list(h)[:5]
+" && ok "safetensors has torchvision names" || bad "safetensors content"
+expect 0 "wrote prev.png" "preview" -- "$S" preview data -o prev.png --images 3 --views 4 --size 32
+
+# bad input
+mkdir -p empty onlytext broken/a broken/b
+echo hi > onlytext/readme.txt
+cp data/horizontal/000.png data/horizontal/002.png broken/a/
+cp data/vertical/001.jpg broken/b/
+head -c 200 data/vertical/003.jpg > broken/b/cut.jpg
+printf 'not an image' > broken/a/fake.png
+expect 1 "missing: No such file" "missing folder" -- "$S" train missing
+expect 1 "empty: no .png/.jpg/.jpeg images" "empty folder" -- "$S" train empty --out r_empty
+expect 1 "no .png/.jpg/.jpeg images" "folder without images" -- "$S" train onlytext --out r_text
+expect 1 "broken/a/fake.png: not a PNG or JPEG" "non-image file stops training" -- "$S" train broken --out r_bad --epochs 1 --batch 6 --quiet
+[ ! -e r_bad/encoder.simclr ] && ok "nothing written for a failed run" || bad "r_bad/encoder.simclr exists"
+expect 0 "skipped 2 unreadable images" "--skip-bad counts and names" -- "$S" train broken --out r_skip --epochs 1 --batch 6 --skip-bad --quiet
+expect 1 "cut.jpg: corrupt JPEG" "truncated JPEG on embed" -- "$S" embed broken/b/cut.jpg --model run -o cut.npy
+[ ! -e cut.npy ] && ok "no .npy for a failed embed" || bad "cut.npy exists"
+expect 1 "nope.jpg: No such file" "missing file" -- "$S" embed nope.jpg --model run -o n.npy
+expect 1 "nomodel/simclr.cfg" "missing model" -- "$S" embed data --model nomodel
+expect 1 "Permission denied\|cannot" "unwritable output" -- "$S" export --model run -o /proc/nope.safetensors
+if [ "$(id -u)" != 0 ]; then
+  cp data/horizontal/000.png locked.png && chmod 000 locked.png
+  expect 1 "locked.png: cannot open" "unreadable file" -- "$S" embed locked.png --model run -o l.npy
+fi
+leftovers=$(find . -name '*.tmp.*' | head -3)
+[ -z "$leftovers" ] && ok "no temporary files left" || bad "temporary files left: $leftovers"
+
+if [ "$fails" -ne 0 ]; then echo "test_cli: $fails failed"; exit 1; fi
+echo "test_cli: all passed"
