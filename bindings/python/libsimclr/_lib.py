@@ -183,8 +183,7 @@ _SCALARS = {
     "float": ctypes.c_float, "int32_t": ctypes.c_int32, "uint8_t": ctypes.c_uint8,
 }
 _CALLBACKS = {"simclr_log_fn": LOG_FN, "simclr_progress_fn": PROGRESS_FN,
-              "simclr_progress_cancel_fn": PROGRESS_CANCEL_FN}
-_CALLBACKS = {"simclr_log_fn": LOG_FN, "simclr_progress_fn": PROGRESS_FN, "simclr_task_fn": TASK_FN}
+              "simclr_progress_cancel_fn": PROGRESS_CANCEL_FN, "simclr_task_fn": TASK_FN}
 
 
 def ctype_of(decl: str) -> Any:
