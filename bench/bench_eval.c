@@ -63,7 +63,7 @@ int main(int argc, char **argv)
     for (int64_t i = 0; i < simclr_tensor_numel(x); i++) xd[i] = (float)((i * 2654435761u) % 1000) / 1000.0f;
 
     /* Small batches repeat the pass until it takes long enough to time. */
-    int reps = batch >= 64 ? 1 : 256 / batch;
+    int reps = batch >= 32 ? 1 : 32 / batch;
     double *t = malloc((size_t)iters * sizeof *t);
     for (int it = -1; it < iters; it++) {
         double t0 = now();

@@ -30,7 +30,7 @@ x = torch.rand(batch, channels, size, size)
 if cl:
     enc = enc.to(memory_format=torch.channels_last)
     x = x.contiguous(memory_format=torch.channels_last)
-reps = 1 if batch >= 64 else 256 // batch
+reps = 1 if batch >= 32 else 32 // batch
 times = []
 with torch.inference_mode():
     for it in range(iters + 1):
