@@ -148,99 +148,47 @@ static tile_pos locate(const simclr__conv_desc *d, int m, int64_t g)
     return p;
 }
 
-/* V[p][j] = (B^T d B)[p] for the lane's input tile d; rows of a*a values,
- * LANES lanes each. The template is expanded for a = 4 and a = 6, so every
- * loop has a constant trip count and the zero tests fold. */
-#define INPUT_TRANSFORM(A, BT)                                                                 \
+/* The one tile transform every direction needs: out [r*r][LANES] =
+ * L in L^T for in [k*k][LANES], with L an r x k matrix given as `MAT`
+ * (TR = 0: L = MAT, MAT is r x k) or as its transpose (TR = 1: MAT is
+ * k x r). Input transform: L = B^T (r = k = a); output transform: L = A^T
+ * (r = m, k = a); gradient transform, the output transform's adjoint: L = A
+ * (r = a, k = m). Expanded for constant sizes, so every loop has a constant
+ * trip count, TR and the zero tests fold. */
+#define L_AT(MAT, TR, i, k) ((TR) ? (MAT)[k][i] : (MAT)[i][k])
+#define SANDWICH(R, K, MAT, TR)                                                                \
     do {                                                                                       \
-        float tmp_[(A) * (A)][LANES];                                                          \
-        _Pragma("GCC unroll 8") for (int i = 0; i < (A); i++)                                                          \
-            _Pragma("GCC unroll 8") for (int c = 0; c < (A); c++) {                                                    \
-                float *o_ = tmp_[i * (A) + c];                                                 \
+        float tmp_[(R) * (K)][LANES];                                                          \
+        _Pragma("GCC unroll 8") for (int i = 0; i < (R); i++)                                  \
+            _Pragma("GCC unroll 8") for (int c = 0; c < (K); c++) {                            \
+                float *o_ = tmp_[i * (K) + c];                                                 \
                 for (int l = 0; l < LANES; l++) o_[l] = 0;                                     \
-                _Pragma("GCC unroll 8") for (int k = 0; k < (A); k++) {                                             \
-                    float b_ = (BT)[i][k];                                                     \
-                    if (b_ == 0) continue;                                                     \
-                    const float *s_ = in[k * (A) + c];                                         \
-                    for (int l = 0; l < LANES; l++) o_[l] += b_ * s_[l];                       \
-                }                                                                              \
-            }                                                                                  \
-        _Pragma("GCC unroll 8") for (int i = 0; i < (A); i++)                                                          \
-            _Pragma("GCC unroll 8") for (int j = 0; j < (A); j++) {                                                    \
-                float *o_ = out[i * (A) + j];                                                  \
-                for (int l = 0; l < LANES; l++) o_[l] = 0;                                     \
-                _Pragma("GCC unroll 8") for (int k = 0; k < (A); k++) {                                             \
-                    float b_ = (BT)[j][k];                                                     \
-                    if (b_ == 0) continue;                                                     \
-                    const float *s_ = tmp_[i * (A) + k];                                       \
-                    for (int l = 0; l < LANES; l++) o_[l] += b_ * s_[l];                       \
-                }                                                                              \
-            }                                                                                  \
-    } while (0)
-
-/* out [m*m][LANES] = A^T in A for in [a*a][LANES]. */
-#define OUTPUT_TRANSFORM(M, A, AT)                                                             \
-    do {                                                                                       \
-        float tmp_[(M) * (A)][LANES];                                                          \
-        _Pragma("GCC unroll 8") for (int i = 0; i < (M); i++)                                                          \
-            _Pragma("GCC unroll 8") for (int c = 0; c < (A); c++) {                                                    \
-                float *o_ = tmp_[i * (A) + c];                                                 \
-                for (int l = 0; l < LANES; l++) o_[l] = 0;                                     \
-                _Pragma("GCC unroll 8") for (int k = 0; k < (A); k++) {                                             \
-                    float a_ = (AT)[i][k];                                                     \
+                _Pragma("GCC unroll 8") for (int k = 0; k < (K); k++) {                        \
+                    float a_ = L_AT(MAT, TR, i, k);                                            \
                     if (a_ == 0) continue;                                                     \
-                    const float *s_ = in[k * (A) + c];                                         \
+                    const float *s_ = in[k * (K) + c];                                         \
                     for (int l = 0; l < LANES; l++) o_[l] += a_ * s_[l];                       \
                 }                                                                              \
             }                                                                                  \
-        _Pragma("GCC unroll 8") for (int i = 0; i < (M); i++)                                                          \
-            _Pragma("GCC unroll 8") for (int j = 0; j < (M); j++) {                                                    \
-                float *o_ = out[i * (M) + j];                                                  \
+        _Pragma("GCC unroll 8") for (int i = 0; i < (R); i++)                                  \
+            _Pragma("GCC unroll 8") for (int j = 0; j < (R); j++) {                            \
+                float *o_ = out[i * (R) + j];                                                  \
                 for (int l = 0; l < LANES; l++) o_[l] = 0;                                     \
-                _Pragma("GCC unroll 8") for (int k = 0; k < (A); k++) {                                             \
-                    float a_ = (AT)[j][k];                                                     \
+                _Pragma("GCC unroll 8") for (int k = 0; k < (K); k++) {                        \
+                    float a_ = L_AT(MAT, TR, j, k);                                            \
                     if (a_ == 0) continue;                                                     \
-                    const float *s_ = tmp_[i * (A) + k];                                       \
+                    const float *s_ = tmp_[i * (K) + k];                                       \
                     for (int l = 0; l < LANES; l++) o_[l] += a_ * s_[l];                       \
                 }                                                                              \
             }                                                                                  \
     } while (0)
 
-/* out [a*a][LANES] = A in A^T for in [m*m][LANES] (the adjoint of the output
- * transform: takes an output-gradient tile into the transformed domain). */
-#define GRAD_TRANSFORM(M, A, AT)                                                               \
-    do {                                                                                       \
-        float tmp_[(A) * (M)][LANES];                                                          \
-        _Pragma("GCC unroll 8") for (int i = 0; i < (A); i++)                                                          \
-            _Pragma("GCC unroll 8") for (int c = 0; c < (M); c++) {                                                    \
-                float *o_ = tmp_[i * (M) + c];                                                 \
-                for (int l = 0; l < LANES; l++) o_[l] = 0;                                     \
-                _Pragma("GCC unroll 8") for (int k = 0; k < (M); k++) {                                             \
-                    float a_ = (AT)[k][i];                                                     \
-                    if (a_ == 0) continue;                                                     \
-                    const float *s_ = in[k * (M) + c];                                         \
-                    for (int l = 0; l < LANES; l++) o_[l] += a_ * s_[l];                       \
-                }                                                                              \
-            }                                                                                  \
-        _Pragma("GCC unroll 8") for (int i = 0; i < (A); i++)                                                          \
-            _Pragma("GCC unroll 8") for (int j = 0; j < (A); j++) {                                                    \
-                float *o_ = out[i * (A) + j];                                                  \
-                for (int l = 0; l < LANES; l++) o_[l] = 0;                                     \
-                _Pragma("GCC unroll 8") for (int k = 0; k < (M); k++) {                                             \
-                    float a_ = (AT)[k][j];                                                     \
-                    if (a_ == 0) continue;                                                     \
-                    const float *s_ = tmp_[i * (M) + k];                                       \
-                    for (int l = 0; l < LANES; l++) o_[l] += a_ * s_[l];                       \
-                }                                                                              \
-            }                                                                                  \
-    } while (0)
-
-static void input_transform_2(float in[16][LANES], float out[16][LANES]) { INPUT_TRANSFORM(4, BT2); }
-static void input_transform_4(float in[36][LANES], float out[36][LANES]) { INPUT_TRANSFORM(6, BT4); }
-static void output_transform_2(float in[16][LANES], float out[4][LANES]) { OUTPUT_TRANSFORM(2, 4, AT2); }
-static void output_transform_4(float in[36][LANES], float out[16][LANES]) { OUTPUT_TRANSFORM(4, 6, AT4); }
-static void grad_transform_2(float in[4][LANES], float out[16][LANES]) { GRAD_TRANSFORM(2, 4, AT2); }
-static void grad_transform_4(float in[16][LANES], float out[36][LANES]) { GRAD_TRANSFORM(4, 6, AT4); }
+static void input_transform_2(float in[16][LANES], float out[16][LANES]) { SANDWICH(4, 4, BT2, 0); }
+static void input_transform_4(float in[36][LANES], float out[36][LANES]) { SANDWICH(6, 6, BT4, 0); }
+static void output_transform_2(float in[16][LANES], float out[4][LANES]) { SANDWICH(2, 4, AT2, 0); }
+static void output_transform_4(float in[36][LANES], float out[16][LANES]) { SANDWICH(4, 6, AT4, 0); }
+static void grad_transform_2(float in[4][LANES], float out[16][LANES]) { SANDWICH(4, 2, AT2, 1); }
+static void grad_transform_4(float in[16][LANES], float out[36][LANES]) { SANDWICH(6, 4, AT4, 1); }
 
 /* ---- Parallel regions ---- */
 
