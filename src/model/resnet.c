@@ -22,6 +22,8 @@ typedef struct unit {
     simclr__conv_desc d; /* geometry under the current plan */
     float *a;            /* conv output [cout, n*oh*ow] */
     float *y;            /* BN (+ residual) (+ ReLU) output */
+    int y_shared;        /* training plan: y lives in a buffer shared with other units
+                            (rebuilt from a for the backward pass, or not needed there) */
     float *stats;        /* SIMCLR__BN_STATS(cout) */
 } unit;
 
@@ -53,7 +55,13 @@ typedef struct resnet {
     int32_t *pool_idx;
     int64_t feat_hw;        /* last block's spatial size */
     float *feat;            /* pooled features [D, n] */
-    float *grad[4];         /* gradient buffers, each of the largest activation */
+    /* Gradient buffers, each of the largest activation. A training plan
+     * has a fifth: the outputs of a block's inner units live there (one
+     * after another in the forward pass, each rebuilt from its conv output
+     * just before the backward pass needs it), so that only conv outputs
+     * and block outputs are kept per unit. The forward also parks each
+     * downsample output in grad[0] (its backward needs only its input). */
+    float *grad[5];
     float *ws;              /* convolution workspace */
     int64_t min_bn_m;       /* fewest values per channel any BN sees */
     const char *min_bn_name;
@@ -196,7 +204,8 @@ static void note_act(planner *p, int64_t floats)
 }
 
 /* shared: the inference plan's buffer for this unit's output (conv output
- * and batch norm in place), or NULL for a training plan's own two. */
+ * and batch norm in place), or NULL for a training plan's own conv output
+ * (and own y unless the unit's y_shared, set by the caller). */
 static simclr_status plan_unit(simclr_context *ctx, resnet *r, planner *p, unit *u, int64_t h, int64_t w,
                                float *shared)
 {
@@ -212,7 +221,7 @@ static simclr_status plan_unit(simclr_context *ctx, resnet *r, planner *p, unit 
         u->a = u->y = shared;
     } else {
         u->a = take(p, size);
-        u->y = take(p, size);
+        u->y = u->y_shared ? NULL : take(p, size); /* set once the shared buffers exist */
     }
     u->stats = take(p, SIMCLR__BN_STATS(u->conv.cout));
     note_act(p, size);
@@ -254,9 +263,11 @@ static simclr_status plan_walk(simclr_module *m, resnet *r, planner *p, float *c
         /* Units 0, 1 into f0, f1; a bottleneck's unit 2 back into f0 (free
          * once unit 1 has read it); the shortcut into f2. */
         for (int k = 0; k < b->n_units; k++) {
+            b->u[k].y_shared = !buf && k < b->n_units - 1;
             SIMCLR__TRY(plan_unit(ctx, r, p, &b->u[k], h, w, buf ? f[k == 1 ? 1 : 0] : NULL));
             h = b->u[k].d.oh, w = b->u[k].d.ow;
         }
+        b->down.y_shared = !buf;
         if (b->has_down) SIMCLR__TRY(plan_unit(ctx, r, p, &b->down, bh, bw, buf ? f[2] : NULL));
         cur = b->u[b->n_units - 1].y;
         if (buf)
@@ -265,10 +276,16 @@ static simclr_status plan_walk(simclr_module *m, resnet *r, planner *p, float *c
     }
     r->feat_hw = h * w;
     r->feat = take(p, m->out_dim * r->n);
-    if (!buf)
-        for (int i = 0; i < 4; i++) r->grad[i] = take(p, (int64_t)p->max_act);
-    else
-        for (int i = 0; i < 4; i++) r->grad[i] = NULL;
+    if (!buf) {
+        for (int i = 0; i < 5; i++) r->grad[i] = take(p, (int64_t)p->max_act);
+        for (int i = 0; i < r->n_blocks; i++) {
+            block *b = &r->blocks[i];
+            for (int k = 0; k < b->n_units - 1; k++) b->u[k].y = r->grad[4];
+            b->down.y = r->grad[0];
+        }
+    } else {
+        for (int i = 0; i < 5; i++) r->grad[i] = NULL;
+    }
     r->ws = take(p, (int64_t)p->max_ws);
     if (p->arena.overflow)
         return simclr__fail(SIMCLR_E_SHAPE, "%s: activations for a batch of %lld x %lldx%lld do not fit in memory",
@@ -408,7 +425,11 @@ static void block_backward(simclr_context *ctx, resnet *r, block *b, float **g)
     unit *last = &b->u[b->n_units - 1];
     unit_bn_backward(ctx, r, last, dout, cur, dres);
     for (int k = b->n_units - 1; k >= 1; k--) {
-        simclr__conv2d_backward(ctx, &b->u[k].conv, &b->u[k].d, b->u[k - 1].y, cur, other, 0, r->ws);
+        unit *in = &b->u[k - 1];
+        /* Its output was dropped after the forward: rebuild it (the conv's
+         * input and the ReLU mask of its own batch norm below). */
+        simclr__batchnorm_recompute(ctx, &in->bn, r->n * in->d.oh * in->d.ow, in->a, in->relu, in->y, in->stats);
+        simclr__conv2d_backward(ctx, &b->u[k].conv, &b->u[k].d, in->y, cur, other, 0, r->ws);
         unit_bn_backward(ctx, r, &b->u[k - 1], other, cur, NULL);
     }
     /* cur = d(first conv's output). */
