@@ -55,13 +55,14 @@ typedef struct resnet {
     int32_t *pool_idx;
     int64_t feat_hw;        /* last block's spatial size */
     float *feat;            /* pooled features [D, n] */
-    /* Gradient buffers, each of the largest activation. A training plan
-     * has a fifth: the outputs of a block's inner units live there (one
-     * after another in the forward pass, each rebuilt from its conv output
-     * just before the backward pass needs it), so that only conv outputs
-     * and block outputs are kept per unit. The forward also parks each
-     * downsample output in grad[0] (its backward needs only its input). */
-    float *grad[5];
+    /* Gradient buffers, each of the largest activation. In a training plan
+     * they also hold what only the forward pass needs, so that per unit
+     * only conv outputs and block outputs are kept: a block's inner units
+     * write their outputs into grad[0], one after another, and downsample
+     * outputs go to grad[1] (their backward needs only the block input).
+     * The backward pass rebuilds each inner output from its conv output
+     * where it needs it (block_backward). */
+    float *grad[4];
     float *ws;              /* convolution workspace */
     int64_t min_bn_m;       /* fewest values per channel any BN sees */
     const char *min_bn_name;
@@ -277,14 +278,14 @@ static simclr_status plan_walk(simclr_module *m, resnet *r, planner *p, float *c
     r->feat_hw = h * w;
     r->feat = take(p, m->out_dim * r->n);
     if (!buf) {
-        for (int i = 0; i < 5; i++) r->grad[i] = take(p, (int64_t)p->max_act);
+        for (int i = 0; i < 4; i++) r->grad[i] = take(p, (int64_t)p->max_act);
         for (int i = 0; i < r->n_blocks; i++) {
             block *b = &r->blocks[i];
-            for (int k = 0; k < b->n_units - 1; k++) b->u[k].y = r->grad[4];
-            b->down.y = r->grad[0];
+            for (int k = 0; k < b->n_units - 1; k++) b->u[k].y = r->grad[0];
+            b->down.y = r->grad[1];
         }
     } else {
-        for (int i = 0; i < 5; i++) r->grad[i] = NULL;
+        for (int i = 0; i < 4; i++) r->grad[i] = NULL;
     }
     r->ws = take(p, (int64_t)p->max_ws);
     if (p->arena.overflow)
@@ -411,10 +412,11 @@ static simclr_status resnet_forward(simclr_module *m, const simclr_tensor *x, si
 
 /* ---- backward ---- */
 
-static void unit_bn_backward(simclr_context *ctx, resnet *r, unit *u, const float *dy, float *dx, float *dres)
+/* y: the unit's output as the forward left it, or rebuilt (the ReLU mask). */
+static void unit_bn_backward(simclr_context *ctx, resnet *r, unit *u, const float *y, const float *dy, float *dx,
+                             float *dres)
 {
-    simclr__batchnorm_backward(ctx, &u->bn, r->n * u->d.oh * u->d.ow, u->a, u->y, u->relu, dy, dx, dres,
-                               u->stats);
+    simclr__batchnorm_backward(ctx, &u->bn, r->n * u->d.oh * u->d.ow, u->a, y, u->relu, dy, dx, dres, u->stats);
 }
 
 /* Back through one block. g[0] holds d(block output) on entry; on return
@@ -423,19 +425,21 @@ static void block_backward(simclr_context *ctx, resnet *r, block *b, float **g)
 {
     float *dout = g[0], *dres = g[1], *cur = g[2], *other = g[3], *t;
     unit *last = &b->u[b->n_units - 1];
-    unit_bn_backward(ctx, r, last, dout, cur, dres);
+    unit_bn_backward(ctx, r, last, last->y, dout, cur, dres);
+    /* dout is free from here until the first conv's input gradient: the
+     * inner units' outputs, dropped after the forward, are rebuilt there
+     * (bit for bit) as the conv input and ReLU mask they were. */
+    float *rebuilt = dout;
     for (int k = b->n_units - 1; k >= 1; k--) {
         unit *in = &b->u[k - 1];
-        /* Its output was dropped after the forward: rebuild it (the conv's
-         * input and the ReLU mask of its own batch norm below). */
-        simclr__batchnorm_recompute(ctx, &in->bn, r->n * in->d.oh * in->d.ow, in->a, in->relu, in->y, in->stats);
-        simclr__conv2d_backward(ctx, &b->u[k].conv, &b->u[k].d, in->y, cur, other, 0, r->ws);
-        unit_bn_backward(ctx, r, &b->u[k - 1], other, cur, NULL);
+        simclr__batchnorm_recompute(ctx, &in->bn, r->n * in->d.oh * in->d.ow, in->a, in->relu, rebuilt, in->stats);
+        simclr__conv2d_backward(ctx, &b->u[k].conv, &b->u[k].d, rebuilt, cur, other, 0, r->ws);
+        unit_bn_backward(ctx, r, in, rebuilt, other, cur, NULL);
     }
     /* cur = d(first conv's output). */
     if (b->has_down) {
         simclr__conv2d_backward(ctx, &b->u[0].conv, &b->u[0].d, b->in, cur, dout, 0, r->ws);
-        unit_bn_backward(ctx, r, &b->down, dres, other, NULL);
+        unit_bn_backward(ctx, r, &b->down, NULL, dres, other, NULL); /* no ReLU: no mask */
         simclr__conv2d_backward(ctx, &b->down.conv, &b->down.d, b->in, other, dout, 1, r->ws);
         /* Result in dout = g[0] already. */
     } else {
@@ -465,7 +469,7 @@ static simclr_status resnet_backward(simclr_module *m, const simclr_tensor *dy, 
         simclr__maxpool_backward(ctx, s->conv.cout * r->n, r->pool_h, r->pool_w, g[0], r->pool_idx, g[1]);
         t = g[0], g[0] = g[1], g[1] = t;
     }
-    unit_bn_backward(ctx, r, s, g[0], g[1], NULL);
+    unit_bn_backward(ctx, r, s, s->y, g[0], g[1], NULL);
     /* The input gradient of the first conv is skipped unless asked for. */
     simclr__conv2d_backward(ctx, &s->conv, &s->d, r->x_cm, g[1], dx ? g[2] : NULL, 0, r->ws);
     if (dx) simclr__layout_to_nchw(ctx, r->n, m->in_dim, r->h * r->w, g[2], simclr__f32(dx));
