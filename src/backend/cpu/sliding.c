@@ -285,10 +285,9 @@ static void pad_dy_task(void *arg, int64_t b, int64_t e, int wk)
     }
 }
 
-static double fold8(v8 v)
-{
-    return (double)(((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7])));
-}
+/* The 8 lanes in a fixed tree, as a double. A macro, not a function: a
+ * vector argument would change the portable copy's ABI. */
+#define fold8(v) ((double)((((v)[0] + (v)[1]) + ((v)[2] + (v)[3])) + (((v)[4] + (v)[5]) + ((v)[6] + (v)[7]))))
 
 /* Tasks: (co block of DW_CO, ci); every image of the chunk, every tap row,
  * taps in groups of three along the row (a short last group's extra taps
