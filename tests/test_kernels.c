@@ -214,6 +214,9 @@ static const int64_t conv_shapes[][8] = {
      * largest), widths that end mid-vector. */
     {3, 16, 28, 28, 16, 3, 1, 1}, {2, 3, 9, 8, 5, 7, 1, 3}, {2, 5, 6, 11, 6, 3, 1, 2}, {1, 2, 3, 4, 9, 5, 1, 4},
     {2, 33, 7, 7, 17, 3, 1, 0},
+    /* Stride 2 on the sliding kernel's phase planes: the width-16 model's
+     * first strided layer, pad 0 on an odd size, 5x5 on an even one. */
+    {3, 16, 28, 28, 32, 3, 2, 1}, {2, 3, 9, 9, 4, 3, 2, 0}, {2, 2, 10, 8, 3, 5, 2, 2},
 };
 
 /* The exact paths of the cpu backend's convolution (ctx->conv_exact): the

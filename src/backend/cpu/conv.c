@@ -277,7 +277,7 @@ static void backward_parts(void *arg, int64_t b, int64_t e, int wk)
 }
 
 /* Both gradients group after group, each product split across the workers
- * (too few groups for the parts). */
+ * (too few groups for the parts); dw NULL: the input gradient only. */
 static void backward_serial(simclr_context *ctx, const simclr__conv_desc *d, const float *x, const float *w,
                             const float *dy, float *dw, float *dx, int accumulate, float *ws)
 {
@@ -286,8 +286,10 @@ static void backward_serial(simclr_context *ctx, const simclr__conv_desc *d, con
     for (int64_t n0 = 0; n0 < d->n; n0 += nb) {
         col_job j = {d, n0, n0 + nb <= d->n ? nb : d->n - n0, x, ws, dx};
         int64_t cols = j.nb * plane;
-        im2col(ctx, &j);
-        simclr__cpu_gemm(ctx, 0, 1, d->cout, k, cols, 1.0f, dy + n0 * plane, m, ws, cols, 1.0f, dw, k);
+        if (dw) {
+            im2col(ctx, &j);
+            simclr__cpu_gemm(ctx, 0, 1, d->cout, k, cols, 1.0f, dy + n0 * plane, m, ws, cols, 1.0f, dw, k);
+        }
         if (!dx) continue;
         simclr__cpu_gemm(ctx, 1, 0, k, cols, d->cout, 1.0f, w, k, dy + n0 * plane, m, 0.0f, ws, cols);
         if (!accumulate)
@@ -346,9 +348,11 @@ void simclr__cpu_conv2d_backward(simclr_context *ctx, const simclr__conv_desc *d
         return;
     }
     if (simclr__cpu_sliding_choose(ctx, d, 1)) {
-        /* One after the other: they share the workspace. */
+        /* One after the other: they share the workspace. A strided layer's
+         * input gradient is not a convolution: products and col2im. */
         simclr__cpu_sliding_weight_grad(ctx, d, x, dy, dw, ws);
-        if (dx) simclr__cpu_sliding_input_grad(ctx, d, w, dy, dx, accumulate, ws);
+        if (dx && d->stride == 1) simclr__cpu_sliding_input_grad(ctx, d, w, dy, dx, accumulate, ws);
+        if (dx && d->stride != 1) backward_serial(ctx, d, x, w, dy, NULL, dx, accumulate, ws);
         return;
     }
     if (parted(d)) {

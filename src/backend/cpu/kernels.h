@@ -19,10 +19,11 @@
  * the same operations in the same order, only wider. */
 #ifndef SIMCLR__CPU_ISA
 #error "src/backend/cpu/ is compiled by the Makefile with -DSIMCLR__CPU_ISA=portable|avx2|avx512"
-/* ---- Sliding-window convolution (sliding.c) for stride-1 layers (kernel
- * up to 7x7, pad <= k - 1, not 1x1), exact like the im2col path. ---- */
+/* ---- Sliding-window convolution (sliding.c) for stride-1 and stride-2
+ * layers (kernel up to 7x7, pad <= k - 1, not 1x1), exact like the im2col
+ * path; the input gradient of stride 1 only. ---- */
 
-/* 1 when d is a stride-1 convolution the sliding kernel runs. */
+/* 1 when d is a convolution the sliding kernel runs (forward, weight gradient). */
 int simclr__cpu_sliding_eligible(const simclr__conv_desc *d);
 /* 1 when the context runs d's forward pass (backward = 0) or both its
  * gradients (backward = 1) with the sliding kernel: ctx->conv_exact forces
@@ -40,7 +41,7 @@ void simclr__cpu_sliding_forward(simclr_context *ctx, const simclr__conv_desc *d
  * identical for any thread count and ISA copy. */
 void simclr__cpu_sliding_weight_grad(simclr_context *ctx, const simclr__conv_desc *d, const float *x,
                                      const float *dy, float *dw, float *ws);
-/* dx = (accumulate: +=) the input gradient of d from dy. */
+/* dx = (accumulate: +=) the input gradient of d (stride 1) from dy. */
 void simclr__cpu_sliding_input_grad(simclr_context *ctx, const simclr__conv_desc *d, const float *w,
                                     const float *dy, float *dx, int accumulate, float *ws);
 
@@ -146,10 +147,11 @@ void simclr__cpu_winograd_forward(simclr_context *ctx, const simclr__conv_desc *
 void simclr__cpu_winograd_backward(simclr_context *ctx, const simclr__conv_desc *d, int m, const float *x,
                                    const float *w, const float *dy, float *dw, float *dx, int accumulate, float *ws);
 
-/* ---- Sliding-window convolution (sliding.c) for stride-1 layers (kernel
- * up to 7x7, pad <= k - 1, not 1x1), exact like the im2col path. ---- */
+/* ---- Sliding-window convolution (sliding.c) for stride-1 and stride-2
+ * layers (kernel up to 7x7, pad <= k - 1, not 1x1), exact like the im2col
+ * path; the input gradient of stride 1 only. ---- */
 
-/* 1 when d is a stride-1 convolution the sliding kernel runs. */
+/* 1 when d is a convolution the sliding kernel runs (forward, weight gradient). */
 int simclr__cpu_sliding_eligible(const simclr__conv_desc *d);
 /* 1 when the context runs d's forward pass (backward = 0) or both its
  * gradients (backward = 1) with the sliding kernel: ctx->conv_exact forces
@@ -167,7 +169,7 @@ void simclr__cpu_sliding_forward(simclr_context *ctx, const simclr__conv_desc *d
  * identical for any thread count and ISA copy. */
 void simclr__cpu_sliding_weight_grad(simclr_context *ctx, const simclr__conv_desc *d, const float *x,
                                      const float *dy, float *dw, float *ws);
-/* dx = (accumulate: +=) the input gradient of d from dy. */
+/* dx = (accumulate: +=) the input gradient of d (stride 1) from dy. */
 void simclr__cpu_sliding_input_grad(simclr_context *ctx, const simclr__conv_desc *d, const float *w,
                                     const float *dy, float *dx, int accumulate, float *ws);
 

@@ -47,11 +47,18 @@ typedef float vf __attribute__((vector_size(VL * sizeof(float)), aligned(sizeof(
 /* Images per chunk: their padded copies stay under this many floats. */
 #define CHUNK_FLOATS ((int64_t)1 << 20)
 
+/* Stride s: the padded input is split into s x s phase planes (rows and
+ * columns of one residue mod s), so that output column ox of tap (ky, kx)
+ * reads column ox + kx / s of phase (ky mod s, kx mod s): consecutive again,
+ * and the stride-1 kernel runs unchanged with per-tap offsets. */
 typedef struct {
-    int64_t wp;    /* padded row width */
+    int64_t s;     /* stride: 1 or 2 */
+    int64_t wp;    /* row width of a phase plane (the padded row for stride 1) */
+    int64_t hph;   /* rows of a phase plane */
     int64_t q;     /* flat output positions of one image: oh * wp */
     int64_t qr;    /* q rounded up to whole register blocks */
-    int64_t plane; /* floats of one padded input plane, with the slack the last block reads */
+    int64_t phase; /* floats of one phase plane, with the slack the last block reads */
+    int64_t plane; /* floats of one input channel: s * s phase planes */
     int64_t kk;
     int64_t cblocks; /* output-channel blocks of CO */
     int64_t nb;      /* images per chunk */
@@ -60,12 +67,17 @@ typedef struct {
 static geom geometry(const simclr__conv_desc *d)
 {
     geom g;
-    g.wp = d->w + 2 * d->pad;
+    g.s = d->stride;
+    g.wp = (d->w + 2 * d->pad + g.s - 1) / g.s;
+    g.hph = (d->h + 2 * d->pad + g.s - 1) / g.s;
     g.q = d->oh * g.wp;
     g.qr = (g.q + BQ - 1) / BQ * BQ;
-    /* The last block reads up to qr - 1 + (kh - 1) wp + kw - 1. */
-    g.plane = (d->h + 2 * d->pad) * g.wp + (g.qr - g.q) + d->kw - 1 + 2;
-    g.plane = (g.plane + 15) / 16 * 16;
+    /* The last block reads up to qr - 1 + ((kh - 1) / s) wp + (kw - 1) / s,
+     * and the weight gradient's 3-tap groups 2 further. */
+    int64_t reach = g.qr + (d->kh - 1) / g.s * g.wp + (d->kw - 1) / g.s + 2;
+    g.phase = g.hph * g.wp > reach ? g.hph * g.wp : reach;
+    g.phase = (g.phase + 15) / 16 * 16;
+    g.plane = g.s * g.s * g.phase;
     g.kk = d->kh * d->kw;
     g.cblocks = (d->cout + CO - 1) / CO;
     int64_t per_image = d->cin * g.plane;
@@ -75,11 +87,20 @@ static geom geometry(const simclr__conv_desc *d)
     return g;
 }
 
+/* Flat offset, within one input channel's planes, of tap t's first read. */
+static int64_t tap_offset(const simclr__conv_desc *d, const geom *g, int64_t t)
+{
+    int64_t ky = t / d->kw, kx = t % d->kw;
+    return ((ky % g->s) * g->s + kx % g->s) * g->phase + ky / g->s * g->wp + kx / g->s;
+}
+
 int simclr__cpu_sliding_eligible(const simclr__conv_desc *d)
 {
-    /* pad <= k - 1 keeps the input gradient's padding k - 1 - pad >= 0. */
-    return d->stride == 1 && d->kh >= 1 && d->kh <= 7 && d->kw >= 1 && d->kw <= 7 && d->pad >= 0 &&
-           d->pad <= d->kh - 1 && d->pad <= d->kw - 1 && d->oh >= 1 && d->ow >= 1 && d->n >= 1 &&
+    /* Stride 1: pad <= k - 1 keeps the input gradient's padding k - 1 - pad
+     * >= 0. Stride 2: forward and weight gradient only (the input gradient
+     * of a strided layer is not a convolution; it stays on im2col). */
+    return (d->stride == 1 || d->stride == 2) && d->kh >= 1 && d->kh <= 7 && d->kw >= 1 && d->kw <= 7 &&
+           d->pad >= 0 && d->pad <= d->kh - 1 && d->pad <= d->kw - 1 && d->oh >= 1 && d->ow >= 1 && d->n >= 1 &&
            d->cin >= 1 && d->cout >= 1 && !(d->kh == 1 && d->kw == 1);
 }
 
@@ -111,9 +132,12 @@ static size_t dw_workspace(const simclr__conv_desc *d)
 size_t simclr__cpu_sliding_workspace(simclr_context *ctx, const simclr__conv_desc *d)
 {
     if (!simclr__cpu_sliding_eligible(d)) return 0;
-    simclr__conv_desc t = flipped_desc(d);
-    size_t f = pass_workspace(ctx, d), b = pass_workspace(ctx, &t), w = dw_workspace(d);
-    if (b > f) f = b;
+    size_t f = pass_workspace(ctx, d), w = dw_workspace(d);
+    if (d->stride == 1) {
+        simclr__conv_desc t = flipped_desc(d);
+        size_t b = pass_workspace(ctx, &t);
+        if (b > f) f = b;
+    }
     return w > f ? w : f;
 }
 
@@ -136,13 +160,24 @@ static void pad_task(void *arg, int64_t b, int64_t e, int wk)
     (void)wk;
     const pass_job *j = arg;
     const simclr__conv_desc *d = j->d;
+    const geom *g = &j->g;
     for (int64_t r = b; r < e; r++) { /* r = image-in-chunk * cin + ci */
         int64_t i = r / d->cin, ci = r % d->cin;
-        float *dst = j->padded + r * j->g.plane;
+        float *dst = j->padded + r * g->plane;
         const float *src = j->x + (ci * d->n + j->n0 + i) * d->h * d->w;
-        memset(dst, 0, (size_t)j->g.plane * sizeof(float));
-        for (int64_t iy = 0; iy < d->h; iy++)
-            memcpy(dst + (iy + d->pad) * j->g.wp + d->pad, src + iy * d->w, (size_t)d->w * sizeof(float));
+        memset(dst, 0, (size_t)g->plane * sizeof(float));
+        if (g->s == 1) {
+            for (int64_t iy = 0; iy < d->h; iy++)
+                memcpy(dst + (iy + d->pad) * g->wp + d->pad, src + iy * d->w, (size_t)d->w * sizeof(float));
+            continue;
+        }
+        for (int64_t iy = 0; iy < d->h; iy++) {
+            int64_t py = iy + d->pad;
+            for (int64_t ix = 0; ix < d->w; ix++) {
+                int64_t px = ix + d->pad;
+                dst[((py % 2) * 2 + px % 2) * g->phase + py / 2 * g->wp + px / 2] = src[iy * d->w + ix];
+            }
+        }
     }
 }
 
@@ -231,8 +266,7 @@ static void run_pass(simclr_context *ctx, const simclr__conv_desc *d, const floa
     j.padded = wr + g->cblocks * CO * d->cin * g->kk;
     j.scratch = j.padded + g->nb * d->cin * g->plane;
     arrange_weights(d, g, w, flip, wr);
-    for (int64_t ky = 0; ky < d->kh; ky++)
-        for (int64_t kx = 0; kx < d->kw; kx++) j.off[ky * d->kw + kx] = ky * g->wp + kx;
+    for (int64_t t = 0; t < g->kk; t++) j.off[t] = tap_offset(d, g, t);
     for (j.n0 = 0; j.n0 < d->n; j.n0 += g->nb) {
         j.cnt = j.n0 + g->nb <= d->n ? g->nb : d->n - j.n0;
         simclr__pool_for(ctx->pool, j.cnt * d->cin, 1, pad_task, &j);
@@ -271,6 +305,7 @@ typedef struct {
     float *padded, *dyp;
     double *sums; /* [cout][cin][kk] */
     int64_t n0, cnt;
+    int64_t off[49]; /* flat offset of every tap */
 } dw_job;
 
 static void pad_dy_task(void *arg, int64_t b, int64_t e, int wk)
@@ -313,13 +348,16 @@ static void dw_task(void *arg, int64_t b, int64_t e, int wk)
             for (int64_t ky = 0; ky < d->kh; ky++)
                 for (int64_t kx = 0; kx < d->kw; kx += 3) {
                     v8 a0 = {0}, a1 = {0}, a2 = {0}, b0 = {0}, b1 = {0}, b2 = {0};
+                    const int64_t *o = j->off + ky * d->kw + kx;
+                    int64_t o1 = kx + 1 < d->kw ? o[1] : o[0], o2 = kx + 2 < d->kw ? o[2] : o[0];
                     for (int64_t i = i0; i < i1; i++) {
-                        const float *xs = j->padded + (i * d->cin + ci) * g->plane + ky * g->wp + kx;
+                        const float *xs = j->padded + (i * d->cin + ci) * g->plane;
+                        const float *xs0 = xs + o[0], *xs1 = xs + o1, *xs2 = xs + o2;
                         const float *y0 = j->dyp + (co0 * g->nb + i) * g->qr, *y1 = j->dyp + (co1 * g->nb + i) * g->qr;
                         for (int64_t q = 0; q < g->qr; q += 8) {
                             v8 u = *(const v8 *)(y0 + q), v = *(const v8 *)(y1 + q);
-                            v8 x0 = *(const v8 *)(xs + q), x1 = *(const v8 *)(xs + q + 1),
-                               x2 = *(const v8 *)(xs + q + 2);
+                            v8 x0 = *(const v8 *)(xs0 + q), x1 = *(const v8 *)(xs1 + q),
+                               x2 = *(const v8 *)(xs2 + q);
                             a0 += u * x0, a1 += u * x1, a2 += u * x2;
                             b0 += v * x0, b1 += v * x1, b2 += v * x2;
                         }
@@ -350,6 +388,7 @@ void simclr__cpu_sliding_weight_grad(simclr_context *ctx, const simclr__conv_des
     j.padded = base + 2 * nw;
     j.dyp = j.padded + g->nb * d->cin * g->plane;
     memset(j.sums, 0, (size_t)nw * sizeof(double));
+    for (int64_t t = 0; t < g->kk; t++) j.off[t] = tap_offset(d, g, t);
     /* pad_task reads the forward job's fields: x, n0, padded, g, d. */
     pass_job p = {.d = d, .g = *g, .x = x, .padded = j.padded};
     for (j.n0 = 0; j.n0 < d->n; j.n0 += g->nb) {
