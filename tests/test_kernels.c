@@ -281,6 +281,47 @@ static void test_conv2d(void **state)
     g_where[0] = 0;
 }
 
+/* The folded EVAL batch norm: the cpu slot against ref's convolution and
+ * affine pass (tolerance), and against the cpu's own two passes (the same
+ * bytes, as the slot promises), with and without residual and ReLU, on
+ * every exact path. */
+static void test_conv2d_affine(void **state)
+{
+    ctxs *c = *state;
+    assert_non_null(c->cpu->backend->conv2d_forward_affine);
+    for (size_t e = 0; e < N_EXACT_MODES; e++)
+    for (size_t s = 0; s < sizeof conv_shapes / sizeof conv_shapes[0]; s++) {
+        const int64_t *g = conv_shapes[s];
+        simclr__conv_desc d = {.n = g[0], .cin = g[1], .h = g[2], .w = g[3], .cout = g[4], .kh = g[5], .kw = g[5],
+                               .stride = g[6], .pad = g[7]};
+        d.oh = (d.h + 2 * d.pad - d.kh) / d.stride + 1;
+        d.ow = (d.w + 2 * d.pad - d.kw) / d.stride + 1;
+        c->cpu->conv_exact = conv_exact_modes[e];
+        snprintf(g_where, sizeof g_where, " (shape %zu, exact path %d)", s, conv_exact_modes[e]);
+        int64_t nx = d.cin * d.n * d.h * d.w, ny = d.cout * d.n * d.oh * d.ow, nw = d.cout * d.cin * d.kh * d.kw;
+        float *x = alloc_rand(nx, 70 + s), *w = alloc_rand(nw, 80 + s), *res = alloc_rand(ny, 85 + s);
+        float *scale = alloc_rand(d.cout, 90 + s), *shift = alloc_rand(d.cout, 95 + s);
+        float *ws = malloc((c->cpu->backend->conv2d_workspace(c->cpu, &d) + 1) * sizeof(float));
+        float *y1 = malloc((size_t)ny * 4), *y2 = malloc((size_t)ny * 4), *y3 = malloc((size_t)ny * 4);
+        for (int variant = 0; variant < 4; variant++) {
+            const float *r = variant & 1 ? res : NULL;
+            int relu = variant >> 1;
+            c->ref->backend->conv2d_forward(c->ref, &d, x, w, NULL, y1, NULL);
+            c->ref->backend->row_affine(c->ref, d.cout, ny / d.cout, y1, scale, shift, r, relu, y1);
+            c->cpu->backend->conv2d_forward_affine(c->cpu, &d, x, w, scale, shift, r, relu, y2, ws);
+            cmp("conv2d_forward_affine", y1, y2, ny, TOL);
+            c->cpu->backend->conv2d_forward(c->cpu, &d, x, w, NULL, y3, ws);
+            c->cpu->backend->row_affine(c->cpu, d.cout, ny / d.cout, y3, scale, shift, r, relu, y3);
+            if (memcmp(y2, y3, (size_t)ny * 4))
+                fail_msg("conv2d_forward_affine%s, variant %d: not the bytes of conv2d_forward + row_affine", g_where,
+                         variant);
+        }
+        free(x), free(w), free(res), free(scale), free(shift), free(ws), free(y1), free(y2), free(y3);
+    }
+    c->cpu->conv_exact = 0;
+    g_where[0] = 0;
+}
+
 /* The same bytes at 1, 2 and 3 threads (the header's promise): products,
  * convolutions (both gradients, both accumulate modes) and reductions. */
 static void test_same_bytes_any_thread_count(void **state)
@@ -462,6 +503,7 @@ int main(void)
         cmocka_unit_test(test_reductions),
         cmocka_unit_test(test_swap01),
         cmocka_unit_test(test_conv2d),
+        cmocka_unit_test(test_conv2d_affine),
         cmocka_unit_test(test_batchnorm_kernels),
         cmocka_unit_test(test_pooling),
         cmocka_unit_test(test_same_bytes_any_thread_count),

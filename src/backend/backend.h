@@ -84,6 +84,14 @@ typedef struct simclr__backend {
     void (*conv2d_backward)(simclr_context *ctx, const struct simclr__conv_desc *d, const float *x,
                             const float *w, const float *dy, float *dw, float *dbias, float *dx,
                             int accumulate, float *ws);
+    /* Optional (NULL: conv2d_forward without bias, then row_affine on y):
+     * y[co] = act(conv(x, w)[co] * scale[co] + shift[co] + res[co]), act =
+     * ReLU when relu != 0, res may be NULL: an EVAL batch norm folded into
+     * the convolution's output pass. The same bytes as the two-pass
+     * fallback. y overlaps neither x nor res. */
+    void (*conv2d_forward_affine)(simclr_context *ctx, const struct simclr__conv_desc *d, const float *x,
+                                  const float *w, const float *scale, const float *shift, const float *res,
+                                  int relu, float *y, float *ws);
 
     /* Per-row mean and biased variance of x [c, m], accumulated in double. */
     void (*row_moments)(simclr_context *ctx, int64_t c, int64_t m, const float *x, float *mean, float *var);

@@ -365,6 +365,14 @@ static simclr_status ensure_plan(simclr_module *m, resnet *r, int64_t n, int64_t
 static void unit_forward(simclr_context *ctx, resnet *r, unit *u, const float *x, const float *res,
                          simclr_mode mode)
 {
+    if (mode == SIMCLR_EVAL) {
+        /* The batch norm's fixed scale and shift folded into the conv's
+         * output pass (no bias in a ResNet conv). */
+        const float *scale, *shift;
+        simclr__batchnorm_eval_affine(&u->bn, u->stats, &scale, &shift);
+        simclr__conv2d_forward_affine(ctx, &u->conv, &u->d, x, scale, shift, res, u->relu, u->y, r->ws);
+        return;
+    }
     simclr__conv2d_forward(ctx, &u->conv, &u->d, x, u->a, r->ws);
     simclr__batchnorm_forward(ctx, &u->bn, r->n * u->d.oh * u->d.ow, mode, u->a, res, u->relu, u->y, u->stats);
 }

@@ -68,16 +68,33 @@ void simclr__batchnorm_forward(simclr_context *ctx, const simclr__batchnorm *l, 
         }
         if (update) simclr__f32(l->num_batches_tracked)[0] += 1.0f;
     } else {
-        for (int64_t i = 0; i < c; i++) {
-            mean[i] = rm[i];
-            invstd[i] = (float)(1.0 / sqrt((double)rv[i] + l->eps));
-        }
+        const float *sc, *sh;
+        simclr__batchnorm_eval_affine(l, stats, &sc, &sh);
+        ctx->backend->row_affine(ctx, c, m, x, sc, sh, res, relu, y);
+        return;
     }
     for (int64_t i = 0; i < c; i++) {
         scale[i] = gamma[i] * invstd[i];
         shift[i] = (beta ? beta[i] : 0.0f) - mean[i] * scale[i];
     }
     ctx->backend->row_affine(ctx, c, m, x, scale, shift, res, relu, y);
+}
+
+void simclr__batchnorm_eval_affine(const simclr__batchnorm *l, float *stats, const float **scale_out,
+                                   const float **shift_out)
+{
+    int64_t c = l->c;
+    float *mean = stats + S_MEAN * c, *invstd = stats + S_INVSTD * c;
+    float *scale = stats + S_SCALE * c, *shift = stats + S_SHIFT * c;
+    const float *gamma = simclr__f32(l->gamma), *beta = l->beta ? simclr__f32(l->beta) : NULL;
+    const float *rm = simclr__f32(l->running_mean), *rv = simclr__f32(l->running_var);
+    for (int64_t i = 0; i < c; i++) {
+        mean[i] = rm[i];
+        invstd[i] = (float)(1.0 / sqrt((double)rv[i] + l->eps));
+        scale[i] = gamma[i] * invstd[i];
+        shift[i] = (beta ? beta[i] : 0.0f) - mean[i] * scale[i];
+    }
+    *scale_out = scale, *shift_out = shift;
 }
 
 void simclr__batchnorm_recompute(simclr_context *ctx, const simclr__batchnorm *l, int64_t m, const float *x,

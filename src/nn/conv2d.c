@@ -59,6 +59,19 @@ void simclr__conv2d_forward(simclr_context *ctx, const simclr__conv2d *l, const 
     ctx->backend->conv2d_forward(ctx, d, x, simclr__f32(l->w), l->b ? simclr__f32(l->b) : NULL, y, ws);
 }
 
+void simclr__conv2d_forward_affine(simclr_context *ctx, const simclr__conv2d *l, const simclr__conv_desc *d,
+                                   const float *x, const float *scale, const float *shift, const float *res,
+                                   int relu, float *y, float *ws)
+{
+    const float *w = simclr__f32(l->w);
+    if (ctx->backend->conv2d_forward_affine) {
+        ctx->backend->conv2d_forward_affine(ctx, d, x, w, scale, shift, res, relu, y, ws);
+        return;
+    }
+    ctx->backend->conv2d_forward(ctx, d, x, w, NULL, y, ws);
+    ctx->backend->row_affine(ctx, d->cout, d->n * d->oh * d->ow, y, scale, shift, res, relu, y);
+}
+
 void simclr__conv2d_backward(simclr_context *ctx, const simclr__conv2d *l, const simclr__conv_desc *d,
                              const float *x, const float *dy, float *dx, int accumulate, float *ws)
 {

@@ -55,6 +55,12 @@ simclr_status simclr__conv2d_desc(const simclr__conv2d *l, int64_t n, int64_t h,
 
 void simclr__conv2d_forward(simclr_context *ctx, const simclr__conv2d *l, const simclr__conv_desc *d,
                             const float *x, float *y, float *ws);
+/* y = act(conv(x) * scale + shift + res) per output channel (res may be
+ * NULL): a layer without bias followed by an EVAL batch norm, in one pass
+ * where the backend can (conv2d_forward_affine), else in two. */
+void simclr__conv2d_forward_affine(simclr_context *ctx, const simclr__conv2d *l, const simclr__conv_desc *d,
+                                   const float *x, const float *scale, const float *shift, const float *res,
+                                   int relu, float *y, float *ws);
 /* Accumulates dW (and db); dx NULL = no input gradient (first layer),
  * accumulate = 1 adds into dx. */
 void simclr__conv2d_backward(simclr_context *ctx, const simclr__conv2d *l, const simclr__conv_desc *d,
@@ -84,6 +90,10 @@ simclr_status simclr__batchnorm_init(const simclr__param_sink *ps, simclr__batch
  * stats) and updates the running ones (unbiased variance, needs m >= 2). */
 void simclr__batchnorm_forward(simclr_context *ctx, const simclr__batchnorm *l, int64_t m, simclr_mode mode,
                                const float *x, const float *res, int relu, float *y, float *stats);
+/* The per-channel scale and shift of the EVAL forward (running
+ * statistics), written into stats; returned pointers point into stats. */
+void simclr__batchnorm_eval_affine(const simclr__batchnorm *l, float *stats, const float **scale,
+                                   const float **shift);
 /* y again, bit for bit, from the x and stats a forward without residual
  * left (its scale and shift; valid until this layer's backward runs, which
  * reuses that scratch): lets a network drop y after its forward and rebuild

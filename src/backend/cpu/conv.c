@@ -329,6 +329,20 @@ void simclr__cpu_conv2d_forward(simclr_context *ctx, const simclr__conv_desc *d,
     }
 }
 
+/* The sliding kernel applies the batch norm while it copies each block out;
+ * the other paths write y, then one affine pass (the same expression). */
+void simclr__cpu_conv2d_forward_affine(simclr_context *ctx, const simclr__conv_desc *d, const float *x,
+                                       const float *w, const float *scale, const float *shift, const float *res,
+                                       int relu, float *y, float *ws)
+{
+    if (!simclr__cpu_winograd_choose(ctx, d) && simclr__cpu_sliding_choose(ctx, d, 0)) {
+        simclr__cpu_sliding_forward_affine(ctx, d, x, w, scale, shift, res, relu, y, ws);
+        return;
+    }
+    simclr__cpu_conv2d_forward(ctx, d, x, w, NULL, y, ws);
+    simclr__cpu_row_affine(ctx, d->cout, d->n * d->oh * d->ow, y, scale, shift, res, relu, y);
+}
+
 void simclr__cpu_conv2d_backward(simclr_context *ctx, const simclr__conv_desc *d, const float *x, const float *w,
                                  const float *dy, float *dw, float *dbias, float *dx, int accumulate, float *ws)
 {

@@ -303,6 +303,7 @@ const simclr__backend simclr__backend_cpu = {
     .swap01 = simclr__cpu_swap01,
     .conv2d_workspace = simclr__cpu_conv2d_workspace,
     .conv2d_forward = simclr__cpu_conv2d_forward,
+    .conv2d_forward_affine = simclr__cpu_conv2d_forward_affine,
     .conv2d_backward = simclr__cpu_conv2d_backward,
     .row_moments = simclr__cpu_row_moments,
     .row_affine = simclr__cpu_row_affine,

@@ -37,6 +37,11 @@ size_t simclr__cpu_sliding_workspace(simclr_context *ctx, const simclr__conv_des
 /* y = conv(x, w) + bias (bias may be NULL). */
 void simclr__cpu_sliding_forward(simclr_context *ctx, const simclr__conv_desc *d, const float *x, const float *w,
                                  const float *bias, float *y, float *ws);
+/* y = act(conv(x, w) * scale + shift + res) (the backend's
+ * conv2d_forward_affine; res may be NULL). */
+void simclr__cpu_sliding_forward_affine(simclr_context *ctx, const simclr__conv_desc *d, const float *x,
+                                        const float *w, const float *scale, const float *shift, const float *res,
+                                        int relu, float *y, float *ws);
 /* dw += the weight gradient of d (no bias gradient: the caller's). Bytes
  * identical for any thread count and ISA copy. */
 void simclr__cpu_sliding_weight_grad(simclr_context *ctx, const simclr__conv_desc *d, const float *x,
@@ -79,6 +84,8 @@ void simclr__cpu_sliding_input_grad(simclr_context *ctx, const simclr__conv_desc
 #define simclr__cpu_sliding_choose SIMCLR__CPU_SYM(simclr__cpu_sliding_choose)
 #define simclr__cpu_sliding_workspace SIMCLR__CPU_SYM(simclr__cpu_sliding_workspace)
 #define simclr__cpu_sliding_forward SIMCLR__CPU_SYM(simclr__cpu_sliding_forward)
+#define simclr__cpu_sliding_forward_affine SIMCLR__CPU_SYM(simclr__cpu_sliding_forward_affine)
+#define simclr__cpu_conv2d_forward_affine SIMCLR__CPU_SYM(simclr__cpu_conv2d_forward_affine)
 #define simclr__cpu_sliding_input_grad SIMCLR__CPU_SYM(simclr__cpu_sliding_input_grad)
 #define simclr__cpu_sliding_weight_grad SIMCLR__CPU_SYM(simclr__cpu_sliding_weight_grad)
 
@@ -105,6 +112,9 @@ void simclr__cpu_conv2d_forward(simclr_context *ctx, const simclr__conv_desc *d,
                                 const float *bias, float *y, float *ws);
 void simclr__cpu_conv2d_backward(simclr_context *ctx, const simclr__conv_desc *d, const float *x, const float *w,
                                  const float *dy, float *dw, float *dbias, float *dx, int accumulate, float *ws);
+void simclr__cpu_conv2d_forward_affine(simclr_context *ctx, const simclr__conv_desc *d, const float *x,
+                                       const float *w, const float *scale, const float *shift, const float *res,
+                                       int relu, float *y, float *ws);
 
 void simclr__cpu_swap01(simclr_context *ctx, int64_t a, int64_t b, int64_t inner, const float *x, float *y);
 void simclr__cpu_row_moments(simclr_context *ctx, int64_t c, int64_t m, const float *x, float *mean, float *var);
@@ -165,6 +175,11 @@ size_t simclr__cpu_sliding_workspace(simclr_context *ctx, const simclr__conv_des
 /* y = conv(x, w) + bias (bias may be NULL). */
 void simclr__cpu_sliding_forward(simclr_context *ctx, const simclr__conv_desc *d, const float *x, const float *w,
                                  const float *bias, float *y, float *ws);
+/* y = act(conv(x, w) * scale + shift + res) (the backend's
+ * conv2d_forward_affine; res may be NULL). */
+void simclr__cpu_sliding_forward_affine(simclr_context *ctx, const simclr__conv_desc *d, const float *x,
+                                        const float *w, const float *scale, const float *shift, const float *res,
+                                        int relu, float *y, float *ws);
 /* dw += the weight gradient of d (no bias gradient: the caller's). Bytes
  * identical for any thread count and ISA copy. */
 void simclr__cpu_sliding_weight_grad(simclr_context *ctx, const simclr__conv_desc *d, const float *x,

@@ -153,6 +153,8 @@ typedef struct {
     int64_t n0, cnt; /* the chunk */
     int64_t off[49]; /* flat offset of every tap */
     int accumulate;
+    const float *scale, *shift, *res; /* the folded EVAL batch norm, or NULL */
+    int relu;
 } pass_job;
 
 static void pad_task(void *arg, int64_t b, int64_t e, int wk)
@@ -206,6 +208,30 @@ static inline __attribute__((always_inline)) void block(const float *xp, int64_t
     *(vf *)(out + 3 * qr) = a30, *(vf *)(out + 3 * qr + VL) = a31;
 }
 
+/* One output plane through the folded batch norm: the expression of the
+ * cpu backend's row_affine, so the bytes equal the two-pass fallback's. */
+static void epilogue_affine(const pass_job *j, int64_t co, const float *src, float *dst, const float *res)
+{
+    const simclr__conv_desc *d = j->d;
+    float sc = j->scale[co], t = j->shift[co];
+    for (int64_t oy = 0; oy < d->oh; oy++, src += j->g.wp, dst += d->ow, res = res ? res + d->ow : NULL) {
+        if (res && j->relu)
+            for (int64_t ox = 0; ox < d->ow; ox++) {
+                float v = src[ox] * sc + t + res[ox];
+                dst[ox] = v > 0.0f ? v : 0.0f;
+            }
+        else if (res)
+            for (int64_t ox = 0; ox < d->ow; ox++) dst[ox] = src[ox] * sc + t + res[ox];
+        else if (j->relu)
+            for (int64_t ox = 0; ox < d->ow; ox++) {
+                float v = src[ox] * sc + t;
+                dst[ox] = v > 0.0f ? v : 0.0f;
+            }
+        else
+            for (int64_t ox = 0; ox < d->ow; ox++) dst[ox] = src[ox] * sc + t;
+    }
+}
+
 /* One task: output channels [cb CO, cb CO + CO) of one image of the chunk. */
 static void conv_task(void *arg, int64_t b, int64_t e, int wk)
 {
@@ -225,7 +251,12 @@ static void conv_task(void *arg, int64_t b, int64_t e, int wk)
         int64_t co_end = cb * CO + CO < d->cout ? cb * CO + CO : d->cout;
         for (int64_t co = cb * CO; co < co_end; co++) {
             const float *src = scratch + (co - cb * CO) * g->qr;
-            float *dst = j->y + (co * d->n + j->n0 + i) * d->oh * d->ow;
+            int64_t at = (co * d->n + j->n0 + i) * d->oh * d->ow;
+            float *dst = j->y + at;
+            if (j->scale) {
+                epilogue_affine(j, co, src, dst, j->res ? j->res + at : NULL);
+                continue;
+            }
             float bv = j->bias ? j->bias[co] : 0.0f;
             for (int64_t oy = 0; oy < d->oh; oy++, src += g->wp, dst += d->ow) {
                 if (j->accumulate)
@@ -257,9 +288,10 @@ static void arrange_weights(const simclr__conv_desc *d, const geom *g, const flo
 }
 
 static void run_pass(simclr_context *ctx, const simclr__conv_desc *d, const float *x, const float *w, int flip,
-                     const float *bias, float *y, int accumulate, float *ws)
+                     const float *bias, float *y, int accumulate, float *ws, const pass_job *affine)
 {
     pass_job j = {.d = d, .g = geometry(d), .x = x, .bias = bias, .y = y, .accumulate = accumulate};
+    if (affine) j.scale = affine->scale, j.shift = affine->shift, j.res = affine->res, j.relu = affine->relu;
     const geom *g = &j.g;
     float *wr = ws;
     j.wr = wr;
@@ -277,14 +309,22 @@ static void run_pass(simclr_context *ctx, const simclr__conv_desc *d, const floa
 void simclr__cpu_sliding_forward(simclr_context *ctx, const simclr__conv_desc *d, const float *x, const float *w,
                                  const float *bias, float *y, float *ws)
 {
-    run_pass(ctx, d, x, w, 0, bias, y, 0, ws);
+    run_pass(ctx, d, x, w, 0, bias, y, 0, ws, NULL);
+}
+
+void simclr__cpu_sliding_forward_affine(simclr_context *ctx, const simclr__conv_desc *d, const float *x,
+                                        const float *w, const float *scale, const float *shift, const float *res,
+                                        int relu, float *y, float *ws)
+{
+    pass_job a = {.scale = scale, .shift = shift, .res = res, .relu = relu};
+    run_pass(ctx, d, x, w, 0, NULL, y, 0, ws, &a);
 }
 
 void simclr__cpu_sliding_input_grad(simclr_context *ctx, const simclr__conv_desc *d, const float *w,
                                     const float *dy, float *dx, int accumulate, float *ws)
 {
     simclr__conv_desc t = flipped_desc(d);
-    run_pass(ctx, &t, dy, w, 1, NULL, dx, accumulate, ws);
+    run_pass(ctx, &t, dy, w, 1, NULL, dx, accumulate, ws, NULL);
 }
 
 /* ---- Weight gradient ----
