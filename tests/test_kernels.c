@@ -289,6 +289,8 @@ static void test_conv2d_affine(void **state)
 {
     ctxs *c = *state;
     assert_non_null(c->cpu->backend->conv2d_forward_affine);
+    assert_non_null(c->ref->backend->conv2d_forward_affine);
+    assert_true(simclr__backend_ref.conv2d_forward_affine == NULL); /* so the line above tests the fallback */
     for (size_t e = 0; e < N_EXACT_MODES; e++)
     for (size_t s = 0; s < sizeof conv_shapes / sizeof conv_shapes[0]; s++) {
         const int64_t *g = conv_shapes[s];
@@ -315,6 +317,11 @@ static void test_conv2d_affine(void **state)
             if (memcmp(y2, y3, (size_t)ny * 4))
                 fail_msg("conv2d_forward_affine%s, variant %d: not the bytes of conv2d_forward + row_affine", g_where,
                          variant);
+            /* ref has no such kernel: its context got the generic fallback. */
+            c->ref->backend->conv2d_forward_affine(c->ref, &d, x, w, scale, shift, r, relu, y3, NULL);
+            if (memcmp(y1, y3, (size_t)ny * 4))
+                fail_msg("ref's conv2d_forward_affine fallback%s, variant %d: not the bytes of its two passes",
+                         g_where, variant);
         }
         free(x), free(w), free(res), free(scale), free(shift), free(ws), free(y1), free(y2), free(y3);
     }

@@ -10,7 +10,10 @@
  *    the generic fallback named there.
  *
  * Adding a kernel: add the slot here, implement it in ref.c (plain loops, the
- * oracle) and cpu.c (fast), and add it to tests/test_kernels.c. */
+ * oracle) and cpu.c (fast), and add it to tests/test_kernels.c. An optional
+ * slot (its comment says so) also gets a generic version in fallback.c: each
+ * context runs on its own copy of its backend's table with every NULL
+ * optional slot filled, so the layers never test for NULL. */
 #ifndef SIMCLR_BACKEND_H
 #define SIMCLR_BACKEND_H
 
@@ -34,7 +37,7 @@ typedef struct simclr__backend {
      * "portable", "avx2" or "avx512" (backend/isa.c). */
     const char *isa;
 
-    /* Optional (NULL: nothing to do): called by simclr_context_create after
+    /* Optional (fallback: nothing to do): called by simclr_context_create after
      * the context is set up, and by simclr_context_destroy before it goes.
      * The cpu backend holds OpenBLAS at one thread while any of its contexts
      * lives (backend/blas_threads.c). */
@@ -84,7 +87,7 @@ typedef struct simclr__backend {
     void (*conv2d_backward)(simclr_context *ctx, const struct simclr__conv_desc *d, const float *x,
                             const float *w, const float *dy, float *dw, float *dbias, float *dx,
                             int accumulate, float *ws);
-    /* Optional (NULL: conv2d_forward without bias, then row_affine on y):
+    /* Optional (fallback: conv2d_forward without bias, then row_affine on y):
      * y[co] = act(conv(x, w)[co] * scale[co] + shift[co] + res[co]), act =
      * ReLU when relu != 0, res may be NULL: an EVAL batch norm folded into
      * the convolution's output pass. The same bytes as the two-pass
@@ -141,6 +144,9 @@ int simclr__isa_parse(const char *name);
 const char *simclr__isa_name(int isa);
 
 extern const simclr__backend simclr__backend_ref;
+
+/* Fills every NULL optional slot of t with its generic version (fallback.c). */
+void simclr__backend_fill_fallbacks(simclr__backend *t);
 
 /* OpenBLAS at one thread while any "cpu" context lives, the host's count
  * restored after the last (backend/blas_threads.c). */

@@ -25,7 +25,18 @@ simclr_status simclr_context_create(const char *backend, int n_threads, const si
     if (!be) return simclr__fail(SIMCLR_E_UNSUPPORTED, "%s: unknown backend '%s' (have: cpu, ref)", fn, backend);
     simclr_context *ctx;
     SIMCLR__TRY(simclr__context_new(fn, be, n_threads, allocator, &ctx));
-    if (be->context_acquire) be->context_acquire(ctx);
+    /* The context's own copy of the table, optional slots filled: per-
+     * context backend state can live beside it, and callers never test a
+     * slot for NULL. */
+    simclr__backend *table = simclr__malloc(ctx, sizeof *table);
+    if (!table) {
+        simclr__context_free(ctx);
+        return simclr__nomem(fn, sizeof *table);
+    }
+    *table = *be;
+    simclr__backend_fill_fallbacks(table);
+    ctx->backend = table;
+    table->context_acquire(ctx);
     *out = ctx;
     return SIMCLR_OK;
 }
@@ -33,7 +44,8 @@ simclr_status simclr_context_create(const char *backend, int n_threads, const si
 void simclr_context_destroy(simclr_context *ctx)
 {
     if (!ctx) return;
-    if (ctx->backend->context_release) ctx->backend->context_release(ctx);
+    ctx->backend->context_release(ctx);
+    simclr__free(ctx, (void *)ctx->backend);
     simclr__context_free(ctx);
 }
 

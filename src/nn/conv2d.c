@@ -63,13 +63,7 @@ void simclr__conv2d_forward_affine(simclr_context *ctx, const simclr__conv2d *l,
                                    const float *x, const float *scale, const float *shift, const float *res,
                                    int relu, float *y, float *ws)
 {
-    const float *w = simclr__f32(l->w);
-    if (ctx->backend->conv2d_forward_affine) {
-        ctx->backend->conv2d_forward_affine(ctx, d, x, w, scale, shift, res, relu, y, ws);
-        return;
-    }
-    ctx->backend->conv2d_forward(ctx, d, x, w, NULL, y, ws);
-    ctx->backend->row_affine(ctx, d->cout, d->n * d->oh * d->ow, y, scale, shift, res, relu, y);
+    ctx->backend->conv2d_forward_affine(ctx, d, x, simclr__f32(l->w), scale, shift, res, relu, y, ws);
 }
 
 void simclr__conv2d_backward(simclr_context *ctx, const simclr__conv2d *l, const simclr__conv_desc *d,

@@ -57,7 +57,8 @@ void simclr__conv2d_forward(simclr_context *ctx, const simclr__conv2d *l, const 
                             const float *x, float *y, float *ws);
 /* y = act(conv(x) * scale + shift + res) per output channel (res may be
  * NULL): a layer without bias followed by an EVAL batch norm, in one pass
- * where the backend can (conv2d_forward_affine), else in two. */
+ * where the backend can (conv2d_forward_affine), else in two (the slot's
+ * fallback). */
 void simclr__conv2d_forward_affine(simclr_context *ctx, const simclr__conv2d *l, const simclr__conv_desc *d,
                                    const float *x, const float *scale, const float *shift, const float *res,
                                    int relu, float *y, float *ws);
