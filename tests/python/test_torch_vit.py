@@ -203,3 +203,32 @@ def test_presets_and_bad_configs():
     assert "pos_embedding" in str(e.value)
     with pytest.raises(simclr.ShapeError):
         m.forward(np.zeros((2, 1, 32, 32), np.float32))
+
+
+def test_short_simclr_training_lowers_the_loss():
+    """The ViT inside the unchanged trainer: AdamW with warmup + cosine, no
+    decay on norms, biases, position embedding and class token; 80 steps on
+    a fixed set of 32 structured 32x32 images lower the NT-Xent loss from
+    chance (log 63 = 4.14) by more than 0.2 (measured: 4.09 -> 3.70 over the
+    first 5 / last 10 steps; single steps are noisy, +-0.15)."""
+    ctx = simclr.Context("cpu", 2)
+    enc = simclr.ViT(ctx, image_size=32, patch_size=8, in_channels=3, hidden_dim=48, depth=2, heads=3, mlp_dim=96,
+                     seed=0)
+    head = simclr.MLPHead(ctx, enc.output_dim, 64, 32, n_layers=2, seed=1)
+    aug = simclr.Augment(ctx, "grayscale", 32, 32)
+    loss = simclr.NTXent(ctx, 0.5)
+    steps = 80
+    opt = simclr.Optimizer(ctx, "adamw", [enc, head], lr=1e-3, weight_decay=0.05, exclude_no_decay=1,
+                           warmup_steps=5, total_steps=steps)
+    tr = simclr.Trainer(ctx, enc, head, aug, loss, opt)
+    # 32 images: smooth random colour fields, each its own "class".
+    g = np.random.default_rng(0)
+    base = g.random((32, 4, 4, 3))
+    imgs = np.kron(base, np.ones((1, 8, 8, 1))) * 200 + g.random((32, 32, 32, 3)) * 55
+    imgs = imgs.astype(np.uint8)
+    losses = [tr.step(imgs, seed=s) for s in range(steps)]
+    assert all(np.isfinite(losses))
+    first, last = np.mean(losses[:5]), np.mean(losses[-10:])
+    assert first > 3.95 and last < first - 0.2, (first, last, losses)
+    # The trained encoder still exports features of the right shape.
+    assert enc.forward(np.zeros((2, 3, 32, 32), np.float32)).shape == (2, 48)
