@@ -1209,12 +1209,14 @@ typedef enum simclr_embed_param {
 } simclr_embed_param;
 
 /* Creates an embedder on ctx (the calling thread's context; its threads run
- * the forward) for a ResNet encoder made by simclr_resnet_create (possibly on
- * another context), producing features of simclr_module_output_dim(encoder).
- * out_h, out_w: 1..4096, the size the encoder sees. Reads the encoder's
+ * the forward) for a ResNet encoder made by simclr_resnet_create or a ViT
+ * made by simclr_vit_create (possibly on another context), producing
+ * features of simclr_module_output_dim(encoder).
+ * out_h, out_w: 1..4096, the size the encoder sees (for a ViT its image
+ * size; another size fails at simclr_embedder_run with SIMCLR_E_SHAPE). Reads the encoder's
  * architecture now and its weights at every run (so a later
  * simclr_module_load is seen by the next run, when no run is in flight).
- * SIMCLR_E_INVALID for NULLs, a size out of range or a non-ResNet module;
+ * SIMCLR_E_INVALID for NULLs, a size out of range or another kind of module;
  * SIMCLR_E_NOMEM. *out is owned by the caller. */
 SIMCLR_API simclr_status simclr_embedder_create(simclr_context *ctx, const simclr_module *encoder,
                                                 int out_h, int out_w, simclr_embedder **out);
@@ -1261,8 +1263,7 @@ typedef enum simclr_vit_preset {
  * token's state or the mean of the patch tokens. Input F32
  * [N, in_channels, image_size, image_size]; output F32 [N, hidden_dim]. The
  * module works wherever a ResNet encoder does (heads, trainer, optimizers,
- * checkpoints, safetensors, feature extraction, probes), except
- * simclr_embedder_create, which takes ResNets only.
+ * checkpoints, safetensors, feature extraction, probes, the embedder).
  *
  * Names and shapes are torchvision's ("conv_proj.weight", "class_token"
  * [1, 1, D], "encoder.pos_embedding" [1, T, D],

@@ -232,3 +232,18 @@ def test_short_simclr_training_lowers_the_loss():
     assert first > 3.95 and last < first - 0.2, (first, last, losses)
     # The trained encoder still exports features of the right shape.
     assert enc.forward(np.zeros((2, 3, 32, 32), np.float32)).shape == (2, 48)
+
+
+def test_embedder_and_feature_extraction_take_a_vit():
+    ctx = simclr.Context("cpu", 1)
+    enc = ours(ctx, seed=2)
+    g = np.random.default_rng(3)
+    img = g.integers(0, 256, size=(32, 32, 3), dtype=np.uint8)
+    emb = simclr.Embedder(ctx, enc, 32, resize=32)
+    got = emb([img])
+    x = img.transpose(2, 0, 1)[None].astype(np.float32) / np.float32(255)
+    np.testing.assert_allclose(got, enc.forward(x, "eval"), rtol=1e-5, atol=1e-6)
+    with simclr.Context("cpu", 2) as c2:  # another context over the same weights
+        np.testing.assert_array_equal(simclr.Embedder(c2, enc, 32, resize=32)([img]), got)
+    with pytest.raises(simclr.ShapeError):
+        simclr.Embedder(ctx, enc, 16)([img])
