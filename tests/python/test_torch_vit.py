@@ -247,3 +247,16 @@ def test_embedder_and_feature_extraction_take_a_vit():
         np.testing.assert_array_equal(simclr.Embedder(c2, enc, 32, resize=32)([img]), got)
     with pytest.raises(simclr.ShapeError):
         simclr.Embedder(ctx, enc, 16)([img])
+
+
+def test_checkpoint_round_trip(tmp_path):
+    ctx = simclr.Context("cpu", 1)
+    a, b = ours(ctx, seed=1), ours(ctx, seed=2)
+    path = str(tmp_path / "vit.ckpt")
+    a.save(path)
+    b.load(path)
+    x, _ = inputs(2)
+    assert np.array_equal(a.forward(x), b.forward(x))
+    other = simclr.ViT(ctx, image_size=32, patch_size=4, hidden_dim=64, depth=1, heads=2, mlp_dim=128)
+    with pytest.raises(simclr.SimclrError):
+        other.load(path)
