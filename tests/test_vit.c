@@ -408,6 +408,60 @@ static void test_arena_rule(void **state)
     assert_int_equal(a.live, 0);
 }
 
+/* The largest single allocation (the activation arena). */
+static size_t g_largest;
+static void *largest_alloc(void *user, size_t size, size_t alignment)
+{
+    (void)user;
+    if (size > g_largest) g_largest = size;
+    void *p = NULL;
+    return posix_memalign(&p, alignment, size ? size : 1) == 0 ? p : NULL;
+}
+static void largest_free(void *user, void *ptr) { (void)user, free(ptr); }
+
+/* An EVAL forward first plans the smaller inference arena and gives the
+ * same bytes as a TRAIN forward; a TRAIN forward then re-plans, and its
+ * backward runs. */
+static void test_inference_plan(void **state)
+{
+    (void)state;
+    simclr_allocator al = {largest_alloc, largest_free, NULL};
+    simclr_context *ctx;
+    simclr_module *a, *b;
+    CHECK_OK(simclr_context_create("cpu", 2, &al, &ctx));
+    for (int pool = 0; pool < 2; pool++) {
+        CHECK_OK(simclr_vit_create(ctx, 16, 4, 3, 16, 3, 2, 32, (simclr_vit_pool)pool, 4, &a));
+        CHECK_OK(simclr_vit_create(ctx, 16, 4, 3, 16, 3, 2, 32, (simclr_vit_pool)pool, 4, &b));
+        int64_t xs[4] = {3, 3, 16, 16}, ys[2] = {3, 16};
+        simclr_tensor *x, *ya, *yb, *dx;
+        CHECK_OK(simclr_tensor_create(ctx, SIMCLR_F32, 4, xs, &x));
+        CHECK_OK(simclr_tensor_create(ctx, SIMCLR_F32, 4, xs, &dx));
+        CHECK_OK(simclr_tensor_create(ctx, SIMCLR_F32, 2, ys, &ya));
+        CHECK_OK(simclr_tensor_create(ctx, SIMCLR_F32, 2, ys, &yb));
+        test_fill(simclr_tensor_data(x), 3 * 3 * 256, 8);
+        g_largest = 0;
+        CHECK_OK(simclr_module_forward(a, x, SIMCLR_EVAL, ya));
+        size_t eval_arena = g_largest;
+        g_largest = 0;
+        CHECK_OK(simclr_module_forward(b, x, SIMCLR_TRAIN, yb));
+        size_t train_arena = g_largest;
+        assert_memory_equal(simclr_tensor_data(ya), simclr_tensor_data(yb), 3 * 16 * 4);
+        if (!(2 * eval_arena < train_arena))
+            fail_msg("inference arena %zu bytes, training arena %zu", eval_arena, train_arena);
+        /* backward needs a TRAIN forward; the TRAIN forward re-plans */
+        assert_int_not_equal(simclr_module_backward(a, ya, dx), SIMCLR_OK);
+        CHECK_OK(simclr_module_forward(a, x, SIMCLR_TRAIN, ya));
+        assert_memory_equal(simclr_tensor_data(ya), simclr_tensor_data(yb), 3 * 16 * 4);
+        CHECK_OK(simclr_module_backward(a, ya, dx));
+        /* EVAL on the training plan: the same bytes again */
+        CHECK_OK(simclr_module_forward(a, x, SIMCLR_EVAL, ya));
+        assert_memory_equal(simclr_tensor_data(ya), simclr_tensor_data(yb), 3 * 16 * 4);
+        simclr_tensor_destroy(x), simclr_tensor_destroy(dx), simclr_tensor_destroy(ya), simclr_tensor_destroy(yb);
+        simclr_module_destroy(a), simclr_module_destroy(b);
+    }
+    simclr_context_destroy(ctx);
+}
+
 static void expect_invalid(simclr_status st, const char *needle)
 {
     assert_int_equal(st, SIMCLR_E_INVALID);
@@ -470,6 +524,7 @@ int main(void)
         cmocka_unit_test(test_layernorm_grad), cmocka_unit_test(test_token_linear_grad),
         cmocka_unit_test(test_gelu_grad),      cmocka_unit_test(test_attention_grad),
         cmocka_unit_test(test_encoder_grad),   cmocka_unit_test(test_arena_rule),
+        cmocka_unit_test(test_inference_plan),
         cmocka_unit_test(test_errors),
     };
     return cmocka_run_group_tests_name("vit", tests, NULL, NULL);

@@ -12,10 +12,12 @@
  *
  * Memory: one arena per batch size, planned at the first forward for it
  * (validate, count, allocate, hand out slices; on failure the previous plan
- * stays). It keeps each block's inputs to its products and norms for the
- * backward, four gradient buffers, the attention workspace (two t x t
- * blocks per pool worker; the attention probabilities are recomputed in the
- * backward, never stored per image and head) and the convolution's. */
+ * stays). A training plan keeps each block's inputs to its products and
+ * norms for the backward and four gradient buffers; an inference plan (EVAL
+ * first at that size) one set of block activations for all blocks. Both
+ * hold the attention workspace (two t x t blocks per pool worker; the
+ * attention probabilities are recomputed in the backward, never stored per
+ * image and head) and the convolution's. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -46,7 +48,7 @@ typedef struct vit {
     vblock *blocks;
     simclr__layernorm ln;
     /* plan for batch n (valid when planned) */
-    int planned;
+    int planned, train_plan;
     int64_t n;
     simclr__conv_desc cd;
     float *arena;
@@ -218,8 +220,12 @@ simclr_status simclr_vit_create_preset(simclr_context *ctx, simclr_vit_preset pr
 
 static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 
-/* Hands out the arena's slices for batch n (base NULL: only counts). */
-static size_t plan(simclr_module *m, vit *v, int64_t n, float *base)
+/* Hands out the arena's slices for batch n (base NULL: only counts). A
+ * training plan keeps every block's activations and the gradient buffers;
+ * an inference plan (the first forward at this batch size was EVAL) gives
+ * all blocks one set of scratch activations, alternates the block outputs
+ * between two buffers, applies GELU in place and reserves no gradients. */
+static size_t plan(simclr_module *m, vit *v, int64_t n, float *base, int train)
 {
     simclr__planner p = {.base = base};
     int64_t rows = n * v->t, d = v->d, c = m->in_dim, hw = v->image * v->image;
@@ -227,9 +233,31 @@ static size_t plan(simclr_module *m, vit *v, int64_t n, float *base)
     v->conv_y = simclr__plan_take(&p, d * n * v->np);
     v->tmp = simclr__plan_take(&p, d * n * v->np);
     v->tokens = simclr__plan_take(&p, rows * d);
+    vblock shared = {0};
+    float *out[2] = {NULL, NULL};
+    if (!train) {
+        shared.ln1_y = simclr__plan_take(&p, rows * d);
+        shared.ln1_st = simclr__plan_take(&p, SIMCLR__LN_STATS(rows));
+        shared.qkv = simclr__plan_take(&p, rows * 3 * d);
+        shared.attn = simclr__plan_take(&p, rows * d);
+        shared.x1 = simclr__plan_take(&p, rows * d);
+        shared.ln2_y = simclr__plan_take(&p, rows * d);
+        shared.ln2_st = simclr__plan_take(&p, SIMCLR__LN_STATS(rows));
+        shared.h1 = shared.g = simclr__plan_take(&p, rows * v->mlp);
+        out[0] = simclr__plan_take(&p, rows * d);
+        out[1] = simclr__plan_take(&p, rows * d);
+    }
     for (int64_t i = 0; i < v->depth; i++) {
         vblock *b = &v->blocks[i];
-        b->in = i ? v->blocks[i - 1].x2 : v->tokens;
+        const float *in = i ? v->blocks[i - 1].x2 : v->tokens;
+        if (!train) {
+            /* Keep the layers, point every activation at the shared set. */
+            b->ln1_y = shared.ln1_y, b->ln1_st = shared.ln1_st, b->qkv = shared.qkv, b->attn = shared.attn;
+            b->x1 = shared.x1, b->ln2_y = shared.ln2_y, b->ln2_st = shared.ln2_st, b->h1 = shared.h1;
+            b->g = shared.g, b->x2 = out[i % 2], b->in = in;
+            continue;
+        }
+        b->in = in;
         b->ln1_y = simclr__plan_take(&p, rows * d);
         b->ln1_st = simclr__plan_take(&p, SIMCLR__LN_STATS(rows));
         b->qkv = simclr__plan_take(&p, rows * 3 * d);
@@ -245,30 +273,36 @@ static size_t plan(simclr_module *m, vit *v, int64_t n, float *base)
     v->ln_st = simclr__plan_take(&p, SIMCLR__LN_STATS(rows));
     v->ones = simclr__plan_take(&p, rows);
     v->scratch = simclr__plan_take(&p, max64(3 * d, v->mlp));
-    v->g[0] = simclr__plan_take(&p, rows * d);
-    v->g[1] = simclr__plan_take(&p, max64(rows * max64(3 * d, v->mlp), c * n * hw));
-    v->g[2] = simclr__plan_take(&p, rows * d);
-    v->g[3] = simclr__plan_take(&p, rows * d);
+    for (int i = 0; i < 4; i++) v->g[i] = NULL;
+    if (train) {
+        v->g[0] = simclr__plan_take(&p, rows * d);
+        v->g[1] = simclr__plan_take(&p, max64(rows * max64(3 * d, v->mlp), c * n * hw));
+        v->g[2] = simclr__plan_take(&p, rows * d);
+        v->g[3] = simclr__plan_take(&p, rows * d);
+    }
     v->attn_ws = simclr__plan_take(&p, simclr__attention_workspace(m->ctx, v->t));
     v->conv_ws = simclr__plan_take(&p, (int64_t)m->ctx->backend->conv2d_workspace(m->ctx, &v->cd));
     return p.overflow ? 0 : p.used;
 }
 
-/* Makes the arena fit a batch of n; on failure the module is unchanged. */
-static simclr_status ensure_plan(simclr_module *m, vit *v, int64_t n)
+/* Makes the arena fit a batch of n for `mode` (a training plan for TRAIN;
+ * for EVAL the plan at hand when its batch size fits, else an inference
+ * plan); on failure the module is unchanged. */
+static simclr_status ensure_plan(simclr_module *m, vit *v, int64_t n, simclr_mode mode)
 {
-    if (v->planned && v->n == n) return SIMCLR_OK;
+    int train = mode == SIMCLR_TRAIN;
+    if (v->planned && v->n == n && (v->train_plan || !train)) return SIMCLR_OK;
     /* Every count is below 2^40 * (the largest per-image size), which keeps
      * the planner's products in range. */
     int64_t per_image = v->t * max64(max64(3 * v->d, v->mlp), v->d) + m->in_dim * v->image * v->image;
     simclr__conv_desc cd, saved_cd = v->cd;
     SIMCLR__TRY(simclr__conv2d_desc(&v->conv, n, v->image, v->image, &cd));
     v->cd = cd;
-    size_t floats = n <= ((int64_t)1 << 40) / per_image ? plan(m, v, n, NULL) : 0;
+    size_t floats = n <= ((int64_t)1 << 40) / per_image ? plan(m, v, n, NULL, train) : 0;
     float *arena = floats ? simclr__malloc(m->ctx, floats * sizeof(float)) : NULL;
     if (!arena) {
         v->cd = saved_cd;
-        if (v->planned) plan(m, v, v->n, v->arena); /* the counting pass cleared the slices */
+        if (v->planned) plan(m, v, v->n, v->arena, v->train_plan); /* the counting pass cleared the slices */
         if (!floats)
             return simclr__fail(SIMCLR_E_SHAPE, "%s: activations for a batch of %lld do not fit in memory", m->arch,
                                 (long long)n);
@@ -278,7 +312,8 @@ static simclr_status ensure_plan(simclr_module *m, vit *v, int64_t n)
     v->arena = arena;
     v->n = n;
     v->planned = 1;
-    plan(m, v, n, arena);
+    v->train_plan = train;
+    plan(m, v, n, arena, train);
     for (int64_t i = 0; i < n * v->t; i++) v->ones[i] = 1.0f;
     m->has_train_forward = 0;
     return SIMCLR_OK;
@@ -323,8 +358,9 @@ static simclr_status vit_forward(simclr_module *m, const simclr_tensor *x, simcl
     int64_t n = x->dims[0], d = v->d, t = v->t, np = v->np;
     int64_t want[2] = {n, d};
     SIMCLR__TRY(simclr__tensor_expect(y, m->arch, "y", SIMCLR_F32, 2, want));
-    SIMCLR__TRY(ensure_plan(m, v, n));
-    (void)mode; /* no dropout, no batch statistics: TRAIN and EVAL agree */
+    /* No dropout, no batch statistics: TRAIN and EVAL compute the same
+     * values; EVAL may run on the smaller inference plan. */
+    SIMCLR__TRY(ensure_plan(m, v, n, mode));
 
     int64_t rows = n * t, first = v->cls ? 1 : 0;
     simclr__layout_to_cm(ctx, n, m->in_dim, v->image * v->image, simclr__f32(x), v->x_cm);
