@@ -1248,8 +1248,8 @@ typedef enum simclr_vit_pool {
 
 /* Standard sizes for simclr_vit_create_preset. */
 typedef enum simclr_vit_preset {
-    SIMCLR_VIT_TINY_16  = 1, /* 224x224 images, patch 16; hidden 192, depth 12, 3 heads, MLP 768 */
-    SIMCLR_VIT_SMALL_16 = 2, /* 224x224 images, patch 16; hidden 384, depth 12, 6 heads, MLP 1536 */
+    SIMCLR_VIT_TINY_16     = 1, /* 224x224 images, patch 16; hidden 192, depth 12, 3 heads, MLP 768 */
+    SIMCLR_VIT_SMALL_16    = 2, /* 224x224 images, patch 16; hidden 384, depth 12, 6 heads, MLP 1536 */
     SIMCLR_VIT_TINY_CIFAR  = 3, /* 32x32 images, patch 4 (64 patches); ViT-Tiny's sizes */
     SIMCLR_VIT_SMALL_CIFAR = 4  /* 32x32 images, patch 4; ViT-Small's sizes */
 } simclr_vit_preset;
