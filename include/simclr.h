@@ -1211,12 +1211,14 @@ typedef enum simclr_embed_param {
 } simclr_embed_param;
 
 /* Creates an embedder on ctx (the calling thread's context; its threads run
- * the forward) for a ResNet encoder made by simclr_resnet_create (possibly on
- * another context), producing features of simclr_module_output_dim(encoder).
- * out_h, out_w: 1..4096, the size the encoder sees. Reads the encoder's
+ * the forward) for a ResNet encoder made by simclr_resnet_create or a ViT
+ * made by simclr_vit_create (possibly on another context), producing
+ * features of simclr_module_output_dim(encoder).
+ * out_h, out_w: 1..4096, the size the encoder sees (for a ViT its image
+ * size; another size fails at simclr_embedder_run with SIMCLR_E_SHAPE). Reads the encoder's
  * architecture now and its weights at every run (so a later
  * simclr_module_load is seen by the next run, when no run is in flight).
- * SIMCLR_E_INVALID for NULLs, a size out of range or a non-ResNet module;
+ * SIMCLR_E_INVALID for NULLs, a size out of range or another kind of module;
  * SIMCLR_E_NOMEM. *out is owned by the caller. */
 SIMCLR_API simclr_status simclr_embedder_create(simclr_context *ctx, const simclr_module *encoder,
                                                 int out_h, int out_w, simclr_embedder **out);
@@ -1235,6 +1237,66 @@ SIMCLR_API simclr_status simclr_embedder_get(const simclr_embedder *emb, simclr_
  * SIMCLR_E_SHAPE, SIMCLR_E_NOMEM; out's rows are then unspecified. */
 SIMCLR_API simclr_status simclr_embedder_run(simclr_embedder *emb, const simclr_image_list *images,
                                              simclr_tensor *out);
+
+/* ======================================================================== */
+/* Vision Transformer encoders (0.2)                                        */
+/* ======================================================================== */
+
+/* How a ViT pools its tokens into the [N, D] feature. */
+typedef enum simclr_vit_pool {
+    SIMCLR_VIT_POOL_CLS  = 0, /* a learned class token, its final state (torchvision) */
+    SIMCLR_VIT_POOL_MEAN = 1  /* no class token; the mean of the patch tokens' final states */
+} simclr_vit_pool;
+
+/* Standard sizes for simclr_vit_create_preset. */
+typedef enum simclr_vit_preset {
+    SIMCLR_VIT_TINY_16     = 1, /* 224x224 images, patch 16; hidden 192, depth 12, 3 heads, MLP 768 */
+    SIMCLR_VIT_SMALL_16    = 2, /* 224x224 images, patch 16; hidden 384, depth 12, 6 heads, MLP 1536 */
+    SIMCLR_VIT_TINY_CIFAR  = 3, /* 32x32 images, patch 4 (64 patches); ViT-Tiny's sizes */
+    SIMCLR_VIT_SMALL_CIFAR = 4  /* 32x32 images, patch 4; ViT-Small's sizes */
+} simclr_vit_preset;
+
+/* Creates a Vision Transformer encoder (torchvision's VisionTransformer
+ * without its classification heads): patch embedding (a convolution with
+ * kernel and stride patch_size), class token (SIMCLR_VIT_POOL_CLS), learned
+ * position embedding, `depth` pre-norm blocks (LayerNorm, multi-head
+ * self-attention, residual; LayerNorm, MLP Linear-GELU-Linear, residual),
+ * final LayerNorm (eps 1e-6, as every LayerNorm here), then the class
+ * token's state or the mean of the patch tokens. Input F32
+ * [N, in_channels, image_size, image_size]; output F32 [N, hidden_dim]. The
+ * module works wherever a ResNet encoder does (heads, trainer, optimizers,
+ * checkpoints, safetensors, feature extraction, probes, the embedder).
+ *
+ * Names and shapes are torchvision's ("conv_proj.weight", "class_token"
+ * [1, 1, D], "encoder.pos_embedding" [1, T, D],
+ * "encoder.layers.encoder_layer_0.self_attention.in_proj_weight" [3D, D],
+ * "...mlp.0.weight", "...mlp.3.bias", "encoder.ln.weight"), so a safetensors
+ * export loads into torchvision.models.VisionTransformer (strict=False for
+ * its heads) and back. Layer norms, biases, the position embedding and the
+ * class token carry SIMCLR_PARAM_NO_DECAY. Initialization as torchvision's,
+ * deterministic from seed. There are no buffers and no batch statistics:
+ * TRAIN and EVAL compute the same forward (no dropout).
+ *
+ * Arguments: image_size 1..4096 and a multiple of patch_size (1..image_size);
+ * in_channels 1..64; hidden_dim 1..65536 and a multiple of heads (>= 1);
+ * depth 1..256; mlp_dim 1..262144; at most 65536 tokens; pool a
+ * simclr_vit_pool value.
+ * Returns SIMCLR_OK and the module in *out (owned by the caller; free with
+ * simclr_module_destroy); SIMCLR_E_INVALID for a NULL ctx or out or any
+ * argument out of range (the message names the function and the argument,
+ * e.g. "image_size 30 is not a multiple of patch_size 4"), SIMCLR_E_NOMEM;
+ * *out is untouched on error. Thread safety: as simclr_resnet_create (any
+ * thread; the module belongs to ctx). */
+SIMCLR_API simclr_status simclr_vit_create(simclr_context *ctx, int32_t image_size, int32_t patch_size,
+                                           int32_t in_channels, int32_t hidden_dim, int32_t depth,
+                                           int32_t heads, int32_t mlp_dim, simclr_vit_pool pool,
+                                           uint64_t seed, simclr_module **out);
+
+/* simclr_vit_create with a preset's image size, patch size, hidden size,
+ * depth, heads and MLP size, class-token pooling. SIMCLR_E_INVALID for an
+ * unknown preset, a NULL ctx or out, in_channels out of 1..64. */
+SIMCLR_API simclr_status simclr_vit_create_preset(simclr_context *ctx, simclr_vit_preset preset,
+                                                  int32_t in_channels, uint64_t seed, simclr_module **out);
 
 #ifdef __cplusplus
 }

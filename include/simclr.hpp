@@ -223,6 +223,22 @@ public:
                                      seed, &m));
         return Module(m);
     }
+    /* Vision Transformer (simclr_vit_create / simclr_vit_create_preset). */
+    static Module vit(const Context &ctx, int32_t image_size, int32_t patch_size, int32_t in_channels,
+                      int32_t hidden_dim, int32_t depth, int32_t heads, int32_t mlp_dim, simclr_vit_pool pool,
+                      uint64_t seed)
+    {
+        simclr_module *m = nullptr;
+        check(simclr_vit_create(ctx.get(), image_size, patch_size, in_channels, hidden_dim, depth, heads, mlp_dim,
+                                pool, seed, &m));
+        return Module(m);
+    }
+    static Module vit_preset(const Context &ctx, simclr_vit_preset preset, int32_t in_channels, uint64_t seed)
+    {
+        simclr_module *m = nullptr;
+        check(simclr_vit_create_preset(ctx.get(), preset, in_channels, seed, &m));
+        return Module(m);
+    }
     simclr_module *get() const noexcept { return p_.get(); }
     int64_t output_dim() const noexcept { return simclr_module_output_dim(p_.get()); }
     std::string arch() const

@@ -501,6 +501,147 @@ static void test_pooling(void **state)
     assert_true(isnan(y[0]) && idx[0] >= 0 && idx[0] < 4);
 }
 
+/* ---- transformer kernels: layer norm, GELU, row softmax on [rows, d] ---- */
+
+/* Token rows x features, incl. one row, one feature, odd widths, a width
+ * past one band of layer-norm columns (64) and more rows than a grain. */
+static const int64_t tf_shapes[][2] = {{1, 1}, {1, 7}, {3, 1}, {5, 33}, {65, 64}, {17, 129}, {2000, 192}, {3, 5000}};
+
+static void test_transformer_kernels(void **state)
+{
+    ctxs *c = *state;
+    for (size_t s = 0; s < sizeof tf_shapes / sizeof tf_shapes[0]; s++) {
+        int64_t rows = tf_shapes[s][0], d = tf_shapes[s][1], n = rows * d;
+        float *x = alloc_rand(n, 300 + s), *dy = alloc_rand(n, 310 + s);
+        float *gamma = alloc_rand(d, 320 + s), *beta = alloc_rand(d, 330 + s);
+        /* An offset mean checks the variance is centred before it is squared. */
+        for (int64_t i = 0; i < n; i++) x[i] = 2.0f + 0.5f * x[i];
+        float *y1 = malloc((size_t)n * 4), *y2 = malloc((size_t)n * 4);
+        float *st1 = malloc((size_t)rows * 8), *st2 = malloc((size_t)rows * 8);
+        c->ref->backend->layernorm_forward(c->ref, rows, d, x, gamma, beta, 1e-5f, y1, st1, st1 + rows);
+        c->cpu->backend->layernorm_forward(c->cpu, rows, d, x, gamma, beta, 1e-5f, y2, st2, st2 + rows);
+        cmp("layernorm_forward", y1, y2, n, TOL);
+        cmp("layernorm_forward mean", st1, st2, rows, TOL);
+        cmp("layernorm_forward rstd", st1 + rows, st2 + rows, rows, TOL);
+        /* ref against the definition on row 0 */
+        {
+            double mu = 0, var = 0;
+            for (int64_t j = 0; j < d; j++) mu += x[j];
+            mu /= (double)d;
+            for (int64_t j = 0; j < d; j++) var += (x[j] - mu) * (x[j] - mu);
+            var /= (double)d;
+            double want = (x[d - 1] - mu) / sqrt(var + 1e-5) * gamma[d - 1] + beta[d - 1];
+            if (fabs(y1[d - 1] - want) > 1e-4) fail_msg("ref layernorm: %g, definition %g", y1[d - 1], want);
+        }
+        /* in place */
+        float *y3 = dup(x, n);
+        c->cpu->backend->layernorm_forward(c->cpu, rows, d, y3, gamma, beta, 1e-5f, y3, st2, st2 + rows);
+        cmp("layernorm_forward in place", y1, y3, n, TOL);
+
+        float *dx1 = malloc((size_t)n * 4), *dx2 = malloc((size_t)n * 4);
+        float *dg1 = alloc_rand(d, 340 + s), *dg2 = dup(dg1, d), *db1 = alloc_rand(d, 350 + s), *db2 = dup(db1, d);
+        c->ref->backend->layernorm_backward(c->ref, rows, d, x, gamma, st1, st1 + rows, dy, dx1, dg1, db1);
+        c->cpu->backend->layernorm_backward(c->cpu, rows, d, x, gamma, st1, st1 + rows, dy, dx2, dg2, db2);
+        cmp("layernorm_backward dx", dx1, dx2, n, TOL);
+        /* Column sums over `rows` signed terms: bound by the number of terms. */
+        for (int64_t j = 0; j < d; j++)
+            if (fabs(dg1[j] - dg2[j]) > TOL * (double)rows * 4 || fabs(db1[j] - db2[j]) > TOL * (double)rows)
+                fail_msg("layernorm_backward dgamma/dbeta column %lld: %g/%g vs %g/%g", (long long)j, dg2[j],
+                         db2[j], dg1[j], db1[j]);
+        /* dx aliasing dy */
+        float *dd = dup(dy, n);
+        c->cpu->backend->layernorm_backward(c->cpu, rows, d, x, gamma, st1, st1 + rows, dd, dd, dg2, db2);
+        cmp("layernorm_backward in place", dx1, dd, n, TOL);
+
+        /* GELU: forward and backward, in place too */
+        c->ref->backend->gelu_forward(c->ref, n, x, y1);
+        c->cpu->backend->gelu_forward(c->cpu, n, x, y2);
+        cmp("gelu_forward", y1, y2, n, TOL);
+        memcpy(y3, x, (size_t)n * 4);
+        c->cpu->backend->gelu_forward(c->cpu, n, y3, y3);
+        cmp("gelu_forward in place", y1, y3, n, TOL);
+        for (int64_t i = 0; i < n; i += 13) {
+            double v = x[i], want = 0.5 * v * (1 + erf(v / sqrt(2.0)));
+            if (fabs(y1[i] - want) > 1e-6 * (1 + fabs(want))) fail_msg("ref gelu(%g) = %g, want %g", v, y1[i], want);
+        }
+        c->ref->backend->gelu_backward(c->ref, n, x, dy, dx1);
+        c->cpu->backend->gelu_backward(c->cpu, n, x, dy, dx2);
+        cmp("gelu_backward", dx1, dx2, n, TOL);
+        memcpy(dd, dy, (size_t)n * 4);
+        c->cpu->backend->gelu_backward(c->cpu, n, x, dd, dd);
+        cmp("gelu_backward in place", dx1, dd, n, TOL);
+
+        /* Softmax: rows of scores, with a large offset (max subtraction). */
+        float *sc = dup(x, n);
+        for (int64_t i = 0; i < n; i++) sc[i] = 40.0f * (sc[i] - 2.0f) + 100.0f;
+        c->ref->backend->softmax_forward(c->ref, rows, d, sc, y1);
+        c->cpu->backend->softmax_forward(c->cpu, rows, d, sc, y2);
+        cmp("softmax_forward", y1, y2, n, TOL);
+        {
+            double sum = 0;
+            for (int64_t j = 0; j < d; j++) sum += y1[j];
+            if (fabs(sum - 1) > 1e-5) fail_msg("ref softmax row 0 sums to %g", sum);
+        }
+        memcpy(y3, sc, (size_t)n * 4);
+        c->cpu->backend->softmax_forward(c->cpu, rows, d, y3, y3);
+        cmp("softmax_forward in place", y1, y3, n, TOL);
+        c->ref->backend->softmax_backward(c->ref, rows, d, y1, dy, dx1);
+        c->cpu->backend->softmax_backward(c->cpu, rows, d, y1, dy, dx2);
+        /* dx = y * (dy - s): normalized by max |y| * max |dy|, not by max |dx|,
+         * which can be tiny where a row's softmax is nearly one-hot. */
+        {
+            double worst = 0, scale = 0;
+            for (int64_t i = 0; i < n; i++) {
+                worst = fmax(worst, fabs(dx1[i] - dx2[i]));
+                scale = fmax(scale, fabs(y1[i]) * 4);
+            }
+            if (worst > TOL * scale) fail_msg("softmax_backward: error %g > %g", worst, TOL * scale);
+        }
+        memcpy(dd, dy, (size_t)n * 4);
+        c->cpu->backend->softmax_backward(c->cpu, rows, d, y1, dd, dd);
+        assert_memory_equal(dd, dx2, (size_t)n * 4);
+        free(x), free(dy), free(gamma), free(beta), free(y1), free(y2), free(y3), free(st1), free(st2);
+        free(dx1), free(dx2), free(dg1), free(dg2), free(db1), free(db2), free(dd), free(sc);
+    }
+}
+
+/* The transformer kernels give the same bytes at 1, 2 and 3 threads. */
+static void test_transformer_same_bytes(void **state)
+{
+    (void)state;
+    simclr_context *cx[3];
+    for (int t = 0; t < 3; t++) {
+        if (setenv("SIMCLR_ISA", g_isa, 1) != 0) fail();
+        CHECK_OK(simclr_context_create("cpu", t + 1, NULL, &cx[t]));
+        unsetenv("SIMCLR_ISA");
+    }
+    const simclr__backend *be = cx[0]->backend;
+    for (size_t s = 0; s < sizeof tf_shapes / sizeof tf_shapes[0]; s++) {
+        int64_t rows = tf_shapes[s][0], d = tf_shapes[s][1], n = rows * d;
+        float *x = alloc_rand(n, 400 + s), *dy = alloc_rand(n, 410 + s), *gamma = alloc_rand(d, 420 + s);
+        float *beta = alloc_rand(d, 430 + s);
+        float *out[3];
+        int64_t per = 6 * n + 2 * rows + 2 * d;
+        for (int t = 0; t < 3; t++) {
+            float *o = out[t] = calloc((size_t)per, 4);
+            float *y = o, *st = o + n, *dx = st + 2 * rows, *dg = dx + n, *db = dg + d, *g = db + d, *gd = g + n,
+                  *sm = gd + n, *sd = sm + n;
+            be->layernorm_forward(cx[t], rows, d, x, gamma, beta, 1e-6f, y, st, st + rows);
+            be->layernorm_backward(cx[t], rows, d, x, gamma, st, st + rows, dy, dx, dg, db);
+            be->gelu_forward(cx[t], n, x, g);
+            be->gelu_backward(cx[t], n, x, dy, gd);
+            be->softmax_forward(cx[t], rows, d, x, sm);
+            be->softmax_backward(cx[t], rows, d, sm, dy, sd);
+            if (t && memcmp(out[t], out[0], (size_t)per * 4))
+                fail_msg("transformer kernels %lldx%lld: %d threads differ from 1", (long long)rows, (long long)d,
+                         t + 1);
+        }
+        for (int t = 0; t < 3; t++) free(out[t]);
+        free(x), free(dy), free(gamma), free(beta);
+    }
+    for (int t = 0; t < 3; t++) simclr_context_destroy(cx[t]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -514,6 +655,8 @@ int main(void)
         cmocka_unit_test(test_batchnorm_kernels),
         cmocka_unit_test(test_pooling),
         cmocka_unit_test(test_same_bytes_any_thread_count),
+        cmocka_unit_test(test_transformer_kernels),
+        cmocka_unit_test(test_transformer_same_bytes),
     };
     static const char *const isas[] = {"avx512", "avx2", "portable"};
     static const int threads[] = {1, 2, 3};

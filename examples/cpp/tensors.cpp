@@ -47,6 +47,15 @@ int main()
         } catch (const simclr::Error &e) {
             if (e.status() != SIMCLR_E_UNSUPPORTED) return fail("wrong status for an unknown backend");
         }
+        // A ViT encoder through the wrapper; a bad configuration throws.
+        auto vit = simclr::Module::vit(ctx, 8, 4, 3, 8, 1, 2, 16, SIMCLR_VIT_POOL_CLS, 1);
+        if (vit.output_dim() != 8) return fail("vit output_dim");
+        try {
+            (void)simclr::Module::vit(ctx, 30, 4, 3, 8, 1, 2, 16, SIMCLR_VIT_POOL_CLS, 1);
+            return fail("image 30 with patch 4 did not throw");
+        } catch (const simclr::Error &e) {
+            if (e.status() != SIMCLR_E_INVALID) return fail("wrong status for a bad ViT");
+        }
         try {
             (void)t.data<unsigned char>();
             return fail("data<uint8> on an F32 tensor did not throw");

@@ -128,6 +128,32 @@ typedef struct simclr__backend {
     void (*avgpool_forward)(simclr_context *ctx, int64_t planes, int64_t hw, const float *x, float *y);
     /* dx[p, :] = dy[p] / hw */
     void (*avgpool_backward)(simclr_context *ctx, int64_t planes, int64_t hw, const float *dy, float *dx);
+
+    /* ---- Transformer kernels (the Vision Transformer, model/vit.c). Token
+     * activations are row-major [rows, d]: one row per token. ---- */
+
+    /* Layer norm over each row of x [rows, d]: y = (x - mean) * rstd * gamma +
+     * beta, with mean and rstd = 1 / sqrt(biased variance + eps) saved per row
+     * (for the backward). y may alias x. */
+    void (*layernorm_forward)(simclr_context *ctx, int64_t rows, int64_t d, const float *x, const float *gamma,
+                              const float *beta, float eps, float *y, float *mean, float *rstd);
+    /* Back through layernorm_forward: dx (overwritten; may alias dy) and the
+     * parameter gradients added into dgamma and dbeta (column sums over the
+     * rows, each column summed in row order). */
+    void (*layernorm_backward)(simclr_context *ctx, int64_t rows, int64_t d, const float *x, const float *gamma,
+                               const float *mean, const float *rstd, const float *dy, float *dx, float *dgamma,
+                               float *dbeta);
+    /* y = GELU(x) = x * Phi(x), the exact erf form (torch.nn.GELU's default);
+     * y may alias x. */
+    void (*gelu_forward)(simclr_context *ctx, int64_t n, const float *x, float *y);
+    /* dx = dy * GELU'(x); dx may alias dy. */
+    void (*gelu_backward)(simclr_context *ctx, int64_t n, const float *x, const float *dy, float *dx);
+    /* Softmax of each row of x [rows, cols] (max-subtracted); y may alias x. */
+    void (*softmax_forward)(simclr_context *ctx, int64_t rows, int64_t cols, const float *x, float *y);
+    /* dx = y * (dy - sum_j dy * y) per row, from the forward's output y;
+     * dx may alias dy. */
+    void (*softmax_backward)(simclr_context *ctx, int64_t rows, int64_t cols, const float *y, const float *dy,
+                             float *dx);
 } simclr__backend;
 
 /* The registry: the backend called `name`, in its widest copy whose

@@ -1,6 +1,8 @@
 /* The "ref" backend: the plainest correct loops, one thread, double
  * accumulation where it is cheap. It is the oracle every fast kernel is
  * tested against, so clarity beats speed here. */
+#include <math.h>
+
 #include "backend.h"
 
 static void ref_gemm(simclr_context *ctx, int ta, int tb, int64_t m, int64_t n, int64_t k, float alpha,
@@ -273,6 +275,97 @@ static void ref_avgpool_backward(simclr_context *ctx, int64_t planes, int64_t hw
         for (int64_t i = 0; i < hw; i++) dx[p * hw + i] = dy[p] / (float)hw;
 }
 
+/* ---- Transformer kernels ---- */
+
+static void ref_layernorm_forward(simclr_context *ctx, int64_t rows, int64_t d, const float *x, const float *gamma,
+                                  const float *beta, float eps, float *y, float *mean, float *rstd)
+{
+    (void)ctx;
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * d;
+        double s = 0, q = 0;
+        for (int64_t j = 0; j < d; j++) s += xr[j];
+        double mu = s / (double)d;
+        for (int64_t j = 0; j < d; j++) q += (xr[j] - mu) * (xr[j] - mu);
+        double rs = 1.0 / sqrt(q / (double)d + eps);
+        mean[r] = (float)mu;
+        rstd[r] = (float)rs;
+        for (int64_t j = 0; j < d; j++) y[r * d + j] = (float)((xr[j] - mu) * rs * gamma[j] + beta[j]);
+    }
+}
+
+/* With xhat = (x - mean) * rstd and g = dy * gamma:
+ * dx = rstd * (g - mean_j(g) - xhat * mean_j(g * xhat)). */
+static void ref_layernorm_backward(simclr_context *ctx, int64_t rows, int64_t d, const float *x, const float *gamma,
+                                   const float *mean, const float *rstd, const float *dy, float *dx, float *dgamma,
+                                   float *dbeta)
+{
+    (void)ctx;
+    for (int64_t j = 0; j < d; j++) {
+        double sg = 0, sb = 0;
+        for (int64_t r = 0; r < rows; r++) {
+            double xhat = ((double)x[r * d + j] - mean[r]) * rstd[r];
+            sg += dy[r * d + j] * xhat;
+            sb += dy[r * d + j];
+        }
+        dgamma[j] += (float)sg;
+        dbeta[j] += (float)sb;
+    }
+    for (int64_t r = 0; r < rows; r++) {
+        double a = 0, b = 0;
+        for (int64_t j = 0; j < d; j++) {
+            double g = (double)dy[r * d + j] * gamma[j], xhat = ((double)x[r * d + j] - mean[r]) * rstd[r];
+            a += g;
+            b += g * xhat;
+        }
+        a /= (double)d, b /= (double)d;
+        for (int64_t j = 0; j < d; j++) {
+            double g = (double)dy[r * d + j] * gamma[j], xhat = ((double)x[r * d + j] - mean[r]) * rstd[r];
+            dx[r * d + j] = (float)(rstd[r] * (g - a - xhat * b));
+        }
+    }
+}
+
+static void ref_gelu_forward(simclr_context *ctx, int64_t n, const float *x, float *y)
+{
+    (void)ctx;
+    for (int64_t i = 0; i < n; i++) y[i] = (float)(0.5 * x[i] * (1.0 + erf(x[i] / sqrt(2.0))));
+}
+
+/* GELU'(x) = Phi(x) + x * phi(x). */
+static void ref_gelu_backward(simclr_context *ctx, int64_t n, const float *x, const float *dy, float *dx)
+{
+    (void)ctx;
+    for (int64_t i = 0; i < n; i++) {
+        double v = x[i], cdf = 0.5 * (1.0 + erf(v / sqrt(2.0)));
+        double pdf = exp(-0.5 * v * v) * 0.39894228040143267794; /* 1 / sqrt(2 pi) */
+        dx[i] = (float)(dy[i] * (cdf + v * pdf));
+    }
+}
+
+static void ref_softmax_forward(simclr_context *ctx, int64_t rows, int64_t cols, const float *x, float *y)
+{
+    (void)ctx;
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * cols;
+        double mx = xr[0], s = 0;
+        for (int64_t j = 1; j < cols; j++) mx = xr[j] > mx ? xr[j] : mx;
+        for (int64_t j = 0; j < cols; j++) s += exp(xr[j] - mx);
+        for (int64_t j = 0; j < cols; j++) y[r * cols + j] = (float)(exp(xr[j] - mx) / s);
+    }
+}
+
+static void ref_softmax_backward(simclr_context *ctx, int64_t rows, int64_t cols, const float *y, const float *dy,
+                                 float *dx)
+{
+    (void)ctx;
+    for (int64_t r = 0; r < rows; r++) {
+        double s = 0;
+        for (int64_t j = 0; j < cols; j++) s += (double)dy[r * cols + j] * y[r * cols + j];
+        for (int64_t j = 0; j < cols; j++) dx[r * cols + j] = (float)(y[r * cols + j] * (dy[r * cols + j] - s));
+    }
+}
+
 const simclr__backend simclr__backend_ref = {
     .name = "ref",
     .api_version = SIMCLR__BACKEND_API_VERSION,
@@ -298,4 +391,10 @@ const simclr__backend simclr__backend_ref = {
     .maxpool_backward = ref_maxpool_backward,
     .avgpool_forward = ref_avgpool_forward,
     .avgpool_backward = ref_avgpool_backward,
+    .layernorm_forward = ref_layernorm_forward,
+    .layernorm_backward = ref_layernorm_backward,
+    .gelu_forward = ref_gelu_forward,
+    .gelu_backward = ref_gelu_backward,
+    .softmax_forward = ref_softmax_forward,
+    .softmax_backward = ref_softmax_backward,
 };

@@ -37,7 +37,7 @@ simclr_status simclr_embedder_create(simclr_context *ctx, const simclr_module *e
                             MAX_OUT_SIDE);
     simclr_embedder *e = simclr__calloc(ctx, 1, sizeof *e);
     if (!e) return simclr__nomem(fn, sizeof *e);
-    simclr_status st = simclr__resnet_share(ctx, encoder, &e->net);
+    simclr_status st = simclr__module_share(ctx, encoder, &e->net);
     if (st != SIMCLR_OK) {
         simclr__free(ctx, e);
         return st;

@@ -68,7 +68,9 @@ def test_enums_match_the_header():
                 "simclr_bn_mode": (enums.BnMode, "SIMCLR_BN_"),
                 "simclr_trainer_param": (enums.TrainerParam, "SIMCLR_TRAINER_"),
                 "simclr_moco_param": (enums.MocoParam, "SIMCLR_MOCO_"),
-                "simclr_ctx_param": (enums.CtxParam, "SIMCLR_CTX_"), "simclr_conv_algo": (enums.ConvAlgo, "SIMCLR_CONV_")}
+                "simclr_ctx_param": (enums.CtxParam, "SIMCLR_CTX_"), "simclr_conv_algo": (enums.ConvAlgo, "SIMCLR_CONV_"),
+                "simclr_vit_pool": (enums.VitPool, "SIMCLR_VIT_POOL_"),
+                "simclr_vit_preset": (enums.VitPreset, "SIMCLR_VIT_")}
     header = _header_enums()
     assert set(header) == set(mapping)
     for cname, values in header.items():

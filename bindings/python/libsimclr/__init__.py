@@ -19,13 +19,14 @@ from .enums import (AugParam, AugPreset, DType, EmbedParam, LogLevel, MocoParam,
                     Stat, Status, Stem, PARAM_BUFFER, PARAM_NO_DECAY)
 from .enums import BnMode, TrainerParam
 from .enums import ConvAlgo, CtxParam
+from .enums import VitPool, VitPreset
 from .errors import (Cancelled, FormatError, InternalError, InvalidArgument, LibraryVersionError,
                      NumericError, OutOfMemory, ShapeError, SimclrError, SimclrIOError, StateError,
                      Unsupported, STATUS_EXCEPTIONS)
 from .embed import Embedder
 from .evaluation import extract_features, knn_eval, linear_probe
 from .loss import NTXent
-from .modules import MLPHead, Module, Parameter, ResNet
+from .modules import MLPHead, Module, Parameter, ResNet, ViT
 from .optim import Optimizer, lr_linear_scaling, lr_sqrt_scaling
 from .trainer import MocoTrainer, Trainer
 
@@ -39,7 +40,7 @@ __all__ = [
     "Module", "NTXent", "NumericError", "OptKind", "OptParam", "Optimizer", "OutOfMemory",
     "PARAM_BUFFER", "PARAM_NO_DECAY", "Parameter", "ResNet", "STATUS_EXCEPTIONS", "ShapeError",
     "SimclrError", "SimclrIOError", "Stat", "StateError", "Status", "Stem", "Tensor", "Trainer", "TrainerParam",
-    "Unsupported", "augment_bounds", "backends", "extract_features", "isa_supported", "has", "knn_eval",
+    "Unsupported", "ViT", "VitPool", "VitPreset", "augment_bounds", "backends", "extract_features", "isa_supported", "has", "knn_eval",
     "last_error", "library_path", "linear_probe", "lr_linear_scaling", "lr_sqrt_scaling",
     "status_string", "version_number", "version_string",
 ]

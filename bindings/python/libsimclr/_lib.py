@@ -135,6 +135,8 @@ PROTOTYPES = """
     simclr_status simclr_embedder_set(simclr_embedder *emb, simclr_embed_param key, double value);
     simclr_status simclr_embedder_get(const simclr_embedder *emb, simclr_embed_param key, double *value);
     simclr_status simclr_embedder_run(simclr_embedder *emb, const simclr_image_list *images, simclr_tensor *out);
+    simclr_status simclr_vit_create(simclr_context *ctx, int32_t image_size, int32_t patch_size, int32_t in_channels, int32_t hidden_dim, int32_t depth, int32_t heads, int32_t mlp_dim, simclr_vit_pool pool, uint64_t seed, simclr_module **out);
+    simclr_status simclr_vit_create_preset(simclr_context *ctx, simclr_vit_preset preset, int32_t in_channels, uint64_t seed, simclr_module **out);
 """
 
 # ---------------------------------------------------------------- C types --
@@ -142,7 +144,7 @@ PROTOTYPES = """
 _ENUMS = {"simclr_status", "simclr_dtype", "simclr_stem", "simclr_mode", "simclr_aug_preset",
           "simclr_aug_param", "simclr_opt_kind", "simclr_opt_param", "simclr_stat", "simclr_moco_param",
            "simclr_log_level", "simclr_bn_mode", "simclr_trainer_param", "simclr_ctx_param", "simclr_conv_algo",
-           "simclr_embed_param"}
+           "simclr_embed_param", "simclr_vit_pool", "simclr_vit_preset"}
 _HANDLES = {"simclr_context", "simclr_tensor", "simclr_module", "simclr_augment", "simclr_loss",
             "simclr_optimizer", "simclr_trainer", "simclr_dataset", "simclr_image_list",
             "simclr_embedder"}

@@ -180,3 +180,17 @@ class ConvAlgo(IntEnum):
 PARAM_NO_DECAY = 1
 PARAM_BUFFER = 2
 MAX_DIMS = 4
+
+
+class VitPool(IntEnum):
+    """C enum simclr_vit_pool."""
+    CLS = 0
+    MEAN = 1
+
+
+class VitPreset(IntEnum):
+    """C enum simclr_vit_preset."""
+    TINY_16 = 1
+    SMALL_16 = 2
+    TINY_CIFAR = 3
+    SMALL_CIFAR = 4

@@ -10,7 +10,7 @@ from . import _lib
 from ._handle import Handle
 from .core import (Context, Tensor, as_input, as_output, check_context, check_enum, check_float, check_int,
                    check_path, check_seed)
-from .enums import DType, Mode, Stem, PARAM_BUFFER, PARAM_NO_DECAY
+from .enums import DType, Mode, Stem, VitPool, VitPreset, PARAM_BUFFER, PARAM_NO_DECAY
 from .errors import InvalidArgument, ShapeError, StateError
 
 fn = _lib.fn
@@ -255,4 +255,30 @@ class MLPHead(Module):
         fn.mlp_head_create(ctx._ptr, check_int(in_dim, "in_dim"), check_int(hidden_dim, "hidden_dim"),
                            check_int(out_dim, "out_dim"), check_int(n_layers, "n_layers"),
                            1 if batch_norm else 0, check_seed(seed), ctypes.byref(out))
+        self._adopt(ctx, out.value)
+
+
+class ViT(Module):
+    """A Vision Transformer encoder (torchvision's VisionTransformer without heads):
+    output [N, hidden_dim], the class token's final state (pool="cls") or the
+    mean of the patch tokens (pool="mean").
+
+    Either a preset ("tiny_16", "small_16", "tiny_cifar", "small_cifar"; class
+    token) or every size given: image_size (a multiple of patch_size),
+    hidden_dim (a multiple of heads), depth, heads, mlp_dim."""
+
+    def __init__(self, ctx: Context, image_size: int = 32, patch_size: int = 4, in_channels: int = 3,
+                 hidden_dim: int = 192, depth: int = 12, heads: int = 3, mlp_dim: int = 768,
+                 pool: Union[str, int, VitPool] = "cls", seed: int = 0,
+                 preset: Union[None, str, int, VitPreset] = None) -> None:
+        check_context(ctx)
+        out = ctypes.c_void_p()
+        if preset is not None:
+            fn.vit_create_preset(ctx._ptr, check_enum(preset, VitPreset, "preset"),
+                                 check_int(in_channels, "in_channels"), check_seed(seed), ctypes.byref(out))
+        else:
+            fn.vit_create(ctx._ptr, check_int(image_size, "image_size"), check_int(patch_size, "patch_size"),
+                          check_int(in_channels, "in_channels"), check_int(hidden_dim, "hidden_dim"),
+                          check_int(depth, "depth"), check_int(heads, "heads"), check_int(mlp_dim, "mlp_dim"),
+                          check_enum(pool, VitPool, "pool"), check_seed(seed), ctypes.byref(out))
         self._adopt(ctx, out.value)

@@ -314,4 +314,10 @@ const simclr__backend simclr__backend_cpu = {
     .maxpool_backward = simclr__cpu_maxpool_backward,
     .avgpool_forward = simclr__cpu_avgpool_forward,
     .avgpool_backward = simclr__cpu_avgpool_backward,
+    .layernorm_forward = simclr__cpu_layernorm_forward,
+    .layernorm_backward = simclr__cpu_layernorm_backward,
+    .gelu_forward = simclr__cpu_gelu_forward,
+    .gelu_backward = simclr__cpu_gelu_backward,
+    .softmax_forward = simclr__cpu_softmax_forward,
+    .softmax_backward = simclr__cpu_softmax_backward,
 };

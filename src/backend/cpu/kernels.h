@@ -188,4 +188,24 @@ void simclr__cpu_sliding_weight_grad(simclr_context *ctx, const simclr__conv_des
 void simclr__cpu_sliding_input_grad(simclr_context *ctx, const simclr__conv_desc *d, const float *w,
                                     const float *dy, float *dx, int accumulate, float *ws);
 
+/* ---- Transformer kernels (transformer.c): layer norm, GELU, row softmax
+ * on row-major [rows, d]; same bytes for any thread count. ---- */
+#define simclr__cpu_layernorm_forward SIMCLR__CPU_SYM(simclr__cpu_layernorm_forward)
+#define simclr__cpu_layernorm_backward SIMCLR__CPU_SYM(simclr__cpu_layernorm_backward)
+#define simclr__cpu_gelu_forward SIMCLR__CPU_SYM(simclr__cpu_gelu_forward)
+#define simclr__cpu_gelu_backward SIMCLR__CPU_SYM(simclr__cpu_gelu_backward)
+#define simclr__cpu_softmax_forward SIMCLR__CPU_SYM(simclr__cpu_softmax_forward)
+#define simclr__cpu_softmax_backward SIMCLR__CPU_SYM(simclr__cpu_softmax_backward)
+void simclr__cpu_layernorm_forward(simclr_context *ctx, int64_t rows, int64_t d, const float *x,
+                                   const float *gamma, const float *beta, float eps, float *y, float *mean,
+                                   float *rstd);
+void simclr__cpu_layernorm_backward(simclr_context *ctx, int64_t rows, int64_t d, const float *x,
+                                    const float *gamma, const float *mean, const float *rstd, const float *dy,
+                                    float *dx, float *dgamma, float *dbeta);
+void simclr__cpu_gelu_forward(simclr_context *ctx, int64_t n, const float *x, float *y);
+void simclr__cpu_gelu_backward(simclr_context *ctx, int64_t n, const float *x, const float *dy, float *dx);
+void simclr__cpu_softmax_forward(simclr_context *ctx, int64_t rows, int64_t cols, const float *x, float *y);
+void simclr__cpu_softmax_backward(simclr_context *ctx, int64_t rows, int64_t cols, const float *y, const float *dy,
+                                  float *dx);
+
 #endif
