@@ -6,6 +6,7 @@
  * RGB images (the same formula as bench_augment.py); one untimed warm-up
  * call, then ITERS timed calls of pair (2N views each). Prints
  * "views_per_s <value>". Public API only. */
+#include "bench_util.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,13 +22,6 @@
             return 1;                                                             \
         }                                                                         \
     } while (0)
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 int main(int argc, char **argv)
 {
@@ -61,9 +55,9 @@ int main(int argc, char **argv)
     simclr_augment *aug = NULL;
     CHECK(simclr_augment_create(ctx, preset, out, out, &aug));
     CHECK(simclr_augment_pair(aug, images, 0, v0, v1));
-    double t0 = now();
+    double t0 = bench_now();
     for (int it = 0; it < iters; it++) CHECK(simclr_augment_pair(aug, images, (uint64_t)it + 1, v0, v1));
-    double dt = now() - t0;
+    double dt = bench_now() - t0;
     printf("views_per_s %.1f\n", 2.0 * (double)n * iters / dt);
     simclr_augment_destroy(aug);
     simclr_tensor_destroy(images);

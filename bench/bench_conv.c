@@ -11,6 +11,7 @@
  * rules that pick the path (src/backend/cpu/winograd.c, sliding.c) are
  * fitted from these columns on an idle machine.
  *   bench_conv [THREADS] [BATCH] [REPEATS] */
+#include "bench_util.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,19 +25,6 @@
 #ifdef SIMCLR_OPENBLAS
 char *openblas_get_corename(void);
 #endif
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 typedef struct {
     const char *model;
@@ -86,12 +74,12 @@ static double run(simclr_context *ctx, const simclr__conv_desc *d, int path, int
                   const float *w, const float *dy, float *y, float *dw, float *dx, float *ws)
 {
     force(ctx, path);
-    double t0 = now();
+    double t0 = bench_now();
     if (backward)
         ctx->backend->conv2d_backward(ctx, d, x, w, dy, dw, NULL, dx, 0, ws);
     else
         ctx->backend->conv2d_forward(ctx, d, x, w, NULL, y, ws);
-    return now() - t0;
+    return bench_now() - t0;
 }
 
 static void print_total(const char *model, double total[2][N_PATHS])
@@ -160,7 +148,7 @@ int main(int argc, char **argv)
                 double *t = malloc((size_t)repeats * sizeof(double));
                 run(ctx, &d, p, pass, x, w, dy, y, dw, dx, ws); /* warm-up */
                 for (int r = 0; r < repeats; r++) t[r] = run(ctx, &d, p, pass, x, w, dy, y, dw, dx, ws);
-                qsort(t, (size_t)repeats, sizeof(double), cmp_double);
+                qsort(t, (size_t)repeats, sizeof(double), bench_cmp_double);
                 double ms = 1e3 * t[repeats / 2], f = flops * (pass ? 2.0 : 1.0);
                 total[pass][p] += ms * (double)l->count;
                 printf(" | %7.2f %10.1f", ms, f / (ms * 1e6));

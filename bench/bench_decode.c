@@ -6,18 +6,12 @@
  *
  * 1) one thread: simclr_image_decode_file on every file of DIR, REPEATS times;
  * 2) the image folder: batches of 64 decoded over a context of THREADS. */
+#include "bench_util.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
 #include "simclr_image.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 int main(int argc, char **argv)
 {
@@ -36,7 +30,7 @@ int main(int argc, char **argv)
     int64_t n = simclr_image_folder_count(f);
     double best = 1e30;
     for (int r = 0; r < repeats; r++) {
-        double t0 = now();
+        double t0 = bench_now();
         for (int64_t i = 0; i < n; i++) {
             uint8_t *px;
             int64_t h, w;
@@ -46,7 +40,7 @@ int main(int argc, char **argv)
             }
             simclr_image_free(px);
         }
-        double dt = now() - t0;
+        double dt = bench_now() - t0;
         if (dt < best) best = dt;
     }
     printf("libsimclr_image decode, 1 thread: %.0f images/s (%lld files, best of %d)\n", (double)n / best, (long long)n,
@@ -57,7 +51,7 @@ int main(int argc, char **argv)
     for (int64_t i = 0; i < n; i++) idx[i] = i;
     best = 1e30;
     for (int r = 0; r < repeats; r++) {
-        double t0 = now();
+        double t0 = bench_now();
         for (int64_t first = 0; first < n; first += 64) {
             int64_t k = n - first < 64 ? n - first : 64;
             if (simclr_image_folder_load(f, idx + first, k, list, NULL, NULL) != SIMCLR_OK) {
@@ -65,7 +59,7 @@ int main(int argc, char **argv)
                 return 1;
             }
         }
-        double dt = now() - t0;
+        double dt = bench_now() - t0;
         if (dt < best) best = dt;
     }
     printf("libsimclr_image folder batches of 64, %d threads: %.0f images/s\n", simclr_context_threads(ctx),

@@ -7,6 +7,7 @@
  * arena), the peak resident memory of the process, the instruction-set copy
  * the context runs and OpenBLAS's kernel set. BATCH 1 measures the latency
  * of one image (reported as images/s; 1000/x is milliseconds). */
+#include "bench_util.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/resource.h>
@@ -17,19 +18,6 @@
 #ifdef SIMCLR_OPENBLAS
 char *openblas_get_corename(void);
 #endif
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 #define TRY(expr)                                                                                  \
     do {                                                                                           \
@@ -66,11 +54,11 @@ int main(int argc, char **argv)
     int reps = batch >= 32 ? 1 : 32 / batch;
     double *t = malloc((size_t)iters * sizeof *t);
     for (int it = -1; it < iters; it++) {
-        double t0 = now();
+        double t0 = bench_now();
         for (int r = 0; r < reps; r++) TRY(simclr_module_forward(m, x, SIMCLR_EVAL, y));
-        if (it >= 0) t[it] = (now() - t0) / reps;
+        if (it >= 0) t[it] = (bench_now() - t0) / reps;
     }
-    qsort(t, (size_t)iters, sizeof *t, cmp_double);
+    qsort(t, (size_t)iters, sizeof *t, bench_cmp_double);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     const char *core = "unknown";

@@ -6,6 +6,7 @@
  *
  * Prints one line: images/s (median over iters, after a warm-up step), peak
  * resident memory of this process, and OpenBLAS's kernel set. */
+#include "bench_util.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,19 +18,6 @@
 #ifdef SIMCLR_OPENBLAS
 char *openblas_get_corename(void);
 #endif
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 #define TRY(expr)                                                                                  \
     do {                                                                                           \
@@ -63,13 +51,13 @@ int main(int argc, char **argv)
 
     double *t = malloc((size_t)iters * sizeof *t);
     for (int it = -1; it < iters; it++) { /* iteration -1 warms up (sizes the arena) */
-        double t0 = now();
+        double t0 = bench_now();
         TRY(simclr_module_zero_grad(m));
         TRY(simclr_module_forward(m, x, SIMCLR_TRAIN, y));
         TRY(simclr_module_backward(m, dy, NULL));
-        if (it >= 0) t[it] = now() - t0;
+        if (it >= 0) t[it] = bench_now() - t0;
     }
-    qsort(t, (size_t)iters, sizeof *t, cmp_double);
+    qsort(t, (size_t)iters, sizeof *t, bench_cmp_double);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     const char *core = "unknown";

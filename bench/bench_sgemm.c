@@ -5,6 +5,7 @@
  *   bench_sgemm [SIZE] [REPEATS]     (square SIZE x SIZE products)
  *
  * Prints one line per thread count: GFLOP/s, the median of REPEATS. */
+#include "bench_util.h"
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,19 +15,6 @@
 void openblas_set_num_threads(int);
 char *openblas_get_corename(void);
 #endif
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 int main(int argc, char **argv)
 {
@@ -54,11 +42,11 @@ int main(int argc, char **argv)
 #endif
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
         for (int r = 0; r < repeats; r++) {
-            double t0 = now();
+            double t0 = bench_now();
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
-            t[r] = now() - t0;
+            t[r] = bench_now() - t0;
         }
-        qsort(t, (size_t)repeats, sizeof(double), cmp_double);
+        qsort(t, (size_t)repeats, sizeof(double), bench_cmp_double);
         printf("sgemm %dx%dx%d threads %d: %.1f GFLOP/s\n", n, n, n, threads,
                2.0 * n * (double)n * n / t[repeats / 2] / 1e9);
     }

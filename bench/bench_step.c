@@ -4,6 +4,7 @@
  * driver script can take the median. SIZE 28 CHANNELS 1 WIDTH 16 is the
  * Fashion-MNIST demo's model (GRAYSCALE augmentation).
  *   bench_step THREADS REPEATS [PAIRS] [WIDTH] [SIZE] [CHANNELS] */
+#include "bench_util.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/resource.h>
@@ -22,13 +23,6 @@ static void check(simclr_status st, const char *what)
         fprintf(stderr, "bench_step: %s: %s\n", what, simclr_last_error());
         exit(1);
     }
-}
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 /* Resident size now, in MB (from /proc; 0 where there is none). */
@@ -78,9 +72,9 @@ int main(int argc, char **argv)
     printf("# openblas core: %s\n", openblas_get_corename());
 #endif
     for (int r = 0; r < repeats; r++) {
-        double t0 = now();
+        double t0 = bench_now();
         check(simclr_trainer_step(tr, img, (uint64_t)r + 1, NULL), "step");
-        printf("%.2f\n", 2.0 * pairs / (now() - t0));
+        printf("%.2f\n", 2.0 * pairs / (bench_now() - t0));
         fflush(stdout);
     }
     struct rusage ru;

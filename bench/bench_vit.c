@@ -7,6 +7,7 @@
  *   eval: encoder EVAL forward of BATCH images (images/s).
  * Prints one line per repeat so the driver script can take the median.
  *   bench_vit step|eval THREADS REPEATS BATCH(pairs for step) */
+#include "bench_util.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,13 +21,6 @@ static void check(simclr_status st, const char *what)
         fprintf(stderr, "bench_vit: %s: %s\n", what, simclr_last_error());
         exit(1);
     }
-}
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 static simclr_tensor *tensor(simclr_context *ctx, int ndim, const int64_t *shape)
@@ -64,7 +58,7 @@ int main(int argc, char **argv)
     printf("# %s, %d threads, %s %lld, isa %s\n", simclr_module_arch(enc), threads, step ? "pairs" : "batch",
            (long long)batch, simclr_context_isa(ctx));
     for (int r = -1; r < repeats; r++) { /* r = -1: warm-up (plans the arenas) */
-        double t0 = now();
+        double t0 = bench_now();
         if (step) {
             check(simclr_module_zero_grad(enc), "zero_grad");
             check(simclr_module_zero_grad(head), "zero_grad");
@@ -79,7 +73,7 @@ int main(int argc, char **argv)
         } else {
             check(simclr_module_forward(enc, x, SIMCLR_EVAL, f), "forward");
         }
-        if (r >= 0) printf("%.2f\n", (double)n / (now() - t0));
+        if (r >= 0) printf("%.2f\n", (double)n / (bench_now() - t0));
         fflush(stdout);
     }
     simclr_tensor_destroy(x), simclr_tensor_destroy(f), simclr_tensor_destroy(df), simclr_tensor_destroy(z);

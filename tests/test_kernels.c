@@ -219,6 +219,15 @@ static const int64_t conv_shapes[][8] = {
     {3, 16, 28, 28, 32, 3, 2, 1}, {2, 3, 9, 9, 4, 3, 2, 0}, {2, 2, 10, 8, 3, 5, 2, 2},
 };
 
+static simclr__conv_desc conv_desc_of(const int64_t *g)
+{
+    simclr__conv_desc d = {.n = g[0], .cin = g[1], .h = g[2], .w = g[3], .cout = g[4], .kh = g[5], .kw = g[5],
+                           .stride = g[6], .pad = g[7]};
+    d.oh = (d.h + 2 * d.pad - d.kh) / d.stride + 1;
+    d.ow = (d.w + 2 * d.pad - d.kw) / d.stride + 1;
+    return d;
+}
+
 /* The exact paths of the cpu backend's convolution (ctx->conv_exact): the
  * default rule, im2col + sgemm everywhere, the sliding kernel wherever it
  * applies. Each runs the whole conv sweep. */
@@ -230,11 +239,7 @@ static void test_conv2d(void **state)
     ctxs *c = *state;
     for (size_t e = 0; e < N_EXACT_MODES; e++)
     for (size_t s = 0; s < sizeof conv_shapes / sizeof conv_shapes[0]; s++) {
-        const int64_t *g = conv_shapes[s];
-        simclr__conv_desc d = {.n = g[0], .cin = g[1], .h = g[2], .w = g[3], .cout = g[4], .kh = g[5], .kw = g[5],
-                               .stride = g[6], .pad = g[7]};
-        d.oh = (d.h + 2 * d.pad - d.kh) / d.stride + 1;
-        d.ow = (d.w + 2 * d.pad - d.kw) / d.stride + 1;
+        simclr__conv_desc d = conv_desc_of(conv_shapes[s]);
         c->cpu->conv_exact = conv_exact_modes[e];
         snprintf(g_where, sizeof g_where, " (shape %zu, exact path %d)", s, conv_exact_modes[e]);
         int64_t nx = d.cin * d.n * d.h * d.w, ny = d.cout * d.n * d.oh * d.ow, nw = d.cout * d.cin * d.kh * d.kw;
@@ -293,11 +298,7 @@ static void test_conv2d_affine(void **state)
     assert_true(simclr__backend_ref.conv2d_forward_affine == NULL); /* so the line above tests the fallback */
     for (size_t e = 0; e < N_EXACT_MODES; e++)
     for (size_t s = 0; s < sizeof conv_shapes / sizeof conv_shapes[0]; s++) {
-        const int64_t *g = conv_shapes[s];
-        simclr__conv_desc d = {.n = g[0], .cin = g[1], .h = g[2], .w = g[3], .cout = g[4], .kh = g[5], .kw = g[5],
-                               .stride = g[6], .pad = g[7]};
-        d.oh = (d.h + 2 * d.pad - d.kh) / d.stride + 1;
-        d.ow = (d.w + 2 * d.pad - d.kw) / d.stride + 1;
+        simclr__conv_desc d = conv_desc_of(conv_shapes[s]);
         c->cpu->conv_exact = conv_exact_modes[e];
         snprintf(g_where, sizeof g_where, " (shape %zu, exact path %d)", s, conv_exact_modes[e]);
         int64_t nx = d.cin * d.n * d.h * d.w, ny = d.cout * d.n * d.oh * d.ow, nw = d.cout * d.cin * d.kh * d.kw;
@@ -360,11 +361,7 @@ static void test_same_bytes_any_thread_count(void **state)
     }
     for (size_t e = 0; e < N_EXACT_MODES; e++)
     for (size_t s = 0; s < sizeof conv_shapes / sizeof conv_shapes[0]; s++) {
-        const int64_t *g = conv_shapes[s];
-        simclr__conv_desc d = {.n = g[0], .cin = g[1], .h = g[2], .w = g[3], .cout = g[4], .kh = g[5], .kw = g[5],
-                               .stride = g[6], .pad = g[7]};
-        d.oh = (d.h + 2 * d.pad - d.kh) / d.stride + 1;
-        d.ow = (d.w + 2 * d.pad - d.kw) / d.stride + 1;
+        simclr__conv_desc d = conv_desc_of(conv_shapes[s]);
         for (int t = 0; t < 3; t++) cx[t]->conv_exact = conv_exact_modes[e];
         int64_t nx = d.cin * d.n * d.h * d.w, ny = d.cout * d.n * d.oh * d.ow, nw = d.cout * d.cin * d.kh * d.kw;
         float *x = alloc_rand(nx, 70 + s), *w = alloc_rand(nw, 80 + s), *dy = alloc_rand(ny, 100 + s);
