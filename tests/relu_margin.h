@@ -66,6 +66,8 @@ typedef struct rm_net {
     rm_site sites[RM_MAX_SITES];
     int site_count;
     double noise_scale; /* library noise / this file's float32 noise, >= 1 */
+    double kappa;       /* largest |batch mean| / batch std of any batch norm input (last double forward) */
+    char kappa_at[80];
 } rm_net;
 
 typedef struct rm_report {

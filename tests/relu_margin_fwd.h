@@ -62,6 +62,12 @@ static void RM(bn)(rm_net *net, int mi, const char *prefix, R *x, int64_t n, int
                     q += d * d;
                 }
             var = q / (R)m;
+            /* How far float32 loses x - mean: |mean| / std (double run only). */
+            double kappa = fabs((double)mean) / sqrt((double)var + 1e-5);
+            if (sizeof(R) == sizeof(double) && kappa > net->kappa) {
+                net->kappa = kappa;
+                snprintf(net->kappa_at, sizeof net->kappa_at, "%s%s", mi ? "head " : "", prefix);
+            }
         }
         const R scale = (R)gamma->v[ch] / (R)sqrt((double)var + 1e-5), shift = beta ? (R)beta->v[ch] : 0;
         for (int64_t b = 0; b < n; b++)
@@ -81,6 +87,7 @@ static void RM(forward)(rm_net *net, const float *x32, int64_t n, int64_t cin, i
                         double *z)
 {
     net->site_count = 0;
+    if (sizeof(R) == sizeof(double)) net->kappa = 0;
     R *x = malloc((size_t)(n * cin * h * w) * sizeof *x);
     for (int64_t i = 0; i < n * cin * h * w; i++) x[i] = (R)x32[i];
     int64_t oh, ow, c;
