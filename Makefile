@@ -382,6 +382,9 @@ clean-mpi:
 # make bench also builds the MPI bench (bench/bench_gradcache.sh runs it).
 bench: $(BENCH_MPI)
 
+# The gradient-caching test shares the ReLU-margin helper with mpi_trainer.
+$(BUILD)/tests/test_gradcache: tests/relu_margin.h tests/relu_margin_fwd.h
+
 test-mpi: $(BUILD)/tests/mpi_trainer
 	@sh tests/test_mpi.sh $(BUILD)/tests/mpi_trainer
 # ---- fuzzing (issue 15): tests/fuzz/ ---------------------------------------
