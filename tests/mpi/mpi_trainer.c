@@ -43,7 +43,7 @@ static int n_global = 12; /* images in the global batch (argument N of equiv) */
  *    (tests/relu_margin.h; MPI_TRAINER_NO_REPAIR=1 skips the shifts, to see
  *    the margin assertion and the equivalence fail);
  *  - the v2 head (batch norm over the 2N rows of the head): its loss moves
- *    by ~1e-5 for parameter changes of one ulp, and at LR 0.01 training
+ *    by ~1e-5 for parameter differences of a few ulps, and at LR 0.01 training
  *    amplifies the differences 5-25x per step (its loss rises from step to
  *    step: the step is too long for it). Its tests run on N = 24 at LR 0.001,
  *    where 4 steps stay within the tolerances (measured max: loss 6.9e-6,
