@@ -258,17 +258,15 @@ static inline double rm_calibrate(rm_net *net, const float *views, int64_t n, in
 static inline int64_t rm_repair(rm_net *net, const float *views, int64_t n, int64_t c, int64_t h, int64_t w,
                                 double *shifts, int64_t shift_cap)
 {
-    int dirty = 1, shifted = 0;
-    int64_t off = 0;
+    int64_t off = 0, shifted = 0;
     forward_d(net, views, n, c, h, w, NULL, NULL);
     const int count = net->site_count;
     if (rm_shift_count(net) > shift_cap) rm_fatal("shift vector too small");
     for (int k = 0; k < count; k++) {
-        if (dirty) {
-            forward_d(net, views, n, c, h, w, NULL, NULL);
-            forward_f(net, views, n, c, h, w, NULL, NULL);
-            dirty = 0;
-        }
+        /* Site k measured after the shifts of sites 0..k-1 (and its values
+         * fresh: rm_smallest_shift sorts them). */
+        if (k > 0) forward_d(net, views, n, c, h, w, NULL, NULL);
+        forward_f(net, views, n, c, h, w, NULL, NULL);
         rm_site *s = &net->sites[k];
         const double noise = net->noise_scale * rm_max_abs_diff(s->v_d, s->v_f, s->c * s->m);
         const double gap = 1.5 * fmax(RM_MARGIN * rm_max_abs(s->v_d, s->c * s->m), RM_NOISE_FACTOR * noise);
@@ -279,7 +277,6 @@ static inline int64_t rm_repair(rm_net *net, const float *views, int64_t n, int6
             bias->v[ch] += dd;
             shifted += dd != 0;
         }
-        dirty = 1;
         off += s->c;
     }
     return shifted;
@@ -355,8 +352,10 @@ static inline simclr_status rm_library_forward(simclr_context *ctx, simclr_modul
 {
     simclr_module *mods[2] = {enc, head};
     float *saved[2][256] = {{0}};
+    if (simclr_module_param_count(enc) > 256 || simclr_module_param_count(head) > 256)
+        rm_fatal("rm_library_forward: more than 256 tensors in a module");
     for (int k = 0; k < 2; k++)
-        for (int i = 0; i < simclr_module_param_count(mods[k]) && i < 256; i++) {
+        for (int i = 0; i < simclr_module_param_count(mods[k]); i++) {
             simclr_tensor *t;
             int flags;
             simclr_module_param(mods[k], i, NULL, &t, NULL, &flags);
@@ -375,7 +374,7 @@ static inline simclr_status rm_library_forward(simclr_context *ctx, simclr_modul
     simclr_tensor_destroy(tf);
     simclr_tensor_destroy(tz);
     for (int k = 0; k < 2; k++)
-        for (int i = 0; i < simclr_module_param_count(mods[k]) && i < 256; i++) {
+        for (int i = 0; i < simclr_module_param_count(mods[k]); i++) {
             if (!saved[k][i]) continue;
             simclr_tensor *t;
             simclr_module_param(mods[k], i, NULL, &t, NULL, NULL);

@@ -182,6 +182,10 @@ static int equiv(int rank, int size, const char *bn, int micro, int steps, const
      * the ReLU sites: every rank needs their layout to apply the shifts. */
     const int64_t nv = 2 * n_global, view_floats = (int64_t)3 * IMG * IMG;
     float *views = malloc((size_t)(nv * view_floats) * sizeof *views);
+    if (simclr_module_output_dim(d.enc) > 1024 || simclr_module_output_dim(d.head) > 64) {
+        fprintf(stderr, "equiv: the model is wider than this test's buffers\n");
+        MPI_Abort(MPI_COMM_WORLD, 3);
+    }
     float *lib_feat = malloc((size_t)nv * 1024 * sizeof *lib_feat), *lib_z = malloc((size_t)nv * 64 * sizeof *lib_z);
     int64_t vshape[4] = {nv, 3, IMG, IMG}, hshape[4] = {n_global, 3, IMG, IMG};
     simclr_tensor *tv, *tv0, *tv1;
