@@ -225,6 +225,66 @@ static void test_frozen_micro_equals_full(void **state)
     rig_free(&full);
 }
 
+/* The margin assertion is not vacuous: after a repair it holds; an input
+ * moved onto the kink (one channel's bias shifted by minus one of its
+ * inputs) makes it fail naming the site, and so does a library output that
+ * is not the reference's (here 1% off). */
+static void test_relu_margin_check_can_fail(void **state)
+{
+    (void)state;
+    rig a;
+    rig_make(&a, 0);
+    uint8_t px[N * IMG * IMG * 3];
+    simclr_tensor *img = make_images(a.ctx, px, N);
+    static float views[2 * N * 3 * IMG * IMG], feat[2 * N * 64], z[2 * N * 16];
+    int64_t vshape[4] = {2 * N, 3, IMG, IMG}, hshape[4] = {N, 3, IMG, IMG};
+    simclr_tensor *tv, *tv0, *tv1;
+    CHECK_OK(simclr_tensor_wrap(a.ctx, SIMCLR_F32, 4, vshape, views, &tv));
+    CHECK_OK(simclr_tensor_wrap(a.ctx, SIMCLR_F32, 4, hshape, views, &tv0));
+    CHECK_OK(simclr_tensor_wrap(a.ctx, SIMCLR_F32, 4, hshape, views + N * 3 * IMG * IMG, &tv1));
+    CHECK_OK(simclr_augment_pair(a.aug, img, 3, tv0, tv1));
+    rm_net net;
+    rm_init(&net, a.enc, a.head, 0);
+    double shifts[4096];
+    CHECK_OK(rm_library_forward(a.ctx, a.enc, a.head, tv, 0, feat, z));
+    rm_calibrate(&net, views, 2 * N, 3, IMG, IMG, feat, z);
+    rm_repair(&net, views, 2 * N, 3, IMG, IMG, shifts, 4096);
+    rm_apply(&net, a.enc, a.head, shifts);
+    rm_report rep;
+    CHECK_OK(rm_library_forward(a.ctx, a.enc, a.head, tv, 0, feat, z));
+    if (rm_check(&net, views, 2 * N, 3, IMG, IMG, feat, z, &rep)) fail_msg("%s", rep.message);
+    assert_true(rep.margin >= RM_MARGIN && rep.noise >= RM_NOISE_FACTOR && rep.sites == 18);
+    const double margin = rep.margin, noise = rep.noise;
+
+    /* A library output 1% off the reference. */
+    float saved = feat[5];
+    feat[5] *= 1.01f;
+    assert_int_equal(rm_check(&net, views, 2 * N, 3, IMG, IMG, feat, z, &rep), 1);
+    assert_non_null(strstr(rep.message, "differs from the float64 reference"));
+    feat[5] = saved;
+
+    /* Site 3 (layer1.1.bn1), channel 0: its first input moved onto zero. */
+    const rm_site *site = &net.sites[3];
+    assert_string_equal(site->prefix, "layer1.1.bn1");
+    memset(shifts, 0, sizeof shifts);
+    int64_t off = 0;
+    for (int k = 0; k < 3; k++) off += net.sites[k].c;
+    shifts[off] = -site->v_d[0];
+    rm_apply(&net, a.enc, a.head, shifts);
+    CHECK_OK(rm_library_forward(a.ctx, a.enc, a.head, tv, 0, feat, z));
+    assert_int_equal(rm_check(&net, views, 2 * N, 3, IMG, IMG, feat, z, &rep), 1);
+    assert_non_null(strstr(rep.message, "precondition: ReLU inputs must stay clear of zero, but at layer1.1.bn1"));
+    printf("relu margin: after repair min|x|/max|x| %.3g, min|x|/noise %.3g; with one input moved to the kink: %s\n",
+           margin, noise, rep.message);
+
+    rm_free(&net);
+    simclr_tensor_destroy(tv);
+    simclr_tensor_destroy(tv0);
+    simclr_tensor_destroy(tv1);
+    simclr_tensor_destroy(img);
+    rig_free(&a);
+}
+
 /* Per-micro-batch BN (the default): the running statistics are updated once
  * per micro-batch, and the gradient differs from the whole batch's (it is
  * another estimator; the test shows the setting matters). */
@@ -503,6 +563,7 @@ int main(void)
         cmocka_unit_test(test_local_bn_per_micro_batch),   cmocka_unit_test(test_frozen_bn_backward_fd),
         cmocka_unit_test(test_settings),                   cmocka_unit_test(test_comm_validation),
         cmocka_unit_test(test_comm_failure_changes_nothing), cmocka_unit_test(test_moco_refused),
+        cmocka_unit_test(test_relu_margin_check_can_fail),
     };
     return cmocka_run_group_tests_name("gradcache", tests, NULL, NULL);
 }
