@@ -1,12 +1,15 @@
-/* Direct (im2col + sgemm) against Winograd F(2x2,3x3) and F(4x4,3x3) on the
- * 3x3 stride-1 convolutions of ResNet-18: width 16 on 28x28x1 (the
- * Fashion-MNIST demo's model) and width 64 on 32x32x3, CIFAR stem. Per layer
- * shape, forward and backward (weight + input gradient), the median time of
- * REPEATS runs and the effective throughput: direct-convolution FLOPs
- * (2 * n*oh*ow * cout * cin * 9 forward, twice that backward) / time, so the
- * columns compare directly and Winograd can exceed sgemm's peak. Also the
- * choice of SIMCLR_CONV_AUTO and its cost model's estimates, to fit the
- * model's constants (src/backend/cpu_winograd.c) on an idle machine.
+/* Every convolution of ResNet-18 (CIFAR stem) for the two benchmark models:
+ * width 16 on 28x28x1 (the Fashion-MNIST demo's) and width 64 on 32x32x3.
+ * Per layer shape, forward and backward (weight + input gradient), on every
+ * path that applies: im2col + sgemm, the sliding-window kernel (stride 1),
+ * Winograd F(2x2,3x3) and F(4x4,3x3) (3x3 stride 1), and the path
+ * SIMCLR_CONV_AUTO takes. Each figure is the median time of REPEATS runs and
+ * the effective throughput: direct-convolution FLOPs (2 * n*oh*ow * cout *
+ * cin * k*k forward, twice that backward) / time, so the columns compare
+ * directly and Winograd can exceed sgemm's peak. The AUTO column summed over
+ * the network is the convolution part of a training step's profile; the
+ * rules that pick the path (src/backend/cpu/winograd.c, sliding.c) are
+ * fitted from these columns on an idle machine.
  *   bench_conv [THREADS] [BATCH] [REPEATS] */
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,30 +40,65 @@ static int cmp_double(const void *a, const void *b)
 
 typedef struct {
     const char *model;
-    int64_t cin, cout, hw, count; /* count: how many such layers the network has */
+    int64_t cin, cout, hw, k, stride, count; /* count: how many such layers the network has */
 } layer;
 
 static const layer layers[] = {
-    {"w16 28x28", 1, 16, 28, 1},   {"w16 28x28", 16, 16, 28, 4},  {"w16 28x28", 32, 32, 14, 3},
-    {"w16 28x28", 64, 64, 7, 3},   {"w16 28x28", 128, 128, 4, 3}, {"w64 32x32", 3, 64, 32, 1},
-    {"w64 32x32", 64, 64, 32, 4},  {"w64 32x32", 128, 128, 16, 3}, {"w64 32x32", 256, 256, 8, 3},
-    {"w64 32x32", 512, 512, 4, 3},
+    {"w16 28x28", 1, 16, 28, 3, 1, 1},    {"w16 28x28", 16, 16, 28, 3, 1, 4},   {"w16 28x28", 16, 32, 28, 3, 2, 1},
+    {"w16 28x28", 16, 32, 28, 1, 2, 1},   {"w16 28x28", 32, 32, 14, 3, 1, 3},   {"w16 28x28", 32, 64, 14, 3, 2, 1},
+    {"w16 28x28", 32, 64, 14, 1, 2, 1},   {"w16 28x28", 64, 64, 7, 3, 1, 3},    {"w16 28x28", 64, 128, 7, 3, 2, 1},
+    {"w16 28x28", 64, 128, 7, 1, 2, 1},   {"w16 28x28", 128, 128, 4, 3, 1, 3}, {"w64 32x32", 3, 64, 32, 3, 1, 1},
+    {"w64 32x32", 64, 64, 32, 3, 1, 4},   {"w64 32x32", 64, 128, 32, 3, 2, 1}, {"w64 32x32", 64, 128, 32, 1, 2, 1},
+    {"w64 32x32", 128, 128, 16, 3, 1, 3}, {"w64 32x32", 128, 256, 16, 3, 2, 1}, {"w64 32x32", 128, 256, 16, 1, 2, 1},
+    {"w64 32x32", 256, 256, 8, 3, 1, 3},  {"w64 32x32", 256, 512, 8, 3, 2, 1},  {"w64 32x32", 256, 512, 8, 1, 2, 1},
+    {"w64 32x32", 512, 512, 4, 3, 1, 3},
 };
 
-/* algo: 0 direct (SIMCLR_CONV_DIRECT), 2 or 4 (that tile forced through the
- * context's internal test switch), all through the backend's vtable. */
-static double run(simclr_context *ctx, const simclr__conv_desc *d, int algo, int backward, const float *x,
+/* The paths, forced through the context's internal test switches. */
+enum { IM2COL, SLIDING, F2, F4, AUTO, N_PATHS };
+static const char *const path_names[N_PATHS] = {"im2col", "sliding", "F(2x2)", "F(4x4)", "AUTO"};
+
+static int applies(const simclr__conv_desc *d, int path)
+{
+    if (path == SLIDING) return simclr__cpu_sliding_eligible(d);
+    if (path == F2 || path == F4) return simclr__cpu_winograd_eligible(d);
+    return 1;
+}
+
+static void force(simclr_context *ctx, int path)
+{
+    ctx->conv_tile = path == F2 ? 2 : path == F4 ? 4 : 0;
+    ctx->conv_exact = path == IM2COL ? 1 : path == SLIDING ? 2 : 0;
+    simclr_context_set(ctx, SIMCLR_CTX_CONV_ALGO, path == AUTO ? SIMCLR_CONV_AUTO : SIMCLR_CONV_DIRECT);
+}
+
+/* What AUTO runs for the forward pass and the input gradient. */
+static const char *auto_name(simclr_context *ctx, const simclr__conv_desc *d, int input_grad)
+{
+    force(ctx, AUTO);
+    int tile = simclr__cpu_winograd_choose(ctx, d);
+    if (tile) return tile == 2 ? "F2" : "F4";
+    if (simclr__cpu_sliding_choose(ctx, d, input_grad)) return "sliding";
+    return "im2col";
+}
+
+static double run(simclr_context *ctx, const simclr__conv_desc *d, int path, int backward, const float *x,
                   const float *w, const float *dy, float *y, float *dw, float *dx, float *ws)
 {
-    ctx->conv_tile = algo;
+    force(ctx, path);
     double t0 = now();
     if (backward)
         ctx->backend->conv2d_backward(ctx, d, x, w, dy, dw, NULL, dx, 0, ws);
     else
         ctx->backend->conv2d_forward(ctx, d, x, w, NULL, y, ws);
-    double t = now() - t0;
-    ctx->conv_tile = 0;
-    return t;
+    return now() - t0;
+}
+
+static void print_total(const char *model, double total[2][N_PATHS])
+{
+    printf("%-10s %-22s      ", model, "total (AUTO: profile)");
+    for (int p = 0; p < N_PATHS; p++) printf("| %7.1f/%-7.1f ms ", total[0][p], total[1][p]);
+    printf("| fwd/bwd\n");
 }
 
 int main(int argc, char **argv)
@@ -82,22 +120,22 @@ int main(int argc, char **argv)
 #else
     printf("bench_conv: %d threads, batch %d, median of %d, ISA %s\n", threads, batch, repeats, simclr_context_isa(ctx));
 #endif
-    printf("%-10s %-16s %-4s | %-23s | %-23s | %-23s | %-6s %s\n", "model", "layer (x count)", "pass",
-           "direct ms  GFLOP/s", "F(2x2) ms  GFLOP/s", "F(4x4) ms  GFLOP/s", "AUTO", "model cost direct/F2/F4");
-    double total[2][3] = {{0}};
+    printf("%-10s %-22s %-4s", "model", "layer (x count)", "pass");
+    for (int p = 0; p < N_PATHS; p++) printf(" | %-7s ms GFLOP/s", path_names[p]);
+    printf(" | AUTO runs\n");
+    double total[2][N_PATHS] = {{0}};
     const char *last_model = "";
     for (size_t i = 0; i < sizeof layers / sizeof layers[0]; i++) {
         const layer *l = &layers[i];
         if (strcmp(l->model, last_model) != 0 && i > 0) {
-            printf("%-10s %-16s       | %9.1f ms fwd %6.1f bwd | %9.1f ms fwd %6.1f bwd | %9.1f ms fwd %6.1f bwd |\n",
-                   last_model, "total", total[0][0], total[1][0], total[0][1], total[1][1], total[0][2],
-                   total[1][2]);
+            print_total(last_model, total);
             memset(total, 0, sizeof total);
         }
         last_model = l->model;
-        simclr__conv_desc d = {.n = batch, .cin = l->cin, .h = l->hw, .w = l->hw, .cout = l->cout, .kh = 3, .kw = 3,
-                               .stride = 1, .pad = 1, .oh = l->hw, .ow = l->hw};
-        int64_t nx = d.cin * d.n * d.h * d.w, ny = d.cout * d.n * d.oh * d.ow, nw = d.cout * d.cin * 9;
+        int64_t pad = l->k / 2, o = (l->hw + 2 * pad - l->k) / l->stride + 1;
+        simclr__conv_desc d = {.n = batch, .cin = l->cin, .h = l->hw, .w = l->hw, .cout = l->cout, .kh = l->k,
+                               .kw = l->k, .stride = l->stride, .pad = pad, .oh = o, .ow = o};
+        int64_t nx = d.cin * d.n * d.h * d.w, ny = d.cout * d.n * d.oh * d.ow, nw = d.cout * d.cin * d.kh * d.kw;
         float *x = malloc((size_t)nx * 4), *dx = malloc((size_t)nx * 4), *y = malloc((size_t)ny * 4);
         float *dy = malloc((size_t)ny * 4), *w = malloc((size_t)nw * 4), *dw = calloc((size_t)nw, 4);
         float *ws = malloc((ctx->backend->conv2d_workspace(ctx, &d) + 1) * 4);
@@ -108,35 +146,31 @@ int main(int argc, char **argv)
         for (int64_t k = 0; k < nx; k++) x[k] = (float)((k * 7919) % 1000) / 1000.0f;
         for (int64_t k = 0; k < ny; k++) dy[k] = (float)((k * 104729) % 2001) / 1000.0f - 1.0f;
         for (int64_t k = 0; k < nw; k++) w[k] = (float)((k * 31) % 201) / 1000.0f - 0.1f;
-        simclr_context_set(ctx, SIMCLR_CTX_CONV_ALGO, SIMCLR_CONV_AUTO);
-        int auto_pick = simclr__cpu_winograd_choose(ctx, &d);
-        simclr_context_set(ctx, SIMCLR_CTX_CONV_ALGO, SIMCLR_CONV_DIRECT);
-        double flops = 2.0 * (double)(d.n * d.oh * d.ow) * (double)(d.cout * d.cin * 9);
+        double flops = 2.0 * (double)(d.n * d.oh * d.ow) * (double)(d.cout * d.cin * d.kh * d.kw);
         for (int pass = 0; pass < 2; pass++) {
-            double ms[3];
-            for (int a = 0; a < 3; a++) {
+            char name[40];
+            snprintf(name, sizeof name, "%lld>%lld k%lld s%lld @%lld x%lld", (long long)l->cin, (long long)l->cout,
+                     (long long)l->k, (long long)l->stride, (long long)l->hw, (long long)l->count);
+            printf("%-10s %-22s %-4s", l->model, name, pass ? "bwd" : "fwd");
+            for (int p = 0; p < N_PATHS; p++) {
+                if (!applies(&d, p)) {
+                    printf(" | %18s", "-");
+                    continue;
+                }
                 double *t = malloc((size_t)repeats * sizeof(double));
-                run(ctx, &d, 2 * a, pass, x, w, dy, y, dw, dx, ws); /* warm-up */
-                for (int r = 0; r < repeats; r++) t[r] = run(ctx, &d, 2 * a, pass, x, w, dy, y, dw, dx, ws);
+                run(ctx, &d, p, pass, x, w, dy, y, dw, dx, ws); /* warm-up */
+                for (int r = 0; r < repeats; r++) t[r] = run(ctx, &d, p, pass, x, w, dy, y, dw, dx, ws);
                 qsort(t, (size_t)repeats, sizeof(double), cmp_double);
-                ms[a] = 1e3 * t[repeats / 2];
-                total[pass][a] += ms[a] * (double)l->count;
+                double ms = 1e3 * t[repeats / 2], f = flops * (pass ? 2.0 : 1.0);
+                total[pass][p] += ms * (double)l->count;
+                printf(" | %7.2f %10.1f", ms, f / (ms * 1e6));
                 free(t);
             }
-            double f = flops * (pass ? 2.0 : 1.0);
-            char name[32];
-            snprintf(name, sizeof name, "%lld>%lld @%lld x%lld", (long long)l->cin, (long long)l->cout,
-                     (long long)l->hw, (long long)l->count);
-            printf("%-10s %-16s %-4s | %9.2f  %11.1f | %9.2f  %11.1f | %9.2f  %11.1f | %-6s %.3g / %.3g / %.3g\n",
-                   l->model, name, pass ? "bwd" : "fwd", ms[0], f / (ms[0] * 1e6), ms[1], f / (ms[1] * 1e6), ms[2],
-                   f / (ms[2] * 1e6), auto_pick == 0 ? "direct" : auto_pick == 2 ? "F2" : "F4",
-                   simclr__cpu_winograd_cost(&d, 0), simclr__cpu_winograd_cost(&d, 2),
-                   simclr__cpu_winograd_cost(&d, 4));
+            printf(" | %s\n", pass ? auto_name(ctx, &d, 1) : auto_name(ctx, &d, 0));
         }
         free(x), free(dx), free(y), free(dy), free(w), free(dw), free(ws);
     }
-    printf("%-10s %-16s       | %9.1f ms fwd %6.1f bwd | %9.1f ms fwd %6.1f bwd | %9.1f ms fwd %6.1f bwd |\n",
-           last_model, "total", total[0][0], total[1][0], total[0][1], total[1][1], total[0][2], total[1][2]);
+    print_total(last_model, total);
     simclr_context_destroy(ctx);
     return 0;
 }

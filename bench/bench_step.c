@@ -6,7 +6,9 @@
  *   bench_step THREADS REPEATS [PAIRS] [WIDTH] [SIZE] [CHANNELS] */
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "simclr.h"
 
@@ -29,8 +31,23 @@ static double now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* Resident size now, in MB (from /proc; 0 where there is none). */
+static double rss_mb(void)
+{
+    long pages = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+        fclose(f);
+    }
+    return (double)resident * (double)sysconf(_SC_PAGESIZE) / 1048576.0;
+}
+
 int main(int argc, char **argv)
 {
+    /* The step's memory: peak resident size minus what the process held
+     * before the model existed (as torch_step.py measures it). */
+    double rss_base = rss_mb();
     int threads = argc > 1 ? atoi(argv[1]) : 2, repeats = argc > 2 ? atoi(argv[2]) : 3;
     int pairs = argc > 3 ? atoi(argv[3]) : 128, width = argc > 4 ? atoi(argv[4]) : 64;
     int size = argc > 5 ? atoi(argv[5]) : 32, channels = argc > 6 ? atoi(argv[6]) : 3;
@@ -66,6 +83,9 @@ int main(int argc, char **argv)
         printf("%.2f\n", 2.0 * pairs / (now() - t0));
         fflush(stdout);
     }
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("# step_mem_mb=%.0f isa=%s\n", (double)ru.ru_maxrss / 1024.0 - rss_base, simclr_context_isa(ctx));
     simclr_tensor_destroy(img);
     simclr_trainer_destroy(tr);
     simclr_optimizer_destroy(opt);

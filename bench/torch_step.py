@@ -8,6 +8,8 @@ repeat. MODEL fmnist16 is the Fashion-MNIST demo's model instead: width 16,
 1 channel, 28x28, 128-128-128 head, the GRAYSCALE augmentations.
     torch_step.py THREADS REPEATS [PAIRS] [channels_last 0|1] [cifar64|fmnist16]"""
 import math
+import os
+import resource
 import sys
 import time
 
@@ -17,6 +19,14 @@ import torch.nn.functional as F
 import torchvision
 from torchvision.ops import roi_align
 
+def rss_mb():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+# The step's memory: peak resident size minus what the process held before
+# the model existed (the interpreter and torch's own libraries excluded).
+rss_base = rss_mb()
 threads, repeats = int(sys.argv[1]), int(sys.argv[2])
 pairs = int(sys.argv[3]) if len(sys.argv) > 3 else 128
 channels_last = len(sys.argv) > 4 and sys.argv[4] == "1"
@@ -146,3 +156,4 @@ for _ in range(repeats):
     t0 = time.perf_counter()
     step()
     print("%.2f" % (2 * pairs / (time.perf_counter() - t0)), flush=True)
+print("# step_mem_mb=%.0f" % (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - rss_base))

@@ -211,9 +211,11 @@ typedef enum simclr_ctx_param {
 } simclr_ctx_param;
 
 /* Values of SIMCLR_CTX_CONV_ALGO: how the "cpu" backend runs 3x3 stride-1
- * convolutions (padding 0..2); every other convolution always runs the
- * direct (im2col + sgemm) path. The "ref" backend ignores the setting and
- * always runs its exact direct loops.
+ * convolutions (padding 0..2); every other convolution always runs one of
+ * the exact direct paths (im2col + sgemm, or for few-channel stride-1
+ * layers a sliding-window kernel; which one is the backend's choice and
+ * changes only rounding). The "ref" backend ignores the setting and always
+ * runs its exact direct loops.
  *  AUTO:     per layer, Winograd where a cost model says it is faster, with
  *            the tile its error rule allows (docs/architecture.md, "Winograd":
  *            F(4x4,3x3) only where its measured normalized error stays within

@@ -164,10 +164,13 @@ static void test_reductions(void **state)
 /* ---- layer kernels ---- */
 
 /* Runs the same kernel on both backends over copies of the same buffers. */
+/* Where the sweep is (shape, path), for cmp's message; "" outside sweeps. */
+static char g_where[96];
+
 static void cmp(const char *what, const float *ref, const float *cpu, int64_t n, double tol)
 {
     double err = test_norm_err(cpu, ref, n);
-    if (!(err <= tol)) fail_msg("%s: normalized error %g > %g", what, err, tol);
+    if (!(err <= tol)) fail_msg("%s%s: normalized error %g > %g", what, g_where, err, tol);
 }
 
 static float *dup(const float *x, int64_t n)
@@ -206,17 +209,34 @@ static const int64_t conv_shapes[][8] = {
     /* 3 chunks of 8 images (below the weight gradient's 4 parts), and 5
      * chunks with a short last one (parts of 1, 1, 1, 2 chunks). */
     {21, 4, 16, 16, 4, 3, 1, 1}, {37, 2, 16, 16, 3, 3, 1, 1},
+    /* Stride 1 for the sliding kernel: the width-16 model's first layers,
+     * 7x7 pad 3, 3x3 pad 2 (input-gradient padding 0), 5x5 pad 4 (its
+     * largest), widths that end mid-vector. */
+    {3, 16, 28, 28, 16, 3, 1, 1}, {2, 3, 9, 8, 5, 7, 1, 3}, {2, 5, 6, 11, 6, 3, 1, 2}, {1, 2, 3, 4, 9, 5, 1, 4},
+    {2, 33, 7, 7, 17, 3, 1, 0},
+    /* Stride 2 on the sliding kernel's phase planes: the width-16 model's
+     * first strided layer, pad 0 on an odd size, 5x5 on an even one. */
+    {3, 16, 28, 28, 32, 3, 2, 1}, {2, 3, 9, 9, 4, 3, 2, 0}, {2, 2, 10, 8, 3, 5, 2, 2},
 };
+
+/* The exact paths of the cpu backend's convolution (ctx->conv_exact): the
+ * default rule, im2col + sgemm everywhere, the sliding kernel wherever it
+ * applies. Each runs the whole conv sweep. */
+static const int conv_exact_modes[] = {0, 1, 2};
+#define N_EXACT_MODES (sizeof conv_exact_modes / sizeof conv_exact_modes[0])
 
 static void test_conv2d(void **state)
 {
     ctxs *c = *state;
+    for (size_t e = 0; e < N_EXACT_MODES; e++)
     for (size_t s = 0; s < sizeof conv_shapes / sizeof conv_shapes[0]; s++) {
         const int64_t *g = conv_shapes[s];
         simclr__conv_desc d = {.n = g[0], .cin = g[1], .h = g[2], .w = g[3], .cout = g[4], .kh = g[5], .kw = g[5],
                                .stride = g[6], .pad = g[7]};
         d.oh = (d.h + 2 * d.pad - d.kh) / d.stride + 1;
         d.ow = (d.w + 2 * d.pad - d.kw) / d.stride + 1;
+        c->cpu->conv_exact = conv_exact_modes[e];
+        snprintf(g_where, sizeof g_where, " (shape %zu, exact path %d)", s, conv_exact_modes[e]);
         int64_t nx = d.cin * d.n * d.h * d.w, ny = d.cout * d.n * d.oh * d.ow, nw = d.cout * d.cin * d.kh * d.kw;
         float *x = alloc_rand(nx, 70 + s), *w = alloc_rand(nw, 80 + s), *bias = alloc_rand(d.cout, 90 + s);
         float *dy = alloc_rand(ny, 100 + s);
@@ -257,6 +277,8 @@ static void test_conv2d(void **state)
         }
         free(x), free(w), free(bias), free(dy), free(ws), free(y1), free(y2);
     }
+    c->cpu->conv_exact = 0;
+    g_where[0] = 0;
 }
 
 /* The same bytes at 1, 2 and 3 threads (the header's promise): products,
@@ -288,12 +310,14 @@ static void test_same_bytes_any_thread_count(void **state)
                 fail_msg("dot/sum of %lld: %d threads differ from 1", (long long)(m * k), t + 1);
         free(a), free(b), free(c[0]), free(c[1]), free(c[2]);
     }
+    for (size_t e = 0; e < N_EXACT_MODES; e++)
     for (size_t s = 0; s < sizeof conv_shapes / sizeof conv_shapes[0]; s++) {
         const int64_t *g = conv_shapes[s];
         simclr__conv_desc d = {.n = g[0], .cin = g[1], .h = g[2], .w = g[3], .cout = g[4], .kh = g[5], .kw = g[5],
                                .stride = g[6], .pad = g[7]};
         d.oh = (d.h + 2 * d.pad - d.kh) / d.stride + 1;
         d.ow = (d.w + 2 * d.pad - d.kw) / d.stride + 1;
+        for (int t = 0; t < 3; t++) cx[t]->conv_exact = conv_exact_modes[e];
         int64_t nx = d.cin * d.n * d.h * d.w, ny = d.cout * d.n * d.oh * d.ow, nw = d.cout * d.cin * d.kh * d.kw;
         float *x = alloc_rand(nx, 70 + s), *w = alloc_rand(nw, 80 + s), *dy = alloc_rand(ny, 100 + s);
         float *y[3], *dw[3], *dx[3];
@@ -306,7 +330,7 @@ static void test_same_bytes_any_thread_count(void **state)
             free(ws);
             if (t && (memcmp(y[t], y[0], (size_t)ny * 4) || memcmp(dw[t], dw[0], (size_t)nw * 4) ||
                       memcmp(dx[t], dx[0], (size_t)nx * 4)))
-                fail_msg("conv2d shape %zu: %d threads differ from 1", s, t + 1);
+                fail_msg("conv2d shape %zu, exact path %d: %d threads differ from 1", s, conv_exact_modes[e], t + 1);
         }
         for (int t = 0; t < 3; t++) free(y[t]), free(dw[t]), free(dx[t]);
         free(x), free(w), free(dy);

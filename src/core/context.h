@@ -40,6 +40,9 @@ struct simclr_context {
     int64_t conv_algo; /* SIMCLR_CTX_CONV_ALGO, a simclr_conv_algo value */
     int conv_tile;     /* tests and benchmarks only: 2 or 4 forces that Winograd tile
                           wherever Winograd applies (over conv_algo); 0 = conv_algo decides */
+    int conv_exact;    /* tests and benchmarks only: which exact path non-Winograd layers
+                          take: 1 im2col + sgemm, 2 the sliding-window kernel wherever
+                          it applies, 0 = the rule in backend/cpu/sliding.c */
 };
 
 /* A context on `backend` (opaque here: the backend layer, above core, picks

@@ -22,6 +22,8 @@ typedef struct unit {
     simclr__conv_desc d; /* geometry under the current plan */
     float *a;            /* conv output [cout, n*oh*ow] */
     float *y;            /* BN (+ residual) (+ ReLU) output */
+    int y_shared;        /* training plan: y lives in a buffer shared with other units
+                            (rebuilt from a for the backward pass, or not needed there) */
     float *stats;        /* SIMCLR__BN_STATS(cout) */
 } unit;
 
@@ -53,7 +55,14 @@ typedef struct resnet {
     int32_t *pool_idx;
     int64_t feat_hw;        /* last block's spatial size */
     float *feat;            /* pooled features [D, n] */
-    float *grad[4];         /* gradient buffers, each of the largest activation */
+    /* Gradient buffers, each of the largest activation. In a training plan
+     * they also hold what only the forward pass needs, so that per unit
+     * only conv outputs and block outputs are kept: a block's inner units
+     * write their outputs into grad[0], one after another, and downsample
+     * outputs go to grad[1] (their backward needs only the block input).
+     * The backward pass rebuilds each inner output from its conv output
+     * where it needs it (block_backward). */
+    float *grad[4];
     float *ws;              /* convolution workspace */
     int64_t min_bn_m;       /* fewest values per channel any BN sees */
     const char *min_bn_name;
@@ -196,7 +205,8 @@ static void note_act(planner *p, int64_t floats)
 }
 
 /* shared: the inference plan's buffer for this unit's output (conv output
- * and batch norm in place), or NULL for a training plan's own two. */
+ * and batch norm in place), or NULL for a training plan's own conv output
+ * (and own y unless the unit's y_shared, set by the caller). */
 static simclr_status plan_unit(simclr_context *ctx, resnet *r, planner *p, unit *u, int64_t h, int64_t w,
                                float *shared)
 {
@@ -212,7 +222,7 @@ static simclr_status plan_unit(simclr_context *ctx, resnet *r, planner *p, unit 
         u->a = u->y = shared;
     } else {
         u->a = take(p, size);
-        u->y = take(p, size);
+        u->y = u->y_shared ? NULL : take(p, size); /* set once the shared buffers exist */
     }
     u->stats = take(p, SIMCLR__BN_STATS(u->conv.cout));
     note_act(p, size);
@@ -254,9 +264,11 @@ static simclr_status plan_walk(simclr_module *m, resnet *r, planner *p, float *c
         /* Units 0, 1 into f0, f1; a bottleneck's unit 2 back into f0 (free
          * once unit 1 has read it); the shortcut into f2. */
         for (int k = 0; k < b->n_units; k++) {
+            b->u[k].y_shared = !buf && k < b->n_units - 1;
             SIMCLR__TRY(plan_unit(ctx, r, p, &b->u[k], h, w, buf ? f[k == 1 ? 1 : 0] : NULL));
             h = b->u[k].d.oh, w = b->u[k].d.ow;
         }
+        b->down.y_shared = !buf;
         if (b->has_down) SIMCLR__TRY(plan_unit(ctx, r, p, &b->down, bh, bw, buf ? f[2] : NULL));
         cur = b->u[b->n_units - 1].y;
         if (buf)
@@ -265,10 +277,16 @@ static simclr_status plan_walk(simclr_module *m, resnet *r, planner *p, float *c
     }
     r->feat_hw = h * w;
     r->feat = take(p, m->out_dim * r->n);
-    if (!buf)
+    if (!buf) {
         for (int i = 0; i < 4; i++) r->grad[i] = take(p, (int64_t)p->max_act);
-    else
+        for (int i = 0; i < r->n_blocks; i++) {
+            block *b = &r->blocks[i];
+            for (int k = 0; k < b->n_units - 1; k++) b->u[k].y = r->grad[0];
+            b->down.y = r->grad[1];
+        }
+    } else {
         for (int i = 0; i < 4; i++) r->grad[i] = NULL;
+    }
     r->ws = take(p, (int64_t)p->max_ws);
     if (p->arena.overflow)
         return simclr__fail(SIMCLR_E_SHAPE, "%s: activations for a batch of %lld x %lldx%lld do not fit in memory",
@@ -394,10 +412,11 @@ static simclr_status resnet_forward(simclr_module *m, const simclr_tensor *x, si
 
 /* ---- backward ---- */
 
-static void unit_bn_backward(simclr_context *ctx, resnet *r, unit *u, const float *dy, float *dx, float *dres)
+/* y: the unit's output as the forward left it, or rebuilt (the ReLU mask). */
+static void unit_bn_backward(simclr_context *ctx, resnet *r, unit *u, const float *y, const float *dy, float *dx,
+                             float *dres)
 {
-    simclr__batchnorm_backward(ctx, &u->bn, r->n * u->d.oh * u->d.ow, u->a, u->y, u->relu, dy, dx, dres,
-                               u->stats);
+    simclr__batchnorm_backward(ctx, &u->bn, r->n * u->d.oh * u->d.ow, u->a, y, u->relu, dy, dx, dres, u->stats);
 }
 
 /* Back through one block. g[0] holds d(block output) on entry; on return
@@ -406,15 +425,21 @@ static void block_backward(simclr_context *ctx, resnet *r, block *b, float **g)
 {
     float *dout = g[0], *dres = g[1], *cur = g[2], *other = g[3], *t;
     unit *last = &b->u[b->n_units - 1];
-    unit_bn_backward(ctx, r, last, dout, cur, dres);
+    unit_bn_backward(ctx, r, last, last->y, dout, cur, dres);
+    /* dout is free from here until the first conv's input gradient: the
+     * inner units' outputs, dropped after the forward, are rebuilt there
+     * (bit for bit) as the conv input and ReLU mask they were. */
+    float *rebuilt = dout;
     for (int k = b->n_units - 1; k >= 1; k--) {
-        simclr__conv2d_backward(ctx, &b->u[k].conv, &b->u[k].d, b->u[k - 1].y, cur, other, 0, r->ws);
-        unit_bn_backward(ctx, r, &b->u[k - 1], other, cur, NULL);
+        unit *in = &b->u[k - 1];
+        simclr__batchnorm_recompute(ctx, &in->bn, r->n * in->d.oh * in->d.ow, in->a, in->relu, rebuilt, in->stats);
+        simclr__conv2d_backward(ctx, &b->u[k].conv, &b->u[k].d, rebuilt, cur, other, 0, r->ws);
+        unit_bn_backward(ctx, r, in, rebuilt, other, cur, NULL);
     }
     /* cur = d(first conv's output). */
     if (b->has_down) {
         simclr__conv2d_backward(ctx, &b->u[0].conv, &b->u[0].d, b->in, cur, dout, 0, r->ws);
-        unit_bn_backward(ctx, r, &b->down, dres, other, NULL);
+        unit_bn_backward(ctx, r, &b->down, NULL, dres, other, NULL); /* no ReLU: no mask */
         simclr__conv2d_backward(ctx, &b->down.conv, &b->down.d, b->in, other, dout, 1, r->ws);
         /* Result in dout = g[0] already. */
     } else {
@@ -444,7 +469,7 @@ static simclr_status resnet_backward(simclr_module *m, const simclr_tensor *dy, 
         simclr__maxpool_backward(ctx, s->conv.cout * r->n, r->pool_h, r->pool_w, g[0], r->pool_idx, g[1]);
         t = g[0], g[0] = g[1], g[1] = t;
     }
-    unit_bn_backward(ctx, r, s, g[0], g[1], NULL);
+    unit_bn_backward(ctx, r, s, s->y, g[0], g[1], NULL);
     /* The input gradient of the first conv is skipped unless asked for. */
     simclr__conv2d_backward(ctx, &s->conv, &s->d, r->x_cm, g[1], dx ? g[2] : NULL, 0, r->ws);
     if (dx) simclr__layout_to_nchw(ctx, r->n, m->in_dim, r->h * r->w, g[2], simclr__f32(dx));

@@ -80,6 +80,12 @@ void simclr__batchnorm_forward(simclr_context *ctx, const simclr__batchnorm *l, 
     ctx->backend->row_affine(ctx, c, m, x, scale, shift, res, relu, y);
 }
 
+void simclr__batchnorm_recompute(simclr_context *ctx, const simclr__batchnorm *l, int64_t m, const float *x,
+                                 int relu, float *y, const float *stats)
+{
+    ctx->backend->row_affine(ctx, l->c, m, x, stats + S_SCALE * l->c, stats + S_SHIFT * l->c, NULL, relu, y);
+}
+
 /* With g the gradient after the ReLU mask and xhat = (x - mean) * invstd:
  *   dgamma = sum g * xhat,  dbeta = sum g,
  *   dx = gamma * invstd * (g - mean(g) - xhat * mean(g * xhat)),

@@ -84,6 +84,12 @@ simclr_status simclr__batchnorm_init(const simclr__param_sink *ps, simclr__batch
  * stats) and updates the running ones (unbiased variance, needs m >= 2). */
 void simclr__batchnorm_forward(simclr_context *ctx, const simclr__batchnorm *l, int64_t m, simclr_mode mode,
                                const float *x, const float *res, int relu, float *y, float *stats);
+/* y again, bit for bit, from the x and stats a forward without residual
+ * left (its scale and shift; valid until this layer's backward runs, which
+ * reuses that scratch): lets a network drop y after its forward and rebuild
+ * it for the backward pass, one elementwise pass instead of a buffer kept. */
+void simclr__batchnorm_recompute(simclr_context *ctx, const simclr__batchnorm *l, int64_t m, const float *x,
+                                 int relu, float *y, const float *stats);
 /* Back through a TRAIN forward: y is the forward's output (for the ReLU mask,
  * ignored when relu = 0); accumulates dgamma/dbeta; writes dx, and the
  * residual's gradient into dres unless NULL. dx may alias dy. */

@@ -198,7 +198,9 @@ size_t simclr__cpu_conv2d_workspace(simclr_context *ctx, const simclr__conv_desc
     /* Winograd's too, whatever the setting now: the host may change
      * SIMCLR_CTX_CONV_ALGO after a module sized its workspace. */
     size_t w2 = simclr__cpu_winograd_workspace(d, 2), w4 = simclr__cpu_winograd_workspace(d, 4);
+    size_t sl = simclr__cpu_sliding_workspace(ctx, d);
     if (w2 > direct) direct = w2;
+    if (sl > direct) direct = sl;
     return w4 > direct ? w4 : direct;
 }
 
@@ -274,6 +276,29 @@ static void backward_parts(void *arg, int64_t b, int64_t e, int wk)
     }
 }
 
+/* Both gradients group after group, each product split across the workers
+ * (too few groups for the parts); dw NULL: the input gradient only. */
+static void backward_serial(simclr_context *ctx, const simclr__conv_desc *d, const float *x, const float *w,
+                            const float *dy, float *dw, float *dx, int accumulate, float *ws)
+{
+    int64_t k = d->cin * d->kh * d->kw, plane = d->oh * d->ow, m = d->n * plane;
+    int64_t nb = chunk_images(d), in_plane = d->h * d->w;
+    for (int64_t n0 = 0; n0 < d->n; n0 += nb) {
+        col_job j = {d, n0, n0 + nb <= d->n ? nb : d->n - n0, x, ws, dx};
+        int64_t cols = j.nb * plane;
+        if (dw) {
+            im2col(ctx, &j);
+            simclr__cpu_gemm(ctx, 0, 1, d->cout, k, cols, 1.0f, dy + n0 * plane, m, ws, cols, 1.0f, dw, k);
+        }
+        if (!dx) continue;
+        simclr__cpu_gemm(ctx, 1, 0, k, cols, d->cout, 1.0f, w, k, dy + n0 * plane, m, 0.0f, ws, cols);
+        if (!accumulate)
+            for (int64_t ci = 0; ci < d->cin; ci++)
+                memset(dx + (ci * d->n + n0) * in_plane, 0, (size_t)(j.nb * in_plane) * sizeof(float));
+        simclr__pool_for(ctx->pool, d->cin, 1, col2im_task, &j);
+    }
+}
+
 void simclr__cpu_conv2d_forward(simclr_context *ctx, const simclr__conv_desc *d, const float *x, const float *w,
                                 const float *bias, float *y, float *ws)
 {
@@ -281,6 +306,9 @@ void simclr__cpu_conv2d_forward(simclr_context *ctx, const simclr__conv_desc *d,
     int wino = simclr__cpu_winograd_choose(ctx, d);
     if (wino) {
         simclr__cpu_winograd_forward(ctx, d, wino, x, w, y, ws);
+    } else if (simclr__cpu_sliding_choose(ctx, d, 0)) {
+        simclr__cpu_sliding_forward(ctx, d, x, w, bias, y, ws);
+        return;
     } else if (is_pointwise(d)) {
         simclr__cpu_gemm(ctx, 0, 0, d->cout, m, k, 1.0f, w, k, x, m, 0.0f, y, m);
     } else if (by_workers(ctx, d)) {
@@ -319,26 +347,23 @@ void simclr__cpu_conv2d_backward(simclr_context *ctx, const simclr__conv_desc *d
         if (dx) simclr__cpu_gemm(ctx, 1, 0, k, m, d->cout, 1.0f, w, k, dy, m, accumulate ? 1.0f : 0.0f, dx, m);
         return;
     }
-    int64_t nb = chunk_images(d), in_plane = d->h * d->w;
+    if (simclr__cpu_sliding_choose(ctx, d, 1)) {
+        /* One after the other: they share the workspace. A strided layer's
+         * input gradient is not a convolution: products and col2im. */
+        simclr__cpu_sliding_weight_grad(ctx, d, x, dy, dw, ws);
+        if (dx && d->stride == 1) simclr__cpu_sliding_input_grad(ctx, d, w, dy, dx, accumulate, ws);
+        if (dx && d->stride != 1) backward_serial(ctx, d, x, w, dy, NULL, dx, accumulate, ws);
+        return;
+    }
     if (parted(d)) {
+        int64_t nb = chunk_images(d);
         size_t col = (size_t)(k * nb * plane), t = (size_t)simclr__pool_size(ctx->pool);
         chunk_job c = {.d = d, .x = x, .w = w, .dy = dy, .dx = dx, .ws = ws, .groups = n_groups(d), .ws_per = col,
                        .accumulate = accumulate, .dw = dw, .dw_parts = ws + t * col};
         simclr__pool_for(ctx->pool, DW_PARTS, 1, backward_parts, &c);
         part_sum_job ps = {dw, c.dw_parts, DW_PARTS - 1, d->cout * k};
         simclr__pool_for(ctx->pool, ps.len, SIMCLR__GRAIN, part_sum_task, &ps);
-        return;
-    }
-    for (int64_t n0 = 0; n0 < d->n; n0 += nb) {
-        col_job j = {d, n0, n0 + nb <= d->n ? nb : d->n - n0, x, ws, dx};
-        int64_t cols = j.nb * plane;
-        im2col(ctx, &j);
-        simclr__cpu_gemm(ctx, 0, 1, d->cout, k, cols, 1.0f, dy + n0 * plane, m, ws, cols, 1.0f, dw, k);
-        if (!dx) continue;
-        simclr__cpu_gemm(ctx, 1, 0, k, cols, d->cout, 1.0f, w, k, dy + n0 * plane, m, 0.0f, ws, cols);
-        if (!accumulate)
-            for (int64_t ci = 0; ci < d->cin; ci++)
-                memset(dx + (ci * d->n + n0) * in_plane, 0, (size_t)(j.nb * in_plane) * sizeof(float));
-        simclr__pool_for(ctx->pool, d->cin, 1, col2im_task, &j);
+    } else {
+        backward_serial(ctx, d, x, w, dy, dw, dx, accumulate, ws);
     }
 }

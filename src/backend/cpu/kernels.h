@@ -19,6 +19,32 @@
  * the same operations in the same order, only wider. */
 #ifndef SIMCLR__CPU_ISA
 #error "src/backend/cpu/ is compiled by the Makefile with -DSIMCLR__CPU_ISA=portable|avx2|avx512"
+/* ---- Sliding-window convolution (sliding.c) for stride-1 and stride-2
+ * layers (kernel up to 7x7, pad <= k - 1, not 1x1), exact like the im2col
+ * path; the input gradient of stride 1 only. ---- */
+
+/* 1 when d is a convolution the sliding kernel runs (forward, weight gradient). */
+int simclr__cpu_sliding_eligible(const simclr__conv_desc *d);
+/* 1 when the context runs d's forward pass (backward = 0) or both its
+ * gradients (backward = 1) with the sliding kernel: ctx->conv_exact forces
+ * it (2) or im2col (1); by default the few-channel layers where it measured
+ * faster (the rule is in sliding.c). Callers ask only where Winograd was not
+ * chosen. */
+int simclr__cpu_sliding_choose(const simclr_context *ctx, const simclr__conv_desc *d, int backward);
+/* Workspace floats for either pass of d (0 when not eligible); grows with the
+ * context's thread count. */
+size_t simclr__cpu_sliding_workspace(simclr_context *ctx, const simclr__conv_desc *d);
+/* y = conv(x, w) + bias (bias may be NULL). */
+void simclr__cpu_sliding_forward(simclr_context *ctx, const simclr__conv_desc *d, const float *x, const float *w,
+                                 const float *bias, float *y, float *ws);
+/* dw += the weight gradient of d (no bias gradient: the caller's). Bytes
+ * identical for any thread count and ISA copy. */
+void simclr__cpu_sliding_weight_grad(simclr_context *ctx, const simclr__conv_desc *d, const float *x,
+                                     const float *dy, float *dw, float *ws);
+/* dx = (accumulate: +=) the input gradient of d (stride 1) from dy. */
+void simclr__cpu_sliding_input_grad(simclr_context *ctx, const simclr__conv_desc *d, const float *w,
+                                    const float *dy, float *dx, int accumulate, float *ws);
+
 #endif
 #define SIMCLR__CPU_CAT_(a, b) a##_##b
 #define SIMCLR__CPU_CAT(a, b) SIMCLR__CPU_CAT_(a, b)
@@ -49,6 +75,12 @@
 #define simclr__cpu_winograd_cost SIMCLR__CPU_SYM(simclr__cpu_winograd_cost)
 #define simclr__cpu_winograd_forward SIMCLR__CPU_SYM(simclr__cpu_winograd_forward)
 #define simclr__cpu_winograd_backward SIMCLR__CPU_SYM(simclr__cpu_winograd_backward)
+#define simclr__cpu_sliding_eligible SIMCLR__CPU_SYM(simclr__cpu_sliding_eligible)
+#define simclr__cpu_sliding_choose SIMCLR__CPU_SYM(simclr__cpu_sliding_choose)
+#define simclr__cpu_sliding_workspace SIMCLR__CPU_SYM(simclr__cpu_sliding_workspace)
+#define simclr__cpu_sliding_forward SIMCLR__CPU_SYM(simclr__cpu_sliding_forward)
+#define simclr__cpu_sliding_input_grad SIMCLR__CPU_SYM(simclr__cpu_sliding_input_grad)
+#define simclr__cpu_sliding_weight_grad SIMCLR__CPU_SYM(simclr__cpu_sliding_weight_grad)
 
 /* This copy's vtable (defined in cpu.c). */
 extern const simclr__backend simclr__backend_cpu;
@@ -114,5 +146,31 @@ void simclr__cpu_winograd_forward(simclr_context *ctx, const simclr__conv_desc *
  * dx is NULL. No bias gradient (the caller's). */
 void simclr__cpu_winograd_backward(simclr_context *ctx, const simclr__conv_desc *d, int m, const float *x,
                                    const float *w, const float *dy, float *dw, float *dx, int accumulate, float *ws);
+
+/* ---- Sliding-window convolution (sliding.c) for stride-1 and stride-2
+ * layers (kernel up to 7x7, pad <= k - 1, not 1x1), exact like the im2col
+ * path; the input gradient of stride 1 only. ---- */
+
+/* 1 when d is a convolution the sliding kernel runs (forward, weight gradient). */
+int simclr__cpu_sliding_eligible(const simclr__conv_desc *d);
+/* 1 when the context runs d's forward pass (backward = 0) or both its
+ * gradients (backward = 1) with the sliding kernel: ctx->conv_exact forces
+ * it (2) or im2col (1); by default the few-channel layers where it measured
+ * faster (the rule is in sliding.c). Callers ask only where Winograd was not
+ * chosen. */
+int simclr__cpu_sliding_choose(const simclr_context *ctx, const simclr__conv_desc *d, int backward);
+/* Workspace floats for either pass of d (0 when not eligible); grows with the
+ * context's thread count. */
+size_t simclr__cpu_sliding_workspace(simclr_context *ctx, const simclr__conv_desc *d);
+/* y = conv(x, w) + bias (bias may be NULL). */
+void simclr__cpu_sliding_forward(simclr_context *ctx, const simclr__conv_desc *d, const float *x, const float *w,
+                                 const float *bias, float *y, float *ws);
+/* dw += the weight gradient of d (no bias gradient: the caller's). Bytes
+ * identical for any thread count and ISA copy. */
+void simclr__cpu_sliding_weight_grad(simclr_context *ctx, const simclr__conv_desc *d, const float *x,
+                                     const float *dy, float *dw, float *ws);
+/* dx = (accumulate: +=) the input gradient of d (stride 1) from dy. */
+void simclr__cpu_sliding_input_grad(simclr_context *ctx, const simclr__conv_desc *d, const float *w,
+                                    const float *dy, float *dx, int accumulate, float *ws);
 
 #endif
