@@ -365,9 +365,9 @@ $(MPI_SHARED): $(MPI_OBJ)
 	ln -sf libsimclr_mpi.so.$(VERSION) $(OUT)/libsimclr_mpi.so.$(VERSION_MAJOR)
 	ln -sf libsimclr_mpi.so.$(VERSION_MAJOR) $(OUT)/libsimclr_mpi.so
 
-$(BUILD)/tests/mpi_trainer: tests/mpi/mpi_trainer.c $(MPI_STATIC) $(STATIC)
+$(BUILD)/tests/mpi_trainer: tests/mpi/mpi_trainer.c tests/relu_margin.h tests/relu_margin_fwd.h $(MPI_STATIC) $(STATIC)
 	@mkdir -p $(dir $@)
-	$(MPICC) -Iinclude -Icompanions/mpi $(MPI_CFLAGS) $< -o $@ $(MPI_STATIC) $(STATIC) $(LIBS)
+	$(MPICC) -Iinclude -Icompanions/mpi -Itests $(MPI_CFLAGS) $< -o $@ $(MPI_STATIC) $(STATIC) $(LIBS)
 
 BENCH_MPI := $(BUILD)/bench/bench_gradcache
 $(BENCH_MPI): bench/mpi/bench_gradcache.c $(MPI_STATIC) $(STATIC)
@@ -381,6 +381,9 @@ clean-mpi:
 
 # make bench also builds the MPI bench (bench/bench_gradcache.sh runs it).
 bench: $(BENCH_MPI)
+
+# The gradient-caching test shares the ReLU-margin helper with mpi_trainer.
+$(BUILD)/tests/test_gradcache: tests/relu_margin.h tests/relu_margin_fwd.h
 
 test-mpi: $(BUILD)/tests/mpi_trainer
 	@sh tests/test_mpi.sh $(BUILD)/tests/mpi_trainer

@@ -10,9 +10,13 @@
 build=${SIMCLR_BUILD:-build/main}
 bin="$build/bench/bench_gradcache"
 [ -x "$bin" ] || { echo "bench_gradcache: build it first (make bench)"; exit 1; }
-MPIRUN="mpirun --mca btl self,vader --mca oob_tcp_if_include lo --allow-run-as-root --oversubscribe --quiet"
+command -v mpirun >/dev/null || { echo "bench_gradcache: mpirun not found (apt-get install openmpi-bin libopenmpi-dev)"; exit 1; }
+MPIRUN="mpirun --mca btl self,vader --mca oob_tcp_if_include lo --mca btl_tcp_if_include lo --allow-run-as-root --oversubscribe --quiet"
 cores=$(nproc)
 echo "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-native}; $cores cores"
+echo "gradient caching: micro-batches of ${MICRO:-128} pairs; goal: B = 4096 pairs in <= 4 GB peak per process"
+echo "ranks=2 runs both ranks on these same $cores cores (threads per rank: $(( cores / 2 > 0 ? cores / 2 : 1 ))):" \
+     "it measures the overhead of distribution (collectives, the loss computed on every rank), not a speed-up"
 for b in ${PAIRS:-256 1024 4096}; do
   $MPIRUN -np 1 "$bin" "$b" "${MICRO:-128}" "${WIDTH:-64}" "${STEPS:-2}" "$cores" || exit 1
   $MPIRUN -np 2 "$bin" "$b" "${MICRO:-128}" "${WIDTH:-64}" "${STEPS:-2}" $(( cores / 2 > 0 ? cores / 2 : 1 )) || exit 1

@@ -8,6 +8,7 @@
 
 #include "core/context.h"
 #include "train/distributed.h"
+#include "relu_margin.h"
 
 #define IMG 12
 #define N 8
@@ -133,49 +134,155 @@ static void test_unsplit_equals_plain(void **state)
 }
 
 /* With BN frozen, every micro-batch split gives the whole batch's loss and
- * gradients (up to float summation order); the measured errors are printed. */
+ * gradients (up to float summation order), step after step: 3 steps, the
+ * gradients compared at each. Before each step the ReLU biases of all runs
+ * are shifted alike so that no ReLU input is near zero, and that margin is
+ * asserted (tests/relu_margin.h): else a mask could flip between the runs
+ * and the comparison would hold by luck. The measured errors are printed. */
 static void test_frozen_micro_equals_full(void **state)
 {
     (void)state;
-    const int micro[] = {1, 2, 4};
-    rig full;
+    enum { STEPS = 3, SPLITS = 3 };
+    const double LR_SLOW = 0.005;
+    const int micro[SPLITS] = {1, 2, 4};
+    rig full, r[SPLITS];
+    /* LR 0.005: at the rig's 0.05 the first step shrinks the largest
+     * gradient 600-fold (units go silent), leaving later steps nothing to
+     * compare above rounding. */
     rig_make(&full, 1);
+    CHECK_OK(simclr_optimizer_set(full.opt, SIMCLR_OPT_LR, LR_SLOW));
     CHECK_OK(simclr_trainer_set(full.tr, SIMCLR_TRAINER_BN_MODE, SIMCLR_BN_FROZEN));
+    for (int m = 0; m < SPLITS; m++) {
+        rig_make(&r[m], 1);
+        CHECK_OK(simclr_optimizer_set(r[m].opt, SIMCLR_OPT_LR, LR_SLOW));
+        CHECK_OK(simclr_trainer_set(r[m].tr, SIMCLR_TRAINER_BN_MODE, SIMCLR_BN_FROZEN));
+        CHECK_OK(simclr_trainer_set(r[m].tr, SIMCLR_TRAINER_MICRO_BATCH, micro[m]));
+    }
     uint8_t px[N * IMG * IMG * 3];
     simclr_tensor *img = make_images(full.ctx, px, N);
-    float lf;
-    CHECK_OK(simclr_trainer_step(full.tr, img, 5, &lf));
-    int64_t n;
-    float *gf = flatten(&full, 1, &n);
-    double gmax = 0;
-    for (int64_t i = 0; i < n; i++) gmax = fmax(gmax, fabs(gf[i]));
-    assert_true(gmax > 1e-3); /* a real gradient */
-    for (size_t m = 0; m < sizeof micro / sizeof micro[0]; m++) {
-        rig r;
-        rig_make(&r, 1);
-        CHECK_OK(simclr_trainer_set(r.tr, SIMCLR_TRAINER_BN_MODE, SIMCLR_BN_FROZEN));
-        CHECK_OK(simclr_trainer_set(r.tr, SIMCLR_TRAINER_MICRO_BATCH, micro[m]));
-        float lm;
-        CHECK_OK(simclr_trainer_step(r.tr, img, 5, &lm));
-        int64_t n2;
-        float *gm = flatten(&r, 1, &n2);
-        assert_int_equal(n, n2);
-        double err = 0;
-        for (int64_t i = 0; i < n; i++) err = fmax(err, fabs((double)gm[i] - gf[i]));
-        double v;
-        CHECK_OK(simclr_trainer_stat(r.tr, SIMCLR_STAT_MICRO_BATCHES, &v));
-        printf("gradient caching, frozen BN, micro-batch %d (%g of them): loss %.7f vs %.7f, "
-               "gradient max |diff| %.3g (largest |gradient| %.3g)\n",
-               micro[m], v, (double)lm, (double)lf, err, gmax);
-        assert_true(v == N / micro[m]);
-        assert_true(fabs((double)lm - lf) <= 1e-6);
-        assert_true(err <= 1e-5 * gmax);
-        free(gm);
-        rig_free(&r);
+
+    /* The views each step trains on, for the margin. */
+    static float views[2 * N * 3 * IMG * IMG], feat[2 * N * 64], z[2 * N * 16];
+    int64_t vshape[4] = {2 * N, 3, IMG, IMG}, hshape[4] = {N, 3, IMG, IMG};
+    simclr_tensor *tv, *tv0, *tv1;
+    CHECK_OK(simclr_tensor_wrap(full.ctx, SIMCLR_F32, 4, vshape, views, &tv));
+    CHECK_OK(simclr_tensor_wrap(full.ctx, SIMCLR_F32, 4, hshape, views, &tv0));
+    CHECK_OK(simclr_tensor_wrap(full.ctx, SIMCLR_F32, 4, hshape, views + N * 3 * IMG * IMG, &tv1));
+    assert_true(simclr_module_output_dim(full.enc) <= 64 && simclr_module_output_dim(full.head) <= 16);
+    rm_net net;
+    rm_init(&net, full.enc, full.head, 1);
+    double shifts[4096];
+
+    for (int s = 0; s < STEPS; s++) {
+        const uint64_t seed = 5 + (uint64_t)s;
+        CHECK_OK(simclr_augment_pair(full.aug, img, seed, tv0, tv1));
+        CHECK_OK(rm_library_forward(full.ctx, full.enc, full.head, tv, 1, feat, z));
+        rm_reload(&net);
+        rm_calibrate(&net, views, 2 * N, 3, IMG, IMG, feat, z);
+        int64_t shifted = rm_repair(&net, views, 2 * N, 3, IMG, IMG, shifts, 4096);
+        rm_apply(&net, full.enc, full.head, shifts);
+        for (int m = 0; m < SPLITS; m++) rm_apply(&net, r[m].enc, r[m].head, shifts);
+        rm_report rep;
+        CHECK_OK(rm_library_forward(full.ctx, full.enc, full.head, tv, 1, feat, z));
+        if (rm_check(&net, views, 2 * N, 3, IMG, IMG, feat, z, &rep)) fail_msg("step %d: %s", s, rep.message);
+        printf("gradient caching, frozen BN, step %d: ReLU inputs %lld channels shifted, min|x|/max|x| %.3g, "
+               "min|x|/noise %.3g, library vs float64 %.2g\n",
+               s, (long long)shifted, rep.margin, rep.noise, rep.lib_err);
+
+        float lf;
+        CHECK_OK(simclr_trainer_step(full.tr, img, seed, &lf));
+        int64_t n;
+        float *gf = flatten(&full, 1, &n);
+        double gmax = 0;
+        for (int64_t i = 0; i < n; i++) gmax = fmax(gmax, fabs(gf[i]));
+        assert_true(gmax > 1e-3); /* a real gradient */
+        for (int m = 0; m < SPLITS; m++) {
+            float lm;
+            CHECK_OK(simclr_trainer_step(r[m].tr, img, seed, &lm));
+            int64_t n2;
+            float *gm = flatten(&r[m], 1, &n2);
+            assert_int_equal(n, n2);
+            double err = 0;
+            for (int64_t i = 0; i < n; i++) err = fmax(err, fabs((double)gm[i] - gf[i]));
+            double v;
+            CHECK_OK(simclr_trainer_stat(r[m].tr, SIMCLR_STAT_MICRO_BATCHES, &v));
+            printf("  micro-batch %d (%g of them): loss %.7f vs %.7f, gradient max |diff| %.3g "
+                   "(largest |gradient| %.3g)\n",
+                   micro[m], v, (double)lm, (double)lf, err, gmax);
+            assert_true(v == N / micro[m]);
+            assert_true(fabs((double)lm - lf) <= 1e-6);
+            assert_true(err <= 1e-5 * gmax);
+            free(gm);
+        }
+        free(gf);
     }
-    free(gf);
+    rm_free(&net);
+    simclr_tensor_destroy(tv);
+    simclr_tensor_destroy(tv0);
+    simclr_tensor_destroy(tv1);
     simclr_tensor_destroy(img);
+    for (int m = 0; m < SPLITS; m++) rig_free(&r[m]);
     rig_free(&full);
+}
+
+/* The margin assertion is not vacuous: after a repair it holds; an input
+ * moved onto the kink (one channel's bias shifted by minus one of its
+ * inputs) makes it fail naming the site, and so does a library output that
+ * is not the reference's (here 1% off). */
+static void test_relu_margin_check_can_fail(void **state)
+{
+    (void)state;
+    rig a;
+    rig_make(&a, 0);
+    uint8_t px[N * IMG * IMG * 3];
+    simclr_tensor *img = make_images(a.ctx, px, N);
+    static float views[2 * N * 3 * IMG * IMG], feat[2 * N * 64], z[2 * N * 16];
+    int64_t vshape[4] = {2 * N, 3, IMG, IMG}, hshape[4] = {N, 3, IMG, IMG};
+    simclr_tensor *tv, *tv0, *tv1;
+    CHECK_OK(simclr_tensor_wrap(a.ctx, SIMCLR_F32, 4, vshape, views, &tv));
+    CHECK_OK(simclr_tensor_wrap(a.ctx, SIMCLR_F32, 4, hshape, views, &tv0));
+    CHECK_OK(simclr_tensor_wrap(a.ctx, SIMCLR_F32, 4, hshape, views + N * 3 * IMG * IMG, &tv1));
+    CHECK_OK(simclr_augment_pair(a.aug, img, 3, tv0, tv1));
+    rm_net net;
+    rm_init(&net, a.enc, a.head, 0);
+    double shifts[4096];
+    CHECK_OK(rm_library_forward(a.ctx, a.enc, a.head, tv, 0, feat, z));
+    rm_calibrate(&net, views, 2 * N, 3, IMG, IMG, feat, z);
+    rm_repair(&net, views, 2 * N, 3, IMG, IMG, shifts, 4096);
+    rm_apply(&net, a.enc, a.head, shifts);
+    rm_report rep;
+    CHECK_OK(rm_library_forward(a.ctx, a.enc, a.head, tv, 0, feat, z));
+    if (rm_check(&net, views, 2 * N, 3, IMG, IMG, feat, z, &rep)) fail_msg("%s", rep.message);
+    assert_true(rep.margin >= RM_MARGIN && rep.noise >= RM_NOISE_FACTOR && rep.sites == 18);
+    const double margin = rep.margin, noise = rep.noise;
+
+    /* A library output 1% off the reference. */
+    float saved = feat[5];
+    feat[5] *= 1.01f;
+    assert_int_equal(rm_check(&net, views, 2 * N, 3, IMG, IMG, feat, z, &rep), 1);
+    assert_non_null(strstr(rep.message, "differs from the float64 reference"));
+    feat[5] = saved;
+
+    /* Site 3 (layer1.1.bn1), channel 0: its first input moved onto zero. */
+    const rm_site *site = &net.sites[3];
+    assert_string_equal(site->prefix, "layer1.1.bn1");
+    memset(shifts, 0, sizeof shifts);
+    int64_t off = 0;
+    for (int k = 0; k < 3; k++) off += net.sites[k].c;
+    shifts[off] = -site->v_d[0];
+    rm_apply(&net, a.enc, a.head, shifts);
+    CHECK_OK(rm_library_forward(a.ctx, a.enc, a.head, tv, 0, feat, z));
+    assert_int_equal(rm_check(&net, views, 2 * N, 3, IMG, IMG, feat, z, &rep), 1);
+    assert_non_null(strstr(rep.message, "precondition: ReLU inputs must stay clear of zero, but at layer1.1.bn1"));
+    printf("relu margin: after repair min|x|/max|x| %.3g, min|x|/noise %.3g; with one input moved to the kink: %s\n",
+           margin, noise, rep.message);
+
+    rm_free(&net);
+    simclr_tensor_destroy(tv);
+    simclr_tensor_destroy(tv0);
+    simclr_tensor_destroy(tv1);
+    simclr_tensor_destroy(img);
+    rig_free(&a);
 }
 
 /* Per-micro-batch BN (the default): the running statistics are updated once
@@ -456,6 +563,7 @@ int main(void)
         cmocka_unit_test(test_local_bn_per_micro_batch),   cmocka_unit_test(test_frozen_bn_backward_fd),
         cmocka_unit_test(test_settings),                   cmocka_unit_test(test_comm_validation),
         cmocka_unit_test(test_comm_failure_changes_nothing), cmocka_unit_test(test_moco_refused),
+        cmocka_unit_test(test_relu_margin_check_can_fail),
     };
     return cmocka_run_group_tests_name("gradcache", tests, NULL, NULL);
 }
