@@ -373,6 +373,9 @@ static void test_bad_files(void **state)
     expect_fail("zero.png", SIMCLR_E_FORMAT, NULL);
     write_png_header_only("huge.png", 100000, 100000);
     expect_fail("huge.png", SIMCLR_E_FORMAT, "exceeds the limit");
+    /* 2^32 - 1 on both sides: the product overflows 64 signed bits */
+    write_png_header_only("huge32.png", 0xffffffffu, 0xffffffffu);
+    expect_fail("huge32.png", SIMCLR_E_FORMAT, "exceeds the limit");
     path_of(q, sizeof q, "empty.png");
     write_bytes(q, "", 0);
     expect_fail("empty.png", SIMCLR_E_FORMAT, "empty");

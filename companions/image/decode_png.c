@@ -44,7 +44,8 @@ simclr_status simclr__img_decode_png(const uint8_t *data, size_t size, const cha
     if (size >= 24 && memcmp(data + 12, "IHDR", 4) == 0) {
         uint32_t dw = (uint32_t)data[16] << 24 | (uint32_t)data[17] << 16 | (uint32_t)data[18] << 8 | data[19];
         uint32_t dh = (uint32_t)data[20] << 24 | (uint32_t)data[21] << 16 | (uint32_t)data[22] << 8 | data[23];
-        if ((int64_t)dw * (int64_t)dh > max_pixels)
+        /* unsigned: two 32-bit sizes overflow int64_t (found by tests/fuzz/fuzz_image) */
+        if ((uint64_t)dw * dh > (uint64_t)max_pixels)
             return simclr__img_fail(SIMCLR_E_FORMAT, "%s: PNG of %u x %u pixels exceeds the limit of %lld pixels", name,
                               (unsigned)dw, (unsigned)dh, (long long)max_pixels);
     }
