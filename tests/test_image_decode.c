@@ -16,6 +16,10 @@ static void path_of(char *out, size_t size, const char *name) { snprintf(out, si
 
 /* ---- writers ---- */
 
+/* When set, write_png_raw adds a tRNS chunk with these palette alphas. */
+static const png_byte *trns_alpha;
+static int n_trns;
+
 static void write_png_raw(const char *path, int w, int h, int color, int depth, const uint8_t *rows_data,
                           size_t stride, const png_color *palette, int n_palette, int interlace)
 {
@@ -29,6 +33,7 @@ static void write_png_raw(const char *path, int w, int h, int color, int depth, 
                  interlace ? PNG_INTERLACE_ADAM7 : PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
                  PNG_FILTER_TYPE_DEFAULT);
     if (palette) png_set_PLTE(png, info, palette, n_palette);
+    if (palette && trns_alpha) png_set_tRNS(png, info, trns_alpha, n_trns, NULL);
     png_write_info(png, info);
     png_bytep *rows = malloc(sizeof(png_bytep) * (size_t)h);
     for (int y = 0; y < h; y++) rows[y] = (png_bytep)rows_data + (size_t)y * stride;
@@ -178,6 +183,19 @@ static void test_png_color_types(void **state)
     assert_memory_equal(px, gray, sizeof gray);
     simclr_image_free(px);
     px = decode_ok("pal.png", 3, &h, &w);
+    for (int i = 0; i < W * H; i++) {
+        const png_color *c = &pal[i % 4];
+        assert_true(px[i * 3] == c->red && px[i * 3 + 1] == c->green && px[i * 3 + 2] == c->blue);
+    }
+    simclr_image_free(px);
+    /* a palette with transparency (tRNS): alpha dropped as for RGBA, the
+     * colours kept (it was refused: libpng expands tRNS to a 4th channel) */
+    static const png_byte alphas[4] = {0, 128, 255, 7};
+    trns_alpha = alphas, n_trns = 4;
+    path_of(p, sizeof p, "pal_trns.png");
+    write_png_raw(p, W, H, PNG_COLOR_TYPE_PALETTE, 8, idx, W, pal, 4, 0);
+    trns_alpha = NULL, n_trns = 0;
+    px = decode_ok("pal_trns.png", 3, &h, &w);
     for (int i = 0; i < W * H; i++) {
         const png_color *c = &pal[i % 4];
         assert_true(px[i * 3] == c->red && px[i * 3 + 1] == c->green && px[i * 3 + 2] == c->blue);

@@ -198,6 +198,8 @@ static void png_seed(const char *name, unsigned char option, int w, int h, int c
         for (int i = 0; i < 16; i++)
             palette[i] = (png_color){(png_byte)(i * 16), (png_byte)(255 - i * 16), (png_byte)(i * 40)};
         png_set_PLTE(png, info, palette, 16);
+        static const png_byte alphas[3] = {0, 100, 200}; /* tRNS: a 4th channel after expansion */
+        png_set_tRNS(png, info, alphas, 3, NULL);
     }
 #ifdef PNG_eXIf_SUPPORTED
     unsigned char exif[40];
