@@ -26,7 +26,7 @@ HANDLES = ("simclr_context", "simclr_tensor", "simclr_module", "simclr_augment",
 GLOBAL_SAFE = {"simclr_version_number", "simclr_version_string", "simclr_status_string",
                "simclr_last_error", "simclr_backend_count", "simclr_backend_name",
                "simclr_augment_bounds", "simclr_lr_linear_scaling", "simclr_lr_sqrt_scaling",
-               "simclr_context_create"}
+               "simclr_context_create", "simclr_isa_supported", "simclr_error_set", "simclr_comm_single"}
 
 
 def clean_comment(text):
