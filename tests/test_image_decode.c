@@ -477,6 +477,34 @@ static void test_folder(void **state)
     assert_int_equal(simclr_image_folder_skipped(f), 1);
     int64_t badidx = 4;
     CHECK_STATUS(simclr_image_folder_load(f, &badidx, 1, l, NULL, NULL), SIMCLR_E_INVALID);
+    /* a list that cannot grow (its context's allocator refuses) after a
+     * skipped image: SIMCLR_E_NOMEM with kept, *n_kept, the skip count and
+     * the bad marks as they were (the header's promise) */
+    {
+        test_alloc ta = {0};
+        simclr_allocator hook = test_allocator(&ta);
+        simclr_context *ctx2;
+        CHECK_OK(simclr_context_create("ref", 1, &hook, &ctx2));
+        simclr_image_list *l2;
+        CHECK_OK(simclr_image_list_create(ctx2, 3, &l2));
+        simclr_image_folder *f2;
+        CHECK_OK(simclr_image_folder_open(ctx, root, 3, 1, &f2));
+        CHECK_OK(simclr_image_folder_set(f2, SIMCLR_FOLDER_ON_ERROR, SIMCLR_FOLDER_SKIP));
+        int64_t order2[2] = {2, 0}, kept2[2] = {-5, -5}, n2 = -5; /* the bad image first */
+        ta.fail_at = ta.allocs + 1;
+        CHECK_STATUS(simclr_image_folder_load(f2, order2, 2, l2, kept2, &n2), SIMCLR_E_NOMEM);
+        assert_true(kept2[0] == -5 && kept2[1] == -5 && n2 == -5);
+        assert_int_equal(simclr_image_folder_skipped(f2), 0);
+        assert_false(simclr_image_folder_is_bad(f2, 2));
+        assert_int_equal(simclr_image_list_count(l2), 0);
+        ta.fail_at = 0;
+        CHECK_OK(simclr_image_folder_load(f2, order2, 2, l2, kept2, &n2));
+        assert_true(n2 == 1 && kept2[0] == 0 && simclr_image_folder_skipped(f2) == 1);
+        simclr_image_folder_destroy(f2);
+        simclr_image_list_destroy(l2);
+        simclr_context_destroy(ctx2);
+        assert_int_equal(ta.live, 0);
+    }
     simclr_image_list *gray;
     CHECK_OK(simclr_image_list_create(ctx, 1, &gray));
     CHECK_STATUS(simclr_image_folder_load(f, idx, 1, gray, NULL, NULL), SIMCLR_E_SHAPE);
