@@ -228,6 +228,9 @@ static void test_png_writer_round_trip(void **state)
     CHECK_STATUS(simclr_image_write_png(p, src, 17, 33, 2), SIMCLR_E_INVALID);
     CHECK_STATUS(simclr_image_write_png("/nonexistent-dir/x.png", src, 17, 33, 3), SIMCLR_E_IO);
     assert_non_null(strstr(simclr_last_error(), "/nonexistent-dir/x.png"));
+    CHECK_STATUS(simclr_image_write_png(p, src, 0, 33, 3), SIMCLR_E_INVALID); /* a side out of range */
+    CHECK_STATUS(simclr_image_write_png(NULL, src, 17, 33, 3), SIMCLR_E_INVALID);
+    simclr_image_free(NULL); /* a no-op */
     free(src);
 }
 
@@ -406,6 +409,8 @@ static void test_bad_files(void **state)
     int64_t h, w;
     CHECK_STATUS(simclr_image_decode_memory("xx", 2, "buf", 3, 0, 0, &px, &h, &w), SIMCLR_E_FORMAT);
     assert_non_null(strstr(simclr_last_error(), "buf"));
+    CHECK_STATUS(simclr_image_decode_memory("xx", 2, NULL, 3, 0, 0, &px, &h, &w), SIMCLR_E_FORMAT);
+    assert_non_null(strstr(simclr_last_error(), "<memory>")); /* name NULL */
     CHECK_STATUS(simclr_image_decode_memory("xx", 2, "buf", 2, 0, 0, &px, &h, &w), SIMCLR_E_INVALID);
     free(src);
 }
@@ -509,6 +514,10 @@ static void test_folder(void **state)
     CHECK_OK(simclr_image_list_create(ctx, 1, &gray));
     CHECK_STATUS(simclr_image_folder_load(f, idx, 1, gray, NULL, NULL), SIMCLR_E_SHAPE);
     CHECK_STATUS(simclr_image_folder_set(f, SIMCLR_FOLDER_ON_ERROR, 5), SIMCLR_E_INVALID);
+    CHECK_STATUS(simclr_image_folder_set(NULL, SIMCLR_FOLDER_ON_ERROR, 1), SIMCLR_E_INVALID);
+    /* the refused settings changed nothing: still SKIP, the bad image skipped */
+    CHECK_OK(simclr_image_folder_load(f, idx, 4, l, kept, &n_kept));
+    assert_int_equal(n_kept, 3);
     simclr_image_list_destroy(gray);
     simclr_image_folder_destroy(f);
 
