@@ -62,6 +62,8 @@ static void test_failures_leave_outputs(void **state)
     float *x = simclr_tensor_data(t);
     for (int i = 0; i < 6; i++) x[i] = (float)i;
     CHECK_STATUS(simclr_tensor_copy_from(t, NULL, 24), SIMCLR_E_INVALID);
+    CHECK_OK(simclr_tensor_copy_from(t, x, 24)); /* src may be the tensor's own data */
+    for (int i = 0; i < 6; i++) assert_true(x[i] == (float)i);
     float dst[7] = {9, 9, 9, 9, 9, 9, 9};
     CHECK_STATUS(simclr_tensor_copy_to(t, dst, 28), SIMCLR_E_SHAPE);
     for (int i = 0; i < 7; i++) assert_true(dst[i] == 9);
@@ -112,6 +114,14 @@ static void test_failures_leave_outputs(void **state)
     CHECK_OK(simclr_augment_create(ctx, SIMCLR_AUG_PRESET_NONE, 4, 4, &aug));
     CHECK_STATUS(simclr_augment_get(aug, (simclr_aug_param)9999, &val), SIMCLR_E_INVALID);
     assert_true(val == 3.5);
+
+    simclr_image_list *list;
+    CHECK_OK(simclr_image_list_create(ctx, 1, &list));
+    int64_t lh = -3, lw = -4;
+    CHECK_STATUS(simclr_image_list_size(list, 0, &lh, &lw), SIMCLR_E_INVALID);
+    assert_true(lh == -3 && lw == -4);
+    CHECK_STATUS(simclr_image_list_clear(NULL), SIMCLR_E_INVALID);
+    simclr_image_list_destroy(list);
 
     simclr_augment_destroy(aug);
     simclr_optimizer_destroy(opt);
