@@ -397,23 +397,28 @@ test-mpi: $(BUILD)/tests/mpi_trainer
 FUZZ_SECONDS ?= 60
 FUZZ_CC      ?= clang
 FUZZ_BUILD   := build/fuzz
-FUZZ_NAMES   := module_ckpt trainer_ckpt safetensors idx cifar
+FUZZ_NAMES   := module_ckpt trainer_ckpt safetensors idx cifar image
 FUZZ_BINS    := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz_%)
 FUZZ_FLAGS   := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -O1 -g
 
 .PHONY: fuzz fuzz-build fuzz-smoke
-fuzz-build: $(STATIC)
+fuzz-build: $(STATIC) $(IMG_STATIC)
 	$(MAKE) CC=$(FUZZ_CC) SAN=1 BUILD=$(FUZZ_BUILD)/obj OUT=$(FUZZ_BUILD)/lib \
-	        CFLAGS=-fsanitize=fuzzer-no-link $(FUZZ_BUILD)/lib/libsimclr.a
+	        CFLAGS=-fsanitize=fuzzer-no-link $(FUZZ_BUILD)/lib/libsimclr.a $(FUZZ_BUILD)/lib/libsimclr_image.a
 	$(MAKE) $(FUZZ_BINS) $(FUZZ_BUILD)/make_seeds
 
 $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_util.h tests/fuzz/fuzz_models.h $(FUZZ_BUILD)/lib/libsimclr.a
 	$(FUZZ_CC) -Iinclude -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) $(FUZZ_FLAGS) $< -o $@ \
 	      $(FUZZ_BUILD)/lib/libsimclr.a $(LIBS)
 
-$(FUZZ_BUILD)/make_seeds: tests/fuzz/make_seeds.c tests/fuzz/fuzz_util.h tests/fuzz/fuzz_models.h $(STATIC)
+# The image decoder's harness links the companion (and libpng, libjpeg).
+$(FUZZ_BUILD)/fuzz_image: tests/fuzz/fuzz_image.c tests/fuzz/fuzz_util.h $(FUZZ_BUILD)/lib/libsimclr_image.a $(FUZZ_BUILD)/lib/libsimclr.a
+	$(FUZZ_CC) -Iinclude -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) $(FUZZ_FLAGS) $< -o $@ \
+	      $(FUZZ_BUILD)/lib/libsimclr_image.a $(FUZZ_BUILD)/lib/libsimclr.a $(IMG_LIBS) $(LIBS)
+
+$(FUZZ_BUILD)/make_seeds: tests/fuzz/make_seeds.c tests/fuzz/fuzz_util.h tests/fuzz/fuzz_models.h $(STATIC) $(IMG_STATIC)
 	@mkdir -p $(dir $@)
-	$(CC) -Iinclude $(TEST_CFLAGS) $< -o $@ $(STATIC) $(LIBS)
+	$(CC) -Iinclude $(TEST_CFLAGS) $< -o $@ $(IMG_STATIC) $(STATIC) $(IMG_LIBS) $(LIBS)
 
 fuzz: fuzz-build
 	@rm -rf $(FUZZ_BUILD)/seeds && $(FUZZ_BUILD)/make_seeds $(FUZZ_BUILD)/seeds

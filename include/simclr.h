@@ -64,10 +64,12 @@ extern "C" {
 #endif
 
 /* Returns SIMCLR_VERSION_NUMBER of the library actually loaded, so a host can
- * compare it with the header it was compiled against. Never fails. */
+ * compare it with the header it was compiled against. Never fails.
+ * Takes nothing. Threads: any thread, any time. */
 SIMCLR_API unsigned simclr_version_number(void);
 
-/* Returns "MAJOR.MINOR.PATCH" of the loaded library; a static string. */
+/* Returns "MAJOR.MINOR.PATCH" of the loaded library; a static string.
+ * Never NULL, never fails; not to be freed. Threads: any thread, any time. */
 SIMCLR_API const char *simclr_version_string(void);
 
 /* ======================================================================== */
@@ -90,13 +92,16 @@ typedef enum simclr_status {
 } simclr_status;
 
 /* Returns a fixed English text for a status ("invalid argument"); never NULL,
- * also for values it does not know ("unknown status"). */
+ * also for values it does not know ("unknown status").
+ * The string is static: not to be freed. Threads: any thread, any time. */
 SIMCLR_API const char *simclr_status_string(simclr_status status);
 
 /* Returns the detailed message of the last failing call on the calling thread,
  * e.g. "conv2d 'layer1.0.conv1': input has 3 channels, layer expects 1".
  * "" when no call on this thread has failed yet. The text stays valid until
- * the next failing call on the same thread. Successful calls do not clear it. */
+ * the next failing call on the same thread. Successful calls do not clear it.
+ * Never NULL; owned by the library (per-thread storage), not to be freed.
+ * Threads: any thread, any time. Each thread reads its own message. */
 SIMCLR_API const char *simclr_last_error(void);
 
 /* ======================================================================== */
@@ -162,19 +167,26 @@ typedef void (*simclr_progress_fn)(void *user, const char *what, int64_t done, i
  * Returns SIMCLR_E_UNSUPPORTED for an unknown backend name, SIMCLR_E_INVALID
  * for a bad thread count, an allocator with a NULL function or a SIMCLR_ISA
  * value that names no instruction set, SIMCLR_E_NOMEM.
- * *out receives the new context, owned by the caller. */
+ * *out receives the new context, owned by the caller.
+ * backend and allocator may be NULL (see above); out may not. On error *out is
+ * untouched and nothing stays allocated. Threads: any thread, any time (each
+ * context is independent). */
 SIMCLR_API simclr_status simclr_context_create(const char *backend, int n_threads,
                                                const simclr_allocator *allocator,
                                                simclr_context **out);
 
 /* Destroys the context and its thread pool. NULL is a no-op. Every object made
- * from the context must already be destroyed. */
+ * from the context must already be destroyed.
+ * Threads: not while any call on ctx or its objects runs (on any thread). */
 SIMCLR_API void simclr_context_destroy(simclr_context *ctx);
 
-/* Returns the backend name of the context ("cpu" or "ref"); NULL for NULL. */
+/* Returns the backend name of the context ("cpu" or "ref"); NULL for NULL.
+ * The string is static. Never fails. Threads: may run concurrently with calls
+ * on other contexts only. */
 SIMCLR_API const char *simclr_context_backend(const simclr_context *ctx);
 
-/* Returns the number of threads the context uses; 0 for NULL. */
+/* Returns the number of threads the context uses; 0 for NULL.
+ * Never fails. Threads: may run concurrently with calls on other contexts only. */
 SIMCLR_API int simclr_context_threads(const simclr_context *ctx);
 
 /* Returns the instruction set the context's kernels run: "avx512", "avx2" or
@@ -188,16 +200,25 @@ SIMCLR_API const char *simclr_context_isa(const simclr_context *ctx);
  * Any thread. */
 SIMCLR_API int simclr_isa_supported(const char *isa);
 
-/* Installs (or with fn = NULL removes) the log sink. Default: none (silent). */
+/* Installs (or with fn = NULL removes) the log sink. Default: none (silent).
+ * fn NULL removes the sink; user may be NULL (it is only passed back to fn).
+ * SIMCLR_E_INVALID for a NULL ctx or a max_level outside
+ * SIMCLR_LOG_ERROR..SIMCLR_LOG_DEBUG; the sink is then unchanged. The sink then
+ * receives the messages of max_level and more severe levels. Threads: may run
+ * concurrently with calls on other contexts only. */
 SIMCLR_API simclr_status simclr_context_set_log(simclr_context *ctx, simclr_log_fn fn, void *user,
                                                 simclr_log_level max_level);
 
-/* Installs (or with fn = NULL removes) the progress callback. Default: none. */
+/* Installs (or with fn = NULL removes) the progress callback. Default: none.
+ * user may be NULL (it is only passed back to fn). SIMCLR_E_INVALID for a NULL
+ * ctx (nothing changes). Threads: may run concurrently with calls on other
+ * contexts only. */
 SIMCLR_API simclr_status simclr_context_set_progress(simclr_context *ctx, simclr_progress_fn fn,
                                                      void *user);
 
 /* Number of compiled-in backends, and the name of backend `index`
- * (NULL when index is out of range). */
+ * (NULL when index is out of range).
+ * Both never fail; the names are static strings. Threads: any thread, any time. */
 SIMCLR_API int simclr_backend_count(void);
 SIMCLR_API const char *simclr_backend_name(int index);
 
@@ -241,7 +262,8 @@ typedef enum simclr_conv_algo {
 SIMCLR_API simclr_status simclr_context_set(simclr_context *ctx, simclr_ctx_param key, int64_t value);
 
 /* Reads one context parameter into *value. SIMCLR_E_INVALID for a NULL ctx
- * or value, or an unknown key (*value then untouched). */
+ * or value, or an unknown key (*value then untouched).
+ * Threads: may run concurrently with calls on other contexts only. */
 SIMCLR_API simclr_status simclr_context_get(const simclr_context *ctx, simclr_ctx_param key, int64_t *value);
 
 /* ======================================================================== */
@@ -259,39 +281,61 @@ typedef enum simclr_dtype {
 
 /* Creates a row-major contiguous tensor of 1..4 dims, zero-filled, whose memory
  * the tensor owns. Every dim must be >= 1 and the byte size must fit in
- * size_t / PTRDIFF_MAX (else SIMCLR_E_INVALID / SIMCLR_E_SHAPE); SIMCLR_E_NOMEM. */
+ * size_t / PTRDIFF_MAX (else SIMCLR_E_INVALID / SIMCLR_E_SHAPE); SIMCLR_E_NOMEM.
+ * SIMCLR_E_INVALID also for a NULL ctx, shape or out, an unknown dtype or ndim
+ * outside 1..4. The context is borrowed; *out is owned by the caller
+ * (simclr_tensor_destroy); on error *out is untouched. Threads: may run
+ * concurrently with calls on other contexts only. */
 SIMCLR_API simclr_status simclr_tensor_create(simclr_context *ctx, simclr_dtype dtype, int ndim,
                                               const int64_t *shape, simclr_tensor **out);
 
 /* Like simclr_tensor_create, but borrows `data` (zero-copy, e.g. a NumPy
  * array): the caller keeps ownership and must keep the buffer alive and
  * unmoved until the tensor is destroyed. data must be non-NULL and aligned to
- * the dtype's size. The library writes into it only where a call says so. */
+ * the dtype's size. The library writes into it only where a call says so.
+ * Errors as simclr_tensor_create, and SIMCLR_E_INVALID for a NULL or misaligned
+ * data. *out is owned by the caller (destroying it never frees data). Threads:
+ * may run concurrently with calls on other contexts only. */
 SIMCLR_API simclr_status simclr_tensor_wrap(simclr_context *ctx, simclr_dtype dtype, int ndim,
                                             const int64_t *shape, void *data, simclr_tensor **out);
 
-/* Frees the tensor (and its memory when owned). NULL is a no-op. */
+/* Frees the tensor (and its memory when owned). NULL is a no-op.
+ * Not while a call using the tensor runs. Threads: may run concurrently with
+ * calls on other contexts only. */
 SIMCLR_API void simclr_tensor_destroy(simclr_tensor *t);
 
-/* Accessors. For NULL (or an axis out of range) they return 0 / NULL / -1 (dtype). */
+/* Accessors. For NULL (or an axis out of range) they return 0 / NULL / -1 (dtype).
+ * They never fail. Threads: may run concurrently with calls on other contexts
+ * only. */
 SIMCLR_API int          simclr_tensor_ndim(const simclr_tensor *t);
 SIMCLR_API int64_t      simclr_tensor_dim(const simclr_tensor *t, int axis);
 SIMCLR_API int          simclr_tensor_dtype(const simclr_tensor *t);
 SIMCLR_API int64_t      simclr_tensor_numel(const simclr_tensor *t);
 SIMCLR_API size_t       simclr_tensor_bytes(const simclr_tensor *t);
 /* The data pointer: owned by the tensor (or borrowed from the caller by wrap).
- * Valid until the tensor is destroyed or reshaped to another size (never). */
+ * Valid until the tensor is destroyed or reshaped to another size (never).
+ * NULL for NULL. Never fails. Threads: may run concurrently with calls on other
+ * contexts only. */
 SIMCLR_API void        *simclr_tensor_data(simclr_tensor *t);
 
 /* Copies `bytes` bytes from src into the tensor; bytes must equal
- * simclr_tensor_bytes(t) exactly (else SIMCLR_E_SHAPE). */
+ * simclr_tensor_bytes(t) exactly (else SIMCLR_E_SHAPE).
+ * src may overlap the tensor's data. SIMCLR_E_INVALID for a NULL t or src; on
+ * error the tensor is unchanged. Threads: may run concurrently with calls on
+ * other contexts only. */
 SIMCLR_API simclr_status simclr_tensor_copy_from(simclr_tensor *t, const void *src, size_t bytes);
 
-/* Copies the tensor's bytes into dst; bytes must equal simclr_tensor_bytes(t). */
+/* Copies the tensor's bytes into dst; bytes must equal simclr_tensor_bytes(t).
+ * SIMCLR_E_INVALID for a NULL t or dst, SIMCLR_E_SHAPE for another byte count;
+ * dst is untouched on error. Threads: may run concurrently with calls on other
+ * contexts only. */
 SIMCLR_API simclr_status simclr_tensor_copy_to(const simclr_tensor *t, void *dst, size_t bytes);
 
 /* Changes the shape in place to another with the same element count
- * (else SIMCLR_E_SHAPE). The data is not touched. */
+ * (else SIMCLR_E_SHAPE). The data is not touched.
+ * SIMCLR_E_INVALID for a NULL t or shape, ndim outside 1..4 or a dim < 1; on
+ * error the shape is unchanged. Threads: may run concurrently with calls on
+ * other contexts only. */
 SIMCLR_API simclr_status simclr_tensor_reshape(simclr_tensor *t, int ndim, const int64_t *shape);
 
 /* ======================================================================== */
@@ -324,7 +368,11 @@ typedef enum simclr_mode {
  * follow PyTorch (momentum 0.1, eps 1e-5, unbiased running variance) and
  * num_batches_tracked is an F32 [1] holding the count. A TRAIN forward fails
  * with SIMCLR_E_SHAPE (naming the layer) when some batch norm would see a
- * single value per channel (batch 1 with an image reduced to 1x1). */
+ * single value per channel (batch 1 with an image reduced to 1x1).
+ * SIMCLR_E_INVALID for a NULL ctx or out, or a depth, width, in_channels or
+ * stem out of range; SIMCLR_E_NOMEM. The context is borrowed; *out is owned by
+ * the caller (simclr_module_destroy) and untouched on error. Threads: may run
+ * concurrently with calls on other contexts only. */
 SIMCLR_API simclr_status simclr_resnet_create(simclr_context *ctx, int depth, int width,
                                               int in_channels, simclr_stem stem, uint64_t seed,
                                               simclr_module **out);
@@ -339,19 +387,29 @@ SIMCLR_API simclr_status simclr_resnet_create(simclr_context *ctx, int depth, in
  * i at layers.{2i} (Linear, ReLU between); v2 puts its Linear at layers.{3i}
  * and its BatchNorm1d at layers.{3i+1} (ReLU at 3i+2). The last v2 batch norm
  * has "weight" but no "bias" entry (in torch: a BatchNorm1d whose bias is
- * frozen at zero). Training a v2 head needs a batch of at least 2. */
+ * frozen at zero). Training a v2 head needs a batch of at least 2.
+ * SIMCLR_E_INVALID for a NULL ctx or out, a dimension out of range (>= 1),
+ * n_layers outside 1..16 or batch_norm not 0 or 1; SIMCLR_E_NOMEM. The context
+ * is borrowed; *out is owned by the caller (simclr_module_destroy) and
+ * untouched on error. Threads: may run concurrently with calls on other
+ * contexts only. */
 SIMCLR_API simclr_status simclr_mlp_head_create(simclr_context *ctx, int in_dim, int hidden_dim,
                                                 int out_dim, int n_layers, int batch_norm,
                                                 uint64_t seed, simclr_module **out);
 
-/* Frees the module, its parameters and its activation arena. NULL is a no-op. */
+/* Frees the module, its parameters and its activation arena. NULL is a no-op.
+ * Optimizers, trainers and embedders borrowing the module must be destroyed
+ * first. Threads: may run concurrently with calls on other contexts only. */
 SIMCLR_API void simclr_module_destroy(simclr_module *m);
 
-/* Feature size D of the module's output; 0 for NULL. */
+/* Feature size D of the module's output; 0 for NULL.
+ * Never fails. Threads: may run concurrently with calls on other contexts only. */
 SIMCLR_API int64_t simclr_module_output_dim(const simclr_module *m);
 
 /* A short architecture string, e.g. "resnet18 width=16 in=1 stem=cifar";
- * static for the module's life. Checkpoints store and compare it. */
+ * static for the module's life. Checkpoints store and compare it.
+ * NULL for NULL; never fails. Threads: may run concurrently with calls on other
+ * contexts only. */
 SIMCLR_API const char *simclr_module_arch(const simclr_module *m);
 
 /* Runs the module on x and writes y (caller-allocated F32 [N, D]).
@@ -363,31 +421,44 @@ SIMCLR_API const char *simclr_module_arch(const simclr_module *m);
  * only four cycled activation buffers and no gradient buffers (an encoder
  * used only to embed stays small); its first TRAIN forward replaces that
  * with the training arena (every unit's outputs and the gradient buffers),
- * which later EVAL calls of the same shape reuse. */
+ * which later EVAL calls of the same shape reuse.
+ * SIMCLR_E_INVALID for a NULL m, x or y or an unknown mode; SIMCLR_E_NOMEM when
+ * the arena cannot grow. x is only read. Threads: may run concurrently with
+ * calls on other contexts only. */
 SIMCLR_API simclr_status simclr_module_forward(simclr_module *m, const simclr_tensor *x,
                                                simclr_mode mode, simclr_tensor *y);
 
 /* Back-propagates dy (F32, the shape of the last TRAIN forward's y): adds the
  * parameter gradients into the grad tensors and, when dx is not NULL, writes
  * the input gradient (the shape of that forward's x). SIMCLR_E_STATE when the
- * last forward was not TRAIN or the arena was resized since. */
+ * last forward was not TRAIN or the arena was resized since.
+ * dy is only read; dx may be NULL. SIMCLR_E_INVALID for a NULL m or dy,
+ * SIMCLR_E_SHAPE for a dy or dx of another dtype or shape. Threads: may run
+ * concurrently with calls on other contexts only. */
 SIMCLR_API simclr_status simclr_module_backward(simclr_module *m, const simclr_tensor *dy,
                                                 simclr_tensor *dx);
 
-/* Sets every parameter gradient to zero. */
+/* Sets every parameter gradient to zero.
+ * SIMCLR_E_INVALID for a NULL m; cannot fail otherwise. Threads: may run
+ * concurrently with calls on other contexts only. */
 SIMCLR_API simclr_status simclr_module_zero_grad(simclr_module *m);
 
-/* Number of named tensors: parameters first, then buffers. 0 for NULL. */
+/* Number of named tensors: parameters first, then buffers. 0 for NULL.
+ * Never fails. Threads: may run concurrently with calls on other contexts only. */
 SIMCLR_API int simclr_module_param_count(const simclr_module *m);
 
-/* Number of trainable scalars (the sum of parameter sizes, buffers excluded). */
+/* Number of trainable scalars (the sum of parameter sizes, buffers excluded).
+ * 0 for NULL; never fails. Threads: may run concurrently with calls on other
+ * contexts only. */
 SIMCLR_API int64_t simclr_module_param_scalars(const simclr_module *m);
 
 /* Describes named tensor `index` (0 <= index < param_count). Every output may
  * be NULL. name: torchvision name ("layer2.0.downsample.1.weight"), valid for
  * the module's life. value: the parameter itself (owned by the module; writing
  * into its data changes the model). grad: its gradient, NULL for buffers.
- * flags: SIMCLR_PARAM_* bits. */
+ * flags: SIMCLR_PARAM_* bits.
+ * SIMCLR_E_INVALID for a NULL m or an index out of range (the outputs are then
+ * untouched). Threads: may run concurrently with calls on other contexts only. */
 SIMCLR_API simclr_status simclr_module_param(simclr_module *m, int index, const char **name,
                                              simclr_tensor **value, simclr_tensor **grad,
                                              int *flags);
@@ -468,23 +539,30 @@ typedef enum simclr_aug_param {
 
 /* Creates a policy from a preset producing out_h x out_w views (1..4096).
  * SIMCLR_E_INVALID for a NULL ctx/out, an unknown preset or a size out of
- * range; SIMCLR_E_NOMEM. The context is borrowed; *out is owned by the caller. */
+ * range; SIMCLR_E_NOMEM. The context is borrowed; *out is owned by the caller.
+ * Threads: may run concurrently with calls on other contexts only. */
 SIMCLR_API simclr_status simclr_augment_create(simclr_context *ctx, simclr_aug_preset preset,
                                                int out_h, int out_w, simclr_augment **out);
-/* Frees the policy and its scratch. NULL is a no-op. */
+/* Frees the policy and its scratch. NULL is a no-op.
+ * A trainer borrowing the policy must be destroyed first. Threads: may run
+ * concurrently with calls on other contexts only. */
 SIMCLR_API void simclr_augment_destroy(simclr_augment *aug);
 
 /* Sets one parameter. SIMCLR_E_INVALID for a NULL aug, an unknown key, a value
  * out of its range or not whole for an integral key (the message gives the
  * range), or a MIN above its MAX (set the other end first); the policy is then
- * unchanged. */
+ * unchanged.
+ * Threads: may run concurrently with calls on other contexts only. */
 SIMCLR_API simclr_status simclr_augment_set(simclr_augment *aug, simclr_aug_param key, double value);
-/* Reads one parameter into *value; SIMCLR_E_INVALID for NULLs or an unknown key. */
+/* Reads one parameter into *value; SIMCLR_E_INVALID for NULLs or an unknown key.
+ * *value is untouched on error. Threads: may run concurrently with calls on
+ * other contexts only. */
 SIMCLR_API simclr_status simclr_augment_get(const simclr_augment *aug, simclr_aug_param key,
                                             double *value);
 
 /* The valid range of a key, for building UIs and validating configs.
- * SIMCLR_E_INVALID for an unknown key or a NULL lo/hi. */
+ * SIMCLR_E_INVALID for an unknown key or a NULL lo/hi.
+ * *lo and *hi are untouched on error. Threads: any thread, any time. */
 SIMCLR_API simclr_status simclr_augment_bounds(simclr_aug_param key, double *lo, double *hi);
 
 /* Produces one view of each image: images U8 [N, H, W, C] (C = 1 or 3, any
@@ -497,13 +575,17 @@ SIMCLR_API simclr_status simclr_augment_bounds(simclr_aug_param key, double *lo,
  * threads; allocates only when a taller image than before arrives (scratch kept
  * in the policy). Errors: SIMCLR_E_INVALID (NULLs, view out of range),
  * SIMCLR_E_SHAPE (wrong dtype, rank, channel count, or out shape), SIMCLR_E_NOMEM;
- * out is then untouched. */
+ * out is then untouched.
+ * images is only read. Threads: may run concurrently with calls on other
+ * contexts only. */
 SIMCLR_API simclr_status simclr_augment_apply(simclr_augment *aug, const simclr_tensor *images,
                                               uint64_t seed, int view, simclr_tensor *out);
 
 /* Both SimCLR views at once (one parallel pass): view0 = apply(view 0),
  * view1 = apply(view 1), bit for bit. view0 and view1 must be distinct
- * buffers. Errors as simclr_augment_apply. */
+ * buffers. Errors as simclr_augment_apply.
+ * SIMCLR_E_INVALID for NULLs (neither view may be NULL) or views sharing their
+ * memory. Threads: may run concurrently with calls on other contexts only. */
 SIMCLR_API simclr_status simclr_augment_pair(simclr_augment *aug, const simclr_tensor *images,
                                              uint64_t seed, simclr_tensor *view0,
                                              simclr_tensor *view1);
@@ -524,11 +606,16 @@ typedef struct simclr_loss simclr_loss;
  * TensorFlow code reports loss_a + loss_b, twice this value for V = 2.
  * Stable (log-sum-exp; checked against PyTorch at temperature 0.01, D 8192).
  * Scratch (about (V*N)^2 + V*N*D floats) is kept in the loss and grown when
- * the batch grows. */
+ * the batch grows.
+ * SIMCLR_E_INVALID for a NULL ctx or out, a temperature out of range;
+ * SIMCLR_E_NOMEM. The context is borrowed; *out is owned by the caller
+ * (simclr_loss_destroy) and untouched on error. Threads: may run concurrently
+ * with calls on other contexts only. */
 SIMCLR_API simclr_status simclr_ntxent_create(simclr_context *ctx, double temperature, int n_views,
                                               simclr_loss **out);
 /* Frees the loss and its scratch. NULL is a no-op. A trainer borrowing the
- * loss must be destroyed first; not concurrently with a call using it. */
+ * loss must be destroyed first; not concurrently with a call using it.
+ * Threads: may run concurrently with calls on other contexts only. */
 SIMCLR_API void simclr_loss_destroy(simclr_loss *loss);
 
 /* Computes the loss of z and keeps what backward needs (z itself is not
@@ -536,13 +623,18 @@ SIMCLR_API void simclr_loss_destroy(simclr_loss *loss);
  * anchors whose most similar other row is a positive (contrastive top-1).
  * SIMCLR_E_SHAPE unless z is F32 [rows, D] with rows a multiple of n_views;
  * SIMCLR_E_NUMERIC when z holds a NaN or infinity; SIMCLR_E_NOMEM when the
- * scratch cannot grow. On any error the previous forward stays usable. */
+ * scratch cannot grow. On any error the previous forward stays usable.
+ * value may not be NULL (SIMCLR_E_INVALID, as for a NULL loss or z); *value and
+ * *accuracy are written only on success. Threads: may run concurrently with
+ * calls on other contexts only. */
 SIMCLR_API simclr_status simclr_loss_forward(simclr_loss *loss, const simclr_tensor *z,
                                              float *value, float *accuracy);
 
 /* Writes d(loss)/dz into dz (F32, z's shape, may be z's own buffer) for the
  * last forward; may be called again for the same forward.
- * SIMCLR_E_STATE without a preceding forward, SIMCLR_E_SHAPE for another shape. */
+ * SIMCLR_E_STATE without a preceding forward, SIMCLR_E_SHAPE for another shape.
+ * SIMCLR_E_INVALID for a NULL loss or dz; dz is untouched on error. Threads:
+ * may run concurrently with calls on other contexts only. */
 SIMCLR_API simclr_status simclr_loss_backward(simclr_loss *loss, simclr_tensor *dz);
 
 /* ======================================================================== */
@@ -592,42 +684,57 @@ typedef enum simclr_opt_param {
  * Creates an optimizer over the trained parameters of n_modules (1..16)
  * distinct borrowed modules of ctx (they must outlive it). State tensors are
  * allocated, zeroed, now. SIMCLR_E_INVALID for a bad kind, count, a NULL or
- * repeated module or one of another context; SIMCLR_E_NOMEM. */
+ * repeated module or one of another context; SIMCLR_E_NOMEM.
+ * modules must not be NULL. *out is owned by the caller
+ * (simclr_optimizer_destroy) and untouched on error. Threads: may run
+ * concurrently with calls on other contexts only. */
 SIMCLR_API simclr_status simclr_optimizer_create(simclr_context *ctx, simclr_opt_kind kind,
                                                  simclr_module *const *modules, int n_modules,
                                                  simclr_optimizer **out);
 /* Frees the optimizer and its state tensors (the modules it borrows are
  * untouched). NULL is a no-op. A trainer borrowing it must be destroyed
- * first; not concurrently with a call using it. */
+ * first; not concurrently with a call using it.
+ * Threads: may run concurrently with calls on other contexts only. */
 SIMCLR_API void simclr_optimizer_destroy(simclr_optimizer *opt);
 /* set/get: SIMCLR_E_INVALID (message naming the key and kind) for an unknown
  * key, a key that does not apply to the optimizer's kind, or a value out of
- * range (a failing set changes nothing). Step counts must be whole numbers. */
+ * range (a failing set changes nothing). Step counts must be whole numbers.
+ * SIMCLR_E_INVALID also for a NULL opt (or get's value); get leaves *value
+ * untouched on error. Threads: may run concurrently with calls on other
+ * contexts only. */
 SIMCLR_API simclr_status simclr_optimizer_set(simclr_optimizer *opt, simclr_opt_param key,
                                               double value);
 SIMCLR_API simclr_status simclr_optimizer_get(const simclr_optimizer *opt, simclr_opt_param key,
                                               double *value);
 
-/* The learning rate the next step will use (warmup and cosine applied). */
+/* The learning rate the next step will use (warmup and cosine applied).
+ * SIMCLR_E_INVALID for a NULL opt or lr (*lr then untouched). Threads: may run
+ * concurrently with calls on other contexts only. */
 SIMCLR_API simclr_status simclr_optimizer_lr(const simclr_optimizer *opt, double *lr);
 
 /* Updates every parameter from its gradient at the scheduled rate and advances
  * the step. Gradients are all checked before anything is written:
  * SIMCLR_E_NUMERIC (naming the tensor; parameters, state and STEP unchanged)
  * when a gradient is not finite; past that check a step cannot fail and does
- * not allocate. Gradients are not zeroed. */
+ * not allocate. Gradients are not zeroed.
+ * SIMCLR_E_INVALID for a NULL opt. Threads: may run concurrently with calls on
+ * other contexts only. */
 SIMCLR_API simclr_status simclr_optimizer_step(simclr_optimizer *opt);
 
 /* Optimizer state tensors (momentum buffers, Adam moments) for checkpoints:
  * count, then name ("momentum.layer1.0.conv1.weight") and tensor (owned by the
- * optimizer) of entry index. Either output may be NULL. */
+ * optimizer) of entry index. Either output may be NULL.
+ * The count is 0 for NULL. SIMCLR_E_INVALID for a NULL opt or an index out of
+ * range (the outputs then untouched). Threads: may run concurrently with calls
+ * on other contexts only. */
 SIMCLR_API int simclr_optimizer_state_count(const simclr_optimizer *opt);
 SIMCLR_API simclr_status simclr_optimizer_state(simclr_optimizer *opt, int index, const char **name,
                                                 simclr_tensor **value);
 
 /* SimCLR learning-rate scaling: 0.3 * batch / 256 style (linear) and
  * 0.075 * sqrt(batch) style (square root). Returns base * batch / 256 and
- * base * sqrt(batch); 0 for a batch < 1. */
+ * base * sqrt(batch); 0 for a batch < 1.
+ * Never fail. Threads: any thread, any time. */
 SIMCLR_API double simclr_lr_linear_scaling(double base, int64_t batch);
 SIMCLR_API double simclr_lr_sqrt_scaling(double base, int64_t batch);
 
@@ -656,14 +763,17 @@ typedef enum simclr_stat {
  * head must be distinct, and opt must train exactly the parameters of encoder
  * and head (SIMCLR_E_INVALID naming the piece or the first parameter left
  * out); SIMCLR_E_SHAPE when the head's input is not the encoder's output;
- * SIMCLR_E_NOMEM. *out is owned by the caller. */
+ * SIMCLR_E_NOMEM. *out is owned by the caller.
+ * SIMCLR_E_INVALID also for any NULL argument. Threads: may run concurrently
+ * with calls on other contexts only. */
 SIMCLR_API simclr_status simclr_trainer_create(simclr_context *ctx, simclr_module *encoder,
                                                simclr_module *head, simclr_augment *aug,
                                                simclr_loss *loss, simclr_optimizer *opt,
                                                simclr_trainer **out);
 /* Frees the trainer and its step buffers; the borrowed pieces (encoder,
  * head, policy, loss, optimizer) are untouched and stay the caller's.
- * NULL is a no-op. Not concurrently with a call using the trainer. */
+ * NULL is a no-op. Not concurrently with a call using the trainer.
+ * Threads: may run concurrently with calls on other contexts only. */
 SIMCLR_API void simclr_trainer_destroy(simclr_trainer *tr);
 
 /* One step on images U8 [N, H, W, C] (N >= 1): two views from seed, encoder +
@@ -671,11 +781,17 @@ SIMCLR_API void simclr_trainer_destroy(simclr_trainer *tr);
  * On success the parameter gradients hold this step's gradients. On any
  * error (SIMCLR_E_NUMERIC for a non-finite loss or gradient, SIMCLR_E_NOMEM,
  * SIMCLR_E_SHAPE) parameters, gradients, BN running statistics, optimizer
- * state and both step counters are exactly as before the call. */
+ * state and both step counters are exactly as before the call.
+ * images is only read. SIMCLR_E_INVALID for a NULL tr or images, SIMCLR_E_SHAPE
+ * for images that are not U8 [N, H, W, C] of the encoder's channel count;
+ * SIMCLR_E_CANCELLED (see simclr_progress_cancel_fn); *loss is written only on
+ * success. Threads: may run concurrently with calls on other contexts only. */
 SIMCLR_API simclr_status simclr_trainer_step(simclr_trainer *tr, const simclr_tensor *images,
                                              uint64_t seed, float *loss);
 
-/* Reads a statistic of the last successful step. */
+/* Reads a statistic of the last successful step.
+ * SIMCLR_E_INVALID for a NULL tr or value or an unknown key (*value then
+ * untouched). Threads: may run concurrently with calls on other contexts only. */
 SIMCLR_API simclr_status simclr_trainer_stat(const simclr_trainer *tr, simclr_stat key,
                                              double *value);
 
@@ -723,12 +839,16 @@ typedef struct simclr_comm {
 
 /* Checks a communicator: comm and every function but error_string non-NULL,
  * size >= 1 and 0 <= rank < size. SIMCLR_E_INVALID naming the fault. Makes
- * no collective call. */
+ * no collective call.
+ * comm may be NULL (SIMCLR_E_INVALID). Calls only comm's rank and size.
+ * Threads: any thread, as far as those two functions allow. */
 SIMCLR_API simclr_status simclr_comm_validate(const simclr_comm *comm);
 
 /* Fills *out with the single-process communicator (rank 0 of 1: the sum and
  * the broadcast leave data as it is, the gather copies). Its user is NULL;
- * it needs no destruction and may be shared by any number of trainers. */
+ * it needs no destruction and may be shared by any number of trainers.
+ * SIMCLR_E_INVALID for a NULL out; cannot fail otherwise. Threads: any thread,
+ * any time. */
 SIMCLR_API simclr_status simclr_comm_single(simclr_comm *out);
 
 /* Batch-norm statistics in a trainer step (SIMCLR_TRAINER_BN_MODE). */
@@ -761,7 +881,10 @@ typedef enum simclr_trainer_param {
  * of m pairs, for about 1.3x the compute. Batch norm then normalizes each
  * micro-batch by its own statistics (SIMCLR_BN_LOCAL / SYNC) and updates the
  * running statistics once per micro-batch: the gradients equal the
- * whole-batch ones exactly only with SIMCLR_BN_FROZEN or a model without BN. */
+ * whole-batch ones exactly only with SIMCLR_BN_FROZEN or a model without BN.
+ * SIMCLR_E_INVALID also for a NULL tr (or get's value); get leaves *value
+ * untouched on error. Threads: may run concurrently with calls on other
+ * contexts only. */
 SIMCLR_API simclr_status simclr_trainer_set(simclr_trainer *tr, simclr_trainer_param key,
                                             double value);
 SIMCLR_API simclr_status simclr_trainer_get(const simclr_trainer *tr, simclr_trainer_param key,
@@ -786,7 +909,10 @@ SIMCLR_API simclr_status simclr_trainer_get(const simclr_trainer *tr, simclr_tra
  * Communication failures: SIMCLR_E_IO (see simclr_comm); like every failed
  * step, parameters, BN statistics and optimizer state are left as they were.
  * A failure inside simclr_trainer_set_comm itself, past the size check, may
- * leave this rank with part of rank 0's state: the job must end then. */
+ * leave this rank with part of rank 0's state: the job must end then.
+ * SIMCLR_E_INVALID for a NULL tr or a communicator that simclr_comm_validate
+ * refuses (nothing changes then). Threads: may run concurrently with calls on
+ * other contexts only. */
 SIMCLR_API simclr_status simclr_trainer_set_comm(simclr_trainer *tr, const simclr_comm *comm);
 
 /* ======================================================================== */
@@ -857,7 +983,9 @@ typedef enum simclr_moco_param {
  * touched. SIMCLR_E_INVALID for NULLs, target == source, modules of two
  * contexts, momentum outside [0, 1]; SIMCLR_E_SHAPE (both architectures
  * named) for another architecture. Nothing changes on error. Cannot fail
- * after validation; allocates nothing. */
+ * after validation; allocates nothing.
+ * Threads: may run concurrently with calls on other contexts only. Both modules
+ * count as objects of their contexts. */
 SIMCLR_API simclr_status simclr_module_momentum_update(simclr_module *target,
                                                        const simclr_module *source,
                                                        double momentum);
@@ -875,7 +1003,9 @@ SIMCLR_API simclr_status simclr_module_momentum_update(simclr_module *target,
  * opt of another context, K out of range, an opt that misses a parameter of
  * encoder or head or trains one of the key modules), SIMCLR_E_SHAPE (head input != encoder output, a key module of
  * another architecture), SIMCLR_E_NOMEM (the queue is K x head output
- * floats). *out is owned by the caller; free it with simclr_trainer_destroy. */
+ * floats). *out is owned by the caller; free it with simclr_trainer_destroy.
+ * On error *out is untouched. Threads: may run concurrently with calls on other
+ * contexts only. */
 SIMCLR_API simclr_status simclr_moco_trainer_create(simclr_context *ctx, simclr_module *encoder,
                                                     simclr_module *head,
                                                     simclr_module *key_encoder,
@@ -885,7 +1015,9 @@ SIMCLR_API simclr_status simclr_moco_trainer_create(simclr_context *ctx, simclr_
 
 /* Sets / reads a MoCo setting. SIMCLR_E_INVALID for a NULL trainer, a SimCLR
  * trainer ("not a MoCo trainer"), an unknown or read-only key, a value out of
- * range (the message gives it); a failing set changes nothing. */
+ * range (the message gives it); a failing set changes nothing.
+ * get leaves *value untouched on error. Threads: may run concurrently with
+ * calls on other contexts only. */
 SIMCLR_API simclr_status simclr_moco_set(simclr_trainer *tr, simclr_moco_param key, double value);
 SIMCLR_API simclr_status simclr_moco_get(const simclr_trainer *tr, simclr_moco_param key,
                                          double *value);
@@ -894,7 +1026,9 @@ SIMCLR_API simclr_status simclr_moco_get(const simclr_trainer *tr, simclr_moco_p
  * head's output size), row j one normalized key. Borrowed: valid for the
  * trainer's life; the host may read it, or write it (its rows are used as
  * given, not renormalized) between steps. SIMCLR_E_INVALID for NULLs or a
- * SimCLR trainer. */
+ * SimCLR trainer.
+ * *queue is untouched on error. Threads: may run concurrently with calls on
+ * other contexts only. */
 SIMCLR_API simclr_status simclr_moco_queue(simclr_trainer *tr, simclr_tensor **queue);
 
 /* The order in which the last successful step fed the key views to the key
@@ -903,7 +1037,9 @@ SIMCLR_API simclr_status simclr_moco_queue(simclr_trainer *tr, simclr_tensor **q
  * The permutation is a pure function of the step's seed and N (identity
  * when splits = 1). SIMCLR_E_INVALID for NULLs or a SimCLR trainer,
  * SIMCLR_E_STATE before the first successful step, SIMCLR_E_SHAPE for
- * another n. */
+ * another n.
+ * order is written only on success. Threads: may run concurrently with calls on
+ * other contexts only. */
 SIMCLR_API simclr_status simclr_moco_key_order(const simclr_trainer *tr, int64_t *order, int64_t n);
 
 /* ======================================================================== */
@@ -918,7 +1054,10 @@ typedef struct simclr_dataset simclr_dataset;
  * [N, H, W] unsigned bytes, C = 1) / 0x00000801 (labels), every dimension
  * >= 1, the data exactly as long as the header announces, the label count
  * equal to the image count. SIMCLR_E_IO (open/read), SIMCLR_E_FORMAT (a
- * message naming the file and the field), SIMCLR_E_NOMEM. */
+ * message naming the file and the field), SIMCLR_E_NOMEM.
+ * SIMCLR_E_INVALID for a NULL ctx, images_path or out. The context is borrowed;
+ * *out is owned by the caller (simclr_dataset_destroy) and untouched on error.
+ * Threads: may run concurrently with calls on other contexts only. */
 SIMCLR_API simclr_status simclr_dataset_open_idx(simclr_context *ctx, const char *images_path,
                                                  const char *labels_path, simclr_dataset **out);
 
@@ -927,28 +1066,42 @@ SIMCLR_API simclr_status simclr_dataset_open_idx(simclr_context *ctx, const char
  * cifar100 = 0: the CIFAR-10 record (1 label byte, < 10); 1: CIFAR-100
  * (coarse < 20, fine < 100; the fine label is used). A file whose length is
  * not a positive multiple of the record, or a label out of range, is
- * SIMCLR_E_FORMAT; SIMCLR_E_IO, SIMCLR_E_INVALID (cifar100 not 0/1, a NULL path). */
+ * SIMCLR_E_FORMAT; SIMCLR_E_IO, SIMCLR_E_INVALID (cifar100 not 0/1, a NULL path).
+ * SIMCLR_E_INVALID also for a NULL ctx, paths or out or n_paths outside
+ * 1..1024. The context is borrowed; *out is owned by the caller
+ * (simclr_dataset_destroy) and untouched on error. Threads: may run
+ * concurrently with calls on other contexts only. */
 SIMCLR_API simclr_status simclr_dataset_open_cifar(simclr_context *ctx, const char *const *paths,
                                                    int n_paths, int cifar100,
                                                    simclr_dataset **out);
 /* Frees the data set: its pixels and labels (pointers from
  * simclr_dataset_labels become invalid). NULL is a no-op. Not concurrently
- * with a call using it. */
+ * with a call using it.
+ * Threads: may run concurrently with calls on other contexts only. */
 SIMCLR_API void simclr_dataset_destroy(simclr_dataset *ds);
 
-/* Number of images; 0 for NULL. Never fails. */
+/* Number of images; 0 for NULL. Never fails.
+ * Threads: may run concurrently with calls on other contexts only. */
 SIMCLR_API int64_t simclr_dataset_count(const simclr_dataset *ds);
-/* Image shape: height, width, channels. Any output may be NULL. */
+/* Image shape: height, width, channels. Any output may be NULL.
+ * SIMCLR_E_INVALID for a NULL ds. Threads: may run concurrently with calls on
+ * other contexts only. */
 SIMCLR_API simclr_status simclr_dataset_shape(const simclr_dataset *ds, int64_t *height,
                                               int64_t *width, int64_t *channels);
-/* Labels (count entries, owned by the data set), NULL when it has none. */
+/* Labels (count entries, owned by the data set), NULL when it has none.
+ * NULL for NULL; never fails. Threads: may run concurrently with calls on other
+ * contexts only. */
 SIMCLR_API const int32_t *simclr_dataset_labels(const simclr_dataset *ds);
-/* Number of classes (max label + 1), 0 without labels. */
+/* Number of classes (max label + 1), 0 without labels.
+ * 0 for NULL; never fails. Threads: may run concurrently with calls on other
+ * contexts only. */
 SIMCLR_API int simclr_dataset_class_count(const simclr_dataset *ds);
 
 /* Copies the images at indices[0..n) into out, U8 [n, H, W, C] exactly
  * (else SIMCLR_E_SHAPE). SIMCLR_E_INVALID for n < 1 or an index out of range
- * (out is then untouched). */
+ * (out is then untouched).
+ * SIMCLR_E_INVALID also for a NULL ds, indices or out. Threads: may run
+ * concurrently with calls on other contexts only. */
 SIMCLR_API simclr_status simclr_dataset_batch(const simclr_dataset *ds, const int64_t *indices,
                                               int64_t n, simclr_tensor *out);
 
@@ -957,7 +1110,10 @@ SIMCLR_API simclr_status simclr_dataset_batch(const simclr_dataset *ds, const in
 /* ======================================================================== */
 
 /* Saves the module's parameters and buffers (atomically: temporary file,
- * fsync, rename; a failure leaves any previous file intact). */
+ * fsync, rename; a failure leaves any previous file intact).
+ * SIMCLR_E_INVALID for a NULL m or path, SIMCLR_E_IO naming the path (open,
+ * write, fsync or rename failed), SIMCLR_E_NOMEM. The module is only read.
+ * Threads: may run concurrently with calls on other contexts only. */
 SIMCLR_API simclr_status simclr_module_save(const simclr_module *m, const char *path);
 
 /* Loads a file written by simclr_module_save into a module of the same
@@ -966,14 +1122,23 @@ SIMCLR_API simclr_status simclr_module_save(const simclr_module *m, const char *
  * unchanged: SIMCLR_E_IO, SIMCLR_E_FORMAT (corrupt file, a tensor missing or
  * one the module does not have), SIMCLR_E_SHAPE (another architecture string
  * -- both are named -- or a tensor of another shape). Format:
- * docs/checkpoint-format.md. */
+ * docs/checkpoint-format.md.
+ * SIMCLR_E_INVALID for a NULL m or path; SIMCLR_E_NOMEM. Threads: may run
+ * concurrently with calls on other contexts only. */
 SIMCLR_API simclr_status simclr_module_load(simclr_module *m, const char *path);
 
 /* Saves / loads a whole trainer: encoder, head, optimizer state and step, and
  * the trainer's counters, so a resumed run continues bit-identically.
  * A MoCo trainer's file also holds the key modules, the queue and its
  * position (not its settings: create the trainer with the same ones); a
- * SimCLR file does not load into a MoCo trainer, nor the other way round. */
+ * SimCLR file does not load into a MoCo trainer, nor the other way round.
+ * save: atomic as simclr_module_save (a failure leaves any previous file
+ * intact), reads the trainer only. load: every piece is validated before
+ * anything is copied; on any error the trainer, its modules and optimizer are
+ * unchanged. Errors: SIMCLR_E_INVALID (a NULL tr or path), SIMCLR_E_IO,
+ * SIMCLR_E_FORMAT (a corrupt file), SIMCLR_E_SHAPE (other architectures or
+ * another kind of trainer, both named), SIMCLR_E_NOMEM. Threads: may run
+ * concurrently with calls on other contexts only. */
 SIMCLR_API simclr_status simclr_trainer_save(const simclr_trainer *tr, const char *path);
 SIMCLR_API simclr_status simclr_trainer_load(simclr_trainer *tr, const char *path);
 
@@ -981,7 +1146,10 @@ SIMCLR_API simclr_status simclr_trainer_load(simclr_trainer *tr, const char *pat
  * 0-dim I64) under torchvision names, loadable by torchvision.models.resnet*()
  * with strict=True once its fc is removed (m.fc = torch.nn.Identity()).
  * Written atomically like simclr_module_save; metadata holds "format": "pt"
- * and "simclr_arch". */
+ * and "simclr_arch".
+ * SIMCLR_E_INVALID for a NULL m or path, SIMCLR_E_IO naming the path,
+ * SIMCLR_E_NOMEM; any previous file is intact on error. The module is only
+ * read. Threads: may run concurrently with calls on other contexts only. */
 SIMCLR_API simclr_status simclr_module_export_safetensors(const simclr_module *m, const char *path);
 
 /* Reads a safetensors file into the module: every tensor of the module must be
@@ -992,7 +1160,9 @@ SIMCLR_API simclr_status simclr_module_export_safetensors(const simclr_module *m
  * exactly the tensors end to end (SIMCLR_E_FORMAT for unindexed bytes before,
  * between or after them, overlapping offsets, begin > end, a name given
  * twice, a header length beyond the file, or a tensor whose file offset is
- * not a multiple of its element size). On error the module is unchanged. */
+ * not a multiple of its element size). On error the module is unchanged.
+ * SIMCLR_E_INVALID for a NULL m or path, SIMCLR_E_IO, SIMCLR_E_NOMEM. Threads:
+ * may run concurrently with calls on other contexts only. */
 SIMCLR_API simclr_status simclr_module_import_safetensors(simclr_module *m, const char *path);
 
 /* ======================================================================== */
@@ -1008,7 +1178,11 @@ SIMCLR_API simclr_status simclr_module_import_safetensors(simclr_module *m, cons
  * count). The encoder's own errors come through unchanged. The features are
  * computed into a private buffer (count x D floats, SIMCLR_E_NOMEM when it
  * cannot be had) and copied into out only when every batch succeeded: on
- * error out is untouched. */
+ * error out is untouched.
+ * aug may be NULL; encoder, ds and out may not (SIMCLR_E_INVALID). The
+ * encoder's BN statistics are not changed (EVAL); SIMCLR_E_CANCELLED (see
+ * simclr_progress_cancel_fn). Threads: may run concurrently with calls on other
+ * contexts only. */
 SIMCLR_API simclr_status simclr_extract_features(simclr_module *encoder, const simclr_dataset *ds,
                                                  simclr_augment *aug, int64_t batch_size,
                                                  simclr_tensor *out);
@@ -1023,7 +1197,12 @@ SIMCLR_API simclr_status simclr_extract_features(simclr_module *encoder, const s
  * blocks of test rows (at most 16 MB of them at a time). SIMCLR_E_INVALID for
  * k outside 1..Ntr, temperature not finite and > 0, n_classes < 1, a label
  * out of range; SIMCLR_E_SHAPE for other D or non-F32; SIMCLR_E_NUMERIC for a
- * non-finite feature. */
+ * non-finite feature.
+ * SIMCLR_E_INVALID also for a NULL ctx, tensor, label array or top1; *top1 is
+ * written only on success. train_labels must hold Ntr entries and test_labels
+ * Nte (unchecked: prefer simclr_knn_eval_n). SIMCLR_E_CANCELLED (see
+ * simclr_progress_cancel_fn). Threads: may run concurrently with calls on other
+ * contexts only. */
 SIMCLR_API simclr_status simclr_knn_eval(simclr_context *ctx, const simclr_tensor *train,
                                          const int32_t *train_labels, const simclr_tensor *test,
                                          const int32_t *test_labels, int n_classes, int k,
@@ -1041,7 +1220,11 @@ SIMCLR_API simclr_status simclr_knn_eval(simclr_context *ctx, const simclr_tenso
  * Deterministic for a given backend and thread count. epochs 1..100000
  * (a few hundred converge on standardized features); weight_decay finite and
  * >= 0; n_classes >= 2; errors as simclr_knn_eval, and SIMCLR_E_NUMERIC if
- * the weights diverge. */
+ * the weights diverge.
+ * train_labels must hold Ntr entries and test_labels Nte (unchecked: prefer
+ * simclr_linear_probe_n). *top1 is written only on success. SIMCLR_E_CANCELLED
+ * (see simclr_progress_cancel_fn). Threads: may run concurrently with calls on
+ * other contexts only. */
 SIMCLR_API simclr_status simclr_linear_probe(simclr_context *ctx, const simclr_tensor *train,
                                              const int32_t *train_labels,
                                              const simclr_tensor *test,
@@ -1076,7 +1259,8 @@ typedef int (*simclr_progress_cancel_fn)(void *user, const char *what, int64_t d
 
 /* Installs (or with fn = NULL removes) the stoppable progress callback of
  * ctx. SIMCLR_E_INVALID for a NULL ctx. Not to be called while another
- * thread runs a call on ctx (the context's one-thread-at-a-time rule). */
+ * thread runs a call on ctx (the context's one-thread-at-a-time rule).
+ * user may be NULL (only passed back to fn). */
 SIMCLR_API simclr_status simclr_context_set_progress_cancel(simclr_context *ctx,
                                                             simclr_progress_cancel_fn fn,
                                                             void *user);
@@ -1110,7 +1294,8 @@ SIMCLR_API simclr_status simclr_linear_probe_n(simclr_context *ctx, const simclr
 /* Sets the calling thread's simclr_last_error() to message (copied,
  * truncated to 511 bytes; NULL = "") and returns status, so a companion
  * library (libsimclr_image) or a binding reports errors through the same
- * channel. SIMCLR_OK leaves the message alone. Thread-safe. */
+ * channel. SIMCLR_OK leaves the message alone. Thread-safe.
+ * Never fails: returns status as given. Threads: any thread, any time. */
 SIMCLR_API simclr_status simclr_error_set(simclr_status status, const char *message);
 
 /* Work on [begin, end) of an index range; worker is 0 .. threads - 1 (for
@@ -1122,7 +1307,8 @@ typedef void (*simclr_task_fn)(void *user, int64_t begin, int64_t end, int worke
  * simclr_context_threads(ctx) static contiguous chunks of at least grain
  * items, the calling thread running the first; returns when all are done.
  * A call from inside a task runs inline. SIMCLR_E_INVALID for NULLs, n < 0
- * or grain < 1. One context's calls come from one thread at a time. */
+ * or grain < 1. One context's calls come from one thread at a time.
+ * user may be NULL; fn may not. Returns SIMCLR_OK once every chunk ran. */
 SIMCLR_API simclr_status simclr_context_parallel_for(simclr_context *ctx, int64_t n, int64_t grain,
                                                      simclr_task_fn fn, void *user);
 
@@ -1140,24 +1326,34 @@ SIMCLR_API simclr_status simclr_context_parallel_for(simclr_context *ctx, int64_
 typedef struct simclr_image_list simclr_image_list;
 
 /* Creates an empty list for images of `channels` (1 or 3) channels.
- * SIMCLR_E_INVALID for NULL ctx/out or another channel count; SIMCLR_E_NOMEM. */
+ * SIMCLR_E_INVALID for NULL ctx/out or another channel count; SIMCLR_E_NOMEM.
+ * The context is borrowed; *out is owned by the caller
+ * (simclr_image_list_destroy) and untouched on error. Threads: may run
+ * concurrently with calls on other contexts only. */
 SIMCLR_API simclr_status simclr_image_list_create(simclr_context *ctx, int channels,
                                                   simclr_image_list **out);
-/* Frees the list's arrays (never the pixels). NULL is a no-op. */
+/* Frees the list's arrays (never the pixels). NULL is a no-op.
+ * Threads: may run concurrently with calls on other contexts only. */
 SIMCLR_API void simclr_image_list_destroy(simclr_image_list *list);
 /* Empties the list, keeping its capacity (no allocation for the next batch
- * of the same size). SIMCLR_E_INVALID for NULL. */
+ * of the same size). SIMCLR_E_INVALID for NULL.
+ * Cannot fail otherwise. Threads: may run concurrently with calls on other
+ * contexts only. */
 SIMCLR_API simclr_status simclr_image_list_clear(simclr_image_list *list);
 /* Appends an image of height x width pixels (each side 1..2^24), borrowed.
  * SIMCLR_E_INVALID for NULLs, SIMCLR_E_SHAPE for a side out of range (naming
- * the image's index), SIMCLR_E_NOMEM; the list is unchanged on error. */
+ * the image's index), SIMCLR_E_NOMEM; the list is unchanged on error.
+ * Threads: may run concurrently with calls on other contexts only. */
 SIMCLR_API simclr_status simclr_image_list_add(simclr_image_list *list, const uint8_t *pixels,
                                                int64_t height, int64_t width);
-/* Number of images (0 for NULL) and the channel count (0 for NULL). */
+/* Number of images (0 for NULL) and the channel count (0 for NULL).
+ * Never fail. Threads: may run concurrently with calls on other contexts only. */
 SIMCLR_API int64_t simclr_image_list_count(const simclr_image_list *list);
 SIMCLR_API int simclr_image_list_channels(const simclr_image_list *list);
 /* Size of image `index`; either output may be NULL. SIMCLR_E_INVALID for a
- * NULL list or an index out of range. */
+ * NULL list or an index out of range.
+ * Outputs untouched on error. Threads: may run concurrently with calls on other
+ * contexts only. */
 SIMCLR_API simclr_status simclr_image_list_size(const simclr_image_list *list, int64_t index,
                                                 int64_t *height, int64_t *width);
 
@@ -1169,7 +1365,9 @@ SIMCLR_API simclr_status simclr_image_list_size(const simclr_image_list *list, i
  * Random choices depend on (seed, view, index in the list) exactly as for a
  * tensor batch: an image of the list gives the same view as the same image at
  * the same index of a tensor batch. Scratch grows to the largest image.
- * Errors as simclr_augment_apply; SIMCLR_E_INVALID for an empty list. */
+ * Errors as simclr_augment_apply; SIMCLR_E_INVALID for an empty list.
+ * images is only read. Threads: may run concurrently with calls on other
+ * contexts only. */
 SIMCLR_API simclr_status simclr_augment_apply_list(simclr_augment *aug,
                                                    const simclr_image_list *images, uint64_t seed,
                                                    int view, simclr_tensor *out);
@@ -1179,7 +1377,9 @@ SIMCLR_API simclr_status simclr_augment_pair_list(simclr_augment *aug,
 
 /* simclr_trainer_step over an image list (count >= 1, channels = the
  * encoder's input channels): the same step, views cropped from each image's
- * full resolution. Same guarantees and errors as simclr_trainer_step. */
+ * full resolution. Same guarantees and errors as simclr_trainer_step.
+ * images is only read. Threads: may run concurrently with calls on other
+ * contexts only. */
 SIMCLR_API simclr_status simclr_trainer_step_list(simclr_trainer *tr,
                                                   const simclr_image_list *images, uint64_t seed,
                                                   float *loss);
@@ -1219,13 +1419,19 @@ typedef enum simclr_embed_param {
  * architecture now and its weights at every run (so a later
  * simclr_module_load is seen by the next run, when no run is in flight).
  * SIMCLR_E_INVALID for NULLs, a size out of range or another kind of module;
- * SIMCLR_E_NOMEM. *out is owned by the caller. */
+ * SIMCLR_E_NOMEM. *out is owned by the caller.
+ * The encoder is borrowed read-only (see the concurrency rule above); ctx is
+ * borrowed. *out is untouched on error. Threads: the concurrency rule above
+ * (one embedder per thread, on its own context). */
 SIMCLR_API simclr_status simclr_embedder_create(simclr_context *ctx, const simclr_module *encoder,
                                                 int out_h, int out_w, simclr_embedder **out);
-/* Frees the embedder and its workspace (never the encoder). NULL is a no-op. */
+/* Frees the embedder and its workspace (never the encoder). NULL is a no-op.
+ * Threads: not while a run on this embedder is in flight. */
 SIMCLR_API void simclr_embedder_destroy(simclr_embedder *emb);
 /* Sets / reads a parameter. SIMCLR_E_INVALID for NULLs, an unknown key or a
- * value out of range (the embedder is then unchanged). */
+ * value out of range (the embedder is then unchanged).
+ * get leaves *value untouched on error. Threads: one thread at a time per
+ * embedder. */
 SIMCLR_API simclr_status simclr_embedder_set(simclr_embedder *emb, simclr_embed_param key,
                                              double value);
 SIMCLR_API simclr_status simclr_embedder_get(const simclr_embedder *emb, simclr_embed_param key,
@@ -1234,7 +1440,9 @@ SIMCLR_API simclr_status simclr_embedder_get(const simclr_embedder *emb, simclr_
  * channel count must be the encoder's input channels (else SIMCLR_E_SHAPE).
  * Deterministic: the same images give the same bytes whatever else runs
  * concurrently. Errors: SIMCLR_E_INVALID (NULLs, an empty list),
- * SIMCLR_E_SHAPE, SIMCLR_E_NOMEM; out's rows are then unspecified. */
+ * SIMCLR_E_SHAPE, SIMCLR_E_NOMEM; out's rows are then unspecified.
+ * images is only read. Threads: one thread at a time per embedder; embedders of
+ * one encoder run concurrently (above). */
 SIMCLR_API simclr_status simclr_embedder_run(simclr_embedder *emb, const simclr_image_list *images,
                                              simclr_tensor *out);
 

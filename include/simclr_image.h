@@ -39,22 +39,30 @@ extern "C" {
  * >= min_side; 0 decodes at full size. name (NULL = "<memory>") is used in
  * messages. Errors: SIMCLR_E_INVALID (NULLs, channels), SIMCLR_E_FORMAT
  * (empty, not PNG/JPEG, corrupt, truncated -- libjpeg's warnings count as
- * errors --, 0 pixels, over max_pixels), SIMCLR_E_NOMEM; outputs untouched. */
+ * errors --, 0 pixels, over max_pixels), SIMCLR_E_NOMEM; outputs untouched.
+ * name may be NULL; data, pixels, height and width may not. Threads: any
+ * thread, any time (no shared state; data is only read). */
 SIMCLR_API simclr_status simclr_image_decode_memory(const void *data, size_t size, const char *name,
                                                     int channels, int64_t max_pixels, int min_side,
                                                     uint8_t **pixels, int64_t *height,
                                                     int64_t *width);
-/* The same for a file; SIMCLR_E_IO when it cannot be opened or read. */
+/* The same for a file; SIMCLR_E_IO when it cannot be opened or read.
+ * path NULL is SIMCLR_E_INVALID; outputs untouched on every error. Threads: any
+ * thread, any time. */
 SIMCLR_API simclr_status simclr_image_decode_file(const char *path, int channels, int64_t max_pixels,
                                                   int min_side, uint8_t **pixels, int64_t *height,
                                                   int64_t *width);
-/* Frees a buffer from the decoders. NULL is a no-op. */
+/* Frees a buffer from the decoders. NULL is a no-op.
+ * Threads: any thread (not twice for one buffer). */
 SIMCLR_API void simclr_image_free(uint8_t *pixels);
 
 /* Writes U8 [height, width, channels] (1 gray, 3 RGB, 4 RGBA) as an 8-bit
  * PNG, atomically (temporary file in the same folder, fsync, rename): a
  * failure leaves any previous file intact. SIMCLR_E_INVALID, SIMCLR_E_NOMEM,
- * SIMCLR_E_IO naming the path. */
+ * SIMCLR_E_IO naming the path.
+ * SIMCLR_E_INVALID covers a NULL path or pixels, channels other than 1, 3, 4
+ * and a height or width out of range. pixels is only read. Threads: any thread,
+ * any time (two threads must not write one path). */
 SIMCLR_API simclr_status simclr_image_write_png(const char *path, const uint8_t *pixels,
                                                 int64_t height, int64_t width, int channels);
 
@@ -80,19 +88,32 @@ enum { SIMCLR_FOLDER_FAIL = 0, SIMCLR_FOLDER_SKIP = 1 };
  * outlive the folder. Errors: SIMCLR_E_INVALID (NULLs, channels, labels,
  * root not a folder), SIMCLR_E_IO (root missing or unreadable, naming it),
  * SIMCLR_E_FORMAT (no images at all, no class subfolder, or a class folder
- * without images, named), SIMCLR_E_NOMEM. */
+ * without images, named), SIMCLR_E_NOMEM.
+ * *out is owned by the caller (simclr_image_folder_destroy) and untouched on
+ * error. Threads: any thread, but not concurrently with other calls on ctx. */
 SIMCLR_API simclr_status simclr_image_folder_open(simclr_context *ctx, const char *root,
                                                   int channels, int labels,
                                                   simclr_image_folder **out);
-/* Frees the folder and the pixels of its last batch. NULL is a no-op. */
+/* Frees the folder and the pixels of its last batch. NULL is a no-op.
+ * Lists filled by the folder's last load then point to freed pixels: clear or
+ * destroy them first. Threads: one thread at a time per folder, and not
+ * concurrently with other calls on the folder's context; other folders and
+ * contexts may be used meanwhile. */
 SIMCLR_API void simclr_image_folder_destroy(simclr_image_folder *folder);
 /* Sets a parameter; SIMCLR_E_INVALID for an unknown key or a value out of
- * range (the folder is then unchanged). */
+ * range (the folder is then unchanged).
+ * SIMCLR_E_INVALID also for a NULL folder. Threads: one thread at a time per
+ * folder, and not concurrently with other calls on the folder's context; other
+ * folders and contexts may be used meanwhile. */
 SIMCLR_API simclr_status simclr_image_folder_set(simclr_image_folder *folder,
                                                  simclr_folder_param key, int64_t value);
 
 /* Number of images; path of image i (owned by the folder, NULL out of
- * range); its label (-1 without labels or out of range); the classes. */
+ * range); its label (-1 without labels or out of range); the classes.
+ * For NULL: 0, NULL, -1, 0, NULL. They never fail; the strings are owned by the
+ * folder and valid until it is destroyed. Threads: one thread at a time per
+ * folder, and not concurrently with other calls on the folder's context; other
+ * folders and contexts may be used meanwhile. */
 SIMCLR_API int64_t simclr_image_folder_count(const simclr_image_folder *folder);
 SIMCLR_API const char *simclr_image_folder_path(const simclr_image_folder *folder, int64_t index);
 SIMCLR_API int32_t simclr_image_folder_label(const simclr_image_folder *folder, int64_t index);
@@ -112,12 +133,18 @@ SIMCLR_API const char *simclr_image_folder_class_name(const simclr_image_folder 
  * kept (n entries, may be NULL) receives the data-set indices of the images
  * in the list and *n_kept (may be NULL) their number, possibly 0.
  * SIMCLR_E_INVALID for NULLs, n < 1, an index out of range; SIMCLR_E_NOMEM
- * always fails. */
+ * always fails.
+ * On error kept and *n_kept are untouched. Threads: one thread at a time per
+ * folder, and not concurrently with other calls on the folder's context; other
+ * folders and contexts may be used meanwhile. */
 SIMCLR_API simclr_status simclr_image_folder_load(simclr_image_folder *folder,
                                                   const int64_t *indices, int64_t n,
                                                   simclr_image_list *list, int64_t *kept,
                                                   int64_t *n_kept);
-/* Images skipped so far (each counted once), and whether image i was. */
+/* Images skipped so far (each counted once), and whether image i was.
+ * 0 for NULL (and is_bad 0 for an index out of range); never fail. Threads: one
+ * thread at a time per folder, and not concurrently with other calls on the
+ * folder's context; other folders and contexts may be used meanwhile. */
 SIMCLR_API int64_t simclr_image_folder_skipped(const simclr_image_folder *folder);
 SIMCLR_API int simclr_image_folder_is_bad(const simclr_image_folder *folder, int64_t index);
 

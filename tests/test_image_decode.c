@@ -16,6 +16,10 @@ static void path_of(char *out, size_t size, const char *name) { snprintf(out, si
 
 /* ---- writers ---- */
 
+/* When set, write_png_raw adds a tRNS chunk with these palette alphas. */
+static const png_byte *trns_alpha;
+static int n_trns;
+
 static void write_png_raw(const char *path, int w, int h, int color, int depth, const uint8_t *rows_data,
                           size_t stride, const png_color *palette, int n_palette, int interlace)
 {
@@ -29,6 +33,7 @@ static void write_png_raw(const char *path, int w, int h, int color, int depth, 
                  interlace ? PNG_INTERLACE_ADAM7 : PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
                  PNG_FILTER_TYPE_DEFAULT);
     if (palette) png_set_PLTE(png, info, palette, n_palette);
+    if (palette && trns_alpha) png_set_tRNS(png, info, trns_alpha, n_trns, NULL);
     png_write_info(png, info);
     png_bytep *rows = malloc(sizeof(png_bytep) * (size_t)h);
     for (int y = 0; y < h; y++) rows[y] = (png_bytep)rows_data + (size_t)y * stride;
@@ -183,6 +188,19 @@ static void test_png_color_types(void **state)
         assert_true(px[i * 3] == c->red && px[i * 3 + 1] == c->green && px[i * 3 + 2] == c->blue);
     }
     simclr_image_free(px);
+    /* a palette with transparency (tRNS): alpha dropped as for RGBA, the
+     * colours kept (it was refused: libpng expands tRNS to a 4th channel) */
+    static const png_byte alphas[4] = {0, 128, 255, 7};
+    trns_alpha = alphas, n_trns = 4;
+    path_of(p, sizeof p, "pal_trns.png");
+    write_png_raw(p, W, H, PNG_COLOR_TYPE_PALETTE, 8, idx, W, pal, 4, 0);
+    trns_alpha = NULL, n_trns = 0;
+    px = decode_ok("pal_trns.png", 3, &h, &w);
+    for (int i = 0; i < W * H; i++) {
+        const png_color *c = &pal[i % 4];
+        assert_true(px[i * 3] == c->red && px[i * 3 + 1] == c->green && px[i * 3 + 2] == c->blue);
+    }
+    simclr_image_free(px);
     px = decode_ok("deep.png", 3, &h, &w);
     assert_memory_equal(px, rgb, sizeof rgb);
     simclr_image_free(px);
@@ -210,6 +228,9 @@ static void test_png_writer_round_trip(void **state)
     CHECK_STATUS(simclr_image_write_png(p, src, 17, 33, 2), SIMCLR_E_INVALID);
     CHECK_STATUS(simclr_image_write_png("/nonexistent-dir/x.png", src, 17, 33, 3), SIMCLR_E_IO);
     assert_non_null(strstr(simclr_last_error(), "/nonexistent-dir/x.png"));
+    CHECK_STATUS(simclr_image_write_png(p, src, 0, 33, 3), SIMCLR_E_INVALID); /* a side out of range */
+    CHECK_STATUS(simclr_image_write_png(NULL, src, 17, 33, 3), SIMCLR_E_INVALID);
+    simclr_image_free(NULL); /* a no-op */
     free(src);
 }
 
@@ -373,6 +394,9 @@ static void test_bad_files(void **state)
     expect_fail("zero.png", SIMCLR_E_FORMAT, NULL);
     write_png_header_only("huge.png", 100000, 100000);
     expect_fail("huge.png", SIMCLR_E_FORMAT, "exceeds the limit");
+    /* 2^32 - 1 on both sides: the product overflows 64 signed bits */
+    write_png_header_only("huge32.png", 0xffffffffu, 0xffffffffu);
+    expect_fail("huge32.png", SIMCLR_E_FORMAT, "exceeds the limit");
     path_of(q, sizeof q, "empty.png");
     write_bytes(q, "", 0);
     expect_fail("empty.png", SIMCLR_E_FORMAT, "empty");
@@ -385,6 +409,8 @@ static void test_bad_files(void **state)
     int64_t h, w;
     CHECK_STATUS(simclr_image_decode_memory("xx", 2, "buf", 3, 0, 0, &px, &h, &w), SIMCLR_E_FORMAT);
     assert_non_null(strstr(simclr_last_error(), "buf"));
+    CHECK_STATUS(simclr_image_decode_memory("xx", 2, NULL, 3, 0, 0, &px, &h, &w), SIMCLR_E_FORMAT);
+    assert_non_null(strstr(simclr_last_error(), "<memory>")); /* name NULL */
     CHECK_STATUS(simclr_image_decode_memory("xx", 2, "buf", 2, 0, 0, &px, &h, &w), SIMCLR_E_INVALID);
     free(src);
 }
@@ -456,10 +482,42 @@ static void test_folder(void **state)
     assert_int_equal(simclr_image_folder_skipped(f), 1);
     int64_t badidx = 4;
     CHECK_STATUS(simclr_image_folder_load(f, &badidx, 1, l, NULL, NULL), SIMCLR_E_INVALID);
+    /* a list that cannot grow (its context's allocator refuses) after a
+     * skipped image: SIMCLR_E_NOMEM with kept, *n_kept, the skip count and
+     * the bad marks as they were (the header's promise) */
+    {
+        test_alloc ta = {0};
+        simclr_allocator hook = test_allocator(&ta);
+        simclr_context *ctx2;
+        CHECK_OK(simclr_context_create("ref", 1, &hook, &ctx2));
+        simclr_image_list *l2;
+        CHECK_OK(simclr_image_list_create(ctx2, 3, &l2));
+        simclr_image_folder *f2;
+        CHECK_OK(simclr_image_folder_open(ctx, root, 3, 1, &f2));
+        CHECK_OK(simclr_image_folder_set(f2, SIMCLR_FOLDER_ON_ERROR, SIMCLR_FOLDER_SKIP));
+        int64_t order2[2] = {2, 0}, kept2[2] = {-5, -5}, n2 = -5; /* the bad image first */
+        ta.fail_at = ta.allocs + 1;
+        CHECK_STATUS(simclr_image_folder_load(f2, order2, 2, l2, kept2, &n2), SIMCLR_E_NOMEM);
+        assert_true(kept2[0] == -5 && kept2[1] == -5 && n2 == -5);
+        assert_int_equal(simclr_image_folder_skipped(f2), 0);
+        assert_false(simclr_image_folder_is_bad(f2, 2));
+        assert_int_equal(simclr_image_list_count(l2), 0);
+        ta.fail_at = 0;
+        CHECK_OK(simclr_image_folder_load(f2, order2, 2, l2, kept2, &n2));
+        assert_true(n2 == 1 && kept2[0] == 0 && simclr_image_folder_skipped(f2) == 1);
+        simclr_image_folder_destroy(f2);
+        simclr_image_list_destroy(l2);
+        simclr_context_destroy(ctx2);
+        assert_int_equal(ta.live, 0);
+    }
     simclr_image_list *gray;
     CHECK_OK(simclr_image_list_create(ctx, 1, &gray));
     CHECK_STATUS(simclr_image_folder_load(f, idx, 1, gray, NULL, NULL), SIMCLR_E_SHAPE);
     CHECK_STATUS(simclr_image_folder_set(f, SIMCLR_FOLDER_ON_ERROR, 5), SIMCLR_E_INVALID);
+    CHECK_STATUS(simclr_image_folder_set(NULL, SIMCLR_FOLDER_ON_ERROR, 1), SIMCLR_E_INVALID);
+    /* the refused settings changed nothing: still SKIP, the bad image skipped */
+    CHECK_OK(simclr_image_folder_load(f, idx, 4, l, kept, &n_kept));
+    assert_int_equal(n_kept, 3);
     simclr_image_list_destroy(gray);
     simclr_image_folder_destroy(f);
 

@@ -132,9 +132,19 @@ static void *stateless_and_errors(void *arg)
         double lo, hi;
         if (simclr_version_number() != SIMCLR_VERSION_NUMBER || strcmp(simclr_status_string(SIMCLR_E_IO), "") == 0 ||
             simclr_backend_count() < 2 || !simclr_backend_name(0) ||
-            simclr_augment_bounds(SIMCLR_AUG_CROP_SCALE_MIN, &lo, &hi) != SIMCLR_OK || !(lo < hi)) {
+            simclr_augment_bounds(SIMCLR_AUG_CROP_SCALE_MIN, &lo, &hi) != SIMCLR_OK || !(lo < hi) ||
+            simclr_isa_supported("portable") != 1 || simclr_lr_linear_scaling(0.3, 512) != 0.6) {
             j->failed = 1;
             snprintf(j->msg, sizeof j->msg, "a stateless call misbehaved");
+        }
+        /* simclr_error_set and simclr_comm_single: any thread (header) */
+        simclr_comm cs;
+        char own[32];
+        snprintf(own, sizeof own, "thread %d's own", j->id);
+        if (simclr_comm_single(&cs) != SIMCLR_OK || simclr_error_set(SIMCLR_E_STATE, own) != SIMCLR_E_STATE ||
+            strcmp(simclr_last_error(), own) != 0) {
+            j->failed = 1;
+            snprintf(j->msg, sizeof j->msg, "thread %d: error_set/comm_single: '%s'", j->id, simclr_last_error());
         }
         simclr_context *c = NULL;
         if (simclr_context_create("cpu", 1000 + j->id, NULL, &c) != SIMCLR_E_INVALID || c ||
@@ -185,6 +195,45 @@ static void *pool_churn(void *arg)
         simclr_context_destroy(ctx);
     }
     return NULL;
+}
+
+/* simclr_context_isa: "Any thread", also while another thread runs a call
+ * on the same context (it reads what creation fixed). */
+typedef struct busy {
+    simclr_context *ctx;
+    int failed;
+} busy;
+
+static void *augment_loop(void *arg)
+{
+    busy *b = arg;
+    int64_t s[4] = {4, 9, 9, 3}, o[4] = {4, 3, 6, 6};
+    simclr_tensor *in = NULL, *out = NULL;
+    simclr_augment *aug = NULL;
+    if (simclr_tensor_create(b->ctx, SIMCLR_U8, 4, s, &in) != SIMCLR_OK ||
+        simclr_tensor_create(b->ctx, SIMCLR_F32, 4, o, &out) != SIMCLR_OK ||
+        simclr_augment_create(b->ctx, SIMCLR_AUG_PRESET_SIMCLR_V1, 6, 6, &aug) != SIMCLR_OK)
+        b->failed = 1;
+    for (int rep = 0; rep < 40 && !b->failed; rep++)
+        if (simclr_augment_apply(aug, in, (uint64_t)rep, 0, out) != SIMCLR_OK) b->failed = 1;
+    simclr_augment_destroy(aug);
+    simclr_tensor_destroy(in);
+    simclr_tensor_destroy(out);
+    return NULL;
+}
+
+static void test_isa_while_a_call_runs(void **state)
+{
+    (void)state;
+    busy b = {NULL, 0};
+    CHECK_OK(simclr_context_create("cpu", 2, NULL, &b.ctx));
+    const char *isa = simclr_context_isa(b.ctx);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, augment_loop, &b), 0);
+    for (int i = 0; i < 2000; i++) assert_ptr_equal(simclr_context_isa(b.ctx), isa);
+    pthread_join(th, NULL);
+    assert_false(b.failed);
+    simclr_context_destroy(b.ctx);
 }
 
 static void test_pool_create_destroy(void **state)
@@ -256,6 +305,7 @@ int main(void)
         cmocka_unit_test(test_contexts_in_threads),
         cmocka_unit_test(test_stateless_and_thread_local_errors),
         cmocka_unit_test(test_pool_create_destroy),
+        cmocka_unit_test(test_isa_while_a_call_runs),
         cmocka_unit_test(test_context_handed_over),
     };
     return cmocka_run_group_tests_name("threads", tests, setup, teardown);

@@ -26,7 +26,7 @@ HANDLES = ("simclr_context", "simclr_tensor", "simclr_module", "simclr_augment",
 GLOBAL_SAFE = {"simclr_version_number", "simclr_version_string", "simclr_status_string",
                "simclr_last_error", "simclr_backend_count", "simclr_backend_name",
                "simclr_augment_bounds", "simclr_lr_linear_scaling", "simclr_lr_sqrt_scaling",
-               "simclr_context_create"}
+               "simclr_context_create", "simclr_isa_supported", "simclr_error_set", "simclr_comm_single"}
 
 
 def clean_comment(text):
@@ -106,7 +106,12 @@ def describe_param(ctype, pname, fname):
     return "out", "written on success (untouched on error)"
 
 
-def thread_note(name, params):
+def thread_note(name, params, comment=None):
+    # The header's own sentence wins ("Threads: ..."); the fallbacks below
+    # are the conventions at the top of the header.
+    m = re.search(r"Threads: (.+?)\.(?:\s|$)", " ".join((comment or "").split()))
+    if m:
+        return m.group(1)
     if name == "simclr_last_error":
         return "any thread; the message is per thread"
     if name in GLOBAL_SAFE:
@@ -194,7 +199,7 @@ def render(src):
                 body.append("- **Returns:** nothing; never fails.")
             else:
                 body.append("- **Returns:** `%s` (see the description; never sets an error)." % ret)
-            body.append("- **Thread safety:** %s." % thread_note(name, params))
+            body.append("- **Thread safety:** %s." % thread_note(name, params, comment))
             body.append("")
     return "\n".join(out + toc + [""] + body).rstrip() + "\n"
 

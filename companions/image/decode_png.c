@@ -44,7 +44,8 @@ simclr_status simclr__img_decode_png(const uint8_t *data, size_t size, const cha
     if (size >= 24 && memcmp(data + 12, "IHDR", 4) == 0) {
         uint32_t dw = (uint32_t)data[16] << 24 | (uint32_t)data[17] << 16 | (uint32_t)data[18] << 8 | data[19];
         uint32_t dh = (uint32_t)data[20] << 24 | (uint32_t)data[21] << 16 | (uint32_t)data[22] << 8 | data[23];
-        if ((int64_t)dw * (int64_t)dh > max_pixels)
+        /* unsigned: two 32-bit sizes overflow int64_t (found by tests/fuzz/fuzz_image) */
+        if ((uint64_t)dw * dh > (uint64_t)max_pixels)
             return simclr__img_fail(SIMCLR_E_FORMAT, "%s: PNG of %u x %u pixels exceeds the limit of %lld pixels", name,
                               (unsigned)dw, (unsigned)dh, (long long)max_pixels);
     }
@@ -87,7 +88,9 @@ simclr_status simclr__img_decode_png(const uint8_t *data, size_t size, const cha
     if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
     if (color == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
     if (depth == 16) png_set_scale_16(png);
-    if (color & PNG_COLOR_MASK_ALPHA) png_set_strip_alpha(png);
+    /* a palette's tRNS becomes a 4th channel in png_set_palette_to_rgb: dropped too */
+    if ((color & PNG_COLOR_MASK_ALPHA) || (color == PNG_COLOR_TYPE_PALETTE && png_get_valid(png, info, PNG_INFO_tRNS)))
+        png_set_strip_alpha(png);
     png_set_interlace_handling(png);
     png_read_update_info(png, info);
     int c = png_get_channels(png, info);

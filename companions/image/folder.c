@@ -354,21 +354,26 @@ simclr_status simclr_image_folder_load(simclr_image_folder *f, const int64_t *in
     job jb = {f, indices};
     st = simclr_context_parallel_for(f->ctx, n, 1, decode_task, &jb);
     if (st != SIMCLR_OK) return st;
-    int64_t m = 0;
+    /* Validate, then fill the list, then commit: a failure (a fatal image,
+     * a list that cannot grow) leaves kept, *n_kept and the bad marks as
+     * they were and the list empty. */
+    for (int64_t k = 0; k < n; k++)
+        if (f->st[k] != SIMCLR_OK && (f->on_error == SIMCLR_FOLDER_FAIL || f->st[k] == SIMCLR_E_NOMEM))
+            return simclr_error_set(f->st[k], f->msg[k] ? f->msg[k] : f->paths[indices[k]]);
     for (int64_t k = 0; k < n; k++) {
-        if (f->st[k] != SIMCLR_OK) {
-            if (f->on_error == SIMCLR_FOLDER_FAIL || f->st[k] == SIMCLR_E_NOMEM) {
-                simclr_image_list_clear(list);
-                return simclr_error_set(f->st[k], f->msg[k] ? f->msg[k] : f->paths[indices[k]]);
-            }
-            if (!f->bad[indices[k]]) f->skipped++;
-            f->bad[indices[k]] = 1;
-            continue;
-        }
+        if (f->st[k] != SIMCLR_OK) continue;
         st = simclr_image_list_add(list, f->px[k], f->h[k], f->w[k]);
         if (st != SIMCLR_OK) {
             simclr_image_list_clear(list);
             return st;
+        }
+    }
+    int64_t m = 0;
+    for (int64_t k = 0; k < n; k++) {
+        if (f->st[k] != SIMCLR_OK) {
+            if (!f->bad[indices[k]]) f->skipped++;
+            f->bad[indices[k]] = 1;
+            continue;
         }
         if (kept) kept[m] = indices[k];
         m++;

@@ -48,25 +48,35 @@ typedef struct simclr_mpi simclr_mpi;
  * (> 0; choose more than the longest step imbalance between ranks, e.g. 300).
  * Returns SIMCLR_OK, SIMCLR_E_INVALID (NULL out, bad timeout, MPI not
  * initialized), SIMCLR_E_NOMEM or SIMCLR_E_IO (an MPI call failed); the
- * message is in simclr_mpi_last_error(). */
+ * message is in simclr_mpi_last_error().
+ * *out is owned by the caller (simclr_mpi_destroy) and untouched on error.
+ * Threads: the thread that calls MPI for the process, once per rank at the same
+ * point (collective). */
 simclr_status simclr_mpi_create(MPI_Comm comm, double timeout_seconds, simclr_mpi **out);
 
 /* Frees the adapter and its duplicate communicator (MPI_Comm_free, a
  * collective call) unless a collective failed, in which case the duplicate
- * is left to MPI_Abort / MPI_Finalize. NULL is a no-op. */
+ * is left to MPI_Abort / MPI_Finalize. NULL is a no-op.
+ * Every rank calls it (collective) once the trainers using its communicator are
+ * destroyed or detached. Threads: one thread at a time per adapter (see above). */
 void simclr_mpi_destroy(simclr_mpi *mpi);
 
 /* The communicator to hand to simclr_trainer_set_comm; owned by the adapter
- * and valid until simclr_mpi_destroy. NULL for NULL. */
+ * and valid until simclr_mpi_destroy. NULL for NULL.
+ * Never fails. Threads: one thread at a time per adapter (see above). */
 const simclr_comm *simclr_mpi_comm(const simclr_mpi *mpi);
 
-/* The adapter's rank and size in its communicator; -1 / 0 for NULL. */
+/* The adapter's rank and size in its communicator; -1 / 0 for NULL.
+ * Never fail. Threads: one thread at a time per adapter (see above). */
 int simclr_mpi_rank(const simclr_mpi *mpi);
 int simclr_mpi_size(const simclr_mpi *mpi);
 
 /* The message of the last failure of simclr_mpi_create on this thread
  * ("" when none). Collective failures are reported through the trainer's
- * simclr_last_error(), which includes the adapter's text for the code. */
+ * simclr_last_error(), which includes the adapter's text for the code.
+ * Never NULL; per-thread storage owned by the adapter library, valid until the
+ * next simclr_mpi_create on this thread, which clears it (so after a successful
+ * create it is ""). Threads: any thread. */
 const char *simclr_mpi_last_error(void);
 
 #ifdef __cplusplus

@@ -6,8 +6,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static simclr_context *ctx;
-    if (!ctx) FUZZ_OK(simclr_context_create("ref", 1, NULL, &ctx));
+    simclr_context *ctx = fuzz_context();
     if (size < 2) return 0;
     size_t k = (size_t)data[0] | ((size_t)data[1] << 8);
     if (k > size - 2) k = size - 2;
@@ -25,13 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         int classes = simclr_dataset_class_count(ds);
         for (int64_t i = 0; labels && i < n; i++)
             if (labels[i] < 0 || labels[i] >= classes) abort();
-        if (h * w * c <= (1 << 20)) {
-            int64_t shape[4] = {1, h, w, c}, idx[1] = {n - 1};
-            simclr_tensor *t;
-            FUZZ_OK(simclr_tensor_create(ctx, SIMCLR_U8, 4, shape, &t));
-            FUZZ_OK(simclr_dataset_batch(ds, idx, 1, t));
-            simclr_tensor_destroy(t);
-        }
+        fuzz_read_image(ctx, ds, n - 1, h, w, c);
         simclr_dataset_destroy(ds);
     }
     return 0;

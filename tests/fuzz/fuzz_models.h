@@ -9,7 +9,7 @@
 
 #include <stdlib.h>
 
-#include "simclr.h"
+#include "fuzz_util.h"
 
 static inline simclr_status fuzz_encoder(simclr_context *ctx, simclr_module **out)
 {
@@ -27,7 +27,8 @@ typedef struct fuzz_trainer {
 
 static inline void fuzz_trainer_make(fuzz_trainer *t)
 {
-    if (simclr_context_create("ref", 1, NULL, &t->ctx) != SIMCLR_OK || fuzz_encoder(t->ctx, &t->enc) != SIMCLR_OK ||
+    t->ctx = fuzz_context();
+    if (fuzz_encoder(t->ctx, &t->enc) != SIMCLR_OK ||
         simclr_mlp_head_create(t->ctx, 4, 4, 3, 2, 0, 4, &t->head) != SIMCLR_OK ||
         simclr_augment_create(t->ctx, SIMCLR_AUG_PRESET_GRAYSCALE, 8, 8, &t->aug) != SIMCLR_OK ||
         simclr_ntxent_create(t->ctx, 0.5, 2, &t->loss) != SIMCLR_OK)
@@ -53,6 +54,26 @@ static inline uint64_t fuzz_module_hash(simclr_module *m)
         }
     }
     return h;
+}
+
+/* The module harnesses' whole input step: `data` goes through a file into
+ * `load` (a loader into the process's small encoder, made at the first
+ * input); whatever the status, it must be one a loader may return, and a
+ * failure must leave the module's bytes as they were. */
+static inline void fuzz_load_into_module(simclr_status (*load)(simclr_module *, const char *), const char *tag,
+                                         const uint8_t *data, size_t size)
+{
+    static simclr_module *m;
+    if (!m) FUZZ_OK(fuzz_encoder(fuzz_context(), &m));
+    const char *path = fuzz_path(tag);
+    fuzz_write(path, data, size);
+    uint64_t before = fuzz_module_hash(m);
+    simclr_status st = load(m, path);
+    fuzz_expect_load_status(st);
+    if (st != SIMCLR_OK && fuzz_module_hash(m) != before) {
+        fprintf(stderr, "a failed %s load changed the module: %s\n", tag, simclr_last_error());
+        abort();
+    }
 }
 
 #endif

@@ -2,25 +2,10 @@
  * (fuzz_models.h) whose checkpoint the seed corpus holds. A failing load
  * must leave the module unchanged, which the harness checks by hashing the
  * tensors. */
-#include "fuzz_util.h"
 #include "fuzz_models.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static simclr_context *ctx;
-    static simclr_module *m;
-    if (!ctx) {
-        FUZZ_OK(simclr_context_create("ref", 1, NULL, &ctx));
-        FUZZ_OK(fuzz_encoder(ctx, &m));
-    }
-    const char *path = fuzz_path("module");
-    fuzz_write(path, data, size);
-    uint64_t before = fuzz_module_hash(m);
-    simclr_status st = simclr_module_load(m, path);
-    fuzz_expect_load_status(st);
-    if (st != SIMCLR_OK && fuzz_module_hash(m) != before) {
-        fprintf(stderr, "a failed load changed the module: %s\n", simclr_last_error());
-        abort();
-    }
+    fuzz_load_into_module(simclr_module_load, "module", data, size);
     return 0;
 }

@@ -25,6 +25,16 @@
         }                                                                                 \
     } while (0)
 
+/* The prologue every harness shares: one context for the whole process,
+ * made at the first input (libFuzzer calls the harness millions of times;
+ * a context per call would measure context creation, not the parser). */
+static inline simclr_context *fuzz_context(void)
+{
+    static simclr_context *ctx;
+    if (!ctx) FUZZ_OK(simclr_context_create("ref", 1, NULL, &ctx));
+    return ctx;
+}
+
 /* A path of this process for file `tag`. */
 static inline const char *fuzz_path(const char *tag)
 {
@@ -53,6 +63,20 @@ static inline void fuzz_expect_load_status(simclr_status st)
         return;
     fprintf(stderr, "unexpected status %s: %s\n", simclr_status_string(st), simclr_last_error());
     abort();
+}
+
+/* Reads image `index` of a data set that opened (images of h x w x c):
+ * every byte the loader claims must be there for ASan to see. Skipped for
+ * declared sizes over 1 MiB per image (the fuzzer's memory limit). */
+static inline void fuzz_read_image(simclr_context *ctx, simclr_dataset *ds, int64_t index, int64_t h, int64_t w,
+                                   int64_t c)
+{
+    if (h * w * c > (1 << 20)) return;
+    int64_t shape[4] = {1, h, w, c}, idx[1] = {index};
+    simclr_tensor *t;
+    FUZZ_OK(simclr_tensor_create(ctx, SIMCLR_U8, 4, shape, &t));
+    FUZZ_OK(simclr_dataset_batch(ds, idx, 1, t));
+    simclr_tensor_destroy(t);
 }
 
 #endif

@@ -1,13 +1,22 @@
 /* Writes the fuzzers' seed corpora with the library itself, so the seeds
  * follow the formats as they are written today:
- *   make_seeds DIR  ->  DIR/{module_ckpt,trainer_ckpt,safetensors,idx,cifar}/
- * Every seed is a valid file (the fuzzers mutate from there). */
+ *   make_seeds DIR  ->  DIR/{module_ckpt,trainer_ckpt,safetensors,idx,cifar,image}/
+ * Every seed is a valid file (the fuzzers mutate from there). The image
+ * seeds are PNGs from the companion's own writer, PNGs libpng writes in the
+ * types that writer never makes (palette, 16-bit gray+alpha interlaced with
+ * an eXIf orientation), and JPEGs from libjpeg (baseline, progressive, gray,
+ * Adobe CMYK, an EXIF orientation): the decoder has no encoder of its own. */
+#include "fuzz_util.h" /* first: jpeglib.h needs stdio.h's FILE */
+
 #include <errno.h>
 #include <sys/stat.h>
 #include <zlib.h>
 
-#include "fuzz_util.h"
+#include <jpeglib.h>
+#include <png.h>
+
 #include "fuzz_models.h"
+#include "simclr_image.h"
 
 static char root[512];
 
@@ -101,6 +110,140 @@ static void cifar_seed(const char *name, int mode, int records)
     free(d);
 }
 
+/* A fuzz_image input: the option byte, then the file at `path`. */
+static void image_seed(const char *name, unsigned char option, const char *path)
+{
+    size_t n;
+    unsigned char *file = slurp(path, &n);
+    unsigned char *in = malloc(n + 1);
+    in[0] = option;
+    memcpy(in + 1, file, n);
+    put("image", name, in, n + 1);
+    free(in);
+    free(file);
+    remove(path);
+}
+
+/* A w x h picture of `comps` channels with edges and gradients. */
+static unsigned char *picture(int w, int h, int comps)
+{
+    unsigned char *px = malloc((size_t)w * h * comps);
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++)
+            for (int k = 0; k < comps; k++)
+                px[((size_t)y * w + x) * comps + k] = (unsigned char)((x * 9 + y * 5 + k * 70) ^ (x > w / 2 ? 0x40 : 0));
+    return px;
+}
+
+/* An EXIF payload (big-endian TIFF) holding only Orientation = o. */
+static size_t exif_orientation(unsigned char *out, int o, int with_prefix)
+{
+    static const unsigned char tiff[26] = {'M', 'M', 0, 42, 0, 0, 0, 8, 0, 1, 0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 0, 0, 0,
+                                           0, 0, 0, 0};
+    size_t k = 0;
+    if (with_prefix) memcpy(out, "Exif\0\0", 6), k = 6;
+    memcpy(out + k, tiff, sizeof tiff);
+    out[k + 19] = (unsigned char)o;
+    return k + sizeof tiff;
+}
+
+static void jpeg_seed(const char *name, unsigned char option, int w, int h, int comps, J_COLOR_SPACE cs,
+                      int progressive, int orientation)
+{
+    const char *tmp = fuzz_path("seed_jpg");
+    FILE *f = fopen(tmp, "wb");
+    if (!f) abort();
+    struct jpeg_compress_struct c;
+    struct jpeg_error_mgr err;
+    c.err = jpeg_std_error(&err);
+    jpeg_create_compress(&c);
+    jpeg_stdio_dest(&c, f);
+    c.image_width = (JDIMENSION)w, c.image_height = (JDIMENSION)h;
+    c.input_components = comps, c.in_color_space = cs;
+    jpeg_set_defaults(&c);
+    jpeg_set_quality(&c, 75, TRUE);
+    if (progressive) jpeg_simple_progression(&c);
+    jpeg_start_compress(&c, TRUE);
+    if (orientation) {
+        unsigned char exif[40];
+        jpeg_write_marker(&c, JPEG_APP0 + 1, exif, (unsigned)exif_orientation(exif, orientation, 1));
+    }
+    unsigned char *px = picture(w, h, comps);
+    for (int y = 0; y < h; y++) {
+        JSAMPROW row = px + (size_t)y * w * comps;
+        jpeg_write_scanlines(&c, &row, 1);
+    }
+    jpeg_finish_compress(&c);
+    jpeg_destroy_compress(&c);
+    fclose(f);
+    free(px);
+    image_seed(name, option, tmp);
+}
+
+/* PNG types the companion's writer never produces, written by libpng. */
+static void png_seed(const char *name, unsigned char option, int w, int h, int color, int depth, int interlace,
+                     int orientation)
+{
+    const char *tmp = fuzz_path("seed_png");
+    FILE *f = fopen(tmp, "wb");
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_infop info = png_create_info_struct(png);
+    if (!f || !png || !info || setjmp(png_jmpbuf(png))) abort();
+    png_init_io(png, f);
+    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, depth, color,
+                 interlace ? PNG_INTERLACE_ADAM7 : PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
+                 PNG_FILTER_TYPE_DEFAULT);
+    png_color palette[16];
+    if (color == PNG_COLOR_TYPE_PALETTE) {
+        for (int i = 0; i < 16; i++)
+            palette[i] = (png_color){(png_byte)(i * 16), (png_byte)(255 - i * 16), (png_byte)(i * 40)};
+        png_set_PLTE(png, info, palette, 16);
+        static const png_byte alphas[3] = {0, 100, 200}; /* tRNS: a 4th channel after expansion */
+        png_set_tRNS(png, info, alphas, 3, NULL);
+    }
+#ifdef PNG_eXIf_SUPPORTED
+    unsigned char exif[40];
+    if (orientation) png_set_eXIf_1(png, info, (png_uint_32)exif_orientation(exif, orientation, 0), exif);
+#endif
+    png_write_info(png, info);
+    int samples = (color == PNG_COLOR_TYPE_GRAY_ALPHA ? 2 : color == PNG_COLOR_TYPE_RGB ? 3 : 1);
+    size_t rowbytes = ((size_t)w * samples * depth + 7) / 8;
+    unsigned char *px = picture((int)rowbytes, h, 1);
+    if (color == PNG_COLOR_TYPE_PALETTE)
+        for (size_t i = 0; i < rowbytes * h; i++) px[i] &= depth == 8 ? 0x0f : 0xff; /* indices < 16 */
+    png_bytep *rows = malloc(sizeof(png_bytep) * h);
+    for (int y = 0; y < h; y++) rows[y] = px + (size_t)y * rowbytes;
+    png_write_image(png, rows);
+    png_write_end(png, NULL);
+    png_destroy_write_struct(&png, &info);
+    fclose(f);
+    free(rows);
+    free(px);
+    image_seed(name, option, tmp);
+}
+
+static void image_seeds(void)
+{
+    for (int c = 1; c <= 4; c++) {
+        if (c == 2) continue;
+        char name[32];
+        const char *tmp = fuzz_path("seed_own_png");
+        unsigned char *px = picture(24, 17, c);
+        FUZZ_OK(simclr_image_write_png(tmp, px, 17, 24, c));
+        free(px);
+        snprintf(name, sizeof name, "own_png_c%d", c);
+        image_seed(name, (unsigned char)c, tmp);
+    }
+    png_seed("palette4", 0, 19, 13, PNG_COLOR_TYPE_PALETTE, 4, 0, 0);
+    png_seed("gray_alpha16_adam7_exif6", 1, 21, 11, PNG_COLOR_TYPE_GRAY_ALPHA, 16, 1, 6);
+    png_seed("gray1", 0, 33, 9, PNG_COLOR_TYPE_GRAY, 1, 0, 0);
+    jpeg_seed("baseline_rgb", 0, 40, 24, 3, JCS_RGB, 0, 0);
+    jpeg_seed("progressive_rgb_half", 1, 48, 40, 3, JCS_RGB, 1, 0);
+    jpeg_seed("gray_exif8", 0, 24, 16, 1, JCS_GRAYSCALE, 0, 8);
+    jpeg_seed("cmyk_exif3", 2, 16, 16, 4, JCS_CMYK, 0, 3);
+    jpeg_seed("baseline_exif6_scaled", 1, 64, 40, 3, JCS_RGB, 0, 6);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -143,6 +286,7 @@ int main(int argc, char **argv)
     idx_seed("gzip_only", 3, 6, 6, 0, 1);
     cifar_seed("cifar10_one", 0, 2);
     cifar_seed("cifar100_two", 3, 2);
+    image_seeds();
     printf("seeds written to %s\n", root);
     return 0;
 }

@@ -192,6 +192,17 @@ static int equiv(int rank, int size, const char *bn, int micro, int steps, const
         fprintf(stderr, "%s\n", simclr_mpi_last_error());
         return 3;
     }
+    /* the header's smaller promises: NULL answers, a successful create
+     * clearing the message, a refused create leaving *out and saying why */
+    simclr_mpi_destroy(NULL);
+    simclr_mpi *untouched = mpi;
+    if (simclr_mpi_rank(NULL) != -1 || simclr_mpi_size(NULL) != 0 || simclr_mpi_comm(NULL) != NULL ||
+        simclr_mpi_last_error()[0] != '\0' || simclr_mpi_create(MPI_COMM_WORLD, 0.0, &untouched) != SIMCLR_E_INVALID ||
+        untouched != mpi || simclr_mpi_last_error()[0] == '\0' || simclr_mpi_rank(mpi) != rank ||
+        simclr_mpi_size(mpi) != size) {
+        fprintf(stderr, "equiv: simclr_mpi.h's promises broken\n");
+        return 3;
+    }
     rig d, ref;
     memset(&ref, 0, sizeof ref);
     /* Different seeds per rank: set_comm must make them rank 0's model. */

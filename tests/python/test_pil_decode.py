@@ -89,3 +89,13 @@ def test_exif_orientation_matches_pil(lib, orientation, fmt):
     ours, theirs = decode(lib, data), pil_rgb(data)
     assert ours.shape == theirs.shape
     np.testing.assert_array_equal(ours, theirs)
+
+
+def test_palette_png_with_transparency_matches_pil(lib):
+    """A palette PNG with a tRNS chunk (GIF-style transparency): alpha dropped
+    as PIL's convert does; it was refused ('unexpected 4 channels')."""
+    img = picture("P")
+    data = saved(img, "PNG", transparency=bytes(range(0, 256, 16)))
+    assert b"tRNS" in data
+    np.testing.assert_array_equal(decode(lib, data), pil_rgb(data))
+    np.testing.assert_array_equal(decode(lib, data, 1), pil_rgb(data, "L"))

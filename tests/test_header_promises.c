@@ -1,0 +1,183 @@
+/* Promises of the per-function comments in include/simclr.h that no other
+ * program checks: what accessors return for NULL, that failing calls leave
+ * their outputs and handles as they were, that a refused log setting keeps
+ * the installed sink and that the sink's level filters. */
+#include "test_util.h"
+
+typedef struct sink {
+    int calls;
+    simclr_log_level worst;
+} sink;
+
+static void on_log(void *user, simclr_log_level level, const char *message)
+{
+    (void)message;
+    sink *s = user;
+    s->calls++;
+    s->worst = level;
+}
+
+static void test_null_accessors(void **state)
+{
+    (void)state;
+    assert_null(simclr_context_backend(NULL));
+    assert_int_equal(simclr_context_threads(NULL), 0);
+    assert_null(simclr_context_isa(NULL));
+    assert_null(simclr_tensor_data(NULL));
+    assert_int_equal(simclr_tensor_ndim(NULL), 0);
+    assert_int_equal(simclr_tensor_dtype(NULL), -1);
+    assert_int_equal(simclr_tensor_bytes(NULL), 0);
+    assert_int_equal(simclr_module_output_dim(NULL), 0);
+    assert_null(simclr_module_arch(NULL));
+    assert_int_equal(simclr_module_param_count(NULL), 0);
+    assert_int_equal(simclr_module_param_scalars(NULL), 0);
+    assert_int_equal(simclr_optimizer_state_count(NULL), 0);
+    assert_int_equal(simclr_dataset_count(NULL), 0);
+    assert_null(simclr_dataset_labels(NULL));
+    assert_int_equal(simclr_dataset_class_count(NULL), 0);
+    assert_int_equal(simclr_image_list_count(NULL), 0);
+    assert_int_equal(simclr_image_list_channels(NULL), 0);
+    assert_non_null(simclr_version_string());
+    assert_non_null(simclr_status_string((simclr_status)12345));
+    assert_int_equal(simclr_error_set(SIMCLR_E_IO, "x"), SIMCLR_E_IO);
+    assert_string_equal(simclr_last_error(), "x");
+    assert_int_equal(simclr_error_set(SIMCLR_OK, "y"), SIMCLR_OK);
+    assert_string_equal(simclr_last_error(), "x"); /* OK leaves the message */
+    CHECK_STATUS(simclr_comm_validate(NULL), SIMCLR_E_INVALID);
+    CHECK_STATUS(simclr_comm_single(NULL), SIMCLR_E_INVALID);
+    double lo = 7, hi = 8;
+    CHECK_STATUS(simclr_augment_bounds((simclr_aug_param)9999, &lo, &hi), SIMCLR_E_INVALID);
+    assert_true(lo == 7 && hi == 8);
+    CHECK_STATUS(simclr_context_set_progress(NULL, NULL, NULL), SIMCLR_E_INVALID);
+}
+
+static void test_failures_leave_outputs(void **state)
+{
+    (void)state;
+    simclr_context *ctx;
+    CHECK_OK(simclr_context_create("ref", 1, NULL, &ctx));
+    int64_t shape[2] = {2, 3};
+    simclr_tensor *t;
+    CHECK_OK(simclr_tensor_create(ctx, SIMCLR_F32, 2, shape, &t));
+    float *x = simclr_tensor_data(t);
+    for (int i = 0; i < 6; i++) x[i] = (float)i;
+    CHECK_STATUS(simclr_tensor_copy_from(t, NULL, 24), SIMCLR_E_INVALID);
+    CHECK_OK(simclr_tensor_copy_from(t, x, 24)); /* src may be the tensor's own data */
+    for (int i = 0; i < 6; i++) assert_true(x[i] == (float)i);
+    float dst[7] = {9, 9, 9, 9, 9, 9, 9};
+    CHECK_STATUS(simclr_tensor_copy_to(t, dst, 28), SIMCLR_E_SHAPE);
+    for (int i = 0; i < 7; i++) assert_true(dst[i] == 9);
+    int64_t bad[2] = {4, 2}, zero[2] = {6, 0};
+    CHECK_STATUS(simclr_tensor_reshape(t, 2, bad), SIMCLR_E_SHAPE);
+    CHECK_STATUS(simclr_tensor_reshape(t, 2, zero), SIMCLR_E_INVALID);
+    CHECK_STATUS(simclr_tensor_reshape(t, 2, NULL), SIMCLR_E_INVALID);
+    assert_true(simclr_tensor_dim(t, 0) == 2 && simclr_tensor_dim(t, 1) == 3);
+    for (int i = 0; i < 6; i++) assert_true(x[i] == (float)i);
+    simclr_tensor *w = (simclr_tensor *)&dst;
+    CHECK_STATUS(simclr_tensor_wrap(ctx, SIMCLR_F32, 2, shape, NULL, &w), SIMCLR_E_INVALID);
+    assert_ptr_equal(w, (simclr_tensor *)&dst);
+
+    simclr_module *m;
+    CHECK_OK(simclr_mlp_head_create(ctx, 3, 4, 2, 2, 0, 1, &m));
+    const char *name = "keep";
+    simclr_tensor *v = t, *g = t;
+    int flags = 77;
+    CHECK_STATUS(simclr_module_param(m, simclr_module_param_count(m), &name, &v, &g, &flags), SIMCLR_E_INVALID);
+    assert_true(strcmp(name, "keep") == 0 && v == t && g == t && flags == 77);
+    CHECK_STATUS(simclr_module_save(m, NULL), SIMCLR_E_INVALID);
+    CHECK_STATUS(simclr_module_zero_grad(NULL), SIMCLR_E_INVALID);
+
+    simclr_loss *loss;
+    CHECK_OK(simclr_ntxent_create(ctx, 0.5, 2, &loss));
+    float acc = 5;
+    CHECK_STATUS(simclr_loss_forward(loss, t, NULL, &acc), SIMCLR_E_INVALID);
+    assert_true(acc == 5);
+    float lv;
+    CHECK_OK(simclr_loss_forward(loss, t, &lv, NULL)); /* accuracy may be NULL */
+    CHECK_STATUS(simclr_loss_backward(loss, NULL), SIMCLR_E_INVALID);
+
+    simclr_module *mods[1] = {m};
+    simclr_optimizer *opt;
+    CHECK_OK(simclr_optimizer_create(ctx, SIMCLR_OPT_SGD, mods, 1, &opt));
+    double val = 3.5;
+    CHECK_STATUS(simclr_optimizer_get(opt, (simclr_opt_param)9999, &val), SIMCLR_E_INVALID);
+    assert_true(val == 3.5);
+    CHECK_STATUS(simclr_optimizer_lr(opt, NULL), SIMCLR_E_INVALID);
+    CHECK_STATUS(simclr_optimizer_step(NULL), SIMCLR_E_INVALID);
+    int sc = simclr_optimizer_state_count(opt);
+    const char *sname = "keep";
+    simclr_tensor *sv = t;
+    CHECK_STATUS(simclr_optimizer_state(opt, sc, &sname, &sv), SIMCLR_E_INVALID);
+    assert_true(strcmp(sname, "keep") == 0 && sv == t);
+
+    simclr_augment *aug;
+    CHECK_OK(simclr_augment_create(ctx, SIMCLR_AUG_PRESET_NONE, 4, 4, &aug));
+    CHECK_STATUS(simclr_augment_get(aug, (simclr_aug_param)9999, &val), SIMCLR_E_INVALID);
+    assert_true(val == 3.5);
+
+    simclr_image_list *list;
+    CHECK_OK(simclr_image_list_create(ctx, 1, &list));
+    int64_t lh = -3, lw = -4;
+    CHECK_STATUS(simclr_image_list_size(list, 0, &lh, &lw), SIMCLR_E_INVALID);
+    assert_true(lh == -3 && lw == -4);
+    CHECK_STATUS(simclr_image_list_clear(NULL), SIMCLR_E_INVALID);
+    simclr_image_list_destroy(list);
+
+    simclr_augment_destroy(aug);
+    simclr_optimizer_destroy(opt);
+    simclr_loss_destroy(loss);
+    simclr_module_destroy(m);
+    simclr_tensor_destroy(t);
+    simclr_context_destroy(ctx);
+}
+
+/* The linear probe warns (SIMCLR_LOG_WARN) about a feature constant over
+ * the train set: a cheap way to make the library log. */
+static void probe_with_constant_feature(simclr_context *ctx)
+{
+    int64_t shape[2] = {8, 3};
+    simclr_tensor *tr;
+    CHECK_OK(simclr_tensor_create(ctx, SIMCLR_F32, 2, shape, &tr));
+    float *x = simclr_tensor_data(tr);
+    int32_t labels[8];
+    for (int i = 0; i < 8; i++) {
+        labels[i] = i & 1;
+        x[i * 3] = (float)(i & 1) + 0.1f * (float)i, x[i * 3 + 1] = (float)i, x[i * 3 + 2] = 2.0f;
+    }
+    double top1;
+    CHECK_OK(simclr_linear_probe_n(ctx, tr, labels, 8, tr, labels, 8, 2, 5, 0.0, &top1));
+    simclr_tensor_destroy(tr);
+}
+
+static void test_log_level_and_refused_setting(void **state)
+{
+    (void)state;
+    simclr_context *ctx;
+    CHECK_OK(simclr_context_create("ref", 1, NULL, &ctx));
+    sink a = {0, SIMCLR_LOG_DEBUG}, b = {0, SIMCLR_LOG_DEBUG};
+    CHECK_OK(simclr_context_set_log(ctx, on_log, &a, SIMCLR_LOG_WARN));
+    probe_with_constant_feature(ctx);
+    assert_true(a.calls >= 1 && a.worst == SIMCLR_LOG_WARN);
+    /* a refused level keeps the installed sink and level */
+    int before = a.calls;
+    CHECK_STATUS(simclr_context_set_log(ctx, on_log, &b, (simclr_log_level)7), SIMCLR_E_INVALID);
+    CHECK_STATUS(simclr_context_set_log(NULL, on_log, &b, SIMCLR_LOG_WARN), SIMCLR_E_INVALID);
+    probe_with_constant_feature(ctx);
+    assert_true(a.calls > before);
+    assert_int_equal(b.calls, 0);
+    /* max_level ERROR: a warning is above it and not delivered */
+    CHECK_OK(simclr_context_set_log(ctx, on_log, &b, SIMCLR_LOG_ERROR));
+    probe_with_constant_feature(ctx);
+    assert_int_equal(b.calls, 0);
+    simclr_context_destroy(ctx);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_null_accessors),
+        cmocka_unit_test(test_failures_leave_outputs),
+        cmocka_unit_test(test_log_level_and_refused_setting),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
