@@ -441,15 +441,25 @@ void simclr__cpu_sliding_weight_grad(simclr_context *ctx, const simclr__conv_des
     for (int64_t k = 0; k < nw; k++) dw[k] += (float)j.sums[k];
 }
 
-/* The default rule: the sliding kernel where the pass reads at most
- * SLIDING_MAX_CIN input channels (fitted with bench/bench_conv; above it the
- * im2col product's inner dimension is long enough for sgemm to win). */
-#define SLIDING_MAX_CIN 32
+/* The default rule, fitted with bench/bench_conv on an idle 2-core Zen 3
+ * (AVX2, batch 256, 2 threads; ms forward/backward of one layer):
+ *  - forward, stride 1, up to 64 input channels: 16>16 @28 13.9 vs im2col
+ *    19.4, 32>32 @14 13.5 vs 18.0, 64>64 @7 14.6 vs 24.9, 3>64 @32 22.7 vs
+ *    28.0 (Winograd, where AUTO picks it, comes first);
+ *  - backward, stride 1, at most 32 channels in and out: 16>16 @28 36.7 vs
+ *    51.7, 32>32 @14 32.2 vs 33.0 (a one-channel stem measured 9.0 vs 4.5
+ *    with its input gradient, which a network never asks for);
+ *  - stride 2 stays on im2col by default: its phase planes lost in both
+ *    passes (16>32 @28 11.1 vs 10.1 forward, 32.4 vs 22.1 backward), so
+ *    only conv_exact = 2 runs it (the kernel tests). */
+#define SLIDING_MAX_CIN 64
+#define SLIDING_BWD_MAX_CHANNELS 32
 
 int simclr__cpu_sliding_choose(const simclr_context *ctx, const simclr__conv_desc *d, int backward)
 {
     if (!simclr__cpu_sliding_eligible(d) || ctx->conv_exact == 1) return 0;
     if (ctx->conv_exact == 2) return 1;
-    if (backward) return d->cin <= SLIDING_MAX_CIN && d->cout <= SLIDING_MAX_CIN;
+    if (d->stride != 1) return 0;
+    if (backward) return d->cin <= SLIDING_BWD_MAX_CHANNELS && d->cout <= SLIDING_BWD_MAX_CHANNELS;
     return d->cin <= SLIDING_MAX_CIN;
 }

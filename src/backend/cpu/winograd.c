@@ -501,12 +501,12 @@ void simclr__cpu_winograd_backward(simclr_context *ctx, const simclr__conv_desc 
 #define XFORM_COST 4.0
 #define WEIGHT_COST 3.0
 /* And a floor the model does not capture: AUTO runs Winograd only where
- * cin and cout are both at least this. Measured (bench_conv, batch 64-256,
- * on a loaded 2-core Zen 2, so only the ratios mean anything): F(4x4) took
- * 0.45-0.8x the direct time at 128-512 channels; at 16-64 1.2-4x with scalar
- * transforms and 0.5-1.5x with the vectorized ones (unfused, one pass each
- * over memory): too close to call there until an idle run. */
-#define AUTO_MIN_CHANNELS 128
+ * cin and cout are both at least this. Measured on an idle 2-core Zen 3
+ * (bench_conv, batch 256, 2 threads, ms forward/backward): F(4x4) beat the
+ * exact paths from 64 channels up (64 @7: 12.7/24.2 vs 14.6/37.6; 64 @32:
+ * 173/399 vs 243/526; 128 @16: 121/262 vs 212/404) and lost below (32 @14:
+ * 17.2/41.3 vs 13.5/32.2). */
+#define AUTO_MIN_CHANNELS 64
 
 static double gemm_time(double macs, double k) { return macs * (k + GEMM_K_HALF) / k; }
 
