@@ -149,7 +149,7 @@ static void test_learns_synthetic(void **state)
     rig_make(&r, SIMCLR_OPT_LARS, 1.0);
     /* At 16 px the default 8% crops leave 4-pixel patches that keep no shape. */
     CHECK_OK(simclr_augment_set(r.aug, SIMCLR_AUG_CROP_SCALE_MIN, 0.3));
-    const int n = 32, steps = 150;
+    const int n = 32, steps = 250;
     double first_loss = 0, first_acc = 0, last_loss = 0, last_acc = 0;
     for (int s = 0; s < steps; s++) {
         simclr_tensor *img = images_tensor(r.ctx, n, (uint64_t)s % 8); /* 8 fixed batches */
@@ -165,7 +165,10 @@ static void test_learns_synthetic(void **state)
     print_message("loss %.3f -> %.3f (ln(2N-1) = %.3f), contrastive acc %.3f -> %.3f\n", first_loss, last_loss,
                   chance, first_acc, last_acc);
     assert_true(first_loss > chance - 0.5); /* starts near chance: the loss is not trivially low */
-    /* Seen here: 4.08 -> 3.0 and 0.04 -> 0.15 over 150-200 steps. Same-class
+    /* Seen here: 4.08 -> 3.0-3.15 and 0.04 -> 0.11-0.12 over 250 steps. After
+     * 150 steps the loss is still falling (3.25-3.37) and a change of the
+     * kernels' rounding moves that point by about 0.1: too close to the
+     * bound to be a fair test, so the run is longer. Same-class
      * images differ only by color, which jitter and grayscale blur, so top-1
      * among 63 candidates stays modest; the loss is the sharper signal. */
     assert_true(last_loss < chance - 0.8);
