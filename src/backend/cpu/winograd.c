@@ -502,10 +502,10 @@ void simclr__cpu_winograd_backward(simclr_context *ctx, const simclr__conv_desc 
 #define WEIGHT_COST 3.0
 /* And a floor the model does not capture: AUTO runs Winograd only where
  * cin and cout are both at least this. Measured on an idle 2-core Zen 3
- * (bench_conv, batch 256, 2 threads, ms forward/backward): F(4x4) beat the
- * exact paths from 64 channels up (64 @7: 12.7/24.2 vs 14.6/37.6; 64 @32:
- * 173/399 vs 243/526; 128 @16: 121/262 vs 212/404) and lost below (32 @14:
- * 17.2/41.3 vs 13.5/32.2). */
+ * (bench_conv, batch 256, 2 threads, ms forward/backward against the best
+ * exact path): F(4x4) won from 64 channels up (64 @7: 11.0/27.8 vs
+ * 18.5/36.6; 64 @32: 202/529 vs 238/545; 128 @16: 142/277 vs 247/433) and
+ * lost below (32 @14: 16.9/40.3 vs 12.1/32.2). */
 #define AUTO_MIN_CHANNELS 64
 
 static double gemm_time(double macs, double k) { return macs * (k + GEMM_K_HALF) / k; }
