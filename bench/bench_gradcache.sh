@@ -6,12 +6,14 @@
 # share the cores (1 thread each vs 2 threads for the single process): this
 # measures the overhead of the distribution (collectives, the duplicated
 # loss), not a speed-up. Long: B = 4096 is ~25 minutes per run at 2 cores.
+# --bind-to none: Open MPI binds each rank to one core by default when there
+# are at most 2 ranks, which would put the single process's 2 threads on one core.
 # Environment: PAIRS ("256 1024 4096"), MICRO (128), WIDTH (64), STEPS (2).
 build=${SIMCLR_BUILD:-build/main}
 bin="$build/bench/bench_gradcache"
 [ -x "$bin" ] || { echo "bench_gradcache: build it first (make bench)"; exit 1; }
 command -v mpirun >/dev/null || { echo "bench_gradcache: mpirun not found (apt-get install openmpi-bin libopenmpi-dev)"; exit 1; }
-MPIRUN="mpirun --mca btl self,vader --mca oob_tcp_if_include lo --mca btl_tcp_if_include lo --allow-run-as-root --oversubscribe --quiet"
+MPIRUN="mpirun --bind-to none --mca btl self,vader --mca oob_tcp_if_include lo --mca btl_tcp_if_include lo --allow-run-as-root --oversubscribe --quiet"
 cores=$(nproc)
 echo "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-native}; $cores cores"
 echo "gradient caching: micro-batches of ${MICRO:-128} pairs; goal: B = 4096 pairs in <= 4 GB peak per process"
