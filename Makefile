@@ -440,9 +440,10 @@ fuzz-smoke:
 # ---- ThreadSanitizer (issue 15) ----------------------------------------------
 # The tests that use threads, built with clang -fsanitize=thread: many
 # contexts in many threads, pools created and destroyed over and over,
-# thread-local errors. OpenBLAS itself is not instrumented (the cpu backend
+# thread-local errors, image folders decoding on the pool and prefetching on
+# threads of their own. OpenBLAS itself is not instrumented (the cpu backend
 # holds it at one thread, so its calls stay on the calling thread).
-TSAN_TESTS := test_threads test_rng_pool
+TSAN_TESTS := test_threads test_rng_pool test_image_decode
 .PHONY: tsan
 tsan:
 	$(MAKE) CC=clang BUILD=build/tsan OUT=build/tsan/lib OPT="-O1 -g" \

@@ -79,6 +79,16 @@ static void permute(int64_t *p, int64_t n, uint64_t seed, int64_t epoch)
     }
 }
 
+/* Batch `at` of the epoch's order without the images known to be bad;
+ * returns how many indices it wrote to out. */
+static int64_t batch_indices(const image_input *in, const int64_t *perm, int64_t at, int64_t batch, int64_t *out)
+{
+    int64_t m = 0;
+    for (int64_t k = 0; k < batch; k++)
+        if (!in->folder || !simclr_image_folder_is_bad(in->folder, perm[at * batch + k])) out[m++] = perm[at * batch + k];
+    return m;
+}
+
 static int save_all(const char *dir, simclr_trainer *tr, simclr_module *enc, const run_log *l)
 {
     char path[4096];
@@ -95,7 +105,7 @@ int cmd_train(int argc, char **argv)
 {
     const char *out = "simclr-run", *optimizer = "sgd";
     int64_t epochs = 10, batch = 64, size = 32, width = 32, depth = 18, channels = 3, threads = 0, seed = 1;
-    int64_t every = 100;
+    int64_t every = 100, prefetch = 1;
     double minutes = 0, lr = 0, temperature = 0.2, crop_min = 0.08, weight_decay = 1e-6;
     int resume = 0, skip_bad = 0, quiet = 0;
     const cli_opt opts[] = {
@@ -115,6 +125,7 @@ int cmd_train(int argc, char **argv)
         {"--threads", OPT_INT, &threads, "worker threads (default 0 = all cores)"},
         {"--seed", OPT_INT, &seed, "run seed (default 1)"},
         {"--checkpoint-every", OPT_INT, &every, "steps between checkpoints (default 100)"},
+        {"--prefetch", OPT_INT, &prefetch, "threads decoding the next batch during a step, 0 = off (default 1)"},
         {"--resume", OPT_FLAG, &resume, "continue from OUT/trainer.ckpt"},
         {"--skip-bad", OPT_FLAG, &skip_bad, "skip (and count) unreadable or corrupt images instead of stopping"},
         {"--quiet", OPT_FLAG, &quiet, "no progress bar"},
@@ -132,9 +143,11 @@ int cmd_train(int argc, char **argv)
         fprintf(stderr, "simclr train: give one folder of images (see --help)\n");
         return CLI_USAGE;
     }
-    if (batch < 2 || epochs < 1 || size < 8 || minutes < 0 || every < 1 || (channels != 1 && channels != 3) ||
+    if (batch < 2 || epochs < 1 || size < 8 || minutes < 0 || every < 1 || prefetch < 0 || prefetch > 64 ||
+        (channels != 1 && channels != 3) ||
         (strcmp(optimizer, "sgd") && strcmp(optimizer, "lars"))) {
-        fprintf(stderr, "simclr train: --batch >= 2, --epochs >= 1, --size >= 8, --channels 1 or 3, --optimizer sgd|lars\n");
+        fprintf(stderr, "simclr train: --batch >= 2, --epochs >= 1, --size >= 8, --channels 1 or 3, --optimizer sgd|lars, "
+                        "--prefetch 0..64\n");
         return CLI_USAGE;
     }
     struct stat sb;
@@ -158,6 +171,7 @@ int cmd_train(int argc, char **argv)
         simclr_context_destroy(ctx);
         return rc;
     }
+    if (in.folder && prefetch > 0) simclr_image_folder_set(in.folder, SIMCLR_FOLDER_PREFETCH_THREADS, prefetch);
     if (in.count < 2) {
         input_close(&in);
         simclr_context_destroy(ctx);
@@ -170,9 +184,10 @@ int cmd_train(int argc, char **argv)
     simclr_optimizer *opt = NULL;
     simclr_trainer *tr = NULL;
     simclr_image_list *list = NULL;
-    int64_t *perm = malloc((size_t)in.count * sizeof *perm), *idx = malloc((size_t)batch * sizeof *idx);
+    int64_t *perm = malloc((size_t)in.count * sizeof *perm), *idx = malloc((size_t)batch * sizeof *idx),
+            *next = malloc((size_t)batch * sizeof *next);
     run_log lg = {0};
-    if (!perm || !idx) rc = cli_error(CMD, "no memory");
+    if (!perm || !idx || !next) rc = cli_error(CMD, "no memory");
 #define TRY(call, what)                                             \
     do {                                                            \
         if (!rc && (st = (call)) != SIMCLR_OK) rc = cli_fail(CMD, what, st); \
@@ -235,12 +250,18 @@ int cmd_train(int argc, char **argv)
         }
         int64_t epoch = step / per_epoch, at = step % per_epoch;
         if (epoch != perm_epoch) permute(perm, in.count, (uint64_t)seed, epoch), perm_epoch = epoch;
-        int64_t m = 0;
-        for (int64_t k = 0; k < batch; k++)
-            if (!in.folder || !simclr_image_folder_is_bad(in.folder, perm[at * batch + k])) idx[m++] = perm[at * batch + k];
-        int64_t kept = 0;
+        int64_t m = batch_indices(&in, perm, at, batch, idx), kept = 0;
         if (m > 0) rc = input_load(CMD, &in, idx, m, list, NULL, &kept);
         if (rc) break;
+        /* The next batch decodes in the background while this one trains
+         * (within the epoch: the next epoch's order is drawn when it
+         * starts). Its load recomputes the same indices -- bad marks change
+         * only at loads -- and takes the result; a failed prefetch only
+         * means that load decodes the batch itself. */
+        if (in.folder && prefetch > 0 && at + 1 < per_epoch) {
+            int64_t m_next = batch_indices(&in, perm, at + 1, batch, next);
+            if (m_next > 0) (void)simclr_image_folder_prefetch(in.folder, next, m_next);
+        }
         if (kept < 2) { /* every image of this batch was bad: move on */
             if (++empty > 1000) rc = cli_error(CMD, "no decodable images left");
             step++;
@@ -281,7 +302,7 @@ int cmd_train(int argc, char **argv)
     }
 #undef TRY
     free(lg.loss), free(lg.acc), free(lg.lr), free(lg.ips);
-    free(perm), free(idx);
+    free(perm), free(idx), free(next);
     simclr_image_list_destroy(list);
     simclr_trainer_destroy(tr);
     simclr_optimizer_destroy(opt);

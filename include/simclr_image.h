@@ -73,7 +73,8 @@ typedef struct simclr_image_folder simclr_image_folder;
 typedef enum simclr_folder_param {
     SIMCLR_FOLDER_ON_ERROR   = 100, /* SIMCLR_FOLDER_FAIL (default) or SIMCLR_FOLDER_SKIP */
     SIMCLR_FOLDER_MAX_PIXELS = 101, /* >= 1, default SIMCLR_IMAGE_DEFAULT_MAX_PIXELS */
-    SIMCLR_FOLDER_MIN_SIDE   = 102  /* 0..65536, default 0: see simclr_image_decode_memory */
+    SIMCLR_FOLDER_MIN_SIDE   = 102, /* 0..65536, default 0: see simclr_image_decode_memory */
+    SIMCLR_FOLDER_PREFETCH_THREADS = 103 /* (0.2) 1..64, default 1: threads a prefetch decodes on */
 } simclr_folder_param;
 
 enum { SIMCLR_FOLDER_FAIL = 0, SIMCLR_FOLDER_SKIP = 1 };
@@ -123,8 +124,13 @@ SIMCLR_API const char *simclr_image_folder_class_name(const simclr_image_folder 
 /* Decodes images indices[0..n) (in parallel over the context's threads) and
  * puts them, in order, into list (cleared first; its channel count must be
  * the folder's, else SIMCLR_E_SHAPE). The pixels belong to the folder and
- * stay valid until the next load or destroy: memory holds one batch, so a
- * data set larger than memory trains batch by batch. With
+ * stay valid until the next load or destroy: memory holds this batch and at
+ * most one prefetched batch, so a data set larger than memory trains batch
+ * by batch. If simclr_image_folder_prefetch was last called with exactly
+ * these indices (same n, same order) and the folder's decoding settings are
+ * still those it ran with, the load waits for that background decoding and
+ * hands out its result instead of decoding again (same pixels, same
+ * errors); any other pending prefetch is waited for and discarded. With
  * SIMCLR_FOLDER_FAIL, an image that fails (unreadable, not an image,
  * corrupt, truncated, 0 pixels, too large) fails the call with its own
  * message naming the file (the first such image of the batch) and the list
@@ -146,6 +152,28 @@ SIMCLR_API simclr_status simclr_image_folder_load(simclr_image_folder *folder,
  * thread at a time per folder, and not concurrently with other calls on the
  * folder's context; other folders and contexts may be used meanwhile. */
 SIMCLR_API int64_t simclr_image_folder_skipped(const simclr_image_folder *folder);
+/* (0.2) Starts decoding images indices[0..n) in the background and returns
+ * at once, so that the next batch decodes while the caller trains on this
+ * one; the simclr_image_folder_load with the same indices then takes the
+ * result (see there). The decoding runs on SIMCLR_FOLDER_PREFETCH_THREADS
+ * threads the folder starts for this batch (not the context's pool, which
+ * the training step in between occupies) with the decoding settings of this
+ * moment; the indices are copied. Bounded: one batch is prefetched at a
+ * time -- a new prefetch first waits for and discards the one pending -- so
+ * memory holds at most the loaded batch and the prefetched one. Decoding
+ * failures are not reported here but by the load that takes the batch,
+ * exactly as if it had decoded them itself. A thread that cannot start is
+ * not an error: its share is decoded before this call returns.
+ * Returns SIMCLR_OK; SIMCLR_E_INVALID for NULLs, n < 1 or an index out of
+ * range (nothing started, any pending prefetch kept); SIMCLR_E_NOMEM (no
+ * prefetch is then pending: the next load decodes as without one).
+ * Pixels handed out by the last load stay valid. indices is only read.
+ * Threads: one thread at a time per folder, as every folder call; the
+ * background threads touch only the prefetched batch, and load, prefetch and
+ * destroy wait for them, so the caller may meanwhile run anything, including
+ * training steps on the folder's context. */
+SIMCLR_API simclr_status simclr_image_folder_prefetch(simclr_image_folder *folder, const int64_t *indices,
+                                                      int64_t n);
 SIMCLR_API int simclr_image_folder_is_bad(const simclr_image_folder *folder, int64_t index);
 
 #ifdef __cplusplus

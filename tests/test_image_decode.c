@@ -547,6 +547,132 @@ static void test_folder(void **state)
     simclr_context_destroy(ctx);
 }
 
+/* The images of `list`, resized whole to 16x16 (PRESET_NONE): equal
+ * tensors mean equal images, as far as a test can see the borrowed pixels. */
+static float *list_fingerprint(simclr_context *ctx, const simclr_image_list *list)
+{
+    int64_t n = simclr_image_list_count(list), shape[4] = {n, 3, 16, 16};
+    simclr_augment *aug;
+    simclr_tensor *t;
+    CHECK_OK(simclr_augment_create(ctx, SIMCLR_AUG_PRESET_NONE, 16, 16, &aug));
+    CHECK_OK(simclr_tensor_create(ctx, SIMCLR_F32, 4, shape, &t));
+    CHECK_OK(simclr_augment_apply_list(aug, list, 7, 0, t));
+    float *copy = malloc((size_t)n * 3 * 16 * 16 * sizeof *copy);
+    assert_non_null(copy);
+    memcpy(copy, simclr_tensor_data(t), (size_t)n * 3 * 16 * 16 * sizeof *copy);
+    simclr_tensor_destroy(t);
+    simclr_augment_destroy(aug);
+    return copy;
+}
+
+static void assert_same_images(simclr_context *ctx, const simclr_image_list *a, const simclr_image_list *b)
+{
+    int64_t n = simclr_image_list_count(a);
+    assert_int_equal(simclr_image_list_count(b), n);
+    for (int64_t i = 0; i < n; i++) {
+        int64_t ha, wa, hb, wb;
+        CHECK_OK(simclr_image_list_size(a, i, &ha, &wa));
+        CHECK_OK(simclr_image_list_size(b, i, &hb, &wb));
+        assert_true(ha == hb && wa == wb);
+    }
+    float *fa = list_fingerprint(ctx, a), *fb = list_fingerprint(ctx, b);
+    assert_memory_equal(fa, fb, (size_t)n * 3 * 16 * 16 * sizeof *fa);
+    free(fa), free(fb);
+}
+
+/* simclr_image_folder_prefetch: the load that takes a prefetched batch gives
+ * what a plain load gives (pixels, errors, skips), any other load ignores
+ * it, a changed setting invalidates it, and the pixels of the last load stay
+ * valid while the next batch decodes (ASan and TSan watch this test). */
+static void test_folder_prefetch(void **state)
+{
+    (void)state;
+    char root[400];
+    snprintf(root, sizeof root, "%s/ptree", dir);
+    make_tree(root);
+    simclr_context *ctx;
+    CHECK_OK(simclr_context_create(NULL, 2, NULL, &ctx));
+    simclr_image_folder *f, *plain;
+    CHECK_OK(simclr_image_folder_open(ctx, root, 3, 1, &f));
+    CHECK_OK(simclr_image_folder_open(ctx, root, 3, 1, &plain));
+    simclr_image_list *l, *ref;
+    CHECK_OK(simclr_image_list_create(ctx, 3, &l));
+    CHECK_OK(simclr_image_list_create(ctx, 3, &ref));
+    int64_t kept[8], n_kept = -1;
+
+    for (int threads = 1; threads <= 3; threads++) {
+        CHECK_OK(simclr_image_folder_set(f, SIMCLR_FOLDER_PREFETCH_THREADS, threads));
+        int64_t a[5] = {3, 0, 1, 0, 3}, b[2] = {1, 3};
+        CHECK_OK(simclr_image_folder_prefetch(f, a, 5));
+        CHECK_OK(simclr_image_folder_load(f, a, 5, l, kept, &n_kept));
+        CHECK_OK(simclr_image_folder_load(plain, a, 5, ref, NULL, NULL));
+        assert_int_equal(n_kept, 5);
+        for (int k = 0; k < 5; k++) assert_int_equal(kept[k], a[k]);
+        assert_same_images(ctx, l, ref);
+        /* the next batch decodes while l's pixels are in use */
+        CHECK_OK(simclr_image_folder_prefetch(f, b, 2));
+        assert_same_images(ctx, l, ref);
+        CHECK_OK(simclr_image_folder_load(f, b, 2, l, NULL, &n_kept));
+        CHECK_OK(simclr_image_folder_load(plain, b, 2, ref, NULL, NULL));
+        assert_same_images(ctx, l, ref);
+    }
+
+    /* another batch than the prefetched one: the load decodes its own */
+    int64_t one = 1, zero = 0;
+    CHECK_OK(simclr_image_folder_prefetch(f, &one, 1));
+    CHECK_OK(simclr_image_folder_load(f, &zero, 1, l, kept, &n_kept));
+    CHECK_OK(simclr_image_folder_load(plain, &zero, 1, ref, NULL, NULL));
+    assert_true(n_kept == 1 && kept[0] == 0);
+    assert_same_images(ctx, l, ref);
+
+    /* a bad image: the load that takes the batch fails as a plain load
+     * does, naming the file, with the list empty and nothing marked */
+    int64_t all[4] = {0, 1, 2, 3};
+    CHECK_OK(simclr_image_folder_prefetch(f, all, 4));
+    CHECK_STATUS(simclr_image_folder_load(f, all, 4, l, kept, &n_kept), SIMCLR_E_FORMAT);
+    assert_non_null(strstr(simclr_last_error(), "dog/bad.jpg"));
+    assert_int_equal(simclr_image_list_count(l), 0);
+    assert_int_equal(simclr_image_folder_skipped(f), 0);
+    /* skipped and counted once in SKIP mode */
+    CHECK_OK(simclr_image_folder_set(f, SIMCLR_FOLDER_ON_ERROR, SIMCLR_FOLDER_SKIP));
+    CHECK_OK(simclr_image_folder_prefetch(f, all, 4));
+    CHECK_OK(simclr_image_folder_load(f, all, 4, l, kept, &n_kept));
+    assert_true(n_kept == 3 && kept[0] == 0 && kept[1] == 1 && kept[2] == 3);
+    assert_int_equal(simclr_image_folder_skipped(f), 1);
+    assert_true(simclr_image_folder_is_bad(f, 2));
+    CHECK_OK(simclr_image_folder_set(f, SIMCLR_FOLDER_ON_ERROR, SIMCLR_FOLDER_FAIL));
+
+    /* a setting changed after the prefetch: the load decodes again with it
+     * (here: a pixel limit every image exceeds) */
+    CHECK_OK(simclr_image_folder_prefetch(f, &zero, 1));
+    CHECK_OK(simclr_image_folder_set(f, SIMCLR_FOLDER_MAX_PIXELS, 10));
+    CHECK_STATUS(simclr_image_folder_load(f, &zero, 1, l, NULL, NULL), SIMCLR_E_FORMAT);
+    CHECK_OK(simclr_image_folder_set(f, SIMCLR_FOLDER_MAX_PIXELS, SIMCLR_IMAGE_DEFAULT_MAX_PIXELS));
+
+    /* refused calls start nothing and keep the pending prefetch */
+    int64_t out_of_range = 4;
+    CHECK_OK(simclr_image_folder_prefetch(f, all, 2));
+    CHECK_STATUS(simclr_image_folder_prefetch(NULL, all, 2), SIMCLR_E_INVALID);
+    CHECK_STATUS(simclr_image_folder_prefetch(f, NULL, 2), SIMCLR_E_INVALID);
+    CHECK_STATUS(simclr_image_folder_prefetch(f, all, 0), SIMCLR_E_INVALID);
+    CHECK_STATUS(simclr_image_folder_prefetch(f, &out_of_range, 1), SIMCLR_E_INVALID);
+    assert_non_null(strstr(simclr_last_error(), "out of range"));
+    CHECK_STATUS(simclr_image_folder_set(f, SIMCLR_FOLDER_PREFETCH_THREADS, 0), SIMCLR_E_INVALID);
+    CHECK_STATUS(simclr_image_folder_set(f, SIMCLR_FOLDER_PREFETCH_THREADS, 65), SIMCLR_E_INVALID);
+    CHECK_OK(simclr_image_folder_load(f, all, 2, l, NULL, NULL));
+    CHECK_OK(simclr_image_folder_load(plain, all, 2, ref, NULL, NULL));
+    assert_same_images(ctx, l, ref);
+
+    /* destroyed with a batch in flight: the threads are joined, nothing leaks */
+    CHECK_OK(simclr_image_folder_prefetch(f, all, 2));
+    simclr_image_list_clear(l);
+    simclr_image_folder_destroy(f);
+    simclr_image_list_destroy(l);
+    simclr_image_list_destroy(ref);
+    simclr_image_folder_destroy(plain);
+    simclr_context_destroy(ctx);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -568,6 +694,7 @@ int main(void)
         cmocka_unit_test(test_exif_orientation),
         cmocka_unit_test(test_bad_files),
         cmocka_unit_test(test_folder),
+        cmocka_unit_test(test_folder_prefetch),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -2,8 +2,9 @@
  * subfolders, as torchvision's ImageFolder: classes are the sorted
  * subfolder names, files found recursively below each, ordered as a
  * sorted os.walk lists them), decoded on demand, one batch at a time, in
- * parallel over the context's threads. Nothing is decoded at open: a data
- * set larger than memory costs its path list only. */
+ * parallel over the context's threads, or the next batch in the background
+ * while the caller trains on this one (prefetch.c). Nothing is decoded at
+ * open: a data set larger than memory costs its path list and two batches. */
 #include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -23,15 +24,16 @@ struct simclr_image_folder {
     char **classes;
     int n_classes, cap_classes;
     int channels;
-    int labels_mode, on_error, min_side;
+    int labels_mode, on_error, min_side, prefetch_threads;
     int64_t max_pixels, skipped;
-    /* the last batch: decoded pixels and per-slot results */
-    uint8_t **px;
-    int64_t *h, *w;
-    simclr_status *st;
-    char **msg;
-    int64_t slots;
+    simclr__img_batch last;        /* the batch the last load handed out */
+    simclr__img_prefetch prefetch; /* the next one, decoding in the background */
 };
+
+static simclr__img_settings settings_of(const simclr_image_folder *f)
+{
+    return (simclr__img_settings){.channels = f->channels, .min_side = f->min_side, .max_pixels = f->max_pixels};
+}
 
 static int has_image_extension(const char *name)
 {
@@ -180,11 +182,8 @@ void simclr_image_folder_destroy(simclr_image_folder *f)
     if (!f) return;
     for (int64_t i = 0; i < f->count; i++) free(f->paths[i]);
     for (int i = 0; i < f->n_classes; i++) free(f->classes[i]);
-    for (int64_t i = 0; i < f->slots; i++) {
-        free(f->px[i]);
-        free(f->msg[i]);
-    }
-    free(f->px), free(f->h), free(f->w), free(f->st), free(f->msg);
+    simclr__img_prefetch_free(&f->prefetch); /* joins its threads first: they read paths */
+    simclr__img_batch_free(&f->last);
     free(f->paths), free(f->labels), free(f->bad), free(f->classes), free(f->root);
     free(f);
 }
@@ -209,6 +208,7 @@ simclr_status simclr_image_folder_open(simclr_context *ctx, const char *root, in
     f->channels = channels;
     f->labels_mode = labels;
     f->max_pixels = SIMCLR_IMAGE_DEFAULT_MAX_PIXELS;
+    f->prefetch_threads = 1;
     simclr_status st = SIMCLR_OK;
     if (labels) {
         char **names;
@@ -268,6 +268,10 @@ simclr_status simclr_image_folder_set(simclr_image_folder *f, simclr_folder_para
         if (value < 0 || value > 65536) break;
         f->min_side = (int)value;
         return SIMCLR_OK;
+    case SIMCLR_FOLDER_PREFETCH_THREADS:
+        if (value < 1 || value > SIMCLR__IMG_MAX_PREFETCH_THREADS) break;
+        f->prefetch_threads = (int)value;
+        return SIMCLR_OK;
     default: return simclr__img_fail(SIMCLR_E_INVALID, "%s: unknown key %d", fn, (int)key);
     }
     return simclr__img_fail(SIMCLR_E_INVALID, "%s: key %d: value %lld out of range", fn, (int)key, (long long)value);
@@ -293,45 +297,30 @@ int simclr_image_folder_is_bad(const simclr_image_folder *f, int64_t i)
     return f && i >= 0 && i < f->count ? f->bad[i] : 0;
 }
 
-static simclr_status ensure_slots(simclr_image_folder *f, int64_t n)
+/* The checks load and prefetch share; fn names the caller in the message. */
+static simclr_status check_indices(const simclr_image_folder *f, const int64_t *indices, int64_t n, const char *fn)
 {
-    if (n <= f->slots) return SIMCLR_OK;
-    uint8_t **px = realloc(f->px, (size_t)n * sizeof *px);
-    if (px) f->px = px;
-    int64_t *h = px ? realloc(f->h, (size_t)n * sizeof *h) : NULL;
-    if (h) f->h = h;
-    int64_t *w = h ? realloc(f->w, (size_t)n * sizeof *w) : NULL;
-    if (w) f->w = w;
-    simclr_status *st = w ? realloc(f->st, (size_t)n * sizeof *st) : NULL;
-    if (st) f->st = st;
-    char **msg = st ? realloc(f->msg, (size_t)n * sizeof *msg) : NULL;
-    if (msg) f->msg = msg;
-    if (!msg) return simclr__img_fail(SIMCLR_E_NOMEM, "simclr_image_folder_load: no memory for %lld slots", (long long)n);
-    for (int64_t i = f->slots; i < n; i++) f->px[i] = NULL, f->msg[i] = NULL;
-    f->slots = n;
+    if (n < 1) return simclr__img_fail(SIMCLR_E_INVALID, "%s: n %lld must be >= 1", fn, (long long)n);
+    for (int64_t k = 0; k < n; k++)
+        if (indices[k] < 0 || indices[k] >= f->count)
+            return simclr__img_fail(SIMCLR_E_INVALID, "%s: index %lld out of range 0..%lld", fn, (long long)indices[k],
+                                    (long long)f->count - 1);
     return SIMCLR_OK;
 }
-
-typedef struct job {
-    simclr_image_folder *f;
-    const int64_t *indices;
-} job;
 
 static void decode_task(void *user, int64_t begin, int64_t end, int worker)
 {
     (void)worker;
-    job *jb = user;
-    simclr_image_folder *f = jb->f;
-    for (int64_t k = begin; k < end; k++) {
-        free(f->px[k]);
-        f->px[k] = NULL;
-        free(f->msg[k]);
-        f->msg[k] = NULL;
-        f->st[k] = simclr_image_decode_file(f->paths[jb->indices[k]], f->channels, f->max_pixels, f->min_side,
-                                            &f->px[k], &f->h[k], &f->w[k]);
-        /* the message lives in this thread's last error: keep a copy */
-        if (f->st[k] != SIMCLR_OK) f->msg[k] = strdup(simclr_last_error());
-    }
+    simclr__img_batch_decode(user, begin, end);
+}
+
+simclr_status simclr_image_folder_prefetch(simclr_image_folder *f, const int64_t *indices, int64_t n)
+{
+    static const char fn[] = "simclr_image_folder_prefetch";
+    if (!f || !indices) return simclr__img_fail(SIMCLR_E_INVALID, "%s: folder or indices is NULL", fn);
+    simclr_status st = check_indices(f, indices, n, fn);
+    if (st != SIMCLR_OK) return st;
+    return simclr__img_prefetch_start(&f->prefetch, f->paths, indices, n, settings_of(f), f->prefetch_threads);
 }
 
 simclr_status simclr_image_folder_load(simclr_image_folder *f, const int64_t *indices, int64_t n,
@@ -339,30 +328,43 @@ simclr_status simclr_image_folder_load(simclr_image_folder *f, const int64_t *in
 {
     static const char fn[] = "simclr_image_folder_load";
     if (!f || !indices || !list) return simclr__img_fail(SIMCLR_E_INVALID, "%s: folder, indices or list is NULL", fn);
-    if (n < 1) return simclr__img_fail(SIMCLR_E_INVALID, "%s: n %lld must be >= 1", fn, (long long)n);
+    simclr_status st = check_indices(f, indices, n, fn);
+    if (st != SIMCLR_OK) return st;
     if (simclr_image_list_channels(list) != f->channels)
         return simclr__img_fail(SIMCLR_E_SHAPE, "%s: the list holds %d-channel images, the folder decodes to %d", fn,
-                          simclr_image_list_channels(list), f->channels);
-    for (int64_t k = 0; k < n; k++)
-        if (indices[k] < 0 || indices[k] >= f->count)
-            return simclr__img_fail(SIMCLR_E_INVALID, "%s: index %lld out of range 0..%lld", fn, (long long)indices[k],
-                              (long long)f->count - 1);
-    simclr_status st = ensure_slots(f, n);
-    if (st != SIMCLR_OK) return st;
+                                simclr_image_list_channels(list), f->channels);
+    /* A prefetch of exactly this batch is taken (after its threads finish);
+     * any other is finished and dropped, so its threads never outlive the
+     * batch they were started for. */
+    simclr__img_prefetch_wait(&f->prefetch);
+    int prefetched = simclr__img_prefetch_matches(&f->prefetch, indices, n, settings_of(f));
+    f->prefetch.pending = 0;
+    if (!prefetched) {
+        st = simclr__img_batch_reserve(&f->last, n);
+        if (st != SIMCLR_OK) return st;
+    }
     st = simclr_image_list_clear(list);
     if (st != SIMCLR_OK) return st;
-    job jb = {f, indices};
-    st = simclr_context_parallel_for(f->ctx, n, 1, decode_task, &jb);
-    if (st != SIMCLR_OK) return st;
+    if (prefetched) {
+        /* The batch handed out before becomes the next prefetch's slots
+         * (its pixels are freed as they are overwritten). */
+        simclr__img_batch t = f->last;
+        f->last = f->prefetch.batch, f->prefetch.batch = t;
+    } else {
+        simclr__img_decode_job job = {.paths = f->paths, .indices = indices, .settings = settings_of(f), .batch = &f->last};
+        st = simclr_context_parallel_for(f->ctx, n, 1, decode_task, &job);
+        if (st != SIMCLR_OK) return st;
+    }
+    const simclr__img_batch *b = &f->last;
     /* Validate, then fill the list, then commit: a failure (a fatal image,
      * a list that cannot grow) leaves kept, *n_kept and the bad marks as
      * they were and the list empty. */
     for (int64_t k = 0; k < n; k++)
-        if (f->st[k] != SIMCLR_OK && (f->on_error == SIMCLR_FOLDER_FAIL || f->st[k] == SIMCLR_E_NOMEM))
-            return simclr_error_set(f->st[k], f->msg[k] ? f->msg[k] : f->paths[indices[k]]);
+        if (b->st[k] != SIMCLR_OK && (f->on_error == SIMCLR_FOLDER_FAIL || b->st[k] == SIMCLR_E_NOMEM))
+            return simclr_error_set(b->st[k], b->msg[k] ? b->msg[k] : f->paths[indices[k]]);
     for (int64_t k = 0; k < n; k++) {
-        if (f->st[k] != SIMCLR_OK) continue;
-        st = simclr_image_list_add(list, f->px[k], f->h[k], f->w[k]);
+        if (b->st[k] != SIMCLR_OK) continue;
+        st = simclr_image_list_add(list, b->px[k], b->h[k], b->w[k]);
         if (st != SIMCLR_OK) {
             simclr_image_list_clear(list);
             return st;
@@ -370,7 +372,7 @@ simclr_status simclr_image_folder_load(simclr_image_folder *f, const int64_t *in
     }
     int64_t m = 0;
     for (int64_t k = 0; k < n; k++) {
-        if (f->st[k] != SIMCLR_OK) {
+        if (b->st[k] != SIMCLR_OK) {
             if (!f->bad[indices[k]]) f->skipped++;
             f->bad[indices[k]] = 1;
             continue;
