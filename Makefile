@@ -323,7 +323,7 @@ $(BUILD)/bench/bench_decode: bench/bench_decode.c $(IMG_STATIC) $(STATIC)
 	$(CC) $(CPPFLAGS) $(TEST_CFLAGS) $< -o $@ $(IMG_STATIC) $(STATIC) $(IMG_LIBS) $(LIBS)
 
 # JPEG decode throughput next to PIL (an idle machine, please).
-bench-decode: lib image $(BUILD)/bench/bench_decode
+bench-decode: lib image cli $(BUILD)/bench/bench_decode
 	SIMCLR_BUILD=$(abspath $(BUILD)) PYTHON=$(PYTHON) sh bench/bench_decode.sh
 
 # ---- the `simclr` command (issue 13): links the core and the image companion ----
