@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -105,7 +106,7 @@ int cmd_train(int argc, char **argv)
 {
     const char *out = "simclr-run", *optimizer = "sgd";
     int64_t epochs = 10, batch = 64, size = 32, width = 32, depth = 18, channels = 3, threads = 0, seed = 1;
-    int64_t every = 100, prefetch = 1;
+    int64_t every = 100, prefetch = -1;
     double minutes = 0, lr = 0, temperature = 0.2, crop_min = 0.08, weight_decay = 1e-6;
     int resume = 0, skip_bad = 0, quiet = 0;
     const cli_opt opts[] = {
@@ -125,7 +126,7 @@ int cmd_train(int argc, char **argv)
         {"--threads", OPT_INT, &threads, "worker threads (default 0 = all cores)"},
         {"--seed", OPT_INT, &seed, "run seed (default 1)"},
         {"--checkpoint-every", OPT_INT, &every, "steps between checkpoints (default 100)"},
-        {"--prefetch", OPT_INT, &prefetch, "threads decoding the next batch during a step, 0 = off (default 1)"},
+        {"--prefetch", OPT_INT, &prefetch, "threads decoding the next batch during a step, 0 = off (default: 1 if --threads leaves a core free, else 0)"},
         {"--resume", OPT_FLAG, &resume, "continue from OUT/trainer.ckpt"},
         {"--skip-bad", OPT_FLAG, &skip_bad, "skip (and count) unreadable or corrupt images instead of stopping"},
         {"--quiet", OPT_FLAG, &quiet, "no progress bar"},
@@ -143,7 +144,7 @@ int cmd_train(int argc, char **argv)
         fprintf(stderr, "simclr train: give one folder of images (see --help)\n");
         return CLI_USAGE;
     }
-    if (batch < 2 || epochs < 1 || size < 8 || minutes < 0 || every < 1 || prefetch < 0 || prefetch > 64 ||
+    if (batch < 2 || epochs < 1 || size < 8 || minutes < 0 || every < 1 || prefetch < -1 || prefetch > 64 ||
         (channels != 1 && channels != 3) ||
         (strcmp(optimizer, "sgd") && strcmp(optimizer, "lars"))) {
         fprintf(stderr, "simclr train: --batch >= 2, --epochs >= 1, --size >= 8, --channels 1 or 3, --optimizer sgd|lars, "
@@ -171,6 +172,11 @@ int cmd_train(int argc, char **argv)
         simclr_context_destroy(ctx);
         return rc;
     }
+    /* Prefetching pays only on a core the step does not use: measured on
+     * 2 cores with the step on both, decoding beside it made a run 7% slower
+     * (bench/bench_decode.sh), as a fork-join step waits for its slowest
+     * worker. */
+    if (prefetch < 0) prefetch = simclr_context_threads(ctx) < sysconf(_SC_NPROCESSORS_ONLN) ? 1 : 0;
     if (in.folder && prefetch > 0) simclr_image_folder_set(in.folder, SIMCLR_FOLDER_PREFETCH_THREADS, prefetch);
     if (in.count < 2) {
         input_close(&in);

@@ -307,14 +307,15 @@ int embed_all(const char *cmd, simclr_context *ctx, simclr_module *enc, const mo
     int64_t d = simclr_module_output_dim(enc), n = in->count, chunk = 64;
     float *feat = calloc((size_t)(n * d), sizeof(float));
     uint8_t *ok = calloc((size_t)n, 1);
-    int64_t *idx = malloc((size_t)chunk * sizeof *idx), *kept = malloc((size_t)chunk * sizeof *kept);
+    int64_t *idx = malloc((size_t)chunk * sizeof *idx), *kept = malloc((size_t)chunk * sizeof *kept),
+            *next = malloc((size_t)chunk * sizeof *next);
     simclr_image_list *list = NULL;
     simclr_embedder *emb = NULL;
     simclr_tensor *y = NULL;
     float *rows = malloc((size_t)(chunk * d) * sizeof(float));
     int rc = CLI_OK;
     simclr_status st;
-    if (!feat || !ok || !idx || !kept || !rows) rc = cli_error(cmd, "no memory for the features");
+    if (!feat || !ok || !idx || !kept || !next || !rows) rc = cli_error(cmd, "no memory for the features");
     if (!rc && (st = simclr_image_list_create(ctx, (int)cfg->channels, &list)) != SIMCLR_OK)
         rc = cli_fail(cmd, "image list", st);
     if (!rc && (st = simclr_embedder_create(ctx, enc, (int)cfg->size, (int)cfg->size, &emb)) != SIMCLR_OK)
@@ -324,6 +325,11 @@ int embed_all(const char *cmd, simclr_context *ctx, simclr_module *enc, const mo
         int64_t m = n - first < chunk ? n - first : chunk, got = 0;
         for (int64_t k = 0; k < m; k++) idx[k] = first + k;
         rc = input_load(cmd, in, idx, m, list, kept, &got);
+        if (!rc && in->folder && first + m < n) { /* the next chunk decodes while this one embeds */
+            int64_t m_next = n - first - m < chunk ? n - first - m : chunk;
+            for (int64_t k = 0; k < m_next; k++) next[k] = first + m + k;
+            (void)simclr_image_folder_prefetch(in->folder, next, m_next); /* failing, the load decodes it */
+        }
         if (rc || got == 0) continue;
         int64_t ys[2] = {got, d};
         simclr_tensor_destroy(y);
@@ -343,7 +349,7 @@ int embed_all(const char *cmd, simclr_context *ctx, simclr_module *enc, const mo
     simclr_tensor_destroy(y);
     simclr_embedder_destroy(emb);
     simclr_image_list_destroy(list);
-    free(idx), free(kept), free(rows);
+    free(idx), free(kept), free(next), free(rows);
     if (rc) {
         free(feat), free(ok);
         return rc;
