@@ -320,12 +320,15 @@ int embed_all(const char *cmd, simclr_context *ctx, simclr_module *enc, const mo
         rc = cli_fail(cmd, "image list", st);
     if (!rc && (st = simclr_embedder_create(ctx, enc, (int)cfg->size, (int)cfg->size, &emb)) != SIMCLR_OK)
         rc = cli_fail(cmd, "embedder", st);
+    /* Decoding the next chunk beside the embedding pays only on a core the
+     * embedding leaves free (as simclr train's --prefetch default). */
+    const int prefetch = in->folder && simclr_context_threads(ctx) < sysconf(_SC_NPROCESSORS_ONLN);
     double t0 = cli_now();
     for (int64_t first = 0; !rc && first < n; first += chunk) {
         int64_t m = n - first < chunk ? n - first : chunk, got = 0;
         for (int64_t k = 0; k < m; k++) idx[k] = first + k;
         rc = input_load(cmd, in, idx, m, list, kept, &got);
-        if (!rc && in->folder && first + m < n) { /* the next chunk decodes while this one embeds */
+        if (!rc && prefetch && first + m < n) { /* the next chunk decodes while this one embeds */
             int64_t m_next = n - first - m < chunk ? n - first - m : chunk;
             for (int64_t k = 0; k < m_next; k++) next[k] = first + m + k;
             (void)simclr_image_folder_prefetch(in->folder, next, m_next); /* failing, the load decodes it */

@@ -52,6 +52,12 @@ done
 expect 0 "resuming run at step 4" "resume to 4 epochs" -- "$S" train data --out run --epochs 4 --batch 16 --resume
 [ "$(grep -c '^[0-9]' run/log.csv)" -eq 8 ] && ok "log.csv has 8 steps after resume" || bad "log.csv after resume: $(cat run/log.csv)"
 expect 0 "time budget" "train --minutes" -- "$S" train data --out run2 --minutes 0.05 --batch 8 --size 16 --width 4
+# the next batch decoded in the background or when needed: the same training, byte for byte
+for p in 0 2; do
+  expect 0 "trained 8 steps" "train --prefetch $p" -- "$S" train data --out "runp$p" --epochs 2 --batch 8 --size 16 \
+    --width 4 --threads 1 --prefetch $p --quiet
+done
+cmp -s runp0/encoder.simclr runp2/encoder.simclr && ok "prefetching changes nothing" || bad "--prefetch 2 trained other weights"
 
 expect 0 "wrote emb.npy (32 x 64)" "embed a folder" -- "$S" embed data --model run -o emb.npy --map map.png --quiet
 "$PY" -c "
