@@ -180,9 +180,9 @@ static simclr_status walk(simclr_image_folder *f, const char *dir, int32_t label
 void simclr_image_folder_destroy(simclr_image_folder *f)
 {
     if (!f) return;
+    simclr__img_prefetch_free(&f->prefetch); /* first: joins threads that still read the paths */
     for (int64_t i = 0; i < f->count; i++) free(f->paths[i]);
     for (int i = 0; i < f->n_classes; i++) free(f->classes[i]);
-    simclr__img_prefetch_free(&f->prefetch); /* joins its threads first: they read paths */
     simclr__img_batch_free(&f->last);
     free(f->paths), free(f->labels), free(f->bad), free(f->classes), free(f->root);
     free(f);
