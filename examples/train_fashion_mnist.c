@@ -27,6 +27,8 @@
 typedef struct {
     const char *data_dir, *out_dir;
     int epochs, width, batch, threads, resume, knn_k, probe_epochs;
+    int head_layers, head_hidden, head_bn; /* projection head: layers, hidden width (0 = D), SimCLR v2 BN */
+    int64_t steps;        /* a fixed step count on the budget's schedule (0 = off) */
     double lr, temperature, weight_decay, crop_min;
     double minutes;       /* pre-training wall-clock budget (0 = run --epochs) */
     int64_t train_images; /* images used for pre-training (0 = all) */
@@ -49,6 +51,8 @@ static void usage(void)
          "  --out DIR           output folder (default demo-out)\n"
          "  --minutes M         pre-training budget in wall-clock minutes (default 5): trains as\n"
          "                      many steps as fit, the cosine schedule aimed at the budget's end\n"
+         "  --steps N           exactly N steps on the budget's schedule (20 warmup steps, cosine to N):\n"
+         "                      replays a budget run of N steps on any machine, at any thread count\n"
          "  --epochs E          fixed pre-training epochs over --train-images instead of a budget\n"
          "  --train-images N    images per pre-training epoch, 0 = all 60000 (default 51200:\n"
          "                      400 steps, about 5 minutes on 2 cores with the evaluation)\n"
@@ -60,6 +64,9 @@ static void usage(void)
          "  --vit-depth L       ViT blocks (default 12, ViT-Tiny's)\n"
          "  --vit-patch P       ViT patch size, must divide the image size 28 (default 4)\n"
          "  --batch B           images per step, 2B views (default 128)\n"
+         "  --head-layers L     projection head linear layers (default 2)\n"
+         "  --head-hidden H     projection head hidden width, 0 = the encoder's D (default 0)\n"
+         "  --head-bn 0|1       1 = SimCLR v2 head with batch norm after every layer (default 0)\n"
          "  --method NAME       simclr (default) or moco (MoCo v2: momentum key encoder, queue of\n"
          "                      negatives, InfoNCE at --temperature, shuffled key sub-batches of B/8)\n"
          "  --queue K           MoCo queue size, a multiple of B (default 4096)\n"
@@ -87,7 +94,7 @@ static int parse(int argc, char **argv, options *o)
                    .temperature = 0.2, .crop_min = 0.2, .weight_decay = -1, .train_images = 51200, .eval_train = 10000,
                    .eval_test = 0, .seed = 1, .optimizer = "lars", .method = "simclr", .queue = 4096,
                    .moco_momentum = 0.99, .minutes = 5, .encoder = "resnet18", .vit_dim = 192,
-                   .vit_depth = 12, .vit_patch = 4};
+                   .vit_depth = 12, .vit_patch = 4, .head_layers = 2, .head_hidden = 0, .head_bn = 0};
     int epochs_set = 0, minutes_set = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -98,6 +105,10 @@ static int parse(int argc, char **argv, options *o)
         else if (FLAG("--out")) o->out_dir = v;
         else if (FLAG("--epochs")) o->epochs = atoi(v), epochs_set = 1;
         else if (FLAG("--minutes")) o->minutes = atof(v), minutes_set = 1;
+        else if (FLAG("--steps")) o->steps = atoll(v);
+        else if (FLAG("--head-layers")) o->head_layers = atoi(v);
+        else if (FLAG("--head-hidden")) o->head_hidden = atoi(v);
+        else if (FLAG("--head-bn")) o->head_bn = atoi(v);
         else if (FLAG("--train-images")) o->train_images = atoll(v);
         else if (FLAG("--width")) o->width = atoi(v);
         else if (FLAG("--encoder")) o->encoder = v;
@@ -143,6 +154,11 @@ static int parse(int argc, char **argv, options *o)
         return 2;
     }
     if (epochs_set && !minutes_set) o->minutes = 0; /* --epochs alone: the fixed-length run */
+    if (o->steps < 0 || o->head_hidden < 0) {
+        fprintf(stderr, "train_fashion_mnist: --steps >= 0, --head-hidden >= 0\n");
+        return 2;
+    }
+    if (o->steps > 0) o->minutes = 0; /* --steps replaces the budget */
     if (!(o->minutes >= 0)) {
         fprintf(stderr, "train_fashion_mnist: --minutes >= 0\n");
         return 2;
@@ -374,7 +390,9 @@ int main(int argc, char **argv)
     simclr_module *enc, *head;
     enc = create_encoder(ctx, &o, h, c, o.seed, "encoder (--encoder, --vit-*)");
     int64_t d = simclr_module_output_dim(enc);
-    check(simclr_mlp_head_create(ctx, (int)d, (int)d, 128, 2, 0, o.seed + 1, &head), "projection head");
+    int head_hidden = o.head_hidden > 0 ? o.head_hidden : (int)d;
+    check(simclr_mlp_head_create(ctx, (int)d, head_hidden, 128, o.head_layers, o.head_bn, o.seed + 1, &head),
+          "projection head (--head-*)");
     simclr_augment *aug;
     check(simclr_augment_create(ctx, SIMCLR_AUG_PRESET_GRAYSCALE, (int)h, (int)w, &aug), "augmentation");
     check(simclr_augment_set(aug, SIMCLR_AUG_CROP_SCALE_MIN, o.crop_min), "--crop-min");
@@ -393,10 +411,12 @@ int main(int argc, char **argv)
      * budget will end on (measured speed), after a fixed 20-step warmup. */
     double budget = o.minutes * 60;
     if (budget > 0) total_steps = INT64_MAX / 2;
+    if (o.steps > 0) total_steps = o.steps;
+    int short_warmup = budget > 0 || o.steps > 0; /* the budget's 20 steps, not a tenth of the run */
     check(simclr_optimizer_set(opt, SIMCLR_OPT_LR, o.lr), "lr");
     if (kind != SIMCLR_OPT_ADAMW) check(simclr_optimizer_set(opt, SIMCLR_OPT_MOMENTUM, 0.9), "momentum");
     check(simclr_optimizer_set(opt, SIMCLR_OPT_WEIGHT_DECAY, o.weight_decay), "weight decay");
-    check(simclr_optimizer_set(opt, SIMCLR_OPT_WARMUP_STEPS, budget > 0 ? 20.0 : (double)(total_steps / 10)), "warmup");
+    check(simclr_optimizer_set(opt, SIMCLR_OPT_WARMUP_STEPS, short_warmup ? 20.0 : (double)(total_steps / 10)), "warmup");
     check(simclr_optimizer_set(opt, SIMCLR_OPT_TOTAL_STEPS, budget > 0 ? 1e12 : (double)total_steps), "schedule");
     simclr_trainer *tr;
     int moco = strcmp(o.method, "moco") == 0;
@@ -405,7 +425,8 @@ int main(int argc, char **argv)
         /* MoCo v2: key modules of the same architectures (the trainer copies
          * the query weights into them), the queue, InfoNCE at --temperature. */
         key_enc = create_encoder(ctx, &o, h, c, o.seed, "key encoder");
-        check(simclr_mlp_head_create(ctx, (int)d, (int)d, 128, 2, 0, o.seed + 1, &key_head), "key head");
+        check(simclr_mlp_head_create(ctx, (int)d, head_hidden, 128, o.head_layers, o.head_bn, o.seed + 1, &key_head),
+              "key head");
         check(simclr_moco_trainer_create(ctx, enc, head, key_enc, key_head, aug, opt, o.queue, o.seed, &tr),
               "MoCo trainer (--queue must be a multiple of --batch)");
         check(simclr_moco_set(tr, SIMCLR_MOCO_TEMPERATURE, o.temperature), "--temperature");
@@ -438,6 +459,7 @@ int main(int argc, char **argv)
            (long long)h, (long long)w, (long long)c);
     char length[64];
     if (budget > 0) snprintf(length, sizeof length, "%.3g minutes of pre-training", o.minutes);
+    else if (o.steps > 0) snprintf(length, sizeof length, "%lld steps", (long long)o.steps);
     else snprintf(length, sizeof length, "%d epoch(s)", o.epochs);
     char arch[64], desc[96];
     if (strcmp(o.encoder, "vit") == 0) {
@@ -447,9 +469,10 @@ int main(int argc, char **argv)
         snprintf(arch, sizeof arch, "ResNet-18");
         snprintf(desc, sizeof desc, "ResNet-18 width %d", o.width);
     }
-    printf("encoder %s (%lld parameters), head %lld-%lld-128, %s lr %.3g, T %.2g, "
+    printf("encoder %s (%lld parameters), head %lld-%d-128 (%d layers%s), %s lr %.3g, T %.2g, "
            "crop %.2g-1, batch %d, %s over %lld images, %d threads\n",
-           desc, (long long)simclr_module_param_scalars(enc), (long long)d, (long long)d, o.optimizer, o.lr,
+           desc, (long long)simclr_module_param_scalars(enc), (long long)d, head_hidden, o.head_layers,
+           o.head_bn ? ", BN" : "", o.optimizer, o.lr,
            o.temperature, o.crop_min, o.batch, length, (long long)n_train, simclr_context_threads(ctx));
 
     int64_t *order = malloc((size_t)simclr_dataset_count(train) * sizeof *order);
@@ -494,8 +517,8 @@ int main(int argc, char **argv)
             fprintf(stderr, "\repoch %lld [%s] step %lld loss %.4f acc %.3f %.0f img/s %s ETA %s ", (long long)epoch + 1,
                     bar, (long long)step + 1, l, acc, last_ips, el, eta);
         else
-            fprintf(stderr, "\repoch %lld/%d [%s] step %lld/%lld loss %.4f acc %.3f %.0f img/s %s ETA %s ",
-                    (long long)epoch + 1, o.epochs, bar, (long long)step + 1, (long long)total_steps, l, acc, last_ips,
+            fprintf(stderr, "\repoch %lld/%lld [%s] step %lld/%lld loss %.4f acc %.3f %.0f img/s %s ETA %s ",
+                    (long long)epoch + 1, (long long)((total_steps + steps_per_epoch - 1) / steps_per_epoch), bar, (long long)step + 1, (long long)total_steps, l, acc, last_ips,
                     el, eta);
         if (in_epoch == steps_per_epoch - 1) check(simclr_trainer_save(tr, ckpt), "saving the checkpoint");
     }

@@ -3,6 +3,9 @@
  * colour type, EXIF orientation, bad files, and the image folder. */
 #include <png.h>
 #include <jpeglib.h>
+#include <dirent.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -232,6 +235,66 @@ static void test_png_writer_round_trip(void **state)
     CHECK_STATUS(simclr_image_write_png(NULL, src, 17, 33, 3), SIMCLR_E_INVALID);
     simclr_image_free(NULL); /* a no-op */
     free(src);
+}
+
+/* Temporary files the PNG writer left in the test folder. */
+static int png_temporaries_left(void)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));) n += strstr(e->d_name, ".png.tmp.") != NULL;
+    closedir(d);
+    return n;
+}
+
+/* The writer's promise, with real failures instead of a hook: a write
+ * refused by the file-size limit (EFBIG) and a rename refused because the
+ * target is a folder (EISDIR) each return SIMCLR_E_IO naming the path, keep
+ * what was there and leave no temporary file. */
+static void test_png_writer_failure_keeps_the_old_file(void **state)
+{
+    (void)state;
+    char p[512];
+    path_of(p, sizeof p, "kept.png");
+    uint8_t *old = smooth_rgb(9, 7);
+    CHECK_OK(simclr_image_write_png(p, old, 7, 9, 3));
+    enum { W = 64, H = 64 };
+    uint8_t *noise = malloc(W * H * 3);
+    assert_non_null(noise);
+    uint32_t s = 12345;
+    for (int i = 0; i < W * H * 3; i++) noise[i] = (uint8_t)((s = s * 1664525u + 1013904223u) >> 24);
+
+    struct rlimit saved, small;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &saved), 0);
+    small = saved;
+    small.rlim_cur = 256; /* the noise compresses to ~12 KB: the write stops at 256 bytes */
+    void (*old_handler)(int) = signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+    simclr_status st = simclr_image_write_png(p, noise, H, W, 3);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &saved), 0);
+    signal(SIGXFSZ, old_handler);
+    assert_int_equal(st, SIMCLR_E_IO);
+    assert_non_null(strstr(simclr_last_error(), p));
+    int64_t h, w;
+    uint8_t *px = decode_ok("kept.png", 3, &h, &w);
+    assert_true(h == 7 && w == 9);
+    assert_memory_equal(px, old, 9 * 7 * 3);
+    simclr_image_free(px);
+    assert_int_equal(png_temporaries_left(), 0);
+
+    char folder[512];
+    path_of(folder, sizeof folder, "a-folder.png");
+    assert_int_equal(mkdir(folder, 0777), 0);
+    CHECK_STATUS(simclr_image_write_png(folder, noise, H, W, 3), SIMCLR_E_IO);
+    assert_non_null(strstr(simclr_last_error(), folder));
+    struct stat sb;
+    assert_int_equal(stat(folder, &sb), 0);
+    assert_true(S_ISDIR(sb.st_mode));
+    assert_int_equal(rmdir(folder), 0);
+    assert_int_equal(png_temporaries_left(), 0);
+    free(noise);
+    free(old);
 }
 
 /* ---- JPEG ---- */
@@ -690,6 +753,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_png_color_types),
         cmocka_unit_test(test_png_writer_round_trip),
+        cmocka_unit_test(test_png_writer_failure_keeps_the_old_file),
         cmocka_unit_test(test_jpeg_baseline_progressive_gray_cmyk),
         cmocka_unit_test(test_exif_orientation),
         cmocka_unit_test(test_bad_files),
