@@ -161,6 +161,81 @@ static void test_reductions(void **state)
     }
 }
 
+/* ---- optimizer kernels ---- */
+
+/* The update rules on both backends from the same state: the rules are one
+ * piece of code (backend/opt_rules.h) run over any split, so the bytes must
+ * match exactly. The squared norms: cpu against ref within double rounding,
+ * the same bytes at 1 and 3 threads, and finite exactly when the input is
+ * (a huge finite gradient must not read as an overflow, a NaN must show). */
+static void test_optimizer_kernels(void **state)
+{
+    ctxs *c = *state;
+    const int64_t sizes[] = {1, 7, 31, 1000, 100003, 300001};
+    const simclr__opt_rule rules[] = {
+        {.kind = SIMCLR_OPT_SGD, .lr = 0.1f, .wd = 5e-4f, .mu = 0.9f},
+        {.kind = SIMCLR_OPT_SGD, .nesterov = 1, .lr = 0.1f, .wd = 0.0f, .mu = 0.9f},
+        {.kind = SIMCLR_OPT_ADAMW, .b1 = 0.9f, .b2 = 0.999f, .eps = 1e-8f, .step_size = 0.01f, .bc2_sqrt = 0.0447f,
+         .decay = 0.9995f},
+        {.kind = SIMCLR_OPT_LARS, .lr = 0.3f, .wd = 1e-6f, .mu = 0.9f},
+        {.kind = SIMCLR_OPT_LARS, .nesterov = 1, .lr = 0.3f, .wd = 1e-6f, .mu = 0.9f},
+    };
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
+        for (size_t k = 0; k < sizeof rules / sizeof rules[0]; k++) {
+            int64_t n = sizes[s];
+            size_t bytes = (size_t)n * sizeof(float);
+            float *w[2], *s0[2], *s1[2], *g = alloc_rand(n, 200 + s);
+            for (int b = 0; b < 2; b++) {
+                w[b] = alloc_rand(n, 210 + s), s0[b] = alloc_rand(n, 220 + s), s1[b] = alloc_rand(n, 230 + s);
+                for (int64_t i = 0; i < n; i++) s1[b][i] = fabsf(s1[b][i]); /* a second moment */
+            }
+            c->ref->backend->opt_update(c->ref, &rules[k], n, w[0], g, s0[0], s1[0]);
+            c->cpu->backend->opt_update(c->cpu, &rules[k], n, w[1], g, s0[1], s1[1]);
+            if (memcmp(w[0], w[1], bytes) || memcmp(s0[0], s0[1], bytes) || memcmp(s1[0], s1[1], bytes))
+                fail_msg("opt_update rule %zu n=%lld: cpu differs from ref", k, (long long)n);
+            /* The update moved the weights (a no-op kernel would pass the comparison). */
+            float *w0 = alloc_rand(n, 210 + s);
+            assert_true(memcmp(w0, w[0], bytes) != 0);
+            free(w0);
+            for (int b = 0; b < 2; b++) free(w[b]), free(s0[b]), free(s1[b]);
+            free(g);
+        }
+    simclr_context *one, *three;
+    assert_int_equal(setenv("SIMCLR_ISA", g_isa, 1), 0);
+    CHECK_OK(simclr_context_create("cpu", 1, NULL, &one));
+    CHECK_OK(simclr_context_create("cpu", 3, NULL, &three));
+    unsetenv("SIMCLR_ISA");
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+        int64_t n = sizes[s];
+        float *w = alloc_rand(n, 240 + s), *g = alloc_rand(n, 250 + s);
+        double wr, gr, wc, gc, w1, g1, w3, g3, want_w = 0, want_g = 0;
+        for (int64_t i = 0; i < n; i++) {
+            double d = (double)(g[i] + 0.01f * w[i]);
+            want_w += (double)w[i] * w[i], want_g += d * d;
+        }
+        c->ref->backend->opt_sq_norms(c->ref, n, w, g, 0.01f, &wr, &gr);
+        c->cpu->backend->opt_sq_norms(c->cpu, n, w, g, 0.01f, &wc, &gc);
+        assert_true(fabs(wr - want_w) <= 1e-12 * want_w && fabs(gr - want_g) <= 1e-12 * want_g);
+        assert_true(fabs(wc - want_w) <= 1e-12 * want_w && fabs(gc - want_g) <= 1e-12 * want_g);
+        one->backend->opt_sq_norms(one, n, w, g, 0.01f, &w1, &g1);
+        three->backend->opt_sq_norms(three, n, w, g, 0.01f, &w3, &g3);
+        if (w1 != w3 || g1 != g3) fail_msg("opt_sq_norms n=%lld: 3 threads differ from 1", (long long)n);
+        /* Without w: the gradient's own squared norm, *ww = 0. */
+        c->cpu->backend->opt_sq_norms(c->cpu, n, NULL, g, 0.0f, &wc, &gc);
+        assert_true(wc == 0.0 && fabs(gc - c->ref->backend->dot(c->ref, n, g, g)) <= 1e-12 * gc);
+        /* 1e30^2 overflows a float, not the double sum; a NaN shows. */
+        g[n / 2] = 1e30f;
+        c->cpu->backend->opt_sq_norms(c->cpu, n, NULL, g, 0.0f, &wc, &gc);
+        assert_true(isfinite(gc) && gc >= 1e60);
+        g[n - 1] = NAN;
+        c->cpu->backend->opt_sq_norms(c->cpu, n, NULL, g, 0.0f, &wc, &gc);
+        assert_true(isnan(gc));
+        free(w), free(g);
+    }
+    simclr_context_destroy(one);
+    simclr_context_destroy(three);
+}
+
 /* ---- layer kernels ---- */
 
 /* Runs the same kernel on both backends over copies of the same buffers. */
@@ -647,6 +722,7 @@ int main(void)
         cmocka_unit_test(test_elementwise),
         cmocka_unit_test(test_reductions),
         cmocka_unit_test(test_swap01),
+        cmocka_unit_test(test_optimizer_kernels),
         cmocka_unit_test(test_conv2d),
         cmocka_unit_test(test_conv2d_affine),
         cmocka_unit_test(test_batchnorm_kernels),

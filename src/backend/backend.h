@@ -30,6 +30,15 @@ typedef struct simclr__conv_desc {
     int64_t oh, ow;
 } simclr__conv_desc;
 
+/* One optimizer update's constants (src/optim/step.c states the rules). */
+typedef struct simclr__opt_rule {
+    int kind;     /* SIMCLR_OPT_SGD, SIMCLR_OPT_ADAMW or SIMCLR_OPT_LARS */
+    int nesterov; /* SGD, LARS */
+    float lr;     /* SGD: the rate; LARS: the rate times the trust ratio */
+    float wd, mu; /* SGD, LARS: weight decay, momentum */
+    float b1, b2, eps, step_size, bc2_sqrt, decay; /* AdamW; decay = 1 - lr wd */
+} simclr__opt_rule;
+
 typedef struct simclr__backend {
     const char *name;
     int api_version;
@@ -154,6 +163,22 @@ typedef struct simclr__backend {
      * dx may alias dy. */
     void (*softmax_backward)(simclr_context *ctx, int64_t rows, int64_t cols, const float *y, const float *dy,
                              float *dx);
+
+    /* ---- Optimizer kernels. ---- */
+
+    /* Optional (fallback: one thread, the same rule code): one update of n
+     * parameters w in place from their gradient g and state s0 (momentum,
+     * AdamW's first moment) and s1 (AdamW's second moment; NULL otherwise),
+     * element by element, so any split of [0, n) gives the same bytes. */
+    void (*opt_update)(simclr_context *ctx, const simclr__opt_rule *r, int64_t n, float *w, const float *g,
+                       float *s0, float *s1);
+    /* Optional (fallback: one thread, the same lanes): *gg = sum (g + wd w)^2
+     * and, when w is not NULL, *ww = sum w^2 (else *ww = 0), squares of
+     * floats accumulated in double: finite exactly when every input is (the
+     * optimizer's NaN check relies on it), and the same bytes for any thread
+     * count (fixed pieces, added in order). */
+    void (*opt_sq_norms)(simclr_context *ctx, int64_t n, const float *w, const float *g, float wd, double *ww,
+                         double *gg);
 } simclr__backend;
 
 /* The registry: the backend called `name`, in its widest copy whose

@@ -165,7 +165,7 @@ double simclr__cpu_sum_f32(const float *x, int64_t n)
  * for any thread count. Tasks take ranges of pieces. */
 #define REDUCE_PIECES REDUCE_PIECES_MAX
 
-static int64_t piece_width(int64_t n)
+int64_t simclr__cpu_piece_width(int64_t n)
 {
     int64_t w = (n + REDUCE_PIECES - 1) / REDUCE_PIECES;
     w = (w + 4095) / 4096 * 4096;
@@ -176,7 +176,7 @@ static void sum_task(void *arg, int64_t b, int64_t e, int w)
 {
     ew_job *j = arg;
     (void)w;
-    int64_t width = piece_width(j->n);
+    int64_t width = simclr__cpu_piece_width(j->n);
     for (int64_t p = b; p < e; p++) {
         int64_t lo = p * width, hi = lo + width < j->n ? lo + width : j->n;
         j->partial[p] = simclr__cpu_sum_f32(j->x + lo, hi - lo);
@@ -205,7 +205,7 @@ static void dot_task(void *arg, int64_t b, int64_t e, int w)
 {
     ew_job *j = arg;
     (void)w;
-    int64_t width = piece_width(j->n);
+    int64_t width = simclr__cpu_piece_width(j->n);
     for (int64_t p = b; p < e; p++) {
         int64_t lo = p * width, hi = lo + width < j->n ? lo + width : j->n;
         j->partial[p] = dot_range(j->x, j->y, lo, hi);
@@ -233,7 +233,7 @@ static void cpu_add(simclr_context *ctx, int64_t n, const float *a, const float 
 static double reduce(simclr_context *ctx, int64_t n, const float *x, const float *y, simclr__task_fn fn)
 {
     ew_job j = {.n = n, .x = x, .y = y};
-    int64_t pieces = (n + piece_width(n) - 1) / piece_width(n);
+    int64_t pieces = (n + simclr__cpu_piece_width(n) - 1) / simclr__cpu_piece_width(n);
     simclr__pool_for(ctx->pool, pieces, 1, fn, &j);
     double s = 0;
     for (int64_t p = 0; p < pieces; p++) s += j.partial[p];
@@ -320,4 +320,6 @@ const simclr__backend simclr__backend_cpu = {
     .gelu_backward = simclr__cpu_gelu_backward,
     .softmax_forward = simclr__cpu_softmax_forward,
     .softmax_backward = simclr__cpu_softmax_backward,
+    .opt_update = simclr__cpu_opt_update,
+    .opt_sq_norms = simclr__cpu_opt_sq_norms,
 };

@@ -88,6 +88,9 @@ void simclr__cpu_sliding_input_grad(simclr_context *ctx, const simclr__conv_desc
 #define simclr__cpu_conv2d_forward_affine SIMCLR__CPU_SYM(simclr__cpu_conv2d_forward_affine)
 #define simclr__cpu_sliding_input_grad SIMCLR__CPU_SYM(simclr__cpu_sliding_input_grad)
 #define simclr__cpu_sliding_weight_grad SIMCLR__CPU_SYM(simclr__cpu_sliding_weight_grad)
+#define simclr__cpu_piece_width SIMCLR__CPU_SYM(simclr__cpu_piece_width)
+#define simclr__cpu_opt_update SIMCLR__CPU_SYM(simclr__cpu_opt_update)
+#define simclr__cpu_opt_sq_norms SIMCLR__CPU_SYM(simclr__cpu_opt_sq_norms)
 
 /* This copy's vtable (defined in cpu.c). */
 extern const simclr__backend simclr__backend_cpu;
@@ -207,5 +210,20 @@ void simclr__cpu_gelu_backward(simclr_context *ctx, int64_t n, const float *x, c
 void simclr__cpu_softmax_forward(simclr_context *ctx, int64_t rows, int64_t cols, const float *x, float *y);
 void simclr__cpu_softmax_backward(simclr_context *ctx, int64_t rows, int64_t cols, const float *y, const float *dy,
                                   float *dx);
+
+/* ---- Reductions (cpu.c) ---- */
+
+/* The width of the pieces a reduction over n elements is cut into: a
+ * function of n alone (at most 256 pieces, whole multiples of 4096
+ * elements), so the pieces' sums, added in order, are the same bytes at any
+ * thread count. */
+int64_t simclr__cpu_piece_width(int64_t n);
+
+/* ---- Optimizer updates (optim.c): the backend's opt_update and
+ * opt_sq_norms on the pool. ---- */
+void simclr__cpu_opt_update(simclr_context *ctx, const simclr__opt_rule *r, int64_t n, float *w, const float *g,
+                            float *s0, float *s1);
+void simclr__cpu_opt_sq_norms(simclr_context *ctx, int64_t n, const float *w, const float *g, float wd, double *ww,
+                              double *gg);
 
 #endif
