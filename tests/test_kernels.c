@@ -236,6 +236,92 @@ static void test_optimizer_kernels(void **state)
     simclr_context_destroy(three);
 }
 
+/* ---- contrastive-loss kernels ---- */
+
+/* Each slot on both backends from the same inputs (the logits from one
+ * product) must give the same bytes
+ * (one row code, whole rows per thread), including a zero row (the norm
+ * clamp) and views = 3; and the results must be the definitions (checked on
+ * one row each in double), so matching a wrong shared row code fails too. */
+static void test_contrastive_kernels(void **state)
+{
+    ctxs *c = *state;
+    const int64_t shapes[][3] = {{3, 1, 3}, {6, 3, 2}, {64, 7, 2}, {96, 33, 3}, {258, 16, 2}}; /* m, d, views */
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const int64_t m = shapes[s][0], d = shapes[s][1];
+        const int views = (int)shapes[s][2];
+        const int64_t n = m / views;
+        float *x = alloc_rand(m * d, 300 + s), *u[2], *sm[2], *g[2];
+        double *norm[2], *lse[2], *rl[2];
+        int *hit[2];
+        for (int64_t k = 0; k < d; k++) x[(m - 1) * d + k] = 0.0f; /* a zero row */
+        simclr_context *cx[2] = {c->ref, c->cpu};
+        for (int b = 0; b < 2; b++) {
+            u[b] = malloc((size_t)(m * d) * 4), norm[b] = malloc((size_t)m * 8), lse[b] = malloc((size_t)m * 8);
+            rl[b] = malloc((size_t)m * 8), hit[b] = malloc((size_t)m * sizeof(int));
+            sm[b] = malloc((size_t)(m * m) * 4), g[b] = alloc_rand(m * d, 310 + s);
+            const simclr__backend *be = cx[b]->backend;
+            be->rows_normalize(cx[b], m, d, x, u[b], norm[b]);
+            /* The logits from one product (ref's), so only the slots under test differ. */
+            c->ref->backend->gemm(c->ref, 0, 1, m, m, d, 5.0f, u[0], d, u[0], d, 0.0f, sm[b], m);
+            be->ntxent_rows(cx[b], m, n, views, sm[b], lse[b], rl[b], hit[b]);
+            be->ntxent_grad(cx[b], m, n, views, 0.01, sm[b], lse[b]);
+            be->rows_normalize_backward(cx[b], m, d, u[b], norm[b], g[b]);
+        }
+        if (memcmp(u[0], u[1], (size_t)(m * d) * 4) || memcmp(norm[0], norm[1], (size_t)m * 8) ||
+            memcmp(lse[0], lse[1], (size_t)m * 8) || memcmp(rl[0], rl[1], (size_t)m * 8) ||
+            memcmp(hit[0], hit[1], (size_t)m * sizeof(int)) || memcmp(sm[0], sm[1], (size_t)(m * m) * 4) ||
+            memcmp(g[0], g[1], (size_t)(m * d) * 4))
+            fail_msg("contrastive kernels m=%lld d=%lld views=%d: cpu differs from ref", (long long)m, (long long)d,
+                     views);
+        /* Row 0 against the definitions: unit length, lse over the other rows. */
+        double ss = 0, uu = 0;
+        for (int64_t k = 0; k < d; k++) ss += (double)x[k] * x[k], uu += (double)u[0][k] * u[0][k];
+        assert_true(fabs(norm[0][0] - sqrt(ss)) <= 1e-12 * sqrt(ss) && fabs(uu - 1.0) < 1e-6);
+        assert_true(norm[0][m - 1] == 0.0);
+        free(x);
+        for (int b = 0; b < 2; b++) free(u[b]), free(norm[b]), free(lse[b]), free(rl[b]), free(hit[b]), free(sm[b]), free(g[b]);
+    }
+    /* NT-Xent rows on hand-made logits: 2 samples x 2 views, m = 4. */
+    const float logits[16] = {9, 1, 3, 0, 1, 9, 0.5f, 2, 3, 0.5f, 9, 1, 0, 2, 1, 9};
+    double lse[4], rl[4];
+    int hit[4];
+    c->cpu->backend->ntxent_rows(c->cpu, 4, 2, 2, logits, lse, rl, hit);
+    double want = log(exp(1.0) + exp(3.0) + exp(0.0)); /* row 0 without its diagonal */
+    assert_true(fabs(lse[0] - want) < 1e-12 && fabs(rl[0] - (want - 3.0)) < 1e-12 && hit[0] == 1);
+    want = log(exp(1.0) + exp(0.5) + exp(2.0)); /* row 1: positive is row 3 (logit 2), the largest */
+    assert_true(fabs(lse[1] - want) < 1e-12 && hit[1] == 1);
+    /* InfoNCE: cpu against ref, bytes, and the hit count. */
+    const int64_t n = 37, d = 9, kq = 50;
+    float *q = alloc_rand(n * d, 330), *k = alloc_rand(n * d, 331), *neg = alloc_rand(kq * d, 332);
+    float *qu[2], *kh[2], *sn[2], *dq[2];
+    double *qn[2], *kn[2], *pos[2], *ls[2];
+    int64_t hits[2];
+    simclr_context *cx[2] = {c->ref, c->cpu};
+    for (int b = 0; b < 2; b++) {
+        qu[b] = malloc((size_t)(n * d) * 4), kh[b] = malloc((size_t)(n * d) * 4), dq[b] = malloc((size_t)(n * d) * 4);
+        sn[b] = malloc((size_t)(n * kq) * 4);
+        qn[b] = malloc((size_t)n * 8), kn[b] = malloc((size_t)n * 8), pos[b] = malloc((size_t)n * 8);
+        ls[b] = malloc((size_t)n * 8);
+        const simclr__backend *be = cx[b]->backend;
+        be->rows_normalize(cx[b], n, d, q, qu[b], qn[b]);
+        be->rows_normalize(cx[b], n, d, k, kh[b], kn[b]);
+        c->ref->backend->gemm(c->ref, 0, 1, n, kq, d, 5.0f, qu[0], d, neg, d, 0.0f, sn[b], kq);
+        hits[b] = be->infonce_rows(cx[b], n, d, kq, 0.2, qu[b], kh[b], sn[b], pos[b], ls[b]);
+        be->infonce_weights(cx[b], n, d, kq, 0.1, sn[b], pos[b], ls[b], kh[b], dq[b]);
+    }
+    assert_true(hits[0] == hits[1] && hits[0] >= 0 && hits[0] <= n);
+    if (memcmp(pos[0], pos[1], (size_t)n * 8) || memcmp(ls[0], ls[1], (size_t)n * 8) ||
+        memcmp(sn[0], sn[1], (size_t)(n * kq) * 4) || memcmp(dq[0], dq[1], (size_t)(n * d) * 4))
+        fail_msg("infonce kernels: cpu differs from ref");
+    double p0 = 0;
+    for (int64_t j = 0; j < d; j++) p0 += (double)qu[0][j] * kh[0][j];
+    assert_true(fabs(pos[0][0] - p0 / 0.2) < 1e-9);
+    free(q), free(k), free(neg);
+    for (int b = 0; b < 2; b++)
+        free(qu[b]), free(kh[b]), free(dq[b]), free(sn[b]), free(qn[b]), free(kn[b]), free(pos[b]), free(ls[b]);
+}
+
 /* ---- layer kernels ---- */
 
 /* Runs the same kernel on both backends over copies of the same buffers. */
@@ -723,6 +809,7 @@ int main(void)
         cmocka_unit_test(test_reductions),
         cmocka_unit_test(test_swap01),
         cmocka_unit_test(test_optimizer_kernels),
+        cmocka_unit_test(test_contrastive_kernels),
         cmocka_unit_test(test_conv2d),
         cmocka_unit_test(test_conv2d_affine),
         cmocka_unit_test(test_batchnorm_kernels),

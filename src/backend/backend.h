@@ -179,6 +179,38 @@ typedef struct simclr__backend {
      * count (fixed pieces, added in order). */
     void (*opt_sq_norms)(simclr_context *ctx, int64_t n, const float *w, const float *g, float wd, double *ww,
                          double *gg);
+
+    /* ---- Contrastive-loss kernels (loss/ntxent.c, loss/infonce.c). All
+     * optional (fallback: one thread, the same row code,
+     * backend/contrastive_rows.h); each row is computed whole by one
+     * thread, so the bytes do not depend on the thread count. ---- */
+
+    /* y_i = x_i / max(||x_i||, 1e-12) for the rows of x [rows, d] (F.normalize),
+     * norm[i] = ||x_i|| in double. */
+    void (*rows_normalize)(simclr_context *ctx, int64_t rows, int64_t d, const float *x, float *y, double *norm);
+    /* The gradient through rows_normalize, in place: g_i = (g_i - u_i (u_i .
+     * g_i)) / norm_i, or g_i / 1e-12 where norm_i <= 1e-12 (u = its output). */
+    void (*rows_normalize_backward)(simclr_context *ctx, int64_t rows, int64_t d, const float *u, const double *norm,
+                                    float *g);
+    /* NT-Xent over the logits s [m, m] of m = views * n rows (row i's
+     * positives: the rows i mod n + v n): per row the log-sum-exp without the
+     * diagonal, the loss and whether the nearest other row is a positive. */
+    void (*ntxent_rows)(simclr_context *ctx, int64_t m, int64_t n, int views, const float *s, double *lse,
+                        double *row_loss, int *row_hit);
+    /* NT-Xent's backward in place: s becomes G = (P + P^T - 2 t) * scale
+     * (symmetric, zero diagonal; P the row softmax of the logits, t the
+     * targets 1/(views-1) on the positives). */
+    void (*ntxent_grad)(simclr_context *ctx, int64_t m, int64_t n, int views, double scale, float *s,
+                        const double *lse);
+    /* InfoNCE forward rows (queries u, keys kh [n, d], negative logits s
+     * [n, kq]): pos[i], lse[i]; returns how many rows rank their positive
+     * first. */
+    int64_t (*infonce_rows)(simclr_context *ctx, int64_t n, int64_t d, int64_t kq, double temperature,
+                            const float *u, const float *kh, const float *s, double *pos, double *lse);
+    /* InfoNCE backward weights: s_ij = P_ij * scale in place and dq_i =
+     * (P_i0 - 1) * scale * kh_i. */
+    void (*infonce_weights)(simclr_context *ctx, int64_t n, int64_t d, int64_t kq, double scale, float *s,
+                            const double *pos, const double *lse, const float *kh, float *dq);
 } simclr__backend;
 
 /* The registry: the backend called `name`, in its widest copy whose

@@ -8,15 +8,17 @@
  * with P the row softmax over [p_i, L_i.], dlogit = (P - e_0) / n, so
  *   du_i = ((P_i0 - 1) kh_i + sum_j P_ij neg_j) / (n T)
  * (one more GEMM), then dq_i = (du_i - u_i (u_i . du_i)) / ||q_i||, or
- * du_i / eps where the clamp is active. */
+ * du_i / eps where the clamp is active.
+ *
+ * This file owns the buffers and the order of the passes; the passes run in
+ * the backend (rows_normalize, gemm, infonce_rows, infonce_weights,
+ * rows_normalize_backward). */
 #include "infonce.h"
 
 #include <math.h>
 #include <string.h>
 
 #include "../backend/backend.h"
-
-#define NORM_EPS 1e-12
 
 struct simclr__infonce {
     simclr_context *ctx;
@@ -119,84 +121,6 @@ static int all_finite(const float *x, int64_t count)
     return !bad;
 }
 
-/* Normalizes row i of x into y and returns its norm. */
-static double normalize_row(const float *x, float *y, int64_t d)
-{
-    double ss = 0;
-    for (int64_t k = 0; k < d; k++) ss += (double)x[k] * x[k];
-    double nrm = sqrt(ss), inv = 1.0 / (nrm > NORM_EPS ? nrm : NORM_EPS);
-    for (int64_t k = 0; k < d; k++) y[k] = (float)(x[k] * inv);
-    return nrm;
-}
-
-typedef struct {
-    simclr__infonce *l;
-    float *dq;
-    int hit[256]; /* per worker */
-} job;
-
-/* Row i: positive logit, log-sum-exp over [pos, negatives], hit. */
-static void rows_task(void *arg, int64_t b, int64_t e, int w)
-{
-    job *j = arg;
-    simclr__infonce *l = j->l;
-    const int64_t d = l->d, kq = l->kq;
-    for (int64_t i = b; i < e; i++) {
-        double p = 0;
-        for (int64_t k = 0; k < d; k++) p += (double)l->u[i * d + k] * l->kh[i * d + k];
-        p /= l->temperature;
-        const float *si = l->s + i * kq;
-        double mx = p, mneg = -INFINITY;
-        for (int64_t c = 0; c < kq; c++)
-            if (si[c] > mneg) mneg = si[c];
-        if (mneg > mx) mx = mneg;
-        double sum = exp(p - mx);
-        for (int64_t c = 0; c < kq; c++) sum += exp((double)si[c] - mx);
-        l->pos[i] = p;
-        l->lse[i] = mx + log(sum);
-        j->hit[w] += p >= mneg;
-    }
-}
-
-/* Turns row i of negative logits into P_ij / (n T), and writes the positive
- * term (P_i0 - 1) kh_i / (n T) into dq_i (the GEMM adds the rest). */
-static void weights_task(void *arg, int64_t b, int64_t e, int w)
-{
-    job *j = arg;
-    simclr__infonce *l = j->l;
-    (void)w;
-    const int64_t d = l->d, kq = l->kq;
-    const double scale = 1.0 / ((double)l->n * l->temperature);
-    for (int64_t i = b; i < e; i++) {
-        float *si = l->s + i * kq;
-        for (int64_t c = 0; c < kq; c++) si[c] = (float)(exp((double)si[c] - l->lse[i]) * scale);
-        double gp = (exp(l->pos[i] - l->lse[i]) - 1.0) * scale;
-        for (int64_t k = 0; k < d; k++) j->dq[i * d + k] = (float)(gp * l->kh[i * d + k]);
-    }
-}
-
-static void project_task(void *arg, int64_t b, int64_t e, int w)
-{
-    job *j = arg;
-    simclr__infonce *l = j->l;
-    (void)w;
-    const int64_t d = l->d;
-    for (int64_t i = b; i < e; i++) {
-        const float *ui = l->u + i * d;
-        float *gi = j->dq + i * d;
-        double nrm = l->qnorm[i];
-        if (nrm > NORM_EPS) {
-            double dot = 0;
-            for (int64_t k = 0; k < d; k++) dot += (double)ui[k] * gi[k];
-            for (int64_t k = 0; k < d; k++) gi[k] = (float)((gi[k] - ui[k] * dot) / nrm);
-        } else {
-            for (int64_t k = 0; k < d; k++) gi[k] = (float)(gi[k] / NORM_EPS);
-        }
-    }
-}
-
-static int64_t grain(int64_t cols) { return cols >= 4096 ? 1 : 4096 / cols; }
-
 static void negative_logits(simclr__infonce *l)
 {
     l->ctx->backend->gemm(l->ctx, 0, 1, l->n, l->kq, l->d, (float)(1.0 / l->temperature), l->u, l->d, l->neg,
@@ -217,17 +141,13 @@ simclr_status simclr__infonce_forward(simclr__infonce *l, const char *fn, const 
     l->kq = kq;
     l->neg = neg;
     l->temperature = temperature;
-    for (int64_t i = 0; i < n; i++) {
-        l->qnorm[i] = normalize_row(q + i * d, l->u + i * d, d);
-        normalize_row(k + i * d, l->kh + i * d, d);
-    }
+    const simclr__backend *be = l->ctx->backend;
+    be->rows_normalize(l->ctx, n, d, q, l->u, l->qnorm);
+    be->rows_normalize(l->ctx, n, d, k, l->kh, l->pos); /* the key norms are not kept: pos is scratch here */
     negative_logits(l);
-    job j = {l, NULL, {0}};
-    simclr__pool_for(l->ctx->pool, n, grain(kq), rows_task, &j);
+    int64_t hits = be->infonce_rows(l->ctx, n, d, kq, temperature, l->u, l->kh, l->s, l->pos, l->lse);
     double total = 0;
-    int64_t hits = 0;
     for (int64_t i = 0; i < n; i++) total += l->lse[i] - l->pos[i];
-    for (int w = 0; w < 256; w++) hits += j.hit[w];
     l->has_forward = 1;
     if (k_unit) memcpy(k_unit, l->kh, (size_t)(n * d) * sizeof *k_unit);
     *loss = total / (double)n;
@@ -238,10 +158,11 @@ simclr_status simclr__infonce_forward(simclr__infonce *l, const char *fn, const 
 simclr_status simclr__infonce_backward(simclr__infonce *l, float *dq)
 {
     if (!l->has_forward) return simclr__fail(SIMCLR_E_STATE, "infonce: no forward precedes this backward");
-    job j = {l, dq, {0}};
-    simclr__pool_for(l->ctx->pool, l->n, grain(l->kq), weights_task, &j);
-    l->ctx->backend->gemm(l->ctx, 0, 0, l->n, l->d, l->kq, 1.0f, l->s, l->kq, l->neg, l->d, 1.0f, dq, l->d);
-    simclr__pool_for(l->ctx->pool, l->n, grain(l->d), project_task, &j);
+    const simclr__backend *be = l->ctx->backend;
+    be->infonce_weights(l->ctx, l->n, l->d, l->kq, 1.0 / ((double)l->n * l->temperature), l->s, l->pos, l->lse, l->kh,
+                        dq);
+    be->gemm(l->ctx, 0, 0, l->n, l->d, l->kq, 1.0f, l->s, l->kq, l->neg, l->d, 1.0f, dq, l->d);
+    be->rows_normalize_backward(l->ctx, l->n, l->d, l->u, l->qnorm, dq);
     /* s now holds weights, not logits: a second backward recomputes them. */
     negative_logits(l);
     return SIMCLR_OK;

@@ -13,14 +13,16 @@
  * du_i / eps for rows shorter than eps (where the clamp is active).
  *
  * The logits are kept from forward; backward overwrites them with G, and a
- * second backward redoes the logits GEMM from the kept u. */
+ * second backward redoes the logits GEMM from the kept u.
+ *
+ * This file owns the buffers and the order of the passes; the passes run in
+ * the backend (rows_normalize, gemm, ntxent_rows, ntxent_grad,
+ * rows_normalize_backward). */
 #include <math.h>
 #include <string.h>
 
 #include "loss.h"
 #include "../backend/backend.h"
-
-#define NORM_EPS 1e-12
 
 struct simclr_loss {
     simclr_context *ctx;
@@ -136,115 +138,20 @@ simclr_status simclr__loss_reserve(simclr_loss *l, int64_t rows, int64_t dim)
     return SIMCLR_OK;
 }
 
+/* The finiteness check before anything changes: per worker flags, so no two
+ * threads write one. */
 typedef struct {
-    simclr_loss *l;
     const float *z;
-    float *dz;
-    int64_t m, d, n;
-    unsigned char bad[256]; /* per worker, so no two threads write one flag */
-} job;
+    int64_t d;
+    unsigned char bad[256];
+} finite_job;
 
 static void finite_task(void *arg, int64_t b, int64_t e, int w)
 {
-    job *j = arg;
+    finite_job *j = arg;
     int bad = 0;
     for (int64_t i = b * j->d; i < e * j->d; i++) bad |= !isfinite(j->z[i]);
     j->bad[w] |= (unsigned char)bad;
-}
-
-static void normalize_task(void *arg, int64_t b, int64_t e, int w)
-{
-    job *j = arg;
-    (void)w;
-    for (int64_t i = b; i < e; i++) {
-        const float *zi = j->z + i * j->d;
-        float *ui = j->l->u + i * j->d;
-        double ss = 0;
-        for (int64_t k = 0; k < j->d; k++) ss += (double)zi[k] * zi[k];
-        double nrm = sqrt(ss);
-        j->l->norm[i] = nrm;
-        double inv = 1.0 / (nrm > NORM_EPS ? nrm : NORM_EPS);
-        for (int64_t k = 0; k < j->d; k++) ui[k] = (float)(zi[k] * inv);
-    }
-}
-
-/* Row i: log-sum-exp without the diagonal, the positives' mean logit, and
- * whether the arg-max other row is a positive. */
-static void rows_task(void *arg, int64_t b, int64_t e, int w)
-{
-    job *j = arg;
-    simclr_loss *l = j->l;
-    (void)w;
-    const int64_t m = j->m, n = j->n;
-    const int v_count = l->n_views;
-    for (int64_t i = b; i < e; i++) {
-        const float *si = l->s + i * m;
-        int64_t best = -1;
-        float mx = -INFINITY;
-        for (int64_t c = 0; c < m; c++)
-            if (c != i && (best < 0 || si[c] > mx)) {
-                mx = si[c];
-                best = c;
-            }
-        double sum = 0;
-        for (int64_t c = 0; c < m; c++)
-            if (c != i) sum += exp((double)si[c] - mx);
-        double lse = mx + log(sum);
-        double pos = 0;
-        for (int v = 0; v < v_count; v++) {
-            int64_t c = i % n + (int64_t)v * n;
-            if (c != i) pos += si[c];
-        }
-        l->lse[i] = lse;
-        l->row_loss[i] = lse - pos / (v_count - 1);
-        l->row_hit[i] = best % n == i % n;
-    }
-}
-
-/* Pairs (i, c > i) belong to row i alone, so rows run in parallel; task k
- * takes rows k and m-1-k to even out the triangle. */
-static void grad_pair_row(job *j, int64_t i)
-{
-    simclr_loss *l = j->l;
-    const int64_t m = j->m, n = j->n;
-    const double scale = 1.0 / ((double)m * l->temperature);
-    const double t_pos = 2.0 / (l->n_views - 1);
-    float *s = l->s;
-    s[i * m + i] = 0.0f;
-    for (int64_t c = i + 1; c < m; c++) {
-        double g = exp((double)s[i * m + c] - l->lse[i]) + exp((double)s[c * m + i] - l->lse[c]);
-        if (c % n == i % n) g -= t_pos;
-        s[i * m + c] = s[c * m + i] = (float)(g * scale);
-    }
-}
-
-static void grad_task(void *arg, int64_t b, int64_t e, int w)
-{
-    job *j = arg;
-    (void)w;
-    for (int64_t k = b; k < e; k++) {
-        grad_pair_row(j, k);
-        if (j->m - 1 - k != k) grad_pair_row(j, j->m - 1 - k);
-    }
-}
-
-static void project_task(void *arg, int64_t b, int64_t e, int w)
-{
-    job *j = arg;
-    (void)w;
-    for (int64_t i = b; i < e; i++) {
-        const float *ui = j->l->u + i * j->d;
-        float *gi = j->dz + i * j->d;
-        double nrm = j->l->norm[i];
-        if (nrm > NORM_EPS) {
-            double dot = 0;
-            for (int64_t k = 0; k < j->d; k++) dot += (double)ui[k] * gi[k];
-            double inv = 1.0 / nrm;
-            for (int64_t k = 0; k < j->d; k++) gi[k] = (float)((gi[k] - ui[k] * dot) * inv);
-        } else {
-            for (int64_t k = 0; k < j->d; k++) gi[k] = (float)(gi[k] / NORM_EPS);
-        }
-    }
 }
 
 static void logits(simclr_loss *l)
@@ -266,7 +173,7 @@ simclr_status simclr_loss_forward(simclr_loss *loss, const simclr_tensor *z, flo
     if (m % loss->n_views != 0)
         return simclr__fail(SIMCLR_E_SHAPE, "%s: z has %lld rows, not a multiple of n_views = %d", fn,
                             (long long)m, loss->n_views);
-    job j = {loss, simclr__f32(z), NULL, m, d, m / loss->n_views, {0}};
+    finite_job j = {simclr__f32(z), d, {0}};
     simclr__pool_for(loss->ctx->pool, m, grain_rows(d), finite_task, &j);
     int bad = 0;
     for (int w = 0; w < 256; w++) bad |= j.bad[w];
@@ -275,9 +182,11 @@ simclr_status simclr_loss_forward(simclr_loss *loss, const simclr_tensor *z, flo
 
     loss->rows = m;
     loss->dim = d;
-    simclr__pool_for(loss->ctx->pool, m, grain_rows(d), normalize_task, &j);
+    const simclr__backend *be = loss->ctx->backend;
+    be->rows_normalize(loss->ctx, m, d, simclr__f32(z), loss->u, loss->norm);
     logits(loss);
-    simclr__pool_for(loss->ctx->pool, m, grain_rows(m), rows_task, &j);
+    be->ntxent_rows(loss->ctx, m, m / loss->n_views, loss->n_views, loss->s, loss->lse, loss->row_loss,
+                    loss->row_hit);
     double total = 0;
     int64_t hits = 0;
     for (int64_t i = 0; i < m; i++) {
@@ -297,11 +206,13 @@ simclr_status simclr_loss_backward(simclr_loss *loss, simclr_tensor *dz)
     if (!loss->has_forward) return simclr__fail(SIMCLR_E_STATE, "%s: no forward precedes this backward", fn);
     SIMCLR__TRY(simclr__tensor_expect(dz, fn, "dz", SIMCLR_F32, 2, (const int64_t[]){loss->rows, loss->dim}));
     const int64_t m = loss->rows, d = loss->dim;
-    job j = {loss, NULL, simclr__f32(dz), m, d, m / loss->n_views, {0}};
+    const simclr__backend *be = loss->ctx->backend;
+    float *g = simclr__f32(dz);
     if (!loss->logits_valid) logits(loss);
-    simclr__pool_for(loss->ctx->pool, (m + 1) / 2, grain_rows(m), grad_task, &j);
+    be->ntxent_grad(loss->ctx, m, m / loss->n_views, loss->n_views, 1.0 / ((double)m * loss->temperature), loss->s,
+                    loss->lse);
     loss->logits_valid = 0;
-    loss->ctx->backend->gemm(loss->ctx, 0, 0, m, d, m, 1.0f, loss->s, m, loss->u, d, 0.0f, j.dz, d);
-    simclr__pool_for(loss->ctx->pool, m, grain_rows(d), project_task, &j);
+    be->gemm(loss->ctx, 0, 0, m, d, m, 1.0f, loss->s, m, loss->u, d, 0.0f, g, d);
+    be->rows_normalize_backward(loss->ctx, m, d, loss->u, loss->norm, g);
     return SIMCLR_OK;
 }

@@ -322,4 +322,10 @@ const simclr__backend simclr__backend_cpu = {
     .softmax_backward = simclr__cpu_softmax_backward,
     .opt_update = simclr__cpu_opt_update,
     .opt_sq_norms = simclr__cpu_opt_sq_norms,
+    .rows_normalize = simclr__cpu_rows_normalize,
+    .rows_normalize_backward = simclr__cpu_rows_normalize_backward,
+    .ntxent_rows = simclr__cpu_ntxent_rows,
+    .ntxent_grad = simclr__cpu_ntxent_grad,
+    .infonce_rows = simclr__cpu_infonce_rows,
+    .infonce_weights = simclr__cpu_infonce_weights,
 };

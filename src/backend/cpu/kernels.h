@@ -91,6 +91,12 @@ void simclr__cpu_sliding_input_grad(simclr_context *ctx, const simclr__conv_desc
 #define simclr__cpu_piece_width SIMCLR__CPU_SYM(simclr__cpu_piece_width)
 #define simclr__cpu_opt_update SIMCLR__CPU_SYM(simclr__cpu_opt_update)
 #define simclr__cpu_opt_sq_norms SIMCLR__CPU_SYM(simclr__cpu_opt_sq_norms)
+#define simclr__cpu_rows_normalize SIMCLR__CPU_SYM(simclr__cpu_rows_normalize)
+#define simclr__cpu_rows_normalize_backward SIMCLR__CPU_SYM(simclr__cpu_rows_normalize_backward)
+#define simclr__cpu_ntxent_rows SIMCLR__CPU_SYM(simclr__cpu_ntxent_rows)
+#define simclr__cpu_ntxent_grad SIMCLR__CPU_SYM(simclr__cpu_ntxent_grad)
+#define simclr__cpu_infonce_rows SIMCLR__CPU_SYM(simclr__cpu_infonce_rows)
+#define simclr__cpu_infonce_weights SIMCLR__CPU_SYM(simclr__cpu_infonce_weights)
 
 /* This copy's vtable (defined in cpu.c). */
 extern const simclr__backend simclr__backend_cpu;
@@ -225,5 +231,20 @@ void simclr__cpu_opt_update(simclr_context *ctx, const simclr__opt_rule *r, int6
                             float *s0, float *s1);
 void simclr__cpu_opt_sq_norms(simclr_context *ctx, int64_t n, const float *w, const float *g, float wd, double *ww,
                               double *gg);
+
+/* ---- Contrastive-loss kernels (contrastive.c): the backend's slots of the
+ * same names on the pool. ---- */
+void simclr__cpu_rows_normalize(simclr_context *ctx, int64_t rows, int64_t d, const float *x, float *y,
+                                double *norm);
+void simclr__cpu_rows_normalize_backward(simclr_context *ctx, int64_t rows, int64_t d, const float *u,
+                                         const double *norm, float *g);
+void simclr__cpu_ntxent_rows(simclr_context *ctx, int64_t m, int64_t n, int views, const float *s, double *lse,
+                             double *row_loss, int *row_hit);
+void simclr__cpu_ntxent_grad(simclr_context *ctx, int64_t m, int64_t n, int views, double scale, float *s,
+                             const double *lse);
+int64_t simclr__cpu_infonce_rows(simclr_context *ctx, int64_t n, int64_t d, int64_t kq, double temperature,
+                                 const float *u, const float *kh, const float *s, double *pos, double *lse);
+void simclr__cpu_infonce_weights(simclr_context *ctx, int64_t n, int64_t d, int64_t kq, double scale, float *s,
+                                 const double *pos, const double *lse, const float *kh, float *dq);
 
 #endif
