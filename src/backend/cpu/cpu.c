@@ -110,14 +110,13 @@ void simclr__cpu_gemm_serial(int ta, int tb, int64_t m, int64_t n, int64_t k, fl
     gemm_block(&j, 0, gemm_plan(&j), 0);
 }
 
-#define REDUCE_PIECES_MAX 256
 
 typedef struct {
     int64_t n;
     float alpha;
     const float *x, *y;
     float *out;
-    double partial[REDUCE_PIECES_MAX]; /* one slot per piece (reduce) */
+    double partial[SIMCLR__CPU_PIECES_MAX]; /* one slot per piece (reduce) */
 } ew_job;
 
 static void axpy_task(void *arg, int64_t b, int64_t e, int w)
@@ -163,7 +162,7 @@ double simclr__cpu_sum_f32(const float *x, int64_t n)
  * (at most 256 of them, whole multiples of 4096 elements), each piece's sum
  * lands in its own slot, and the slots are added in order: the same bytes
  * for any thread count. Tasks take ranges of pieces. */
-#define REDUCE_PIECES REDUCE_PIECES_MAX
+#define REDUCE_PIECES SIMCLR__CPU_PIECES_MAX
 
 int64_t simclr__cpu_piece_width(int64_t n)
 {
@@ -176,9 +175,9 @@ static void sum_task(void *arg, int64_t b, int64_t e, int w)
 {
     ew_job *j = arg;
     (void)w;
-    int64_t width = simclr__cpu_piece_width(j->n);
     for (int64_t p = b; p < e; p++) {
-        int64_t lo = p * width, hi = lo + width < j->n ? lo + width : j->n;
+        int64_t lo, hi;
+        simclr__cpu_piece(j->n, p, &lo, &hi);
         j->partial[p] = simclr__cpu_sum_f32(j->x + lo, hi - lo);
     }
 }
@@ -205,9 +204,9 @@ static void dot_task(void *arg, int64_t b, int64_t e, int w)
 {
     ew_job *j = arg;
     (void)w;
-    int64_t width = simclr__cpu_piece_width(j->n);
     for (int64_t p = b; p < e; p++) {
-        int64_t lo = p * width, hi = lo + width < j->n ? lo + width : j->n;
+        int64_t lo, hi;
+        simclr__cpu_piece(j->n, p, &lo, &hi);
         j->partial[p] = dot_range(j->x, j->y, lo, hi);
     }
 }
@@ -233,7 +232,7 @@ static void cpu_add(simclr_context *ctx, int64_t n, const float *a, const float 
 static double reduce(simclr_context *ctx, int64_t n, const float *x, const float *y, simclr__task_fn fn)
 {
     ew_job j = {.n = n, .x = x, .y = y};
-    int64_t pieces = (n + simclr__cpu_piece_width(n) - 1) / simclr__cpu_piece_width(n);
+    int64_t pieces = simclr__cpu_pieces(n);
     simclr__pool_for(ctx->pool, pieces, 1, fn, &j);
     double s = 0;
     for (int64_t p = 0; p < pieces; p++) s += j.partial[p];

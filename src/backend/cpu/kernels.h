@@ -224,6 +224,19 @@ void simclr__cpu_softmax_backward(simclr_context *ctx, int64_t rows, int64_t col
  * elements), so the pieces' sums, added in order, are the same bytes at any
  * thread count. */
 int64_t simclr__cpu_piece_width(int64_t n);
+#define SIMCLR__CPU_PIECES_MAX 256
+/* How many pieces n elements make, and the bounds [*lo, *hi) of piece p. */
+static inline int64_t simclr__cpu_pieces(int64_t n)
+{
+    int64_t w = simclr__cpu_piece_width(n);
+    return (n + w - 1) / w;
+}
+static inline void simclr__cpu_piece(int64_t n, int64_t p, int64_t *lo, int64_t *hi)
+{
+    int64_t w = simclr__cpu_piece_width(n);
+    *lo = p * w;
+    *hi = *lo + w < n ? *lo + w : n;
+}
 
 /* ---- Optimizer updates (optim.c): the backend's opt_update and
  * opt_sq_norms on the pool. ---- */

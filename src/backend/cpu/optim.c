@@ -6,15 +6,13 @@
 #include "kernels.h"
 #include "../opt_rules.h"
 
-#define NORM_PIECES_MAX 256
-
 typedef struct {
     const simclr__opt_rule *rule;
     int64_t n;
     float *w, *s0, *s1;
     const float *g, *cw;
     float wd;
-    double ww[NORM_PIECES_MAX], gg[NORM_PIECES_MAX];
+    double ww[SIMCLR__CPU_PIECES_MAX], gg[SIMCLR__CPU_PIECES_MAX];
 } opt_job;
 
 static void update_task(void *arg, int64_t b, int64_t e, int worker)
@@ -35,9 +33,9 @@ static void norms_task(void *arg, int64_t b, int64_t e, int worker)
 {
     opt_job *j = arg;
     (void)worker;
-    int64_t width = simclr__cpu_piece_width(j->n);
     for (int64_t p = b; p < e; p++) {
-        int64_t lo = p * width, hi = lo + width < j->n ? lo + width : j->n;
+        int64_t lo, hi;
+        simclr__cpu_piece(j->n, p, &lo, &hi);
         simclr__opt_sq_norms_range(lo, hi, j->cw, j->g, j->wd, &j->ww[p], &j->gg[p]);
     }
 }
@@ -46,7 +44,7 @@ void simclr__cpu_opt_sq_norms(simclr_context *ctx, int64_t n, const float *w, co
                               double *gg)
 {
     opt_job j = {.n = n, .cw = w, .g = g, .wd = wd};
-    int64_t width = simclr__cpu_piece_width(n), pieces = (n + width - 1) / width;
+    int64_t pieces = simclr__cpu_pieces(n);
     simclr__pool_for(ctx->pool, pieces, 1, norms_task, &j);
     double sw = 0, sg = 0;
     for (int64_t p = 0; p < pieces; p++) sw += j.ww[p], sg += j.gg[p];
