@@ -177,6 +177,10 @@ run-examples: examples $(SHARED)
 	@$(BUILD)/examples/manual_step
 	@$(BUILD)/examples/augment_grid $(BUILD)/augment_grid.png && echo "augment grid: wrote $(BUILD)/augment_grid.png"
 	@SIMCLR_LIBRARY=$(abspath $(SHARED)) sh tests/run_node_example.sh
+	@# The demo end to end in seconds: 3 steps, small probes (validation-chosen decay included).
+	@$(BUILD)/examples/train_fashion_mnist --steps 3 --batch 16 --eval-train 300 --eval-test 200 --probe-epochs 20 \
+	   --threads 2 --out $(BUILD)/demo-smoke > $(BUILD)/demo-smoke.txt 2>/dev/null && grep -q '(ours)' $(BUILD)/demo-smoke.txt \
+	   && echo "demo: 3-step run evaluated" || { cat $(BUILD)/demo-smoke.txt; echo "demo smoke run failed"; exit 1; }
 
 docs:
 	$(PYTHON) tools/gen_api_md.py

@@ -17,7 +17,9 @@ B=${SIMCLR_BUILD:-build/main}; DEMO="$B/examples/train_fashion_mnist"
 [ -x "$DEMO" ] || { echo "build the demo first: make examples"; exit 1; }
 EPOCHS=${EPOCHS:-3}; TRAIN_IMAGES=${TRAIN_IMAGES:-60000}; WIDTH=${WIDTH:-16}; THREADS=${THREADS:-2}
 QUEUE=${QUEUE:-4096}; MOCO_M=${MOCO_M:-0.99}
-COMMON="--width $WIDTH --threads $THREADS --temperature 0.2 --crop-min 0.2 --eval-train ${EVAL_TRAIN:-60000} --probe-epochs ${PROBE_EPOCHS:-300}"
+COMMON="--width $WIDTH --threads $THREADS --temperature 0.2 --crop-min 0.2 --eval-train ${EVAL_TRAIN:-60000} --probe-epochs ${PROBE_EPOCHS:-300} --probe-wd 1e-4"
+# The recipe of the recorded table: LARS 0.075*sqrt(B) (the demo's default has moved on).
+recipe_lr() { echo "--lr $(awk -v b="$1" 'BEGIN { print 0.075 * sqrt(b) }')"; }
 OUT=${OUT:-build/moco-quality}; mkdir -p "$OUT"
 
 # "pre-training: N steps in T s" -> seconds per step
@@ -37,7 +39,7 @@ for BATCH in ${BATCHES:-64 256}; do
                 'BEGIN { m = int(n * a / b / bs) * bs; print (m > 60000 * 100 ? 60000 * 100 : m) }')
   echo "batch $BATCH: SimCLR $s_simclr s/step, MoCo $s_moco s/step -> MoCo gets $moco_images images per epoch"
   echo "--- SimCLR, batch $BATCH"
-  "$DEMO" --method simclr --batch $BATCH --epochs $EPOCHS --train-images $TRAIN_IMAGES $COMMON \
+  "$DEMO" --method simclr --batch $BATCH --epochs $EPOCHS --train-images $TRAIN_IMAGES $COMMON $(recipe_lr $BATCH) \
     --out "$OUT/simclr-$BATCH" 2>/dev/null | tee "$OUT/simclr-$BATCH.txt" | tail -4
   # More images than the data set holds: the demo caps an epoch at 60000, so
   # MoCo's extra steps go into more epochs instead.
@@ -45,7 +47,7 @@ for BATCH in ${BATCHES:-64 256}; do
   while [ "$per" -gt 60000 ]; do ep=$((ep * 2)); per=$((per / 2 / BATCH * BATCH)); done
   echo "--- MoCo v2, batch $BATCH ($ep epoch(s) of $per images)"
   "$DEMO" --method moco --batch $BATCH --queue $QUEUE --moco-momentum $MOCO_M --epochs $ep --train-images $per \
-    $COMMON --out "$OUT/moco-$BATCH" 2>/dev/null | tee "$OUT/moco-$BATCH.txt" | tail -4
+    $COMMON $(recipe_lr $BATCH) --out "$OUT/moco-$BATCH" 2>/dev/null | tee "$OUT/moco-$BATCH.txt" | tail -4
   for M in simclr moco; do
     line=$(sed -n 's/^pre-training: \([0-9]*\) steps in \([0-9.]*\) s.*/\1 \2/p' "$OUT/$M-$BATCH.txt")
     printf "%-8s %6s %7s %9s %s\n" $M $BATCH $line "$(scores "$OUT/$M-$BATCH.txt")" >> "$OUT/table.txt"

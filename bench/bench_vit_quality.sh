@@ -16,7 +16,7 @@ B=${SIMCLR_BUILD:-build/main}; DEMO="$B/examples/train_fashion_mnist"
 [ -x "$DEMO" ] || { echo "build the demo first: make examples"; exit 1; }
 MINUTES=${MINUTES:-5}; BATCH=${BATCH:-128}; THREADS=${THREADS:-2}
 COMMON="--minutes $MINUTES --batch $BATCH --threads $THREADS --temperature 0.2 --crop-min 0.2 --train-images 60000 \
---eval-train ${EVAL_TRAIN:-10000} --eval-test ${EVAL_TEST:-0} --probe-epochs ${PROBE_EPOCHS:-300}"
+--eval-train ${EVAL_TRAIN:-10000} --eval-test ${EVAL_TEST:-0} --probe-epochs ${PROBE_EPOCHS:-300} --probe-wd 1e-4"
 OUT=${OUT:-build/vit-quality}; mkdir -p "$OUT"
 scores() { grep "(ours)" "$1" | sed 's/.*(ours) *//'; }
 steps() { sed -n 's/^pre-training: \([0-9]*\) steps in \([0-9.]*\) s.*/\1 \2/p' "$1"; }
@@ -31,7 +31,8 @@ run() { # name, demo flags
   printf "%-28s %10s %6s %8s %s\n" "$name" "$(params "$OUT/$name.txt")" $(steps "$OUT/$name.txt") \
     "$(scores "$OUT/$name.txt")" >> "$OUT/table.txt"
 }
-run "resnet18-w${WIDTH:-16}-lars" --encoder resnet18 --width "${WIDTH:-16}"
+run "resnet18-w${WIDTH:-16}-lars" --encoder resnet18 --width "${WIDTH:-16}" \
+  --lr "$(awk -v b="$BATCH" 'BEGIN { print 0.075 * sqrt(b) }')"
 for v in ${VITS:-192:12 128:6}; do
   d=${v%%:*}; l=${v##*:}
   run "vit-d$d-l$l-adamw" --encoder vit --vit-dim "$d" --vit-depth "$l" --optimizer adamw
