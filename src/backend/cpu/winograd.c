@@ -515,19 +515,13 @@ void simclr__cpu_winograd_backward(simclr_context *ctx, const simclr__conv_desc 
  *    transformed value read or written (tiles*T*(cin + cout)), plus the
  *    weight transform WEIGHT_COST*T*cin*cout once per call (what makes it
  *    lose at batch 1).
- * IM2COL_COST and XFORM_COST are first estimates; bench/bench_conv prints direct and both
+ * The constants are first estimates; bench/bench_conv prints direct and both
  * tiles per layer, and the model's numbers, so they can be fitted on an idle
  * machine. */
 #define GEMM_K_HALF 32.0
 #define IM2COL_COST 1.0
 #define XFORM_COST 4.0
-/* The weight transform computes in double without fused multiply-adds
- * (about 8 double operations per transformed value, half sgemm's lane
- * count): about 16 units per value, not the 3 first estimated. With 3 the
- * model sent batch-1 calls of 512 channels at 4x4 to F(2x2), where the
- * transform then took most of the forward pass (perf, batch-1 width-64
- * EVAL: weight_task 78% before the blocked transform, 54% after). */
-#define WEIGHT_COST 16.0
+#define WEIGHT_COST 3.0
 /* And a floor the model does not capture: AUTO runs Winograd only where
  * cin and cout are both at least this. Measured on an idle 2-core Zen 3
  * (bench_conv, batch 256, 2 threads, ms forward/backward against the best
