@@ -216,13 +216,21 @@ static void test_png_color_types(void **state)
     simclr_image_free(px);
 }
 
+/* Writes a smooth w x h RGB image as test folder file `name` with the
+ * library's writer; returns its pixels (caller frees) and its path in p. */
+static uint8_t *write_smooth_png(const char *name, int w, int h, char *p, size_t size)
+{
+    path_of(p, size, name);
+    uint8_t *src = smooth_rgb(w, h);
+    CHECK_OK(simclr_image_write_png(p, src, h, w, 3));
+    return src;
+}
+
 static void test_png_writer_round_trip(void **state)
 {
     (void)state;
     char p[512];
-    path_of(p, sizeof p, "written.png");
-    uint8_t *src = smooth_rgb(33, 17);
-    CHECK_OK(simclr_image_write_png(p, src, 17, 33, 3));
+    uint8_t *src = write_smooth_png("written.png", 33, 17, p, sizeof p);
     int64_t h, w;
     uint8_t *px = decode_ok("written.png", 3, &h, &w);
     assert_true(h == 17 && w == 33);
@@ -256,9 +264,7 @@ static void test_png_writer_failure_keeps_the_old_file(void **state)
 {
     (void)state;
     char p[512];
-    path_of(p, sizeof p, "kept.png");
-    uint8_t *old = smooth_rgb(9, 7);
-    CHECK_OK(simclr_image_write_png(p, old, 7, 9, 3));
+    uint8_t *old = write_smooth_png("kept.png", 9, 7, p, sizeof p);
     enum { W = 64, H = 64 };
     uint8_t *noise = malloc(W * H * 3);
     assert_non_null(noise);

@@ -171,15 +171,33 @@ int64_t simclr__cpu_piece_width(int64_t n)
     return w > SIMCLR__GRAIN ? w : SIMCLR__GRAIN;
 }
 
-static void sum_task(void *arg, int64_t b, int64_t e, int w)
+typedef struct {
+    int64_t n;
+    simclr__cpu_piece_fn fn;
+    void *arg;
+} pieces_job;
+
+static void pieces_task(void *arg, int64_t b, int64_t e, int w)
 {
-    ew_job *j = arg;
+    const pieces_job *j = arg;
     (void)w;
     for (int64_t p = b; p < e; p++) {
         int64_t lo, hi;
         simclr__cpu_piece(j->n, p, &lo, &hi);
-        j->partial[p] = simclr__cpu_sum_f32(j->x + lo, hi - lo);
+        j->fn(j->arg, p, lo, hi);
     }
+}
+
+void simclr__cpu_for_pieces(simclr_context *ctx, int64_t n, simclr__cpu_piece_fn fn, void *arg)
+{
+    pieces_job j = {n, fn, arg};
+    simclr__pool_for(ctx->pool, simclr__cpu_pieces(n), 1, pieces_task, &j);
+}
+
+static void sum_piece(void *arg, int64_t p, int64_t lo, int64_t hi)
+{
+    ew_job *j = arg;
+    j->partial[p] = simclr__cpu_sum_f32(j->x + lo, hi - lo);
 }
 
 static double dot_range(const float *x, const float *y, int64_t b, int64_t e)
@@ -200,15 +218,10 @@ static double dot_range(const float *x, const float *y, int64_t b, int64_t e)
     return total;
 }
 
-static void dot_task(void *arg, int64_t b, int64_t e, int w)
+static void dot_piece(void *arg, int64_t p, int64_t lo, int64_t hi)
 {
     ew_job *j = arg;
-    (void)w;
-    for (int64_t p = b; p < e; p++) {
-        int64_t lo, hi;
-        simclr__cpu_piece(j->n, p, &lo, &hi);
-        j->partial[p] = dot_range(j->x, j->y, lo, hi);
-    }
+    j->partial[p] = dot_range(j->x, j->y, lo, hi);
 }
 
 static void cpu_axpy(simclr_context *ctx, int64_t n, float alpha, const float *x, float *y)
@@ -229,21 +242,20 @@ static void cpu_add(simclr_context *ctx, int64_t n, const float *a, const float 
     simclr__pool_for(ctx->pool, n, SIMCLR__GRAIN, add_task, &j);
 }
 
-static double reduce(simclr_context *ctx, int64_t n, const float *x, const float *y, simclr__task_fn fn)
+static double reduce(simclr_context *ctx, int64_t n, const float *x, const float *y, simclr__cpu_piece_fn fn)
 {
     ew_job j = {.n = n, .x = x, .y = y};
-    int64_t pieces = simclr__cpu_pieces(n);
-    simclr__pool_for(ctx->pool, pieces, 1, fn, &j);
+    simclr__cpu_for_pieces(ctx, n, fn, &j);
     double s = 0;
-    for (int64_t p = 0; p < pieces; p++) s += j.partial[p];
+    for (int64_t p = 0; p < simclr__cpu_pieces(n); p++) s += j.partial[p];
     return s;
 }
 
-static double cpu_sum(simclr_context *ctx, int64_t n, const float *x) { return reduce(ctx, n, x, NULL, sum_task); }
+static double cpu_sum(simclr_context *ctx, int64_t n, const float *x) { return reduce(ctx, n, x, NULL, sum_piece); }
 
 static double cpu_dot(simclr_context *ctx, int64_t n, const float *x, const float *y)
 {
-    return reduce(ctx, n, x, y, dot_task);
+    return reduce(ctx, n, x, y, dot_piece);
 }
 
 typedef struct {

@@ -89,6 +89,7 @@ void simclr__cpu_sliding_input_grad(simclr_context *ctx, const simclr__conv_desc
 #define simclr__cpu_sliding_input_grad SIMCLR__CPU_SYM(simclr__cpu_sliding_input_grad)
 #define simclr__cpu_sliding_weight_grad SIMCLR__CPU_SYM(simclr__cpu_sliding_weight_grad)
 #define simclr__cpu_piece_width SIMCLR__CPU_SYM(simclr__cpu_piece_width)
+#define simclr__cpu_for_pieces SIMCLR__CPU_SYM(simclr__cpu_for_pieces)
 #define simclr__cpu_opt_update SIMCLR__CPU_SYM(simclr__cpu_opt_update)
 #define simclr__cpu_opt_sq_norms SIMCLR__CPU_SYM(simclr__cpu_opt_sq_norms)
 #define simclr__cpu_rows_normalize SIMCLR__CPU_SYM(simclr__cpu_rows_normalize)
@@ -237,6 +238,10 @@ static inline void simclr__cpu_piece(int64_t n, int64_t p, int64_t *lo, int64_t 
     *lo = p * w;
     *hi = *lo + w < n ? *lo + w : n;
 }
+/* Runs fn(arg, p, lo, hi) for every piece p of n elements on the pool
+ * (pieces are what a reduction stores its partial sums by). */
+typedef void (*simclr__cpu_piece_fn)(void *arg, int64_t p, int64_t lo, int64_t hi);
+void simclr__cpu_for_pieces(simclr_context *ctx, int64_t n, simclr__cpu_piece_fn fn, void *arg);
 
 /* ---- Optimizer updates (optim.c): the backend's opt_update and
  * opt_sq_norms on the pool. ---- */

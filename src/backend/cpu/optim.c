@@ -29,25 +29,19 @@ void simclr__cpu_opt_update(simclr_context *ctx, const simclr__opt_rule *r, int6
     simclr__pool_for(ctx->pool, n, SIMCLR__GRAIN, update_task, &j);
 }
 
-static void norms_task(void *arg, int64_t b, int64_t e, int worker)
+static void norms_piece(void *arg, int64_t p, int64_t lo, int64_t hi)
 {
     opt_job *j = arg;
-    (void)worker;
-    for (int64_t p = b; p < e; p++) {
-        int64_t lo, hi;
-        simclr__cpu_piece(j->n, p, &lo, &hi);
-        simclr__opt_sq_norms_range(lo, hi, j->cw, j->g, j->wd, &j->ww[p], &j->gg[p]);
-    }
+    simclr__opt_sq_norms_range(lo, hi, j->cw, j->g, j->wd, &j->ww[p], &j->gg[p]);
 }
 
 void simclr__cpu_opt_sq_norms(simclr_context *ctx, int64_t n, const float *w, const float *g, float wd, double *ww,
                               double *gg)
 {
     opt_job j = {.n = n, .cw = w, .g = g, .wd = wd};
-    int64_t pieces = simclr__cpu_pieces(n);
-    simclr__pool_for(ctx->pool, pieces, 1, norms_task, &j);
+    simclr__cpu_for_pieces(ctx, n, norms_piece, &j);
     double sw = 0, sg = 0;
-    for (int64_t p = 0; p < pieces; p++) sw += j.ww[p], sg += j.gg[p];
+    for (int64_t p = 0; p < simclr__cpu_pieces(n); p++) sw += j.ww[p], sg += j.gg[p];
     *ww = sw;
     *gg = sg;
 }
