@@ -514,14 +514,15 @@ void simclr__cpu_winograd_backward(simclr_context *ctx, const simclr__conv_desc 
  *  - Winograd: tiles*T*cin*cout at efficiency(cin), plus XFORM_COST per
  *    transformed value read or written (tiles*T*(cin + cout)), plus the
  *    weight transform WEIGHT_COST*T*cin*cout once per call (what makes it
- *    lose at batch 1).
+ *    lose at batch 1; double arithmetic without FMA, hence 16 units: at 3
+ *    the 512-channel layers ran F(2x2) at batch 1, 2.5x slower).
  * The constants are first estimates; bench/bench_conv prints direct and both
  * tiles per layer, and the model's numbers, so they can be fitted on an idle
  * machine. */
 #define GEMM_K_HALF 32.0
 #define IM2COL_COST 1.0
 #define XFORM_COST 4.0
-#define WEIGHT_COST 3.0
+#define WEIGHT_COST 16.0
 /* And a floor the model does not capture: AUTO runs Winograd only where
  * cin and cout are both at least this. Measured on an idle 2-core Zen 3
  * (bench_conv, batch 256, 2 threads, ms forward/backward against the best
