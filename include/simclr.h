@@ -1250,6 +1250,10 @@ SIMCLR_API simclr_status simclr_linear_probe(simclr_context *ctx, const simclr_t
  * handles and outputs as they were before the call):
  *  - simclr_extract_features: polled after every batch ("extract"); out untouched.
  *  - simclr_linear_probe(_n): after every iteration ("probe"); *top1 untouched.
+ *  - simclr_linear_probe_select: after every iteration of every fit
+ *    ("probe_select", done = iterations over all its fits, total =
+ *    (grid size + 1) * epochs: the validation fits in grid order, then the
+ *    refit); *top1 and *chosen_decay untouched.
  *  - simclr_knn_eval(_n): after every block of test rows ("knn", done = test
  *    rows finished); *top1 untouched.
  *  - simclr_trainer_step: polled ("train", done = steps so far) before the
@@ -1290,6 +1294,61 @@ SIMCLR_API simclr_status simclr_linear_probe_n(simclr_context *ctx, const simclr
                                                const int32_t *test_labels, int64_t n_test_labels,
                                                int n_classes, int epochs, double weight_decay,
                                                double *top1);
+
+/* ======================================================================== */
+/* Additions of 0.2: linear probe with its weight decay chosen on validation */
+/* ======================================================================== */
+
+/* The linear probe of simclr_linear_probe with its weight decay chosen on
+ * held-out train rows, never on the test set: a fixed decay favours
+ * whichever features it happens to suit (raw pixels want more than learned
+ * features). With Ntr the rows of train and cut = floor(4 * Ntr / 5):
+ *  1. for every decay of the grid, in grid order, a probe fitted on train
+ *     rows 0 .. cut-1 (standardized with their own statistics) is scored on
+ *     the validation rows cut .. Ntr-1 (the last ceil(Ntr / 5) rows, in the
+ *     caller's order: shuffle beforehand if the rows are sorted by class);
+ *  2. the decay that gets the most validation rows right is chosen (ties:
+ *     the first in grid order, i.e. the smaller one for an ascending grid);
+ *  3. a probe with that decay is fitted on all Ntr train rows and scored on
+ *     test.
+ * Each fit is exactly simclr_linear_probe's (epochs iterations from zero):
+ * *top1 equals simclr_linear_probe_n on the same tensors with the chosen
+ * decay, and each validation score equals simclr_linear_probe_n on copies
+ * of the two parts, for the same backend and thread count. Deterministic.
+ * Costs (grid size + 1) probes.
+ *
+ * decays: n_decays weight decays, each finite and >= 0 (duplicates allowed);
+ * n_decays = 0 selects the default grid {1e-5, 1e-4, 1e-3, 1e-2, 3e-2, 1e-1}
+ * (decays is then ignored and may be NULL); n_decays 0..1000. Labels are
+ * length-checked as in simclr_linear_probe_n: n_train_labels must equal Ntr
+ * and n_test_labels the rows of test (else SIMCLR_E_SHAPE, before a label
+ * is read). epochs 1..100000 (learned features may need 1000, see
+ * simclr_linear_probe), n_classes >= 2.
+ * On success *top1 = the refit's test accuracy, in [0, 1], and, unless
+ * chosen_decay is NULL, *chosen_decay = the decay chosen (a value of the
+ * grid); an INFO log line names it and its validation score (the
+ * constant-feature warning of simclr_linear_probe comes once, for the refit).
+ * Errors found before any fit runs: SIMCLR_E_INVALID for a NULL ctx,
+ * tensor, label array or top1, decays NULL with n_decays > 0, n_decays out of
+ * range, a decay negative or not finite (the message names its index:
+ * "decays[2] = nan must be finite and >= 0"), epochs or n_classes out of
+ * range, a label out of range; SIMCLR_E_SHAPE for a label length that is not
+ * the row count, fewer than 2 train rows (no validation split), non-F32 or
+ * non-2-D tensors, another D in test; SIMCLR_E_NUMERIC for a non-finite
+ * feature; SIMCLR_E_NOMEM (one workspace, allocated before the first fit).
+ * During the fits only SIMCLR_E_NUMERIC (a fit's weights diverged; the
+ * message names its decay) and SIMCLR_E_CANCELLED. Messages start with
+ * "simclr_linear_probe_select:". On error *top1 and *chosen_decay are
+ * untouched. Progress and SIMCLR_E_CANCELLED: see simclr_progress_cancel_fn
+ * ("probe_select"). The caller's tensors and arrays are only read and owned
+ * by the caller. Threads: may run concurrently with calls on other contexts
+ * only. */
+SIMCLR_API simclr_status simclr_linear_probe_select(simclr_context *ctx, const simclr_tensor *train,
+                                                    const int32_t *train_labels, int64_t n_train_labels,
+                                                    const simclr_tensor *test,
+                                                    const int32_t *test_labels, int64_t n_test_labels,
+                                                    int n_classes, int epochs, const double *decays,
+                                                    int n_decays, double *top1, double *chosen_decay);
 
 /* ======================================================================== */
 /* For companion libraries and hosts: errors and the context's threads       */

@@ -1,5 +1,6 @@
 /* Cancellation and logging: the stoppable progress callback stops feature
- * extraction, the kNN monitor, the linear probe and a trainer step with
+ * extraction, the kNN monitor, the linear probe (plain and with its decay
+ * chosen on validation) and a trainer step with
  * SIMCLR_E_CANCELLED and leaves every handle and output as it was; the old
  * progress callback keeps working beside it; the log callback hears the
  * library's warnings (a rolled-back step, constant probe features) and
@@ -269,6 +270,29 @@ static void test_knn_and_probe_cancel(void **state)
     s = (stopper){0, 0, 0, 0, ""};
     CHECK_OK(simclr_linear_probe_n(ctx, tr, ytr, NTR, te, yte, NTE, 3, 50, 1e-4, &top1));
     assert_int_equal(s.polls, 50);
+
+    /* the validated probe: 2 validation fits and the refit, 10 iterations
+     * each, one count over all 30; a stop in a validation fit or in the
+     * refit cancels, the report of the last iteration cannot */
+    const double grid[] = {1e-4, 1e-2};
+    double decay = -7;
+    for (int stop_at = 12; stop_at <= 25; stop_at += 13) {
+        s = (stopper){0, stop_at, 0, 0, ""};
+        top1 = -5;
+        CHECK_STATUS(simclr_linear_probe_select(ctx, tr, ytr, NTR, te, yte, NTE, 3, 10, grid, 2, &top1, &decay),
+                     SIMCLR_E_CANCELLED);
+        assert_true(top1 == -5 && decay == -7);
+        assert_int_equal(s.polls, stop_at);
+        assert_string_equal(s.what, "probe_select");
+        char want[128];
+        snprintf(want, sizeof want,
+                 "simclr_linear_probe_select: cancelled by the progress callback at iteration %d of 30", stop_at);
+        assert_non_null(strstr(simclr_last_error(), want));
+    }
+    s = (stopper){0, 30, 0, 0, ""};
+    CHECK_OK(simclr_linear_probe_select(ctx, tr, ytr, NTR, te, yte, NTE, 3, 10, grid, 2, &top1, &decay));
+    assert_true(s.polls == 30 && s.last_done == 30 && s.last_total == 30);
+    assert_true(decay == grid[0] || decay == grid[1]);
     simclr_tensor_destroy(tr);
     simclr_tensor_destroy(te);
     simclr_context_destroy(ctx);

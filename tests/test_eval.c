@@ -1,7 +1,8 @@
 /* Evaluation: feature extraction through a tiny linear module built with the
  * internal module API, the weighted kNN monitor against a brute-force
- * reference, and the linear probe on separable, linearly labelled and random
- * data. */
+ * reference, the linear probe on separable, linearly labelled and random
+ * data, and the probe whose weight decay is chosen on a validation split
+ * against the same selection done by hand. */
 #include <unistd.h>
 
 #include "test_util.h"
@@ -468,6 +469,215 @@ static void test_linear_probe(void **state)
     simclr_context_destroy(cpu);
 }
 
+/* ---- the linear probe with a validation-chosen weight decay --------------- */
+
+/* Rows [from, to) of a feature tensor, copied: the test builds the split
+ * itself instead of trusting the library's. */
+static simclr_tensor *rows_copy(simclr_context *ctx, const simclr_tensor *f, int64_t from, int64_t to)
+{
+    int64_t d = simclr_tensor_dim(f, 1), s[2] = {to - from, d};
+    simclr_tensor *t;
+    CHECK_OK(simclr_tensor_create(ctx, SIMCLR_F32, 2, s, &t));
+    memcpy(simclr_tensor_data(t), simclr__f32(f) + from * d, (size_t)((to - from) * d) * sizeof(float));
+    return t;
+}
+
+/* What simclr_linear_probe_select should do, done by hand with
+ * simclr_linear_probe_n: validation accuracies acc[i] of the grid on the
+ * split train rows [0, cut) / [cut, n), the first best decay, and the test
+ * accuracy of the refit on all rows with it. */
+static double select_by_hand(simclr_context *ctx, const feats *f, int k, int epochs, const double *grid, int n_grid,
+                             double *acc, double *top1)
+{
+    int64_t n = simclr_tensor_dim(f->train, 0), nte = simclr_tensor_dim(f->test, 0), cut = n * 4 / 5;
+    simclr_tensor *fit = rows_copy(ctx, f->train, 0, cut), *val = rows_copy(ctx, f->train, cut, n);
+    int best = 0;
+    for (int i = 0; i < n_grid; i++) {
+        CHECK_OK(simclr_linear_probe_n(ctx, fit, f->ytr, cut, val, f->ytr + cut, n - cut, k, epochs, grid[i], &acc[i]));
+        if (acc[i] > acc[best]) best = i;
+    }
+    CHECK_OK(simclr_linear_probe_n(ctx, f->train, f->ytr, n, f->test, f->yte, nte, k, epochs, grid[best], top1));
+    simclr_tensor_destroy(fit);
+    simclr_tensor_destroy(val);
+    return grid[best];
+}
+
+/* A bad call: the status, a message starting with the function's name and
+ * containing `want`, outputs and progress untouched. */
+#define SELECT_FAILS(call, status, want)                                                      \
+    do {                                                                                      \
+        top1 = -5, chosen = -7;                                                               \
+        int calls_ = log.calls;                                                               \
+        CHECK_STATUS(call, status);                                                           \
+        assert_true(strncmp(simclr_last_error(), "simclr_linear_probe_select: ", 28) == 0);  \
+        if (!strstr(simclr_last_error(), want)) fail_msg("message \"%s\" lacks \"%s\"", simclr_last_error(), want); \
+        assert_true(top1 == -5 && chosen == -7);                                              \
+        assert_int_equal(log.calls, calls_);                                                  \
+    } while (0)
+
+static void test_linear_probe_select(void **state)
+{
+    (void)state;
+    enum { NTR = 153, NTE = 150, D = 40, K = 4, EPOCHS = 100 };
+    simclr_context *ctxs[2];
+    CHECK_OK(simclr_context_create("ref", 1, NULL, &ctxs[0]));
+    CHECK_OK(simclr_context_create("cpu", 2, NULL, &ctxs[1]));
+    /* a linear rule in 40 features, 122 rows to fit (4/5 of 153: the split's
+     * floor) and a third of the train labels replaced by random ones: the
+     * probe overfits without decay, and a moderate one validates best */
+    feats f = make_feats(ctxs[0], LINEAR_PLAIN, NTR, NTE, D, K, 21);
+    uint64_t r = 77;
+    for (int i = 0; i < NTR; i++)
+        if (test_rand_next(&r) % 3 == 0) f.ytr[i] = (int32_t)(test_rand_next(&r) % K);
+    const double grid[] = {0.0, 1e-2, 0.3, 3.0, 30.0};
+    const double dflt[] = {1e-5, 1e-4, 1e-3, 1e-2, 3e-2, 1e-1};
+    double acc[6], want_top1, top1, chosen;
+    progress_log log = {0, 0, 0, 1, ""};
+    for (int c = 0; c < 2; c++) {
+        simclr_context *ctx = ctxs[c];
+        double want = select_by_hand(ctx, &f, K, EPOCHS, grid, 5, acc, &want_top1);
+        int distinct = 0;
+        for (int i = 1; i < 5; i++) distinct += acc[i] != acc[0];
+        assert_true(distinct > 0); /* the choice matters: not every decay scores the same */
+        assert_true(want != grid[0]); /* and "always the first" would be wrong */
+        log = (progress_log){0, 0, 0, 1, ""};
+        CHECK_OK(simclr_context_set_progress(ctx, on_progress, &log));
+        top1 = chosen = -1;
+        CHECK_OK(simclr_linear_probe_select(ctx, f.train, f.ytr, NTR, f.test, f.yte, NTE, K, EPOCHS, grid, 5, &top1,
+                                            &chosen));
+        assert_true(chosen == want);
+        assert_true(top1 == want_top1); /* exactly the refit of simclr_linear_probe_n */
+        assert_string_equal(log.what, "probe_select");
+        assert_true(log.monotone && log.calls == 6 * EPOCHS && log.last_done == 6 * EPOCHS &&
+                    log.last_total == 6 * EPOCHS);
+        /* again: deterministic; chosen_decay may be NULL */
+        double again = -1;
+        CHECK_OK(simclr_linear_probe_select(ctx, f.train, f.ytr, NTR, f.test, f.yte, NTE, K, EPOCHS, grid, 5, &again,
+                                            NULL));
+        assert_true(again == top1);
+
+        /* the default grid: decays NULL (or ignored) with n_decays 0 */
+        want = select_by_hand(ctx, &f, K, EPOCHS, dflt, 6, acc, &want_top1);
+        log = (progress_log){0, 0, 0, 1, ""};
+        CHECK_OK(simclr_linear_probe_select(ctx, f.train, f.ytr, NTR, f.test, f.yte, NTE, K, EPOCHS, NULL, 0, &top1,
+                                            &chosen));
+        assert_true(chosen == want && top1 == want_top1);
+        assert_true(log.last_done == 7 * EPOCHS && log.last_total == 7 * EPOCHS);
+        CHECK_OK(simclr_linear_probe_select(ctx, f.train, f.ytr, NTR, f.test, f.yte, NTE, K, EPOCHS, grid, 0, &top1,
+                                            &chosen));
+        assert_true(chosen == want && top1 == want_top1);
+
+        /* ties go to the first decay in grid order, whichever order that is */
+        const double tie[] = {1e-7, 1e-6}, tie_rev[] = {1e-6, 1e-7};
+        select_by_hand(ctx, &f, K, EPOCHS, tie, 2, acc, &want_top1);
+        assert_true(acc[0] == acc[1]);
+        CHECK_OK(simclr_linear_probe_select(ctx, f.train, f.ytr, NTR, f.test, f.yte, NTE, K, EPOCHS, tie, 2, &top1,
+                                            &chosen));
+        assert_true(chosen == 1e-7 && top1 == want_top1);
+        select_by_hand(ctx, &f, K, EPOCHS, tie_rev, 2, acc, &want_top1);
+        CHECK_OK(simclr_linear_probe_select(ctx, f.train, f.ytr, NTR, f.test, f.yte, NTE, K, EPOCHS, tie_rev, 2,
+                                            &top1, &chosen));
+        assert_true(chosen == 1e-6 && top1 == want_top1);
+        CHECK_OK(simclr_context_set_progress(ctx, NULL, NULL));
+    }
+
+    /* the smallest train set that splits: 2 rows, one to fit and one to validate */
+    simclr_context *ref = ctxs[0];
+    simclr_tensor *two = rows_copy(ref, f.train, 0, 2), *one = rows_copy(ref, f.train, 0, 1);
+    CHECK_OK(simclr_linear_probe_select(ref, two, f.ytr, 2, f.test, f.yte, NTE, K, 5, grid, 2, &top1, &chosen));
+    assert_true(chosen == grid[0] || chosen == grid[1]);
+
+    /* bad input: found before any fit (no progress report), outputs untouched */
+    log = (progress_log){0, 0, 0, 1, ""};
+    CHECK_OK(simclr_context_set_progress(ref, on_progress, &log));
+    const double neg[] = {1e-3, -1e-3}, with_nan[] = {0, 1e-3, NAN}, with_inf[] = {INFINITY};
+    SELECT_FAILS(simclr_linear_probe_select(NULL, f.train, f.ytr, NTR, f.test, f.yte, NTE, K, 5, grid, 5, &top1, &chosen),
+                 SIMCLR_E_INVALID, "ctx is NULL");
+    SELECT_FAILS(simclr_linear_probe_select(ref, NULL, f.ytr, NTR, f.test, f.yte, NTE, K, 5, grid, 5, &top1, &chosen),
+                 SIMCLR_E_INVALID, "train is NULL");
+    SELECT_FAILS(simclr_linear_probe_select(ref, f.train, f.ytr, NTR, NULL, f.yte, NTE, K, 5, grid, 5, &top1, &chosen),
+                 SIMCLR_E_INVALID, "test is NULL");
+    SELECT_FAILS(simclr_linear_probe_select(ref, f.train, NULL, NTR, f.test, f.yte, NTE, K, 5, grid, 5, &top1, &chosen),
+                 SIMCLR_E_INVALID, "train_labels is NULL");
+    SELECT_FAILS(simclr_linear_probe_select(ref, f.train, f.ytr, NTR, f.test, NULL, NTE, K, 5, grid, 5, &top1, &chosen),
+                 SIMCLR_E_INVALID, "test_labels is NULL");
+    SELECT_FAILS(simclr_linear_probe_select(ref, f.train, f.ytr, NTR, f.test, f.yte, NTE, K, 5, grid, 5, NULL, &chosen),
+                 SIMCLR_E_INVALID, "top1 is NULL");
+    SELECT_FAILS(simclr_linear_probe_select(ref, f.train, f.ytr, NTR - 1, f.test, f.yte, NTE, K, 5, grid, 5, &top1,
+                                            &chosen),
+                 SIMCLR_E_SHAPE, "152 train labels for 153 train rows");
+    SELECT_FAILS(simclr_linear_probe_select(ref, f.train, f.ytr, NTR, f.test, f.yte, NTE + 1, K, 5, grid, 5, &top1,
+                                            &chosen),
+                 SIMCLR_E_SHAPE, "151 test labels for 150 test rows");
+    SELECT_FAILS(simclr_linear_probe_select(ref, one, f.ytr, 1, f.test, f.yte, NTE, K, 5, grid, 5, &top1, &chosen),
+                 SIMCLR_E_SHAPE, "1 train rows cannot be split into fit and validation rows (need at least 2)");
+    SELECT_FAILS(simclr_linear_probe_select(ref, f.train, f.ytr, NTR, f.test, f.yte, NTE, K, 5, neg, 2, &top1, &chosen),
+                 SIMCLR_E_INVALID, "decays[1] = -0.001 must be finite and >= 0");
+    SELECT_FAILS(simclr_linear_probe_select(ref, f.train, f.ytr, NTR, f.test, f.yte, NTE, K, 5, with_nan, 3, &top1,
+                                            &chosen),
+                 SIMCLR_E_INVALID, "decays[2] = nan must be finite and >= 0");
+    SELECT_FAILS(simclr_linear_probe_select(ref, f.train, f.ytr, NTR, f.test, f.yte, NTE, K, 5, with_inf, 1, &top1,
+                                            &chosen),
+                 SIMCLR_E_INVALID, "decays[0] = inf must be finite and >= 0");
+    SELECT_FAILS(simclr_linear_probe_select(ref, f.train, f.ytr, NTR, f.test, f.yte, NTE, K, 5, grid, -1, &top1, &chosen),
+                 SIMCLR_E_INVALID, "n_decays -1 out of range 0..1000");
+    SELECT_FAILS(simclr_linear_probe_select(ref, f.train, f.ytr, NTR, f.test, f.yte, NTE, K, 5, grid, 1001, &top1,
+                                            &chosen),
+                 SIMCLR_E_INVALID, "n_decays 1001 out of range 0..1000");
+    SELECT_FAILS(simclr_linear_probe_select(ref, f.train, f.ytr, NTR, f.test, f.yte, NTE, K, 5, NULL, 3, &top1, &chosen),
+                 SIMCLR_E_INVALID, "decays is NULL with n_decays 3");
+    SELECT_FAILS(simclr_linear_probe_select(ref, f.train, f.ytr, NTR, f.test, f.yte, NTE, K, 0, grid, 5, &top1, &chosen),
+                 SIMCLR_E_INVALID, "epochs 0 out of range 1..100000");
+    SELECT_FAILS(simclr_linear_probe_select(ref, f.train, f.ytr, NTR, f.test, f.yte, NTE, K, 100001, grid, 5, &top1,
+                                            &chosen),
+                 SIMCLR_E_INVALID, "epochs 100001 out of range 1..100000");
+    SELECT_FAILS(simclr_linear_probe_select(ref, f.train, f.ytr, NTR, f.test, f.yte, NTE, 1, 5, grid, 5, &top1, &chosen),
+                 SIMCLR_E_INVALID, "n_classes 1 out of range 2..1000000");
+    int32_t keep = f.ytr[5];
+    f.ytr[5] = K;
+    SELECT_FAILS(simclr_linear_probe_select(ref, f.train, f.ytr, NTR, f.test, f.yte, NTE, K, 5, grid, 5, &top1, &chosen),
+                 SIMCLR_E_INVALID, "train_labels[5] = 4 out of range 0..3");
+    f.ytr[5] = keep;
+    simclr__f32(f.test)[3 * D + 1] = NAN;
+    SELECT_FAILS(simclr_linear_probe_select(ref, f.train, f.ytr, NTR, f.test, f.yte, NTE, K, 5, grid, 5, &top1, &chosen),
+                 SIMCLR_E_NUMERIC, "test holds a non-finite value at row 3");
+    simclr__f32(f.test)[3 * D + 1] = 0;
+    simclr_tensor *narrow = NULL;
+    int64_t ns[2] = {NTE, D - 1};
+    CHECK_OK(simclr_tensor_create(ref, SIMCLR_F32, 2, ns, &narrow));
+    SELECT_FAILS(simclr_linear_probe_select(ref, f.train, f.ytr, NTR, narrow, f.yte, NTE, K, 5, grid, 5, &top1, &chosen),
+                 SIMCLR_E_SHAPE, "test has shape");
+    assert_int_equal(log.calls, 0);
+    simclr_tensor_destroy(narrow);
+    simclr_tensor_destroy(two);
+    simclr_tensor_destroy(one);
+
+    /* allocation failure: clean NOMEM, no leak, outputs untouched */
+    int ok = 0;
+    for (long fail = 1; fail < 20 && !ok; fail++) {
+        test_alloc a = {0, 0, 0, 0};
+        simclr_allocator hooks = test_allocator(&a);
+        simclr_context *c2;
+        CHECK_OK(simclr_context_create("ref", 1, &hooks, &c2));
+        a.fail_at = a.allocs + fail;
+        top1 = -5, chosen = -7;
+        simclr_status st = simclr_linear_probe_select(c2, f.train, f.ytr, NTR, f.test, f.yte, NTE, K, 3, grid, 2,
+                                                      &top1, &chosen);
+        a.fail_at = 0;
+        if (st == SIMCLR_OK) ok = 1;
+        else {
+            assert_int_equal(st, SIMCLR_E_NOMEM);
+            assert_true(top1 == -5 && chosen == -7);
+        }
+        simclr_context_destroy(c2);
+        assert_int_equal(a.live, 0);
+    }
+    assert_true(ok);
+    free_feats(&f);
+    simclr_context_destroy(ctxs[0]);
+    simclr_context_destroy(ctxs[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -476,6 +686,7 @@ int main(void)
         cmocka_unit_test(test_length_checked_labels),
         cmocka_unit_test(test_knn),
         cmocka_unit_test(test_linear_probe),
+        cmocka_unit_test(test_linear_probe_select),
     };
     return cmocka_run_group_tests_name("eval", tests, NULL, NULL);
 }

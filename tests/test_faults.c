@@ -422,6 +422,14 @@ static simclr_status c_probe_n(void)
     return simclr_linear_probe_n(W.ctx, W.ftrain, W.ytrain, 40, W.ftest, W.ytest, 20, 4, 5, 1e-3, &top1);
 }
 
+static simclr_status c_probe_select(void)
+{
+    double top1, decay;
+    static const double grid[] = {1e-4, 1e-2, 1e-1};
+    return simclr_linear_probe_select(W.ctx, W.ftrain, W.ytrain, 40, W.ftest, W.ytest, 20, 4, 5, grid, 3, &top1,
+                                      &decay);
+}
+
 /* ---- the world ---------------------------------------------------------- */
 
 static void write_file(const char *path, const void *d, size_t n)
@@ -571,6 +579,7 @@ static void test_allocation_failures(void **state)
     sweep_alloc("simclr_knn_eval_n", c_knn_n);
     sweep_alloc("simclr_linear_probe", c_probe);
     sweep_alloc("simclr_linear_probe_n", c_probe_n);
+    sweep_alloc("simclr_linear_probe_select", c_probe_select);
     print_message("allocation injection points covered: %ld\n", points_alloc);
     free_world();
     assert_true(points_alloc > 200);

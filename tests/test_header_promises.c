@@ -172,12 +172,57 @@ static void test_log_level_and_refused_setting(void **state)
     simclr_context_destroy(ctx);
 }
 
+/* simclr_linear_probe_select: one INFO line naming the chosen decay, and
+ * the constant-feature warning once (for the refit on every train row), not
+ * once per fit. */
+typedef struct lines {
+    int warn, info;
+    char last_info[256];
+} lines;
+
+static void on_line(void *user, simclr_log_level level, const char *message)
+{
+    lines *l = user;
+    if (level == SIMCLR_LOG_WARN) l->warn++;
+    if (level == SIMCLR_LOG_INFO) l->info++, snprintf(l->last_info, sizeof l->last_info, "%s", message);
+}
+
+static void test_probe_select_logs(void **state)
+{
+    (void)state;
+    simclr_context *ctx;
+    CHECK_OK(simclr_context_create("ref", 1, NULL, &ctx));
+    lines l = {0, 0, ""};
+    CHECK_OK(simclr_context_set_log(ctx, on_line, &l, SIMCLR_LOG_INFO));
+    int64_t shape[2] = {10, 3};
+    simclr_tensor *tr;
+    CHECK_OK(simclr_tensor_create(ctx, SIMCLR_F32, 2, shape, &tr));
+    float *x = simclr_tensor_data(tr);
+    int32_t labels[10];
+    for (int i = 0; i < 10; i++) {
+        labels[i] = i & 1;
+        x[i * 3] = (float)(i & 1) + 0.1f * (float)i, x[i * 3 + 1] = (float)i, x[i * 3 + 2] = 2.0f;
+    }
+    const double grid[] = {0.0, 0.5};
+    double top1, chosen;
+    CHECK_OK(simclr_linear_probe_select(ctx, tr, labels, 10, tr, labels, 10, 2, 5, grid, 2, &top1, &chosen));
+    assert_int_equal(l.warn, 1);
+    assert_int_equal(l.info, 1);
+    char want[128];
+    snprintf(want, sizeof want, "simclr_linear_probe_select: weight_decay %g chosen (", chosen);
+    assert_non_null(strstr(l.last_info, want));
+    assert_non_null(strstr(l.last_info, "of 2 validation rows right)"));
+    simclr_tensor_destroy(tr);
+    simclr_context_destroy(ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_null_accessors),
         cmocka_unit_test(test_failures_leave_outputs),
         cmocka_unit_test(test_log_level_and_refused_setting),
+        cmocka_unit_test(test_probe_select_logs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,12 +4,14 @@
  * Standardization is folded into the weights instead of copying the
  * features: with V the weights in standardized space (z = (x - mu) * inv_s),
  * logits = x W' + b' where W' = inv_s (.) V and b' = c - mu^T W', and the
- * gradient of V is inv_s (.) (X^T G - mu colsum(G)). Two gemms per pass. */
+ * gradient of V is inv_s (.) (X^T G - mu colsum(G)). Two gemms per pass.
+ * simclr__probe_fit is one fit; simclr_linear_probe runs it once and
+ * simclr_linear_probe_select (probe_select.c) once per decay of its grid. */
 #include <math.h>
 #include <string.h>
 
 #include "../backend/backend.h"
-#include "eval_util.h"
+#include "probe.h"
 
 typedef struct probe {
     simclr_context *ctx;
@@ -117,29 +119,38 @@ static void argmax_count(const float *logits, const int32_t *y, int64_t n, int64
     }
 }
 
-simclr_status simclr_linear_probe(simclr_context *ctx, const simclr_tensor *train, const int32_t *train_labels,
-                                  const simclr_tensor *test, const int32_t *test_labels, int n_classes, int epochs,
-                                  double weight_decay, double *top1)
+simclr_status simclr__probe_check_epochs(const char *fn, int epochs)
 {
-    static const char fn[] = "simclr_linear_probe";
-    SIMCLR__CHECK_ARG(ctx, fn, "ctx is NULL");
-    SIMCLR__CHECK_ARG(top1, fn, "top1 is NULL");
-    SIMCLR__TRY(simclr__eval_check(fn, train, train_labels, test, test_labels, n_classes, 2));
     if (epochs < 1 || epochs > 100000)
         return simclr__fail(SIMCLR_E_INVALID, "%s: epochs %d out of range 1..100000", fn, epochs);
-    if (!(weight_decay >= 0) || !isfinite(weight_decay))
-        return simclr__fail(SIMCLR_E_INVALID, "%s: weight_decay %g must be finite and >= 0", fn, weight_decay);
-    int64_t n = train->dims[0], d = train->dims[1], k = n_classes, nte = test->dims[0];
-    int64_t big = n > nte ? n : nte;
+    return SIMCLR_OK;
+}
+
+simclr_status simclr__probe_check_decay(const char *fn, int64_t index, double weight_decay)
+{
+    if (weight_decay >= 0 && isfinite(weight_decay)) return SIMCLR_OK;
+    if (index < 0) return simclr__fail(SIMCLR_E_INVALID, "%s: weight_decay %g must be finite and >= 0", fn, weight_decay);
+    return simclr__fail(SIMCLR_E_INVALID, "%s: decays[%lld] = %g must be finite and >= 0", fn, (long long)index,
+                        weight_decay);
+}
+
+size_t simclr__probe_floats(int64_t d, int64_t k, int64_t rows)
+{
     size_t dk = (size_t)(d * k);
     /* One block: mu, inv_s, w_eff, gx, 4 parameter-sized vectors (x, x_prev,
      * y, grad) for v and for c, b_eff, colsum, power-iteration vectors, logits. */
-    size_t floats = 2 * (size_t)d + 2 * dk + 4 * dk + 4 * (size_t)k + 2 * (size_t)k + 2 * ((size_t)d + 1) +
-                    (size_t)big * (size_t)(k > 1 ? k : 1);
-    float *mem = simclr__malloc(ctx, floats * sizeof(float));
-    if (!mem) return simclr__nomem(fn, floats * sizeof(float));
+    return 2 * (size_t)d + 2 * dk + 4 * dk + 4 * (size_t)k + 2 * (size_t)k + 2 * ((size_t)d + 1) +
+           (size_t)rows * (size_t)(k > 1 ? k : 1);
+}
+
+simclr_status simclr__probe_fit(simclr_context *ctx, float *mem, const simclr__probe_data *data, int epochs,
+                                double weight_decay, const simclr__probe_report *rep, int64_t *correct)
+{
+    const char *fn = rep->fn;
+    int64_t n = data->n, d = data->d, k = data->k, nte = data->nt;
+    size_t dk = (size_t)(d * k);
     float *f = mem;
-    probe p = {ctx, simclr__f32(train), train_labels, n, d, k, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    probe p = {ctx, data->x, data->y, n, d, k, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
     p.mu = f, f += d;
     p.inv_s = f, f += d;
     p.w_eff = f, f += dk;
@@ -167,7 +178,7 @@ simclr_status simclr_linear_probe(simclr_context *ctx, const simclr_tensor *trai
         p.inv_s[j] = sd > 1e-12 * (fabs(m) + 1) ? (float)(1.0 / sd) : 0.0f;
         constant += p.inv_s[j] == 0.0f;
     }
-    if (constant)
+    if (constant && rep->warn_constant)
         simclr__log(ctx, SIMCLR_LOG_WARN, "%s: %lld of %lld features are constant over the train set and are ignored",
                     fn, (long long)constant, (long long)d);
 
@@ -193,23 +204,42 @@ simclr_status simclr_linear_probe(simclr_context *ctx, const simclr_tensor *trai
             cy[i] = c[i] + (float)mom * (c[i] - c_prev[i]);
         }
         t = t_next;
-        if (simclr__progress(ctx, "probe", it + 1, epochs) && it + 1 < epochs) {
-            simclr__free(ctx, mem);
-            return simclr__cancelled(ctx, fn, "iteration", it + 1, epochs);
-        }
+        int64_t done = rep->done + it + 1;
+        if (simclr__progress(ctx, rep->what, done, rep->total) && done < rep->total)
+            return simclr__cancelled(ctx, fn, "iteration", done, rep->total);
     }
     for (size_t i = 0; i < dk; i++)
-        if (!isfinite(v[i])) {
-            simclr__free(ctx, mem);
-            return simclr__fail(SIMCLR_E_NUMERIC, "%s: the classifier's weights diverged", fn);
-        }
+        if (!isfinite(v[i]))
+            return simclr__fail(SIMCLR_E_NUMERIC, "%s: the classifier's weights diverged (weight_decay %g)", fn,
+                                weight_decay);
     effective(&p, v, c);
-    forward(&p, simclr__f32(test), nte, p.logits);
-    int64_t correct = 0;
-    argmax_count(p.logits, test_labels, nte, k, &correct);
-    simclr__free(ctx, mem);
-    *top1 = (double)correct / (double)nte;
+    forward(&p, data->xt, nte, p.logits);
+    *correct = 0;
+    argmax_count(p.logits, data->yt, nte, k, correct);
     return SIMCLR_OK;
+}
+
+simclr_status simclr_linear_probe(simclr_context *ctx, const simclr_tensor *train, const int32_t *train_labels,
+                                  const simclr_tensor *test, const int32_t *test_labels, int n_classes, int epochs,
+                                  double weight_decay, double *top1)
+{
+    static const char fn[] = "simclr_linear_probe";
+    SIMCLR__CHECK_ARG(ctx, fn, "ctx is NULL");
+    SIMCLR__CHECK_ARG(top1, fn, "top1 is NULL");
+    SIMCLR__TRY(simclr__eval_check(fn, train, train_labels, test, test_labels, n_classes, 2));
+    SIMCLR__TRY(simclr__probe_check_epochs(fn, epochs));
+    SIMCLR__TRY(simclr__probe_check_decay(fn, -1, weight_decay));
+    int64_t n = train->dims[0], d = train->dims[1], nte = test->dims[0];
+    size_t floats = simclr__probe_floats(d, n_classes, n > nte ? n : nte);
+    float *mem = simclr__malloc(ctx, floats * sizeof(float));
+    if (!mem) return simclr__nomem(fn, floats * sizeof(float));
+    simclr__probe_data data = {simclr__f32(train), train_labels, n, simclr__f32(test), test_labels, nte, d, n_classes};
+    simclr__probe_report rep = {fn, "probe", 0, epochs, 1};
+    int64_t correct = 0;
+    simclr_status st = simclr__probe_fit(ctx, mem, &data, epochs, weight_decay, &rep, &correct);
+    simclr__free(ctx, mem);
+    if (st == SIMCLR_OK) *top1 = (double)correct / (double)nte;
+    return st;
 }
 
 simclr_status simclr_linear_probe_n(simclr_context *ctx, const simclr_tensor *train, const int32_t *train_labels,

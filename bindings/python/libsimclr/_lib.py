@@ -118,6 +118,7 @@ PROTOTYPES = """
     simclr_status simclr_context_set_progress_cancel(simclr_context *ctx, simclr_progress_cancel_fn fn, void *user);
     simclr_status simclr_knn_eval_n(simclr_context *ctx, const simclr_tensor *train, const int32_t *train_labels, int64_t n_train_labels, const simclr_tensor *test, const int32_t *test_labels, int64_t n_test_labels, int n_classes, int k, double temperature, double *top1);
     simclr_status simclr_linear_probe_n(simclr_context *ctx, const simclr_tensor *train, const int32_t *train_labels, int64_t n_train_labels, const simclr_tensor *test, const int32_t *test_labels, int64_t n_test_labels, int n_classes, int epochs, double weight_decay, double *top1);
+    simclr_status simclr_linear_probe_select(simclr_context *ctx, const simclr_tensor *train, const int32_t *train_labels, int64_t n_train_labels, const simclr_tensor *test, const int32_t *test_labels, int64_t n_test_labels, int n_classes, int epochs, const double *decays, int n_decays, double *top1, double *chosen_decay);
     simclr_status simclr_error_set(simclr_status status, const char *message);
     simclr_status simclr_context_parallel_for(simclr_context *ctx, int64_t n, int64_t grain, simclr_task_fn fn, void *user);
     simclr_status simclr_image_list_create(simclr_context *ctx, int channels, simclr_image_list **out);
