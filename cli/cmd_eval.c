@@ -31,33 +31,66 @@ static int to_tensor(simclr_context *ctx, float *x, int64_t n, int64_t d, simclr
     return st == SIMCLR_OK ? CLI_OK : cli_fail(CMD, "features", st);
 }
 
-/* Splits rows by a fixed hash of the index: about `test_frac` to test. */
-static int split_rows(const float *x, const int32_t *y, int64_t n, int64_t d, double test_frac, split *tr, split *te)
+/* A fixed shuffle of 0..n-1 (Fisher-Yates on splitmix64, seed 0). Folder
+ * order is sorted by class, and the probe validates its weight decay on the
+ * last fifth of the train rows: those must be a sample of every class. */
+static int64_t *shuffled(int64_t n)
 {
-    tr->x = malloc((size_t)(n * d) * sizeof(float)), te->x = malloc((size_t)(n * d) * sizeof(float));
-    tr->y = malloc((size_t)n * sizeof(int32_t)), te->y = malloc((size_t)n * sizeof(int32_t));
-    if (!tr->x || !te->x || !tr->y || !te->y) return cli_error(CMD, "no memory");
-    tr->n = te->n = 0;
-    for (int64_t i = 0; i < n; i++) {
+    int64_t *p = malloc((size_t)(n > 0 ? n : 1) * sizeof *p);
+    if (!p) return NULL;
+    uint64_t state = 0;
+    for (int64_t i = 0; i < n; i++) p[i] = i;
+    for (int64_t i = n - 1; i > 0; i--) {
+        uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        z ^= z >> 31;
+        int64_t j = (int64_t)(z % (uint64_t)(i + 1)), t = p[i];
+        p[i] = p[j], p[j] = t;
+    }
+    return p;
+}
+
+/* Copies rows in the order perm: a row goes to test when a fixed hash of its
+ * index falls under test_frac (about that share; te may be NULL when
+ * test_frac is 0), else to train. */
+static int split_rows(const float *x, const int32_t *y, int64_t n, int64_t d, const int64_t *perm, double test_frac,
+                      split *tr, split *te)
+{
+    tr->x = malloc((size_t)(n * d) * sizeof(float)), tr->y = malloc((size_t)n * sizeof(int32_t));
+    if (te) te->x = malloc((size_t)(n * d) * sizeof(float)), te->y = malloc((size_t)n * sizeof(int32_t));
+    if (!tr->x || !tr->y || (te && (!te->x || !te->y))) return cli_error(CMD, "no memory");
+    tr->n = 0;
+    if (te) te->n = 0;
+    for (int64_t r = 0; r < n; r++) {
+        int64_t i = perm[r];
         uint64_t h = (uint64_t)i * 0x9E3779B97F4A7C15ull;
         h ^= h >> 29;
-        split *s = (double)(h % 1000) < test_frac * 1000 ? te : tr;
+        split *s = te && (double)(h % 1000) < test_frac * 1000 ? te : tr;
         memcpy(s->x + s->n * d, x + i * d, (size_t)d * sizeof(float));
         s->y[s->n++] = y[i];
     }
     return CLI_OK;
 }
 
+/* kNN and the linear probe; its weight decay is wd, or with wd NaN the
+ * library's choice on the last fifth of the train rows (*decay). */
 static int score(simclr_context *ctx, const split *tr, const split *te, int64_t d, int n_classes, int64_t k,
-                 int64_t epochs, double *knn, double *probe)
+                 int64_t epochs, double wd, double *knn, double *probe, double *decay)
 {
     simclr_tensor *a = NULL, *b = NULL;
     int rc = to_tensor(ctx, tr->x, tr->n, d, &a);
     if (!rc) rc = to_tensor(ctx, te->x, te->n, d, &b);
     simclr_status st;
-    if (!rc && (st = simclr_knn_eval(ctx, a, tr->y, b, te->y, n_classes, (int)(k < tr->n ? k : tr->n), 0.1, knn)))
+    if (!rc && (st = simclr_knn_eval_n(ctx, a, tr->y, tr->n, b, te->y, te->n, n_classes, (int)(k < tr->n ? k : tr->n),
+                                       0.1, knn)))
         rc = cli_fail(CMD, "kNN", st);
-    if (!rc && (st = simclr_linear_probe(ctx, a, tr->y, b, te->y, n_classes, (int)epochs, 1e-4, probe)))
+    if (!rc && !isnan(wd)) {
+        *decay = wd;
+        if ((st = simclr_linear_probe_n(ctx, a, tr->y, tr->n, b, te->y, te->n, n_classes, (int)epochs, wd, probe)))
+            rc = cli_fail(CMD, "linear probe", st);
+    } else if (!rc && (st = simclr_linear_probe_select(ctx, a, tr->y, tr->n, b, te->y, te->n, n_classes, (int)epochs,
+                                                       NULL, 0, probe, decay)))
         rc = cli_fail(CMD, "linear probe", st);
     simclr_tensor_destroy(a);
     simclr_tensor_destroy(b);
@@ -101,15 +134,16 @@ static int raw_pixels(simclr_context *ctx, const model_cfg *cfg, image_input *in
 int cmd_eval(int argc, char **argv)
 {
     const char *model = "simclr-run", *test_dir = NULL, *map = NULL;
-    int64_t threads = 0, k = 200, epochs = 300;
-    double test_frac = 0.2;
+    int64_t threads = 0, k = 200, epochs = 1000;
+    double test_frac = 0.2, wd = NAN; /* NaN: chosen on validation (the parser takes finite numbers only) */
     int quiet = 0, no_baseline = 0;
     const cli_opt opts[] = {
         {"--model", OPT_STRING, &model, "model folder from simclr train (default simclr-run)"},
         {"--test", OPT_STRING, &test_dir, "a separate labelled test folder (default: hold out --test-fraction)"},
         {"--test-fraction", OPT_DOUBLE, &test_frac, "share of DIR held out for testing (default 0.2)"},
         {"--k", OPT_INT, &k, "kNN neighbours (default 200, at most the train size)"},
-        {"--probe-epochs", OPT_INT, &epochs, "linear-probe iterations (default 300)"},
+        {"--probe-epochs", OPT_INT, &epochs, "linear-probe iterations (default 1000, 1..100000)"},
+        {"--probe-wd", OPT_DOUBLE, &wd, "fix the probe's weight decay (>= 0); default: chosen per row"},
         {"--map", OPT_STRING, &map, "PCA map of the features (PNG), coloured by class"},
         {"--no-baseline", OPT_FLAG, &no_baseline, "skip the raw-pixel baseline"},
         {"--threads", OPT_INT, &threads, "worker threads (default 0 = all cores)"},
@@ -120,11 +154,14 @@ int cmd_eval(int argc, char **argv)
     int rc = cli_parse(argc, argv, 2, "simclr eval DIR [--test DIR2] [options]",
                        "kNN (cosine, k neighbours, temperature 0.1) and linear-probe accuracy of the encoder's\n"
                        "features, labels from class subfolders (DIR/CLASS/image.jpg), next to the same on raw\n"
-                       "pixels at the encoder's input size.",
+                       "pixels at the encoder's input size. The probe's weight decay is chosen per row from\n"
+                       "1e-5..1e-1 on a fixed random fifth of the train images (never on test images), then\n"
+                       "the probe is refitted on all train images; --probe-wd fixes the decay instead.",
                        opts, (int)(sizeof opts / sizeof opts[0]), pos, 1, &n_pos);
     if (rc) return rc < 0 ? CLI_OK : rc;
-    if (n_pos != 1 || !(test_frac > 0 && test_frac < 1) || k < 1 || epochs < 1) {
-        fprintf(stderr, "simclr eval: give one labelled folder; 0 < --test-fraction < 1 (see --help)\n");
+    if (n_pos != 1 || !(test_frac > 0 && test_frac < 1) || k < 1 || epochs < 1 || epochs > 100000 || wd < 0) {
+        fprintf(stderr, "simclr eval: give one labelled folder; 0 < --test-fraction < 1; --k >= 1; "
+                        "--probe-epochs 1..100000; --probe-wd >= 0 (see --help)\n");
         return CLI_USAGE;
     }
     simclr_context *ctx;
@@ -137,6 +174,7 @@ int cmd_eval(int argc, char **argv)
     uint8_t *ok1 = NULL, *ok2 = NULL;
     split tr = {0}, te = {0}, rtr = {0}, rte = {0};
     int32_t *y1 = NULL, *y2 = NULL;
+    int64_t *perm = NULL;
     rc = model_load(CMD, ctx, model, &cfg, &enc);
     if (!rc) rc = features(ctx, enc, &cfg, pos[0], quiet, &in, &f1, &ok1);
     if (!rc && test_dir) rc = features(ctx, enc, &cfg, test_dir, quiet, &in2, &f2, &ok2);
@@ -154,30 +192,36 @@ int cmd_eval(int argc, char **argv)
     }
     if (!rc && !no_baseline) rc = raw_pixels(ctx, &cfg, &in, &p1);
     if (!rc && !no_baseline && test_dir) rc = raw_pixels(ctx, &cfg, &in2, &p2);
+    if (!rc && !(perm = shuffled(in.count))) rc = cli_error(CMD, "no memory");
     if (!rc) {
-        if (test_dir) {
-            tr = (split){f1, y1, in.count}, te = (split){f2, y2, in2.count};
-            rtr = (split){p1, y1, in.count}, rte = (split){p2, y2, in2.count};
-        } else {
-            rc = split_rows(f1, y1, in.count, d, test_frac, &tr, &te);
-            if (!rc && !no_baseline) rc = split_rows(p1, y1, in.count, pd, test_frac, &rtr, &rte);
-        }
+        /* train rows always copied in the shuffled order; test rows either
+         * the hashed share of DIR (copied) or all of DIR2 (borrowed) */
+        double frac = test_dir ? 0 : test_frac;
+        rc = split_rows(f1, y1, in.count, d, perm, frac, &tr, test_dir ? NULL : &te);
+        if (!rc && !no_baseline) rc = split_rows(p1, y1, in.count, pd, perm, frac, &rtr, test_dir ? NULL : &rte);
+        if (test_dir) te = (split){f2, y2, in2.count}, rte = (split){p2, y2, in2.count};
         if (!rc && (tr.n < 1 || te.n < 1)) rc = cli_error(CMD, "too few images for a train/test split");
+        if (!rc && isnan(wd) && tr.n < 2)
+            rc = cli_error(CMD, "choosing the probe's weight decay needs at least 2 train images (or --probe-wd)");
     }
-    double knn = 0, probe = 0, rknn = 0, rprobe = 0;
-    if (!rc) rc = score(ctx, &tr, &te, d, n_classes, k, epochs, &knn, &probe);
-    if (!rc && !no_baseline) rc = score(ctx, &rtr, &rte, pd, n_classes, k, epochs, &rknn, &rprobe);
+    double knn = 0, probe = 0, decay = 0, rknn = 0, rprobe = 0, rdecay = 0;
+    if (!rc) rc = score(ctx, &tr, &te, d, n_classes, k, epochs, wd, &knn, &probe, &decay);
+    if (!rc && !no_baseline) rc = score(ctx, &rtr, &rte, pd, n_classes, k, epochs, wd, &rknn, &rprobe, &rdecay);
     if (!rc) {
         printf("%lld train / %lld test images, %d classes\n", (long long)tr.n, (long long)te.n, n_classes);
-        printf("%-22s %10s %14s\n", "features", "kNN top-1", "linear probe");
-        printf("%-22s %9.2f%% %13.2f%%\n", "simclr encoder", 100 * knn, 100 * probe);
-        if (!no_baseline) printf("%-22s %9.2f%% %13.2f%%\n", "raw pixels", 100 * rknn, 100 * rprobe);
+        printf("%-22s %10s %14s   %s\n", "features", "kNN top-1", "linear probe", "probe decay");
+        printf("%-22s %9.2f%% %13.2f%%   %g\n", "simclr encoder", 100 * knn, 100 * probe, decay);
+        if (!no_baseline) printf("%-22s %9.2f%% %13.2f%%   %g\n", "raw pixels", 100 * rknn, 100 * rprobe, rdecay);
+        if (isnan(wd))
+            printf("(probe decay: chosen per row on a fixed random fifth of the train images, %lld iterations; "
+                   "--probe-wd fixes it)\n", (long long)epochs);
     }
     if (!rc && map) {
         rc = plot_pca(CMD, map, f1, in.count, d, y1);
         if (!rc) printf("wrote %s (PCA of the features, coloured by class)\n", map);
     }
-    if (!test_dir) free(tr.x), free(te.x), free(tr.y), free(te.y), free(rtr.x), free(rte.x), free(rtr.y), free(rte.y);
+    free(tr.x), free(tr.y), free(rtr.x), free(rtr.y), free(perm);
+    if (!test_dir) free(te.x), free(te.y), free(rte.x), free(rte.y);
     free(f1), free(f2), free(p1), free(p2), free(ok1), free(ok2), free(y1), free(y2);
     input_close(&in);
     input_close(&in2);

@@ -71,6 +71,19 @@ assert a.std(0).max() > 0
 expect 0 "wrote two.npy (2 x 64)" "embed files" -- "$S" embed data/vertical/001.jpg data/horizontal/000.png --model run -o two.npy --quiet
 expect 0 "linear probe" "eval" -- "$S" eval data --model run --k 5 --probe-epochs 50 --quiet
 expect 0 "raw pixels" "eval prints the baseline" -- "$S" eval data --model run --k 5 --probe-epochs 50 --quiet
+# the probe's decay: chosen per row from the library's grid unless --probe-wd fixes it
+out=$("$S" eval data --model run --k 5 --probe-epochs 50 --quiet 2>&1)
+printf '%s\n' "$out" | grep -q "probe decay" && ok "eval has a probe decay column" || bad "no probe decay column: $out"
+printf '%s\n' "$out" | grep -Eq '^simclr encoder .*%   (1e-05|0\.0001|0\.001|0\.01|0\.03|0\.1)$' \
+  && printf '%s\n' "$out" | grep -Eq '^raw pixels .*%   (1e-05|0\.0001|0\.001|0\.01|0\.03|0\.1)$' \
+  && ok "eval prints the decay chosen for each row" || bad "eval decay per row: $out"
+printf '%s\n' "$out" | grep -q "chosen per row" && ok "eval says the decay was chosen" || bad "eval note: $out"
+out=$("$S" eval data --model run --k 5 --probe-epochs 50 --probe-wd 0.25 --quiet 2>&1)
+printf '%s\n' "$out" | grep -Eq '^simclr encoder .*%   0\.25$' && printf '%s\n' "$out" | grep -Eq '^raw pixels .*%   0\.25$' \
+  && ! printf '%s\n' "$out" | grep -q "chosen per row" && ok "eval --probe-wd fixes the decay" || bad "eval --probe-wd: $out"
+expect 0 "32 train / 32 test images" "eval --test DIR2" -- "$S" eval data --model run --test data --k 5 --probe-epochs 20 --quiet
+expect 2 "probe-wd >= 0" "eval refuses a negative --probe-wd" -- "$S" eval data --model run --probe-wd -1
+expect 2 "probe-epochs 1..100000" "eval refuses --probe-epochs 0" -- "$S" eval data --model run --probe-epochs 0
 expect 0 "wrote enc.safetensors" "export" -- "$S" export --model run -o enc.safetensors
 "$PY" -c "
 import json, struct
