@@ -406,6 +406,40 @@ def test_knn_and_probe_on_separable_features(ctx):
         simclr.knn_eval(ctx, xtr[:, :4], ytr, xte, yte)           # D differs
 
 
+@needs("linear_probe_select", "linear_probe")
+def test_linear_probe_select_matches_selection_by_hand(ctx):
+    # a noisy linear rule: decays score differently on the validation fifth
+    rng = np.random.default_rng(3)
+    w = rng.standard_normal((20, 3))
+    xtr = rng.standard_normal((103, 20)).astype(np.float32)
+    xte = rng.standard_normal((60, 20)).astype(np.float32)
+    ytr, yte = (xtr @ w).argmax(1), (xte @ w).argmax(1)
+    flip = rng.random(103) < 0.3
+    ytr[flip] = rng.integers(0, 3, flip.sum())
+    grid = [30.0, 0.0, 0.3, 3.0]
+    cut = 103 * 4 // 5
+    acc = [simclr.linear_probe(ctx, xtr[:cut], ytr[:cut], xtr[cut:], ytr[cut:], n_classes=3, epochs=60,
+                               weight_decay=g) for g in grid]
+    assert len(set(acc)) > 1
+    best = grid[int(np.argmax(acc))]                               # argmax: the first of ties
+    assert best != grid[0]                                         # "always the first" would fail
+    top1, chosen = simclr.linear_probe_select(ctx, xtr, ytr, xte, yte, n_classes=3, epochs=60, decays=grid)
+    assert chosen == best
+    assert top1 == simclr.linear_probe(ctx, xtr, ytr, xte, yte, n_classes=3, epochs=60, weight_decay=best)
+    top1, chosen = simclr.linear_probe_select(ctx, xtr, ytr, xte, yte, epochs=20)   # the library's grid
+    assert chosen in (1e-5, 1e-4, 1e-3, 1e-2, 3e-2, 1e-1) and 0 <= top1 <= 1
+    with pytest.raises(simclr.InvalidArgument, match=r"decays\[1\] = -1 must be finite and >= 0"):
+        simclr.linear_probe_select(ctx, xtr, ytr, xte, yte, decays=[0.1, -1.0])
+    with pytest.raises(simclr.InvalidArgument):
+        simclr.linear_probe_select(ctx, xtr, ytr, xte, yte, decays=[])
+    with pytest.raises(TypeError):
+        simclr.linear_probe_select(ctx, xtr, ytr, xte, yte, decays="0.1")
+    with pytest.raises(simclr.ShapeError, match="1 train rows cannot be split"):
+        simclr.linear_probe_select(ctx, xtr[:1], ytr[:1], xte, yte, n_classes=3)
+    with pytest.raises(simclr.InvalidArgument, match="epochs 0 out of range"):
+        simclr.linear_probe_select(ctx, xtr, ytr, xte, yte, epochs=0)
+
+
 @needs("extract_features", "dataset_open_idx", "resnet_create")
 @pytest.mark.skipif(not os.path.exists(FMNIST), reason="no Fashion-MNIST")
 def test_extract_features(ctx):

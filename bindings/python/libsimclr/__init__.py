@@ -24,7 +24,7 @@ from .errors import (Cancelled, FormatError, InternalError, InvalidArgument, Lib
                      NumericError, OutOfMemory, ShapeError, SimclrError, SimclrIOError, StateError,
                      Unsupported, STATUS_EXCEPTIONS)
 from .embed import Embedder
-from .evaluation import extract_features, knn_eval, linear_probe
+from .evaluation import extract_features, knn_eval, linear_probe, linear_probe_select
 from .loss import NTXent
 from .modules import MLPHead, Module, Parameter, ResNet, ViT
 from .optim import Optimizer, lr_linear_scaling, lr_sqrt_scaling
@@ -41,6 +41,6 @@ __all__ = [
     "PARAM_BUFFER", "PARAM_NO_DECAY", "Parameter", "ResNet", "STATUS_EXCEPTIONS", "ShapeError",
     "SimclrError", "SimclrIOError", "Stat", "StateError", "Status", "Stem", "Tensor", "Trainer", "TrainerParam",
     "Unsupported", "ViT", "VitPool", "VitPreset", "augment_bounds", "backends", "extract_features", "isa_supported", "has", "knn_eval",
-    "last_error", "library_path", "linear_probe", "lr_linear_scaling", "lr_sqrt_scaling",
+    "last_error", "library_path", "linear_probe", "linear_probe_select", "lr_linear_scaling", "lr_sqrt_scaling",
     "status_string", "version_number", "version_string",
 ]

@@ -1,8 +1,8 @@
-"""Evaluation: feature extraction, weighted kNN monitor, linear probe."""
+"""Evaluation: feature extraction, weighted kNN monitor, linear probe (fixed or validated decay)."""
 from __future__ import annotations
 
 import ctypes
-from typing import Any, Optional
+from typing import Any, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -12,6 +12,7 @@ from .core import (Context, as_input, as_output, check_context, check_float, che
                    check_int64, labels_array)
 from .data import Dataset
 from .enums import DType
+from .errors import InvalidArgument
 from .modules import Module
 
 fn = _lib.fn
@@ -78,3 +79,36 @@ def linear_probe(ctx: Context, train: Any, train_labels: Any, test: Any, test_la
                     check_int(epochs, "epochs"), check_float(weight_decay, "weight_decay"),
                     ctypes.byref(top1))
     return top1.value
+
+
+def linear_probe_select(ctx: Context, train: Any, train_labels: Any, test: Any, test_labels: Any,
+                        n_classes: Optional[int] = None, epochs: int = 1000,
+                        decays: Optional[Sequence[float]] = None) -> Tuple[float, float]:
+    """(test top-1, chosen weight decay) of the linear probe with its decay chosen on validation.
+
+    For every decay (None: the library's grid 1e-5, 1e-4, 1e-3, 1e-2, 3e-2,
+    1e-1) a probe fitted on the first floor(4N/5) train rows is scored on the
+    rest; the first best decay is refitted on all train rows and scored on
+    test (simclr_linear_probe_select). Shuffle rows sorted by class first."""
+    check_context(ctx)
+    tr, te = _features(ctx, train, "train"), _features(ctx, test, "test")
+    ltr = labels_array(train_labels, tr.shape[0], "train_labels")
+    lte = labels_array(test_labels, te.shape[0], "test_labels")
+    grid = None
+    if decays is not None:
+        if isinstance(decays, (str, bytes)):
+            raise TypeError("decays must be a sequence of numbers, not %s" % type(decays).__name__)
+        try:
+            grid = np.ascontiguousarray(decays, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise TypeError("decays must be a sequence of numbers") from None
+        if grid.ndim != 1 or grid.size == 0:
+            raise InvalidArgument("decays must be a non-empty 1-D sequence (None: the default grid)", 1, "decays")
+    top1, chosen = ctypes.c_double(), ctypes.c_double()
+    fn.linear_probe_select(ctx._ptr, tr._ptr, ctypes.c_void_p(ltr.ctypes.data), ltr.shape[0], te._ptr,
+                           ctypes.c_void_p(lte.ctypes.data), lte.shape[0], _classes(n_classes, ltr, lte),
+                           check_int(epochs, "epochs"),
+                           ctypes.c_void_p(grid.ctypes.data) if grid is not None else None,
+                           check_int(grid.size if grid is not None else 0, "n_decays"),
+                           ctypes.byref(top1), ctypes.byref(chosen))
+    return top1.value, chosen.value
