@@ -1222,7 +1222,7 @@ SIMCLR_API simclr_status simclr_knn_eval(simclr_context *ctx, const simclr_tenso
  * settle in a few hundred, learned features may need a thousand or more,
  * e.g. a short SimCLR run's ResNet features on Fashion-MNIST gained 1.2
  * points from 300 to 1000; choose epochs and weight_decay on held-out
- * data, as examples/train_fashion_mnist.c does); weight_decay finite and
+ * data: simclr_linear_probe_select chooses the decay); weight_decay finite and
  * >= 0; n_classes >= 2; errors as simclr_knn_eval, and SIMCLR_E_NUMERIC if
  * the weights diverge.
  * train_labels must hold Ntr entries and test_labels Nte (unchecked: prefer
