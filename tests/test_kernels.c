@@ -544,6 +544,56 @@ static void test_same_bytes_any_thread_count(void **state)
     for (int t = 0; t < 3; t++) simclr_context_destroy(cx[t]);
 }
 
+/* The same bytes in every ISA copy the machine runs, on every exact path of
+ * the convolution (forward, input gradient, weight gradient): each output
+ * sums its terms in one fixed order whatever the vector width or register
+ * block (the AVX-512 copy's sliding kernels block 8 output channels and take
+ * a 3x3 weight gradient's nine taps in one pass; the others do not). Run
+ * once, at 2 threads, comparing each copy with the portable one. */
+static void test_conv_same_bytes_every_isa(void **state)
+{
+    (void)state;
+    static const char *const copies[] = {"portable", "avx2", "avx512"};
+    for (size_t e = 0; e < N_EXACT_MODES; e++)
+        for (size_t s = 0; s < sizeof conv_shapes / sizeof conv_shapes[0]; s++) {
+            simclr__conv_desc d = conv_desc_of(conv_shapes[s]);
+            int64_t nx = d.cin * d.n * d.h * d.w, ny = d.cout * d.n * d.oh * d.ow, nw = d.cout * d.cin * d.kh * d.kw;
+            float *x = alloc_rand(nx, 170 + s), *w = alloc_rand(nw, 180 + s), *dy = alloc_rand(ny, 190 + s);
+            float *first = NULL, *out = malloc((size_t)(ny + nw + nx) * 4);
+            int compared = 0;
+            for (size_t i = 0; i < sizeof copies / sizeof copies[0]; i++) {
+                if (!simclr_isa_supported(copies[i])) continue;
+                simclr_context *ctx;
+                if (setenv("SIMCLR_ISA", copies[i], 1) != 0) fail();
+                CHECK_OK(simclr_context_create("cpu", 2, NULL, &ctx));
+                unsetenv("SIMCLR_ISA");
+                assert_string_equal(simclr_context_isa(ctx), copies[i]);
+                ctx->conv_exact = conv_exact_modes[e];
+                const simclr__backend *be = ctx->backend;
+                float *ws = malloc((be->conv2d_workspace(ctx, &d) + 1) * sizeof(float));
+                float *y = out, *dw = out + ny, *dx = out + ny + nw;
+                memset(dw, 0, (size_t)nw * 4);
+                be->conv2d_forward(ctx, &d, x, w, NULL, y, ws);
+                be->conv2d_backward(ctx, &d, x, w, dy, dw, NULL, dx, 0, ws);
+                free(ws);
+                simclr_context_destroy(ctx);
+                if (!first) {
+                    first = out, out = malloc((size_t)(ny + nw + nx) * 4);
+                    continue;
+                }
+                compared++;
+                if (memcmp(first, y, (size_t)ny * 4) || memcmp(first + ny, dw, (size_t)nw * 4) ||
+                    memcmp(first + ny + nw, dx, (size_t)nx * 4))
+                    fail_msg("conv2d shape %zu, exact path %d: the %s copy differs from the portable one (y %d, dw %d, "
+                             "dx %d)",
+                             s, conv_exact_modes[e], copies[i], memcmp(first, y, (size_t)ny * 4) != 0,
+                             memcmp(first + ny, dw, (size_t)nw * 4) != 0, memcmp(first + ny + nw, dx, (size_t)nx * 4) != 0);
+            }
+            assert_true(compared >= 1); /* every x86-64 machine here has AVX2 */
+            free(first), free(out), free(x), free(w), free(dy);
+        }
+}
+
 /* Rows x columns of channel-major activations [C, M], incl. M = 1, 2, odd,
  * and longer than a thread grain. */
 static const int64_t row_shapes[][2] = {{1, 1}, {1, 2}, {3, 1}, {2, 7}, {5, 33}, {64, 4}, {4, 40000}, {33, 1025}};
@@ -826,6 +876,8 @@ int main(void)
     const char *only = getenv("SIMCLR_TEST_THREADS");
     if (only && atoi(only) >= 1) threads[0] = atoi(only), n_threads = 1;
     int failed = 0;
+    const struct CMUnitTest once[] = {cmocka_unit_test(test_conv_same_bytes_every_isa)};
+    failed += cmocka_run_group_tests_name("kernels: every ISA copy", once, NULL, NULL);
     for (size_t i = 0; i < sizeof isas / sizeof isas[0]; i++) {
         if (!simclr_isa_supported(isas[i])) {
             printf("kernels: instruction set %s: not on this machine, its copy is untested here\n", isas[i]);
