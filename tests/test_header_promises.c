@@ -131,19 +131,26 @@ static void test_failures_leave_outputs(void **state)
     simclr_context_destroy(ctx);
 }
 
-/* The linear probe warns (SIMCLR_LOG_WARN) about a feature constant over
- * the train set: a cheap way to make the library log. */
-static void probe_with_constant_feature(simclr_context *ctx)
+/* n rows of 3 features, two classes by row parity; the third feature is
+ * constant (2.0), which the linear probe warns about (SIMCLR_LOG_WARN). */
+static simclr_tensor *rows_with_constant_feature(simclr_context *ctx, int n, int32_t *labels)
 {
-    int64_t shape[2] = {8, 3};
+    int64_t shape[2] = {n, 3};
     simclr_tensor *tr;
     CHECK_OK(simclr_tensor_create(ctx, SIMCLR_F32, 2, shape, &tr));
     float *x = simclr_tensor_data(tr);
-    int32_t labels[8];
-    for (int i = 0; i < 8; i++) {
+    for (int i = 0; i < n; i++) {
         labels[i] = i & 1;
         x[i * 3] = (float)(i & 1) + 0.1f * (float)i, x[i * 3 + 1] = (float)i, x[i * 3 + 2] = 2.0f;
     }
+    return tr;
+}
+
+/* A probe on those rows: a cheap way to make the library log. */
+static void probe_with_constant_feature(simclr_context *ctx)
+{
+    int32_t labels[8];
+    simclr_tensor *tr = rows_with_constant_feature(ctx, 8, labels);
     double top1;
     CHECK_OK(simclr_linear_probe_n(ctx, tr, labels, 8, tr, labels, 8, 2, 5, 0.0, &top1));
     simclr_tensor_destroy(tr);
@@ -194,15 +201,8 @@ static void test_probe_select_logs(void **state)
     CHECK_OK(simclr_context_create("ref", 1, NULL, &ctx));
     lines l = {0, 0, ""};
     CHECK_OK(simclr_context_set_log(ctx, on_line, &l, SIMCLR_LOG_INFO));
-    int64_t shape[2] = {10, 3};
-    simclr_tensor *tr;
-    CHECK_OK(simclr_tensor_create(ctx, SIMCLR_F32, 2, shape, &tr));
-    float *x = simclr_tensor_data(tr);
     int32_t labels[10];
-    for (int i = 0; i < 10; i++) {
-        labels[i] = i & 1;
-        x[i * 3] = (float)(i & 1) + 0.1f * (float)i, x[i * 3 + 1] = (float)i, x[i * 3 + 2] = 2.0f;
-    }
+    simclr_tensor *tr = rows_with_constant_feature(ctx, 10, labels);
     const double grid[] = {0.0, 0.5};
     double top1, chosen;
     CHECK_OK(simclr_linear_probe_select(ctx, tr, labels, 10, tr, labels, 10, 2, 5, grid, 2, &top1, &chosen));
