@@ -66,6 +66,34 @@ static void on_progress(void *user, const char *what, int64_t done, int64_t tota
     snprintf(p->what, sizeof p->what, "%s", what);
 }
 
+/* simclr_extract_features under the allocation-failure sweep: the encoder
+ * lives on the sweep's context. */
+typedef struct extract_run {
+    simclr_dataset *ds;
+    simclr_tensor *out;
+    int64_t in, d;
+    simclr_module *m;
+} extract_run;
+
+static void extract_prepare(simclr_context *ctx, void *user)
+{
+    extract_run *r = user;
+    r->m = linear_module(ctx, r->in, r->d);
+}
+
+static simclr_status extract_call(simclr_context *ctx, void *user)
+{
+    (void)ctx;
+    extract_run *r = user;
+    return simclr_extract_features(r->m, r->ds, NULL, 3, r->out);
+}
+
+static void extract_finish(simclr_context *ctx, simclr_status st, void *user)
+{
+    (void)ctx, (void)st;
+    simclr_module_destroy(((extract_run *)user)->m);
+}
+
 static void test_extract_features(void **state)
 {
     (void)state;
@@ -139,23 +167,9 @@ static void test_extract_features(void **state)
     simclr_module_destroy(m2);
 
     /* allocation failures: clean NOMEM, no leak */
-    int ok = 0;
-    for (long fail = 1; fail < 50 && !ok; fail++) {
-        test_alloc a = {0, 0, 0, 0};
-        simclr_allocator hooks = test_allocator(&a);
-        simclr_context *c2;
-        CHECK_OK(simclr_context_create("ref", 1, &hooks, &c2));
-        simclr_module *mm = linear_module(c2, H * W, D);
-        a.fail_at = a.allocs + fail;
-        simclr_status st = simclr_extract_features(mm, ds, NULL, 3, out);
-        a.fail_at = 0;
-        if (st == SIMCLR_OK) ok = 1;
-        else assert_int_equal(st, SIMCLR_E_NOMEM);
-        simclr_module_destroy(mm);
-        simclr_context_destroy(c2);
-        assert_int_equal(a.live, 0);
-    }
-    assert_true(ok);
+    extract_run run = {ds, out, H * W, D, NULL};
+    test_alloc_sweep sweep = {extract_prepare, extract_call, extract_finish, &run};
+    test_sweep_alloc_failures(50, &sweep);
     simclr_tensor_destroy(out);
     simclr_module_destroy(m);
     simclr_dataset_destroy(ds);
@@ -515,6 +529,31 @@ static double select_by_hand(simclr_context *ctx, const feats *f, int k, int epo
         assert_int_equal(log.calls, calls_);                                                  \
     } while (0)
 
+/* simclr_linear_probe_select under the allocation-failure sweep: outputs
+ * preset before each call, untouched by a failed one. */
+typedef struct select_run {
+    const feats *f;
+    int64_t ntr, nte;
+    int k;
+    const double *grid;
+    double top1, chosen;
+} select_run;
+
+static simclr_status select_call(simclr_context *ctx, void *user)
+{
+    select_run *r = user;
+    r->top1 = -5, r->chosen = -7;
+    return simclr_linear_probe_select(ctx, r->f->train, r->f->ytr, r->ntr, r->f->test, r->f->yte, r->nte, r->k, 3,
+                                      r->grid, 2, &r->top1, &r->chosen);
+}
+
+static void select_finish(simclr_context *ctx, simclr_status st, void *user)
+{
+    (void)ctx;
+    const select_run *r = user;
+    if (st != SIMCLR_OK) assert_true(r->top1 == -5 && r->chosen == -7);
+}
+
 static void test_linear_probe_select(void **state)
 {
     (void)state;
@@ -653,26 +692,9 @@ static void test_linear_probe_select(void **state)
     simclr_tensor_destroy(one);
 
     /* allocation failure: clean NOMEM, no leak, outputs untouched */
-    int ok = 0;
-    for (long fail = 1; fail < 20 && !ok; fail++) {
-        test_alloc a = {0, 0, 0, 0};
-        simclr_allocator hooks = test_allocator(&a);
-        simclr_context *c2;
-        CHECK_OK(simclr_context_create("ref", 1, &hooks, &c2));
-        a.fail_at = a.allocs + fail;
-        top1 = -5, chosen = -7;
-        simclr_status st = simclr_linear_probe_select(c2, f.train, f.ytr, NTR, f.test, f.yte, NTE, K, 3, grid, 2,
-                                                      &top1, &chosen);
-        a.fail_at = 0;
-        if (st == SIMCLR_OK) ok = 1;
-        else {
-            assert_int_equal(st, SIMCLR_E_NOMEM);
-            assert_true(top1 == -5 && chosen == -7);
-        }
-        simclr_context_destroy(c2);
-        assert_int_equal(a.live, 0);
-    }
-    assert_true(ok);
+    select_run run = {&f, NTR, NTE, K, grid, -5, -7};
+    test_alloc_sweep sweep = {NULL, select_call, select_finish, &run};
+    test_sweep_alloc_failures(20, &sweep);
     free_feats(&f);
     simclr_context_destroy(ctxs[0]);
     simclr_context_destroy(ctxs[1]);

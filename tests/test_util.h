@@ -64,6 +64,40 @@ static inline simclr_allocator test_allocator(test_alloc *a)
     return h;
 }
 
+/* The allocation-failure sweep: for fail = 1, 2, ... below max_fail, a fresh
+ * "ref" context with the counting allocator; `prepare` (may be NULL) builds
+ * what the call needs on it, then the fail-th allocation after that fails
+ * during `call`. Each run must return SIMCLR_OK (which ends the sweep) or
+ * SIMCLR_E_NOMEM; `finish` (may be NULL) checks the outputs for that status
+ * and frees what `prepare` made; no run may leak; some run must succeed. */
+typedef struct test_alloc_sweep {
+    void (*prepare)(simclr_context *ctx, void *user);
+    simclr_status (*call)(simclr_context *ctx, void *user);
+    void (*finish)(simclr_context *ctx, simclr_status st, void *user);
+    void *user;
+} test_alloc_sweep;
+
+static inline void test_sweep_alloc_failures(long max_fail, const test_alloc_sweep *sw)
+{
+    int ok = 0;
+    for (long fail = 1; fail < max_fail && !ok; fail++) {
+        test_alloc a = {0, 0, 0, 0};
+        simclr_allocator hooks = test_allocator(&a);
+        simclr_context *ctx;
+        CHECK_OK(simclr_context_create("ref", 1, &hooks, &ctx));
+        if (sw->prepare) sw->prepare(ctx, sw->user);
+        a.fail_at = a.allocs + fail;
+        simclr_status st = sw->call(ctx, sw->user);
+        a.fail_at = 0;
+        if (st == SIMCLR_OK) ok = 1;
+        else assert_int_equal(st, SIMCLR_E_NOMEM);
+        if (sw->finish) sw->finish(ctx, st, sw->user);
+        simclr_context_destroy(ctx);
+        assert_int_equal(a.live, 0);
+    }
+    assert_true(ok);
+}
+
 /* Deterministic test data (not the library's RNG, so tests stay independent of it). */
 static inline uint64_t test_rand_next(uint64_t *s)
 {
