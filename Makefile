@@ -397,17 +397,24 @@ test-mpi: $(BUILD)/tests/mpi_trainer
 # libFuzzer harnesses for every loader, built with clang against a copy of
 # the library compiled with -fsanitize=fuzzer-no-link,address,undefined.
 # Seeds are written by the library itself (tests/fuzz/make_seeds.c).
-#   make fuzz FUZZ_SECONDS=600   each harness for that long (corpus kept in
-#                                build/fuzz/corpus/NAME, crashes in build/fuzz/)
+#   make fuzz FUZZ_SECONDS=600   each harness for that long (new corpus kept in
+#                                build/fuzz/corpus/NAME, crashes in build/fuzz/;
+#                                the committed tests/fuzz/corpus/NAME is read too)
+#   make fuzz FUZZ_SECONDS=7200 FUZZ_RUNS=10000000   the release run: 10^7
+#                                executions per loader (whichever limit first)
+#   make fuzz FUZZ_NAMES=png     one harness only
+#   make fuzz-corpus             merge build/fuzz/corpus into tests/fuzz/corpus
 #   make fuzz-smoke              a few seconds each (part of make test)
 FUZZ_SECONDS ?= 60
+# -runs: a run stops at this many executions if that comes first (-1: no limit).
+FUZZ_RUNS    ?= -1
 FUZZ_CC      ?= clang
 FUZZ_BUILD   := build/fuzz
-FUZZ_NAMES   := module_ckpt trainer_ckpt safetensors idx cifar image
+FUZZ_NAMES   ?= module_ckpt trainer_ckpt safetensors idx cifar png jpeg
 FUZZ_BINS    := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz_%)
 FUZZ_FLAGS   := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -O1 -g
 
-.PHONY: fuzz fuzz-build fuzz-smoke
+.PHONY: fuzz fuzz-build fuzz-smoke fuzz-corpus
 fuzz-build: $(STATIC) $(IMG_STATIC)
 	$(MAKE) CC=$(FUZZ_CC) SAN=1 BUILD=$(FUZZ_BUILD)/obj OUT=$(FUZZ_BUILD)/lib \
 	        CFLAGS=-fsanitize=fuzzer-no-link $(FUZZ_BUILD)/lib/libsimclr.a $(FUZZ_BUILD)/lib/libsimclr_image.a
@@ -417,8 +424,9 @@ $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_util.h tests/fuzz/fuzz
 	$(FUZZ_CC) -Iinclude -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) $(FUZZ_FLAGS) $< -o $@ \
 	      $(FUZZ_BUILD)/lib/libsimclr.a $(LIBS)
 
-# The image decoder's harness links the companion (and libpng, libjpeg).
-$(FUZZ_BUILD)/fuzz_image: tests/fuzz/fuzz_image.c tests/fuzz/fuzz_util.h $(FUZZ_BUILD)/lib/libsimclr_image.a $(FUZZ_BUILD)/lib/libsimclr.a
+# The image decoders' harnesses link the companion (and libpng, libjpeg).
+$(FUZZ_BUILD)/fuzz_png $(FUZZ_BUILD)/fuzz_jpeg: $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_image.h tests/fuzz/fuzz_util.h \
+                                            $(FUZZ_BUILD)/lib/libsimclr_image.a $(FUZZ_BUILD)/lib/libsimclr.a
 	$(FUZZ_CC) -Iinclude -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) $(FUZZ_FLAGS) $< -o $@ \
 	      $(FUZZ_BUILD)/lib/libsimclr_image.a $(FUZZ_BUILD)/lib/libsimclr.a $(IMG_LIBS) $(LIBS)
 
@@ -430,11 +438,24 @@ fuzz: fuzz-build
 	@rm -rf $(FUZZ_BUILD)/seeds && $(FUZZ_BUILD)/make_seeds $(FUZZ_BUILD)/seeds
 	@for n in $(FUZZ_NAMES); do \
 	  mkdir -p $(FUZZ_BUILD)/corpus/$$n; \
-	  if ! $(FUZZ_BUILD)/fuzz_$$n -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -rss_limit_mb=2048 \
-	       -artifact_prefix=$(FUZZ_BUILD)/crash_$$n- $(FUZZ_BUILD)/corpus/$$n $(FUZZ_BUILD)/seeds/$$n \
+	  committed=; [ -d tests/fuzz/corpus/$$n ] && committed=tests/fuzz/corpus/$$n; \
+	  if ! $(FUZZ_BUILD)/fuzz_$$n -max_total_time=$(FUZZ_SECONDS) -runs=$(FUZZ_RUNS) -print_final_stats=1 -rss_limit_mb=2048 \
+	       -artifact_prefix=$(FUZZ_BUILD)/crash_$$n- $(FUZZ_BUILD)/corpus/$$n $(FUZZ_BUILD)/seeds/$$n $$committed \
 	       > $(FUZZ_BUILD)/fuzz_$$n.log 2>&1; then \
 	    tail -60 $(FUZZ_BUILD)/fuzz_$$n.log; echo "fuzz: $$n FAILED (log: $(FUZZ_BUILD)/fuzz_$$n.log)"; exit 1; fi; \
-	  echo "fuzz: $$n: $$(sed -n 's/^stat::number_of_executed_units: *//p' $(FUZZ_BUILD)/fuzz_$$n.log) executions in $(FUZZ_SECONDS) s, no finding"; \
+	  echo "fuzz: $$n: $$(sed -n 's/^stat::number_of_executed_units: *//p' $(FUZZ_BUILD)/fuzz_$$n.log) executions in" \
+	       "$$(sed -n 's/^stat::.*//;s/^Done \([0-9]*\) runs in \([0-9]*\) second.*/\2/p' $(FUZZ_BUILD)/fuzz_$$n.log | tail -1) s" \
+	       "(limits $(FUZZ_SECONDS) s, $(FUZZ_RUNS) runs), corpus $$(ls $(FUZZ_BUILD)/corpus/$$n | wc -l) files, no finding"; \
+	done
+
+# The committed corpus (tests/fuzz/corpus/NAME, read by every make fuzz):
+# this run's corpus merged into it, keeping only inputs that add coverage.
+fuzz-corpus: fuzz-build
+	@for n in $(FUZZ_NAMES); do \
+	  mkdir -p tests/fuzz/corpus/$$n; \
+	  $(FUZZ_BUILD)/fuzz_$$n -merge=1 -rss_limit_mb=2048 tests/fuzz/corpus/$$n $(FUZZ_BUILD)/corpus/$$n \
+	       > $(FUZZ_BUILD)/merge_$$n.log 2>&1 || { tail -20 $(FUZZ_BUILD)/merge_$$n.log; exit 1; }; \
+	  echo "fuzz-corpus: $$n: $$(ls tests/fuzz/corpus/$$n | wc -l) files"; \
 	done
 
 fuzz-smoke:

@@ -1,6 +1,6 @@
 /* Writes the fuzzers' seed corpora with the library itself, so the seeds
  * follow the formats as they are written today:
- *   make_seeds DIR  ->  DIR/{module_ckpt,trainer_ckpt,safetensors,idx,cifar,image}/
+ *   make_seeds DIR  ->  DIR/{module_ckpt,trainer_ckpt,safetensors,idx,cifar,png,jpeg}/
  * Every seed is a valid file (the fuzzers mutate from there). The image
  * seeds are PNGs from the companion's own writer, PNGs libpng writes in the
  * types that writer never makes (palette, 16-bit gray+alpha interlaced with
@@ -110,7 +110,8 @@ static void cifar_seed(const char *name, int mode, int records)
     free(d);
 }
 
-/* A fuzz_image input: the option byte, then the file at `path`. */
+/* A fuzz_png or fuzz_jpeg input (by the file's signature): the option
+ * byte, then the file at `path`. */
 static void image_seed(const char *name, unsigned char option, const char *path)
 {
     size_t n;
@@ -118,7 +119,7 @@ static void image_seed(const char *name, unsigned char option, const char *path)
     unsigned char *in = malloc(n + 1);
     in[0] = option;
     memcpy(in + 1, file, n);
-    put("image", name, in, n + 1);
+    put(n >= 2 && file[0] == 0xff && file[1] == 0xd8 ? "jpeg" : "png", name, in, n + 1);
     free(in);
     free(file);
     remove(path);

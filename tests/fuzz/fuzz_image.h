@@ -1,4 +1,5 @@
-/* libFuzzer: simclr_image_decode_memory (libsimclr_image: PNG, JPEG, EXIF
+/* The image decoder's libFuzzer body, shared by fuzz_png.c and fuzz_jpeg.c:
+ * simclr_image_decode_memory (libsimclr_image: PNG, JPEG, EXIF
  * orientation, conversion) on arbitrary bytes. The input is
  * [option byte][the file]; bits 0-1 of the option byte pick min_side
  * (0 = full size, 16, 64, 256: JPEG's DCT scaling). Each input is decoded
@@ -7,12 +8,15 @@
  * library converts to gray from RGB, so this holds for every source type).
  * On failure the outputs must be untouched; on success the size must be
  * within max_pixels and every byte readable. */
+#ifndef SIMCLR_FUZZ_IMAGE_H
+#define SIMCLR_FUZZ_IMAGE_H
+
 #include "fuzz_util.h"
 #include "simclr_image.h"
 
 /* Small enough that a bomb is refused quickly under ASan, large enough for
  * every seed. */
-#define FUZZ_MAX_PIXELS (1 << 20)
+#define FUZZ_MAX_PIXELS (1 << 16)
 
 static simclr_status decode(const uint8_t *data, size_t size, int channels, int min_side, uint8_t **px, int64_t *h,
                             int64_t *w)
@@ -40,7 +44,7 @@ static simclr_status decode(const uint8_t *data, size_t size, int channels, int 
     return st;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+static int fuzz_image_one(const uint8_t *data, size_t size)
 {
     if (size < 1) return 0;
     static const int min_sides[4] = {0, 16, 64, 256};
@@ -69,3 +73,5 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     simclr_image_free(rgb);
     return 0;
 }
+
+#endif
