@@ -22,10 +22,10 @@ typedef struct {
     simclr_trainer *tr;
 } rig;
 
-static void rig_make(rig *r, int head_bn)
+static void rig_make_alloc(rig *r, int head_bn, const simclr_allocator *alloc)
 {
     memset(r, 0, sizeof *r);
-    CHECK_OK(simclr_context_create("cpu", 2, NULL, &r->ctx));
+    CHECK_OK(simclr_context_create("cpu", 2, alloc, &r->ctx));
     CHECK_OK(simclr_resnet_create(r->ctx, 18, 4, 3, SIMCLR_STEM_CIFAR, 21, &r->enc));
     int d = (int)simclr_module_output_dim(r->enc);
     CHECK_OK(simclr_mlp_head_create(r->ctx, d, d, 16, head_bn ? 3 : 2, head_bn, 22, &r->head));
@@ -37,6 +37,8 @@ static void rig_make(rig *r, int head_bn)
     CHECK_OK(simclr_optimizer_set(r->opt, SIMCLR_OPT_MOMENTUM, 0.9));
     CHECK_OK(simclr_trainer_create(r->ctx, r->enc, r->head, r->aug, r->loss, r->opt, &r->tr));
 }
+
+static void rig_make(rig *r, int head_bn) { rig_make_alloc(r, head_bn, NULL); }
 
 static void rig_free(rig *r)
 {
@@ -556,6 +558,284 @@ static void test_moco_refused(void **state)
     rig_free(&r);
 }
 
+/* ---- failed steps on the gradient-caching and distributed paths -------- */
+
+/* Every byte a failed step must leave alone, in sections: values
+ * (parameters and BN running statistics) and gradients of both modules,
+ * optimizer state and step, the trainer's statistics (images/s only with
+ * `timing`: it differs between two trainers). */
+typedef struct blob {
+    unsigned char *p;
+    size_t n, cut[4];
+} blob;
+
+static void blob_put(blob *b, const void *d, size_t n)
+{
+    b->p = realloc(b->p, b->n + n);
+    assert_non_null(b->p);
+    memcpy(b->p + b->n, d, n);
+    b->n += n;
+}
+
+static blob world(rig *r, int timing)
+{
+    blob b = {0};
+    for (int grads = 0; grads < 2; grads++) {
+        int64_t n;
+        float *f = flatten(r, grads, &n);
+        blob_put(&b, f, (size_t)n * sizeof(float));
+        free(f);
+        b.cut[grads] = b.n;
+    }
+    for (int i = 0; i < simclr_optimizer_state_count(r->opt); i++) {
+        simclr_tensor *t;
+        CHECK_OK(simclr_optimizer_state(r->opt, i, NULL, &t));
+        blob_put(&b, simclr_tensor_data(t), simclr_tensor_bytes(t));
+    }
+    double v;
+    CHECK_OK(simclr_optimizer_get(r->opt, SIMCLR_OPT_STEP, &v));
+    blob_put(&b, &v, sizeof v);
+    b.cut[2] = b.n;
+    const simclr_stat keys[] = {SIMCLR_STAT_LOSS,       SIMCLR_STAT_ACCURACY,      SIMCLR_STAT_LR,
+                                SIMCLR_STAT_GRAD_NORM,  SIMCLR_STAT_STEP,          SIMCLR_STAT_COMM_BYTES,
+                                SIMCLR_STAT_MICRO_BATCHES, SIMCLR_STAT_IMAGES_PER_SEC};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0] - (timing ? 0 : 1); i++) {
+        CHECK_OK(simclr_trainer_stat(r->tr, keys[i], &v));
+        blob_put(&b, &v, sizeof v);
+    }
+    b.cut[3] = b.n;
+    return b;
+}
+
+/* NULL when equal, else the first section that differs. */
+static const char *world_diff(const blob *a, const blob *b)
+{
+    static const char *const names[4] = {"parameters or BN statistics", "gradients", "optimizer state or step",
+                                         "trainer statistics"};
+    for (int s = 0; s < 4; s++) {
+        size_t from = s ? a->cut[s - 1] : 0;
+        if (a->cut[s] != b->cut[s] || memcmp(a->p + from, b->p + from, a->cut[s] - from) != 0) return names[s];
+    }
+    return NULL;
+}
+
+/* A pretend rank 1 of 2 whose peer holds the same data (a sum is twice the
+ * data, a gather two copies). Collective call number fail_at and every later
+ * one fail (a peer that died), counting all three kinds of call. */
+typedef struct fake_comm {
+    long calls, fail_at;
+} fake_comm;
+
+static int f_rank(void *u) { (void)u; return 1; }
+static int f_size(void *u) { (void)u; return 2; }
+static int f_fails(void *u)
+{
+    fake_comm *f = u;
+    f->calls++;
+    return f->fail_at && f->calls >= f->fail_at;
+}
+static int f_reduce(void *u, float *d, int64_t n)
+{
+    if (f_fails(u)) return 7;
+    for (int64_t i = 0; i < n; i++) d[i] *= 2;
+    return 0;
+}
+static int f_gather(void *u, const float *s, int64_t n, float *r)
+{
+    if (f_fails(u)) return 7;
+    memcpy(r, s, (size_t)n * sizeof(float));
+    memcpy(r + n, s, (size_t)n * sizeof(float));
+    return 0;
+}
+static int f_bcast(void *u, float *d, int64_t n, int root)
+{
+    (void)d, (void)n, (void)root;
+    return f_fails(u) ? 7 : 0;
+}
+
+/* A stoppable progress callback that stops at its stop_at-th call. */
+typedef struct canceller {
+    long calls, stop_at;
+} canceller;
+
+static int cancel_at(void *u, const char *what, int64_t done, int64_t total)
+{
+    (void)what, (void)done, (void)total;
+    canceller *c = u;
+    return c->stop_at && ++c->calls == c->stop_at;
+}
+
+/* Arming failure number k of one kind (k = 0 disarms). */
+static void arm_cancel(void *u, long k) { *(canceller *)u = (canceller){0, k}; }
+static void arm_comm(void *u, long k) { *(fake_comm *)u = (fake_comm){0, k}; }
+static void arm_alloc(void *u, long k)
+{
+    test_alloc *a = u;
+    a->allocs = 0;
+    a->fail_at = k;
+}
+/* k = 1: a NaN in the first encoder weight (a non-finite loss after the
+ * forward); the weight is mended when disarmed. */
+typedef struct nan_weight {
+    float *w, keep;
+} nan_weight;
+static void arm_nan(void *u, long k)
+{
+    nan_weight *nw = u;
+    if (k == 1) nw->keep = nw->w[0], nw->w[0] = NAN;
+    else if (k == 0 && isnan(nw->w[0])) nw->w[0] = nw->keep;
+}
+
+/* Steps a with failure k = 1, 2, ... armed until a step succeeds. Each
+ * failure must return `want` and leave a's every byte (gradients included)
+ * as before, with the batch-norm hook removed; the step that then succeeds
+ * must give the bytes of the same step on ref, which never failed. Returns
+ * the number of failures. */
+static long sweep_step(rig *a, rig *ref, simclr_tensor *img, uint64_t seed, simclr_status want, const char *what,
+                       void (*arm)(void *, long), void *u)
+{
+    long failures = 0;
+    for (long k = 1;; k++) {
+        blob before = world(a, 1);
+        arm(u, k);
+        simclr_status st = simclr_trainer_step(a->tr, img, seed, NULL);
+        arm(u, 0);
+        if (st == SIMCLR_OK) {
+            free(before.p);
+            break;
+        }
+        if (st != want)
+            fail_msg("%s: failure %ld -> %s (want %s): %s", what, k, simclr_status_string(st),
+                     simclr_status_string(want), simclr_last_error());
+        if (a->ctx->bn_hook) fail_msg("%s: failure %ld left the batch-norm hook installed", what, k);
+        blob after = world(a, 1);
+        const char *diff = world_diff(&before, &after);
+        if (diff) fail_msg("%s: failure %ld (%s) changed the %s", what, k, simclr_last_error(), diff);
+        free(before.p), free(after.p);
+        failures++;
+        if (k > 100000) fail_msg("%s: no success after %ld failures", what, k);
+    }
+    CHECK_OK(simclr_trainer_step(ref->tr, img, seed, NULL));
+    blob x = world(a, 0), y = world(ref, 0);
+    const char *diff = world_diff(&x, &y);
+    if (diff) fail_msg("%s: the step after %ld failures differs from a trainer that never failed in its %s", what,
+                       failures, diff);
+    free(x.p), free(y.p);
+    return failures;
+}
+
+/* Every way a step on the extended path can fail after it started, on
+ * trainers whose gradients, momentum, BN statistics and counters are all
+ * non-zero (one good step first): a stop from the progress callback at each
+ * of its polls, a NaN weight, a communicator failing at its 1st, 2nd, ...
+ * collective call, allocation 1, 2, ... failing (at a new batch size, then
+ * at the same one). Each failure leaves the trainer byte for byte as it
+ * was; the step that then succeeds equals that of a trainer that never
+ * failed. Issue 24: the failed step used to zero every gradient. */
+static void test_failed_ext_step_changes_nothing(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *name;
+        int micro, bn, ranks;
+    } cfgs[] = {
+        {"micro-batches of 2, local BN", 2, SIMCLR_BN_LOCAL, 1},
+        {"micro-batches of 2, synchronized BN, no communicator", 2, SIMCLR_BN_SYNC, 1},
+        {"frozen BN, no communicator", 0, SIMCLR_BN_FROZEN, 1},
+        {"2 ranks, local BN", 0, SIMCLR_BN_LOCAL, 2},
+        {"2 ranks, synchronized BN, micro-batches of 2", 2, SIMCLR_BN_SYNC, 2},
+        {"2 ranks, frozen BN, micro-batches of 4", 4, SIMCLR_BN_FROZEN, 2},
+    };
+    uint8_t px4[4 * IMG * IMG * 3], px8[8 * IMG * IMG * 3];
+    for (size_t c = 0; c < sizeof cfgs / sizeof cfgs[0]; c++) {
+        test_alloc ta = {0, 0, 0, 0};
+        simclr_allocator hooks = test_allocator(&ta);
+        rig a, ref;
+        rig_make_alloc(&a, 1, &hooks);
+        rig_make(&ref, 1);
+        fake_comm fa = {0, 0}, fr = {0, 0};
+        canceller cn = {0, 0};
+        CHECK_OK(simclr_context_set_progress_cancel(a.ctx, cancel_at, &cn));
+        rig *both[2] = {&a, &ref};
+        fake_comm *fc[2] = {&fa, &fr};
+        for (int i = 0; i < 2; i++) {
+            if (cfgs[c].micro) CHECK_OK(simclr_trainer_set(both[i]->tr, SIMCLR_TRAINER_MICRO_BATCH, cfgs[c].micro));
+            CHECK_OK(simclr_trainer_set(both[i]->tr, SIMCLR_TRAINER_BN_MODE, cfgs[c].bn));
+            CHECK_OK(simclr_trainer_set(both[i]->tr, SIMCLR_TRAINER_BUCKET_BYTES, 4096)); /* several buckets */
+            simclr_comm comm = {f_rank, f_size, f_reduce, f_gather, f_bcast, c_err, fc[i]};
+            if (cfgs[c].ranks > 1) CHECK_OK(simclr_trainer_set_comm(both[i]->tr, &comm));
+        }
+        simclr_tensor *img4 = make_images(a.ctx, px4, 4), *img8 = make_images(a.ctx, px8, 8);
+        CHECK_OK(simclr_trainer_step(a.tr, img4, 1, NULL));
+        CHECK_OK(simclr_trainer_step(ref.tr, img4, 1, NULL));
+        simclr_tensor *w;
+        CHECK_OK(simclr_module_param(a.enc, 0, NULL, &w, NULL, NULL));
+        nan_weight nw = {simclr_tensor_data(w), 0};
+
+        long stops = sweep_step(&a, &ref, img4, 2, SIMCLR_E_CANCELLED, "cancel", arm_cancel, &cn);
+        assert_int_equal(stops, 2); /* before the forward pass and before the optimizer commits */
+        long nans = sweep_step(&a, &ref, img4, 3, SIMCLR_E_NUMERIC, "NaN weight", arm_nan, &nw);
+        assert_int_equal(nans, 1);
+        long comms = 0;
+        if (cfgs[c].ranks > 1) {
+            comms = sweep_step(&a, &ref, img4, 4, SIMCLR_E_IO, "communicator", arm_comm, &fa);
+            assert_true(comms >= 3); /* shapes, embeddings, gradients at least */
+        }
+        long allocs_new = sweep_step(&a, &ref, img8, 5, SIMCLR_E_NOMEM, "allocation (new batch size)", arm_alloc, &ta);
+        assert_true(allocs_new > 0);
+        long allocs = sweep_step(&a, &ref, img8, 6, SIMCLR_E_NOMEM, "allocation", arm_alloc, &ta);
+        printf("failed extended steps, %s: %ld stops, %ld NaN, %ld communicator failures, %ld + %ld allocation "
+               "failures; each left the trainer as it was\n",
+               cfgs[c].name, stops, nans, comms, allocs_new, allocs);
+        simclr_tensor_destroy(img4), simclr_tensor_destroy(img8);
+        rig_free(&a), rig_free(&ref);
+        assert_int_equal(ta.live, 0);
+    }
+}
+
+/* SIMCLR_STAT_COMM_BYTES is 0 without a communicator, whichever setting
+ * sends the step down the extended path; an attached single-process
+ * communicator counts its bytes, and detaching it gives 0 again. */
+static void test_comm_bytes_zero_without_comm(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *name;
+        simclr_trainer_param key;
+        double value, micro_batches;
+    } cases[] = {
+        {"synchronized BN", SIMCLR_TRAINER_BN_MODE, SIMCLR_BN_SYNC, 1},
+        {"frozen BN", SIMCLR_TRAINER_BN_MODE, SIMCLR_BN_FROZEN, 1},
+        {"micro-batches of 2", SIMCLR_TRAINER_MICRO_BATCH, 2, N / 2},
+    };
+    uint8_t px[N * IMG * IMG * 3];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        rig r;
+        rig_make(&r, 1);
+        simclr_tensor *img = make_images(r.ctx, px, N);
+        CHECK_OK(simclr_trainer_set(r.tr, cases[i].key, cases[i].value));
+        CHECK_OK(simclr_trainer_step(r.tr, img, 1, NULL));
+        double bytes, micro;
+        CHECK_OK(simclr_trainer_stat(r.tr, SIMCLR_STAT_COMM_BYTES, &bytes));
+        CHECK_OK(simclr_trainer_stat(r.tr, SIMCLR_STAT_MICRO_BATCHES, &micro));
+        printf("no communicator, %s: SIMCLR_STAT_COMM_BYTES %g, %g micro-batches\n", cases[i].name, bytes, micro);
+        assert_true(bytes == 0);
+        assert_true(micro == cases[i].micro_batches); /* the extended path ran */
+        simclr_comm single;
+        CHECK_OK(simclr_comm_single(&single));
+        CHECK_OK(simclr_trainer_set_comm(r.tr, &single));
+        CHECK_OK(simclr_trainer_step(r.tr, img, 2, NULL));
+        CHECK_OK(simclr_trainer_stat(r.tr, SIMCLR_STAT_COMM_BYTES, &bytes));
+        assert_true(bytes > 0); /* the single-process communicator counts */
+        CHECK_OK(simclr_trainer_set_comm(r.tr, NULL));
+        CHECK_OK(simclr_trainer_step(r.tr, img, 3, NULL));
+        CHECK_OK(simclr_trainer_stat(r.tr, SIMCLR_STAT_COMM_BYTES, &bytes));
+        assert_true(bytes == 0);
+        simclr_tensor_destroy(img);
+        rig_free(&r);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -564,6 +844,8 @@ int main(void)
         cmocka_unit_test(test_settings),                   cmocka_unit_test(test_comm_validation),
         cmocka_unit_test(test_comm_failure_changes_nothing), cmocka_unit_test(test_moco_refused),
         cmocka_unit_test(test_relu_margin_check_can_fail),
+        cmocka_unit_test(test_failed_ext_step_changes_nothing),
+        cmocka_unit_test(test_comm_bytes_zero_without_comm),
     };
     return cmocka_run_group_tests_name("gradcache", tests, NULL, NULL);
 }
