@@ -9,6 +9,7 @@
 #include "core/context.h"
 #include "train/distributed.h"
 #include "relu_margin.h"
+#include "step_faults.h"
 
 #define IMG 12
 #define N 8
@@ -560,63 +561,22 @@ static void test_moco_refused(void **state)
 
 /* ---- failed steps on the gradient-caching and distributed paths -------- */
 
-/* Every byte a failed step must leave alone, in sections: values
- * (parameters and BN running statistics) and gradients of both modules,
- * optimizer state and step, the trainer's statistics (images/s only with
- * `timing`: it differs between two trainers). */
-typedef struct blob {
-    unsigned char *p;
-    size_t n, cut[4];
-} blob;
-
-static void blob_put(blob *b, const void *d, size_t n)
+/* Everything a failed step must leave alone. */
+static sf_blob rig_state(void *u, int timing)
 {
-    b->p = realloc(b->p, b->n + n);
-    assert_non_null(b->p);
-    memcpy(b->p + b->n, d, n);
-    b->n += n;
-}
-
-static blob world(rig *r, int timing)
-{
-    blob b = {0};
-    for (int grads = 0; grads < 2; grads++) {
-        int64_t n;
-        float *f = flatten(r, grads, &n);
-        blob_put(&b, f, (size_t)n * sizeof(float));
-        free(f);
-        b.cut[grads] = b.n;
-    }
-    for (int i = 0; i < simclr_optimizer_state_count(r->opt); i++) {
-        simclr_tensor *t;
-        CHECK_OK(simclr_optimizer_state(r->opt, i, NULL, &t));
-        blob_put(&b, simclr_tensor_data(t), simclr_tensor_bytes(t));
-    }
-    double v;
-    CHECK_OK(simclr_optimizer_get(r->opt, SIMCLR_OPT_STEP, &v));
-    blob_put(&b, &v, sizeof v);
-    b.cut[2] = b.n;
-    const simclr_stat keys[] = {SIMCLR_STAT_LOSS,       SIMCLR_STAT_ACCURACY,      SIMCLR_STAT_LR,
-                                SIMCLR_STAT_GRAD_NORM,  SIMCLR_STAT_STEP,          SIMCLR_STAT_COMM_BYTES,
-                                SIMCLR_STAT_MICRO_BATCHES, SIMCLR_STAT_IMAGES_PER_SEC};
-    for (size_t i = 0; i < sizeof keys / sizeof keys[0] - (timing ? 0 : 1); i++) {
-        CHECK_OK(simclr_trainer_stat(r->tr, keys[i], &v));
-        blob_put(&b, &v, sizeof v);
-    }
-    b.cut[3] = b.n;
+    rig *r = u;
+    sf_blob b = {0};
+    sf_put_module(&b, r->enc, 0);
+    sf_put_module(&b, r->head, 0);
+    sf_section(&b, "parameters or BN running statistics");
+    sf_put_module(&b, r->enc, 1);
+    sf_put_module(&b, r->head, 1);
+    sf_section(&b, "gradients");
+    sf_put_optimizer(&b, r->opt);
+    sf_section(&b, "optimizer state or step");
+    sf_put_stats(&b, r->tr, timing);
+    sf_section(&b, "trainer statistics");
     return b;
-}
-
-/* NULL when equal, else the first section that differs. */
-static const char *world_diff(const blob *a, const blob *b)
-{
-    static const char *const names[4] = {"parameters or BN statistics", "gradients", "optimizer state or step",
-                                         "trainer statistics"};
-    for (int s = 0; s < 4; s++) {
-        size_t from = s ? a->cut[s - 1] : 0;
-        if (a->cut[s] != b->cut[s] || memcmp(a->p + from, b->p + from, a->cut[s] - from) != 0) return names[s];
-    }
-    return NULL;
 }
 
 /* A pretend rank 1 of 2 whose peer holds the same data (a sum is twice the
@@ -652,77 +612,7 @@ static int f_bcast(void *u, float *d, int64_t n, int root)
     (void)d, (void)n, (void)root;
     return f_fails(u) ? 7 : 0;
 }
-
-/* A stoppable progress callback that stops at its stop_at-th call. */
-typedef struct canceller {
-    long calls, stop_at;
-} canceller;
-
-static int cancel_at(void *u, const char *what, int64_t done, int64_t total)
-{
-    (void)what, (void)done, (void)total;
-    canceller *c = u;
-    return c->stop_at && ++c->calls == c->stop_at;
-}
-
-/* Arming failure number k of one kind (k = 0 disarms). */
-static void arm_cancel(void *u, long k) { *(canceller *)u = (canceller){0, k}; }
 static void arm_comm(void *u, long k) { *(fake_comm *)u = (fake_comm){0, k}; }
-static void arm_alloc(void *u, long k)
-{
-    test_alloc *a = u;
-    a->allocs = 0;
-    a->fail_at = k;
-}
-/* k = 1: a NaN in the first encoder weight (a non-finite loss after the
- * forward); the weight is mended when disarmed. */
-typedef struct nan_weight {
-    float *w, keep;
-} nan_weight;
-static void arm_nan(void *u, long k)
-{
-    nan_weight *nw = u;
-    if (k == 1) nw->keep = nw->w[0], nw->w[0] = NAN;
-    else if (k == 0 && isnan(nw->w[0])) nw->w[0] = nw->keep;
-}
-
-/* Steps a with failure k = 1, 2, ... armed until a step succeeds. Each
- * failure must return `want` and leave a's every byte (gradients included)
- * as before, with the batch-norm hook removed; the step that then succeeds
- * must give the bytes of the same step on ref, which never failed. Returns
- * the number of failures. */
-static long sweep_step(rig *a, rig *ref, simclr_tensor *img, uint64_t seed, simclr_status want, const char *what,
-                       void (*arm)(void *, long), void *u)
-{
-    long failures = 0;
-    for (long k = 1;; k++) {
-        blob before = world(a, 1);
-        arm(u, k);
-        simclr_status st = simclr_trainer_step(a->tr, img, seed, NULL);
-        arm(u, 0);
-        if (st == SIMCLR_OK) {
-            free(before.p);
-            break;
-        }
-        if (st != want)
-            fail_msg("%s: failure %ld -> %s (want %s): %s", what, k, simclr_status_string(st),
-                     simclr_status_string(want), simclr_last_error());
-        if (a->ctx->bn_hook) fail_msg("%s: failure %ld left the batch-norm hook installed", what, k);
-        blob after = world(a, 1);
-        const char *diff = world_diff(&before, &after);
-        if (diff) fail_msg("%s: failure %ld (%s) changed the %s", what, k, simclr_last_error(), diff);
-        free(before.p), free(after.p);
-        failures++;
-        if (k > 100000) fail_msg("%s: no success after %ld failures", what, k);
-    }
-    CHECK_OK(simclr_trainer_step(ref->tr, img, seed, NULL));
-    blob x = world(a, 0), y = world(ref, 0);
-    const char *diff = world_diff(&x, &y);
-    if (diff) fail_msg("%s: the step after %ld failures differs from a trainer that never failed in its %s", what,
-                       failures, diff);
-    free(x.p), free(y.p);
-    return failures;
-}
 
 /* Every way a step on the extended path can fail after it started, on
  * trainers whose gradients, momentum, BN statistics and counters are all
@@ -754,8 +644,8 @@ static void test_failed_ext_step_changes_nothing(void **state)
         rig_make_alloc(&a, 1, &hooks);
         rig_make(&ref, 1);
         fake_comm fa = {0, 0}, fr = {0, 0};
-        canceller cn = {0, 0};
-        CHECK_OK(simclr_context_set_progress_cancel(a.ctx, cancel_at, &cn));
+        sf_canceller cn = {0, 0};
+        CHECK_OK(simclr_context_set_progress_cancel(a.ctx, sf_cancel_fn, &cn));
         rig *both[2] = {&a, &ref};
         fake_comm *fc[2] = {&fa, &fr};
         for (int i = 0; i < 2; i++) {
@@ -770,20 +660,21 @@ static void test_failed_ext_step_changes_nothing(void **state)
         CHECK_OK(simclr_trainer_step(ref.tr, img4, 1, NULL));
         simclr_tensor *w;
         CHECK_OK(simclr_module_param(a.enc, 0, NULL, &w, NULL, NULL));
-        nan_weight nw = {simclr_tensor_data(w), 0};
+        sf_nan nw = {simclr_tensor_data(w), 0};
+        const sf_target t = {a.tr, ref.tr, a.ctx, &a, &ref, rig_state};
 
-        long stops = sweep_step(&a, &ref, img4, 2, SIMCLR_E_CANCELLED, "cancel", arm_cancel, &cn);
+        long stops = sf_sweep(&t, img4, 2, SIMCLR_E_CANCELLED, "cancel", sf_arm_cancel, &cn);
         assert_int_equal(stops, 2); /* before the forward pass and before the optimizer commits */
-        long nans = sweep_step(&a, &ref, img4, 3, SIMCLR_E_NUMERIC, "NaN weight", arm_nan, &nw);
+        long nans = sf_sweep(&t, img4, 3, SIMCLR_E_NUMERIC, "NaN weight", sf_arm_nan, &nw);
         assert_int_equal(nans, 1);
         long comms = 0;
         if (cfgs[c].ranks > 1) {
-            comms = sweep_step(&a, &ref, img4, 4, SIMCLR_E_IO, "communicator", arm_comm, &fa);
+            comms = sf_sweep(&t, img4, 4, SIMCLR_E_IO, "communicator", arm_comm, &fa);
             assert_true(comms >= 3); /* shapes, embeddings, gradients at least */
         }
-        long allocs_new = sweep_step(&a, &ref, img8, 5, SIMCLR_E_NOMEM, "allocation (new batch size)", arm_alloc, &ta);
+        long allocs_new = sf_sweep(&t, img8, 5, SIMCLR_E_NOMEM, "allocation (new batch size)", sf_arm_alloc, &ta);
         assert_true(allocs_new > 0);
-        long allocs = sweep_step(&a, &ref, img8, 6, SIMCLR_E_NOMEM, "allocation", arm_alloc, &ta);
+        long allocs = sf_sweep(&t, img8, 6, SIMCLR_E_NOMEM, "allocation", sf_arm_alloc, &ta);
         printf("failed extended steps, %s: %ld stops, %ld NaN, %ld communicator failures, %ld + %ld allocation "
                "failures; each left the trainer as it was\n",
                cfgs[c].name, stops, nans, comms, allocs_new, allocs);
@@ -791,6 +682,61 @@ static void test_failed_ext_step_changes_nothing(void **state)
         rig_free(&a), rig_free(&ref);
         assert_int_equal(ta.live, 0);
     }
+}
+
+/* A peer whose progress callback asks to stop (mode 1: before the forward
+ * pass, its flag in the shape check, the step's first gather; mode 2: before
+ * the optimizer commits, its flag the last float of the gradient sum): this
+ * rank stops at the same point, with SIMCLR_E_CANCELLED and nothing changed,
+ * instead of waiting in a collective the peer never joins. */
+typedef struct peer_stop {
+    long gathers;
+    int mode;
+} peer_stop;
+
+static int p_gather(void *u, const float *s, int64_t n, float *r)
+{
+    peer_stop *p = u;
+    f_gather(&(fake_comm){0, 0}, s, n, r);
+    if (p->mode == 1 && ++p->gathers == 1) r[n - 1] = 1; /* rank 0 is the peer */
+    return 0;
+}
+
+static int p_reduce(void *u, float *d, int64_t n)
+{
+    peer_stop *p = u;
+    f_reduce(&(fake_comm){0, 0}, d, n);
+    if (p->mode == 2) d[n - 1] += 1;
+    return 0;
+}
+
+static void test_cancel_agreed_over_ranks(void **state)
+{
+    (void)state;
+    rig r;
+    rig_make(&r, 1);
+    peer_stop ps = {0, 0};
+    simclr_comm comm = {f_rank, f_size, p_reduce, p_gather, f_bcast, c_err, &ps};
+    CHECK_OK(simclr_trainer_set(r.tr, SIMCLR_TRAINER_BN_MODE, SIMCLR_BN_SYNC));
+    CHECK_OK(simclr_trainer_set(r.tr, SIMCLR_TRAINER_MICRO_BATCH, 2));
+    CHECK_OK(simclr_trainer_set_comm(r.tr, &comm));
+    uint8_t px[4 * IMG * IMG * 3];
+    simclr_tensor *img = make_images(r.ctx, px, 4);
+    CHECK_OK(simclr_trainer_step(r.tr, img, 1, NULL));
+    for (int mode = 1; mode <= 2; mode++) {
+        sf_blob before = rig_state(&r, 1);
+        ps = (peer_stop){0, mode};
+        CHECK_STATUS(simclr_trainer_step(r.tr, img, 2, NULL), SIMCLR_E_CANCELLED);
+        assert_non_null(strstr(simclr_last_error(), "another rank's progress callback"));
+        ps.mode = 0;
+        sf_blob after = rig_state(&r, 1);
+        const char *diff = sf_diff(&before, &after);
+        if (diff) fail_msg("a stop of the peer (mode %d) changed the %s", mode, diff);
+        free(before.p), free(after.p);
+    }
+    CHECK_OK(simclr_trainer_step(r.tr, img, 2, NULL));
+    simclr_tensor_destroy(img);
+    rig_free(&r);
 }
 
 /* SIMCLR_STAT_COMM_BYTES is 0 without a communicator, whichever setting
@@ -845,6 +791,7 @@ int main(void)
         cmocka_unit_test(test_comm_failure_changes_nothing), cmocka_unit_test(test_moco_refused),
         cmocka_unit_test(test_relu_margin_check_can_fail),
         cmocka_unit_test(test_failed_ext_step_changes_nothing),
+        cmocka_unit_test(test_cancel_agreed_over_ranks),
         cmocka_unit_test(test_comm_bytes_zero_without_comm),
     };
     return cmocka_run_group_tests_name("gradcache", tests, NULL, NULL);

@@ -120,21 +120,6 @@ simclr_status simclr_trainer_get(const simclr_trainer *tr, simclr_trainer_param 
     return SIMCLR_OK;
 }
 
-void simclr__trainer_buffers_snapshot(simclr_trainer *tr, int restore)
-{
-    simclr_module *mods[2] = {tr->encoder, tr->head};
-    int64_t off = 0;
-    for (int k = 0; k < 2; k++)
-        for (int i = 0; i < mods[k]->n_params; i++) {
-            simclr__param *p = &mods[k]->params[i];
-            if (!(p->flags & SIMCLR_PARAM_BUFFER)) continue;
-            size_t bytes = simclr_tensor_bytes(p->value);
-            if (restore) memcpy(p->value->data, tr->snapshot + off, bytes);
-            else memcpy(tr->snapshot + off, p->value->data, bytes);
-            off += p->value->numel;
-        }
-}
-
 /* Segments of the trainer's state. what: 'g' gradients, 'b' BN buffers,
  * 's' parameters + buffers + optimizer state (what set_comm aligns).
  * With segs NULL, only counts. */
@@ -197,25 +182,28 @@ static simclr_status over_segments(simclr_trainer *tr, const char *fn, simclr__s
     return SIMCLR_OK;
 }
 
-static simclr_status collective(simclr_trainer *tr, const char *fn, char what, char op)
+/* The collective op over the segments of `what`, then the one float *extra
+ * (when not NULL). */
+static simclr_status collective(simclr_trainer *tr, const char *fn, char what, char op, float *extra)
 {
-    int n = collect(tr, what, NULL);
+    int n = collect(tr, what, NULL) + (extra != NULL);
     simclr__segment *segs = simclr__malloc(tr->ctx, (size_t)(n ? n : 1) * sizeof *segs);
     if (!segs) return simclr__nomem(fn, (size_t)n * sizeof *segs);
     collect(tr, what, segs);
+    if (extra) segs[n - 1] = (simclr__segment){extra, 1};
     simclr_status st = over_segments(tr, fn, segs, n, op);
     simclr__free(tr->ctx, segs);
     return st;
 }
 
-simclr_status simclr__trainer_allreduce_grads(simclr_trainer *tr, const char *fn)
+simclr_status simclr__trainer_allreduce_grads(simclr_trainer *tr, const char *fn, float *extra)
 {
-    return collective(tr, fn, 'g', 'r');
+    return collective(tr, fn, 'g', 'r', extra);
 }
 
 simclr_status simclr__trainer_broadcast_buffers(simclr_trainer *tr, const char *fn)
 {
-    return collective(tr, fn, 'b', 'b');
+    return collective(tr, fn, 'b', 'b', NULL);
 }
 
 simclr_status simclr_trainer_set_comm(simclr_trainer *tr, const simclr_comm *comm)

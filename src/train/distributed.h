@@ -67,11 +67,9 @@ simclr_status simclr__trainer_ext_stat(const simclr_trainer *tr, simclr_stat key
 /* The ext state, created on first use; NULL (and the message set) when out of memory. */
 struct simclr__trainer_ext *simclr__trainer_ext_get(simclr_trainer *tr, const char *fn);
 
-/* Copies BN running statistics to (restore = 0) or from tr->snapshot. */
-void simclr__trainer_buffers_snapshot(simclr_trainer *tr, int restore);
-
-/* Sums the gradients of encoder and head over ranks, in buckets. */
-simclr_status simclr__trainer_allreduce_grads(simclr_trainer *tr, const char *fn);
+/* Sums the gradients of encoder and head over ranks, in buckets, and with
+ * them the one float *extra (NULL: none). */
+simclr_status simclr__trainer_allreduce_grads(simclr_trainer *tr, const char *fn, float *extra);
 /* Broadcasts rank 0's BN running statistics (SIMCLR_BN_LOCAL replicas). */
 simclr_status simclr__trainer_broadcast_buffers(simclr_trainer *tr, const char *fn);
 

@@ -18,8 +18,13 @@
  *  4. Sum the gradients over ranks (buckets), optimizer step, the same on
  *     every rank.
  * Step 1 updates BN running statistics; they are restored before step 3,
- * which updates them once per micro-batch. Any failure restores them and
- * zeroes the gradients, leaving parameters and optimizer state untouched. */
+ * which updates them once per micro-batch. Any failure restores them and the
+ * caller's gradients (simclr__trainer_fail_step), leaving parameters and
+ * optimizer state untouched. The stoppable progress callback is polled
+ * before step 1 and before the optimizer commits, as in the plain step; with
+ * several ranks a stop rides on the shape check and on the gradient sum, so
+ * that every rank stops at the same point instead of leaving the others
+ * waiting in a collective. */
 #include <math.h>
 #include <string.h>
 #include <time.h>
@@ -97,27 +102,40 @@ static simclr_status ensure_buffers(simclr_trainer *tr, int64_t n, int64_t c, in
 }
 
 /* Every rank must bring a shard of the same shape (the batch-norm hook and
- * the gather rely on it); all ranks reach the same verdict. */
-static simclr_status agree_on_shapes(simclr_trainer *tr, const simclr_tensor *images, int64_t k)
+ * the gather rely on it); all ranks reach the same verdict. *stop: in, this
+ * rank's progress callback asked to stop; out, some rank's did. */
+static simclr_status agree_on_shapes(simclr_trainer *tr, const simclr_tensor *images, int64_t k, int *stop)
 {
     struct simclr__trainer_ext *e = tr->ext;
     if (e->comm.size == 1) return SIMCLR_OK;
-    float mine[5] = {(float)images->dims[0], (float)images->dims[1], (float)images->dims[2], (float)images->dims[3],
-                     (float)k};
+    enum { W = 6 }; /* the shape, the micro-batch, the stop */
+    float mine[W] = {(float)images->dims[0], (float)images->dims[1], (float)images->dims[2], (float)images->dims[3],
+                     (float)k, (float)*stop};
     size_t bytes = (size_t)e->comm.size * sizeof mine;
     float *all = simclr__malloc(tr->ctx, bytes);
     if (!all) return simclr__nomem(FN, bytes);
-    simclr_status st = simclr__comm_all_gather(&e->comm, FN, mine, 5, all);
-    for (int r = 1; r < e->comm.size && st == SIMCLR_OK; r++)
-        if (memcmp(all + 5 * r, all, sizeof mine) != 0)
+    simclr_status st = simclr__comm_all_gather(&e->comm, FN, mine, W, all);
+    for (int r = 0; r < e->comm.size && st == SIMCLR_OK; r++) {
+        const float *o = all + W * r;
+        if (o[5] != 0) *stop = 1;
+        if (memcmp(o, all, (W - 1) * sizeof(float)) != 0)
             st = simclr__fail(SIMCLR_E_SHAPE,
                               "%s: rank %d has a shard of %g images of %gx%gx%g (micro-batch %g), rank 0 of %g "
                               "images of %gx%gx%g (micro-batch %g): every rank needs the same",
-                              FN, r, (double)all[5 * r], (double)all[5 * r + 1], (double)all[5 * r + 2],
-                              (double)all[5 * r + 3], (double)all[5 * r + 4], (double)all[0], (double)all[1],
-                              (double)all[2], (double)all[3], (double)all[4]);
+                              FN, r, (double)o[0], (double)o[1], (double)o[2], (double)o[3], (double)o[4],
+                              (double)all[0], (double)all[1], (double)all[2], (double)all[3], (double)all[4]);
+    }
     simclr__free(tr->ctx, all);
     return st;
+}
+
+/* SIMCLR_E_CANCELLED for a stop this rank's callback asked for (mine) or
+ * another rank's. */
+static simclr_status cancelled(simclr_trainer *tr, int mine, int64_t total)
+{
+    if (mine) return simclr__cancelled(tr->ctx, FN, "step", tr->steps, total);
+    return simclr__fail(SIMCLR_E_CANCELLED, "%s: cancelled by another rank's progress callback at step %lld of %lld",
+                        FN, (long long)tr->steps, (long long)total);
 }
 
 /* Augments micro-batch j and runs encoder + head in TRAIN mode into e->z. */
@@ -166,15 +184,6 @@ static void to_global_layout(struct simclr__trainer_ext *e, int64_t p)
                    (size_t)(n * p) * sizeof(float));
 }
 
-static simclr_status fail_step(simclr_trainer *tr, simclr_status st)
-{
-    tr->ctx->bn_hook = NULL;
-    simclr__trainer_buffers_snapshot(tr, 1);
-    simclr_module_zero_grad(tr->encoder);
-    simclr_module_zero_grad(tr->head);
-    return st;
-}
-
 simclr_status simclr__trainer_step_ext(simclr_trainer *tr, const simclr_tensor *images, uint64_t seed, float *loss)
 {
     struct simclr__trainer_ext *e = tr->ext;
@@ -187,11 +196,16 @@ simclr_status simclr__trainer_step_ext(simclr_trainer *tr, const simclr_tensor *
     const int64_t micro_count = n / k;
     simclr__comm_begin(&e->comm);
     SIMCLR__TRY(ensure_buffers(tr, n, c, k));
-    SIMCLR__TRY(agree_on_shapes(tr, images, k));
-    double lr;
+    double lr, total_steps = 0;
     SIMCLR__TRY(simclr_optimizer_lr(tr->opt, &lr));
+    simclr_optimizer_get(tr->opt, SIMCLR_OPT_TOTAL_STEPS, &total_steps);
+    const int64_t total = (int64_t)total_steps;
+    const int mine = simclr__cancel_poll(tr->ctx, "train", tr->steps, total);
+    int stop = mine;
+    SIMCLR__TRY(agree_on_shapes(tr, images, k, &stop));
+    if (stop) return cancelled(tr, mine, total);
 
-    simclr__trainer_buffers_snapshot(tr, 0);
+    simclr__trainer_snapshot(tr, SIMCLR__SNAP_ALL, 0);
     tr->ctx->bn_hook = e->bn_mode != SIMCLR_BN_LOCAL ? &e->hook : NULL;
     simclr_status st = SIMCLR_OK;
     /* 1. Embeddings of every micro-batch. */
@@ -200,7 +214,7 @@ simclr_status simclr__trainer_step_ext(simclr_trainer *tr, const simclr_tensor *
         if (st == SIMCLR_OK) micro_rows(e, j, p, 1);
     }
     /* Step 3 updates the running statistics; step 1 must not count. */
-    if (st == SIMCLR_OK && micro_count > 1) simclr__trainer_buffers_snapshot(tr, 1);
+    if (st == SIMCLR_OK && micro_count > 1) simclr__trainer_snapshot(tr, SIMCLR__SNAP_BUFFERS, 1);
 
     /* 2. The global batch, its loss and the gradient at every embedding. */
     if (st == SIMCLR_OK) st = simclr__comm_all_gather(&e->comm, FN, e->zl, 2 * n * p, e->gathered);
@@ -225,12 +239,15 @@ simclr_status simclr__trainer_step_ext(simclr_trainer *tr, const simclr_tensor *
     }
     tr->ctx->bn_hook = NULL;
 
-    /* 4. Sum over ranks, keep BN replicas aligned, update. */
-    if (st == SIMCLR_OK && e->comm.size > 1) st = simclr__trainer_allreduce_grads(tr, FN);
+    /* 4. Sum over ranks (with the stop requests), keep BN replicas aligned, update. */
+    int mine_late = st == SIMCLR_OK && simclr__cancel_poll(tr->ctx, "train", tr->steps, total);
+    float stops = (float)mine_late;
+    if (st == SIMCLR_OK && e->comm.size > 1) st = simclr__trainer_allreduce_grads(tr, FN, &stops);
+    if (st == SIMCLR_OK && stops != 0) st = cancelled(tr, mine_late, total);
     if (st == SIMCLR_OK && e->comm.size > 1 && e->bn_mode == SIMCLR_BN_LOCAL)
         st = simclr__trainer_broadcast_buffers(tr, FN);
     if (st == SIMCLR_OK) st = simclr_optimizer_step(tr->opt);
-    if (st != SIMCLR_OK) return fail_step(tr, st);
+    if (st != SIMCLR_OK) return simclr__trainer_fail_step(tr, st);
 
     tr->steps++;
     tr->loss_value = value;
@@ -239,11 +256,11 @@ simclr_status simclr__trainer_step_ext(simclr_trainer *tr, const simclr_tensor *
     tr->grad_norm = simclr__optimizer_last_grad_norm(tr->opt);
     double dt = now_seconds() - t0;
     tr->images_per_sec = dt > 0 ? (double)(2 * n) / dt : 0;
-    e->last_bytes = e->comm.bytes;
+    /* The header's figure is 0 without a communicator: the single-process
+     * stand-in's gather is a copy, not communication. */
+    e->last_bytes = e->has_comm ? e->comm.bytes : 0;
     e->last_micro = micro_count;
-    double total = 0;
-    simclr_optimizer_get(tr->opt, SIMCLR_OPT_TOTAL_STEPS, &total);
-    simclr__progress(tr->ctx, "train", tr->steps, (int64_t)total);
+    (void)simclr__progress(tr->ctx, "train", tr->steps, total); /* the step is done: no undo */
     if (loss) *loss = value;
     return SIMCLR_OK;
 }
