@@ -156,9 +156,11 @@ static inline long sf_sweep(const sf_target *t, simclr_tensor *img, uint64_t see
             fail_msg("%s: failure %ld -> %s (want %s): %s", what, k, simclr_status_string(st),
                      simclr_status_string(want), simclr_last_error());
         if (t->ctx->bn_hook) fail_msg("%s: failure %ld left the batch-norm hook installed", what, k);
+        char message[512];
+        snprintf(message, sizeof message, "%s", simclr_last_error()); /* taking the state may set another */
         sf_blob after = t->state(t->rig, 1);
         const char *diff = sf_diff(&before, &after);
-        if (diff) fail_msg("%s: failure %ld (%s) changed the %s", what, k, simclr_last_error(), diff);
+        if (diff) fail_msg("%s: failure %ld (%s) changed the %s", what, k, message, diff);
         free(before.p), free(after.p);
         failures++;
         if (k > 100000) fail_msg("%s: no success after %ld failures", what, k);

@@ -321,7 +321,12 @@ simclr_status simclr__moco_step(simclr_trainer *tr, const simclr_tensor *images,
     const double m = momentum_at(mc, tr->steps);
     simclr__module_momentum_apply(mc->key_encoder, tr->encoder, m);
     simclr__module_momentum_apply(mc->key_head, tr->head, m);
-    memcpy(simclr__f32(mc->queue) + mc->queue_pos * p, mc->kunit, (size_t)(n * p) * sizeof(float));
+    /* Rows pos, pos + 1, ... modulo K: a position that is not a multiple of
+     * N (set by hand, or left by batches of another size) wraps around. */
+    const int64_t head_rows = kq - mc->queue_pos < n ? kq - mc->queue_pos : n;
+    float *queue = simclr__f32(mc->queue);
+    memcpy(queue + mc->queue_pos * p, mc->kunit, (size_t)(head_rows * p) * sizeof(float));
+    memcpy(queue, mc->kunit + head_rows * p, (size_t)((n - head_rows) * p) * sizeof(float));
     mc->queue_pos = (mc->queue_pos + n) % kq;
     memcpy(mc->last_order, mc->order, (size_t)n * sizeof(int64_t));
     mc->last_n = n;
