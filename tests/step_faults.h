@@ -125,11 +125,14 @@ static inline const char *sf_diff(const sf_blob *a, const sf_blob *b)
     return NULL;
 }
 
-/* A trainer under test (tr, on ctx) and its twin that never fails (ref);
- * state(rig, timing) takes the whole state of the trainer of a rig. */
+/* A trainer under test (tr, on ctx, with encoder enc and a counting
+ * allocator ta) and its twin that never fails (ref); state(rig, timing)
+ * takes the whole state of the trainer of a rig. */
 typedef struct sf_target {
     simclr_trainer *tr, *ref;
     simclr_context *ctx;
+    simclr_module *enc;
+    test_alloc *ta;
     void *rig, *ref_rig;
     sf_blob (*state)(void *rig, int timing);
 } sf_target;
@@ -173,6 +176,40 @@ static inline long sf_sweep(const sf_target *t, simclr_tensor *img, uint64_t see
                  diff);
     free(x.p), free(y.p);
     return failures;
+}
+
+/* The failures of every kind, in turn, on trainers whose gradients,
+ * optimizer state, BN statistics and counters are all set (one good step on
+ * img4 first): a stop at each poll of the progress callback (2: before the
+ * forward pass and before the optimizer commits), a NaN weight (1), the
+ * extra kind when arm_extra is not NULL (a communicator: want SIMCLR_E_IO),
+ * then allocation 1, 2, ... failing at a new batch size (img8; at least
+ * one) and again at that size. */
+typedef struct sf_counts {
+    long stops, nans, extra, allocs_new, allocs;
+} sf_counts;
+
+static inline sf_counts sf_sweep_all(const sf_target *t, simclr_tensor *img4, simclr_tensor *img8,
+                                     void (*arm_extra)(void *, long), void *extra)
+{
+    sf_canceller cn = {0, 0};
+    CHECK_OK(simclr_context_set_progress_cancel(t->ctx, sf_cancel_fn, &cn));
+    CHECK_OK(simclr_trainer_step(t->tr, img4, 1, NULL));
+    CHECK_OK(simclr_trainer_step(t->ref, img4, 1, NULL));
+    simclr_tensor *w;
+    CHECK_OK(simclr_module_param(t->enc, 0, NULL, &w, NULL, NULL));
+    sf_nan nw = {simclr_tensor_data(w), 0};
+    sf_counts c = {0, 0, 0, 0, 0};
+    c.stops = sf_sweep(t, img4, 2, SIMCLR_E_CANCELLED, "stop", sf_arm_cancel, &cn);
+    assert_int_equal(c.stops, 2);
+    c.nans = sf_sweep(t, img4, 3, SIMCLR_E_NUMERIC, "NaN weight", sf_arm_nan, &nw);
+    assert_int_equal(c.nans, 1);
+    if (arm_extra) c.extra = sf_sweep(t, img4, 4, SIMCLR_E_IO, "communicator", arm_extra, extra);
+    c.allocs_new = sf_sweep(t, img8, 5, SIMCLR_E_NOMEM, "allocation (new batch size)", sf_arm_alloc, t->ta);
+    assert_true(c.allocs_new > 0);
+    c.allocs = sf_sweep(t, img8, 6, SIMCLR_E_NOMEM, "allocation", sf_arm_alloc, t->ta);
+    CHECK_OK(simclr_context_set_progress_cancel(t->ctx, NULL, NULL));
+    return c;
 }
 
 #endif
