@@ -101,6 +101,17 @@ static inline void sf_put_optimizer(sf_blob *b, simclr_optimizer *opt)
     sf_put(b, &v, sizeof v);
 }
 
+/* The sections "gradients" (of the trained modules enc and head) and
+ * "optimizer state or step". */
+static inline void sf_put_training(sf_blob *b, simclr_module *enc, simclr_module *head, simclr_optimizer *opt)
+{
+    sf_put_module(b, enc, 1);
+    sf_put_module(b, head, 1);
+    sf_section(b, "gradients");
+    sf_put_optimizer(b, opt);
+    sf_section(b, "optimizer state or step");
+}
+
 /* The trainer's statistics; images/s only with `timing` (two trainers differ in it). */
 static inline void sf_put_stats(sf_blob *b, simclr_trainer *tr, int timing)
 {

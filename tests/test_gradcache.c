@@ -569,11 +569,7 @@ static sf_blob rig_state(void *u, int timing)
     sf_put_module(&b, r->enc, 0);
     sf_put_module(&b, r->head, 0);
     sf_section(&b, "parameters or BN running statistics");
-    sf_put_module(&b, r->enc, 1);
-    sf_put_module(&b, r->head, 1);
-    sf_section(&b, "gradients");
-    sf_put_optimizer(&b, r->opt);
-    sf_section(&b, "optimizer state or step");
+    sf_put_training(&b, r->enc, r->head, r->opt);
     sf_put_stats(&b, r->tr, timing);
     sf_section(&b, "trainer statistics");
     return b;

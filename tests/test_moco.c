@@ -583,11 +583,7 @@ static sf_blob moco_state(void *u, int timing)
     simclr_module *mods[4] = {r->enc, r->head, r->kenc, r->khead};
     for (int k = 0; k < 4; k++) sf_put_module(&b, mods[k], 0);
     sf_section(&b, "parameters or BN running statistics (four modules)");
-    sf_put_module(&b, r->enc, 1);
-    sf_put_module(&b, r->head, 1);
-    sf_section(&b, "gradients");
-    sf_put_optimizer(&b, r->opt);
-    sf_section(&b, "optimizer state or step");
+    sf_put_training(&b, r->enc, r->head, r->opt);
     simclr_tensor *q;
     CHECK_OK(simclr_moco_queue(r->tr, &q));
     sf_put_tensor(&b, q);
