@@ -32,15 +32,21 @@ struct simclr__trainer_ext *simclr__trainer_ext_get(simclr_trainer *tr, const ch
     return e;
 }
 
+void simclr__ext_bufs_free(simclr_context *ctx, simclr__ext_bufs *b)
+{
+    simclr_tensor *all[] = {b->views, b->view0, b->view1, b->feat, b->dfeat, b->z, b->dz, b->zg, b->dzg};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) simclr_tensor_destroy(all[i]);
+    float *bufs[] = {b->zl, b->gathered, b->bn_send, b->bn_recv};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) simclr__free(ctx, bufs[i]);
+    memset(b, 0, sizeof *b);
+}
+
 static void free_step_buffers(simclr_trainer *tr)
 {
     struct simclr__trainer_ext *e = tr->ext;
-    simclr_tensor *all[] = {e->views, e->view0, e->view1, e->feat, e->dfeat, e->z, e->dz, e->zg, e->dzg};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) simclr_tensor_destroy(all[i]);
-    e->views = e->view0 = e->view1 = e->feat = e->dfeat = e->z = e->dz = e->zg = e->dzg = NULL;
-    float *bufs[] = {e->zl, e->gathered, e->bucket, e->bn_send, e->bn_recv};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) simclr__free(tr->ctx, bufs[i]);
-    e->zl = e->gathered = e->bucket = e->bn_send = e->bn_recv = NULL;
+    simclr__ext_bufs_free(tr->ctx, &e->b);
+    simclr__free(tr->ctx, e->bucket);
+    e->bucket = NULL;
     e->n = e->c = e->k = e->ranks = e->bn_cap = 0;
 }
 

@@ -56,49 +56,63 @@ static int64_t widest_bn(const simclr_trainer *tr)
     return c;
 }
 
-static simclr_status ensure_buffers(simclr_trainer *tr, int64_t n, int64_t c, int64_t k)
+/* A set of step buffers and the shape it serves. */
+typedef struct buffer_set {
+    simclr__ext_bufs b;
+    int64_t n, c, k, ranks, bn_cap;
+} buffer_set;
+
+/* Exchanges the trainer's set with *s. */
+static void swap_sets(struct simclr__trainer_ext *e, buffer_set *s)
+{
+    buffer_set cur = {e->b, e->n, e->c, e->k, e->ranks, e->bn_cap};
+    e->b = s->b, e->n = s->n, e->c = s->c, e->k = s->k, e->ranks = s->ranks, e->bn_cap = s->bn_cap;
+    *s = cur;
+}
+
+/* (Re)builds the step buffers for n pairs of c channels in micro-batches of
+ * k. The new set is built aside; when complete it replaces the trainer's,
+ * whose old set goes to *prev (*rebuilt = 1) for the caller to free after a
+ * successful step or to put back after a failed one: a failed step holds no
+ * more memory than before. */
+static simclr_status ensure_buffers(simclr_trainer *tr, int64_t n, int64_t c, int64_t k, buffer_set *prev,
+                                    int *rebuilt)
 {
     struct simclr__trainer_ext *e = tr->ext;
     const int64_t ranks = e->comm.size;
-    if (e->views && e->n == n && e->c == c && e->k == k && e->ranks == ranks) return SIMCLR_OK;
-    /* Drop the old set (the bucket survives), build the new one. */
-    simclr_tensor *old[] = {e->views, e->view0, e->view1, e->feat, e->dfeat, e->z, e->dz, e->zg, e->dzg};
-    for (size_t i = 0; i < sizeof old / sizeof old[0]; i++) simclr_tensor_destroy(old[i]);
-    e->views = e->view0 = e->view1 = e->feat = e->dfeat = e->z = e->dz = e->zg = e->dzg = NULL;
-    float *oldf[] = {e->zl, e->gathered, e->bn_send, e->bn_recv};
-    for (size_t i = 0; i < sizeof oldf / sizeof oldf[0]; i++) simclr__free(tr->ctx, oldf[i]);
-    e->zl = e->gathered = e->bn_send = e->bn_recv = NULL;
-    e->n = 0;
-
+    *rebuilt = 0;
+    if (e->b.views && e->n == n && e->c == c && e->k == k && e->ranks == ranks) return SIMCLR_OK;
     const int64_t d = tr->encoder->out_dim, p = tr->head->out_dim, bn = widest_bn(tr);
     int64_t vshape[4] = {2 * k, c, tr->out_h, tr->out_w}, hshape[4] = {k, c, tr->out_h, tr->out_w};
     int64_t fshape[2] = {2 * k, d}, zshape[2] = {2 * k, p}, gshape[2] = {2 * n * ranks, p};
-    simclr_status st = simclr__tensor_f32(tr->ctx, 4, vshape, &e->views);
-    if (st == SIMCLR_OK) st = simclr_tensor_wrap(tr->ctx, SIMCLR_F32, 4, hshape, e->views->data, &e->view0);
+    simclr__ext_bufs b = {0};
+    simclr_status st = simclr__tensor_f32(tr->ctx, 4, vshape, &b.views);
+    if (st == SIMCLR_OK) st = simclr_tensor_wrap(tr->ctx, SIMCLR_F32, 4, hshape, b.views->data, &b.view0);
     if (st == SIMCLR_OK)
-        st = simclr_tensor_wrap(tr->ctx, SIMCLR_F32, 4, hshape, simclr__f32(e->views) + e->views->numel / 2,
-                                &e->view1);
-    if (st == SIMCLR_OK) st = simclr__tensor_f32(tr->ctx, 2, fshape, &e->feat);
-    if (st == SIMCLR_OK) st = simclr__tensor_f32(tr->ctx, 2, fshape, &e->dfeat);
-    if (st == SIMCLR_OK) st = simclr__tensor_f32(tr->ctx, 2, zshape, &e->z);
-    if (st == SIMCLR_OK) st = simclr__tensor_f32(tr->ctx, 2, zshape, &e->dz);
-    if (st == SIMCLR_OK) st = simclr__tensor_f32(tr->ctx, 2, gshape, &e->zg);
-    if (st == SIMCLR_OK) st = simclr__tensor_f32(tr->ctx, 2, gshape, &e->dzg);
+        st = simclr_tensor_wrap(tr->ctx, SIMCLR_F32, 4, hshape, simclr__f32(b.views) + b.views->numel / 2, &b.view1);
+    if (st == SIMCLR_OK) st = simclr__tensor_f32(tr->ctx, 2, fshape, &b.feat);
+    if (st == SIMCLR_OK) st = simclr__tensor_f32(tr->ctx, 2, fshape, &b.dfeat);
+    if (st == SIMCLR_OK) st = simclr__tensor_f32(tr->ctx, 2, zshape, &b.z);
+    if (st == SIMCLR_OK) st = simclr__tensor_f32(tr->ctx, 2, zshape, &b.dz);
+    if (st == SIMCLR_OK) st = simclr__tensor_f32(tr->ctx, 2, gshape, &b.zg);
+    if (st == SIMCLR_OK) st = simclr__tensor_f32(tr->ctx, 2, gshape, &b.dzg);
     size_t zl = (size_t)(2 * n * p), bnf = (size_t)(2 * bn);
-    if (st == SIMCLR_OK && !(e->zl = simclr__malloc(tr->ctx, zl * sizeof(float)))) st = simclr__nomem(FN, zl * 4);
-    if (st == SIMCLR_OK && !(e->gathered = simclr__malloc(tr->ctx, zl * (size_t)ranks * sizeof(float))))
+    if (st == SIMCLR_OK && !(b.zl = simclr__malloc(tr->ctx, zl * sizeof(float)))) st = simclr__nomem(FN, zl * 4);
+    if (st == SIMCLR_OK && !(b.gathered = simclr__malloc(tr->ctx, zl * (size_t)ranks * sizeof(float))))
         st = simclr__nomem(FN, zl * (size_t)ranks * 4);
-    if (st == SIMCLR_OK && !(e->bn_send = simclr__malloc(tr->ctx, bnf * sizeof(float)))) st = simclr__nomem(FN, bnf * 4);
-    if (st == SIMCLR_OK && !(e->bn_recv = simclr__malloc(tr->ctx, bnf * (size_t)ranks * sizeof(float))))
+    if (st == SIMCLR_OK && !(b.bn_send = simclr__malloc(tr->ctx, bnf * sizeof(float)))) st = simclr__nomem(FN, bnf * 4);
+    if (st == SIMCLR_OK && !(b.bn_recv = simclr__malloc(tr->ctx, bnf * (size_t)ranks * sizeof(float))))
         st = simclr__nomem(FN, bnf * (size_t)ranks * 4);
-    if (st != SIMCLR_OK) return st; /* the partial set is freed by the next call or destroy */
-    e->n = n;
-    e->c = c;
-    e->k = k;
-    e->ranks = ranks;
-    e->bn_cap = bn;
     /* Grow the loss's scratch now, so the step fails before any mutation. */
-    return simclr__loss_reserve(tr->loss, 2 * n * ranks, p);
+    if (st == SIMCLR_OK) st = simclr__loss_reserve(tr->loss, 2 * n * ranks, p);
+    if (st != SIMCLR_OK) {
+        simclr__ext_bufs_free(tr->ctx, &b);
+        return st;
+    }
+    *prev = (buffer_set){b, n, c, k, ranks, bn};
+    swap_sets(e, prev);
+    *rebuilt = 1;
+    return SIMCLR_OK;
 }
 
 /* Every rank must bring a shard of the same shape (the batch-norm hook and
@@ -138,7 +152,7 @@ static simclr_status cancelled(simclr_trainer *tr, int mine, int64_t total)
                         FN, (long long)tr->steps, (long long)total);
 }
 
-/* Augments micro-batch j and runs encoder + head in TRAIN mode into e->z. */
+/* Augments micro-batch j and runs encoder + head in TRAIN mode into e->b.z. */
 static simclr_status forward_micro(simclr_trainer *tr, const simclr_tensor *images, uint64_t seed, int64_t j)
 {
     struct simclr__trainer_ext *e = tr->ext;
@@ -148,10 +162,10 @@ static simclr_status forward_micro(simclr_trainer *tr, const simclr_tensor *imag
     /* A borrowed view of rows j*k .. j*k+k-1; augmentation only reads it. */
     SIMCLR__TRY(simclr_tensor_wrap(tr->ctx, SIMCLR_U8, 4, shape, (uint8_t *)images->data + j * k * image_bytes, &sub));
     uint64_t base = (uint64_t)(e->comm.rank * e->n + j * k);
-    simclr_status st = simclr__augment_pair_at(tr->aug, sub, seed, base, e->view0, e->view1);
+    simclr_status st = simclr__augment_pair_at(tr->aug, sub, seed, base, e->b.view0, e->b.view1);
     simclr_tensor_destroy(sub);
-    if (st == SIMCLR_OK) st = simclr_module_forward(tr->encoder, e->views, SIMCLR_TRAIN, e->feat);
-    if (st == SIMCLR_OK) st = simclr_module_forward(tr->head, e->feat, SIMCLR_TRAIN, e->z);
+    if (st == SIMCLR_OK) st = simclr_module_forward(tr->encoder, e->b.views, SIMCLR_TRAIN, e->b.feat);
+    if (st == SIMCLR_OK) st = simclr_module_forward(tr->head, e->b.feat, SIMCLR_TRAIN, e->b.z);
     if (st == SIMCLR_OK && e->comm.failed) st = simclr__comm_raise(&e->comm);
     return st;
 }
@@ -165,10 +179,10 @@ static void micro_rows(struct simclr__trainer_ext *e, int64_t j, int64_t p, int 
     for (int v = 0; v < 2; v++) {
         size_t bytes = (size_t)(k * p) * sizeof(float);
         if (to_local) {
-            memcpy(e->zl + (v * n + j * k) * p, simclr__f32(e->z) + v * k * p, bytes);
+            memcpy(e->b.zl + (v * n + j * k) * p, simclr__f32(e->b.z) + v * k * p, bytes);
         } else {
             int64_t g = e->comm.rank * n + j * k; /* global pair index */
-            memcpy(simclr__f32(e->dz) + v * k * p, simclr__f32(e->dzg) + (g + v * big_n) * p, bytes);
+            memcpy(simclr__f32(e->b.dz) + v * k * p, simclr__f32(e->b.dzg) + (g + v * big_n) * p, bytes);
         }
     }
 }
@@ -177,25 +191,19 @@ static void micro_rows(struct simclr__trainer_ext *e, int64_t j, int64_t p, int 
 static void to_global_layout(struct simclr__trainer_ext *e, int64_t p)
 {
     const int64_t n = e->n, big_n = n * e->comm.size;
-    float *zg = simclr__f32(e->zg);
+    float *zg = simclr__f32(e->b.zg);
     for (int r = 0; r < e->comm.size; r++)
         for (int v = 0; v < 2; v++)
-            memcpy(zg + (r * n + v * big_n) * p, e->gathered + (r * 2 * n + v * n) * p,
+            memcpy(zg + (r * n + v * big_n) * p, e->b.gathered + (r * 2 * n + v * n) * p,
                    (size_t)(n * p) * sizeof(float));
 }
 
-simclr_status simclr__trainer_step_ext(simclr_trainer *tr, const simclr_tensor *images, uint64_t seed, float *loss)
+/* The step on buffers sized for it (micro-batches of k pairs). */
+static simclr_status run_step(simclr_trainer *tr, const simclr_tensor *images, uint64_t seed, float *loss,
+                              int64_t k, double t0)
 {
     struct simclr__trainer_ext *e = tr->ext;
-    const double t0 = now_seconds();
-    const int64_t n = images->dims[0], c = images->dims[3], p = tr->head->out_dim;
-    const int64_t k = e->micro > 0 && e->micro < n ? e->micro : n;
-    if (n % k != 0)
-        return simclr__fail(SIMCLR_E_INVALID, "%s: a micro-batch of %lld pairs does not divide the local batch of %lld",
-                            FN, (long long)k, (long long)n);
-    const int64_t micro_count = n / k;
-    simclr__comm_begin(&e->comm);
-    SIMCLR__TRY(ensure_buffers(tr, n, c, k));
+    const int64_t n = images->dims[0], p = tr->head->out_dim, micro_count = n / k;
     double lr, total_steps = 0;
     SIMCLR__TRY(simclr_optimizer_lr(tr->opt, &lr));
     simclr_optimizer_get(tr->opt, SIMCLR_OPT_TOTAL_STEPS, &total_steps);
@@ -217,14 +225,14 @@ simclr_status simclr__trainer_step_ext(simclr_trainer *tr, const simclr_tensor *
     if (st == SIMCLR_OK && micro_count > 1) simclr__trainer_snapshot(tr, SIMCLR__SNAP_BUFFERS, 1);
 
     /* 2. The global batch, its loss and the gradient at every embedding. */
-    if (st == SIMCLR_OK) st = simclr__comm_all_gather(&e->comm, FN, e->zl, 2 * n * p, e->gathered);
+    if (st == SIMCLR_OK) st = simclr__comm_all_gather(&e->comm, FN, e->b.zl, 2 * n * p, e->b.gathered);
     float value = 0, acc = 0;
     if (st == SIMCLR_OK) {
         to_global_layout(e, p);
-        st = simclr_loss_forward(tr->loss, e->zg, &value, &acc);
+        st = simclr_loss_forward(tr->loss, e->b.zg, &value, &acc);
     }
     if (st == SIMCLR_OK && !isfinite(value)) st = simclr__fail(SIMCLR_E_NUMERIC, "%s: the loss is %g", FN, (double)value);
-    if (st == SIMCLR_OK) st = simclr_loss_backward(tr->loss, e->dzg);
+    if (st == SIMCLR_OK) st = simclr_loss_backward(tr->loss, e->b.dzg);
     if (st == SIMCLR_OK) st = simclr_module_zero_grad(tr->encoder);
     if (st == SIMCLR_OK) st = simclr_module_zero_grad(tr->head);
 
@@ -233,8 +241,8 @@ simclr_status simclr__trainer_step_ext(simclr_trainer *tr, const simclr_tensor *
         if (micro_count > 1) st = forward_micro(tr, images, seed, j);
         if (st != SIMCLR_OK) break;
         micro_rows(e, j, p, 0);
-        st = simclr_module_backward(tr->head, e->dz, e->dfeat);
-        if (st == SIMCLR_OK) st = simclr_module_backward(tr->encoder, e->dfeat, NULL);
+        st = simclr_module_backward(tr->head, e->b.dz, e->b.dfeat);
+        if (st == SIMCLR_OK) st = simclr_module_backward(tr->encoder, e->b.dfeat, NULL);
         if (st == SIMCLR_OK && e->comm.failed) st = simclr__comm_raise(&e->comm);
     }
     tr->ctx->bn_hook = NULL;
@@ -263,4 +271,25 @@ simclr_status simclr__trainer_step_ext(simclr_trainer *tr, const simclr_tensor *
     (void)simclr__progress(tr->ctx, "train", tr->steps, total); /* the step is done: no undo */
     if (loss) *loss = value;
     return SIMCLR_OK;
+}
+
+simclr_status simclr__trainer_step_ext(simclr_trainer *tr, const simclr_tensor *images, uint64_t seed, float *loss)
+{
+    struct simclr__trainer_ext *e = tr->ext;
+    const double t0 = now_seconds();
+    const int64_t n = images->dims[0], c = images->dims[3];
+    const int64_t k = e->micro > 0 && e->micro < n ? e->micro : n;
+    if (n % k != 0)
+        return simclr__fail(SIMCLR_E_INVALID, "%s: a micro-batch of %lld pairs does not divide the local batch of %lld",
+                            FN, (long long)k, (long long)n);
+    simclr__comm_begin(&e->comm);
+    buffer_set prev;
+    int rebuilt;
+    SIMCLR__TRY(ensure_buffers(tr, n, c, k, &prev, &rebuilt));
+    simclr_status st = run_step(tr, images, seed, loss, k, t0);
+    if (rebuilt) {
+        if (st != SIMCLR_OK) swap_sets(e, &prev); /* the set (and memory) of before */
+        simclr__ext_bufs_free(tr->ctx, &prev.b);
+    }
+    return st;
 }
