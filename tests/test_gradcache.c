@@ -3,7 +3,11 @@
  * when it has nothing to split; with frozen BN the micro-batched gradients
  * equal the whole-batch ones; the frozen-BN backward against central
  * differences; settings and communicators are validated; a failing
- * collective is SIMCLR_E_IO and changes nothing. */
+ * collective is SIMCLR_E_IO and changes nothing; every way a step can fail
+ * (each poll of the progress callback, a NaN weight, each collective call,
+ * each allocation) leaves every byte as it was, under six settings; a
+ * peer's stop stops this rank too; SIMCLR_STAT_COMM_BYTES is 0 without a
+ * communicator. */
 #include "test_util.h"
 
 #include "core/context.h"
