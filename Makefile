@@ -390,6 +390,8 @@ bench: $(BENCH_MPI)
 
 # The gradient-caching test shares the ReLU-margin helper with mpi_trainer.
 $(BUILD)/tests/test_gradcache: tests/relu_margin.h tests/relu_margin_fwd.h
+# ... and the step failure injection with test_moco.
+$(BUILD)/tests/test_gradcache $(BUILD)/tests/test_moco: tests/step_faults.h
 
 test-mpi: $(BUILD)/tests/mpi_trainer
 	@sh tests/test_mpi.sh $(BUILD)/tests/mpi_trainer

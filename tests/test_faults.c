@@ -560,6 +560,15 @@ static void test_allocation_failures(void **state)
     for (int64_t i = 0; i < simclr_tensor_numel(W.images); i++) px[i] = (unsigned char)(i * 11 + i / 7);
     sweep_alloc("simclr_trainer_step (new batch)", c_trainer_step);
     sweep_alloc("simclr_trainer_step", c_trainer_step);
+    /* The gradient-caching step (tests/test_gradcache.c sweeps its other
+     * failures and the distributed settings). */
+    CHECK_OK(simclr_trainer_set(W.tr, SIMCLR_TRAINER_MICRO_BATCH, 2));
+    sweep_alloc("simclr_trainer_step (micro, new)", c_trainer_step);
+    sweep_alloc("simclr_trainer_step (micro)", c_trainer_step);
+    CHECK_OK(simclr_trainer_set(W.tr, SIMCLR_TRAINER_BN_MODE, SIMCLR_BN_SYNC));
+    sweep_alloc("simclr_trainer_step (micro, sync BN)", c_trainer_step);
+    CHECK_OK(simclr_trainer_set(W.tr, SIMCLR_TRAINER_MICRO_BATCH, 0));
+    CHECK_OK(simclr_trainer_set(W.tr, SIMCLR_TRAINER_BN_MODE, SIMCLR_BN_LOCAL));
     sweep_alloc("simclr_dataset_open_idx", c_open_idx);
     sweep_alloc("simclr_dataset_open_idx (gzip)", c_open_idx_gz);
     sweep_alloc("simclr_dataset_open_cifar", c_open_cifar);

@@ -3,12 +3,17 @@
  * when it has nothing to split; with frozen BN the micro-batched gradients
  * equal the whole-batch ones; the frozen-BN backward against central
  * differences; settings and communicators are validated; a failing
- * collective is SIMCLR_E_IO and changes nothing. */
+ * collective is SIMCLR_E_IO and changes nothing; every way a step can fail
+ * (each poll of the progress callback, a NaN weight, each collective call,
+ * each allocation) leaves every byte as it was, under six settings; a
+ * peer's stop stops this rank too; SIMCLR_STAT_COMM_BYTES is 0 without a
+ * communicator. */
 #include "test_util.h"
 
 #include "core/context.h"
 #include "train/distributed.h"
 #include "relu_margin.h"
+#include "step_faults.h"
 
 #define IMG 12
 #define N 8
@@ -22,10 +27,10 @@ typedef struct {
     simclr_trainer *tr;
 } rig;
 
-static void rig_make(rig *r, int head_bn)
+static void rig_make_alloc(rig *r, int head_bn, const simclr_allocator *alloc)
 {
     memset(r, 0, sizeof *r);
-    CHECK_OK(simclr_context_create("cpu", 2, NULL, &r->ctx));
+    CHECK_OK(simclr_context_create("cpu", 2, alloc, &r->ctx));
     CHECK_OK(simclr_resnet_create(r->ctx, 18, 4, 3, SIMCLR_STEM_CIFAR, 21, &r->enc));
     int d = (int)simclr_module_output_dim(r->enc);
     CHECK_OK(simclr_mlp_head_create(r->ctx, d, d, 16, head_bn ? 3 : 2, head_bn, 22, &r->head));
@@ -37,6 +42,8 @@ static void rig_make(rig *r, int head_bn)
     CHECK_OK(simclr_optimizer_set(r->opt, SIMCLR_OPT_MOMENTUM, 0.9));
     CHECK_OK(simclr_trainer_create(r->ctx, r->enc, r->head, r->aug, r->loss, r->opt, &r->tr));
 }
+
+static void rig_make(rig *r, int head_bn) { rig_make_alloc(r, head_bn, NULL); }
 
 static void rig_free(rig *r)
 {
@@ -556,6 +563,207 @@ static void test_moco_refused(void **state)
     rig_free(&r);
 }
 
+/* ---- failed steps on the gradient-caching and distributed paths -------- */
+
+/* Everything a failed step must leave alone. */
+static sf_blob rig_state(void *u, int timing)
+{
+    rig *r = u;
+    sf_blob b = {0};
+    sf_put_module(&b, r->enc, 0);
+    sf_put_module(&b, r->head, 0);
+    sf_section(&b, "parameters or BN running statistics");
+    sf_put_training(&b, r->enc, r->head, r->opt);
+    sf_put_stats(&b, r->tr, timing);
+    sf_section(&b, "trainer statistics");
+    return b;
+}
+
+/* A pretend rank 1 of 2 whose peer holds the same data (a sum is twice the
+ * data, a gather two copies). Collective call number fail_at and every later
+ * one fail (a peer that died), counting all three kinds of call. */
+typedef struct fake_comm {
+    long calls, fail_at;
+} fake_comm;
+
+static int f_rank(void *u) { (void)u; return 1; }
+static int f_size(void *u) { (void)u; return 2; }
+static int f_fails(void *u)
+{
+    fake_comm *f = u;
+    f->calls++;
+    return f->fail_at && f->calls >= f->fail_at;
+}
+static int f_reduce(void *u, float *d, int64_t n)
+{
+    if (f_fails(u)) return 7;
+    for (int64_t i = 0; i < n; i++) d[i] *= 2;
+    return 0;
+}
+static int f_gather(void *u, const float *s, int64_t n, float *r)
+{
+    if (f_fails(u)) return 7;
+    memcpy(r, s, (size_t)n * sizeof(float));
+    memcpy(r + n, s, (size_t)n * sizeof(float));
+    return 0;
+}
+static int f_bcast(void *u, float *d, int64_t n, int root)
+{
+    (void)d, (void)n, (void)root;
+    return f_fails(u) ? 7 : 0;
+}
+static void arm_comm(void *u, long k) { *(fake_comm *)u = (fake_comm){0, k}; }
+
+/* Every way a step on the extended path can fail after it started, on
+ * trainers whose gradients, momentum, BN statistics and counters are all
+ * non-zero (one good step first): a stop from the progress callback at each
+ * of its polls, a NaN weight, a communicator failing at its 1st, 2nd, ...
+ * collective call, allocation 1, 2, ... failing (at a new batch size, then
+ * at the same one). Each failure leaves the trainer byte for byte as it
+ * was; the step that then succeeds equals that of a trainer that never
+ * failed. Issue 24: the failed step used to zero every gradient. */
+static void test_failed_ext_step_changes_nothing(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *name;
+        int micro, bn, ranks;
+    } cfgs[] = {
+        {"micro-batches of 2, local BN", 2, SIMCLR_BN_LOCAL, 1},
+        {"micro-batches of 2, synchronized BN, no communicator", 2, SIMCLR_BN_SYNC, 1},
+        {"frozen BN, no communicator", 0, SIMCLR_BN_FROZEN, 1},
+        {"2 ranks, local BN", 0, SIMCLR_BN_LOCAL, 2},
+        {"2 ranks, synchronized BN, micro-batches of 2", 2, SIMCLR_BN_SYNC, 2},
+        {"2 ranks, frozen BN, micro-batches of 4", 4, SIMCLR_BN_FROZEN, 2},
+    };
+    uint8_t px4[4 * IMG * IMG * 3], px8[8 * IMG * IMG * 3];
+    for (size_t c = 0; c < sizeof cfgs / sizeof cfgs[0]; c++) {
+        test_alloc ta = {0, 0, 0, 0};
+        simclr_allocator hooks = test_allocator(&ta);
+        rig a, ref;
+        rig_make_alloc(&a, 1, &hooks);
+        rig_make(&ref, 1);
+        fake_comm fa = {0, 0}, fr = {0, 0};
+        rig *both[2] = {&a, &ref};
+        fake_comm *fc[2] = {&fa, &fr};
+        for (int i = 0; i < 2; i++) {
+            if (cfgs[c].micro) CHECK_OK(simclr_trainer_set(both[i]->tr, SIMCLR_TRAINER_MICRO_BATCH, cfgs[c].micro));
+            CHECK_OK(simclr_trainer_set(both[i]->tr, SIMCLR_TRAINER_BN_MODE, cfgs[c].bn));
+            CHECK_OK(simclr_trainer_set(both[i]->tr, SIMCLR_TRAINER_BUCKET_BYTES, 4096)); /* several buckets */
+            simclr_comm comm = {f_rank, f_size, f_reduce, f_gather, f_bcast, c_err, fc[i]};
+            if (cfgs[c].ranks > 1) CHECK_OK(simclr_trainer_set_comm(both[i]->tr, &comm));
+        }
+        simclr_tensor *img4 = make_images(a.ctx, px4, 4), *img8 = make_images(a.ctx, px8, 8);
+        const sf_target t = {a.tr, ref.tr, a.ctx, a.enc, &ta, &a, &ref, rig_state};
+        sf_counts n = sf_sweep_all(&t, img4, img8, cfgs[c].ranks > 1 ? arm_comm : NULL, &fa);
+        if (cfgs[c].ranks > 1) assert_true(n.extra >= 3); /* shapes, embeddings, gradients at least */
+        printf("failed extended steps, %s: %ld stops, %ld NaN, %ld communicator failures, %ld + %ld allocation "
+               "failures; each left the trainer as it was\n",
+               cfgs[c].name, n.stops, n.nans, n.extra, n.allocs_new, n.allocs);
+        simclr_tensor_destroy(img4), simclr_tensor_destroy(img8);
+        rig_free(&a), rig_free(&ref);
+        assert_int_equal(ta.live, 0);
+    }
+}
+
+/* A peer whose progress callback asks to stop (mode 1: before the forward
+ * pass, its flag in the shape check, the step's first gather; mode 2: before
+ * the optimizer commits, its flag the last float of the gradient sum): this
+ * rank stops at the same point, with SIMCLR_E_CANCELLED and nothing changed,
+ * instead of waiting in a collective the peer never joins. */
+typedef struct peer_stop {
+    long gathers;
+    int mode;
+} peer_stop;
+
+static int p_gather(void *u, const float *s, int64_t n, float *r)
+{
+    peer_stop *p = u;
+    f_gather(&(fake_comm){0, 0}, s, n, r);
+    if (p->mode == 1 && ++p->gathers == 1) r[n - 1] = 1; /* rank 0 is the peer */
+    return 0;
+}
+
+static int p_reduce(void *u, float *d, int64_t n)
+{
+    peer_stop *p = u;
+    f_reduce(&(fake_comm){0, 0}, d, n);
+    if (p->mode == 2) d[n - 1] += 1;
+    return 0;
+}
+
+static void test_cancel_agreed_over_ranks(void **state)
+{
+    (void)state;
+    rig r;
+    rig_make(&r, 1);
+    peer_stop ps = {0, 0};
+    simclr_comm comm = {f_rank, f_size, p_reduce, p_gather, f_bcast, c_err, &ps};
+    CHECK_OK(simclr_trainer_set(r.tr, SIMCLR_TRAINER_BN_MODE, SIMCLR_BN_SYNC));
+    CHECK_OK(simclr_trainer_set(r.tr, SIMCLR_TRAINER_MICRO_BATCH, 2));
+    CHECK_OK(simclr_trainer_set_comm(r.tr, &comm));
+    uint8_t px[4 * IMG * IMG * 3];
+    simclr_tensor *img = make_images(r.ctx, px, 4);
+    CHECK_OK(simclr_trainer_step(r.tr, img, 1, NULL));
+    for (int mode = 1; mode <= 2; mode++) {
+        sf_blob before = rig_state(&r, 1);
+        ps = (peer_stop){0, mode};
+        CHECK_STATUS(simclr_trainer_step(r.tr, img, 2, NULL), SIMCLR_E_CANCELLED);
+        assert_non_null(strstr(simclr_last_error(), "another rank's progress callback"));
+        ps.mode = 0;
+        sf_blob after = rig_state(&r, 1);
+        const char *diff = sf_diff(&before, &after);
+        if (diff) fail_msg("a stop of the peer (mode %d) changed the %s", mode, diff);
+        free(before.p), free(after.p);
+    }
+    CHECK_OK(simclr_trainer_step(r.tr, img, 2, NULL));
+    simclr_tensor_destroy(img);
+    rig_free(&r);
+}
+
+/* SIMCLR_STAT_COMM_BYTES is 0 without a communicator, whichever setting
+ * sends the step down the extended path; an attached single-process
+ * communicator counts its bytes, and detaching it gives 0 again. */
+static void test_comm_bytes_zero_without_comm(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *name;
+        simclr_trainer_param key;
+        double value, micro_batches;
+    } cases[] = {
+        {"synchronized BN", SIMCLR_TRAINER_BN_MODE, SIMCLR_BN_SYNC, 1},
+        {"frozen BN", SIMCLR_TRAINER_BN_MODE, SIMCLR_BN_FROZEN, 1},
+        {"micro-batches of 2", SIMCLR_TRAINER_MICRO_BATCH, 2, N / 2},
+    };
+    uint8_t px[N * IMG * IMG * 3];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        rig r;
+        rig_make(&r, 1);
+        simclr_tensor *img = make_images(r.ctx, px, N);
+        CHECK_OK(simclr_trainer_set(r.tr, cases[i].key, cases[i].value));
+        CHECK_OK(simclr_trainer_step(r.tr, img, 1, NULL));
+        double bytes, micro;
+        CHECK_OK(simclr_trainer_stat(r.tr, SIMCLR_STAT_COMM_BYTES, &bytes));
+        CHECK_OK(simclr_trainer_stat(r.tr, SIMCLR_STAT_MICRO_BATCHES, &micro));
+        printf("no communicator, %s: SIMCLR_STAT_COMM_BYTES %g, %g micro-batches\n", cases[i].name, bytes, micro);
+        assert_true(bytes == 0);
+        assert_true(micro == cases[i].micro_batches); /* the extended path ran */
+        simclr_comm single;
+        CHECK_OK(simclr_comm_single(&single));
+        CHECK_OK(simclr_trainer_set_comm(r.tr, &single));
+        CHECK_OK(simclr_trainer_step(r.tr, img, 2, NULL));
+        CHECK_OK(simclr_trainer_stat(r.tr, SIMCLR_STAT_COMM_BYTES, &bytes));
+        assert_true(bytes > 0); /* the single-process communicator counts */
+        CHECK_OK(simclr_trainer_set_comm(r.tr, NULL));
+        CHECK_OK(simclr_trainer_step(r.tr, img, 3, NULL));
+        CHECK_OK(simclr_trainer_stat(r.tr, SIMCLR_STAT_COMM_BYTES, &bytes));
+        assert_true(bytes == 0);
+        simclr_tensor_destroy(img);
+        rig_free(&r);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -564,6 +772,9 @@ int main(void)
         cmocka_unit_test(test_settings),                   cmocka_unit_test(test_comm_validation),
         cmocka_unit_test(test_comm_failure_changes_nothing), cmocka_unit_test(test_moco_refused),
         cmocka_unit_test(test_relu_margin_check_can_fail),
+        cmocka_unit_test(test_failed_ext_step_changes_nothing),
+        cmocka_unit_test(test_cancel_agreed_over_ranks),
+        cmocka_unit_test(test_comm_bytes_zero_without_comm),
     };
     return cmocka_run_group_tests_name("gradcache", tests, NULL, NULL);
 }

@@ -1,13 +1,15 @@
 /* MoCo v2: InfoNCE against a queue (value and query gradient by finite
  * differences), the momentum update's arithmetic, the trainer's queue
- * wraparound and momentum schedule, bad arguments, all-or-nothing steps, an
- * allocation-failure sweep, and bit-identical resume from a checkpoint.
+ * wraparound and momentum schedule, bad arguments, all-or-nothing steps (a
+ * NaN, a stop, every allocation failing), an allocation-failure sweep of
+ * the setup, and bit-identical resume from a checkpoint.
  * The PyTorch cross-check of whole steps is tests/python/test_torch_moco.py. */
 #include "test_util.h"
 
 #include <unistd.h>
 
 #include "loss/infonce.h"
+#include "step_faults.h"
 
 #define IMG 12
 #define CH 1
@@ -242,7 +244,8 @@ static simclr_tensor *images(simclr_context *ctx, int n, uint64_t seed)
     return t;
 }
 
-/* Every tensor the trainer owns or changes: four modules, optimizer state, queue. */
+/* Every tensor the trainer owns or changes: four modules (and the gradients
+ * of the two trained ones), optimizer state, queue. */
 typedef struct {
     int n;
     void *data[512];
@@ -265,9 +268,10 @@ static void copy_take(state_copy *s, rig *r)
     simclr_module *mods[4] = {r->enc, r->head, r->kenc, r->khead};
     for (int k = 0; k < 4; k++)
         for (int i = 0; i < simclr_module_param_count(mods[k]); i++) {
-            simclr_tensor *v;
-            CHECK_OK(simclr_module_param(mods[k], i, NULL, &v, NULL, NULL));
+            simclr_tensor *v, *g;
+            CHECK_OK(simclr_module_param(mods[k], i, NULL, &v, &g, NULL));
             copy_add(s, v);
+            if (g && k < 2) copy_add(s, g); /* the step zeroes and refills them */
         }
     for (int i = 0; i < simclr_optimizer_state_count(r->opt); i++) {
         simclr_tensor *v;
@@ -370,6 +374,41 @@ static void test_queue_wraparound(void **state)
     CHECK_STATUS(simclr_moco_key_order(r.tr, order, 3), SIMCLR_E_SHAPE);
     simclr_tensor_destroy(img);
     rig_free(&r);
+}
+
+/* A queue position that is not a multiple of the batch (set by hand, or
+ * left by batches of another size: 3 steps of 4 into 16 rows, then 8) wraps:
+ * rows 12..15 and 0..3 are written, 4..11 kept, the position is 4. The step
+ * used to write rows 12..19, past the end of the queue. */
+static void test_queue_wraps_at_any_position(void **state)
+{
+    (void)state;
+    const int k = 16, p = 8;
+    for (int by_hand = 0; by_hand < 2; by_hand++) {
+        rig r;
+        rig_make(&r, k, 2);
+        simclr_tensor *img4 = images(r.ctx, 4, 1), *img8 = images(r.ctx, 8, 2), *q;
+        if (by_hand) CHECK_OK(simclr_moco_set(r.tr, SIMCLR_MOCO_QUEUE_POS, 12));
+        else
+            for (int s = 0; s < 3; s++) CHECK_OK(simclr_trainer_step(r.tr, img4, 10 + (uint64_t)s, NULL));
+        CHECK_OK(simclr_moco_queue(r.tr, &q));
+        const float *qd = simclr_tensor_data(q);
+        float prev[16 * 8];
+        memcpy(prev, qd, sizeof prev);
+        CHECK_OK(simclr_trainer_step(r.tr, img8, 20, NULL));
+        for (int j = 0; j < k; j++) {
+            int written = j >= 12 || j < 4;
+            int same = memcmp(prev + j * p, qd + j * p, p * sizeof(float)) == 0;
+            if (written == same)
+                fail_msg("%s: queue row %d %s", by_hand ? "position set by hand" : "after batches of 4", j,
+                         written ? "not written" : "overwritten");
+        }
+        double pos;
+        CHECK_OK(simclr_moco_get(r.tr, SIMCLR_MOCO_QUEUE_POS, &pos));
+        assert_true(pos == 4);
+        simclr_tensor_destroy(img4), simclr_tensor_destroy(img8);
+        rig_free(&r);
+    }
 }
 
 /* The key modules follow key = m_t key + (1 - m_t) query after each step,
@@ -536,6 +575,56 @@ static void test_failed_step_changes_nothing(void **state)
     rig_free(&r);
 }
 
+/* The whole state of a MoCo trainer, for the step failure sweep. */
+static sf_blob moco_state(void *u, int timing)
+{
+    rig *r = u;
+    sf_blob b = {0};
+    simclr_module *mods[4] = {r->enc, r->head, r->kenc, r->khead};
+    for (int k = 0; k < 4; k++) sf_put_module(&b, mods[k], 0);
+    sf_section(&b, "parameters or BN running statistics (four modules)");
+    sf_put_training(&b, r->enc, r->head, r->opt);
+    simclr_tensor *q;
+    CHECK_OK(simclr_moco_queue(r->tr, &q));
+    sf_put_tensor(&b, q);
+    double pos;
+    CHECK_OK(simclr_moco_get(r->tr, SIMCLR_MOCO_QUEUE_POS, &pos));
+    sf_put(&b, &pos, sizeof pos);
+    int64_t order[8];
+    for (int64_t n = 4; n <= 8; n += 4)
+        if (simclr_moco_key_order(r->tr, order, n) == SIMCLR_OK) sf_put(&b, order, (size_t)n * sizeof *order);
+    sf_section(&b, "queue, its position or the key order");
+    sf_put_stats(&b, r->tr, timing);
+    sf_section(&b, "trainer statistics");
+    return b;
+}
+
+/* Every way a MoCo step can fail after it started, on a trainer whose
+ * gradients, momentum, BN statistics, queue and counters are all set (one
+ * good step first): a stop at each poll of the progress callback, a NaN
+ * weight, allocation 1, 2, ... failing (at a new batch size, then at the
+ * same one). Each failure leaves the trainer byte for byte as it was
+ * (gradients included: issue 24, the failed step used to zero them); the
+ * step that then succeeds equals that of a trainer that never failed. */
+static void test_failed_steps_sweep(void **state)
+{
+    (void)state;
+    test_alloc ta = {0, 0, 0, 0};
+    simclr_allocator hooks = test_allocator(&ta);
+    rig a, ref;
+    CHECK_OK(rig_try(&a, &hooks, 16));
+    CHECK_OK(simclr_moco_set(a.tr, SIMCLR_MOCO_KEY_SPLITS, 2));
+    rig_make(&ref, 16, 2);
+    simclr_tensor *img4 = images(a.ctx, 4, 3), *img8 = images(a.ctx, 8, 4);
+    const sf_target t = {a.tr, ref.tr, a.ctx, a.enc, &ta, &a, &ref, moco_state};
+    sf_counts n = sf_sweep_all(&t, img4, img8, NULL, NULL);
+    print_message("moco failed steps: %ld stops, %ld NaN, %ld + %ld allocation failures; each left the trainer as "
+                  "it was\n", n.stops, n.nans, n.allocs_new, n.allocs);
+    simclr_tensor_destroy(img4), simclr_tensor_destroy(img8);
+    rig_free(&a), rig_free(&ref);
+    assert_int_equal(ta.live, 0);
+}
+
 /* Save after 2 steps, run 3 more; a fresh trainer (other initial weights and
  * queue) loaded from the file runs the same 3 steps to the same bits. */
 static void test_checkpoint_resume_bit_identical(void **state)
@@ -625,9 +714,11 @@ int main(void)
         cmocka_unit_test(test_momentum_update_arithmetic),
         cmocka_unit_test(test_create_copies_query_into_key),
         cmocka_unit_test(test_queue_wraparound),
+        cmocka_unit_test(test_queue_wraps_at_any_position),
         cmocka_unit_test(test_momentum_schedule_in_steps),
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_failed_step_changes_nothing),
+        cmocka_unit_test(test_failed_steps_sweep),
         cmocka_unit_test(test_checkpoint_resume_bit_identical),
         cmocka_unit_test(test_allocation_failures),
     };

@@ -7,8 +7,10 @@
 #     frozen BN (with and without micro-batches of 2), 4 steps each, ReLU
 #     inputs kept clear of zero and that margin asserted before every step
 #     (tests/mpi/mpi_trainer.c, "Tolerances").
-#  2. A rank that exits in the middle of a step: the others must fail with
-#     SIMCLR_E_IO and a message naming the timeout, within it, not hang.
+#  2. A rank that exits in the middle of a step (in a synchronized batch norm,
+#     or at the gradient sum): the others must fail with SIMCLR_E_IO and a
+#     message naming the timeout, within it, not hang, with parameters, BN
+#     statistics and gradients as before the step.
 set -u
 bin="$1"
 tmp=$(mktemp -d)
@@ -31,19 +33,21 @@ for np in 2 3; do
 done
 
 # The dying rank. Timeout 3 s per collective; the whole run gets 60 s.
-start=$(date +%s)
-out=$(timeout 60 $MPIRUN -np 3 "$bin" die 3 2>&1)
-rc=$?
-elapsed=$(( $(date +%s) - start ))
-survivors=$(printf '%s\n' "$out" | grep -c "second step -> input/output error.*did not complete within 3.0 s")
-died=$(printf '%s\n' "$out" | grep -c "simulated crash")
-if [ "$rc" -ne 124 ] && [ "$survivors" -eq 2 ] && [ "$died" -eq 1 ]; then
-  printf '%s\n' "$out" | grep "second step" | sed 's/^/mpi rank failure: /'
-  echo "mpi rank failure: both survivors failed cleanly; the job ended after ${elapsed} s"
-else
-  echo "FAILED: rank failure test (rc $rc, $survivors survivor reports, $died crash, ${elapsed} s):"
-  printf '%s\n' "$out" | tail -20
-  fail=1
-fi
+for at in bn grads; do
+  start=$(date +%s)
+  out=$(timeout 60 $MPIRUN -np 3 "$bin" die 3 $at 2>&1)
+  rc=$?
+  elapsed=$(( $(date +%s) - start ))
+  survivors=$(printf '%s\n' "$out" | grep -c "second step -> input/output error.*did not complete within 3.0 s")
+  died=$(printf '%s\n' "$out" | grep -c "simulated crash")
+  if [ "$rc" -ne 124 ] && [ "$survivors" -eq 2 ] && [ "$died" -eq 1 ]; then
+    printf '%s\n' "$out" | grep "second step" | sed "s/^/mpi rank failure ($at): /"
+    echo "mpi rank failure ($at): both survivors failed cleanly, their trainers as before; the job ended after ${elapsed} s"
+  else
+    echo "FAILED: rank failure test at $at (rc $rc, $survivors survivor reports, $died crash, ${elapsed} s):"
+    printf '%s\n' "$out" | tail -20
+    fail=1
+  fi
+done
 [ $fail -eq 0 ] && echo "mpi: all checks passed"
 exit $fail

@@ -39,19 +39,19 @@ static int hook_forward(void *user, int64_t c, int64_t *count, float *mean, floa
         strcpy(s->message, "simclr_trainer_step: a batch norm wider than the trainer planned for");
         return 1;
     }
-    memcpy(e->bn_send, mean, (size_t)c * sizeof *mean);
-    memcpy(e->bn_send + c, var, (size_t)c * sizeof *var);
-    if (simclr__comm_all_gather(s, "simclr_trainer_step (synchronized batch norm)", e->bn_send, 2 * c, e->bn_recv) !=
+    memcpy(e->b.bn_send, mean, (size_t)c * sizeof *mean);
+    memcpy(e->b.bn_send + c, var, (size_t)c * sizeof *var);
+    if (simclr__comm_all_gather(s, "simclr_trainer_step (synchronized batch norm)", e->b.bn_send, 2 * c, e->b.bn_recv) !=
         SIMCLR_OK)
         return 1;
     const int p = s->size;
     for (int64_t i = 0; i < c; i++) {
         double mu = 0, v = 0;
-        for (int r = 0; r < p; r++) mu += e->bn_recv[(int64_t)r * 2 * c + i];
+        for (int r = 0; r < p; r++) mu += e->b.bn_recv[(int64_t)r * 2 * c + i];
         mu /= p;
         for (int r = 0; r < p; r++) {
-            double d = e->bn_recv[(int64_t)r * 2 * c + i] - mu;
-            v += e->bn_recv[(int64_t)r * 2 * c + c + i] + d * d;
+            double d = e->b.bn_recv[(int64_t)r * 2 * c + i] - mu;
+            v += e->b.bn_recv[(int64_t)r * 2 * c + c + i] + d * d;
         }
         mean[i] = (float)mu;
         var[i] = (float)(v / p);
@@ -70,12 +70,12 @@ static void hook_backward(void *user, int64_t c, int64_t *count, float *sum_g, f
     }
     simclr__comm_state *s = &e->comm;
     if (e->bn_mode != SIMCLR_BN_SYNC || s->size == 1 || s->failed || c > e->bn_cap) return;
-    memcpy(e->bn_send, sum_g, (size_t)c * sizeof *sum_g);
-    memcpy(e->bn_send + c, sum_gx, (size_t)c * sizeof *sum_gx);
-    if (simclr__comm_all_reduce(s, "simclr_trainer_step (synchronized batch norm)", e->bn_send, 2 * c) != SIMCLR_OK)
+    memcpy(e->b.bn_send, sum_g, (size_t)c * sizeof *sum_g);
+    memcpy(e->b.bn_send + c, sum_gx, (size_t)c * sizeof *sum_gx);
+    if (simclr__comm_all_reduce(s, "simclr_trainer_step (synchronized batch norm)", e->b.bn_send, 2 * c) != SIMCLR_OK)
         return;
-    memcpy(sum_g, e->bn_send, (size_t)c * sizeof *sum_g);
-    memcpy(sum_gx, e->bn_send + c, (size_t)c * sizeof *sum_gx);
+    memcpy(sum_g, e->b.bn_send, (size_t)c * sizeof *sum_g);
+    memcpy(sum_gx, e->b.bn_send + c, (size_t)c * sizeof *sum_gx);
     *count *= s->size;
 }
 

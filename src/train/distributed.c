@@ -32,15 +32,21 @@ struct simclr__trainer_ext *simclr__trainer_ext_get(simclr_trainer *tr, const ch
     return e;
 }
 
+void simclr__ext_bufs_free(simclr_context *ctx, simclr__ext_bufs *b)
+{
+    simclr_tensor *all[] = {b->views, b->view0, b->view1, b->feat, b->dfeat, b->z, b->dz, b->zg, b->dzg};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) simclr_tensor_destroy(all[i]);
+    float *bufs[] = {b->zl, b->gathered, b->bn_send, b->bn_recv};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) simclr__free(ctx, bufs[i]);
+    memset(b, 0, sizeof *b);
+}
+
 static void free_step_buffers(simclr_trainer *tr)
 {
     struct simclr__trainer_ext *e = tr->ext;
-    simclr_tensor *all[] = {e->views, e->view0, e->view1, e->feat, e->dfeat, e->z, e->dz, e->zg, e->dzg};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) simclr_tensor_destroy(all[i]);
-    e->views = e->view0 = e->view1 = e->feat = e->dfeat = e->z = e->dz = e->zg = e->dzg = NULL;
-    float *bufs[] = {e->zl, e->gathered, e->bucket, e->bn_send, e->bn_recv};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) simclr__free(tr->ctx, bufs[i]);
-    e->zl = e->gathered = e->bucket = e->bn_send = e->bn_recv = NULL;
+    simclr__ext_bufs_free(tr->ctx, &e->b);
+    simclr__free(tr->ctx, e->bucket);
+    e->bucket = NULL;
     e->n = e->c = e->k = e->ranks = e->bn_cap = 0;
 }
 
@@ -120,21 +126,6 @@ simclr_status simclr_trainer_get(const simclr_trainer *tr, simclr_trainer_param 
     return SIMCLR_OK;
 }
 
-void simclr__trainer_buffers_snapshot(simclr_trainer *tr, int restore)
-{
-    simclr_module *mods[2] = {tr->encoder, tr->head};
-    int64_t off = 0;
-    for (int k = 0; k < 2; k++)
-        for (int i = 0; i < mods[k]->n_params; i++) {
-            simclr__param *p = &mods[k]->params[i];
-            if (!(p->flags & SIMCLR_PARAM_BUFFER)) continue;
-            size_t bytes = simclr_tensor_bytes(p->value);
-            if (restore) memcpy(p->value->data, tr->snapshot + off, bytes);
-            else memcpy(tr->snapshot + off, p->value->data, bytes);
-            off += p->value->numel;
-        }
-}
-
 /* Segments of the trainer's state. what: 'g' gradients, 'b' BN buffers,
  * 's' parameters + buffers + optimizer state (what set_comm aligns).
  * With segs NULL, only counts. */
@@ -197,25 +188,28 @@ static simclr_status over_segments(simclr_trainer *tr, const char *fn, simclr__s
     return SIMCLR_OK;
 }
 
-static simclr_status collective(simclr_trainer *tr, const char *fn, char what, char op)
+/* The collective op over the segments of `what`, then the one float *extra
+ * (when not NULL). */
+static simclr_status collective(simclr_trainer *tr, const char *fn, char what, char op, float *extra)
 {
-    int n = collect(tr, what, NULL);
+    int n = collect(tr, what, NULL) + (extra != NULL);
     simclr__segment *segs = simclr__malloc(tr->ctx, (size_t)(n ? n : 1) * sizeof *segs);
     if (!segs) return simclr__nomem(fn, (size_t)n * sizeof *segs);
     collect(tr, what, segs);
+    if (extra) segs[n - 1] = (simclr__segment){extra, 1};
     simclr_status st = over_segments(tr, fn, segs, n, op);
     simclr__free(tr->ctx, segs);
     return st;
 }
 
-simclr_status simclr__trainer_allreduce_grads(simclr_trainer *tr, const char *fn)
+simclr_status simclr__trainer_allreduce_grads(simclr_trainer *tr, const char *fn, float *extra)
 {
-    return collective(tr, fn, 'g', 'r');
+    return collective(tr, fn, 'g', 'r', extra);
 }
 
 simclr_status simclr__trainer_broadcast_buffers(simclr_trainer *tr, const char *fn)
 {
-    return collective(tr, fn, 'b', 'b');
+    return collective(tr, fn, 'b', 'b', NULL);
 }
 
 simclr_status simclr_trainer_set_comm(simclr_trainer *tr, const simclr_comm *comm)

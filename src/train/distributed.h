@@ -36,6 +36,19 @@ typedef struct simclr__segment {
     int64_t count;
 } simclr__segment;
 
+/* The step buffers of one shape, built aside and swapped in whole (a
+ * failed rebuild keeps the old set). */
+typedef struct simclr__ext_bufs {
+    simclr_tensor *views, *view0, *view1; /* [2k, c, h, w] and its two halves */
+    simclr_tensor *feat, *dfeat, *z, *dz; /* [2k, D], [2k, P] */
+    simclr_tensor *zg, *dzg;              /* the global batch [2 ranks n, P] */
+    float *zl, *gathered;                 /* [2n P] local, [ranks 2n P] as gathered */
+    float *bn_send, *bn_recv;             /* [2 C_max], [ranks 2 C_max] */
+} simclr__ext_bufs;
+
+/* Frees a set (any member may be NULL) and clears it. */
+void simclr__ext_bufs_free(simclr_context *ctx, simclr__ext_bufs *b);
+
 struct simclr__trainer_ext {
     int has_comm;
     simclr__comm_state comm; /* a single-process communicator without one */
@@ -46,13 +59,9 @@ struct simclr__trainer_ext {
 
     /* Step buffers for (n pairs of c channels, micro k, size ranks). */
     int64_t n, c, k, ranks;
-    simclr_tensor *views, *view0, *view1; /* [2k, c, h, w] and its two halves */
-    simclr_tensor *feat, *dfeat, *z, *dz; /* [2k, D], [2k, P] */
-    simclr_tensor *zg, *dzg;              /* the global batch [2 ranks n, P] */
-    float *zl, *gathered;                 /* [2n P] local, [ranks 2n P] as gathered */
-    float *bucket;                        /* bucket_bytes */
-    float *bn_send, *bn_recv;             /* [2 C_max], [ranks 2 C_max] */
-    int64_t bn_cap;                       /* C_max */
+    simclr__ext_bufs b;
+    float *bucket;  /* bucket_bytes */
+    int64_t bn_cap; /* C_max */
 
     /* Statistics of the last successful step. */
     int64_t last_bytes, last_micro;
@@ -67,11 +76,9 @@ simclr_status simclr__trainer_ext_stat(const simclr_trainer *tr, simclr_stat key
 /* The ext state, created on first use; NULL (and the message set) when out of memory. */
 struct simclr__trainer_ext *simclr__trainer_ext_get(simclr_trainer *tr, const char *fn);
 
-/* Copies BN running statistics to (restore = 0) or from tr->snapshot. */
-void simclr__trainer_buffers_snapshot(simclr_trainer *tr, int restore);
-
-/* Sums the gradients of encoder and head over ranks, in buckets. */
-simclr_status simclr__trainer_allreduce_grads(simclr_trainer *tr, const char *fn);
+/* Sums the gradients of encoder and head over ranks, in buckets, and with
+ * them the one float *extra (NULL: none). */
+simclr_status simclr__trainer_allreduce_grads(simclr_trainer *tr, const char *fn, float *extra);
 /* Broadcasts rank 0's BN running statistics (SIMCLR_BN_LOCAL replicas). */
 simclr_status simclr__trainer_broadcast_buffers(simclr_trainer *tr, const char *fn);
 

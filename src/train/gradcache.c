@@ -18,8 +18,13 @@
  *  4. Sum the gradients over ranks (buckets), optimizer step, the same on
  *     every rank.
  * Step 1 updates BN running statistics; they are restored before step 3,
- * which updates them once per micro-batch. Any failure restores them and
- * zeroes the gradients, leaving parameters and optimizer state untouched. */
+ * which updates them once per micro-batch. Any failure restores them and the
+ * caller's gradients (simclr__trainer_fail_step), leaving parameters and
+ * optimizer state untouched. The stoppable progress callback is polled
+ * before step 1 and before the optimizer commits, as in the plain step; with
+ * several ranks a stop rides on the shape check and on the gradient sum, so
+ * that every rank stops at the same point instead of leaving the others
+ * waiting in a collective. */
 #include <math.h>
 #include <string.h>
 #include <time.h>
@@ -51,76 +56,103 @@ static int64_t widest_bn(const simclr_trainer *tr)
     return c;
 }
 
-static simclr_status ensure_buffers(simclr_trainer *tr, int64_t n, int64_t c, int64_t k)
+/* A set of step buffers and the shape it serves. */
+typedef struct buffer_set {
+    simclr__ext_bufs b;
+    int64_t n, c, k, ranks, bn_cap;
+} buffer_set;
+
+/* Exchanges the trainer's set with *s. */
+static void swap_sets(struct simclr__trainer_ext *e, buffer_set *s)
+{
+    buffer_set cur = {e->b, e->n, e->c, e->k, e->ranks, e->bn_cap};
+    e->b = s->b, e->n = s->n, e->c = s->c, e->k = s->k, e->ranks = s->ranks, e->bn_cap = s->bn_cap;
+    *s = cur;
+}
+
+/* (Re)builds the step buffers for n pairs of c channels in micro-batches of
+ * k. The new set is built aside; when complete it replaces the trainer's,
+ * whose old set goes to *prev (*rebuilt = 1) for the caller to free after a
+ * successful step or to put back after a failed one: a failed step holds no
+ * more memory than before. */
+static simclr_status ensure_buffers(simclr_trainer *tr, int64_t n, int64_t c, int64_t k, buffer_set *prev,
+                                    int *rebuilt)
 {
     struct simclr__trainer_ext *e = tr->ext;
     const int64_t ranks = e->comm.size;
-    if (e->views && e->n == n && e->c == c && e->k == k && e->ranks == ranks) return SIMCLR_OK;
-    /* Drop the old set (the bucket survives), build the new one. */
-    simclr_tensor *old[] = {e->views, e->view0, e->view1, e->feat, e->dfeat, e->z, e->dz, e->zg, e->dzg};
-    for (size_t i = 0; i < sizeof old / sizeof old[0]; i++) simclr_tensor_destroy(old[i]);
-    e->views = e->view0 = e->view1 = e->feat = e->dfeat = e->z = e->dz = e->zg = e->dzg = NULL;
-    float *oldf[] = {e->zl, e->gathered, e->bn_send, e->bn_recv};
-    for (size_t i = 0; i < sizeof oldf / sizeof oldf[0]; i++) simclr__free(tr->ctx, oldf[i]);
-    e->zl = e->gathered = e->bn_send = e->bn_recv = NULL;
-    e->n = 0;
-
+    *rebuilt = 0;
+    if (e->b.views && e->n == n && e->c == c && e->k == k && e->ranks == ranks) return SIMCLR_OK;
     const int64_t d = tr->encoder->out_dim, p = tr->head->out_dim, bn = widest_bn(tr);
     int64_t vshape[4] = {2 * k, c, tr->out_h, tr->out_w}, hshape[4] = {k, c, tr->out_h, tr->out_w};
     int64_t fshape[2] = {2 * k, d}, zshape[2] = {2 * k, p}, gshape[2] = {2 * n * ranks, p};
-    simclr_status st = simclr__tensor_f32(tr->ctx, 4, vshape, &e->views);
-    if (st == SIMCLR_OK) st = simclr_tensor_wrap(tr->ctx, SIMCLR_F32, 4, hshape, e->views->data, &e->view0);
+    simclr__ext_bufs b = {0};
+    simclr_status st = simclr__tensor_f32(tr->ctx, 4, vshape, &b.views);
+    if (st == SIMCLR_OK) st = simclr_tensor_wrap(tr->ctx, SIMCLR_F32, 4, hshape, b.views->data, &b.view0);
     if (st == SIMCLR_OK)
-        st = simclr_tensor_wrap(tr->ctx, SIMCLR_F32, 4, hshape, simclr__f32(e->views) + e->views->numel / 2,
-                                &e->view1);
-    if (st == SIMCLR_OK) st = simclr__tensor_f32(tr->ctx, 2, fshape, &e->feat);
-    if (st == SIMCLR_OK) st = simclr__tensor_f32(tr->ctx, 2, fshape, &e->dfeat);
-    if (st == SIMCLR_OK) st = simclr__tensor_f32(tr->ctx, 2, zshape, &e->z);
-    if (st == SIMCLR_OK) st = simclr__tensor_f32(tr->ctx, 2, zshape, &e->dz);
-    if (st == SIMCLR_OK) st = simclr__tensor_f32(tr->ctx, 2, gshape, &e->zg);
-    if (st == SIMCLR_OK) st = simclr__tensor_f32(tr->ctx, 2, gshape, &e->dzg);
+        st = simclr_tensor_wrap(tr->ctx, SIMCLR_F32, 4, hshape, simclr__f32(b.views) + b.views->numel / 2, &b.view1);
+    if (st == SIMCLR_OK) st = simclr__tensor_f32(tr->ctx, 2, fshape, &b.feat);
+    if (st == SIMCLR_OK) st = simclr__tensor_f32(tr->ctx, 2, fshape, &b.dfeat);
+    if (st == SIMCLR_OK) st = simclr__tensor_f32(tr->ctx, 2, zshape, &b.z);
+    if (st == SIMCLR_OK) st = simclr__tensor_f32(tr->ctx, 2, zshape, &b.dz);
+    if (st == SIMCLR_OK) st = simclr__tensor_f32(tr->ctx, 2, gshape, &b.zg);
+    if (st == SIMCLR_OK) st = simclr__tensor_f32(tr->ctx, 2, gshape, &b.dzg);
     size_t zl = (size_t)(2 * n * p), bnf = (size_t)(2 * bn);
-    if (st == SIMCLR_OK && !(e->zl = simclr__malloc(tr->ctx, zl * sizeof(float)))) st = simclr__nomem(FN, zl * 4);
-    if (st == SIMCLR_OK && !(e->gathered = simclr__malloc(tr->ctx, zl * (size_t)ranks * sizeof(float))))
+    if (st == SIMCLR_OK && !(b.zl = simclr__malloc(tr->ctx, zl * sizeof(float)))) st = simclr__nomem(FN, zl * 4);
+    if (st == SIMCLR_OK && !(b.gathered = simclr__malloc(tr->ctx, zl * (size_t)ranks * sizeof(float))))
         st = simclr__nomem(FN, zl * (size_t)ranks * 4);
-    if (st == SIMCLR_OK && !(e->bn_send = simclr__malloc(tr->ctx, bnf * sizeof(float)))) st = simclr__nomem(FN, bnf * 4);
-    if (st == SIMCLR_OK && !(e->bn_recv = simclr__malloc(tr->ctx, bnf * (size_t)ranks * sizeof(float))))
+    if (st == SIMCLR_OK && !(b.bn_send = simclr__malloc(tr->ctx, bnf * sizeof(float)))) st = simclr__nomem(FN, bnf * 4);
+    if (st == SIMCLR_OK && !(b.bn_recv = simclr__malloc(tr->ctx, bnf * (size_t)ranks * sizeof(float))))
         st = simclr__nomem(FN, bnf * (size_t)ranks * 4);
-    if (st != SIMCLR_OK) return st; /* the partial set is freed by the next call or destroy */
-    e->n = n;
-    e->c = c;
-    e->k = k;
-    e->ranks = ranks;
-    e->bn_cap = bn;
     /* Grow the loss's scratch now, so the step fails before any mutation. */
-    return simclr__loss_reserve(tr->loss, 2 * n * ranks, p);
+    if (st == SIMCLR_OK) st = simclr__loss_reserve(tr->loss, 2 * n * ranks, p);
+    if (st != SIMCLR_OK) {
+        simclr__ext_bufs_free(tr->ctx, &b);
+        return st;
+    }
+    *prev = (buffer_set){b, n, c, k, ranks, bn};
+    swap_sets(e, prev);
+    *rebuilt = 1;
+    return SIMCLR_OK;
 }
 
 /* Every rank must bring a shard of the same shape (the batch-norm hook and
- * the gather rely on it); all ranks reach the same verdict. */
-static simclr_status agree_on_shapes(simclr_trainer *tr, const simclr_tensor *images, int64_t k)
+ * the gather rely on it); all ranks reach the same verdict. *stop: in, this
+ * rank's progress callback asked to stop; out, some rank's did. */
+static simclr_status agree_on_shapes(simclr_trainer *tr, const simclr_tensor *images, int64_t k, int *stop)
 {
     struct simclr__trainer_ext *e = tr->ext;
     if (e->comm.size == 1) return SIMCLR_OK;
-    float mine[5] = {(float)images->dims[0], (float)images->dims[1], (float)images->dims[2], (float)images->dims[3],
-                     (float)k};
+    enum { W = 6 }; /* the shape, the micro-batch, the stop */
+    float mine[W] = {(float)images->dims[0], (float)images->dims[1], (float)images->dims[2], (float)images->dims[3],
+                     (float)k, (float)*stop};
     size_t bytes = (size_t)e->comm.size * sizeof mine;
     float *all = simclr__malloc(tr->ctx, bytes);
     if (!all) return simclr__nomem(FN, bytes);
-    simclr_status st = simclr__comm_all_gather(&e->comm, FN, mine, 5, all);
-    for (int r = 1; r < e->comm.size && st == SIMCLR_OK; r++)
-        if (memcmp(all + 5 * r, all, sizeof mine) != 0)
+    simclr_status st = simclr__comm_all_gather(&e->comm, FN, mine, W, all);
+    for (int r = 0; r < e->comm.size && st == SIMCLR_OK; r++) {
+        const float *o = all + W * r;
+        if (o[5] != 0) *stop = 1;
+        if (memcmp(o, all, (W - 1) * sizeof(float)) != 0)
             st = simclr__fail(SIMCLR_E_SHAPE,
                               "%s: rank %d has a shard of %g images of %gx%gx%g (micro-batch %g), rank 0 of %g "
                               "images of %gx%gx%g (micro-batch %g): every rank needs the same",
-                              FN, r, (double)all[5 * r], (double)all[5 * r + 1], (double)all[5 * r + 2],
-                              (double)all[5 * r + 3], (double)all[5 * r + 4], (double)all[0], (double)all[1],
-                              (double)all[2], (double)all[3], (double)all[4]);
+                              FN, r, (double)o[0], (double)o[1], (double)o[2], (double)o[3], (double)o[4],
+                              (double)all[0], (double)all[1], (double)all[2], (double)all[3], (double)all[4]);
+    }
     simclr__free(tr->ctx, all);
     return st;
 }
 
-/* Augments micro-batch j and runs encoder + head in TRAIN mode into e->z. */
+/* SIMCLR_E_CANCELLED for a stop this rank's callback asked for (mine) or
+ * another rank's. */
+static simclr_status cancelled(simclr_trainer *tr, int mine, int64_t total)
+{
+    if (mine) return simclr__cancelled(tr->ctx, FN, "step", tr->steps, total);
+    return simclr__fail(SIMCLR_E_CANCELLED, "%s: cancelled by another rank's progress callback at step %lld of %lld",
+                        FN, (long long)tr->steps, (long long)total);
+}
+
+/* Augments micro-batch j and runs encoder + head in TRAIN mode into e->b.z. */
 static simclr_status forward_micro(simclr_trainer *tr, const simclr_tensor *images, uint64_t seed, int64_t j)
 {
     struct simclr__trainer_ext *e = tr->ext;
@@ -130,10 +162,10 @@ static simclr_status forward_micro(simclr_trainer *tr, const simclr_tensor *imag
     /* A borrowed view of rows j*k .. j*k+k-1; augmentation only reads it. */
     SIMCLR__TRY(simclr_tensor_wrap(tr->ctx, SIMCLR_U8, 4, shape, (uint8_t *)images->data + j * k * image_bytes, &sub));
     uint64_t base = (uint64_t)(e->comm.rank * e->n + j * k);
-    simclr_status st = simclr__augment_pair_at(tr->aug, sub, seed, base, e->view0, e->view1);
+    simclr_status st = simclr__augment_pair_at(tr->aug, sub, seed, base, e->b.view0, e->b.view1);
     simclr_tensor_destroy(sub);
-    if (st == SIMCLR_OK) st = simclr_module_forward(tr->encoder, e->views, SIMCLR_TRAIN, e->feat);
-    if (st == SIMCLR_OK) st = simclr_module_forward(tr->head, e->feat, SIMCLR_TRAIN, e->z);
+    if (st == SIMCLR_OK) st = simclr_module_forward(tr->encoder, e->b.views, SIMCLR_TRAIN, e->b.feat);
+    if (st == SIMCLR_OK) st = simclr_module_forward(tr->head, e->b.feat, SIMCLR_TRAIN, e->b.z);
     if (st == SIMCLR_OK && e->comm.failed) st = simclr__comm_raise(&e->comm);
     return st;
 }
@@ -147,10 +179,10 @@ static void micro_rows(struct simclr__trainer_ext *e, int64_t j, int64_t p, int 
     for (int v = 0; v < 2; v++) {
         size_t bytes = (size_t)(k * p) * sizeof(float);
         if (to_local) {
-            memcpy(e->zl + (v * n + j * k) * p, simclr__f32(e->z) + v * k * p, bytes);
+            memcpy(e->b.zl + (v * n + j * k) * p, simclr__f32(e->b.z) + v * k * p, bytes);
         } else {
             int64_t g = e->comm.rank * n + j * k; /* global pair index */
-            memcpy(simclr__f32(e->dz) + v * k * p, simclr__f32(e->dzg) + (g + v * big_n) * p, bytes);
+            memcpy(simclr__f32(e->b.dz) + v * k * p, simclr__f32(e->b.dzg) + (g + v * big_n) * p, bytes);
         }
     }
 }
@@ -159,39 +191,29 @@ static void micro_rows(struct simclr__trainer_ext *e, int64_t j, int64_t p, int 
 static void to_global_layout(struct simclr__trainer_ext *e, int64_t p)
 {
     const int64_t n = e->n, big_n = n * e->comm.size;
-    float *zg = simclr__f32(e->zg);
+    float *zg = simclr__f32(e->b.zg);
     for (int r = 0; r < e->comm.size; r++)
         for (int v = 0; v < 2; v++)
-            memcpy(zg + (r * n + v * big_n) * p, e->gathered + (r * 2 * n + v * n) * p,
+            memcpy(zg + (r * n + v * big_n) * p, e->b.gathered + (r * 2 * n + v * n) * p,
                    (size_t)(n * p) * sizeof(float));
 }
 
-static simclr_status fail_step(simclr_trainer *tr, simclr_status st)
-{
-    tr->ctx->bn_hook = NULL;
-    simclr__trainer_buffers_snapshot(tr, 1);
-    simclr_module_zero_grad(tr->encoder);
-    simclr_module_zero_grad(tr->head);
-    return st;
-}
-
-simclr_status simclr__trainer_step_ext(simclr_trainer *tr, const simclr_tensor *images, uint64_t seed, float *loss)
+/* The step on buffers sized for it (micro-batches of k pairs). */
+static simclr_status run_step(simclr_trainer *tr, const simclr_tensor *images, uint64_t seed, float *loss,
+                              int64_t k, double t0)
 {
     struct simclr__trainer_ext *e = tr->ext;
-    const double t0 = now_seconds();
-    const int64_t n = images->dims[0], c = images->dims[3], p = tr->head->out_dim;
-    const int64_t k = e->micro > 0 && e->micro < n ? e->micro : n;
-    if (n % k != 0)
-        return simclr__fail(SIMCLR_E_INVALID, "%s: a micro-batch of %lld pairs does not divide the local batch of %lld",
-                            FN, (long long)k, (long long)n);
-    const int64_t micro_count = n / k;
-    simclr__comm_begin(&e->comm);
-    SIMCLR__TRY(ensure_buffers(tr, n, c, k));
-    SIMCLR__TRY(agree_on_shapes(tr, images, k));
-    double lr;
+    const int64_t n = images->dims[0], p = tr->head->out_dim, micro_count = n / k;
+    double lr, total_steps = 0;
     SIMCLR__TRY(simclr_optimizer_lr(tr->opt, &lr));
+    simclr_optimizer_get(tr->opt, SIMCLR_OPT_TOTAL_STEPS, &total_steps);
+    const int64_t total = (int64_t)total_steps;
+    const int mine = simclr__cancel_poll(tr->ctx, "train", tr->steps, total);
+    int stop = mine;
+    SIMCLR__TRY(agree_on_shapes(tr, images, k, &stop));
+    if (stop) return cancelled(tr, mine, total);
 
-    simclr__trainer_buffers_snapshot(tr, 0);
+    simclr__trainer_snapshot(tr, SIMCLR__SNAP_ALL, 0);
     tr->ctx->bn_hook = e->bn_mode != SIMCLR_BN_LOCAL ? &e->hook : NULL;
     simclr_status st = SIMCLR_OK;
     /* 1. Embeddings of every micro-batch. */
@@ -200,17 +222,17 @@ simclr_status simclr__trainer_step_ext(simclr_trainer *tr, const simclr_tensor *
         if (st == SIMCLR_OK) micro_rows(e, j, p, 1);
     }
     /* Step 3 updates the running statistics; step 1 must not count. */
-    if (st == SIMCLR_OK && micro_count > 1) simclr__trainer_buffers_snapshot(tr, 1);
+    if (st == SIMCLR_OK && micro_count > 1) simclr__trainer_snapshot(tr, SIMCLR__SNAP_BUFFERS, 1);
 
     /* 2. The global batch, its loss and the gradient at every embedding. */
-    if (st == SIMCLR_OK) st = simclr__comm_all_gather(&e->comm, FN, e->zl, 2 * n * p, e->gathered);
+    if (st == SIMCLR_OK) st = simclr__comm_all_gather(&e->comm, FN, e->b.zl, 2 * n * p, e->b.gathered);
     float value = 0, acc = 0;
     if (st == SIMCLR_OK) {
         to_global_layout(e, p);
-        st = simclr_loss_forward(tr->loss, e->zg, &value, &acc);
+        st = simclr_loss_forward(tr->loss, e->b.zg, &value, &acc);
     }
     if (st == SIMCLR_OK && !isfinite(value)) st = simclr__fail(SIMCLR_E_NUMERIC, "%s: the loss is %g", FN, (double)value);
-    if (st == SIMCLR_OK) st = simclr_loss_backward(tr->loss, e->dzg);
+    if (st == SIMCLR_OK) st = simclr_loss_backward(tr->loss, e->b.dzg);
     if (st == SIMCLR_OK) st = simclr_module_zero_grad(tr->encoder);
     if (st == SIMCLR_OK) st = simclr_module_zero_grad(tr->head);
 
@@ -219,18 +241,21 @@ simclr_status simclr__trainer_step_ext(simclr_trainer *tr, const simclr_tensor *
         if (micro_count > 1) st = forward_micro(tr, images, seed, j);
         if (st != SIMCLR_OK) break;
         micro_rows(e, j, p, 0);
-        st = simclr_module_backward(tr->head, e->dz, e->dfeat);
-        if (st == SIMCLR_OK) st = simclr_module_backward(tr->encoder, e->dfeat, NULL);
+        st = simclr_module_backward(tr->head, e->b.dz, e->b.dfeat);
+        if (st == SIMCLR_OK) st = simclr_module_backward(tr->encoder, e->b.dfeat, NULL);
         if (st == SIMCLR_OK && e->comm.failed) st = simclr__comm_raise(&e->comm);
     }
     tr->ctx->bn_hook = NULL;
 
-    /* 4. Sum over ranks, keep BN replicas aligned, update. */
-    if (st == SIMCLR_OK && e->comm.size > 1) st = simclr__trainer_allreduce_grads(tr, FN);
+    /* 4. Sum over ranks (with the stop requests), keep BN replicas aligned, update. */
+    int mine_late = st == SIMCLR_OK && simclr__cancel_poll(tr->ctx, "train", tr->steps, total);
+    float stops = (float)mine_late;
+    if (st == SIMCLR_OK && e->comm.size > 1) st = simclr__trainer_allreduce_grads(tr, FN, &stops);
+    if (st == SIMCLR_OK && stops != 0) st = cancelled(tr, mine_late, total);
     if (st == SIMCLR_OK && e->comm.size > 1 && e->bn_mode == SIMCLR_BN_LOCAL)
         st = simclr__trainer_broadcast_buffers(tr, FN);
     if (st == SIMCLR_OK) st = simclr_optimizer_step(tr->opt);
-    if (st != SIMCLR_OK) return fail_step(tr, st);
+    if (st != SIMCLR_OK) return simclr__trainer_fail_step(tr, st);
 
     tr->steps++;
     tr->loss_value = value;
@@ -239,11 +264,32 @@ simclr_status simclr__trainer_step_ext(simclr_trainer *tr, const simclr_tensor *
     tr->grad_norm = simclr__optimizer_last_grad_norm(tr->opt);
     double dt = now_seconds() - t0;
     tr->images_per_sec = dt > 0 ? (double)(2 * n) / dt : 0;
-    e->last_bytes = e->comm.bytes;
+    /* The header's figure is 0 without a communicator: the single-process
+     * stand-in's gather is a copy, not communication. */
+    e->last_bytes = e->has_comm ? e->comm.bytes : 0;
     e->last_micro = micro_count;
-    double total = 0;
-    simclr_optimizer_get(tr->opt, SIMCLR_OPT_TOTAL_STEPS, &total);
-    simclr__progress(tr->ctx, "train", tr->steps, (int64_t)total);
+    (void)simclr__progress(tr->ctx, "train", tr->steps, total); /* the step is done: no undo */
     if (loss) *loss = value;
     return SIMCLR_OK;
+}
+
+simclr_status simclr__trainer_step_ext(simclr_trainer *tr, const simclr_tensor *images, uint64_t seed, float *loss)
+{
+    struct simclr__trainer_ext *e = tr->ext;
+    const double t0 = now_seconds();
+    const int64_t n = images->dims[0], c = images->dims[3];
+    const int64_t k = e->micro > 0 && e->micro < n ? e->micro : n;
+    if (n % k != 0)
+        return simclr__fail(SIMCLR_E_INVALID, "%s: a micro-batch of %lld pairs does not divide the local batch of %lld",
+                            FN, (long long)k, (long long)n);
+    simclr__comm_begin(&e->comm);
+    buffer_set prev;
+    int rebuilt;
+    SIMCLR__TRY(ensure_buffers(tr, n, c, k, &prev, &rebuilt));
+    simclr_status st = run_step(tr, images, seed, loss, k, t0);
+    if (rebuilt) {
+        if (st != SIMCLR_OK) swap_sets(e, &prev); /* the set (and memory) of before */
+        simclr__ext_bufs_free(tr->ctx, &prev.b);
+    }
+    return st;
 }

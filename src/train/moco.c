@@ -3,7 +3,10 @@
  * process), InfoNCE against the queue, backward, optimizer, momentum update,
  * enqueue. All-or-nothing like the SimCLR step: nothing the step owns or
  * borrows changes until the optimizer has accepted the gradients, except BN
- * running statistics, which are snapshotted and restored on failure. */
+ * running statistics (of all four modules) and the gradients, which are
+ * snapshotted and restored on failure (trainer.c's simclr__trainer_fail_step).
+ * The stoppable progress callback is polled before the forward passes and
+ * before the optimizer commits, as in the SimCLR step. */
 #include "moco.h"
 
 #include <math.h>
@@ -15,26 +18,6 @@
 
 static const char FN_CREATE[] = "simclr_moco_trainer_create";
 static const char FN_STEP[] = "simclr_trainer_step (moco)";
-
-/* Copies (or restores) every BN running-statistics buffer of the four
- * modules into snap, in a fixed order; returns the float count. */
-static int64_t walk_buffers(simclr_trainer *tr, float *snap, int restore)
-{
-    simclr_module *mods[4] = {tr->encoder, tr->head, tr->moco->key_encoder, tr->moco->key_head};
-    int64_t off = 0;
-    for (int k = 0; k < 4; k++)
-        for (int i = 0; i < mods[k]->n_params; i++) {
-            simclr__param *p = &mods[k]->params[i];
-            if (!(p->flags & SIMCLR_PARAM_BUFFER)) continue;
-            size_t bytes = simclr_tensor_bytes(p->value);
-            if (snap) {
-                if (restore) memcpy(p->value->data, snap + off, bytes);
-                else memcpy(snap + off, p->value->data, bytes);
-            }
-            off += p->value->numel;
-        }
-    return off;
-}
 
 /* Every trained tensor of m must be one of opt's; none of the key modules' may be. */
 static simclr_status check_optimizer(const simclr_optimizer *opt, const simclr_module *m, int want)
@@ -124,14 +107,11 @@ simclr_status simclr_moco_trainer_create(simclr_context *ctx, simclr_module *enc
     *mc = (struct simclr__moco){.key_encoder = key_encoder, .key_head = key_head, .queue_size = queue_size,
                                 .momentum = 0.999, .temperature = 0.2, .key_splits = 8};
     simclr__augment_out_size(aug, &tr->out_h, &tr->out_w);
-    mc->snapshot_len = walk_buffers(tr, NULL, 0);
-    mc->snapshot = simclr__calloc(ctx, (size_t)(mc->snapshot_len ? mc->snapshot_len : 1), sizeof(float));
-    simclr_status st = mc->snapshot ? SIMCLR_OK : simclr__nomem(fn, (size_t)mc->snapshot_len * sizeof(float));
+    simclr_status st = simclr__trainer_snapshot_alloc(tr, fn);
     if (st == SIMCLR_OK) st = simclr__infonce_create(ctx, &mc->loss);
     if (st == SIMCLR_OK) st = simclr__tensor_f32(ctx, 2, (const int64_t[]){queue_size, head->out_dim}, &mc->queue);
     if (st != SIMCLR_OK) {
-        simclr__moco_destroy(tr);
-        simclr__free(ctx, tr);
+        simclr_trainer_destroy(tr); /* what was made so far */
         return st;
     }
     init_queue(mc->queue, seed);
@@ -171,7 +151,6 @@ void simclr__moco_destroy(simclr_trainer *tr)
     simclr__free(tr->ctx, mc->last_order);
     simclr_tensor_destroy(mc->queue);
     simclr__infonce_destroy(mc->loss);
-    simclr__free(tr->ctx, mc->snapshot);
     simclr__free(tr->ctx, mc);
     tr->moco = NULL;
 }
@@ -274,14 +253,6 @@ static double now_seconds(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static simclr_status fail_step(simclr_trainer *tr, simclr_status st)
-{
-    walk_buffers(tr, tr->moco->snapshot, 1);
-    simclr_module_zero_grad(tr->encoder);
-    simclr_module_zero_grad(tr->head);
-    return st;
-}
-
 /* Key path: shuffled sub-batches through key_encoder + key_head, then the
  * keys back in sample order in ksorted. */
 static simclr_status key_forward(simclr_trainer *tr, int64_t n, uint64_t seed)
@@ -318,11 +289,15 @@ simclr_status simclr__moco_step(simclr_trainer *tr, const simclr_tensor *images,
                             FN_STEP, (long long)n, mc->key_splits);
     double t0 = now_seconds();
     SIMCLR__TRY(ensure_buffers(tr, n, c, mc->key_splits));
-    double lr;
+    double lr, total_steps = 0;
     SIMCLR__TRY(simclr_optimizer_lr(tr->opt, &lr));
+    simclr_optimizer_get(tr->opt, SIMCLR_OPT_TOTAL_STEPS, &total_steps);
+    const int64_t total = (int64_t)total_steps;
+    if (simclr__cancel_poll(tr->ctx, "train", tr->steps, total))
+        return simclr__cancelled(tr->ctx, FN_STEP, "step", tr->steps, total);
     SIMCLR__TRY(simclr_augment_pair(tr->aug, images, seed, mc->view_q, mc->view_k));
 
-    walk_buffers(tr, mc->snapshot, 0);
+    simclr__trainer_snapshot(tr, SIMCLR__SNAP_ALL, 0);
     double value = 0, acc = 0;
     simclr_status st = simclr_module_forward(tr->encoder, mc->view_q, SIMCLR_TRAIN, mc->feat);
     if (st == SIMCLR_OK) st = simclr_module_forward(tr->head, mc->feat, SIMCLR_TRAIN, mc->z);
@@ -337,14 +312,21 @@ simclr_status simclr__moco_step(simclr_trainer *tr, const simclr_tensor *images,
     if (st == SIMCLR_OK) st = simclr__infonce_backward(mc->loss, simclr__f32(mc->dz));
     if (st == SIMCLR_OK) st = simclr_module_backward(tr->head, mc->dz, mc->dfeat);
     if (st == SIMCLR_OK) st = simclr_module_backward(tr->encoder, mc->dfeat, NULL);
+    if (st == SIMCLR_OK && simclr__cancel_poll(tr->ctx, "train", tr->steps, total))
+        st = simclr__cancelled(tr->ctx, FN_STEP, "step", tr->steps, total);
     if (st == SIMCLR_OK) st = simclr_optimizer_step(tr->opt);
-    if (st != SIMCLR_OK) return fail_step(tr, st);
+    if (st != SIMCLR_OK) return simclr__trainer_fail_step(tr, st);
 
     /* Committed: nothing below can fail. */
     const double m = momentum_at(mc, tr->steps);
     simclr__module_momentum_apply(mc->key_encoder, tr->encoder, m);
     simclr__module_momentum_apply(mc->key_head, tr->head, m);
-    memcpy(simclr__f32(mc->queue) + mc->queue_pos * p, mc->kunit, (size_t)(n * p) * sizeof(float));
+    /* Rows pos, pos + 1, ... modulo K: a position that is not a multiple of
+     * N (set by hand, or left by batches of another size) wraps around. */
+    const int64_t head_rows = kq - mc->queue_pos < n ? kq - mc->queue_pos : n;
+    float *queue = simclr__f32(mc->queue);
+    memcpy(queue + mc->queue_pos * p, mc->kunit, (size_t)(head_rows * p) * sizeof(float));
+    memcpy(queue, mc->kunit + head_rows * p, (size_t)((n - head_rows) * p) * sizeof(float));
     mc->queue_pos = (mc->queue_pos + n) % kq;
     memcpy(mc->last_order, mc->order, (size_t)n * sizeof(int64_t));
     mc->last_n = n;
@@ -356,9 +338,7 @@ simclr_status simclr__moco_step(simclr_trainer *tr, const simclr_tensor *images,
     tr->grad_norm = simclr__optimizer_last_grad_norm(tr->opt);
     double dt = now_seconds() - t0;
     tr->images_per_sec = dt > 0 ? (double)(2 * n) / dt : 0;
-    double total = 0;
-    simclr_optimizer_get(tr->opt, SIMCLR_OPT_TOTAL_STEPS, &total);
-    simclr__progress(tr->ctx, "train", tr->steps, (int64_t)total);
+    (void)simclr__progress(tr->ctx, "train", tr->steps, total); /* the step is done: no undo */
     if (loss) *loss = (float)value;
     return SIMCLR_OK;
 }

@@ -35,10 +35,6 @@ struct simclr__moco {
     int64_t *order;               /* [n]: this step's key permutation */
     int64_t *last_order;          /* the last successful step's, kept across rebuilds */
     int64_t last_n, last_cap;     /* its N (0 before any step) and capacity */
-
-    /* BN running statistics of the four modules before a step. */
-    float *snapshot;
-    int64_t snapshot_len;
 };
 
 simclr_status simclr__moco_step(simclr_trainer *tr, const simclr_tensor *images, uint64_t seed, float *loss);

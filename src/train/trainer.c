@@ -14,24 +14,48 @@
 
 static const char FN_STEP[] = "simclr_trainer_step";
 
-/* Copies every parameter gradient of both modules into snap (restore = 0) or
- * back (restore = 1), in a fixed order; returns the scalar count. */
-static int64_t walk_grads(simclr_trainer *tr, float *snap, int restore)
+/* Copies the gradients of encoder and head (grads = 1) or the BN running
+ * statistics of every module the step runs in TRAIN mode (grads = 0: MoCo's
+ * key modules too) into snap (restore = 0) or back (restore = 1), in a fixed
+ * order; with snap NULL only counts. Returns the float count. */
+static int64_t walk(simclr_trainer *tr, int grads, float *snap, int restore)
 {
-    simclr_module *mods[2] = {tr->encoder, tr->head};
+    simclr_module *mods[4] = {tr->encoder, tr->head, NULL, NULL};
+    int n_mods = 2;
+    if (tr->moco && !grads) mods[n_mods++] = tr->moco->key_encoder, mods[n_mods++] = tr->moco->key_head;
     int64_t off = 0;
-    for (int k = 0; k < 2; k++)
+    for (int k = 0; k < n_mods; k++)
         for (int i = 0; i < mods[k]->n_params; i++) {
             simclr__param *p = &mods[k]->params[i];
-            if (!p->grad) continue;
-            size_t bytes = simclr_tensor_bytes(p->grad);
+            simclr_tensor *t = grads ? p->grad : (p->flags & SIMCLR_PARAM_BUFFER) ? p->value : NULL;
+            if (!t) continue;
             if (snap) {
-                if (restore) memcpy(p->grad->data, snap + off, bytes);
-                else memcpy(snap + off, p->grad->data, bytes);
+                if (restore) memcpy(t->data, snap + off, simclr_tensor_bytes(t));
+                else memcpy(snap + off, t->data, simclr_tensor_bytes(t));
             }
-            off += p->grad->numel;
+            off += t->numel;
         }
     return off;
+}
+
+simclr_status simclr__trainer_snapshot_alloc(simclr_trainer *tr, const char *fn)
+{
+    tr->snapshot_len = walk(tr, 0, NULL, 0);
+    tr->grad_snapshot_len = walk(tr, 1, NULL, 0);
+    tr->snapshot = simclr__calloc(tr->ctx, (size_t)(tr->snapshot_len ? tr->snapshot_len : 1), sizeof(float));
+    tr->grad_snapshot =
+        simclr__malloc(tr->ctx, (size_t)(tr->grad_snapshot_len ? tr->grad_snapshot_len : 1) * sizeof(float));
+    if (tr->snapshot && tr->grad_snapshot) return SIMCLR_OK;
+    simclr__free(tr->ctx, tr->snapshot);
+    simclr__free(tr->ctx, tr->grad_snapshot);
+    tr->snapshot = tr->grad_snapshot = NULL;
+    return simclr__nomem(fn, (size_t)(tr->snapshot_len + tr->grad_snapshot_len) * sizeof(float));
+}
+
+void simclr__trainer_snapshot(simclr_trainer *tr, int what, int restore)
+{
+    if (what & SIMCLR__SNAP_BUFFERS) walk(tr, 0, tr->snapshot, restore);
+    if (what & SIMCLR__SNAP_GRADS) walk(tr, 1, tr->grad_snapshot, restore);
 }
 
 /* The optimizer must update exactly the trained parameters of encoder and
@@ -60,26 +84,6 @@ static simclr_status check_coverage(const char *fn, const simclr_module *encoder
                             "%s: the optimizer trains %d tensors, encoder and head have %d (it covers another module)",
                             fn, opt->n_slots, trained);
     return SIMCLR_OK;
-}
-
-/* Applies fn to every BN running-statistics buffer of both modules, in a
- * fixed order, with its offset in the snapshot. */
-static int64_t walk_buffers(simclr_trainer *tr, float *snap, int restore)
-{
-    simclr_module *mods[2] = {tr->encoder, tr->head};
-    int64_t off = 0;
-    for (int k = 0; k < 2; k++)
-        for (int i = 0; i < mods[k]->n_params; i++) {
-            simclr__param *p = &mods[k]->params[i];
-            if (!(p->flags & SIMCLR_PARAM_BUFFER)) continue;
-            size_t bytes = simclr_tensor_bytes(p->value);
-            if (snap) {
-                if (restore) memcpy(p->value->data, snap + off, bytes);
-                else memcpy(snap + off, p->value->data, bytes);
-            }
-            off += p->value->numel;
-        }
-    return off;
 }
 
 simclr_status simclr_trainer_create(simclr_context *ctx, simclr_module *encoder, simclr_module *head,
@@ -112,17 +116,10 @@ simclr_status simclr_trainer_create(simclr_context *ctx, simclr_module *encoder,
     if (!tr) return simclr__nomem(fn, sizeof *tr);
     *tr = (simclr_trainer){.ctx = ctx, .encoder = encoder, .head = head, .aug = aug, .loss = loss, .opt = opt};
     simclr__augment_out_size(aug, &tr->out_h, &tr->out_w);
-    tr->snapshot_len = walk_buffers(tr, NULL, 0);
-    tr->snapshot = simclr__calloc(ctx, (size_t)(tr->snapshot_len ? tr->snapshot_len : 1), sizeof(float));
-    tr->grad_snapshot_len = walk_grads(tr, NULL, 0);
-    tr->grad_snapshot =
-        simclr__malloc(ctx, (size_t)(tr->grad_snapshot_len ? tr->grad_snapshot_len : 1) * sizeof(float));
-    if (!tr->snapshot || !tr->grad_snapshot) {
-        size_t bytes = (size_t)(tr->snapshot_len + tr->grad_snapshot_len) * sizeof(float);
-        simclr__free(ctx, tr->snapshot);
-        simclr__free(ctx, tr->grad_snapshot);
+    simclr_status st = simclr__trainer_snapshot_alloc(tr, fn);
+    if (st != SIMCLR_OK) {
         simclr__free(ctx, tr);
-        return simclr__nomem(fn, bytes);
+        return st;
     }
     *out = tr;
     return SIMCLR_OK;
@@ -195,14 +192,10 @@ static double now_seconds(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* Undo what a failed step did to BN statistics and gradients: both go back
- * to their values before the call (parameters and optimizer state are
- * untouched until the optimizer accepts the gradients, which is the last
- * thing that can fail). */
-static simclr_status fail_step(simclr_trainer *tr, simclr_status st)
+simclr_status simclr__trainer_fail_step(simclr_trainer *tr, simclr_status st)
 {
-    walk_buffers(tr, tr->snapshot, 1);
-    walk_grads(tr, tr->grad_snapshot, 1);
+    tr->ctx->bn_hook = NULL;
+    simclr__trainer_snapshot(tr, SIMCLR__SNAP_ALL, 1);
     /* A recovered condition: the host's log hears of it even when it only
      * checks the status now and then. */
     if (st != SIMCLR_E_CANCELLED)
@@ -239,8 +232,7 @@ simclr_status simclr__trainer_step_from(simclr_trainer *tr, const simclr_tensor 
     if (images) SIMCLR__TRY(simclr_augment_pair(tr->aug, images, seed, tr->view0, tr->view1));
     else SIMCLR__TRY(simclr_augment_pair_list(tr->aug, list, seed, tr->view0, tr->view1));
 
-    walk_buffers(tr, tr->snapshot, 0);
-    walk_grads(tr, tr->grad_snapshot, 0);
+    simclr__trainer_snapshot(tr, SIMCLR__SNAP_ALL, 0);
     float value = 0, acc = 0;
     simclr_status st = simclr_module_forward(tr->encoder, tr->views, SIMCLR_TRAIN, tr->feat);
     if (st == SIMCLR_OK) st = simclr_module_forward(tr->head, tr->feat, SIMCLR_TRAIN, tr->z);
@@ -256,7 +248,7 @@ simclr_status simclr__trainer_step_from(simclr_trainer *tr, const simclr_tensor 
     if (st == SIMCLR_OK && simclr__cancel_poll(tr->ctx, "train", tr->steps, (int64_t)total_steps))
         st = simclr__cancelled(tr->ctx, FN_STEP, "step", tr->steps, (int64_t)total_steps);
     if (st == SIMCLR_OK) st = simclr_optimizer_step(tr->opt);
-    if (st != SIMCLR_OK) return fail_step(tr, st);
+    if (st != SIMCLR_OK) return simclr__trainer_fail_step(tr, st);
 
     tr->steps++;
     tr->loss_value = value;

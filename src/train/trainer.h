@@ -22,7 +22,9 @@ struct simclr_trainer {
     simclr_tensor *feat, *dfeat;  /* encoder output and its gradient [2n, D] */
     simclr_tensor *z, *dz;        /* head output and its gradient [2n, P] */
 
-    /* BN running statistics before the step, restored when it fails. */
+    /* BN running statistics of every module a step runs in TRAIN mode
+     * (encoder, head and MoCo's key modules) before the step, restored when
+     * it fails. */
     float *snapshot;
     int64_t snapshot_len;
     /* The caller's gradients before the step (the step zeroes and refills
@@ -42,6 +44,22 @@ struct simclr_trainer {
      * simclr_moco_trainer_create, whose steps, saves and loads go there. */
     struct simclr__moco *moco;
 };
+
+/* Allocates the two snapshots above for the trainer's modules (tr->moco
+ * already set for a MoCo trainer). */
+simclr_status simclr__trainer_snapshot_alloc(simclr_trainer *tr, const char *fn);
+
+/* What simclr__trainer_snapshot copies. */
+enum { SIMCLR__SNAP_BUFFERS = 1, SIMCLR__SNAP_GRADS = 2, SIMCLR__SNAP_ALL = 3 };
+/* Copies the BN running statistics and/or the gradients into the snapshots
+ * (restore = 0) or back (restore = 1). */
+void simclr__trainer_snapshot(simclr_trainer *tr, int what, int restore);
+
+/* Every step engine's failure exit after its snapshot: removes the BN hook,
+ * restores BN statistics and gradients (parameters and optimizer state are
+ * untouched until the optimizer accepts the gradients, the last thing that
+ * can fail), logs the rollback and returns st. */
+simclr_status simclr__trainer_fail_step(simclr_trainer *tr, simclr_status st);
 
 /* The step behind simclr_trainer_step and simclr_trainer_step_list: from a
  * checked batch tensor, or (images NULL) a checked image list. */

@@ -11,10 +11,13 @@
  *     and the margin; checks the differences are within tolerance, that
  *     every rank holds bit-identical parameters, and that the checkpoint
  *     rank 0 wrote loads on every rank. Exit 0 when all holds.
- *   mpi_trainer die TIMEOUT
- *     The last rank exits in the middle of the second step (at its 4th
- *     collective of that step); every other rank must fail with SIMCLR_E_IO
- *     within the adapter timeout, print the message, and abort the job. */
+ *   mpi_trainer die TIMEOUT [bn|grads]
+ *     The last rank exits in the middle of the second step (bn, default: at
+ *     its 4th collective of that step, inside the synchronized batch norm;
+ *     grads: at the gradient all-reduce, the step's last collective); every
+ *     other rank must fail with SIMCLR_E_IO within the adapter timeout with
+ *     parameters, BN statistics and gradients exactly as before the step,
+ *     print the message, and abort the job. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -433,7 +436,7 @@ static double now_seconds(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static int die(int rank, int size, double timeout)
+static int die(int rank, int size, double timeout, int at_grads)
 {
     const int64_t n = n_global / size;
     uint8_t *px = global_images();
@@ -448,12 +451,26 @@ static int die(int rank, int size, double timeout)
     int64_t shape[4] = {n, IMG, IMG, 3};
     simclr_tensor *shard;
     CHECK(simclr_tensor_wrap(d.ctx, SIMCLR_U8, 4, shape, px, &shard));
+    const int calls_before = w.calls;
     CHECK(simclr_trainer_step(d.tr, shard, 1, NULL));
-    w.die_at = w.calls + 4; /* inside the encoder's synchronized BN of step 2 */
+    /* Inside the encoder's synchronized BN of step 2, or at its gradient sum
+     * (the last collective of a step with SYNC BN and one bucket). */
+    w.die_at = w.calls + (at_grads ? w.calls - calls_before : 4);
+    int64_t nv, ng, nv2, ng2;
+    float *v = flatten(&d, &nv), *g = flatten_grads(&d, &ng);
     double t0 = now_seconds();
     simclr_status st = simclr_trainer_step(d.tr, shard, 2, NULL);
     double dt = now_seconds() - t0;
-    printf("rank %d: second step -> %s after %.1f s: %s\n", rank, simclr_status_string(st), dt, simclr_last_error());
+    char message[600];
+    snprintf(message, sizeof message, "%s", simclr_last_error());
+    float *v2 = flatten(&d, &nv2), *g2 = flatten_grads(&d, &ng2);
+    /* issue 24: the failed step zeroed every gradient */
+    int same = nv == nv2 && ng == ng2 && memcmp(v, v2, (size_t)nv * sizeof *v) == 0 &&
+               memcmp(g, g2, (size_t)ng * sizeof *g) == 0;
+    printf("rank %d: second step -> %s after %.1f s: %s\n", rank,
+           same ? simclr_status_string(st) : "a failure that CHANGED the parameters, BN statistics or gradients", dt,
+           message);
+    if (same) printf("rank %d: parameters, BN statistics and gradients as before the step\n", rank);
     fflush(stdout);
     /* The job cannot continue. A host would call MPI_Abort here; the test
      * exits instead, so that one survivor's abort cannot kill another before
@@ -475,8 +492,10 @@ int main(int argc, char **argv)
         if (argc >= 9) n_global = atoi(argv[8]);
         rc = equiv(rank, size, argv[2], atoi(argv[3]), atoi(argv[5]), argv[6]);
     }
-    else if (argc == 3 && strcmp(argv[1], "die") == 0) rc = die(rank, size, atof(argv[2]));
-    else if (rank == 0) fprintf(stderr, "usage: mpi_trainer equiv sync|frozen MICRO v1|v2 STEPS CKPT [LR [N]] | die TIMEOUT\n");
+    else if ((argc == 3 || argc == 4) && strcmp(argv[1], "die") == 0)
+        rc = die(rank, size, atof(argv[2]), argc == 4 && strcmp(argv[3], "grads") == 0);
+    else if (rank == 0)
+        fprintf(stderr, "usage: mpi_trainer equiv sync|frozen MICRO v1|v2 STEPS CKPT [LR [N]] | die TIMEOUT [bn|grads]\n");
     MPI_Finalize();
     return rc;
 }

@@ -1,0 +1,226 @@
+/* Failure injection into trainer steps, shared by test_gradcache.c (the
+ * gradient-caching and distributed step) and test_moco.c: ways to make a
+ * step fail after it started (a stop from the progress callback at its k-th
+ * poll, a NaN weight, the k-th allocation), a trainer's state as bytes in
+ * named sections, and the sweep that checks that every failure leaves the
+ * state byte for byte as it was and that the step which finally succeeds
+ * equals the same step on a trainer that never failed. */
+#ifndef SIMCLR_TEST_STEP_FAULTS_H
+#define SIMCLR_TEST_STEP_FAULTS_H
+
+#include "test_util.h"
+
+#include "core/context.h"
+
+/* A stoppable progress callback that asks to stop at its stop_at-th call. */
+typedef struct sf_canceller {
+    long calls, stop_at;
+} sf_canceller;
+
+static inline int sf_cancel_fn(void *u, const char *what, int64_t done, int64_t total)
+{
+    (void)what, (void)done, (void)total;
+    sf_canceller *c = u;
+    return c->stop_at && ++c->calls == c->stop_at;
+}
+
+/* Arming failure number k of one kind (k = 0 disarms). */
+static inline void sf_arm_cancel(void *u, long k) { *(sf_canceller *)u = (sf_canceller){0, k}; }
+
+static inline void sf_arm_alloc(void *u, long k)
+{
+    test_alloc *a = u;
+    a->allocs = 0;
+    a->fail_at = k;
+}
+
+/* k = 1: a NaN in *w (a weight: the step fails after its forward pass with
+ * SIMCLR_E_NUMERIC); the weight is mended when disarmed. */
+typedef struct sf_nan {
+    float *w, keep;
+} sf_nan;
+
+static inline void sf_arm_nan(void *u, long k)
+{
+    sf_nan *n = u;
+    if (k == 1) n->keep = *n->w, *n->w = NAN;
+    else if (k == 0 && isnan(*n->w)) *n->w = n->keep;
+}
+
+/* A trainer's state: bytes in up to 8 named sections. */
+typedef struct sf_blob {
+    unsigned char *p;
+    size_t n;
+    int sections;
+    size_t cut[8];
+    const char *name[8];
+} sf_blob;
+
+static inline void sf_put(sf_blob *b, const void *d, size_t n)
+{
+    b->p = realloc(b->p, b->n + n + 1);
+    assert_non_null(b->p);
+    memcpy(b->p + b->n, d, n);
+    b->n += n;
+}
+
+static inline void sf_put_tensor(sf_blob *b, simclr_tensor *t)
+{
+    if (t) sf_put(b, simclr_tensor_data(t), simclr_tensor_bytes(t));
+}
+
+/* Ends the current section under `name`. */
+static inline void sf_section(sf_blob *b, const char *name)
+{
+    assert_true(b->sections < 8);
+    b->cut[b->sections] = b->n;
+    b->name[b->sections++] = name;
+}
+
+/* Every value (grads = 0: parameters and BN running statistics) or gradient
+ * of m, in order. */
+static inline void sf_put_module(sf_blob *b, simclr_module *m, int grads)
+{
+    for (int i = 0; i < simclr_module_param_count(m); i++) {
+        simclr_tensor *v, *g;
+        CHECK_OK(simclr_module_param(m, i, NULL, &v, &g, NULL));
+        sf_put_tensor(b, grads ? g : v);
+    }
+}
+
+/* The optimizer's state tensors and step counter. */
+static inline void sf_put_optimizer(sf_blob *b, simclr_optimizer *opt)
+{
+    for (int i = 0; i < simclr_optimizer_state_count(opt); i++) {
+        simclr_tensor *t;
+        CHECK_OK(simclr_optimizer_state(opt, i, NULL, &t));
+        sf_put_tensor(b, t);
+    }
+    double v;
+    CHECK_OK(simclr_optimizer_get(opt, SIMCLR_OPT_STEP, &v));
+    sf_put(b, &v, sizeof v);
+}
+
+/* The sections "gradients" (of the trained modules enc and head) and
+ * "optimizer state or step". */
+static inline void sf_put_training(sf_blob *b, simclr_module *enc, simclr_module *head, simclr_optimizer *opt)
+{
+    sf_put_module(b, enc, 1);
+    sf_put_module(b, head, 1);
+    sf_section(b, "gradients");
+    sf_put_optimizer(b, opt);
+    sf_section(b, "optimizer state or step");
+}
+
+/* The trainer's statistics; images/s only with `timing` (two trainers differ in it). */
+static inline void sf_put_stats(sf_blob *b, simclr_trainer *tr, int timing)
+{
+    const simclr_stat keys[] = {SIMCLR_STAT_LOSS,          SIMCLR_STAT_ACCURACY,  SIMCLR_STAT_LR,
+                                SIMCLR_STAT_GRAD_NORM,     SIMCLR_STAT_STEP,      SIMCLR_STAT_COMM_BYTES,
+                                SIMCLR_STAT_MICRO_BATCHES, SIMCLR_STAT_IMAGES_PER_SEC};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0] - (timing ? 0 : 1); i++) {
+        double v;
+        CHECK_OK(simclr_trainer_stat(tr, keys[i], &v));
+        sf_put(b, &v, sizeof v);
+    }
+}
+
+/* NULL when equal, else the name of the first section that differs. */
+static inline const char *sf_diff(const sf_blob *a, const sf_blob *b)
+{
+    if (a->sections != b->sections) return "number of sections";
+    for (int s = 0; s < a->sections; s++) {
+        size_t from = s ? a->cut[s - 1] : 0;
+        if (a->cut[s] != b->cut[s] || memcmp(a->p + from, b->p + from, a->cut[s] - from) != 0) return a->name[s];
+    }
+    return NULL;
+}
+
+/* A trainer under test (tr, on ctx, with encoder enc and a counting
+ * allocator ta) and its twin that never fails (ref); state(rig, timing)
+ * takes the whole state of the trainer of a rig. */
+typedef struct sf_target {
+    simclr_trainer *tr, *ref;
+    simclr_context *ctx;
+    simclr_module *enc;
+    test_alloc *ta;
+    void *rig, *ref_rig;
+    sf_blob (*state)(void *rig, int timing);
+} sf_target;
+
+/* Steps t->tr on (img, seed) with failure k = 1, 2, ... armed until a step
+ * succeeds. Each failure must return `want` and leave every byte of the
+ * state as before, with no batch-norm hook left on the context; the step
+ * that succeeds must give the state the same step gives t->ref. Returns the
+ * number of failures. */
+static inline long sf_sweep(const sf_target *t, simclr_tensor *img, uint64_t seed, simclr_status want,
+                            const char *what, void (*arm)(void *, long), void *u)
+{
+    long failures = 0;
+    for (long k = 1;; k++) {
+        sf_blob before = t->state(t->rig, 1);
+        arm(u, k);
+        simclr_status st = simclr_trainer_step(t->tr, img, seed, NULL);
+        arm(u, 0);
+        if (st == SIMCLR_OK) {
+            free(before.p);
+            break;
+        }
+        if (st != want)
+            fail_msg("%s: failure %ld -> %s (want %s): %s", what, k, simclr_status_string(st),
+                     simclr_status_string(want), simclr_last_error());
+        if (t->ctx->bn_hook) fail_msg("%s: failure %ld left the batch-norm hook installed", what, k);
+        char message[512];
+        snprintf(message, sizeof message, "%s", simclr_last_error()); /* taking the state may set another */
+        sf_blob after = t->state(t->rig, 1);
+        const char *diff = sf_diff(&before, &after);
+        if (diff) fail_msg("%s: failure %ld (%s) changed the %s", what, k, message, diff);
+        free(before.p), free(after.p);
+        failures++;
+        if (k > 100000) fail_msg("%s: no success after %ld failures", what, k);
+    }
+    CHECK_OK(simclr_trainer_step(t->ref, img, seed, NULL));
+    sf_blob x = t->state(t->rig, 0), y = t->state(t->ref_rig, 0);
+    const char *diff = sf_diff(&x, &y);
+    if (diff)
+        fail_msg("%s: the step after %ld failures differs from a trainer that never failed in the %s", what, failures,
+                 diff);
+    free(x.p), free(y.p);
+    return failures;
+}
+
+/* The failures of every kind, in turn, on trainers whose gradients,
+ * optimizer state, BN statistics and counters are all set (one good step on
+ * img4 first): a stop at each poll of the progress callback (2: before the
+ * forward pass and before the optimizer commits), a NaN weight (1), the
+ * extra kind when arm_extra is not NULL (a communicator: want SIMCLR_E_IO),
+ * then allocation 1, 2, ... failing at a new batch size (img8; at least
+ * one) and again at that size. */
+typedef struct sf_counts {
+    long stops, nans, extra, allocs_new, allocs;
+} sf_counts;
+
+static inline sf_counts sf_sweep_all(const sf_target *t, simclr_tensor *img4, simclr_tensor *img8,
+                                     void (*arm_extra)(void *, long), void *extra)
+{
+    sf_canceller cn = {0, 0};
+    CHECK_OK(simclr_context_set_progress_cancel(t->ctx, sf_cancel_fn, &cn));
+    CHECK_OK(simclr_trainer_step(t->tr, img4, 1, NULL));
+    CHECK_OK(simclr_trainer_step(t->ref, img4, 1, NULL));
+    simclr_tensor *w;
+    CHECK_OK(simclr_module_param(t->enc, 0, NULL, &w, NULL, NULL));
+    sf_nan nw = {simclr_tensor_data(w), 0};
+    sf_counts c = {0, 0, 0, 0, 0};
+    c.stops = sf_sweep(t, img4, 2, SIMCLR_E_CANCELLED, "stop", sf_arm_cancel, &cn);
+    assert_int_equal(c.stops, 2);
+    c.nans = sf_sweep(t, img4, 3, SIMCLR_E_NUMERIC, "NaN weight", sf_arm_nan, &nw);
+    assert_int_equal(c.nans, 1);
+    if (arm_extra) c.extra = sf_sweep(t, img4, 4, SIMCLR_E_IO, "communicator", arm_extra, extra);
+    c.allocs_new = sf_sweep(t, img8, 5, SIMCLR_E_NOMEM, "allocation (new batch size)", sf_arm_alloc, t->ta);
+    assert_true(c.allocs_new > 0);
+    c.allocs = sf_sweep(t, img8, 6, SIMCLR_E_NOMEM, "allocation", sf_arm_alloc, t->ta);
+    CHECK_OK(simclr_context_set_progress_cancel(t->ctx, NULL, NULL));
+    return c;
+}
+
+#endif
