@@ -362,19 +362,34 @@ static simclr_status ensure_plan(simclr_module *m, resnet *r, int64_t n, int64_t
 
 /* ---- forward ---- */
 
-static void unit_forward(simclr_context *ctx, resnet *r, unit *u, const float *x, const float *res,
-                         simclr_mode mode)
+/* Where a unit's output goes in `mode`. EVAL on a training plan must not
+ * write a y_shared unit's output to its y: a bottleneck's first two units
+ * share one y buffer (grad[0]), so the second unit's fused convolution
+ * would read its input from the buffer it writes (the backend's
+ * conv2d_forward_affine requires y to overlap neither x nor res). Such a
+ * unit's own conv-output slice `a` takes the EVAL output instead; an EVAL
+ * forward clears has_train_forward, so nothing needs `a` afterwards. A
+ * unit that is not y_shared (the stem, a block's last unit, every unit of
+ * an inference plan) writes y, so block inputs stay where the plan put
+ * them. */
+static float *unit_out(const unit *u, simclr_mode mode) { return mode == SIMCLR_EVAL && u->y_shared ? u->a : u->y; }
+
+/* Returns where the output went (unit_out). */
+static const float *unit_forward(simclr_context *ctx, resnet *r, unit *u, const float *x, const float *res,
+                                 simclr_mode mode)
 {
+    float *y = unit_out(u, mode);
     if (mode == SIMCLR_EVAL) {
         /* The batch norm's fixed scale and shift folded into the conv's
          * output pass (no bias in a ResNet conv). */
         const float *scale, *shift;
         simclr__batchnorm_eval_affine(&u->bn, u->stats, &scale, &shift);
-        simclr__conv2d_forward_affine(ctx, &u->conv, &u->d, x, scale, shift, res, u->relu, u->y, r->ws);
-        return;
+        simclr__conv2d_forward_affine(ctx, &u->conv, &u->d, x, scale, shift, res, u->relu, y, r->ws);
+        return y;
     }
     simclr__conv2d_forward(ctx, &u->conv, &u->d, x, u->a, r->ws);
-    simclr__batchnorm_forward(ctx, &u->bn, r->n * u->d.oh * u->d.ow, mode, u->a, res, u->relu, u->y, u->stats);
+    simclr__batchnorm_forward(ctx, &u->bn, r->n * u->d.oh * u->d.ow, mode, u->a, res, u->relu, y, u->stats);
+    return y;
 }
 
 static simclr_status resnet_forward(simclr_module *m, const simclr_tensor *x, simclr_mode mode, simclr_tensor *y)
@@ -395,24 +410,19 @@ static simclr_status resnet_forward(simclr_module *m, const simclr_tensor *x, si
 
     simclr__layout_to_cm(ctx, n, m->in_dim, h * w, simclr__f32(x), r->x_cm);
     unit *s = &r->stem_unit;
-    unit_forward(ctx, r, s, r->x_cm, NULL, mode);
-    if (r->stem == SIMCLR_STEM_IMAGENET)
-        simclr__maxpool_forward(ctx, s->conv.cout * n, r->pool_h, r->pool_w, s->y, r->pool_y, r->pool_idx);
+    const float *cur = unit_forward(ctx, r, s, r->x_cm, NULL, mode);
+    if (r->stem == SIMCLR_STEM_IMAGENET) {
+        simclr__maxpool_forward(ctx, s->conv.cout * n, r->pool_h, r->pool_w, cur, r->pool_y, r->pool_idx);
+        cur = r->pool_y;
+    }
     for (int i = 0; i < r->n_blocks; i++) {
         block *b = &r->blocks[i];
-        const float *res = b->in;
-        if (b->has_down) {
-            unit_forward(ctx, r, &b->down, b->in, NULL, mode);
-            res = b->down.y;
-        }
-        const float *cur = b->in;
-        for (int k = 0; k < b->n_units; k++) {
-            unit_forward(ctx, r, &b->u[k], cur, k == b->n_units - 1 ? res : NULL, mode);
-            cur = b->u[k].y;
-        }
+        const float *in = cur, *res = in;
+        if (b->has_down) res = unit_forward(ctx, r, &b->down, in, NULL, mode);
+        for (int k = 0; k < b->n_units; k++)
+            cur = unit_forward(ctx, r, &b->u[k], cur, k == b->n_units - 1 ? res : NULL, mode);
     }
-    const float *last = r->blocks[r->n_blocks - 1].u[r->blocks[r->n_blocks - 1].n_units - 1].y;
-    simclr__avgpool_forward(ctx, m->out_dim, n, r->feat_hw, last, r->feat);
+    simclr__avgpool_forward(ctx, m->out_dim, n, r->feat_hw, cur, r->feat);
     simclr__layout_to_nchw(ctx, n, m->out_dim, 1, r->feat, simclr__f32(y));
     m->has_train_forward = mode == SIMCLR_TRAIN;
     return SIMCLR_OK;
