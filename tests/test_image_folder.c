@@ -475,6 +475,7 @@ static void decode_child(const void *argp, void *outp)
     r->st = simclr_image_decode_file(argp, 3, 0, 0, &px, &h, &w);
     snprintf(r->msg, sizeof r->msg, "%s", r->st == SIMCLR_OK ? "" : simclr_last_error());
     r->untouched = px == (uint8_t *)&px && h == -7 && w == -7;
+    if (r->st == SIMCLR_OK) simclr_image_free(px);
 }
 
 /* Refused with SIMCLR_E_IO and a message naming the path and its kind,
