@@ -46,7 +46,11 @@ SIMCLR_API simclr_status simclr_image_decode_memory(const void *data, size_t siz
                                                     int channels, int64_t max_pixels, int min_side,
                                                     uint8_t **pixels, int64_t *height,
                                                     int64_t *width);
-/* The same for a file; SIMCLR_E_IO when it cannot be opened or read.
+/* The same for a file; SIMCLR_E_IO when it cannot be opened or read, and
+ * (0.2) when it is not a regular file (a symlink is followed): a directory,
+ * FIFO, socket or device is refused without being read and without
+ * blocking, with the message "PATH: not a regular file (a FIFO)" (or "a
+ * directory", "a socket", "a character device", "a block device").
  * path NULL is SIMCLR_E_INVALID; outputs untouched on every error. Threads: any
  * thread, any time. */
 SIMCLR_API simclr_status simclr_image_decode_file(const char *path, int channels, int64_t max_pixels,
@@ -86,10 +90,25 @@ enum { SIMCLR_FOLDER_FAIL = 0, SIMCLR_FOLDER_SKIP = 1 };
  * sorted file names; files directly in root are ignored. labels = 0: every
  * image below root, same order, no labels. Images decode to `channels`
  * (1 or 3). The context is borrowed (its threads decode batches) and must
- * outlive the folder. Errors: SIMCLR_E_INVALID (NULLs, channels, labels,
- * root not a folder), SIMCLR_E_IO (root missing or unreadable, naming it),
- * SIMCLR_E_FORMAT (no images at all, no class subfolder, or a class folder
- * without images, named), SIMCLR_E_NOMEM.
+ * outlive the folder.
+ * (0.2) Symlinks are followed, but every folder (known by device and inode)
+ * is walked once: a link to a folder already walked -- a loop such as
+ * x -> ., a link to a parent, a second link to one folder -- is skipped.
+ * The real folders are walked before the links, so a folder inside the tree
+ * is listed under its real path; one reached only through links, under the
+ * first of them in walk order. A class subfolder that is a link to root is
+ * not a class; one that is the folder of another class is refused
+ * (SIMCLR_E_FORMAT naming both). An entry named like an image is listed
+ * unless it is a folder (a folder named y.png is walked as a folder):
+ * one that is not a regular file -- a FIFO, socket, device, dangling
+ * link -- is listed and refused when loaded, as an unreadable file is (see
+ * simclr_image_folder_load). The open reads folders only, never a file,
+ * and never blocks.
+ * Errors: SIMCLR_E_INVALID (NULLs, channels, labels,
+ * root not a folder), SIMCLR_E_IO (root or a folder below it missing or
+ * unreadable, naming it), SIMCLR_E_FORMAT (no images at all, no class
+ * subfolder, a class folder without images or that is another class's,
+ * named; folders nested more than 64 deep), SIMCLR_E_NOMEM.
  * *out is owned by the caller (simclr_image_folder_destroy) and untouched on
  * error. Threads: any thread, but not concurrently with other calls on ctx. */
 SIMCLR_API simclr_status simclr_image_folder_open(simclr_context *ctx, const char *root,
@@ -131,7 +150,8 @@ SIMCLR_API const char *simclr_image_folder_class_name(const simclr_image_folder 
  * still those it ran with, the load waits for that background decoding and
  * hands out its result instead of decoding again (same pixels, same
  * errors); any other pending prefetch is waited for and discarded. With
- * SIMCLR_FOLDER_FAIL, an image that fails (unreadable, not an image,
+ * SIMCLR_FOLDER_FAIL, an image that fails (unreadable, not a regular
+ * file -- SIMCLR_E_IO, see simclr_image_decode_file --, not an image,
  * corrupt, truncated, 0 pixels, too large) fails the call with its own
  * message naming the file (the first such image of the batch) and the list
  * left empty. With SIMCLR_FOLDER_SKIP, it is left out of the list, marked

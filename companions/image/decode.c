@@ -3,10 +3,13 @@
  * gray = (19595 R + 38470 G + 7471 B + 32768) >> 16, CMYK as PIL's
  * cmyk2rgb) and the EXIF orientation applied (PIL's exif_transpose). */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -128,32 +131,64 @@ simclr_status simclr_image_decode_memory(const void *data, size_t size, const ch
     return SIMCLR_OK;
 }
 
-/* Reads a whole file; SIMCLR_E_IO naming it. */
+static const char *kind_of(mode_t mode)
+{
+    return S_ISDIR(mode) ? "a directory" : S_ISFIFO(mode) ? "a FIFO" : S_ISSOCK(mode) ? "a socket"
+         : S_ISCHR(mode) ? "a character device" : S_ISBLK(mode) ? "a block device" : "not a file";
+}
+
+/* Reads a whole regular file; SIMCLR_E_IO naming it. Anything else is
+ * refused before it is opened (a FIFO would block open() until a writer
+ * comes, /dev/zero would be read until memory runs out, a device may act
+ * on open) and again on the opened descriptor, in case the entry changed in
+ * between: O_NONBLOCK makes that open return at once whatever it finds. */
 simclr_status simclr__img_read_file(const char *path, uint8_t **data, size_t *size)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return simclr__img_fail(SIMCLR_E_IO, "%s: cannot open: %s", path, strerror(errno));
-    size_t cap = 1 << 16, n = 0;
-    uint8_t *buf = malloc(cap);
-    while (buf) {
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (n < cap) break;
-        uint8_t *bigger = cap > SIZE_MAX / 2 ? NULL : realloc(buf, cap * 2);
-        if (!bigger) {
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        buf = bigger, cap *= 2;
+    struct stat sb;
+    if (stat(path, &sb) != 0) return simclr__img_fail(SIMCLR_E_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (!S_ISREG(sb.st_mode))
+        return simclr__img_fail(SIMCLR_E_IO, "%s: not a regular file (%s)", path, kind_of(sb.st_mode));
+    int fd;
+    do fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0) return simclr__img_fail(SIMCLR_E_IO, "%s: cannot open: %s", path, strerror(errno));
+    int flags = fcntl(fd, F_GETFL);
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0) {
+        int saved = errno;
+        int regular = S_ISREG(sb.st_mode);
+        close(fd);
+        return regular ? simclr__img_fail(SIMCLR_E_IO, "%s: cannot open: %s", path, strerror(saved))
+                       : simclr__img_fail(SIMCLR_E_IO, "%s: not a regular file (%s)", path, kind_of(sb.st_mode));
     }
-    int bad = ferror(f);
-    int saved = errno;
-    fclose(f);
+    /* The size is a hint (the file may grow or shrink while it is read):
+     * one byte more than it, so that the read meeting the end needs no
+     * reallocation. */
+    size_t cap = sb.st_size >= 0 && (uintmax_t)sb.st_size < (uintmax_t)SIZE_MAX / 2 ? (size_t)sb.st_size + 1 : 1 << 16;
+    size_t n = 0;
+    uint8_t *buf = malloc(cap);
+    int err = 0;
+    while (buf) {
+        if (n == cap) {
+            uint8_t *bigger = cap > SIZE_MAX / 2 ? NULL : realloc(buf, cap * 2);
+            if (!bigger) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = bigger, cap *= 2;
+        }
+        size_t want = cap - n < (size_t)1 << 30 ? cap - n : (size_t)1 << 30;
+        ssize_t got = read(fd, buf + n, want);
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) err = errno;
+        if (got <= 0) break;
+        n += (size_t)got;
+    }
+    close(fd);
     if (!buf) return simclr__img_fail(SIMCLR_E_NOMEM, "%s: no memory to read the file", path);
-    if (bad) {
+    if (err) {
         free(buf);
-        return simclr__img_fail(SIMCLR_E_IO, "%s: read error: %s", path, strerror(saved));
+        return simclr__img_fail(SIMCLR_E_IO, "%s: read error: %s", path, strerror(err));
     }
     *data = buf;
     *size = n;

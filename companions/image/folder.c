@@ -52,12 +52,6 @@ static char *join(const char *a, const char *b)
     return s;
 }
 
-static int is_dir(const char *path)
-{
-    struct stat sb;
-    return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
-}
-
 static simclr_status add_path(simclr_image_folder *f, char *path, int32_t label)
 {
     if (f->count == f->cap) {
@@ -118,65 +112,250 @@ static simclr_status list_dir(const char *dir, char ***names, size_t *n)
     return SIMCLR_OK;
 }
 
-typedef struct dirs {
-    char **v;
-    size_t n, cap;
-} dirs;
+/* ---- the walk ----
+ * Every folder is walked once, known by its (st_dev, st_ino): a symlink loop
+ * (x -> .), a link to a parent or to a folder listed elsewhere, two links to
+ * one folder or a bind mount would otherwise list the same images again and
+ * again (two loops in one folder: 2^40 paths, up to the kernel's limit of 40
+ * links in a path). The real folders of the whole tree (every class) are
+ * walked first, then the links to folders met on the way, in the order they
+ * were met: a folder with a real path in the tree is listed under it, one
+ * reached only through links under the first of them. */
 
-/* Collects dir and every folder below it (paths malloc'ed). */
-static simclr_status collect_dirs(const char *dir, dirs *out, int depth)
+/* The folders walked so far: open addressing over (st_dev, st_ino), with the
+ * label (class) each was walked for. */
+typedef struct seen_dir {
+    dev_t dev;
+    ino_t ino;
+    int32_t label;
+    int used;
+} seen_dir;
+
+typedef struct seen_set {
+    seen_dir *v;
+    size_t cap, n; /* cap a power of 2, at most half full */
+} seen_set;
+
+static size_t seen_slot(const seen_set *s, dev_t dev, ino_t ino)
 {
-    if (depth > 64) return simclr__img_fail(SIMCLR_E_FORMAT, "%s: folders nested more than 64 deep", dir);
-    if (out->n == out->cap) {
-        size_t cap = out->cap ? 2 * out->cap : 16;
-        char **v = realloc(out->v, cap * sizeof *v);
-        if (!v) return simclr__img_fail(SIMCLR_E_NOMEM, "%s: no memory", dir);
-        out->v = v, out->cap = cap;
+    uint64_t h = ((uint64_t)ino * UINT64_C(0x9E3779B97F4A7C15)) ^ ((uint64_t)dev * UINT64_C(0xC2B2AE3D27D4EB4F));
+    size_t i = (size_t)(h ^ (h >> 31)) & (s->cap - 1);
+    while (s->v[i].used && (s->v[i].dev != dev || s->v[i].ino != ino)) i = (i + 1) & (s->cap - 1);
+    return i;
+}
+
+/* The folder sb describes if it was walked, else NULL. */
+static const seen_dir *seen_find(const seen_set *s, const struct stat *sb)
+{
+    if (!s->cap) return NULL;
+    const seen_dir *e = &s->v[seen_slot(s, sb->st_dev, sb->st_ino)];
+    return e->used ? e : NULL;
+}
+
+/* Records a folder not yet in the set; SIMCLR_E_NOMEM naming path. */
+static simclr_status seen_add(seen_set *s, const struct stat *sb, int32_t label, const char *path)
+{
+    if (2 * (s->n + 1) > s->cap) {
+        size_t cap = s->cap ? 2 * s->cap : 64;
+        seen_dir *v = cap > SIZE_MAX / sizeof *v ? NULL : calloc(cap, sizeof *v);
+        if (!v) return simclr__img_fail(SIMCLR_E_NOMEM, "%s: no memory", path);
+        seen_set grown = {v, cap, s->n};
+        for (size_t i = 0; i < s->cap; i++)
+            if (s->v[i].used) v[seen_slot(&grown, s->v[i].dev, s->v[i].ino)] = s->v[i];
+        free(s->v);
+        *s = grown;
     }
-    if (!(out->v[out->n] = strdup(dir))) return simclr__img_fail(SIMCLR_E_NOMEM, "%s: no memory", dir);
-    out->n++;
+    s->v[seen_slot(s, sb->st_dev, sb->st_ino)] = (seen_dir){sb->st_dev, sb->st_ino, label, 1};
+    s->n++;
+    return SIMCLR_OK;
+}
+
+/* A folder to list (or a link to one, to follow): path malloc'ed. */
+typedef struct dir_rec {
+    char *path;
+    int32_t label;
+    int depth;
+} dir_rec;
+
+typedef struct dir_vec {
+    dir_rec *v;
+    size_t n, cap;
+} dir_vec;
+
+/* Appends path (taken: freed on failure); SIMCLR_E_NOMEM. */
+static simclr_status dir_push(dir_vec *d, char *path, int32_t label, int depth)
+{
+    if (d->n == d->cap) {
+        size_t cap = d->cap ? 2 * d->cap : 16;
+        dir_rec *v = realloc(d->v, cap * sizeof *v);
+        if (!v) {
+            simclr_status st = simclr__img_fail(SIMCLR_E_NOMEM, "%s: no memory", path);
+            free(path);
+            return st;
+        }
+        d->v = v, d->cap = cap;
+    }
+    d->v[d->n++] = (dir_rec){path, label, depth};
+    return SIMCLR_OK;
+}
+
+static void dir_vec_free(dir_vec *d)
+{
+    for (size_t i = 0; i < d->n; i++) free(d->v[i].path);
+    free(d->v);
+}
+
+typedef struct walker {
+    seen_set seen;
+    dir_vec dirs;  /* the folders walked, whose images are listed */
+    dir_vec links; /* links to folders, followed after the real folders */
+} walker;
+
+static void walker_free(walker *w)
+{
+    free(w->seen.v);
+    dir_vec_free(&w->dirs);
+    dir_vec_free(&w->links);
+}
+
+/* Walks path (taken), a folder not yet seen whose stat is sb, and the real
+ * folders below it; the links to folders found are queued in w->links. */
+static simclr_status enter(walker *w, char *path, const struct stat *sb, int32_t label, int depth)
+{
+    simclr_status st = SIMCLR_OK;
+    if (depth > 64) st = simclr__img_fail(SIMCLR_E_FORMAT, "%s: folders nested more than 64 deep", path);
+    if (st == SIMCLR_OK) st = seen_add(&w->seen, sb, label, path);
+    if (st != SIMCLR_OK) {
+        free(path);
+        return st;
+    }
+    st = dir_push(&w->dirs, path, label, depth);
+    if (st != SIMCLR_OK) return st;
+    /* path now belongs to w->dirs, which may move but never frees it */
     char **names = NULL;
     size_t n = 0;
-    simclr_status st = list_dir(dir, &names, &n);
+    st = list_dir(path, &names, &n);
     for (size_t i = 0; i < n; i++) {
-        char *path = st == SIMCLR_OK ? join(dir, names[i]) : NULL;
-        if (st == SIMCLR_OK && !path) st = simclr__img_fail(SIMCLR_E_NOMEM, "%s: no memory", dir);
-        if (path && is_dir(path)) st = collect_dirs(path, out, depth + 1);
-        free(path);
+        char *child = st == SIMCLR_OK ? join(path, names[i]) : NULL;
+        if (st == SIMCLR_OK && !child) st = simclr__img_fail(SIMCLR_E_NOMEM, "%s: no memory", path);
+        struct stat cs;
+        if (child && lstat(child, &cs) == 0) {
+            if (S_ISDIR(cs.st_mode)) {
+                if (!seen_find(&w->seen, &cs)) st = enter(w, child, &cs, label, depth + 1), child = NULL;
+            } else if (S_ISLNK(cs.st_mode) && stat(child, &cs) == 0 && S_ISDIR(cs.st_mode)) {
+                st = dir_push(&w->links, child, label, depth + 1), child = NULL;
+            }
+        }
+        free(child);
         free(names[i]);
     }
     free(names);
     return st;
 }
 
-/* Adds every image below dir in the order of torchvision's make_dataset:
- * sorted(os.walk(dir)) sorts the folders by their full path string, and
- * each folder's files by name. */
-static simclr_status walk(simclr_image_folder *f, const char *dir, int32_t label)
+/* Follows the queued links (and those found below them) to folders not yet
+ * walked; a link to a folder already walked is skipped. */
+static simclr_status follow_links(walker *w)
 {
-    dirs d = {0};
-    simclr_status st = collect_dirs(dir, &d, 0);
-    if (st == SIMCLR_OK) qsort(d.v, d.n, sizeof *d.v, cmp_str);
-    for (size_t k = 0; k < d.n; k++) {
+    simclr_status st = SIMCLR_OK;
+    for (size_t k = 0; k < w->links.n; k++) { /* grows as links are found */
+        dir_rec l = w->links.v[k];
+        w->links.v[k].path = NULL;
+        struct stat sb;
+        if (st != SIMCLR_OK || stat(l.path, &sb) != 0 || !S_ISDIR(sb.st_mode) || seen_find(&w->seen, &sb))
+            free(l.path);
+        else
+            st = enter(w, l.path, &sb, l.label, l.depth);
+    }
+    return st;
+}
+
+static int cmp_dir(const void *a, const void *b)
+{
+    const dir_rec *x = a, *y = b;
+    if (x->label != y->label) return x->label < y->label ? -1 : 1;
+    return strcmp(x->path, y->path);
+}
+
+/* Adds the images of the walked folders, class by class, in the order of
+ * torchvision's make_dataset: sorted(os.walk(class_dir)) sorts the folders
+ * by their full path string, and each folder's files by name. An entry
+ * named like an image is listed unless it is a folder (walked as one):
+ * one that is not a regular file (a FIFO, a socket, a device, a dangling
+ * link) is refused when it is loaded, as an unreadable file is. */
+static simclr_status list_images(simclr_image_folder *f, walker *w)
+{
+    if (w->dirs.n > 1) qsort(w->dirs.v, w->dirs.n, sizeof *w->dirs.v, cmp_dir);
+    simclr_status st = SIMCLR_OK;
+    for (size_t k = 0; k < w->dirs.n && st == SIMCLR_OK; k++) {
+        const char *d = w->dirs.v[k].path;
         char **names = NULL;
         size_t n = 0;
-        if (st == SIMCLR_OK) st = list_dir(d.v[k], &names, &n);
+        st = list_dir(d, &names, &n);
         for (size_t i = 0; i < n; i++) {
             if (st == SIMCLR_OK && has_image_extension(names[i])) {
-                char *path = join(d.v[k], names[i]);
-                if (!path) st = simclr__img_fail(SIMCLR_E_NOMEM, "%s: no memory", d.v[k]);
-                else if (is_dir(path)) free(path);
-                else st = add_path(f, path, label);
+                char *path = join(d, names[i]);
+                struct stat sb;
+                if (!path) st = simclr__img_fail(SIMCLR_E_NOMEM, "%s: no memory", d);
+                else if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) free(path);
+                else st = add_path(f, path, w->dirs.v[k].label);
             }
             free(names[i]);
         }
         free(names);
-        free(d.v[k]);
     }
-    free(d.v);
     return st;
 }
 
+/* labels = 1: the classes are root's subfolders (links to folders
+ * included, a link to root itself skipped), in sorted order; each is walked
+ * (the real ones first) and must not be a folder another class holds. */
+static simclr_status walk_classes(simclr_image_folder *f, walker *w, const char *root, const struct stat *root_sb)
+{
+    simclr_status st = seen_add(&w->seen, root_sb, -1, root);
+    char **names = NULL;
+    size_t n = 0;
+    if (st == SIMCLR_OK) st = list_dir(root, &names, &n);
+    if (st != SIMCLR_OK) return st;
+    if (!(f->classes = calloc(n ? n : 1, sizeof *f->classes)))
+        st = simclr__img_fail(SIMCLR_E_NOMEM, "simclr_image_folder_open: no memory");
+    for (size_t i = 0; i < n; i++) {
+        char *path = st == SIMCLR_OK ? join(root, names[i]) : NULL;
+        if (st == SIMCLR_OK && !path) st = simclr__img_fail(SIMCLR_E_NOMEM, "%s: no memory", root);
+        struct stat sb;
+        if (path && stat(path, &sb) == 0 && S_ISDIR(sb.st_mode) &&
+            !(sb.st_dev == root_sb->st_dev && sb.st_ino == root_sb->st_ino))
+            f->classes[f->n_classes++] = names[i], names[i] = NULL;
+        free(path);
+        free(names[i]);
+    }
+    free(names);
+    for (int pass = 0; pass < 2; pass++) /* the real folders, then the links */
+        for (int k = 0; k < f->n_classes && st == SIMCLR_OK; k++) {
+            char *path = join(root, f->classes[k]);
+            struct stat sb;
+            if (!path) {
+                st = simclr__img_fail(SIMCLR_E_NOMEM, "%s: no memory", root);
+            } else if (lstat(path, &sb) != 0 || (S_ISDIR(sb.st_mode) ? 0 : 1) != pass) {
+                free(path);
+            } else if (stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+                st = simclr__img_fail(SIMCLR_E_IO, "%s: the class folder changed while it was listed", path);
+                free(path);
+            } else {
+                const seen_dir *again = seen_find(&w->seen, &sb);
+                if (again) {
+                    st = simclr__img_fail(SIMCLR_E_FORMAT,
+                                          "%s: class folder '%s' is a folder already listed under class '%s' (a link?): "
+                                          "each folder is listed once",
+                                          root, f->classes[k], again->label >= 0 ? f->classes[again->label] : "(none)");
+                    free(path);
+                } else {
+                    st = enter(w, path, &sb, k, 0);
+                }
+            }
+        }
+    return st;
+}
 void simclr_image_folder_destroy(simclr_image_folder *f)
 {
     if (!f) return;
@@ -209,36 +388,26 @@ simclr_status simclr_image_folder_open(simclr_context *ctx, const char *root, in
     f->labels_mode = labels;
     f->max_pixels = SIMCLR_IMAGE_DEFAULT_MAX_PIXELS;
     f->prefetch_threads = 1;
-    simclr_status st = SIMCLR_OK;
-    if (labels) {
-        char **names;
-        size_t n;
-        st = list_dir(root, &names, &n);
-        if (st == SIMCLR_OK) {
-            f->classes = calloc(n ? n : 1, sizeof *f->classes);
-            if (!f->classes) st = simclr__img_fail(SIMCLR_E_NOMEM, "%s: no memory", fn);
-            for (size_t i = 0; i < n; i++) {
-                char *path = st == SIMCLR_OK ? join(root, names[i]) : NULL;
-                if (path && is_dir(path)) {
-                    int64_t before = f->count;
-                    f->classes[f->n_classes] = names[i], names[i] = NULL;
-                    st = walk(f, path, f->n_classes);
-                    if (st == SIMCLR_OK && f->count == before)
-                        st = simclr__img_fail(SIMCLR_E_FORMAT, "%s: class folder '%s' holds no .png/.jpg/.jpeg image", root,
-                                        f->classes[f->n_classes]);
-                    f->n_classes++;
-                }
-                free(path);
-                free(names[i]);
-            }
-            free(names);
-            if (st == SIMCLR_OK && f->n_classes == 0)
-                st = simclr__img_fail(SIMCLR_E_FORMAT,
-                                "%s: no class subfolders (labels come from subfolder names: root/CLASS/image.jpg)",
-                                root);
+    walker w = {0};
+    char *top = NULL;
+    simclr_status st = labels ? walk_classes(f, &w, root, &sb)
+                     : !(top = strdup(root)) ? simclr__img_fail(SIMCLR_E_NOMEM, "%s: no memory", fn)
+                                             : enter(&w, top, &sb, -1, 0);
+    if (st == SIMCLR_OK) st = follow_links(&w);
+    if (st == SIMCLR_OK) st = list_images(f, &w);
+    walker_free(&w);
+    if (st == SIMCLR_OK && labels) {
+        if (f->n_classes == 0)
+            st = simclr__img_fail(SIMCLR_E_FORMAT,
+                                  "%s: no class subfolders (labels come from subfolder names: root/CLASS/image.jpg)",
+                                  root);
+        /* the first class (in order) without an image */
+        for (int k = 0, i = 0; st == SIMCLR_OK && k < f->n_classes; k++) {
+            while (i < f->count && f->labels[i] < k) i++;
+            if (i == f->count || f->labels[i] != k)
+                st = simclr__img_fail(SIMCLR_E_FORMAT, "%s: class folder '%s' holds no .png/.jpg/.jpeg image", root,
+                                      f->classes[k]);
         }
-    } else {
-        st = walk(f, root, -1);
     }
     if (st == SIMCLR_OK && f->count == 0)
         st = simclr__img_fail(SIMCLR_E_FORMAT, "%s: no .png/.jpg/.jpeg images found", root);
