@@ -334,6 +334,7 @@ bench-decode: lib image cli $(BUILD)/bench/bench_decode
 CLI_SRCS := $(sort $(wildcard cli/*.c))
 CLI_BIN  := $(BUILD)/bin/simclr
 cli: $(CLI_BIN)
+test-python: $(CLI_BIN) # tests/python/test_torch_export.py runs `simclr export` (SIMCLR_BUILD/bin/simclr)
 $(CLI_BIN): $(CLI_SRCS) cli/cli.h include/simclr.h include/simclr_image.h $(IMG_STATIC) $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) -Iinclude $(TEST_CFLAGS) $(CLI_SRCS) -o $@ $(IMG_STATIC) $(STATIC) $(IMG_LIBS) $(LIBS)
