@@ -342,6 +342,7 @@ $(CLI_BIN): $(CLI_SRCS) cli/cli.h include/simclr.h include/simclr_image.h $(IMG_
 # The CLI end to end on a small generated folder (tests/test_cli.sh).
 test-cli: $(CLI_BIN)
 	SIMCLR_CLI=$(abspath $(CLI_BIN)) PYTHON=$(PYTHON) sh tests/test_cli.sh
+	SIMCLR_CLI=$(abspath $(CLI_BIN)) PYTHON=$(PYTHON) sh tests/test_cli_outputs.sh
 
 # ---- MPI companion and distributed tests (issue 14) --------------------------
 # companions/mpi: the simclr_comm adapter over MPI, outside the core's
