@@ -179,8 +179,12 @@ run-examples: examples $(SHARED)
 	@SIMCLR_LIBRARY=$(abspath $(SHARED)) sh tests/run_node_example.sh
 	@# The demo end to end in seconds: 3 steps, small probes (validation-chosen decay included).
 	@$(BUILD)/examples/train_fashion_mnist --steps 3 --batch 16 --eval-train 300 --eval-test 200 --probe-epochs 20 \
-	   --threads 2 --out $(BUILD)/demo-smoke > $(BUILD)/demo-smoke.txt 2>/dev/null && grep -q '(ours)' $(BUILD)/demo-smoke.txt \
+	   --threads 2 --out $(BUILD)/demo-smoke > $(BUILD)/demo-smoke.txt 2>&1 && grep -q '(ours)' $(BUILD)/demo-smoke.txt \
 	   && echo "demo: 3-step run evaluated" || { cat $(BUILD)/demo-smoke.txt; echo "demo smoke run failed"; exit 1; }
+	@# Its progress in a log (stdout and stderr to a file): plain lines, no '\r' frames, at most 22 lines a phase.
+	@[ "$$(tr -dc '\r' < $(BUILD)/demo-smoke.txt | wc -c)" -eq 0 ] && awk '{ if ($$1 == p) n++; else { n = 1; p = $$1 } \
+	   if (n > m) m = n } END { exit m > 22 }' $(BUILD)/demo-smoke.txt && echo "demo: progress in a log is plain lines" \
+	   || { echo "demo smoke run: carriage returns or over 22 lines of one phase in $(BUILD)/demo-smoke.txt"; exit 1; }
 
 docs:
 	$(PYTHON) tools/gen_api_md.py
@@ -334,6 +338,7 @@ bench-decode: lib image cli $(BUILD)/bench/bench_decode
 CLI_SRCS := $(sort $(wildcard cli/*.c))
 CLI_BIN  := $(BUILD)/bin/simclr
 cli: $(CLI_BIN)
+test-python: $(CLI_BIN) # tests/python/test_torch_export.py runs `simclr export` (SIMCLR_BUILD/bin/simclr)
 $(CLI_BIN): $(CLI_SRCS) cli/cli.h include/simclr.h include/simclr_image.h $(IMG_STATIC) $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) -Iinclude $(TEST_CFLAGS) $(CLI_SRCS) -o $@ $(IMG_STATIC) $(STATIC) $(IMG_LIBS) $(LIBS)
@@ -341,6 +346,7 @@ $(CLI_BIN): $(CLI_SRCS) cli/cli.h include/simclr.h include/simclr_image.h $(IMG_
 # The CLI end to end on a small generated folder (tests/test_cli.sh).
 test-cli: $(CLI_BIN)
 	SIMCLR_CLI=$(abspath $(CLI_BIN)) PYTHON=$(PYTHON) sh tests/test_cli.sh
+	SIMCLR_CLI=$(abspath $(CLI_BIN)) PYTHON=$(PYTHON) sh tests/test_cli_outputs.sh
 
 # ---- MPI companion and distributed tests (issue 14) --------------------------
 # companions/mpi: the simclr_comm adapter over MPI, outside the core's

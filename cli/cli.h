@@ -87,8 +87,10 @@ void progress_line(const char *what, int64_t done, int64_t total, double elapsed
 /* ---- pictures ---- */
 /* Loss and contrastive-accuracy curves (two panels), PNG. */
 int plot_curves(const char *cmd, const char *path, const double *loss, const double *acc, int64_t n);
-/* PCA of features [n, d] to 2-D, dots coloured by label (-1: gray), PNG. */
-int plot_pca(const char *cmd, const char *path, const float *x, int64_t n, int64_t d, const int32_t *labels);
+/* PCA of features [n, d] to 2-D, dots coloured by label (-1: gray), PNG; a
+ * legend names the classes (classes NULL: "class K"). */
+int plot_pca(const char *cmd, const char *path, const float *x, int64_t n, int64_t d, const int32_t *labels,
+             const simclr_image_folder *classes);
 
 /* ---- subcommands ---- */
 int cmd_train(int argc, char **argv);

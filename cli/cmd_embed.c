@@ -76,7 +76,7 @@ int cmd_embed(int argc, char **argv)
         if (!rc) printf("wrote %s (%lld x %lld) and %s\n", out, (long long)n, (long long)d, ppath);
     }
     if (!rc && map) {
-        rc = plot_pca(CMD, map, feat, n, d, in.labeled ? labels : NULL);
+        rc = plot_pca(CMD, map, feat, n, d, in.labeled ? labels : NULL, in.folder);
         if (!rc) printf("wrote %s (PCA of the features%s)\n", map, in.labeled ? ", coloured by class" : "");
     }
     if (!rc && in.folder && simclr_image_folder_skipped(in.folder)) {

@@ -217,7 +217,7 @@ int cmd_eval(int argc, char **argv)
                    "--probe-wd fixes it)\n", (long long)epochs);
     }
     if (!rc && map) {
-        rc = plot_pca(CMD, map, f1, in.count, d, y1);
+        rc = plot_pca(CMD, map, f1, in.count, d, y1, in.folder);
         if (!rc) printf("wrote %s (PCA of the features, coloured by class)\n", map);
     }
     free(tr.x), free(tr.y), free(rtr.x), free(rtr.y), free(perm);

@@ -21,9 +21,10 @@ int cmd_preview(int argc, char **argv)
     char *pos[4096];
     int n_pos;
     int rc = cli_parse(argc, argv, 2, "simclr preview DIR|FILES... [-o preview.png] [options]",
-                       "A grid: each row is one image, its evaluation view first (resize + center crop), then\n"
-                       "views of SimCLR's augmentation (random resized crop from full resolution, flip, color\n"
-                       "jitter, grayscale, blur), as `simclr train` draws them.",
+                       "A grid: each row is one image, the whole image first (resized to the tile, no crop: a\n"
+                       "non-square image looks squashed), then views of SimCLR's augmentation (random resized\n"
+                       "crop from full resolution, flip, color jitter, grayscale, blur), as `simclr train`\n"
+                       "draws them. (`simclr embed` instead resizes and center crops.)",
                        opts, (int)(sizeof opts / sizeof opts[0]), pos, 4096, &n_pos);
     if (rc) return rc < 0 ? CLI_OK : rc;
     if (n_pos < 1 || n < 1 || views < 1 || views > 15 || size < 8 || size > 1024 || (channels != 1 && channels != 3)) {

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "simclr.h"
 
@@ -235,13 +236,65 @@ static void fmt_time(double s, char *buf, size_t size)
     snprintf(buf, size, "%d:%02d", t / 60, t % 60);
 }
 
+/* Progress on stderr. On a terminal: one line redrawn in place ('\r', at
+ * most 10 times a second). In a file or a pipe (a CI log, nohup): a line of
+ * its own when a phase starts, at each further 5% of it (at most one a
+ * second), every 10 s, and at its end; so a redirected run writes at most
+ * 22 lines a phase plus one per 10 s, not thousands of frames. */
+static struct {
+    int tty;          /* stderr is a terminal (-1: not looked yet) */
+    char what[32];    /* the current phase */
+    int bucket;       /* the twentieth of the phase last drawn */
+    double t;         /* when the last line was drawn */
+    int open;         /* terminal: a line is drawn and not ended */
+    char pending[256]; /* file: the latest line not written */
+} prog = {-1, "", 0, 0, 0, ""};
+
+/* Draws line, the progress frac (0..1) of phase `what`, when it is due;
+ * final: the phase's last update (always drawn); keep: on a terminal, end
+ * the final line instead of erasing it. */
+static void progress(const char *what, double frac, int final, int keep, const char *line)
+{
+    if (prog.tty < 0) prog.tty = isatty(fileno(stderr));
+    double t = now();
+    int bucket = (int)((frac < 0 ? 0 : frac > 1 ? 1 : frac) * 20);
+    int fresh = strcmp(prog.what, what) != 0 || bucket < prog.bucket;
+    if (fresh) snprintf(prog.what, sizeof prog.what, "%s", what);
+    int due = final || fresh ||
+              (prog.tty ? t - prog.t >= 0.1 : (bucket > prog.bucket && t - prog.t >= 1) || t - prog.t >= 10);
+    if (!due) {
+        if (!prog.tty) snprintf(prog.pending, sizeof prog.pending, "%s", line);
+        return;
+    }
+    prog.bucket = bucket, prog.t = t, prog.pending[0] = '\0';
+    if (!prog.tty) {
+        fprintf(stderr, "%s\n", line);
+    } else if (final && !keep) {
+        fprintf(stderr, "\r\033[K"); /* the phase is over: erase its line */
+        prog.open = 0;
+    } else {
+        fprintf(stderr, "\r%s\033[K%s", line, final ? "\n" : "");
+        prog.open = !final;
+    }
+    fflush(stderr);
+}
+
+/* Ends a phase that may not have drawn its last update (a time budget). */
+static void progress_end(void)
+{
+    if (prog.tty > 0 && prog.open) fprintf(stderr, "\n");
+    if (prog.tty == 0 && prog.pending[0]) fprintf(stderr, "%s\n", prog.pending);
+    prog.open = 0, prog.pending[0] = '\0', prog.what[0] = '\0';
+}
+
 /* Progress lines for the library's long phases (feature extraction, probe). */
 static void on_progress(void *user, const char *what, int64_t done, int64_t total)
 {
     (void)user;
     if (strcmp(what, "train") == 0) return; /* the training loop draws its own bar */
-    fprintf(stderr, "\r  %-8s %lld/%lld   ", what, (long long)done, (long long)total);
-    if (done == total) fprintf(stderr, "\r%60s\r", "");
+    char line[96];
+    snprintf(line, sizeof line, "  %-8s %lld/%lld", what, (long long)done, (long long)total);
+    progress(what, total > 0 ? (double)done / (double)total : 1, done >= total, 0, line);
 }
 
 static simclr_dataset *open_split(simclr_context *ctx, const char *dir, const char *split)
@@ -532,22 +585,23 @@ int main(int argc, char **argv)
                  sizeof eta);
         fmt_time(elapsed, el, sizeof el);
         int width = 24, fill = (int)((frac > 1 ? 1 : frac) * width);
-        char bar[32];
+        char bar[32], line[256];
         for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
         bar[width] = 0;
         if (budget > 0)
-            fprintf(stderr, "\repoch %lld [%s] step %lld loss %.4f acc %.3f %.0f img/s %s ETA %s ", (long long)epoch + 1,
-                    bar, (long long)step + 1, l, acc, last_ips, el, eta);
+            snprintf(line, sizeof line, "epoch %lld [%s] step %lld loss %.4f acc %.3f %.0f img/s %s ETA %s",
+                     (long long)epoch + 1, bar, (long long)step + 1, l, acc, last_ips, el, eta);
         else
-            fprintf(stderr, "\repoch %lld/%lld [%s] step %lld/%lld loss %.4f acc %.3f %.0f img/s %s ETA %s ",
-                    (long long)epoch + 1, (long long)((total_steps + steps_per_epoch - 1) / steps_per_epoch), bar, (long long)step + 1, (long long)total_steps, l, acc, last_ips,
-                    el, eta);
+            snprintf(line, sizeof line, "epoch %lld/%lld [%s] step %lld/%lld loss %.4f acc %.3f %.0f img/s %s ETA %s",
+                     (long long)epoch + 1, (long long)((total_steps + steps_per_epoch - 1) / steps_per_epoch), bar,
+                     (long long)step + 1, (long long)total_steps, l, acc, last_ips, el, eta);
+        progress("train", frac, budget <= 0 && step + 1 == total_steps, 1, line);
         if (in_epoch == steps_per_epoch - 1) check(simclr_trainer_save(tr, ckpt), "saving the checkpoint");
     }
     fclose(csv);
     if (budget > 0) check(simclr_trainer_save(tr, ckpt), "saving the checkpoint");
     total_steps = step;
-    if (total_steps > start_step) fprintf(stderr, "\n");
+    progress_end();
     double train_seconds = now() - t_train;
     printf("pre-training: %lld steps in %.1f s; ln(2B-1) = %.3f for reference\n", (long long)(total_steps - start_step),
            train_seconds, log(2.0 * o.batch - 1));

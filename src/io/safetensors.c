@@ -58,6 +58,8 @@ static void sb_put(sbuf *b, const char *s, size_t n)
     b->p[b->len] = '\0';
 }
 
+static void sb_str(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
+
 static void sb_printf(sbuf *b, const char *fmt, ...) SIMCLR__PRINTF(2, 3);
 static void sb_printf(sbuf *b, const char *fmt, ...)
 {
@@ -84,6 +86,50 @@ static void sb_json_string(sbuf *b, const char *s)
         }
     }
     sb_put(b, "\"", 1);
+}
+
+/* The architecture as separate metadata entries (every value a string, as
+ * the safetensors format requires), from the module's architecture string
+ * "NAME key=value ...": "resnet18 width=32 in=3 stem=cifar" gives
+ * "simclr.arch": "resnet18", "simclr.depth": "18", "simclr.width": "32",
+ * "simclr.in_channels": "3", "simclr.stem": "cifar". The short keys of the
+ * string get their constructor argument's name. */
+static void sb_arch_metadata(sbuf *b, const char *arch)
+{
+    static const struct { const char *key, *name; } names[] = {
+        {"in", "in_channels"}, {"d", "hidden_dim"}, {"image", "image_size"}, {"patch", "patch_size"},
+        {"mlp", "mlp_dim"},    {"hidden", "hidden_dim"}, {"out", "out_dim"}, {"layers", "n_layers"},
+        {"bn", "batch_norm"}};
+    size_t n = strcspn(arch, " ");
+    char word[64];
+    snprintf(word, sizeof word, "%.*s", (int)(n < sizeof word ? n : sizeof word - 1), arch);
+    int head = strncmp(word, "mlp_head", 8) == 0;
+    sb_str(b, ",\"simclr.arch\":");
+    sb_json_string(b, word);
+    if (strncmp(word, "resnet", 6) == 0 && word[6]) {
+        sb_str(b, ",\"simclr.depth\":");
+        sb_json_string(b, word + 6);
+    }
+    for (const char *s = arch + n; *s;) {
+        s += strspn(s, " ");
+        size_t len = strcspn(s, " "), k = strcspn(s, "=");
+        if (len == 0) break;
+        if (k < len && k > 0 && k < 32) {
+            char key[32], val[64];
+            snprintf(key, sizeof key, "%.*s", (int)k, s);
+            snprintf(val, sizeof val, "%.*s", (int)(len - k - 1 < sizeof val ? len - k - 1 : sizeof val - 1), s + k + 1);
+            const char *name = key;
+            for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+                if (strcmp(key, names[i].key) == 0) name = head && strcmp(key, "in") == 0 ? "in_dim" : names[i].name;
+            char full[48];
+            snprintf(full, sizeof full, "simclr.%s", name);
+            sb_put(b, ",", 1);
+            sb_json_string(b, full);
+            sb_put(b, ":", 1);
+            sb_json_string(b, val);
+        }
+        s += len;
+    }
 }
 
 /* num_batches_tracked is an F32 [1] buffer here and an I64 0-dim tensor in torch. */
@@ -114,6 +160,9 @@ simclr_status simclr_module_export_safetensors(const simclr_module *m, const cha
     sbuf b = {ctx, NULL, 0, 0, 0};
     sb_put(&b, "{\"__metadata__\":{\"format\":\"pt\",\"simclr_arch\":", 45);
     sb_json_string(&b, m->arch);
+    sb_arch_metadata(&b, m->arch);
+    sb_str(&b, ",\"simclr.version\":");
+    sb_json_string(&b, simclr_version_string());
     sb_put(&b, "}", 1);
     uint64_t off = 0;
     for (int k = 0; k < n; k++) {

@@ -214,3 +214,205 @@ def test_import_from_torchvision(lib, ctx, tmp_path):
         assert err < TOL, err
     finally:
         lib.simclr_module_destroy(m)
+
+
+# ---- `simclr export`: the printed PyTorch code loads the CLI's model ---------
+# The CLI's default encoder (width 32, CIFAR stem) is not
+# torchvision.models.resnet18(): `simclr export` writes the architecture into
+# the file's metadata and prints the code that builds the matching model.
+# These tests execute exactly that printed code. Where the safetensors
+# package is not installed (Debian does not package it), its
+# safetensors.torch.load_file is stood in for by read_safetensors above, an
+# independent reader of the format.
+import subprocess
+import sys
+import types
+
+CLI = os.environ.get("SIMCLR_CLI") or os.path.join(
+    os.environ.get("SIMCLR_BUILD", os.path.join(ROOT, "build", "main")), "bin", "simclr")
+SNIPPET_START = "# PyTorch:"
+
+
+@pytest.fixture(scope="module")
+def cli():
+    if not os.access(CLI, os.X_OK):
+        pytest.fail("no simclr command at %s (make cli; or set SIMCLR_CLI)" % CLI)
+    return CLI
+
+
+@pytest.fixture(scope="module")
+def load_file_available():
+    try:
+        import safetensors.torch  # noqa: F401
+        yield
+        return
+    except ImportError:
+        pass
+    pkg, sub = types.ModuleType("safetensors"), types.ModuleType("safetensors.torch")
+    sub.load_file = lambda path: {k: t for k, (_, t) in read_safetensors(path)[1].items()}
+    pkg.torch = sub
+    sys.modules["safetensors"], sys.modules["safetensors.torch"] = pkg, sub
+    yield
+    del sys.modules["safetensors"], sys.modules["safetensors.torch"]
+
+
+def run_cli(*args, cwd):
+    r = subprocess.run([CLI, *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, "simclr %s: exit %d\n%s%s" % (" ".join(args), r.returncode, r.stdout, r.stderr)
+    return r.stdout
+
+
+def export_and_build(model_dir, out, cwd):
+    """Runs `simclr export`, executes the Python code it printed, returns (model, metadata)."""
+    stdout = run_cli("export", "--model", model_dir, "-o", out, cwd=cwd)
+    lines = stdout.splitlines()
+    starts = [i for i, l in enumerate(lines) if l.startswith(SNIPPET_START)]
+    assert starts, "simclr export printed no PyTorch code:\n" + stdout
+    code = "\n".join(lines[starts[0]:]) + "\n"
+    scope = {}
+    old = os.getcwd()
+    os.chdir(cwd)  # the snippet names the file as given to -o
+    try:
+        exec(compile(code, "<simclr export output>", "exec"), scope)
+    finally:
+        os.chdir(old)
+    model = scope["model"]
+    assert not model.training, "the snippet should leave the model in eval()"
+    meta, _ = read_safetensors(os.path.join(cwd, out))
+    return model, meta, code
+
+
+def make_model_dir(lib, ctx, path, depth, width, channels, stem, size, seed):
+    """A CLI model folder (simclr.cfg + encoder.simclr) of an initialized
+    encoder whose BN statistics and affine terms are moved off their
+    defaults, so a wrongly mapped BN tensor changes the output."""
+    os.makedirs(path)
+    m = ctypes.c_void_p()
+    ok(lib, lib.simclr_resnet_create(ctx, depth, width, channels, STEM_IMAGENET if stem == "imagenet" else 0,
+                                     seed, ctypes.byref(m)))
+    try:
+        perturb_buffers(params(lib, m), np.random.default_rng(seed))
+        ok(lib, lib.simclr_module_save(m, os.path.join(path, "encoder.simclr").encode()))
+    finally:
+        lib.simclr_module_destroy(m)
+    with open(os.path.join(path, "simclr.cfg"), "w") as f:
+        f.write("depth %d\nwidth %d\nchannels %d\nsize %d\nstem %s\nhead_hidden %d\nhead_out 128\n"
+                % (depth, width, channels, size, stem, width * 8))
+
+
+def library_features(lib, ctx, model_dir, depth, width, channels, stem, x):
+    """The encoder of a CLI model folder, loaded by libsimclr, on x."""
+    m = ctypes.c_void_p()
+    ok(lib, lib.simclr_resnet_create(ctx, depth, width, channels, STEM_IMAGENET if stem == "imagenet" else 0, 0,
+                                     ctypes.byref(m)))
+    try:
+        ok(lib, lib.simclr_module_load(m, os.path.join(model_dir, "encoder.simclr").encode()))
+        d = lib.simclr_module_output_dim(m)
+        return forward_d(lib, ctx, m, x, d)
+    finally:
+        lib.simclr_module_destroy(m)
+
+
+def forward_d(lib, ctx, m, x, d):
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    y = np.zeros((x.shape[0], d), dtype=np.float32)
+    tx, ty = ctypes.c_void_p(), ctypes.c_void_p()
+    xs, ys = (ctypes.c_int64 * 4)(*x.shape), (ctypes.c_int64 * 2)(*y.shape)
+    ok(lib, lib.simclr_tensor_wrap(ctx, F32, 4, xs, x.ctypes.data, ctypes.byref(tx)))
+    ok(lib, lib.simclr_tensor_wrap(ctx, F32, 2, ys, y.ctypes.data, ctypes.byref(ty)))
+    try:
+        ok(lib, lib.simclr_module_forward(m, tx, EVAL, ty))
+    finally:
+        lib.simclr_tensor_destroy(tx)
+        lib.simclr_tensor_destroy(ty)
+    return y
+
+
+@pytest.fixture(scope="module")
+def lib_io(lib):
+    vp = ctypes.c_void_p
+    lib.simclr_module_save.argtypes = [vp, ctypes.c_char_p]
+    lib.simclr_module_load.argtypes = [vp, ctypes.c_char_p]
+    lib.simclr_module_output_dim.argtypes = [vp]
+    lib.simclr_module_output_dim.restype = ctypes.c_int64
+    lib.simclr_version_string.restype = ctypes.c_char_p
+    return lib
+
+
+def man_page_export_blocks():
+    """The code blocks (.nf ... .fi) of docs/simclr.1's export section."""
+    text = open(os.path.join(ROOT, "docs", "simclr.1")).read()
+    section = text.split(".SS simclr export", 1)[1].split("\n.SS ", 1)[0]
+    blocks = []
+    for part in section.split("\n.nf\n")[1:]:
+        lines = part.split("\n.fi\n", 1)[0].splitlines()
+        blocks.append("\n".join(l for l in lines if not l.startswith(".ft")) + "\n")
+    return blocks
+
+
+def check_metadata(lib, meta, depth, width, channels, stem):
+    want = {"format": "pt", "simclr.arch": "resnet%d" % depth, "simclr.depth": str(depth),
+            "simclr.width": str(width), "simclr.in_channels": str(channels), "simclr.stem": stem,
+            "simclr.version": lib.simclr_version_string().decode()}
+    for k, v in want.items():
+        assert meta.get(k) == v, (k, meta)
+    assert all(isinstance(v, str) for v in meta.values()), meta  # the format allows string values only
+
+
+def test_cli_default_model_loads_with_printed_code(lib_io, ctx, cli, load_file_available, tmp_path):
+    """The case users hit: `simclr train` with its defaults (ResNet-18,
+    width 32, CIFAR stem, 32x32), then the printed code, strict=True, and
+    the same features as libsimclr and as `simclr embed`."""
+    from PIL import Image
+    lib = lib_io
+    rng = np.random.default_rng(11)
+    data = tmp_path / "data"
+    for cls in ("a", "b"):
+        (data / cls).mkdir(parents=True)
+        for i in range(8):
+            Image.fromarray(rng.integers(0, 256, (40, 48, 3)).astype(np.uint8)).save(data / cls / ("%d.png" % i))
+    run_cli("train", "data", "--out", "run", "--epochs", "1", "--batch", "8", "--threads", "2", "--quiet",
+            cwd=tmp_path)
+    cfg = open(tmp_path / "run" / "simclr.cfg").read()
+    assert "width 32" in cfg and "stem cifar" in cfg and "size 32" in cfg, cfg  # the defaults this test is about
+    model, meta, code = export_and_build("run", "encoder.safetensors", str(tmp_path))
+    assert "torchvision.models.resnet18()" not in code  # width 32 cannot be the stock constructor
+    check_metadata(lib, meta, 18, 32, 3, "cifar")
+    assert man_page_export_blocks()[0] == code, "docs/simclr.1's export example differs from what simclr export prints"
+
+    x = rng.uniform(0, 1, (3, 3, 32, 32)).astype(np.float32)
+    err = rel_err(torch_features(model, x), library_features(lib, ctx, str(tmp_path / "run"), 18, 32, 3, "cifar", x))
+    assert err < TOL, err
+
+    # `simclr embed` end to end on a constant image (any resize and crop of it
+    # is the same constant, so torch sees the same input).
+    rgb = (200, 90, 30)
+    Image.fromarray(np.full((40, 56, 3), rgb, np.uint8)).save(tmp_path / "flat.png")
+    run_cli("embed", "flat.png", "--model", "run", "-o", "flat.npy", "--quiet", cwd=tmp_path)
+    emb = np.load(tmp_path / "flat.npy")
+    xf = np.broadcast_to(np.array(rgb, np.float32)[None, :, None, None] / 255, (1, 3, 32, 32))
+    err = rel_err(torch_features(model, np.ascontiguousarray(xf)), emb)
+    assert err < TOL, err
+
+
+@pytest.mark.parametrize("depth,width,channels,stem,size", [
+    (18, 64, 3, "cifar", 32),     # torchvision.models.resnet18() with the CIFAR stem swapped in
+    (18, 64, 1, "imagenet", 112),  # resnet18() with a 1-channel conv1
+    (18, 64, 3, "imagenet", 112),  # resnet18() as it is
+    (34, 16, 1, "cifar", 32),     # rebuilt at width 16
+    (50, 8, 3, "imagenet", 112),  # Bottleneck layers rebuilt at width 8
+])
+def test_export_code_for_other_architectures(lib_io, ctx, cli, load_file_available, tmp_path, depth, width,
+                                             channels, stem, size):
+    lib = lib_io
+    model_dir = str(tmp_path / "run")
+    make_model_dir(lib, ctx, model_dir, depth, width, channels, stem, size, seed=depth + width)
+    model, meta, code = export_and_build("run", "out dir encoder.safetensors", str(tmp_path))
+    check_metadata(lib, meta, depth, width, channels, stem)
+    if width == 64:  # the recipe users try first, with at most the stem changed
+        assert "torchvision.models.resnet%d()" % depth in code
+    if (depth, width, channels, stem) == (18, 64, 3, "cifar"):
+        assert man_page_export_blocks()[1] in code, "docs/simclr.1's width-64 example differs from simclr export's"
+    x = np.random.default_rng(depth).uniform(0, 1, (2, channels, 40, 40)).astype(np.float32)
+    err = rel_err(torch_features(model, x), library_features(lib, ctx, model_dir, depth, width, channels, stem, x))
+    assert err < TOL, err
