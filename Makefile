@@ -107,7 +107,7 @@ EXAMPLE_BINS := $(EXAMPLE_SRCS:examples/%.c=$(BUILD)/examples/%)
 
 .PHONY: all lib deps deps-demo test unit check-symbols check-header sanitize test-reference \
         test-python tools examples run-examples docs demo bench install uninstall clean \
-        tsan-embed image bench-decode cli test-cli
+        tsan-embed image bench-decode cli test-cli soak
 all: lib image cli
 lib: $(STATIC) $(SHARED)
 
@@ -261,6 +261,14 @@ demo: deps-demo
 
 bench: lib $(BENCH_BINS)
 	@SIMCLR_BUILD=$(abspath $(BUILD)) SIMCLR_LIBRARY=$(abspath $(SHARED)) PYTHON=$(PYTHON) sh bench/run.sh
+
+# Soak test of an embedding service (issue 24): 4 threads with their own
+# contexts and embedders over one encoder for SOAK_SECONDS (default 600),
+# RSS sampled; fails when RSS or its peak grows after warm-up. Not part of
+# make test. make soak SOAK_SECONDS=60 for a quick check.
+SOAK_SECONDS ?= 600
+soak: lib $(BUILD)/bench/soak_embed
+	SIMCLR_BUILD=$(abspath $(BUILD)) SOAK_SECONDS=$(SOAK_SECONDS) sh bench/soak_embed.sh
 
 install: lib image cli $(if $(filter 1,$(WITH_MPI)),mpi)
 	install -d $(DESTDIR)$(INCDIR_INSTALL) $(DESTDIR)$(LIBDIR_INSTALL)/pkgconfig
