@@ -221,9 +221,9 @@ check-header:
 	$(CXX) -std=c++11 -pedantic -Wall -Wextra -Werror -fsyntax-only -x c++ include/simclr.h
 	$(CC) -Iinclude -std=c11 -pedantic -Wall -Wextra -Werror -fsyntax-only -x c include/simclr_image.h
 	$(CXX) -Iinclude -std=c++11 -pedantic -Wall -Wextra -Werror -fsyntax-only -x c++ include/simclr_image.h
-	@# simclr_mpi.h includes <mpi.h>: C11 through mpicc, C++ with MPI's include
-	@# flags (OMPI_SKIP_MPICXX: without Open MPI's deprecated C++ bindings).
-	$(MPICC) -Iinclude -std=c11 -pedantic -Wall -Wextra -Werror -fsyntax-only -x c include/simclr_mpi.h
+	@# simclr_mpi.h includes <mpi.h>: both with MPI's include flags (from mpicc;
+	@# OMPI_SKIP_MPICXX: without Open MPI's deprecated C++ bindings).
+	$(CC) -Iinclude $(MPI_INCFLAGS) -std=c11 -pedantic -Wall -Wextra -Werror -fsyntax-only -x c include/simclr_mpi.h
 	$(CXX) -Iinclude $(MPI_INCFLAGS) -DOMPI_SKIP_MPICXX -DMPICH_SKIP_MPICXX -std=c++11 -pedantic -Wall -Wextra \
 	      -Werror -fsyntax-only -x c++ include/simclr_mpi.h
 	@echo "header: compiles as C11 and C++"
