@@ -17,6 +17,10 @@ LIBDIR_INSTALL ?= $(PREFIX)/lib
 INCDIR_INSTALL ?= $(PREFIX)/include
 BINDIR_INSTALL ?= $(PREFIX)/bin
 MANDIR_INSTALL ?= $(PREFIX)/share/man
+# The MPI companion (companions/mpi) builds with mpicc; make install installs
+# it when mpicc is found (WITH_MPI=0: never; WITH_MPI=1: always).
+MPICC    ?= mpicc
+WITH_MPI ?= $(if $(shell command -v $(MPICC) 2>/dev/null),1,0)
 
 # The version lives once, in the header.
 VERSION_MAJOR := $(shell sed -n 's/^\#define SIMCLR_VERSION_MAJOR \([0-9]*\).*/\1/p' include/simclr.h)
@@ -103,7 +107,7 @@ EXAMPLE_BINS := $(EXAMPLE_SRCS:examples/%.c=$(BUILD)/examples/%)
 
 .PHONY: all lib deps deps-demo test unit check-symbols check-header sanitize test-reference \
         test-python tools examples run-examples docs demo bench install uninstall clean \
-        tsan-embed image bench-decode cli test-cli
+        tsan-embed image bench-decode cli test-cli soak
 all: lib image cli
 lib: $(STATIC) $(SHARED)
 
@@ -221,6 +225,11 @@ check-header:
 	$(CXX) -std=c++11 -pedantic -Wall -Wextra -Werror -fsyntax-only -x c++ include/simclr.h
 	$(CC) -Iinclude -std=c11 -pedantic -Wall -Wextra -Werror -fsyntax-only -x c include/simclr_image.h
 	$(CXX) -Iinclude -std=c++11 -pedantic -Wall -Wextra -Werror -fsyntax-only -x c++ include/simclr_image.h
+	@# simclr_mpi.h includes <mpi.h>: both with MPI's include flags (from mpicc;
+	@# OMPI_SKIP_MPICXX: without Open MPI's deprecated C++ bindings).
+	$(CC) -Iinclude $(MPI_INCFLAGS) -std=c11 -pedantic -Wall -Wextra -Werror -fsyntax-only -x c include/simclr_mpi.h
+	$(CXX) -Iinclude $(MPI_INCFLAGS) -DOMPI_SKIP_MPICXX -DMPICH_SKIP_MPICXX -std=c++11 -pedantic -Wall -Wextra \
+	      -Werror -fsyntax-only -x c++ include/simclr_mpi.h
 	@echo "header: compiles as C11 and C++"
 
 tools: $(TOOL_BINS)
@@ -257,7 +266,15 @@ demo: deps-demo
 bench: lib $(BENCH_BINS)
 	@SIMCLR_BUILD=$(abspath $(BUILD)) SIMCLR_LIBRARY=$(abspath $(SHARED)) PYTHON=$(PYTHON) sh bench/run.sh
 
-install: lib image cli
+# Soak test of an embedding service (issue 24): 4 threads with their own
+# contexts and embedders over one encoder for SOAK_SECONDS (default 600),
+# RSS sampled; fails when RSS or its peak grows after warm-up. Not part of
+# make test. make soak SOAK_SECONDS=60 for a quick check.
+SOAK_SECONDS ?= 600
+soak: lib $(BUILD)/bench/soak_embed
+	SIMCLR_BUILD=$(abspath $(BUILD)) SOAK_SECONDS=$(SOAK_SECONDS) sh bench/soak_embed.sh
+
+install: lib image cli $(if $(filter 1,$(WITH_MPI)),mpi)
 	install -d $(DESTDIR)$(INCDIR_INSTALL) $(DESTDIR)$(LIBDIR_INSTALL)/pkgconfig
 	install -m 644 include/simclr.h include/simclr.hpp $(DESTDIR)$(INCDIR_INSTALL)/
 	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR_INSTALL)/
@@ -279,6 +296,18 @@ install: lib image cli
 	install -m 644 docs/simclr.1 $(DESTDIR)$(MANDIR_INSTALL)/man1/simclr.1
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR_INSTALL)|' -e 's|@INCDIR@|$(INCDIR_INSTALL)|' \
 	    -e 's|@VERSION@|$(VERSION)|' lib/libsimclr_image.pc.in > $(DESTDIR)$(LIBDIR_INSTALL)/pkgconfig/libsimclr_image.pc
+ifeq ($(WITH_MPI),1)
+	# issue 24: the MPI companion (include/simclr_mpi.h needs <mpi.h>: hosts build with mpicc)
+	install -m 644 include/simclr_mpi.h $(DESTDIR)$(INCDIR_INSTALL)/
+	install -m 644 $(MPI_STATIC) $(DESTDIR)$(LIBDIR_INSTALL)/
+	install -m 755 $(MPI_SHARED) $(DESTDIR)$(LIBDIR_INSTALL)/
+	ln -sf libsimclr_mpi.so.$(VERSION) $(DESTDIR)$(LIBDIR_INSTALL)/$(MPI_SONAME)
+	ln -sf $(MPI_SONAME) $(DESTDIR)$(LIBDIR_INSTALL)/libsimclr_mpi.so
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR_INSTALL)|' -e 's|@INCDIR@|$(INCDIR_INSTALL)|' \
+	    -e 's|@VERSION@|$(VERSION)|' lib/libsimclr_mpi.pc.in > $(DESTDIR)$(LIBDIR_INSTALL)/pkgconfig/libsimclr_mpi.pc
+else
+	@echo "install: WITH_MPI=0 (the default when $(MPICC) is not found): libsimclr_mpi not installed"
+endif
 
 uninstall:
 	rm -f $(DESTDIR)$(INCDIR_INSTALL)/simclr.h $(DESTDIR)$(INCDIR_INSTALL)/simclr.hpp $(DESTDIR)$(LIBDIR_INSTALL)/libsimclr.a \
@@ -289,6 +318,9 @@ uninstall:
 	      $(DESTDIR)$(LIBDIR_INSTALL)/libsimclr_image.so.$(VERSION) $(DESTDIR)$(LIBDIR_INSTALL)/$(IMG_SONAME) \
 	      $(DESTDIR)$(LIBDIR_INSTALL)/libsimclr_image.so $(DESTDIR)$(BINDIR_INSTALL)/simclr \
 	      $(DESTDIR)$(MANDIR_INSTALL)/man1/simclr.1 $(DESTDIR)$(LIBDIR_INSTALL)/pkgconfig/libsimclr_image.pc
+	rm -f $(DESTDIR)$(INCDIR_INSTALL)/simclr_mpi.h $(DESTDIR)$(LIBDIR_INSTALL)/libsimclr_mpi.a \
+	      $(DESTDIR)$(LIBDIR_INSTALL)/libsimclr_mpi.so.$(VERSION) $(DESTDIR)$(LIBDIR_INSTALL)/libsimclr_mpi.so.$(VERSION_MAJOR) \
+	      $(DESTDIR)$(LIBDIR_INSTALL)/libsimclr_mpi.so $(DESTDIR)$(LIBDIR_INSTALL)/pkgconfig/libsimclr_mpi.pc
 
 clean:
 	rm -rf build lib/libsimclr.a lib/libsimclr.so* lib/libsimclr_image.a lib/libsimclr_image.so*
@@ -350,41 +382,54 @@ test-cli: $(CLI_BIN)
 
 # ---- MPI companion and distributed tests (issue 14) --------------------------
 # companions/mpi: the simclr_comm adapter over MPI, outside the core's
-# src/*/*.c so libsimclr itself never links MPI. `make mpi` builds
-# libsimclr_mpi.{a,so}; `make test-mpi` runs the mpirun equivalence and
-# failure tests (tests/test_mpi.sh).
-MPICC      ?= mpicc
+# src/*/*.c so libsimclr itself never links MPI; its header is
+# include/simclr_mpi.h (it includes <mpi.h>). `make mpi` builds
+# libsimclr_mpi.{a,so} (-fvisibility=hidden, SIMCLR_API, version script
+# companions/mpi/simclr_mpi.map, linked against libsimclr.so as the image
+# companion is); `make test-mpi` runs the mpirun equivalence and failure
+# tests and the header's promises (tests/test_mpi.sh).
 MPI_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L $(OPT) $(WARN) -fPIC $(SAN_FLAGS) $(CFLAGS)
 MPI_OBJ    := $(BUILD)/companions/mpi/simclr_mpi.o
 MPI_STATIC := $(OUT)/libsimclr_mpi.a
 MPI_SHARED := $(OUT)/libsimclr_mpi.so.$(VERSION)
+MPI_SONAME := libsimclr_mpi.so.$(VERSION_MAJOR)
+# The include flags of <mpi.h> for compilers other than mpicc (check-header's
+# C++ pass): Open MPI's -showme:compile, MPICH's -compile-info.
+MPI_INCFLAGS = $(shell $(MPICC) -showme:compile 2>/dev/null || $(MPICC) -compile-info 2>/dev/null | cut -d' ' -f2-)
 
 .PHONY: mpi test-mpi
 mpi: $(MPI_STATIC) $(MPI_SHARED)
 
-$(MPI_OBJ): companions/mpi/simclr_mpi.c companions/mpi/simclr_mpi.h include/simclr.h
+$(MPI_OBJ): companions/mpi/simclr_mpi.c include/simclr_mpi.h include/simclr.h
 	@mkdir -p $(dir $@)
-	$(MPICC) -Iinclude $(MPI_CFLAGS) -c $< -o $@
+	$(MPICC) -Iinclude $(MPI_CFLAGS) -fvisibility=hidden -DSIMCLR_BUILDING -c $< -o $@
 
 $(MPI_STATIC): $(MPI_OBJ)
 	@mkdir -p $(OUT)
 	rm -f $@
 	ar rcs $@ $^
 
-$(MPI_SHARED): $(MPI_OBJ)
+$(MPI_SHARED): $(MPI_OBJ) $(SHARED) companions/mpi/simclr_mpi.map
 	@mkdir -p $(OUT)
-	$(MPICC) -shared -o $@ $^ -Wl,-soname,libsimclr_mpi.so.$(VERSION_MAJOR) $(SAN_FLAGS)
-	ln -sf libsimclr_mpi.so.$(VERSION) $(OUT)/libsimclr_mpi.so.$(VERSION_MAJOR)
-	ln -sf libsimclr_mpi.so.$(VERSION_MAJOR) $(OUT)/libsimclr_mpi.so
+	$(MPICC) -shared -o $@ $(MPI_OBJ) -Wl,-soname,$(MPI_SONAME) -Wl,--version-script=companions/mpi/simclr_mpi.map \
+	      -Wl,--no-undefined $(SAN_FLAGS) -L$(OUT) -lsimclr
+	ln -sf libsimclr_mpi.so.$(VERSION) $(OUT)/$(MPI_SONAME)
+	ln -sf $(MPI_SONAME) $(OUT)/libsimclr_mpi.so
 
-$(BUILD)/tests/mpi_trainer: tests/mpi/mpi_trainer.c tests/relu_margin.h tests/relu_margin_fwd.h $(MPI_STATIC) $(STATIC)
+$(BUILD)/tests/mpi_trainer: tests/mpi/mpi_trainer.c tests/relu_margin.h tests/relu_margin_fwd.h include/simclr_mpi.h \
+                            $(MPI_STATIC) $(STATIC)
 	@mkdir -p $(dir $@)
-	$(MPICC) -Iinclude -Icompanions/mpi -Itests $(MPI_CFLAGS) $< -o $@ $(MPI_STATIC) $(STATIC) $(LIBS)
+	$(MPICC) -Iinclude -Itests $(MPI_CFLAGS) $< -o $@ $(MPI_STATIC) $(STATIC) $(LIBS)
+
+# The header's promises, against the shared libraries (their exports).
+$(BUILD)/tests/mpi_api: tests/mpi/mpi_api.c include/simclr_mpi.h $(MPI_SHARED) $(SHARED)
+	@mkdir -p $(dir $@)
+	$(MPICC) -Iinclude $(MPI_CFLAGS) $< -o $@ -L$(OUT) -Wl,-rpath,$(abspath $(OUT)) -lsimclr_mpi -lsimclr
 
 BENCH_MPI := $(BUILD)/bench/bench_gradcache
-$(BENCH_MPI): bench/mpi/bench_gradcache.c $(MPI_STATIC) $(STATIC)
+$(BENCH_MPI): bench/mpi/bench_gradcache.c include/simclr_mpi.h $(MPI_STATIC) $(STATIC)
 	@mkdir -p $(dir $@)
-	$(MPICC) -Iinclude -Icompanions/mpi $(MPI_CFLAGS) $< -o $@ $(MPI_STATIC) $(STATIC) $(LIBS)
+	$(MPICC) -Iinclude $(MPI_CFLAGS) $< -o $@ $(MPI_STATIC) $(STATIC) $(LIBS)
 
 .PHONY: clean-mpi
 clean: clean-mpi
@@ -399,8 +444,8 @@ $(BUILD)/tests/test_gradcache: tests/relu_margin.h tests/relu_margin_fwd.h
 # ... and the step failure injection with test_moco.
 $(BUILD)/tests/test_gradcache $(BUILD)/tests/test_moco: tests/step_faults.h
 
-test-mpi: $(BUILD)/tests/mpi_trainer
-	@sh tests/test_mpi.sh $(BUILD)/tests/mpi_trainer
+test-mpi: $(BUILD)/tests/mpi_trainer $(BUILD)/tests/mpi_api
+	@sh tests/test_mpi.sh $(BUILD)/tests/mpi_trainer $(BUILD)/tests/mpi_api $(MPI_SHARED)
 # ---- fuzzing (issue 15): tests/fuzz/ ---------------------------------------
 # libFuzzer harnesses for every loader, built with clang against a copy of
 # the library compiled with -fsanitize=fuzzer-no-link,address,undefined.

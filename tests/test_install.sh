@@ -49,6 +49,35 @@ LD_LIBRARY_PATH="$prefix/lib" "$prefix/img" "$prefix/x.png"
 "$prefix/bin/simclr" --help >/dev/null || { echo "install: simclr --help failed"; exit 1; }
 [ -s "$prefix/share/man/man1/simclr.1" ] || { echo "install: no man page"; exit 1; }
 rm -f "$prefix/x.png"
+# issue 24: the MPI companion, installed when mpicc is found: its header from
+# the prefix, its .pc, the shared library, errors through simclr_last_error().
+if command -v "${MPICC:-mpicc}" >/dev/null 2>&1; then
+  [ -f "$prefix/include/simclr_mpi.h" ] && [ -f "$prefix/lib/pkgconfig/libsimclr_mpi.pc" ] \
+    || { echo "install: simclr_mpi.h or libsimclr_mpi.pc not installed"; exit 1; }
+  cat > "$prefix/mpiapp.c" <<'C'
+#include <simclr_mpi.h>
+#include <stdio.h>
+#include <string.h>
+int main(int argc, char **argv)
+{
+    MPI_Init(&argc, &argv);
+    simclr_mpi *mpi = NULL;
+    int ok = simclr_mpi_create(MPI_COMM_WORLD, 0.0, &mpi) == SIMCLR_E_INVALID && mpi == NULL &&
+             strncmp(simclr_last_error(), "simclr_mpi_create: ", 19) == 0;
+    ok = ok && simclr_mpi_create(MPI_COMM_WORLD, 10.0, &mpi) == SIMCLR_OK && simclr_mpi_size(mpi) == 1;
+    simclr_mpi_destroy(mpi);
+    MPI_Finalize();
+    printf("installed libsimclr_mpi: %s\n", ok ? "ok" : "wrong");
+    return ok ? 0 : 1;
+}
+C
+  "${MPICC:-mpicc}" "$prefix/mpiapp.c" -o "$prefix/mpiapp" $(pkg-config --cflags --libs libsimclr_mpi)
+  readelf -d "$prefix/mpiapp" | grep -q 'NEEDED.*libsimclr_mpi.so.0' \
+    || { echo "install: the MPI app does not link libsimclr_mpi.so.0"; exit 1; }
+  LD_LIBRARY_PATH="$prefix/lib" timeout 120 mpirun --mca btl self,vader --mca oob_tcp_if_include lo \
+    --allow-run-as-root --quiet -np 1 -x LD_LIBRARY_PATH "$prefix/mpiapp"
+  rm -f "$prefix/mpiapp" "$prefix/mpiapp.c"
+fi
 $make -s uninstall PREFIX="$prefix" >/dev/null
 left=$(find "$prefix" -name '*simclr*' | head -5)
 [ -z "$left" ] || { echo "install: uninstall left: $left"; exit 1; }

@@ -76,7 +76,7 @@ int main(int argc, char **argv)
     simclr_mpi *mpi = NULL;
     if (size > 1) {
         if (simclr_mpi_create(MPI_COMM_WORLD, 3600.0, &mpi) != SIMCLR_OK) {
-            fprintf(stderr, "%s\n", simclr_mpi_last_error());
+            fprintf(stderr, "%s\n", simclr_last_error());
             MPI_Abort(MPI_COMM_WORLD, 2);
         }
         CHECK(simclr_trainer_set(tr, SIMCLR_TRAINER_BN_MODE, SIMCLR_BN_SYNC));

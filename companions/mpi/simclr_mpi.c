@@ -1,8 +1,10 @@
 /* libsimclr_mpi: simclr_comm over MPI non-blocking collectives with a
- * deadline. See simclr_mpi.h. */
+ * deadline. See include/simclr_mpi.h. Built with -fvisibility=hidden: only
+ * the SIMCLR_API functions are exported (and simclr_mpi.map lists them). */
 #include "simclr_mpi.h"
 
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +23,20 @@ static _Thread_local char create_error[MPI_MAX_ERROR_STRING + 64];
 
 const char *simclr_mpi_last_error(void) { return create_error; }
 
+/* A failed create: the message goes to simclr_last_error() (the channel of
+ * every libsimclr call) and to the deprecated simclr_mpi_last_error(). */
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+static simclr_status create_fail(simclr_status status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(create_error, sizeof create_error, fmt, ap);
+    va_end(ap);
+    return simclr_error_set(status, create_error);
+}
+
 static double now_seconds(void)
 {
     struct timespec ts;
@@ -33,7 +49,7 @@ static int fail_mpi(simclr_mpi *m, const char *what, int err)
     char s[MPI_MAX_ERROR_STRING];
     int len = 0;
     if (MPI_Error_string(err, s, &len) != MPI_SUCCESS) snprintf(s, sizeof s, "MPI error %d", err);
-    snprintf(m->text, sizeof m->text, "%s: %s", what, s);
+    snprintf(m->text, sizeof m->text, "simclr_mpi: %s: %s", what, s);
     m->broken = 1;
     return SIMCLR_MPI_E_MPI;
 }
@@ -53,7 +69,7 @@ static int wait_for(simclr_mpi *m, MPI_Request *req, const char *what)
         if (i >= 1000) {
             if (now_seconds() - start > m->timeout) {
                 snprintf(m->text, sizeof m->text,
-                         "%s did not complete within %.1f s on rank %d of %d (a peer died, hangs or is much slower)",
+                         "simclr_mpi: %s did not complete within %.1f s on rank %d of %d (a peer died, hangs or is much slower)",
                          what, m->timeout, m->rank, m->size);
                 m->broken = 1;
                 return SIMCLR_MPI_E_TIMEOUT;
@@ -68,11 +84,11 @@ static int wait_for(simclr_mpi *m, MPI_Request *req, const char *what)
 static int guard(simclr_mpi *m, int64_t count, int64_t limit)
 {
     if (m->broken) {
-        snprintf(m->text, sizeof m->text, "an earlier collective failed on rank %d; the job must end", m->rank);
+        snprintf(m->text, sizeof m->text, "simclr_mpi: an earlier collective failed on rank %d; the job must end", m->rank);
         return SIMCLR_MPI_E_BROKEN;
     }
     if (count < 0 || count > limit) {
-        snprintf(m->text, sizeof m->text, "count %lld out of MPI's range", (long long)count);
+        snprintf(m->text, sizeof m->text, "simclr_mpi: count %lld out of MPI's range", (long long)count);
         return SIMCLR_MPI_E_COUNT;
     }
     return 0;
@@ -121,7 +137,7 @@ static int op_broadcast(void *user, float *data, int64_t count, int root)
     int code = guard(m, count, INT64_MAX / 4);
     if (code) return code;
     if (root < 0 || root >= m->size) {
-        snprintf(m->text, sizeof m->text, "broadcast root %d outside 0..%d", root, m->size - 1);
+        snprintf(m->text, sizeof m->text, "simclr_mpi: broadcast root %d outside 0..%d", root, m->size - 1);
         return SIMCLR_MPI_E_COUNT;
     }
     const int64_t chunk = (int64_t)1 << 28;
@@ -143,37 +159,32 @@ static const char *op_error_string(void *user, int code)
 
 simclr_status simclr_mpi_create(MPI_Comm comm, double timeout_seconds, simclr_mpi **out)
 {
+    static const char fn[] = "simclr_mpi_create";
     create_error[0] = '\0';
-    if (!out) {
-        snprintf(create_error, sizeof create_error, "simclr_mpi_create: out is NULL");
-        return SIMCLR_E_INVALID;
-    }
-    if (!(timeout_seconds > 0 && timeout_seconds < 1e9)) {
-        snprintf(create_error, sizeof create_error, "simclr_mpi_create: timeout %g s, need > 0", timeout_seconds);
-        return SIMCLR_E_INVALID;
-    }
-    int inited = 0;
+    if (!out) return create_fail(SIMCLR_E_INVALID, "%s: out is NULL", fn);
+    if (!(timeout_seconds > 0 && timeout_seconds < 1e9))
+        return create_fail(SIMCLR_E_INVALID, "%s: timeout %g s, need > 0 and < 1e9", fn, timeout_seconds);
+    if (comm == MPI_COMM_NULL) return create_fail(SIMCLR_E_INVALID, "%s: comm is MPI_COMM_NULL", fn);
+    int inited = 0, finalized = 0;
     MPI_Initialized(&inited);
-    if (!inited) {
-        snprintf(create_error, sizeof create_error, "simclr_mpi_create: MPI is not initialized (call MPI_Init)");
-        return SIMCLR_E_INVALID;
-    }
+    MPI_Finalized(&finalized);
+    if (!inited || finalized)
+        return create_fail(SIMCLR_E_INVALID, "%s: MPI is %s", fn,
+                           finalized ? "already finalized" : "not initialized (call MPI_Init first)");
     simclr_mpi *m = calloc(1, sizeof *m);
-    if (!m) {
-        snprintf(create_error, sizeof create_error, "simclr_mpi_create: out of memory");
-        return SIMCLR_E_NOMEM;
-    }
+    if (!m) return create_fail(SIMCLR_E_NOMEM, "%s: no memory for the adapter", fn);
     int err = MPI_Comm_dup(comm, &m->mc);
+    int duped = err == MPI_SUCCESS;
     if (err == MPI_SUCCESS) err = MPI_Comm_set_errhandler(m->mc, MPI_ERRORS_RETURN);
     if (err == MPI_SUCCESS) err = MPI_Comm_rank(m->mc, &m->rank);
     if (err == MPI_SUCCESS) err = MPI_Comm_size(m->mc, &m->size);
     if (err != MPI_SUCCESS) {
         char s[MPI_MAX_ERROR_STRING];
         int len = 0;
-        MPI_Error_string(err, s, &len);
-        snprintf(create_error, sizeof create_error, "simclr_mpi_create: %s", s);
+        if (MPI_Error_string(err, s, &len) != MPI_SUCCESS) snprintf(s, sizeof s, "MPI error %d", err);
+        if (duped) MPI_Comm_free(&m->mc);
         free(m);
-        return SIMCLR_E_IO;
+        return create_fail(SIMCLR_E_IO, "%s: %s", fn, s);
     }
     m->timeout = timeout_seconds;
     m->comm = (simclr_comm){op_rank, op_size, op_all_reduce, op_all_gather, op_broadcast, op_error_string, m};

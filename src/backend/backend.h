@@ -214,7 +214,7 @@ typedef struct simclr__backend {
 } simclr__backend;
 
 /* The registry: the backend called `name`, in its widest copy whose
- * instruction set is at most `max_isa` (a simclr__isa value); NULL for an
+ * instruction set is at most `max_isa` (a SIMCLR__ISA_* value); NULL for an
  * unknown name. */
 const simclr__backend *simclr__backend_find(const char *name, int max_isa);
 

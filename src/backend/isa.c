@@ -3,8 +3,9 @@
  * The machine's widest set is read once from the CPU (cpuid through the
  * compiler's builtins, which also check that the OS saves the wide
  * registers). A context may be asked for a narrower one through the
- * SIMCLR_ISA environment variable (core/context.c), so that a test run on an
- * AVX-512 machine also exercises the AVX2 and portable code. */
+ * SIMCLR_ISA environment variable (read by simclr_context_create in
+ * backend/context_create.c, parsed by simclr__isa_parse here), so that a
+ * test run on an AVX-512 machine also exercises the AVX2 and portable code. */
 #include <string.h>
 
 #include "backend.h"

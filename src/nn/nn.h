@@ -6,8 +6,9 @@
  * Layout: every activation inside a module is channel-major [C][N][H][W]
  * (one contiguous row of M = N*H*W values per channel) on every backend, so
  * a convolution is one product per chunk and batch-norm statistics are row
- * reductions. This refines DESIGN.md's "ref keeps NCHW": one internal layout
- * keeps the layers simple, and ref's kernels stay plain loops over it.
+ * reductions. This refines the original design's "ref keeps NCHW" (see
+ * "Layout" in docs/architecture.md): one internal layout keeps the layers
+ * simple, and ref's kernels stay plain loops over it.
  * Modules convert NCHW input at their entry and write [N, D] at their exit.
  *
  * Arguments are validated by the module before any layer runs (shapes are

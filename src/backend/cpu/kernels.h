@@ -11,7 +11,8 @@
  * SIMCLR__CPU_ISA set to its name; the macros below give every external
  * symbol of the copy that name as a suffix (simclr__cpu_gemm_avx2), so the
  * copies link side by side. The context picks one at creation from the
- * machine's CPU and the SIMCLR_ISA environment variable (backend/isa.c), so
+ * machine's CPU and the SIMCLR_ISA environment variable (backend/isa.c,
+ * backend/context_create.c), so
  * tests can force the narrower paths a wider machine would never run.
  *
  * The kernels are plain loops written for the vectorizer and compiled with
