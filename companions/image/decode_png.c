@@ -52,6 +52,14 @@ simclr_status simclr__img_decode_png(const uint8_t *data, size_t size, const cha
     reader r = {data, size, 0, ""};
     png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &r, on_error, on_warning);
     if (!png) return simclr__img_fail(SIMCLR_E_NOMEM, "%s: PNG: cannot create a decoder", name);
+    /* libpng allocates an ancillary chunk's declared length before reading
+     * it (8 MB by default): a 40-byte file could make every decode allocate
+     * and clear megabytes. No chunk holds more than the file does; the
+     * margin leaves room for the compressed ancillary chunks (iCCP, zTXt)
+     * that libpng inflates, which this decoder never uses, and past it
+     * libpng drops such a chunk with a warning, not an error. */
+    size_t chunk_limit = size < (8000000 - 65536) / 2 ? 2 * size + 65536 : 8000000;
+    png_set_chunk_malloc_max(png, (png_alloc_size_t)chunk_limit);
     png_infop info = png_create_info_struct(png);
     if (!info) {
         png_destroy_read_struct(&png, NULL, NULL);
