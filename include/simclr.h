@@ -29,6 +29,22 @@
  *    OpenBLAS's process-wide thread count: see simclr_context_create).
  *  - Shapes are int64_t, images are U8 [N, H, W, C] (as decoders produce),
  *    network inputs are F32 [N, C, H, W] with values in [0, 1].
+ *
+ * Contents: one section per subject, in this order (functions added in 0.2
+ * sit with the subject they belong to; simclr.map says which release added
+ * each symbol):
+ *    1. Version                             11. Augmentation policies
+ *    2. Status and errors                   12. Loss: NT-Xent
+ *    3. Contexts: creation, backends, ISA   13. Optimizers and LR schedule
+ *    4. Contexts: logging, progress,        14. Trainer: one SimCLR step
+ *       cancellation                        15. Distributed training and
+ *    5. Contexts: settings                      gradient caching
+ *    6. Contexts: the thread pool           16. MoCo v2
+ *    7. Tensors                             17. Data sets
+ *    8. Image lists                         18. Checkpoints and export
+ *    9. Modules: forward, backward,         19. Feature extraction and embedding
+ *       parameters                          20. Evaluation: kNN, linear probes
+ *   10. Encoders and heads: ResNet, ViT, MLP
  */
 #ifndef SIMCLR_H
 #define SIMCLR_H
@@ -104,8 +120,15 @@ SIMCLR_API const char *simclr_status_string(simclr_status status);
  * Threads: any thread, any time. Each thread reads its own message. */
 SIMCLR_API const char *simclr_last_error(void);
 
+/* Sets the calling thread's simclr_last_error() to message (copied,
+ * truncated to 511 bytes; NULL = "") and returns status, so a companion
+ * library (libsimclr_image) or a binding reports errors through the same
+ * channel. SIMCLR_OK leaves the message alone. Thread-safe.
+ * Never fails: returns status as given. Threads: any thread, any time. */
+SIMCLR_API simclr_status simclr_error_set(simclr_status status, const char *message);
+
 /* ======================================================================== */
-/* Context, backends, allocator, logging, progress                           */
+/* Contexts: creation, backends, instruction sets                            */
 /* ======================================================================== */
 
 typedef struct simclr_context simclr_context;
@@ -118,22 +141,6 @@ typedef struct simclr_allocator {
     void  (*free)(void *user, void *ptr);
     void   *user;
 } simclr_allocator;
-
-typedef enum simclr_log_level {
-    SIMCLR_LOG_ERROR = 0,
-    SIMCLR_LOG_WARN  = 1,
-    SIMCLR_LOG_INFO  = 2,
-    SIMCLR_LOG_DEBUG = 3
-} simclr_log_level;
-
-/* A log sink. Called synchronously on the thread that made the call that logs.
- * Must return normally (no longjmp, no C++ exception). */
-typedef void (*simclr_log_fn)(void *user, simclr_log_level level, const char *message);
-
-/* Progress of long work (training steps, feature extraction, probe epochs).
- * `what` is a short static phase name ("extract", "probe", "train"); `done`
- * counts up to `total`. Called on the calling thread; must return normally. */
-typedef void (*simclr_progress_fn)(void *user, const char *what, int64_t done, int64_t total);
 
 /* Creates a context.
  *  backend:   "cpu" (fast, default when NULL) or "ref" (plain loops, the oracle).
@@ -200,6 +207,27 @@ SIMCLR_API const char *simclr_context_isa(const simclr_context *ctx);
  * Any thread. */
 SIMCLR_API int simclr_isa_supported(const char *isa);
 
+/* Number of compiled-in backends, and the name of backend `index`
+ * (NULL when index is out of range).
+ * Both never fail; the names are static strings. Threads: any thread, any time. */
+SIMCLR_API int simclr_backend_count(void);
+SIMCLR_API const char *simclr_backend_name(int index);
+
+/* ======================================================================== */
+/* Contexts: logging, progress and cancellation                              */
+/* ======================================================================== */
+
+typedef enum simclr_log_level {
+    SIMCLR_LOG_ERROR = 0,
+    SIMCLR_LOG_WARN  = 1,
+    SIMCLR_LOG_INFO  = 2,
+    SIMCLR_LOG_DEBUG = 3
+} simclr_log_level;
+
+/* A log sink. Called synchronously on the thread that made the call that logs.
+ * Must return normally (no longjmp, no C++ exception). */
+typedef void (*simclr_log_fn)(void *user, simclr_log_level level, const char *message);
+
 /* Installs (or with fn = NULL removes) the log sink. Default: none (silent).
  * fn NULL removes the sink; user may be NULL (it is only passed back to fn).
  * SIMCLR_E_INVALID for a NULL ctx or a max_level outside
@@ -209,6 +237,11 @@ SIMCLR_API int simclr_isa_supported(const char *isa);
 SIMCLR_API simclr_status simclr_context_set_log(simclr_context *ctx, simclr_log_fn fn, void *user,
                                                 simclr_log_level max_level);
 
+/* Progress of long work (training steps, feature extraction, probe epochs).
+ * `what` is a short static phase name ("extract", "probe", "train"); `done`
+ * counts up to `total`. Called on the calling thread; must return normally. */
+typedef void (*simclr_progress_fn)(void *user, const char *what, int64_t done, int64_t total);
+
 /* Installs (or with fn = NULL removes) the progress callback. Default: none.
  * user may be NULL (it is only passed back to fn). SIMCLR_E_INVALID for a NULL
  * ctx (nothing changes). Threads: may run concurrently with calls on other
@@ -216,14 +249,42 @@ SIMCLR_API simclr_status simclr_context_set_log(simclr_context *ctx, simclr_log_
 SIMCLR_API simclr_status simclr_context_set_progress(simclr_context *ctx, simclr_progress_fn fn,
                                                      void *user);
 
-/* Number of compiled-in backends, and the name of backend `index`
- * (NULL when index is out of range).
- * Both never fail; the names are static strings. Threads: any thread, any time. */
-SIMCLR_API int simclr_backend_count(void);
-SIMCLR_API const char *simclr_backend_name(int index);
+/* Progress that can stop the call reporting it: the same reports as
+ * simclr_progress_fn (what, done, total), and the return value decides:
+ * 0 = go on, anything else = stop. Called synchronously on the calling
+ * thread; must return normally (no longjmp, no C++ exception) and must not
+ * call into the library with the same context.
+ * A stop request makes the long call return SIMCLR_E_CANCELLED (message:
+ * the function and how far it got) at its next stopping point, with the
+ * state the function's failure rule gives (every call below leaves its
+ * handles and outputs as they were before the call):
+ *  - simclr_extract_features: polled after every batch ("extract"); out untouched.
+ *  - simclr_linear_probe(_n): after every iteration ("probe"); *top1 untouched.
+ *  - simclr_linear_probe_select: after every iteration of every fit
+ *    ("probe_select", done = iterations over all its fits, total =
+ *    (grid size + 1) * epochs: the validation fits in grid order, then the
+ *    refit); *top1 and *chosen_decay untouched.
+ *  - simclr_knn_eval(_n): after every block of test rows ("knn", done = test
+ *    rows finished); *top1 untouched.
+ *  - simclr_trainer_step: polled ("train", done = steps so far) before the
+ *    forward pass and again before the optimizer commits; a stop there
+ *    cancels the step with parameters, gradients, BN statistics, optimizer
+ *    state and counters as before. The report after a finished step cannot
+ *    undo it: its return value is ignored.
+ * Also receives the reports of simclr_progress_fn (which keeps working and
+ * may be installed at the same time: both are called, the plain one first). */
+typedef int (*simclr_progress_cancel_fn)(void *user, const char *what, int64_t done, int64_t total);
+
+/* Installs (or with fn = NULL removes) the stoppable progress callback of
+ * ctx. SIMCLR_E_INVALID for a NULL ctx. Not to be called while another
+ * thread runs a call on ctx (the context's one-thread-at-a-time rule).
+ * user may be NULL (only passed back to fn). */
+SIMCLR_API simclr_status simclr_context_set_progress_cancel(simclr_context *ctx,
+                                                            simclr_progress_cancel_fn fn,
+                                                            void *user);
 
 /* ======================================================================== */
-/* Context settings: convolution algorithm                                   */
+/* Contexts: settings (convolution algorithm)                                */
 /* ======================================================================== */
 
 /* Keys for simclr_context_set/get. Append-only, grouped by subsystem. */
@@ -265,6 +326,24 @@ SIMCLR_API simclr_status simclr_context_set(simclr_context *ctx, simclr_ctx_para
  * or value, or an unknown key (*value then untouched).
  * Threads: may run concurrently with calls on other contexts only. */
 SIMCLR_API simclr_status simclr_context_get(const simclr_context *ctx, simclr_ctx_param key, int64_t *value);
+
+/* ======================================================================== */
+/* Contexts: the thread pool, for companion libraries and hosts              */
+/* ======================================================================== */
+
+/* Work on [begin, end) of an index range; worker is 0 .. threads - 1 (for
+ * per-thread scratch). Must not longjmp out nor call back into the same
+ * context's parallel functions from another thread. */
+typedef void (*simclr_task_fn)(void *user, int64_t begin, int64_t end, int worker);
+
+/* Runs fn over [0, n) on the context's threads in at most
+ * simclr_context_threads(ctx) static contiguous chunks of at least grain
+ * items, the calling thread running the first; returns when all are done.
+ * A call from inside a task runs inline. SIMCLR_E_INVALID for NULLs, n < 0
+ * or grain < 1. One context's calls come from one thread at a time.
+ * user may be NULL; fn may not. Returns SIMCLR_OK once every chunk ran. */
+SIMCLR_API simclr_status simclr_context_parallel_for(simclr_context *ctx, int64_t n, int64_t grain,
+                                                     simclr_task_fn fn, void *user);
 
 /* ======================================================================== */
 /* Tensors                                                                   */
@@ -339,15 +418,55 @@ SIMCLR_API simclr_status simclr_tensor_copy_to(const simclr_tensor *t, void *dst
 SIMCLR_API simclr_status simclr_tensor_reshape(simclr_tensor *t, int ndim, const int64_t *shape);
 
 /* ======================================================================== */
-/* Modules: ResNet encoders and MLP projection heads                         */
+/* Image lists: host images of different sizes                               */
+/* ======================================================================== */
+
+/* An image list: borrowed pointers to U8 [H, W, C] images (row-major,
+ * contiguous, C = the list's channel count) of any sizes, so a batch is
+ * cropped from each image's full resolution instead of from a copy resized
+ * to a common size first (which loses detail and changes the augmentation).
+ * The list owns only its arrays: the pixels stay the caller's and must
+ * outlive every call that reads the list. A list is used from one thread at
+ * a time; several threads may read one list that nobody modifies. */
+typedef struct simclr_image_list simclr_image_list;
+
+/* Creates an empty list for images of `channels` (1 or 3) channels.
+ * SIMCLR_E_INVALID for NULL ctx/out or another channel count; SIMCLR_E_NOMEM.
+ * The context is borrowed; *out is owned by the caller
+ * (simclr_image_list_destroy) and untouched on error. Threads: may run
+ * concurrently with calls on other contexts only. */
+SIMCLR_API simclr_status simclr_image_list_create(simclr_context *ctx, int channels,
+                                                  simclr_image_list **out);
+/* Frees the list's arrays (never the pixels). NULL is a no-op.
+ * Threads: may run concurrently with calls on other contexts only. */
+SIMCLR_API void simclr_image_list_destroy(simclr_image_list *list);
+/* Empties the list, keeping its capacity (no allocation for the next batch
+ * of the same size). SIMCLR_E_INVALID for NULL.
+ * Cannot fail otherwise. Threads: may run concurrently with calls on other
+ * contexts only. */
+SIMCLR_API simclr_status simclr_image_list_clear(simclr_image_list *list);
+/* Appends an image of height x width pixels (each side 1..2^24), borrowed.
+ * SIMCLR_E_INVALID for NULLs, SIMCLR_E_SHAPE for a side out of range (naming
+ * the image's index), SIMCLR_E_NOMEM; the list is unchanged on error.
+ * Threads: may run concurrently with calls on other contexts only. */
+SIMCLR_API simclr_status simclr_image_list_add(simclr_image_list *list, const uint8_t *pixels,
+                                               int64_t height, int64_t width);
+/* Number of images (0 for NULL) and the channel count (0 for NULL).
+ * Never fail. Threads: may run concurrently with calls on other contexts only. */
+SIMCLR_API int64_t simclr_image_list_count(const simclr_image_list *list);
+SIMCLR_API int simclr_image_list_channels(const simclr_image_list *list);
+/* Size of image `index`; either output may be NULL. SIMCLR_E_INVALID for a
+ * NULL list or an index out of range.
+ * Outputs untouched on error. Threads: may run concurrently with calls on other
+ * contexts only. */
+SIMCLR_API simclr_status simclr_image_list_size(const simclr_image_list *list, int64_t index,
+                                                int64_t *height, int64_t *width);
+
+/* ======================================================================== */
+/* Modules: forward, backward, parameters                                    */
 /* ======================================================================== */
 
 typedef struct simclr_module simclr_module;
-
-typedef enum simclr_stem {
-    SIMCLR_STEM_CIFAR    = 0, /* 3x3 conv stride 1, no max pool (images <= 32 px) */
-    SIMCLR_STEM_IMAGENET = 1  /* 7x7 conv stride 2, BN, ReLU, 3x3 max pool stride 2 */
-} simclr_stem;
 
 typedef enum simclr_mode {
     SIMCLR_EVAL  = 0, /* batch norm uses running statistics; no backward possible */
@@ -357,45 +476,6 @@ typedef enum simclr_mode {
 /* Parameter flags (a bit set). */
 #define SIMCLR_PARAM_NO_DECAY 1 /* BN weight/bias or a bias: no weight decay, no LARS adaptation */
 #define SIMCLR_PARAM_BUFFER   2 /* not trained (BN running_mean, running_var, num_batches_tracked) */
-
-/* Creates a ResNet encoder (torchvision layout, no fc): depth 18 or 34 (basic
- * blocks), 50, 101 or 152 (bottleneck, stride on the 3x3 conv); width is the
- * stem width (64 in torchvision, 1..1024); in_channels 1..64. Input F32
- * [N, in_channels, H, W]; output F32 [N, D] after global average pooling,
- * D = 8*width (basic) or 32*width (bottleneck). Initialization as torchvision:
- * convs Kaiming normal (fan_out, ReLU), BN weight 1 bias 0; deterministic from seed.
- * Names are torchvision's ("layer2.0.downsample.1.running_var"); BN buffers
- * follow PyTorch (momentum 0.1, eps 1e-5, unbiased running variance) and
- * num_batches_tracked is an F32 [1] holding the count. A TRAIN forward fails
- * with SIMCLR_E_SHAPE (naming the layer) when some batch norm would see a
- * single value per channel (batch 1 with an image reduced to 1x1).
- * SIMCLR_E_INVALID for a NULL ctx or out, or a depth, width, in_channels or
- * stem out of range; SIMCLR_E_NOMEM. The context is borrowed; *out is owned by
- * the caller (simclr_module_destroy) and untouched on error. Threads: may run
- * concurrently with calls on other contexts only. */
-SIMCLR_API simclr_status simclr_resnet_create(simclr_context *ctx, int depth, int width,
-                                              int in_channels, simclr_stem stem, uint64_t seed,
-                                              simclr_module **out);
-
-/* Creates an MLP projection head with n_layers >= 1 linear layers
- * in_dim -> hidden_dim -> ... -> out_dim, ReLU between layers.
- * batch_norm = 0: SimCLR v1 (biases on every layer, no BN).
- * batch_norm = 1: SimCLR v2 (BN after every linear layer; the linear layers
- * followed by BN carry no bias; the last layer has BN without affine bias and no ReLU).
- * Linear layers are initialized as torch.nn.Linear (uniform +-1/sqrt(fan_in)).
- * Names are those of a torch.nn.Sequential attribute "layers": v1 puts layer
- * i at layers.{2i} (Linear, ReLU between); v2 puts its Linear at layers.{3i}
- * and its BatchNorm1d at layers.{3i+1} (ReLU at 3i+2). The last v2 batch norm
- * has "weight" but no "bias" entry (in torch: a BatchNorm1d whose bias is
- * frozen at zero). Training a v2 head needs a batch of at least 2.
- * SIMCLR_E_INVALID for a NULL ctx or out, a dimension out of range (>= 1),
- * n_layers outside 1..16 or batch_norm not 0 or 1; SIMCLR_E_NOMEM. The context
- * is borrowed; *out is owned by the caller (simclr_module_destroy) and
- * untouched on error. Threads: may run concurrently with calls on other
- * contexts only. */
-SIMCLR_API simclr_status simclr_mlp_head_create(simclr_context *ctx, int in_dim, int hidden_dim,
-                                                int out_dim, int n_layers, int batch_norm,
-                                                uint64_t seed, simclr_module **out);
 
 /* Frees the module, its parameters and its activation arena. NULL is a no-op.
  * Optimizers, trainers and embedders borrowing the module must be destroyed
@@ -462,6 +542,126 @@ SIMCLR_API int64_t simclr_module_param_scalars(const simclr_module *m);
 SIMCLR_API simclr_status simclr_module_param(simclr_module *m, int index, const char **name,
                                              simclr_tensor **value, simclr_tensor **grad,
                                              int *flags);
+
+/* Momentum (exponential moving average) update of target from source, two
+ * modules of the same architecture (equal simclr_module_arch, same tensor
+ * names and shapes): for every parameter and every BN running_mean /
+ * running_var, target = momentum * target + (1 - momentum) * source
+ * (computed in double, rounded to float once). num_batches_tracked keeps the
+ * target's own count. momentum 0 copies, 1 changes nothing. Gradients are not
+ * touched. SIMCLR_E_INVALID for NULLs, target == source, modules of two
+ * contexts, momentum outside [0, 1]; SIMCLR_E_SHAPE (both architectures
+ * named) for another architecture. Nothing changes on error. Cannot fail
+ * after validation; allocates nothing.
+ * Threads: may run concurrently with calls on other contexts only. Both modules
+ * count as objects of their contexts. */
+SIMCLR_API simclr_status simclr_module_momentum_update(simclr_module *target,
+                                                       const simclr_module *source,
+                                                       double momentum);
+
+/* ======================================================================== */
+/* Encoders and projection heads: ResNet, Vision Transformer, MLP            */
+/* ======================================================================== */
+
+typedef enum simclr_stem {
+    SIMCLR_STEM_CIFAR    = 0, /* 3x3 conv stride 1, no max pool (images <= 32 px) */
+    SIMCLR_STEM_IMAGENET = 1  /* 7x7 conv stride 2, BN, ReLU, 3x3 max pool stride 2 */
+} simclr_stem;
+
+/* Creates a ResNet encoder (torchvision layout, no fc): depth 18 or 34 (basic
+ * blocks), 50, 101 or 152 (bottleneck, stride on the 3x3 conv); width is the
+ * stem width (64 in torchvision, 1..1024); in_channels 1..64. Input F32
+ * [N, in_channels, H, W]; output F32 [N, D] after global average pooling,
+ * D = 8*width (basic) or 32*width (bottleneck). Initialization as torchvision:
+ * convs Kaiming normal (fan_out, ReLU), BN weight 1 bias 0; deterministic from seed.
+ * Names are torchvision's ("layer2.0.downsample.1.running_var"); BN buffers
+ * follow PyTorch (momentum 0.1, eps 1e-5, unbiased running variance) and
+ * num_batches_tracked is an F32 [1] holding the count. A TRAIN forward fails
+ * with SIMCLR_E_SHAPE (naming the layer) when some batch norm would see a
+ * single value per channel (batch 1 with an image reduced to 1x1).
+ * SIMCLR_E_INVALID for a NULL ctx or out, or a depth, width, in_channels or
+ * stem out of range; SIMCLR_E_NOMEM. The context is borrowed; *out is owned by
+ * the caller (simclr_module_destroy) and untouched on error. Threads: may run
+ * concurrently with calls on other contexts only. */
+SIMCLR_API simclr_status simclr_resnet_create(simclr_context *ctx, int depth, int width,
+                                              int in_channels, simclr_stem stem, uint64_t seed,
+                                              simclr_module **out);
+
+/* How a ViT pools its tokens into the [N, D] feature. */
+typedef enum simclr_vit_pool {
+    SIMCLR_VIT_POOL_CLS  = 0, /* a learned class token, its final state (torchvision) */
+    SIMCLR_VIT_POOL_MEAN = 1  /* no class token; the mean of the patch tokens' final states */
+} simclr_vit_pool;
+
+/* Standard sizes for simclr_vit_create_preset. */
+typedef enum simclr_vit_preset {
+    SIMCLR_VIT_TINY_16     = 1, /* 224x224 images, patch 16; hidden 192, depth 12, 3 heads, MLP 768 */
+    SIMCLR_VIT_SMALL_16    = 2, /* 224x224 images, patch 16; hidden 384, depth 12, 6 heads, MLP 1536 */
+    SIMCLR_VIT_TINY_CIFAR  = 3, /* 32x32 images, patch 4 (64 patches); ViT-Tiny's sizes */
+    SIMCLR_VIT_SMALL_CIFAR = 4  /* 32x32 images, patch 4; ViT-Small's sizes */
+} simclr_vit_preset;
+
+/* Creates a Vision Transformer encoder (torchvision's VisionTransformer
+ * without its classification heads): patch embedding (a convolution with
+ * kernel and stride patch_size), class token (SIMCLR_VIT_POOL_CLS), learned
+ * position embedding, `depth` pre-norm blocks (LayerNorm, multi-head
+ * self-attention, residual; LayerNorm, MLP Linear-GELU-Linear, residual),
+ * final LayerNorm (eps 1e-6, as every LayerNorm here), then the class
+ * token's state or the mean of the patch tokens. Input F32
+ * [N, in_channels, image_size, image_size]; output F32 [N, hidden_dim]. The
+ * module works wherever a ResNet encoder does (heads, trainer, optimizers,
+ * checkpoints, safetensors, feature extraction, probes, the embedder).
+ *
+ * Names and shapes are torchvision's ("conv_proj.weight", "class_token"
+ * [1, 1, D], "encoder.pos_embedding" [1, T, D],
+ * "encoder.layers.encoder_layer_0.self_attention.in_proj_weight" [3D, D],
+ * "...mlp.0.weight", "...mlp.3.bias", "encoder.ln.weight"), so a safetensors
+ * export loads into torchvision.models.VisionTransformer (strict=False for
+ * its heads) and back. Layer norms, biases, the position embedding and the
+ * class token carry SIMCLR_PARAM_NO_DECAY. Initialization as torchvision's,
+ * deterministic from seed. There are no buffers and no batch statistics:
+ * TRAIN and EVAL compute the same forward (no dropout).
+ *
+ * Arguments: image_size 1..4096 and a multiple of patch_size (1..image_size);
+ * in_channels 1..64; hidden_dim 1..65536 and a multiple of heads (>= 1);
+ * depth 1..256; mlp_dim 1..262144; at most 65536 tokens; pool a
+ * simclr_vit_pool value.
+ * Returns SIMCLR_OK and the module in *out (owned by the caller; free with
+ * simclr_module_destroy); SIMCLR_E_INVALID for a NULL ctx or out or any
+ * argument out of range (the message names the function and the argument,
+ * e.g. "image_size 30 is not a multiple of patch_size 4"), SIMCLR_E_NOMEM;
+ * *out is untouched on error. Thread safety: as simclr_resnet_create (any
+ * thread; the module belongs to ctx). */
+SIMCLR_API simclr_status simclr_vit_create(simclr_context *ctx, int32_t image_size, int32_t patch_size,
+                                           int32_t in_channels, int32_t hidden_dim, int32_t depth,
+                                           int32_t heads, int32_t mlp_dim, simclr_vit_pool pool,
+                                           uint64_t seed, simclr_module **out);
+
+/* simclr_vit_create with a preset's image size, patch size, hidden size,
+ * depth, heads and MLP size, class-token pooling. SIMCLR_E_INVALID for an
+ * unknown preset, a NULL ctx or out, in_channels out of 1..64. */
+SIMCLR_API simclr_status simclr_vit_create_preset(simclr_context *ctx, simclr_vit_preset preset,
+                                                  int32_t in_channels, uint64_t seed, simclr_module **out);
+
+/* Creates an MLP projection head with n_layers >= 1 linear layers
+ * in_dim -> hidden_dim -> ... -> out_dim, ReLU between layers.
+ * batch_norm = 0: SimCLR v1 (biases on every layer, no BN).
+ * batch_norm = 1: SimCLR v2 (BN after every linear layer; the linear layers
+ * followed by BN carry no bias; the last layer has BN without affine bias and no ReLU).
+ * Linear layers are initialized as torch.nn.Linear (uniform +-1/sqrt(fan_in)).
+ * Names are those of a torch.nn.Sequential attribute "layers": v1 puts layer
+ * i at layers.{2i} (Linear, ReLU between); v2 puts its Linear at layers.{3i}
+ * and its BatchNorm1d at layers.{3i+1} (ReLU at 3i+2). The last v2 batch norm
+ * has "weight" but no "bias" entry (in torch: a BatchNorm1d whose bias is
+ * frozen at zero). Training a v2 head needs a batch of at least 2.
+ * SIMCLR_E_INVALID for a NULL ctx or out, a dimension out of range (>= 1),
+ * n_layers outside 1..16 or batch_norm not 0 or 1; SIMCLR_E_NOMEM. The context
+ * is borrowed; *out is owned by the caller (simclr_module_destroy) and
+ * untouched on error. Threads: may run concurrently with calls on other
+ * contexts only. */
+SIMCLR_API simclr_status simclr_mlp_head_create(simclr_context *ctx, int in_dim, int hidden_dim,
+                                                int out_dim, int n_layers, int batch_norm,
+                                                uint64_t seed, simclr_module **out);
 
 /* ======================================================================== */
 /* Augmentation policies                                                     */
@@ -589,6 +789,24 @@ SIMCLR_API simclr_status simclr_augment_apply(simclr_augment *aug, const simclr_
 SIMCLR_API simclr_status simclr_augment_pair(simclr_augment *aug, const simclr_tensor *images,
                                              uint64_t seed, simclr_tensor *view0,
                                              simclr_tensor *view1);
+
+/* simclr_augment_apply / simclr_augment_pair over an image list: the random
+ * resized crop's box is drawn on each image's own H x W (torchvision's
+ * RandomResizedCrop.get_params: scale and log-ratio sampling, 10 attempts by
+ * default, then the center crop of the nearest allowed ratio) and the box is
+ * resized to out_h x out_w. out (view0, view1) F32 [count, C, out_h, out_w].
+ * Random choices depend on (seed, view, index in the list) exactly as for a
+ * tensor batch: an image of the list gives the same view as the same image at
+ * the same index of a tensor batch. Scratch grows to the largest image.
+ * Errors as simclr_augment_apply; SIMCLR_E_INVALID for an empty list.
+ * images is only read. Threads: may run concurrently with calls on other
+ * contexts only. */
+SIMCLR_API simclr_status simclr_augment_apply_list(simclr_augment *aug,
+                                                   const simclr_image_list *images, uint64_t seed,
+                                                   int view, simclr_tensor *out);
+SIMCLR_API simclr_status simclr_augment_pair_list(simclr_augment *aug,
+                                                  const simclr_image_list *images, uint64_t seed,
+                                                  simclr_tensor *view0, simclr_tensor *view1);
 
 /* ======================================================================== */
 /* Loss: NT-Xent                                                             */
@@ -789,6 +1007,15 @@ SIMCLR_API void simclr_trainer_destroy(simclr_trainer *tr);
 SIMCLR_API simclr_status simclr_trainer_step(simclr_trainer *tr, const simclr_tensor *images,
                                              uint64_t seed, float *loss);
 
+/* simclr_trainer_step over an image list (count >= 1, channels = the
+ * encoder's input channels): the same step, views cropped from each image's
+ * full resolution. Same guarantees and errors as simclr_trainer_step.
+ * images is only read. Threads: may run concurrently with calls on other
+ * contexts only. */
+SIMCLR_API simclr_status simclr_trainer_step_list(simclr_trainer *tr,
+                                                  const simclr_image_list *images, uint64_t seed,
+                                                  float *loss);
+
 /* Reads a statistic of the last successful step.
  * SIMCLR_E_INVALID for a NULL tr or value or an unknown key (*value then
  * untouched). Threads: may run concurrently with calls on other contexts only. */
@@ -974,22 +1201,6 @@ typedef enum simclr_moco_param {
                                          for hosts that restore a queue by hand) */
 } simclr_moco_param;
 
-/* Momentum (exponential moving average) update of target from source, two
- * modules of the same architecture (equal simclr_module_arch, same tensor
- * names and shapes): for every parameter and every BN running_mean /
- * running_var, target = momentum * target + (1 - momentum) * source
- * (computed in double, rounded to float once). num_batches_tracked keeps the
- * target's own count. momentum 0 copies, 1 changes nothing. Gradients are not
- * touched. SIMCLR_E_INVALID for NULLs, target == source, modules of two
- * contexts, momentum outside [0, 1]; SIMCLR_E_SHAPE (both architectures
- * named) for another architecture. Nothing changes on error. Cannot fail
- * after validation; allocates nothing.
- * Threads: may run concurrently with calls on other contexts only. Both modules
- * count as objects of their contexts. */
-SIMCLR_API simclr_status simclr_module_momentum_update(simclr_module *target,
-                                                       const simclr_module *source,
-                                                       double momentum);
-
 /* Creates a MoCo v2 trainer from borrowed pieces (all must outlive it):
  * encoder and head (the query path, trained by opt, which must cover them),
  * key_encoder and key_head (the key path: the same architectures as encoder
@@ -1166,7 +1377,7 @@ SIMCLR_API simclr_status simclr_module_export_safetensors(const simclr_module *m
 SIMCLR_API simclr_status simclr_module_import_safetensors(simclr_module *m, const char *path);
 
 /* ======================================================================== */
-/* Evaluation                                                                */
+/* Feature extraction and embedding                                          */
 /* ======================================================================== */
 
 /* Runs the encoder in EVAL mode over the whole data set in batches of
@@ -1186,266 +1397,6 @@ SIMCLR_API simclr_status simclr_module_import_safetensors(simclr_module *m, cons
 SIMCLR_API simclr_status simclr_extract_features(simclr_module *encoder, const simclr_dataset *ds,
                                                  simclr_augment *aug, int64_t batch_size,
                                                  simclr_tensor *out);
-
-/* Weighted kNN (cosine similarity, k neighbours, weights exp(sim / temperature),
- * the SSL-benchmark monitor: k = 200, temperature = 0.1). train F32 [Ntr, D]
- * with labels in [0, n_classes); test F32 [Nte, D] with its labels (Nte
- * entries). Each test row's k most similar train rows (ties: the lower train
- * index) vote for their label with weight exp(sim / temperature); the
- * heaviest class wins (ties: the lower class). *top1 = fraction of test rows
- * predicted right, in [0, 1]. Similarities come from the backend's gemm in
- * blocks of test rows (at most 16 MB of them at a time). SIMCLR_E_INVALID for
- * k outside 1..Ntr, temperature not finite and > 0, n_classes < 1, a label
- * out of range; SIMCLR_E_SHAPE for other D or non-F32; SIMCLR_E_NUMERIC for a
- * non-finite feature.
- * SIMCLR_E_INVALID also for a NULL ctx, tensor, label array or top1; *top1 is
- * written only on success. train_labels must hold Ntr entries and test_labels
- * Nte (unchecked: prefer simclr_knn_eval_n). SIMCLR_E_CANCELLED (see
- * simclr_progress_cancel_fn). Threads: may run concurrently with calls on other
- * contexts only. */
-SIMCLR_API simclr_status simclr_knn_eval(simclr_context *ctx, const simclr_tensor *train,
-                                         const int32_t *train_labels, const simclr_tensor *test,
-                                         const int32_t *test_labels, int n_classes, int k,
-                                         double temperature, double *top1);
-
-/* Linear probe: standardizes every feature with the train set's mean and
- * standard deviation (a constant feature is ignored), then trains a
- * multinomial logistic regression (weights and bias, starting from zero) on
- * mean cross-entropy + weight_decay / 2 * |weights|^2 (the bias is not
- * decayed) by full-batch Nesterov accelerated gradient descent: `epochs`
- * iterations, each one gradient over the whole train set (two gemms), step
- * 1/L with L = 0.5 * lambda_max(A^T A / Ntr) * 1.1 + weight_decay (A = the
- * standardized features plus a bias column; lambda_max by power iteration).
- * Reports progress "probe" after every iteration and *top1 = test accuracy.
- * Deterministic for a given backend and thread count. epochs 1..100000
- * (iterations needed grow with how correlated the features are: raw pixels
- * settle in a few hundred, learned features may need a thousand or more,
- * e.g. a short SimCLR run's ResNet features on Fashion-MNIST gained 1.2
- * points from 300 to 1000; choose epochs and weight_decay on held-out
- * data: simclr_linear_probe_select chooses the decay); weight_decay finite and
- * >= 0; n_classes >= 2; errors as simclr_knn_eval, and SIMCLR_E_NUMERIC if
- * the weights diverge.
- * train_labels must hold Ntr entries and test_labels Nte (unchecked: prefer
- * simclr_linear_probe_n). *top1 is written only on success. SIMCLR_E_CANCELLED
- * (see simclr_progress_cancel_fn). Threads: may run concurrently with calls on
- * other contexts only. */
-SIMCLR_API simclr_status simclr_linear_probe(simclr_context *ctx, const simclr_tensor *train,
-                                             const int32_t *train_labels,
-                                             const simclr_tensor *test,
-                                             const int32_t *test_labels, int n_classes,
-                                             int epochs, double weight_decay, double *top1);
-
-/* ======================================================================== */
-/* Additions of 0.2: stoppable progress (cancellation)                       */
-/* ======================================================================== */
-
-/* Progress that can stop the call reporting it: the same reports as
- * simclr_progress_fn (what, done, total), and the return value decides:
- * 0 = go on, anything else = stop. Called synchronously on the calling
- * thread; must return normally (no longjmp, no C++ exception) and must not
- * call into the library with the same context.
- * A stop request makes the long call return SIMCLR_E_CANCELLED (message:
- * the function and how far it got) at its next stopping point, with the
- * state the function's failure rule gives (every call below leaves its
- * handles and outputs as they were before the call):
- *  - simclr_extract_features: polled after every batch ("extract"); out untouched.
- *  - simclr_linear_probe(_n): after every iteration ("probe"); *top1 untouched.
- *  - simclr_linear_probe_select: after every iteration of every fit
- *    ("probe_select", done = iterations over all its fits, total =
- *    (grid size + 1) * epochs: the validation fits in grid order, then the
- *    refit); *top1 and *chosen_decay untouched.
- *  - simclr_knn_eval(_n): after every block of test rows ("knn", done = test
- *    rows finished); *top1 untouched.
- *  - simclr_trainer_step: polled ("train", done = steps so far) before the
- *    forward pass and again before the optimizer commits; a stop there
- *    cancels the step with parameters, gradients, BN statistics, optimizer
- *    state and counters as before. The report after a finished step cannot
- *    undo it: its return value is ignored.
- * Also receives the reports of simclr_progress_fn (which keeps working and
- * may be installed at the same time: both are called, the plain one first). */
-typedef int (*simclr_progress_cancel_fn)(void *user, const char *what, int64_t done, int64_t total);
-
-/* Installs (or with fn = NULL removes) the stoppable progress callback of
- * ctx. SIMCLR_E_INVALID for a NULL ctx. Not to be called while another
- * thread runs a call on ctx (the context's one-thread-at-a-time rule).
- * user may be NULL (only passed back to fn). */
-SIMCLR_API simclr_status simclr_context_set_progress_cancel(simclr_context *ctx,
-                                                            simclr_progress_cancel_fn fn,
-                                                            void *user);
-
-/* ======================================================================== */
-/* Additions of 0.2: length-checked evaluation                               */
-/* ======================================================================== */
-
-/* simclr_knn_eval and simclr_linear_probe with the length of each label
- * array: n_train_labels must equal the rows of train and n_test_labels the
- * rows of test (else SIMCLR_E_SHAPE, before a label is read), so a short
- * array is an error instead of a read past its end. Everything else (results,
- * errors, progress, what may run concurrently) is that of the function
- * without _n. Prefer these; the unchecked forms stay for compatibility. */
-SIMCLR_API simclr_status simclr_knn_eval_n(simclr_context *ctx, const simclr_tensor *train,
-                                           const int32_t *train_labels, int64_t n_train_labels,
-                                           const simclr_tensor *test, const int32_t *test_labels,
-                                           int64_t n_test_labels, int n_classes, int k,
-                                           double temperature, double *top1);
-SIMCLR_API simclr_status simclr_linear_probe_n(simclr_context *ctx, const simclr_tensor *train,
-                                               const int32_t *train_labels, int64_t n_train_labels,
-                                               const simclr_tensor *test,
-                                               const int32_t *test_labels, int64_t n_test_labels,
-                                               int n_classes, int epochs, double weight_decay,
-                                               double *top1);
-
-/* ======================================================================== */
-/* Additions of 0.2: linear probe with its weight decay chosen on validation */
-/* ======================================================================== */
-
-/* The linear probe of simclr_linear_probe with its weight decay chosen on
- * held-out train rows, never on the test set: a fixed decay favours
- * whichever features it happens to suit (raw pixels want more than learned
- * features). With Ntr the rows of train and cut = floor(4 * Ntr / 5):
- *  1. for every decay of the grid, in grid order, a probe fitted on train
- *     rows 0 .. cut-1 (standardized with their own statistics) is scored on
- *     the validation rows cut .. Ntr-1 (the last ceil(Ntr / 5) rows, in the
- *     caller's order: shuffle beforehand if the rows are sorted by class);
- *  2. the decay that gets the most validation rows right is chosen (ties:
- *     the first in grid order, i.e. the smaller one for an ascending grid);
- *  3. a probe with that decay is fitted on all Ntr train rows and scored on
- *     test.
- * Each fit is exactly simclr_linear_probe's (epochs iterations from zero):
- * *top1 equals simclr_linear_probe_n on the same tensors with the chosen
- * decay, and each validation score equals simclr_linear_probe_n on copies
- * of the two parts, for the same backend and thread count. Deterministic.
- * Costs (grid size + 1) probes.
- *
- * decays: n_decays weight decays, each finite and >= 0 (duplicates allowed);
- * n_decays = 0 selects the default grid {1e-5, 1e-4, 1e-3, 1e-2, 3e-2, 1e-1}
- * (decays is then ignored and may be NULL); n_decays 0..1000. Labels are
- * length-checked as in simclr_linear_probe_n: n_train_labels must equal Ntr
- * and n_test_labels the rows of test (else SIMCLR_E_SHAPE, before a label
- * is read). epochs 1..100000 (learned features may need 1000, see
- * simclr_linear_probe), n_classes >= 2.
- * On success *top1 = the refit's test accuracy, in [0, 1], and, unless
- * chosen_decay is NULL, *chosen_decay = the decay chosen (a value of the
- * grid); an INFO log line names it and its validation score (the
- * constant-feature warning of simclr_linear_probe comes once, for the refit).
- * Errors found before any fit runs: SIMCLR_E_INVALID for a NULL ctx,
- * tensor, label array or top1, decays NULL with n_decays > 0, n_decays out of
- * range, a decay negative or not finite (the message names its index:
- * "decays[2] = nan must be finite and >= 0"), epochs or n_classes out of
- * range, a label out of range; SIMCLR_E_SHAPE for a label length that is not
- * the row count, fewer than 2 train rows (no validation split), non-F32 or
- * non-2-D tensors, another D in test; SIMCLR_E_NUMERIC for a non-finite
- * feature; SIMCLR_E_NOMEM (one workspace, allocated before the first fit).
- * During the fits only SIMCLR_E_NUMERIC (a fit's weights diverged; the
- * message names its decay) and SIMCLR_E_CANCELLED. Messages start with
- * "simclr_linear_probe_select:". On error *top1 and *chosen_decay are
- * untouched. Progress and SIMCLR_E_CANCELLED: see simclr_progress_cancel_fn
- * ("probe_select"). The caller's tensors and arrays are only read and owned
- * by the caller. Threads: may run concurrently with calls on other contexts
- * only. */
-SIMCLR_API simclr_status simclr_linear_probe_select(simclr_context *ctx, const simclr_tensor *train,
-                                                    const int32_t *train_labels, int64_t n_train_labels,
-                                                    const simclr_tensor *test,
-                                                    const int32_t *test_labels, int64_t n_test_labels,
-                                                    int n_classes, int epochs, const double *decays,
-                                                    int n_decays, double *top1, double *chosen_decay);
-
-/* ======================================================================== */
-/* For companion libraries and hosts: errors and the context's threads       */
-/* ======================================================================== */
-
-/* Sets the calling thread's simclr_last_error() to message (copied,
- * truncated to 511 bytes; NULL = "") and returns status, so a companion
- * library (libsimclr_image) or a binding reports errors through the same
- * channel. SIMCLR_OK leaves the message alone. Thread-safe.
- * Never fails: returns status as given. Threads: any thread, any time. */
-SIMCLR_API simclr_status simclr_error_set(simclr_status status, const char *message);
-
-/* Work on [begin, end) of an index range; worker is 0 .. threads - 1 (for
- * per-thread scratch). Must not longjmp out nor call back into the same
- * context's parallel functions from another thread. */
-typedef void (*simclr_task_fn)(void *user, int64_t begin, int64_t end, int worker);
-
-/* Runs fn over [0, n) on the context's threads in at most
- * simclr_context_threads(ctx) static contiguous chunks of at least grain
- * items, the calling thread running the first; returns when all are done.
- * A call from inside a task runs inline. SIMCLR_E_INVALID for NULLs, n < 0
- * or grain < 1. One context's calls come from one thread at a time.
- * user may be NULL; fn may not. Returns SIMCLR_OK once every chunk ran. */
-SIMCLR_API simclr_status simclr_context_parallel_for(simclr_context *ctx, int64_t n, int64_t grain,
-                                                     simclr_task_fn fn, void *user);
-
-/* ======================================================================== */
-/* Images of different sizes, training on them, embedding from memory       */
-/* ======================================================================== */
-
-/* An image list: borrowed pointers to U8 [H, W, C] images (row-major,
- * contiguous, C = the list's channel count) of any sizes, so a batch is
- * cropped from each image's full resolution instead of from a copy resized
- * to a common size first (which loses detail and changes the augmentation).
- * The list owns only its arrays: the pixels stay the caller's and must
- * outlive every call that reads the list. A list is used from one thread at
- * a time; several threads may read one list that nobody modifies. */
-typedef struct simclr_image_list simclr_image_list;
-
-/* Creates an empty list for images of `channels` (1 or 3) channels.
- * SIMCLR_E_INVALID for NULL ctx/out or another channel count; SIMCLR_E_NOMEM.
- * The context is borrowed; *out is owned by the caller
- * (simclr_image_list_destroy) and untouched on error. Threads: may run
- * concurrently with calls on other contexts only. */
-SIMCLR_API simclr_status simclr_image_list_create(simclr_context *ctx, int channels,
-                                                  simclr_image_list **out);
-/* Frees the list's arrays (never the pixels). NULL is a no-op.
- * Threads: may run concurrently with calls on other contexts only. */
-SIMCLR_API void simclr_image_list_destroy(simclr_image_list *list);
-/* Empties the list, keeping its capacity (no allocation for the next batch
- * of the same size). SIMCLR_E_INVALID for NULL.
- * Cannot fail otherwise. Threads: may run concurrently with calls on other
- * contexts only. */
-SIMCLR_API simclr_status simclr_image_list_clear(simclr_image_list *list);
-/* Appends an image of height x width pixels (each side 1..2^24), borrowed.
- * SIMCLR_E_INVALID for NULLs, SIMCLR_E_SHAPE for a side out of range (naming
- * the image's index), SIMCLR_E_NOMEM; the list is unchanged on error.
- * Threads: may run concurrently with calls on other contexts only. */
-SIMCLR_API simclr_status simclr_image_list_add(simclr_image_list *list, const uint8_t *pixels,
-                                               int64_t height, int64_t width);
-/* Number of images (0 for NULL) and the channel count (0 for NULL).
- * Never fail. Threads: may run concurrently with calls on other contexts only. */
-SIMCLR_API int64_t simclr_image_list_count(const simclr_image_list *list);
-SIMCLR_API int simclr_image_list_channels(const simclr_image_list *list);
-/* Size of image `index`; either output may be NULL. SIMCLR_E_INVALID for a
- * NULL list or an index out of range.
- * Outputs untouched on error. Threads: may run concurrently with calls on other
- * contexts only. */
-SIMCLR_API simclr_status simclr_image_list_size(const simclr_image_list *list, int64_t index,
-                                                int64_t *height, int64_t *width);
-
-/* simclr_augment_apply / simclr_augment_pair over an image list: the random
- * resized crop's box is drawn on each image's own H x W (torchvision's
- * RandomResizedCrop.get_params: scale and log-ratio sampling, 10 attempts by
- * default, then the center crop of the nearest allowed ratio) and the box is
- * resized to out_h x out_w. out (view0, view1) F32 [count, C, out_h, out_w].
- * Random choices depend on (seed, view, index in the list) exactly as for a
- * tensor batch: an image of the list gives the same view as the same image at
- * the same index of a tensor batch. Scratch grows to the largest image.
- * Errors as simclr_augment_apply; SIMCLR_E_INVALID for an empty list.
- * images is only read. Threads: may run concurrently with calls on other
- * contexts only. */
-SIMCLR_API simclr_status simclr_augment_apply_list(simclr_augment *aug,
-                                                   const simclr_image_list *images, uint64_t seed,
-                                                   int view, simclr_tensor *out);
-SIMCLR_API simclr_status simclr_augment_pair_list(simclr_augment *aug,
-                                                  const simclr_image_list *images, uint64_t seed,
-                                                  simclr_tensor *view0, simclr_tensor *view1);
-
-/* simclr_trainer_step over an image list (count >= 1, channels = the
- * encoder's input channels): the same step, views cropped from each image's
- * full resolution. Same guarantees and errors as simclr_trainer_step.
- * images is only read. Threads: may run concurrently with calls on other
- * contexts only. */
-SIMCLR_API simclr_status simclr_trainer_step_list(simclr_trainer *tr,
-                                                  const simclr_image_list *images, uint64_t seed,
-                                                  float *loss);
 
 /* An embedder turns host images of any size into encoder features, without a
  * data set, through torchvision's evaluation transform: resize so the shorter
@@ -1510,64 +1461,125 @@ SIMCLR_API simclr_status simclr_embedder_run(simclr_embedder *emb, const simclr_
                                              simclr_tensor *out);
 
 /* ======================================================================== */
-/* Vision Transformer encoders (0.2)                                        */
+/* Evaluation: kNN and linear probes                                         */
 /* ======================================================================== */
 
-/* How a ViT pools its tokens into the [N, D] feature. */
-typedef enum simclr_vit_pool {
-    SIMCLR_VIT_POOL_CLS  = 0, /* a learned class token, its final state (torchvision) */
-    SIMCLR_VIT_POOL_MEAN = 1  /* no class token; the mean of the patch tokens' final states */
-} simclr_vit_pool;
+/* Weighted kNN (cosine similarity, k neighbours, weights exp(sim / temperature),
+ * the SSL-benchmark monitor: k = 200, temperature = 0.1). train F32 [Ntr, D]
+ * with labels in [0, n_classes); test F32 [Nte, D] with its labels (Nte
+ * entries). Each test row's k most similar train rows (ties: the lower train
+ * index) vote for their label with weight exp(sim / temperature); the
+ * heaviest class wins (ties: the lower class). *top1 = fraction of test rows
+ * predicted right, in [0, 1]. Similarities come from the backend's gemm in
+ * blocks of test rows (at most 16 MB of them at a time). SIMCLR_E_INVALID for
+ * k outside 1..Ntr, temperature not finite and > 0, n_classes < 1, a label
+ * out of range; SIMCLR_E_SHAPE for other D or non-F32; SIMCLR_E_NUMERIC for a
+ * non-finite feature.
+ * SIMCLR_E_INVALID also for a NULL ctx, tensor, label array or top1; *top1 is
+ * written only on success. train_labels must hold Ntr entries and test_labels
+ * Nte (unchecked: prefer simclr_knn_eval_n). SIMCLR_E_CANCELLED (see
+ * simclr_progress_cancel_fn). Threads: may run concurrently with calls on other
+ * contexts only. */
+SIMCLR_API simclr_status simclr_knn_eval(simclr_context *ctx, const simclr_tensor *train,
+                                         const int32_t *train_labels, const simclr_tensor *test,
+                                         const int32_t *test_labels, int n_classes, int k,
+                                         double temperature, double *top1);
 
-/* Standard sizes for simclr_vit_create_preset. */
-typedef enum simclr_vit_preset {
-    SIMCLR_VIT_TINY_16     = 1, /* 224x224 images, patch 16; hidden 192, depth 12, 3 heads, MLP 768 */
-    SIMCLR_VIT_SMALL_16    = 2, /* 224x224 images, patch 16; hidden 384, depth 12, 6 heads, MLP 1536 */
-    SIMCLR_VIT_TINY_CIFAR  = 3, /* 32x32 images, patch 4 (64 patches); ViT-Tiny's sizes */
-    SIMCLR_VIT_SMALL_CIFAR = 4  /* 32x32 images, patch 4; ViT-Small's sizes */
-} simclr_vit_preset;
+/* Linear probe: standardizes every feature with the train set's mean and
+ * standard deviation (a constant feature is ignored), then trains a
+ * multinomial logistic regression (weights and bias, starting from zero) on
+ * mean cross-entropy + weight_decay / 2 * |weights|^2 (the bias is not
+ * decayed) by full-batch Nesterov accelerated gradient descent: `epochs`
+ * iterations, each one gradient over the whole train set (two gemms), step
+ * 1/L with L = 0.5 * lambda_max(A^T A / Ntr) * 1.1 + weight_decay (A = the
+ * standardized features plus a bias column; lambda_max by power iteration).
+ * Reports progress "probe" after every iteration and *top1 = test accuracy.
+ * Deterministic for a given backend and thread count. epochs 1..100000
+ * (iterations needed grow with how correlated the features are: raw pixels
+ * settle in a few hundred, learned features may need a thousand or more,
+ * e.g. a short SimCLR run's ResNet features on Fashion-MNIST gained 1.2
+ * points from 300 to 1000; choose epochs and weight_decay on held-out
+ * data: simclr_linear_probe_select chooses the decay); weight_decay finite and
+ * >= 0; n_classes >= 2; errors as simclr_knn_eval, and SIMCLR_E_NUMERIC if
+ * the weights diverge.
+ * train_labels must hold Ntr entries and test_labels Nte (unchecked: prefer
+ * simclr_linear_probe_n). *top1 is written only on success. SIMCLR_E_CANCELLED
+ * (see simclr_progress_cancel_fn). Threads: may run concurrently with calls on
+ * other contexts only. */
+SIMCLR_API simclr_status simclr_linear_probe(simclr_context *ctx, const simclr_tensor *train,
+                                             const int32_t *train_labels,
+                                             const simclr_tensor *test,
+                                             const int32_t *test_labels, int n_classes,
+                                             int epochs, double weight_decay, double *top1);
 
-/* Creates a Vision Transformer encoder (torchvision's VisionTransformer
- * without its classification heads): patch embedding (a convolution with
- * kernel and stride patch_size), class token (SIMCLR_VIT_POOL_CLS), learned
- * position embedding, `depth` pre-norm blocks (LayerNorm, multi-head
- * self-attention, residual; LayerNorm, MLP Linear-GELU-Linear, residual),
- * final LayerNorm (eps 1e-6, as every LayerNorm here), then the class
- * token's state or the mean of the patch tokens. Input F32
- * [N, in_channels, image_size, image_size]; output F32 [N, hidden_dim]. The
- * module works wherever a ResNet encoder does (heads, trainer, optimizers,
- * checkpoints, safetensors, feature extraction, probes, the embedder).
+/* simclr_knn_eval and simclr_linear_probe with the length of each label
+ * array: n_train_labels must equal the rows of train and n_test_labels the
+ * rows of test (else SIMCLR_E_SHAPE, before a label is read), so a short
+ * array is an error instead of a read past its end. Everything else (results,
+ * errors, progress, what may run concurrently) is that of the function
+ * without _n. Prefer these; the unchecked forms stay for compatibility. */
+SIMCLR_API simclr_status simclr_knn_eval_n(simclr_context *ctx, const simclr_tensor *train,
+                                           const int32_t *train_labels, int64_t n_train_labels,
+                                           const simclr_tensor *test, const int32_t *test_labels,
+                                           int64_t n_test_labels, int n_classes, int k,
+                                           double temperature, double *top1);
+SIMCLR_API simclr_status simclr_linear_probe_n(simclr_context *ctx, const simclr_tensor *train,
+                                               const int32_t *train_labels, int64_t n_train_labels,
+                                               const simclr_tensor *test,
+                                               const int32_t *test_labels, int64_t n_test_labels,
+                                               int n_classes, int epochs, double weight_decay,
+                                               double *top1);
+
+/* The linear probe of simclr_linear_probe with its weight decay chosen on
+ * held-out train rows, never on the test set: a fixed decay favours
+ * whichever features it happens to suit (raw pixels want more than learned
+ * features). With Ntr the rows of train and cut = floor(4 * Ntr / 5):
+ *  1. for every decay of the grid, in grid order, a probe fitted on train
+ *     rows 0 .. cut-1 (standardized with their own statistics) is scored on
+ *     the validation rows cut .. Ntr-1 (the last ceil(Ntr / 5) rows, in the
+ *     caller's order: shuffle beforehand if the rows are sorted by class);
+ *  2. the decay that gets the most validation rows right is chosen (ties:
+ *     the first in grid order, i.e. the smaller one for an ascending grid);
+ *  3. a probe with that decay is fitted on all Ntr train rows and scored on
+ *     test.
+ * Each fit is exactly simclr_linear_probe's (epochs iterations from zero):
+ * *top1 equals simclr_linear_probe_n on the same tensors with the chosen
+ * decay, and each validation score equals simclr_linear_probe_n on copies
+ * of the two parts, for the same backend and thread count. Deterministic.
+ * Costs (grid size + 1) probes.
  *
- * Names and shapes are torchvision's ("conv_proj.weight", "class_token"
- * [1, 1, D], "encoder.pos_embedding" [1, T, D],
- * "encoder.layers.encoder_layer_0.self_attention.in_proj_weight" [3D, D],
- * "...mlp.0.weight", "...mlp.3.bias", "encoder.ln.weight"), so a safetensors
- * export loads into torchvision.models.VisionTransformer (strict=False for
- * its heads) and back. Layer norms, biases, the position embedding and the
- * class token carry SIMCLR_PARAM_NO_DECAY. Initialization as torchvision's,
- * deterministic from seed. There are no buffers and no batch statistics:
- * TRAIN and EVAL compute the same forward (no dropout).
- *
- * Arguments: image_size 1..4096 and a multiple of patch_size (1..image_size);
- * in_channels 1..64; hidden_dim 1..65536 and a multiple of heads (>= 1);
- * depth 1..256; mlp_dim 1..262144; at most 65536 tokens; pool a
- * simclr_vit_pool value.
- * Returns SIMCLR_OK and the module in *out (owned by the caller; free with
- * simclr_module_destroy); SIMCLR_E_INVALID for a NULL ctx or out or any
- * argument out of range (the message names the function and the argument,
- * e.g. "image_size 30 is not a multiple of patch_size 4"), SIMCLR_E_NOMEM;
- * *out is untouched on error. Thread safety: as simclr_resnet_create (any
- * thread; the module belongs to ctx). */
-SIMCLR_API simclr_status simclr_vit_create(simclr_context *ctx, int32_t image_size, int32_t patch_size,
-                                           int32_t in_channels, int32_t hidden_dim, int32_t depth,
-                                           int32_t heads, int32_t mlp_dim, simclr_vit_pool pool,
-                                           uint64_t seed, simclr_module **out);
-
-/* simclr_vit_create with a preset's image size, patch size, hidden size,
- * depth, heads and MLP size, class-token pooling. SIMCLR_E_INVALID for an
- * unknown preset, a NULL ctx or out, in_channels out of 1..64. */
-SIMCLR_API simclr_status simclr_vit_create_preset(simclr_context *ctx, simclr_vit_preset preset,
-                                                  int32_t in_channels, uint64_t seed, simclr_module **out);
+ * decays: n_decays weight decays, each finite and >= 0 (duplicates allowed);
+ * n_decays = 0 selects the default grid {1e-5, 1e-4, 1e-3, 1e-2, 3e-2, 1e-1}
+ * (decays is then ignored and may be NULL); n_decays 0..1000. Labels are
+ * length-checked as in simclr_linear_probe_n: n_train_labels must equal Ntr
+ * and n_test_labels the rows of test (else SIMCLR_E_SHAPE, before a label
+ * is read). epochs 1..100000 (learned features may need 1000, see
+ * simclr_linear_probe), n_classes >= 2.
+ * On success *top1 = the refit's test accuracy, in [0, 1], and, unless
+ * chosen_decay is NULL, *chosen_decay = the decay chosen (a value of the
+ * grid); an INFO log line names it and its validation score (the
+ * constant-feature warning of simclr_linear_probe comes once, for the refit).
+ * Errors found before any fit runs: SIMCLR_E_INVALID for a NULL ctx,
+ * tensor, label array or top1, decays NULL with n_decays > 0, n_decays out of
+ * range, a decay negative or not finite (the message names its index:
+ * "decays[2] = nan must be finite and >= 0"), epochs or n_classes out of
+ * range, a label out of range; SIMCLR_E_SHAPE for a label length that is not
+ * the row count, fewer than 2 train rows (no validation split), non-F32 or
+ * non-2-D tensors, another D in test; SIMCLR_E_NUMERIC for a non-finite
+ * feature; SIMCLR_E_NOMEM (one workspace, allocated before the first fit).
+ * During the fits only SIMCLR_E_NUMERIC (a fit's weights diverged; the
+ * message names its decay) and SIMCLR_E_CANCELLED. Messages start with
+ * "simclr_linear_probe_select:". On error *top1 and *chosen_decay are
+ * untouched. Progress and SIMCLR_E_CANCELLED: see simclr_progress_cancel_fn
+ * ("probe_select"). The caller's tensors and arrays are only read and owned
+ * by the caller. Threads: may run concurrently with calls on other contexts
+ * only. */
+SIMCLR_API simclr_status simclr_linear_probe_select(simclr_context *ctx, const simclr_tensor *train,
+                                                    const int32_t *train_labels, int64_t n_train_labels,
+                                                    const simclr_tensor *test,
+                                                    const int32_t *test_labels, int64_t n_test_labels,
+                                                    int n_classes, int epochs, const double *decays,
+                                                    int n_decays, double *top1, double *chosen_decay);
 
 #ifdef __cplusplus
 }
