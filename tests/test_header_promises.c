@@ -1,9 +1,9 @@
 /* Promises of the per-function comments in include/simclr.h that no other
  * program checks: what accessors return for NULL, that failing calls leave
- * their outputs and handles as they were, that a refused log setting keeps
- * the installed sink and that the sink's level filters; and the 0.2.0
- * conventions: int64_t shapes (the _v2 constructors), double settings, the
- * old enum names as aliases. */
+ * their outputs and handles as they were (simclr_embedder_run included),
+ * that a refused log setting keeps the installed sink and that the sink's
+ * level filters; and the 0.2.0 conventions: int64_t shapes (the _v2
+ * constructors), double settings, the old enum names as aliases. */
 #include "test_util.h"
 
 typedef struct sink {
@@ -218,6 +218,77 @@ static void test_probe_select_logs(void **state)
     simclr_context_destroy(ctx);
 }
 
+/* simclr_embedder_run leaves out untouched on error (0.2.0): with a batch
+ * of 2 and 5 images a run takes three forwards, and an allocation that
+ * fails in the second or third must not leave the first batch's rows
+ * written. Every allocation of the run is failed in turn. */
+#define EMB_N 5
+typedef struct embed_fixture {
+    simclr_module *enc;
+    simclr_embedder *emb;
+    simclr_image_list *list;
+    simclr_tensor *out;
+    uint8_t px[EMB_N][12 * 10];
+    int failed, succeeded;
+} embed_fixture;
+
+static void embed_prepare(simclr_context *ctx, void *user)
+{
+    embed_fixture *f = user;
+    CHECK_OK(simclr_resnet_create_v2(ctx, 18, 2, 1, SIMCLR_STEM_CIFAR, 7, &f->enc));
+    CHECK_OK(simclr_embedder_create(ctx, f->enc, 8, 8, &f->emb));
+    CHECK_OK(simclr_embedder_set(f->emb, SIMCLR_EMBED_BATCH, 2));
+    CHECK_OK(simclr_image_list_create(ctx, 1, &f->list));
+    for (int i = 0; i < EMB_N; i++) {
+        for (int p = 0; p < 12 * 10; p++) f->px[i][p] = (uint8_t)(p * 7 + i * 31);
+        CHECK_OK(simclr_image_list_add(f->list, f->px[i], 12, 10));
+    }
+    int64_t shape[2] = {EMB_N, simclr_module_output_dim(f->enc)};
+    CHECK_OK(simclr_tensor_create(ctx, SIMCLR_F32, 2, shape, &f->out));
+    float *o = simclr_tensor_data(f->out);
+    for (int64_t i = 0; i < simclr_tensor_numel(f->out); i++) o[i] = -7.5f;
+}
+
+static simclr_status embed_call(simclr_context *ctx, void *user)
+{
+    (void)ctx;
+    embed_fixture *f = user;
+    return simclr_embedder_run(f->emb, f->list, f->out);
+}
+
+static void embed_finish(simclr_context *ctx, simclr_status st, void *user)
+{
+    (void)ctx;
+    embed_fixture *f = user;
+    const float *o = simclr_tensor_data(f->out);
+    int64_t sentinels = 0, n = simclr_tensor_numel(f->out);
+    for (int64_t i = 0; i < n; i++) sentinels += o[i] == -7.5f;
+    if (st != SIMCLR_OK) {
+        f->failed++;
+        if (sentinels != n)
+            fail_msg("simclr_embedder_run failed (%s) after writing %lld of %lld values of out",
+                     simclr_last_error(), (long long)(n - sentinels), (long long)n);
+    } else {
+        f->succeeded++;
+        assert_int_equal(sentinels, 0);
+    }
+    simclr_tensor_destroy(f->out);
+    simclr_image_list_destroy(f->list);
+    simclr_embedder_destroy(f->emb);
+    simclr_module_destroy(f->enc);
+}
+
+static void test_embedder_failure_leaves_out(void **state)
+{
+    (void)state;
+    static embed_fixture f; /* static: the pixels outlive every call */
+    memset(&f, 0, sizeof f);
+    test_alloc_sweep sw = {embed_prepare, embed_call, embed_finish, &f};
+    test_sweep_alloc_failures(400, &sw);
+    assert_int_equal(f.succeeded, 1);
+    assert_true(f.failed >= 3); /* the batches' allocations were reached */
+}
+
 /* 0.2.0: every set/get family takes doubles; the context's whole-number
  * key refuses fractions and NaN and keeps its value. */
 static void test_context_settings_are_doubles(void **state)
@@ -367,6 +438,7 @@ int main(void)
         cmocka_unit_test(test_failures_leave_outputs),
         cmocka_unit_test(test_log_level_and_refused_setting),
         cmocka_unit_test(test_probe_select_logs),
+        cmocka_unit_test(test_embedder_failure_leaves_out),
         cmocka_unit_test(test_context_settings_are_doubles),
         cmocka_unit_test(test_int64_shapes),
         cmocka_unit_test(test_old_type_names),

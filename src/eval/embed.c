@@ -180,18 +180,31 @@ simclr_status simclr_embedder_run(simclr_embedder *emb, const simclr_image_list 
         emb->x = x;
         emb->x_n = b;
     }
-    for (int64_t first = 0; first < n; first += b) {
+    /* out is untouched on error. One forward writes straight into out
+     * (simclr_module_forward leaves y untouched when it fails). Several go
+     * through a private buffer copied into out once every batch succeeded:
+     * a failure in batch 2 must not leave batch 1's rows written. */
+    float *dst = simclr__f32(out), *stage = NULL;
+    size_t out_bytes = (size_t)n * (size_t)emb->dim * sizeof(float);
+    if (n > b) {
+        stage = simclr__malloc(emb->ctx, out_bytes);
+        if (!stage) return simclr__nomem(fn, out_bytes);
+        dst = stage;
+    }
+    simclr_status st = SIMCLR_OK;
+    for (int64_t first = 0; first < n && st == SIMCLR_OK; first += b) {
         int64_t k = n - first < b ? n - first : b;
         int64_t xs[4] = {k, emb->channels, emb->out_h, emb->out_w}, ys[2] = {k, emb->dim};
         job jb = {emb, images->items + first, simclr__f32(emb->x)};
         simclr__pool_for(emb->ctx->pool, k, 1, transform, &jb);
         simclr_tensor *xv = NULL, *yv = NULL;
-        SIMCLR__TRY(simclr_tensor_wrap(emb->ctx, SIMCLR_F32, 4, xs, emb->x->data, &xv));
-        simclr_status st = simclr_tensor_wrap(emb->ctx, SIMCLR_F32, 2, ys, simclr__f32(out) + first * emb->dim, &yv);
+        st = simclr_tensor_wrap(emb->ctx, SIMCLR_F32, 4, xs, emb->x->data, &xv);
+        if (st == SIMCLR_OK) st = simclr_tensor_wrap(emb->ctx, SIMCLR_F32, 2, ys, dst + first * emb->dim, &yv);
         if (st == SIMCLR_OK) st = simclr_module_forward(emb->net, xv, SIMCLR_EVAL, yv);
         simclr_tensor_destroy(xv);
         simclr_tensor_destroy(yv);
-        if (st != SIMCLR_OK) return st;
     }
-    return SIMCLR_OK;
+    if (st == SIMCLR_OK && stage) memcpy(simclr__f32(out), stage, out_bytes);
+    simclr__free(emb->ctx, stage);
+    return st;
 }
