@@ -145,8 +145,17 @@ def render(src):
     last_comment = None
     last_was_decl = False
     intro = None
+    prev_kind = None
     for kind, text, gap in tokens(src):
         adjacent = gap.strip() == "" or gap.strip().startswith("#")
+        trailing = kind == "comment" and prev_kind in ("typedef", "define") and "\n" not in gap
+        prev_kind = kind
+        if trailing and cur is not None and cur["items"]:
+            # a comment on the line of a typedef ("typedef ... simclr_stat; /* the 0.1 name */")
+            # belongs to it, not to the function comment that follows
+            k, t, c, sh = cur["items"][-1]
+            cur["items"][-1] = (k, t + " /* " + text + " */", c, sh)
+            continue
         if kind == "banner":
             cur = {"title": text, "items": [], "notes": []}
             sections.append(cur)

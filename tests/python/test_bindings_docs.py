@@ -54,9 +54,13 @@ def _header_functions():
     the comment being the one gen_api_md attaches (shared by a group of
     adjacent declarations)."""
     src = open(os.path.join(ROOT, "include", "simclr.h")).read()
-    out, section, last, last_was_decl = [], None, None, False
+    out, section, last, last_was_decl, prev = [], None, None, False, None
     for kind, text, gap in gen_api_md.tokens(src):
         adjacent = gap.strip() == "" or gap.strip().startswith("#")
+        trailing = kind == "comment" and prev in ("typedef", "define") and "\n" not in gap
+        prev = kind
+        if trailing:  # "typedef ... simclr_stat; /* the 0.1 name */" belongs to the typedef
+            continue
         if kind == "banner":
             section, last, last_was_decl = text, None, False
         elif kind == "comment":
