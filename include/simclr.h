@@ -76,7 +76,7 @@ extern "C" {
 
 /* The only place the version is written; the Makefile reads it from here. */
 #define SIMCLR_VERSION_MAJOR 0
-#define SIMCLR_VERSION_MINOR 1
+#define SIMCLR_VERSION_MINOR 2
 #define SIMCLR_VERSION_PATCH 0
 #define SIMCLR_VERSION_NUMBER \
     (SIMCLR_VERSION_MAJOR * 10000 + SIMCLR_VERSION_MINOR * 100 + SIMCLR_VERSION_PATCH)

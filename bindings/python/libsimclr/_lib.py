@@ -19,7 +19,7 @@ from .errors import LibraryVersionError, StateError, Unsupported, exception_for
 
 #: The header version these bindings were written for: the library must have
 #: the same major and a minor at least this one.
-BINDINGS_VERSION = (0, 1, 0)
+BINDINGS_VERSION = (0, 2, 0)
 SONAME = "libsimclr.so.%d" % BINDINGS_VERSION[0]
 
 PROTOTYPES = """
