@@ -22,7 +22,9 @@ MANDIR_INSTALL ?= $(PREFIX)/share/man
 MPICC    ?= mpicc
 WITH_MPI ?= $(if $(shell command -v $(MPICC) 2>/dev/null),1,0)
 
-# The version lives once, in the header.
+# The version lives once, in the header. The soname is libsimclr.so.MAJOR and
+# changes only with an incompatible ABI change (docs/architecture.md, "Build
+# and ABI"); the file is libsimclr.so.MAJOR.MINOR.PATCH.
 VERSION_MAJOR := $(shell sed -n 's/^\#define SIMCLR_VERSION_MAJOR \([0-9]*\).*/\1/p' include/simclr.h)
 VERSION_MINOR := $(shell sed -n 's/^\#define SIMCLR_VERSION_MINOR \([0-9]*\).*/\1/p' include/simclr.h)
 VERSION_PATCH := $(shell sed -n 's/^\#define SIMCLR_VERSION_PATCH \([0-9]*\).*/\1/p' include/simclr.h)
@@ -533,13 +535,19 @@ tsan:
 
 # ---- ABI check (issue 15) ---------------------------------------------------
 # abidiff of the built shared object against the committed abidw dump of
-# release 0.1.0 (tests/abi/); fails on a removed or changed function, type
-# or enum value and on a symbol that changed version node. The self-test
-# makes sure each such change really fails the check.
-.PHONY: abi-check
+# every release (tests/abi/libsimclr-X.Y.Z.abi: 0.1.0, 0.2.0, ...); fails on
+# a removed or changed function, type or enum value and on a symbol that
+# changed version node. The self-test makes sure each such change really
+# fails the check. `make abi-baseline` (re)writes the dump of this version,
+# tests/abi/libsimclr-$(VERSION).abi, with the same abidw flags: run it when
+# a release is cut (and commit the file).
+ABI_BASELINES = $(sort $(wildcard tests/abi/libsimclr-*.abi))
+.PHONY: abi-check abi-baseline
 abi-check: $(SHARED)
 	@sh tests/abi/test_abi_check.sh
-	@sh tools/abi_check.sh $(SHARED)
+	@for b in $(ABI_BASELINES); do sh tools/abi_check.sh $(SHARED) $$b || exit 1; done
+abi-baseline: $(SHARED)
+	@sh tools/abi_check.sh --dump $(SHARED) tests/abi/libsimclr-$(VERSION).abi
 # ---- end ABI check -----------------------------------------------------------
 
 # ---- issue 15: what make test runs beyond the unit programs ------------------

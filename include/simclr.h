@@ -22,13 +22,43 @@
  *    simclr_last_error, simclr_backend_count/_name, simclr_augment_bounds,
  *    the learning-rate scalings, simclr_context_create) may be called from
  *    any thread at any time. Callbacks run on the calling thread, inside the
- *    call. tests/test_threads.c checks these rules under ThreadSanitizer
- *    (make tsan); docs/api.md states the rule of each function.
+ *    call. Every function's comment ends its rule with a "Threads:" clause.
+ *    tests/test_threads.c checks these rules under ThreadSanitizer (make tsan).
  *  - The library never prints, never calls abort()/exit(), and never keeps
  *    global mutable state (the thread-local error message aside, and
  *    OpenBLAS's process-wide thread count: see simclr_context_create).
- *  - Shapes are int64_t, images are U8 [N, H, W, C] (as decoders produce),
- *    network inputs are F32 [N, C, H, W] with values in [0, 1].
+ *  - Shapes are int64_t: tensor dimensions, image sides, channel counts,
+ *    feature and layer sizes, batch, row and element counts. int is kept for
+ *    small counts and choices (threads, ndim and axis, a ResNet's depth,
+ *    layers, heads, views, classes, k, epochs, indices of parameters).
+ *    Images are U8 [N, H, W, C] (as decoders produce), network inputs are
+ *    F32 [N, C, H, W] with values in [0, 1].
+ *  - Every enum-keyed setting is a double (simclr_X_set / simclr_X_get, and
+ *    simclr_trainer_stat); whole-number keys refuse a fractional value. The
+ *    key type of simclr_X_set is simclr_X_param (simclr_context_param,
+ *    simclr_augment_param, simclr_optimizer_param, ...); the enum constants
+ *    keep their short prefixes (SIMCLR_CTX_, SIMCLR_AUG_, SIMCLR_OPT_, ...),
+ *    and the 0.1 type names (simclr_aug_param, simclr_stat, ...) stay as
+ *    aliases of the same types.
+ *  - Deprecated functions (each says "Deprecated since 0.2.0: use ...") stay
+ *    exported and keep working for every 0.x release; only new code should
+ *    prefer their replacements.
+ *
+ * Contents: one section per subject, in this order (functions added in 0.2
+ * sit with the subject they belong to; simclr.map says which release added
+ * each symbol):
+ *    1. Version                             11. Augmentation policies
+ *    2. Status and errors                   12. Loss: NT-Xent
+ *    3. Contexts: creation, backends, ISA   13. Optimizers and LR schedule
+ *    4. Contexts: logging, progress,        14. Trainer: one SimCLR step
+ *       cancellation                        15. Distributed training and
+ *    5. Contexts: settings                      gradient caching
+ *    6. Contexts: the thread pool           16. MoCo v2
+ *    7. Tensors                             17. Data sets
+ *    8. Image lists                         18. Checkpoints and export
+ *    9. Modules: forward, backward,         19. Feature extraction and embedding
+ *       parameters                          20. Evaluation: kNN, linear probes
+ *   10. Encoders and heads: ResNet, ViT, MLP
  */
 #ifndef SIMCLR_H
 #define SIMCLR_H
@@ -46,7 +76,7 @@ extern "C" {
 
 /* The only place the version is written; the Makefile reads it from here. */
 #define SIMCLR_VERSION_MAJOR 0
-#define SIMCLR_VERSION_MINOR 1
+#define SIMCLR_VERSION_MINOR 2
 #define SIMCLR_VERSION_PATCH 0
 #define SIMCLR_VERSION_NUMBER \
     (SIMCLR_VERSION_MAJOR * 10000 + SIMCLR_VERSION_MINOR * 100 + SIMCLR_VERSION_PATCH)
@@ -104,8 +134,15 @@ SIMCLR_API const char *simclr_status_string(simclr_status status);
  * Threads: any thread, any time. Each thread reads its own message. */
 SIMCLR_API const char *simclr_last_error(void);
 
+/* Sets the calling thread's simclr_last_error() to message (copied,
+ * truncated to 511 bytes; NULL = "") and returns status, so a companion
+ * library (libsimclr_image) or a binding reports errors through the same
+ * channel. SIMCLR_OK leaves the message alone. Thread-safe.
+ * Never fails: returns status as given. Threads: any thread, any time. */
+SIMCLR_API simclr_status simclr_error_set(simclr_status status, const char *message);
+
 /* ======================================================================== */
-/* Context, backends, allocator, logging, progress                           */
+/* Contexts: creation, backends, instruction sets                            */
 /* ======================================================================== */
 
 typedef struct simclr_context simclr_context;
@@ -118,22 +155,6 @@ typedef struct simclr_allocator {
     void  (*free)(void *user, void *ptr);
     void   *user;
 } simclr_allocator;
-
-typedef enum simclr_log_level {
-    SIMCLR_LOG_ERROR = 0,
-    SIMCLR_LOG_WARN  = 1,
-    SIMCLR_LOG_INFO  = 2,
-    SIMCLR_LOG_DEBUG = 3
-} simclr_log_level;
-
-/* A log sink. Called synchronously on the thread that made the call that logs.
- * Must return normally (no longjmp, no C++ exception). */
-typedef void (*simclr_log_fn)(void *user, simclr_log_level level, const char *message);
-
-/* Progress of long work (training steps, feature extraction, probe epochs).
- * `what` is a short static phase name ("extract", "probe", "train"); `done`
- * counts up to `total`. Called on the calling thread; must return normally. */
-typedef void (*simclr_progress_fn)(void *user, const char *what, int64_t done, int64_t total);
 
 /* Creates a context.
  *  backend:   "cpu" (fast, default when NULL) or "ref" (plain loops, the oracle).
@@ -191,14 +212,36 @@ SIMCLR_API int simclr_context_threads(const simclr_context *ctx);
 
 /* Returns the instruction set the context's kernels run: "avx512", "avx2" or
  * "portable" (the "ref" backend is always "portable"); NULL for NULL. The
- * string is static. Any thread. */
+ * string is static, not to be freed. Never fails. Threads: any thread, also
+ * while ctx is in use elsewhere (the value is fixed when ctx is created). */
 SIMCLR_API const char *simclr_context_isa(const simclr_context *ctx);
 
 /* Returns 1 when this machine and this build can run the "cpu" backend's copy
  * for instruction set `isa` ("avx512", "avx2", "portable"), else 0 (also for
  * NULL or an unknown name). Tests use it to run every path the machine has.
- * Any thread. */
+ * isa is only read. Never fails. Threads: any thread, any time. */
 SIMCLR_API int simclr_isa_supported(const char *isa);
+
+/* Number of compiled-in backends, and the name of backend `index`
+ * (NULL when index is out of range).
+ * Both never fail; the names are static strings. Threads: any thread, any time. */
+SIMCLR_API int simclr_backend_count(void);
+SIMCLR_API const char *simclr_backend_name(int index);
+
+/* ======================================================================== */
+/* Contexts: logging, progress and cancellation                              */
+/* ======================================================================== */
+
+typedef enum simclr_log_level {
+    SIMCLR_LOG_ERROR = 0,
+    SIMCLR_LOG_WARN  = 1,
+    SIMCLR_LOG_INFO  = 2,
+    SIMCLR_LOG_DEBUG = 3
+} simclr_log_level;
+
+/* A log sink. Called synchronously on the thread that made the call that logs.
+ * Must return normally (no longjmp, no C++ exception). */
+typedef void (*simclr_log_fn)(void *user, simclr_log_level level, const char *message);
 
 /* Installs (or with fn = NULL removes) the log sink. Default: none (silent).
  * fn NULL removes the sink; user may be NULL (it is only passed back to fn).
@@ -209,6 +252,11 @@ SIMCLR_API int simclr_isa_supported(const char *isa);
 SIMCLR_API simclr_status simclr_context_set_log(simclr_context *ctx, simclr_log_fn fn, void *user,
                                                 simclr_log_level max_level);
 
+/* Progress of long work (training steps, feature extraction, probe epochs).
+ * `what` is a short static phase name ("extract", "probe", "train"); `done`
+ * counts up to `total`. Called on the calling thread; must return normally. */
+typedef void (*simclr_progress_fn)(void *user, const char *what, int64_t done, int64_t total);
+
 /* Installs (or with fn = NULL removes) the progress callback. Default: none.
  * user may be NULL (it is only passed back to fn). SIMCLR_E_INVALID for a NULL
  * ctx (nothing changes). Threads: may run concurrently with calls on other
@@ -216,20 +264,50 @@ SIMCLR_API simclr_status simclr_context_set_log(simclr_context *ctx, simclr_log_
 SIMCLR_API simclr_status simclr_context_set_progress(simclr_context *ctx, simclr_progress_fn fn,
                                                      void *user);
 
-/* Number of compiled-in backends, and the name of backend `index`
- * (NULL when index is out of range).
- * Both never fail; the names are static strings. Threads: any thread, any time. */
-SIMCLR_API int simclr_backend_count(void);
-SIMCLR_API const char *simclr_backend_name(int index);
+/* Progress that can stop the call reporting it: the same reports as
+ * simclr_progress_fn (what, done, total), and the return value decides:
+ * 0 = go on, anything else = stop. Called synchronously on the calling
+ * thread; must return normally (no longjmp, no C++ exception) and must not
+ * call into the library with the same context.
+ * A stop request makes the long call return SIMCLR_E_CANCELLED (message:
+ * the function and how far it got) at its next stopping point, with the
+ * state the function's failure rule gives (every call below leaves its
+ * handles and outputs as they were before the call):
+ *  - simclr_extract_features: polled after every batch ("extract"); out untouched.
+ *  - simclr_linear_probe(_n): after every iteration ("probe"); *top1 untouched.
+ *  - simclr_linear_probe_select: after every iteration of every fit
+ *    ("probe_select", done = iterations over all its fits, total =
+ *    (grid size + 1) * epochs: the validation fits in grid order, then the
+ *    refit); *top1 and *chosen_decay untouched.
+ *  - simclr_knn_eval(_n): after every block of test rows ("knn", done = test
+ *    rows finished); *top1 untouched.
+ *  - simclr_trainer_step: polled ("train", done = steps so far) before the
+ *    forward pass and again before the optimizer commits; a stop there
+ *    cancels the step with parameters, gradients, BN statistics, optimizer
+ *    state and counters as before. The report after a finished step cannot
+ *    undo it: its return value is ignored.
+ * Also receives the reports of simclr_progress_fn (which keeps working and
+ * may be installed at the same time: both are called, the plain one first). */
+typedef int (*simclr_progress_cancel_fn)(void *user, const char *what, int64_t done, int64_t total);
+
+/* Installs (or with fn = NULL removes) the stoppable progress callback of
+ * ctx; it replaces the previous one. Default: none. user may be NULL (it is
+ * only passed back to fn). Returns SIMCLR_OK; SIMCLR_E_INVALID for a NULL ctx
+ * (nothing changes). Threads: may run concurrently with calls on other
+ * contexts only (not while another thread runs a call on ctx). */
+SIMCLR_API simclr_status simclr_context_set_progress_cancel(simclr_context *ctx,
+                                                            simclr_progress_cancel_fn fn,
+                                                            void *user);
 
 /* ======================================================================== */
-/* Context settings: convolution algorithm                                   */
+/* Contexts: settings (convolution algorithm)                                */
 /* ======================================================================== */
 
 /* Keys for simclr_context_set/get. Append-only, grouped by subsystem. */
-typedef enum simclr_ctx_param {
+typedef enum simclr_context_param {
     SIMCLR_CTX_CONV_ALGO = 100 /* a simclr_conv_algo value; default SIMCLR_CONV_AUTO */
-} simclr_ctx_param;
+} simclr_context_param;
+typedef enum simclr_context_param simclr_ctx_param; /* older name, kept as an alias */
 
 /* Values of SIMCLR_CTX_CONV_ALGO: how the "cpu" backend runs 3x3 stride-1
  * convolutions (padding 0..2); every other convolution always runs one of
@@ -254,17 +332,41 @@ typedef enum simclr_conv_algo {
     SIMCLR_CONV_WINOGRAD = 2
 } simclr_conv_algo;
 
-/* Sets one context parameter. SIMCLR_E_INVALID for a NULL ctx, an unknown key
- * or a value outside the key's enum (the message names both); the context is
- * then unchanged. Takes effect from the next call that runs a convolution;
- * modules made earlier need no rebuild (their workspace covers every
- * algorithm). Not to be called while another call uses the context. */
-SIMCLR_API simclr_status simclr_context_set(simclr_context *ctx, simclr_ctx_param key, int64_t value);
+/* Sets one context parameter. Values are doubles, as in every set/get
+ * family; SIMCLR_CTX_CONV_ALGO takes a simclr_conv_algo value (a whole
+ * number). Returns SIMCLR_OK; SIMCLR_E_INVALID for a NULL ctx, an unknown
+ * key or a value outside the key's enum, fractional or not finite (the
+ * message names both); the context is then unchanged. Takes effect from the
+ * next call that runs a convolution; modules made earlier need no rebuild
+ * (their workspace covers every algorithm). Threads: may run concurrently
+ * with calls on other contexts only (not while another call uses ctx). */
+SIMCLR_API simclr_status simclr_context_set(simclr_context *ctx, simclr_context_param key, double value);
 
-/* Reads one context parameter into *value. SIMCLR_E_INVALID for a NULL ctx
- * or value, or an unknown key (*value then untouched).
+/* Reads one context parameter into *value (SIMCLR_CTX_CONV_ALGO: its
+ * simclr_conv_algo value as a double). Returns SIMCLR_OK; SIMCLR_E_INVALID
+ * for a NULL ctx or value, or an unknown key (*value then untouched).
  * Threads: may run concurrently with calls on other contexts only. */
-SIMCLR_API simclr_status simclr_context_get(const simclr_context *ctx, simclr_ctx_param key, int64_t *value);
+SIMCLR_API simclr_status simclr_context_get(const simclr_context *ctx, simclr_context_param key, double *value);
+
+/* ======================================================================== */
+/* Contexts: the thread pool, for companion libraries and hosts              */
+/* ======================================================================== */
+
+/* Work on [begin, end) of an index range; worker is 0 .. threads - 1 (for
+ * per-thread scratch). Must not longjmp out nor call back into the same
+ * context's parallel functions from another thread. */
+typedef void (*simclr_task_fn)(void *user, int64_t begin, int64_t end, int worker);
+
+/* Runs fn over [0, n) on the context's threads in at most
+ * simclr_context_threads(ctx) static contiguous chunks of at least grain
+ * items, the calling thread running the first; returns when all are done.
+ * A call from inside a task runs inline. user may be NULL (only passed to
+ * fn); fn may not. Returns SIMCLR_OK once every chunk ran (n = 0: at once);
+ * SIMCLR_E_INVALID for a NULL ctx or fn, n < 0 or grain < 1, and then fn is
+ * never called. Threads: may run concurrently with calls on other contexts
+ * only (one context's calls come from one thread at a time). */
+SIMCLR_API simclr_status simclr_context_parallel_for(simclr_context *ctx, int64_t n, int64_t grain,
+                                                     simclr_task_fn fn, void *user);
 
 /* ======================================================================== */
 /* Tensors                                                                   */
@@ -339,15 +441,56 @@ SIMCLR_API simclr_status simclr_tensor_copy_to(const simclr_tensor *t, void *dst
 SIMCLR_API simclr_status simclr_tensor_reshape(simclr_tensor *t, int ndim, const int64_t *shape);
 
 /* ======================================================================== */
-/* Modules: ResNet encoders and MLP projection heads                         */
+/* Image lists: host images of different sizes                               */
+/* ======================================================================== */
+
+/* An image list: borrowed pointers to U8 [H, W, C] images (row-major,
+ * contiguous, C = the list's channel count) of any sizes, so a batch is
+ * cropped from each image's full resolution instead of from a copy resized
+ * to a common size first (which loses detail and changes the augmentation).
+ * The list owns only its arrays: the pixels stay the caller's and must
+ * outlive every call that reads the list. A list is used from one thread at
+ * a time; several threads may read one list that nobody modifies. */
+typedef struct simclr_image_list simclr_image_list;
+
+/* Creates an empty list for images of `channels` (1 or 3) channels.
+ * SIMCLR_E_INVALID for NULL ctx/out or another channel count; SIMCLR_E_NOMEM.
+ * The context is borrowed; *out is owned by the caller
+ * (simclr_image_list_destroy) and untouched on error. Threads: may run
+ * concurrently with calls on other contexts only. */
+SIMCLR_API simclr_status simclr_image_list_create(simclr_context *ctx, int64_t channels,
+                                                  simclr_image_list **out);
+/* Frees the list's arrays (never the pixels). NULL is a no-op.
+ * Threads: may run concurrently with calls on other contexts only. */
+SIMCLR_API void simclr_image_list_destroy(simclr_image_list *list);
+/* Empties the list, keeping its capacity (no allocation for the next batch
+ * of the same size). SIMCLR_E_INVALID for NULL (nothing changes).
+ * Cannot fail otherwise. Threads: may run concurrently with calls on other
+ * contexts only. */
+SIMCLR_API simclr_status simclr_image_list_clear(simclr_image_list *list);
+/* Appends an image of height x width pixels (each side 1..2^24), borrowed.
+ * SIMCLR_E_INVALID for NULLs, SIMCLR_E_SHAPE for a side out of range (naming
+ * the image's index), SIMCLR_E_NOMEM; the list is unchanged on error.
+ * Threads: may run concurrently with calls on other contexts only. */
+SIMCLR_API simclr_status simclr_image_list_add(simclr_image_list *list, const uint8_t *pixels,
+                                               int64_t height, int64_t width);
+/* Number of images (0 for NULL) and the channel count (0 for NULL).
+ * Never fail; the list is only read. Threads: may run concurrently with
+ * calls on other contexts only. */
+SIMCLR_API int64_t simclr_image_list_count(const simclr_image_list *list);
+SIMCLR_API int64_t simclr_image_list_channels(const simclr_image_list *list);
+/* Size of image `index` into *height and *width; either output may be NULL.
+ * Returns SIMCLR_OK; SIMCLR_E_INVALID for a NULL list or an index out of
+ * range. Outputs untouched on error. Threads: may run concurrently with calls on other
+ * contexts only. */
+SIMCLR_API simclr_status simclr_image_list_size(const simclr_image_list *list, int64_t index,
+                                                int64_t *height, int64_t *width);
+
+/* ======================================================================== */
+/* Modules: forward, backward, parameters                                    */
 /* ======================================================================== */
 
 typedef struct simclr_module simclr_module;
-
-typedef enum simclr_stem {
-    SIMCLR_STEM_CIFAR    = 0, /* 3x3 conv stride 1, no max pool (images <= 32 px) */
-    SIMCLR_STEM_IMAGENET = 1  /* 7x7 conv stride 2, BN, ReLU, 3x3 max pool stride 2 */
-} simclr_stem;
 
 typedef enum simclr_mode {
     SIMCLR_EVAL  = 0, /* batch norm uses running statistics; no backward possible */
@@ -358,48 +501,9 @@ typedef enum simclr_mode {
 #define SIMCLR_PARAM_NO_DECAY 1 /* BN weight/bias or a bias: no weight decay, no LARS adaptation */
 #define SIMCLR_PARAM_BUFFER   2 /* not trained (BN running_mean, running_var, num_batches_tracked) */
 
-/* Creates a ResNet encoder (torchvision layout, no fc): depth 18 or 34 (basic
- * blocks), 50, 101 or 152 (bottleneck, stride on the 3x3 conv); width is the
- * stem width (64 in torchvision, 1..1024); in_channels 1..64. Input F32
- * [N, in_channels, H, W]; output F32 [N, D] after global average pooling,
- * D = 8*width (basic) or 32*width (bottleneck). Initialization as torchvision:
- * convs Kaiming normal (fan_out, ReLU), BN weight 1 bias 0; deterministic from seed.
- * Names are torchvision's ("layer2.0.downsample.1.running_var"); BN buffers
- * follow PyTorch (momentum 0.1, eps 1e-5, unbiased running variance) and
- * num_batches_tracked is an F32 [1] holding the count. A TRAIN forward fails
- * with SIMCLR_E_SHAPE (naming the layer) when some batch norm would see a
- * single value per channel (batch 1 with an image reduced to 1x1).
- * SIMCLR_E_INVALID for a NULL ctx or out, or a depth, width, in_channels or
- * stem out of range; SIMCLR_E_NOMEM. The context is borrowed; *out is owned by
- * the caller (simclr_module_destroy) and untouched on error. Threads: may run
- * concurrently with calls on other contexts only. */
-SIMCLR_API simclr_status simclr_resnet_create(simclr_context *ctx, int depth, int width,
-                                              int in_channels, simclr_stem stem, uint64_t seed,
-                                              simclr_module **out);
-
-/* Creates an MLP projection head with n_layers >= 1 linear layers
- * in_dim -> hidden_dim -> ... -> out_dim, ReLU between layers.
- * batch_norm = 0: SimCLR v1 (biases on every layer, no BN).
- * batch_norm = 1: SimCLR v2 (BN after every linear layer; the linear layers
- * followed by BN carry no bias; the last layer has BN without affine bias and no ReLU).
- * Linear layers are initialized as torch.nn.Linear (uniform +-1/sqrt(fan_in)).
- * Names are those of a torch.nn.Sequential attribute "layers": v1 puts layer
- * i at layers.{2i} (Linear, ReLU between); v2 puts its Linear at layers.{3i}
- * and its BatchNorm1d at layers.{3i+1} (ReLU at 3i+2). The last v2 batch norm
- * has "weight" but no "bias" entry (in torch: a BatchNorm1d whose bias is
- * frozen at zero). Training a v2 head needs a batch of at least 2.
- * SIMCLR_E_INVALID for a NULL ctx or out, a dimension out of range (>= 1),
- * n_layers outside 1..16 or batch_norm not 0 or 1; SIMCLR_E_NOMEM. The context
- * is borrowed; *out is owned by the caller (simclr_module_destroy) and
- * untouched on error. Threads: may run concurrently with calls on other
- * contexts only. */
-SIMCLR_API simclr_status simclr_mlp_head_create(simclr_context *ctx, int in_dim, int hidden_dim,
-                                                int out_dim, int n_layers, int batch_norm,
-                                                uint64_t seed, simclr_module **out);
-
 /* Frees the module, its parameters and its activation arena. NULL is a no-op.
  * Optimizers, trainers and embedders borrowing the module must be destroyed
- * first. Threads: may run concurrently with calls on other contexts only. */
+ * first. Tensors returned by simclr_module_param become invalid. Threads: may run concurrently with calls on other contexts only. */
 SIMCLR_API void simclr_module_destroy(simclr_module *m);
 
 /* Feature size D of the module's output; 0 for NULL.
@@ -407,7 +511,8 @@ SIMCLR_API void simclr_module_destroy(simclr_module *m);
 SIMCLR_API int64_t simclr_module_output_dim(const simclr_module *m);
 
 /* A short architecture string, e.g. "resnet18 width=16 in=1 stem=cifar";
- * static for the module's life. Checkpoints store and compare it.
+ * owned by the module, valid for its life, not to be freed. Checkpoints
+ * store and compare it.
  * NULL for NULL; never fails. Threads: may run concurrently with calls on other
  * contexts only. */
 SIMCLR_API const char *simclr_module_arch(const simclr_module *m);
@@ -422,9 +527,11 @@ SIMCLR_API const char *simclr_module_arch(const simclr_module *m);
  * used only to embed stays small); its first TRAIN forward replaces that
  * with the training arena (every unit's outputs and the gradient buffers),
  * which later EVAL calls of the same shape reuse.
- * SIMCLR_E_INVALID for a NULL m, x or y or an unknown mode; SIMCLR_E_NOMEM when
- * the arena cannot grow. x is only read. Threads: may run concurrently with
- * calls on other contexts only. */
+ * Returns SIMCLR_OK; SIMCLR_E_INVALID for a NULL m, x or y or an unknown mode;
+ * SIMCLR_E_NOMEM when the arena cannot grow. Every check and allocation
+ * comes before the first write: on error y, the BN running statistics and
+ * the activations kept for backward are untouched. x is only read; y is the
+ * caller's. Threads: may run concurrently with calls on other contexts only. */
 SIMCLR_API simclr_status simclr_module_forward(simclr_module *m, const simclr_tensor *x,
                                                simclr_mode mode, simclr_tensor *y);
 
@@ -432,14 +539,16 @@ SIMCLR_API simclr_status simclr_module_forward(simclr_module *m, const simclr_te
  * parameter gradients into the grad tensors and, when dx is not NULL, writes
  * the input gradient (the shape of that forward's x). SIMCLR_E_STATE when the
  * last forward was not TRAIN or the arena was resized since.
- * dy is only read; dx may be NULL. SIMCLR_E_INVALID for a NULL m or dy,
- * SIMCLR_E_SHAPE for a dy or dx of another dtype or shape. Threads: may run
- * concurrently with calls on other contexts only. */
+ * dy is only read; dx may be NULL. Returns SIMCLR_OK; SIMCLR_E_INVALID for a
+ * NULL m or dy, SIMCLR_E_SHAPE for a dy or dx of another dtype or shape; on
+ * error the gradients and dx are untouched. May be called again for the same
+ * forward (the gradients then add up again). Threads: may run concurrently
+ * with calls on other contexts only. */
 SIMCLR_API simclr_status simclr_module_backward(simclr_module *m, const simclr_tensor *dy,
                                                 simclr_tensor *dx);
 
-/* Sets every parameter gradient to zero.
- * SIMCLR_E_INVALID for a NULL m; cannot fail otherwise. Threads: may run
+/* Sets every parameter gradient to zero. Returns SIMCLR_OK;
+ * SIMCLR_E_INVALID for a NULL m (nothing changes); cannot fail otherwise. Threads: may run
  * concurrently with calls on other contexts only. */
 SIMCLR_API simclr_status simclr_module_zero_grad(simclr_module *m);
 
@@ -452,8 +561,8 @@ SIMCLR_API int simclr_module_param_count(const simclr_module *m);
  * contexts only. */
 SIMCLR_API int64_t simclr_module_param_scalars(const simclr_module *m);
 
-/* Describes named tensor `index` (0 <= index < param_count). Every output may
- * be NULL. name: torchvision name ("layer2.0.downsample.1.weight"), valid for
+/* Describes named tensor `index` (0 <= index < param_count) through *name,
+ * *value, *grad and *flags; every output may be NULL. Returns SIMCLR_OK. name: torchvision name ("layer2.0.downsample.1.weight"), valid for
  * the module's life. value: the parameter itself (owned by the module; writing
  * into its data changes the model). grad: its gradient, NULL for buffers.
  * flags: SIMCLR_PARAM_* bits.
@@ -462,6 +571,150 @@ SIMCLR_API int64_t simclr_module_param_scalars(const simclr_module *m);
 SIMCLR_API simclr_status simclr_module_param(simclr_module *m, int index, const char **name,
                                              simclr_tensor **value, simclr_tensor **grad,
                                              int *flags);
+
+/* Momentum (exponential moving average) update of target from source, two
+ * modules of the same architecture (equal simclr_module_arch, same tensor
+ * names and shapes): for every parameter and every BN running_mean /
+ * running_var, target = momentum * target + (1 - momentum) * source
+ * (computed in double, rounded to float once). num_batches_tracked keeps the
+ * target's own count. momentum 0 copies, 1 changes nothing. Gradients are not
+ * touched. SIMCLR_E_INVALID for NULLs, target == source, modules of two
+ * contexts, momentum outside [0, 1]; SIMCLR_E_SHAPE (both architectures
+ * named) for another architecture. Nothing changes on error. Cannot fail
+ * after validation; allocates nothing.
+ * Threads: may run concurrently with calls on other contexts only. Both modules
+ * count as objects of their contexts. */
+SIMCLR_API simclr_status simclr_module_momentum_update(simclr_module *target,
+                                                       const simclr_module *source,
+                                                       double momentum);
+
+/* ======================================================================== */
+/* Encoders and projection heads: ResNet, Vision Transformer, MLP            */
+/* ======================================================================== */
+
+typedef enum simclr_stem {
+    SIMCLR_STEM_CIFAR    = 0, /* 3x3 conv stride 1, no max pool (images <= 32 px) */
+    SIMCLR_STEM_IMAGENET = 1  /* 7x7 conv stride 2, BN, ReLU, 3x3 max pool stride 2 */
+} simclr_stem;
+
+/* Creates a ResNet encoder (torchvision layout, no fc): depth 18 or 34 (basic
+ * blocks), 50, 101 or 152 (bottleneck, stride on the 3x3 conv); width is the
+ * stem width (64 in torchvision, 1..1024); in_channels 1..64. Input F32
+ * [N, in_channels, H, W]; output F32 [N, D] after global average pooling,
+ * D = 8*width (basic) or 32*width (bottleneck). Initialization as torchvision:
+ * convs Kaiming normal (fan_out, ReLU), BN weight 1 bias 0; deterministic from seed.
+ * Names are torchvision's ("layer2.0.downsample.1.running_var"); BN buffers
+ * follow PyTorch (momentum 0.1, eps 1e-5, unbiased running variance) and
+ * num_batches_tracked is an F32 [1] holding the count. A TRAIN forward fails
+ * with SIMCLR_E_SHAPE (naming the layer) when some batch norm would see a
+ * single value per channel (batch 1 with an image reduced to 1x1).
+ * Returns SIMCLR_OK and the module in *out; SIMCLR_E_INVALID for a NULL ctx or
+ * out, or a depth, width, in_channels or stem out of range; SIMCLR_E_NOMEM.
+ * The context is borrowed; *out is owned by the caller (simclr_module_destroy)
+ * and untouched on error. Threads: may run concurrently with calls on other
+ * contexts only. (0.2.0; _v2 names the second signature of this function.) */
+SIMCLR_API simclr_status simclr_resnet_create_v2(simclr_context *ctx, int depth, int64_t width,
+                                                 int64_t in_channels, simclr_stem stem, uint64_t seed,
+                                                 simclr_module **out);
+
+/* Deprecated since 0.2.0: use simclr_resnet_create_v2 (int64_t sizes, as
+ * every shape in this header). The same module, errors and ownership for the
+ * same values (a NULL ctx or out: SIMCLR_E_INVALID; *out untouched on error);
+ * messages name simclr_resnet_create. Threads: may run concurrently with calls
+ * on other contexts only. */
+SIMCLR_API simclr_status simclr_resnet_create(simclr_context *ctx, int depth, int width,
+                                              int in_channels, simclr_stem stem, uint64_t seed,
+                                              simclr_module **out);
+
+/* How a ViT pools its tokens into the [N, D] feature. */
+typedef enum simclr_vit_pool {
+    SIMCLR_VIT_POOL_CLS  = 0, /* a learned class token, its final state (torchvision) */
+    SIMCLR_VIT_POOL_MEAN = 1  /* no class token; the mean of the patch tokens' final states */
+} simclr_vit_pool;
+
+/* Standard sizes for simclr_vit_create_preset. */
+typedef enum simclr_vit_preset {
+    SIMCLR_VIT_TINY_16     = 1, /* 224x224 images, patch 16; hidden 192, depth 12, 3 heads, MLP 768 */
+    SIMCLR_VIT_SMALL_16    = 2, /* 224x224 images, patch 16; hidden 384, depth 12, 6 heads, MLP 1536 */
+    SIMCLR_VIT_TINY_CIFAR  = 3, /* 32x32 images, patch 4 (64 patches); ViT-Tiny's sizes */
+    SIMCLR_VIT_SMALL_CIFAR = 4  /* 32x32 images, patch 4; ViT-Small's sizes */
+} simclr_vit_preset;
+
+/* Creates a Vision Transformer encoder (torchvision's VisionTransformer
+ * without its classification heads): patch embedding (a convolution with
+ * kernel and stride patch_size), class token (SIMCLR_VIT_POOL_CLS), learned
+ * position embedding, `depth` pre-norm blocks (LayerNorm, multi-head
+ * self-attention, residual; LayerNorm, MLP Linear-GELU-Linear, residual),
+ * final LayerNorm (eps 1e-6, as every LayerNorm here), then the class
+ * token's state or the mean of the patch tokens. Input F32
+ * [N, in_channels, image_size, image_size]; output F32 [N, hidden_dim]. The
+ * module works wherever a ResNet encoder does (heads, trainer, optimizers,
+ * checkpoints, safetensors, feature extraction, probes, the embedder).
+ *
+ * Names and shapes are torchvision's ("conv_proj.weight", "class_token"
+ * [1, 1, D], "encoder.pos_embedding" [1, T, D],
+ * "encoder.layers.encoder_layer_0.self_attention.in_proj_weight" [3D, D],
+ * "...mlp.0.weight", "...mlp.3.bias", "encoder.ln.weight"), so a safetensors
+ * export loads into torchvision.models.VisionTransformer (strict=False for
+ * its heads) and back. Layer norms, biases, the position embedding and the
+ * class token carry SIMCLR_PARAM_NO_DECAY. Initialization as torchvision's,
+ * deterministic from seed. There are no buffers and no batch statistics:
+ * TRAIN and EVAL compute the same forward (no dropout).
+ *
+ * Arguments: image_size 1..4096 and a multiple of patch_size (1..image_size);
+ * in_channels 1..64; hidden_dim 1..65536 and a multiple of heads (>= 1);
+ * depth 1..256; mlp_dim 1..262144; at most 65536 tokens; pool a
+ * simclr_vit_pool value.
+ * Returns SIMCLR_OK and the module in *out (owned by the caller; free with
+ * simclr_module_destroy); SIMCLR_E_INVALID for a NULL ctx or out or any
+ * argument out of range (the message names the function and the argument,
+ * e.g. "image_size 30 is not a multiple of patch_size 4"), SIMCLR_E_NOMEM;
+ * *out is untouched on error. The context is borrowed. Threads: may run
+ * concurrently with calls on other contexts only (the module belongs to ctx). */
+SIMCLR_API simclr_status simclr_vit_create(simclr_context *ctx, int64_t image_size, int64_t patch_size,
+                                           int64_t in_channels, int64_t hidden_dim, int depth, int heads,
+                                           int64_t mlp_dim, simclr_vit_pool pool, uint64_t seed,
+                                           simclr_module **out);
+
+/* simclr_vit_create with a preset's image size, patch size, hidden size,
+ * depth, heads and MLP size, class-token pooling. Returns SIMCLR_OK and the
+ * module in *out (owned by the caller, as simclr_vit_create's);
+ * SIMCLR_E_INVALID for an unknown preset, a NULL ctx or out, in_channels out
+ * of 1..64; SIMCLR_E_NOMEM. *out is untouched on error. Threads: may run
+ * concurrently with calls on other contexts only. */
+SIMCLR_API simclr_status simclr_vit_create_preset(simclr_context *ctx, simclr_vit_preset preset,
+                                                  int64_t in_channels, uint64_t seed, simclr_module **out);
+
+/* Creates an MLP projection head with n_layers >= 1 linear layers
+ * in_dim -> hidden_dim -> ... -> out_dim, ReLU between layers.
+ * batch_norm = 0: SimCLR v1 (biases on every layer, no BN).
+ * batch_norm = 1: SimCLR v2 (BN after every linear layer; the linear layers
+ * followed by BN carry no bias; the last layer has BN without affine bias and no ReLU).
+ * Linear layers are initialized as torch.nn.Linear (uniform +-1/sqrt(fan_in)).
+ * Names are those of a torch.nn.Sequential attribute "layers": v1 puts layer
+ * i at layers.{2i} (Linear, ReLU between); v2 puts its Linear at layers.{3i}
+ * and its BatchNorm1d at layers.{3i+1} (ReLU at 3i+2). The last v2 batch norm
+ * has "weight" but no "bias" entry (in torch: a BatchNorm1d whose bias is
+ * frozen at zero). Training a v2 head needs a batch of at least 2.
+ * in_dim, out_dim and (when n_layers > 1; else ignored) hidden_dim 1..2^20.
+ * Returns SIMCLR_OK and the module in *out; SIMCLR_E_INVALID for a NULL ctx
+ * or out, a dimension out of range, n_layers outside 1..16 or batch_norm not
+ * 0 or 1; SIMCLR_E_NOMEM. The context is borrowed; *out is owned by the
+ * caller (simclr_module_destroy) and untouched on error. Threads: may run
+ * concurrently with calls on other contexts only. (0.2.0; _v2 names the
+ * second signature of this function, not SimCLR v2: that is batch_norm = 1.) */
+SIMCLR_API simclr_status simclr_mlp_head_create_v2(simclr_context *ctx, int64_t in_dim, int64_t hidden_dim,
+                                                   int64_t out_dim, int n_layers, int batch_norm,
+                                                   uint64_t seed, simclr_module **out);
+
+/* Deprecated since 0.2.0: use simclr_mlp_head_create_v2 (int64_t sizes). The
+ * same module, errors and ownership for the same values (a NULL ctx or out:
+ * SIMCLR_E_INVALID; *out untouched on error); messages name
+ * simclr_mlp_head_create. Threads: may run concurrently with calls on other
+ * contexts only. */
+SIMCLR_API simclr_status simclr_mlp_head_create(simclr_context *ctx, int in_dim, int hidden_dim,
+                                                int out_dim, int n_layers, int batch_norm,
+                                                uint64_t seed, simclr_module **out);
 
 /* ======================================================================== */
 /* Augmentation policies                                                     */
@@ -477,7 +730,7 @@ typedef struct simclr_augment simclr_augment;
  * as RandomResizedCrop.get_params, resize with antialias=False and half-pixel
  * centres, grayscale weights 0.2989/0.587/0.114, reflect-padded blur.
  * For 1-channel images saturation, hue and grayscale do nothing. */
-typedef enum simclr_aug_preset {
+typedef enum simclr_augment_preset {
     SIMCLR_AUG_PRESET_NONE      = 0, /* resize of the whole image + convert only (evaluation):
                                         every probability 0, the V1 values otherwise */
     SIMCLR_AUG_PRESET_SIMCLR_V1 = 1, /* ImageNet recipe: crop, flip, jitter s=1.0 p=0.8, gray 0.2,
@@ -485,11 +738,12 @@ typedef enum simclr_aug_preset {
     SIMCLR_AUG_PRESET_CIFAR     = 2, /* crop, flip, jitter s=0.5 p=0.8, gray 0.2, no blur */
     SIMCLR_AUG_PRESET_GRAYSCALE = 3  /* single-channel data (Fashion-MNIST): crop, flip, and
                                         brightness and contrast 0.4 (p=0.8) only */
-} simclr_aug_preset;
+} simclr_augment_preset;
+typedef enum simclr_augment_preset simclr_aug_preset; /* the 0.1 name, kept as an alias */
 
 /* Keys for simclr_augment_set/get. Append-only, grouped by operation.
  * Probabilities are in [0, 1]; simclr_augment_bounds gives every range. */
-typedef enum simclr_aug_param {
+typedef enum simclr_augment_param {
     SIMCLR_AUG_CROP_P          = 100, /* probability of the random resized crop (else resize) */
     SIMCLR_AUG_CROP_SCALE_MIN  = 101, /* area fraction, (0, 1], default 0.08 */
     SIMCLR_AUG_CROP_SCALE_MAX  = 102, /* default 1.0 */
@@ -535,35 +789,48 @@ typedef enum simclr_aug_param {
     SIMCLR_AUG_NORMALIZE       = 800, /* 0 (default) or 1: (v - mean) / std per channel, last */
     SIMCLR_AUG_MEAN_0          = 801, SIMCLR_AUG_MEAN_1 = 802, SIMCLR_AUG_MEAN_2 = 803,
     SIMCLR_AUG_STD_0           = 804, SIMCLR_AUG_STD_1  = 805, SIMCLR_AUG_STD_2  = 806
-} simclr_aug_param;
+} simclr_augment_param;
+typedef enum simclr_augment_param simclr_aug_param; /* the 0.1 name, kept as an alias */
 
-/* Creates a policy from a preset producing out_h x out_w views (1..4096).
- * SIMCLR_E_INVALID for a NULL ctx/out, an unknown preset or a size out of
- * range; SIMCLR_E_NOMEM. The context is borrowed; *out is owned by the caller.
- * Threads: may run concurrently with calls on other contexts only. */
-SIMCLR_API simclr_status simclr_augment_create(simclr_context *ctx, simclr_aug_preset preset,
+/* Creates a policy from a preset producing out_h x out_w views (each
+ * 1..4096). Returns SIMCLR_OK and the policy in *out; SIMCLR_E_INVALID for a
+ * NULL ctx/out, an unknown preset or a size out of range; SIMCLR_E_NOMEM.
+ * The context is borrowed; *out is owned by the caller
+ * (simclr_augment_destroy) and untouched on error. Threads: may run
+ * concurrently with calls on other contexts only. (0.2.0; _v2 names the
+ * second signature of this function.) */
+SIMCLR_API simclr_status simclr_augment_create_v2(simclr_context *ctx, simclr_augment_preset preset,
+                                                  int64_t out_h, int64_t out_w, simclr_augment **out);
+
+/* Deprecated since 0.2.0: use simclr_augment_create_v2 (int64_t sizes). The
+ * same policy, errors and ownership for the same values (a NULL ctx or out:
+ * SIMCLR_E_INVALID; *out untouched on error); messages name
+ * simclr_augment_create. Threads: may run concurrently with calls on other
+ * contexts only. */
+SIMCLR_API simclr_status simclr_augment_create(simclr_context *ctx, simclr_augment_preset preset,
                                                int out_h, int out_w, simclr_augment **out);
+
 /* Frees the policy and its scratch. NULL is a no-op.
  * A trainer borrowing the policy must be destroyed first. Threads: may run
  * concurrently with calls on other contexts only. */
 SIMCLR_API void simclr_augment_destroy(simclr_augment *aug);
 
-/* Sets one parameter. SIMCLR_E_INVALID for a NULL aug, an unknown key, a value
- * out of its range or not whole for an integral key (the message gives the
- * range), or a MIN above its MAX (set the other end first); the policy is then
- * unchanged.
+/* Sets one parameter. Returns SIMCLR_OK; SIMCLR_E_INVALID for a NULL aug, an
+ * unknown key, a value out of its range or not whole for an integral key (the
+ * message gives the range), or a MIN above its MAX (set the other end first);
+ * the policy is then unchanged.
  * Threads: may run concurrently with calls on other contexts only. */
-SIMCLR_API simclr_status simclr_augment_set(simclr_augment *aug, simclr_aug_param key, double value);
-/* Reads one parameter into *value; SIMCLR_E_INVALID for NULLs or an unknown key.
- * *value is untouched on error. Threads: may run concurrently with calls on
- * other contexts only. */
-SIMCLR_API simclr_status simclr_augment_get(const simclr_augment *aug, simclr_aug_param key,
+SIMCLR_API simclr_status simclr_augment_set(simclr_augment *aug, simclr_augment_param key, double value);
+/* Reads one parameter into *value. Returns SIMCLR_OK; SIMCLR_E_INVALID for
+ * NULLs or an unknown key. *value is untouched on error. Threads: may run
+ * concurrently with calls on other contexts only. */
+SIMCLR_API simclr_status simclr_augment_get(const simclr_augment *aug, simclr_augment_param key,
                                             double *value);
 
-/* The valid range of a key, for building UIs and validating configs.
- * SIMCLR_E_INVALID for an unknown key or a NULL lo/hi.
- * *lo and *hi are untouched on error. Threads: any thread, any time. */
-SIMCLR_API simclr_status simclr_augment_bounds(simclr_aug_param key, double *lo, double *hi);
+/* The valid range of a key into *lo and *hi, for building UIs and validating
+ * configs. Returns SIMCLR_OK; SIMCLR_E_INVALID for an unknown key or a NULL
+ * lo/hi. *lo and *hi are untouched on error. Threads: any thread, any time. */
+SIMCLR_API simclr_status simclr_augment_bounds(simclr_augment_param key, double *lo, double *hi);
 
 /* Produces one view of each image: images U8 [N, H, W, C] (C = 1 or 3, any
  * H, W >= 1 up to 2^24; smaller images than the output are upscaled) -> out
@@ -590,6 +857,25 @@ SIMCLR_API simclr_status simclr_augment_pair(simclr_augment *aug, const simclr_t
                                              uint64_t seed, simclr_tensor *view0,
                                              simclr_tensor *view1);
 
+/* simclr_augment_apply / simclr_augment_pair over an image list: the random
+ * resized crop's box is drawn on each image's own H x W (torchvision's
+ * RandomResizedCrop.get_params: scale and log-ratio sampling, 10 attempts by
+ * default, then the center crop of the nearest allowed ratio) and the box is
+ * resized to out_h x out_w. out (view0, view1) F32 [count, C, out_h, out_w].
+ * Random choices depend on (seed, view, index in the list) exactly as for a
+ * tensor batch: an image of the list gives the same view as the same image at
+ * the same index of a tensor batch. Scratch grows to the largest image.
+ * Errors as simclr_augment_apply (SIMCLR_E_INVALID for a NULL aug, images
+ * or output, out / view0 / view1 untouched on error); SIMCLR_E_INVALID also
+ * for an empty list. images is only read. Threads: may run concurrently with
+ * calls on other contexts only. */
+SIMCLR_API simclr_status simclr_augment_apply_list(simclr_augment *aug,
+                                                   const simclr_image_list *images, uint64_t seed,
+                                                   int view, simclr_tensor *out);
+SIMCLR_API simclr_status simclr_augment_pair_list(simclr_augment *aug,
+                                                  const simclr_image_list *images, uint64_t seed,
+                                                  simclr_tensor *view0, simclr_tensor *view1);
+
 /* ======================================================================== */
 /* Loss: NT-Xent                                                             */
 /* ======================================================================== */
@@ -607,12 +893,13 @@ typedef struct simclr_loss simclr_loss;
  * Stable (log-sum-exp; checked against PyTorch at temperature 0.01, D 8192).
  * Scratch (about (V*N)^2 + V*N*D floats) is kept in the loss and grown when
  * the batch grows.
- * SIMCLR_E_INVALID for a NULL ctx or out, a temperature out of range;
- * SIMCLR_E_NOMEM. The context is borrowed; *out is owned by the caller
- * (simclr_loss_destroy) and untouched on error. Threads: may run concurrently
- * with calls on other contexts only. */
+ * Returns SIMCLR_OK and the loss in *out; SIMCLR_E_INVALID for a NULL ctx or
+ * out, a temperature out of range; SIMCLR_E_NOMEM. The context is borrowed;
+ * *out is owned by the caller (simclr_loss_destroy) and untouched on error.
+ * Threads: may run concurrently with calls on other contexts only. */
 SIMCLR_API simclr_status simclr_ntxent_create(simclr_context *ctx, double temperature, int n_views,
                                               simclr_loss **out);
+
 /* Frees the loss and its scratch. NULL is a no-op. A trainer borrowing the
  * loss must be destroyed first; not concurrently with a call using it.
  * Threads: may run concurrently with calls on other contexts only. */
@@ -643,13 +930,15 @@ SIMCLR_API simclr_status simclr_loss_backward(simclr_loss *loss, simclr_tensor *
 
 typedef struct simclr_optimizer simclr_optimizer;
 
-typedef enum simclr_opt_kind {
+typedef enum simclr_optimizer_kind {
     SIMCLR_OPT_SGD   = 0,
     SIMCLR_OPT_ADAMW = 1,
     SIMCLR_OPT_LARS  = 2
-} simclr_opt_kind;
+} simclr_optimizer_kind;
+typedef enum simclr_optimizer_kind simclr_opt_kind; /* the 0.1 name, kept as an alias */
 
-typedef enum simclr_opt_param {
+/* Keys for simclr_optimizer_set/get. Append-only, grouped by rule. */
+typedef enum simclr_optimizer_param {
     SIMCLR_OPT_LR              = 100, /* base (peak) learning rate, default 0.1 (AdamW 1e-3) */
     SIMCLR_OPT_MOMENTUM        = 101, /* SGD/LARS, [0, 1), default 0.9 */
     SIMCLR_OPT_NESTEROV        = 102, /* SGD/LARS, 0 or 1, default 0 */
@@ -664,7 +953,8 @@ typedef enum simclr_opt_param {
     SIMCLR_OPT_TOTAL_STEPS     = 401, /* cosine decay to 0 at this step; 0 (default) = constant */
     SIMCLR_OPT_STEP            = 402  /* the schedule's step counter (read/write, for resuming);
                                          AdamW's bias correction uses STEP + 1 */
-} simclr_opt_param;
+} simclr_optimizer_param;
+typedef enum simclr_optimizer_param simclr_opt_param; /* the 0.1 name, kept as an alias */
 
 /* Update rules (per element, float32):
  *  SGD   as torch.optim.SGD (dampening 0): d = g + wd*w; buf = momentum*buf + d
@@ -683,32 +973,34 @@ typedef enum simclr_opt_param {
  *
  * Creates an optimizer over the trained parameters of n_modules (1..16)
  * distinct borrowed modules of ctx (they must outlive it). State tensors are
- * allocated, zeroed, now. SIMCLR_E_INVALID for a bad kind, count, a NULL or
- * repeated module or one of another context; SIMCLR_E_NOMEM.
- * modules must not be NULL. *out is owned by the caller
+ * allocated, zeroed, now. Returns SIMCLR_OK and the optimizer in *out;
+ * SIMCLR_E_INVALID for a NULL ctx, modules or out, a bad kind, count, a NULL
+ * or repeated module or one of another context; SIMCLR_E_NOMEM. The modules
+ * array is only read during the call. *out is owned by the caller
  * (simclr_optimizer_destroy) and untouched on error. Threads: may run
  * concurrently with calls on other contexts only. */
-SIMCLR_API simclr_status simclr_optimizer_create(simclr_context *ctx, simclr_opt_kind kind,
+SIMCLR_API simclr_status simclr_optimizer_create(simclr_context *ctx, simclr_optimizer_kind kind,
                                                  simclr_module *const *modules, int n_modules,
                                                  simclr_optimizer **out);
+
 /* Frees the optimizer and its state tensors (the modules it borrows are
  * untouched). NULL is a no-op. A trainer borrowing it must be destroyed
  * first; not concurrently with a call using it.
  * Threads: may run concurrently with calls on other contexts only. */
 SIMCLR_API void simclr_optimizer_destroy(simclr_optimizer *opt);
-/* set/get: SIMCLR_E_INVALID (message naming the key and kind) for an unknown
- * key, a key that does not apply to the optimizer's kind, or a value out of
+/* Sets / reads (into *value) one setting. Returns SIMCLR_OK;
+ * SIMCLR_E_INVALID (message naming the key and kind) for an unknown key, a key that does not apply to the optimizer's kind, or a value out of
  * range (a failing set changes nothing). Step counts must be whole numbers.
  * SIMCLR_E_INVALID also for a NULL opt (or get's value); get leaves *value
  * untouched on error. Threads: may run concurrently with calls on other
  * contexts only. */
-SIMCLR_API simclr_status simclr_optimizer_set(simclr_optimizer *opt, simclr_opt_param key,
+SIMCLR_API simclr_status simclr_optimizer_set(simclr_optimizer *opt, simclr_optimizer_param key,
                                               double value);
-SIMCLR_API simclr_status simclr_optimizer_get(const simclr_optimizer *opt, simclr_opt_param key,
+SIMCLR_API simclr_status simclr_optimizer_get(const simclr_optimizer *opt, simclr_optimizer_param key,
                                               double *value);
 
-/* The learning rate the next step will use (warmup and cosine applied).
- * SIMCLR_E_INVALID for a NULL opt or lr (*lr then untouched). Threads: may run
+/* The learning rate the next step will use (warmup and cosine applied), into
+ * *lr. Returns SIMCLR_OK; SIMCLR_E_INVALID for a NULL opt or lr (*lr then untouched). Threads: may run
  * concurrently with calls on other contexts only. */
 SIMCLR_API simclr_status simclr_optimizer_lr(const simclr_optimizer *opt, double *lr);
 
@@ -716,25 +1008,27 @@ SIMCLR_API simclr_status simclr_optimizer_lr(const simclr_optimizer *opt, double
  * the step. Gradients are all checked before anything is written:
  * SIMCLR_E_NUMERIC (naming the tensor; parameters, state and STEP unchanged)
  * when a gradient is not finite; past that check a step cannot fail and does
- * not allocate. Gradients are not zeroed.
- * SIMCLR_E_INVALID for a NULL opt. Threads: may run concurrently with calls on
+ * not allocate. Gradients are not zeroed. Returns SIMCLR_OK;
+ * SIMCLR_E_INVALID for a NULL opt (nothing changes). Threads: may run concurrently with calls on
  * other contexts only. */
 SIMCLR_API simclr_status simclr_optimizer_step(simclr_optimizer *opt);
 
-/* Optimizer state tensors (momentum buffers, Adam moments) for checkpoints:
- * count, then name ("momentum.layer1.0.conv1.weight") and tensor (owned by the
- * optimizer) of entry index. Either output may be NULL.
- * The count is 0 for NULL. SIMCLR_E_INVALID for a NULL opt or an index out of
- * range (the outputs then untouched). Threads: may run concurrently with calls
- * on other contexts only. */
+/* Optimizer state tensors (momentum buffers, Adam moments) for checkpoints.
+ * simclr_optimizer_state_count returns their number (0 for NULL; never
+ * fails). simclr_optimizer_state gives entry index's name
+ * ("momentum.layer1.0.conv1.weight") in *name and its tensor in *value, both
+ * owned by the optimizer and valid for its life; either output may be NULL.
+ * Returns SIMCLR_OK; SIMCLR_E_INVALID for a NULL opt or an index out of range
+ * (the outputs then untouched). Threads: may run concurrently with calls on
+ * other contexts only. */
 SIMCLR_API int simclr_optimizer_state_count(const simclr_optimizer *opt);
 SIMCLR_API simclr_status simclr_optimizer_state(simclr_optimizer *opt, int index, const char **name,
                                                 simclr_tensor **value);
 
 /* SimCLR learning-rate scaling: 0.3 * batch / 256 style (linear) and
  * 0.075 * sqrt(batch) style (square root). Returns base * batch / 256 and
- * base * sqrt(batch); 0 for a batch < 1.
- * Never fail. Threads: any thread, any time. */
+ * base * sqrt(batch); 0 for a batch < 1. Pure functions: no pointer, no
+ * state. Never fail. Threads: any thread, any time. */
 SIMCLR_API double simclr_lr_linear_scaling(double base, int64_t batch);
 SIMCLR_API double simclr_lr_sqrt_scaling(double base, int64_t batch);
 
@@ -744,7 +1038,8 @@ SIMCLR_API double simclr_lr_sqrt_scaling(double base, int64_t batch);
 
 typedef struct simclr_trainer simclr_trainer;
 
-typedef enum simclr_stat {
+/* Keys for simclr_trainer_stat. Append-only, grouped. */
+typedef enum simclr_trainer_stat_key {
     SIMCLR_STAT_LOSS           = 100,
     SIMCLR_STAT_ACCURACY       = 101, /* contrastive top-1 */
     SIMCLR_STAT_LR             = 102, /* learning rate used by the step */
@@ -755,7 +1050,8 @@ typedef enum simclr_stat {
     SIMCLR_STAT_COMM_BYTES     = 200, /* payload bytes this rank passed to collectives
                                          in the last step (0 without a communicator) */
     SIMCLR_STAT_MICRO_BATCHES  = 201  /* micro-batches the last step ran */
-} simclr_stat;
+} simclr_trainer_stat_key;
+typedef enum simclr_trainer_stat_key simclr_stat; /* the 0.1 name, kept as an alias */
 
 /* Composes borrowed pieces (all must outlive the trainer): aug makes the two
  * views, encoder and head map them to z, loss is NT-Xent with n_views = 2,
@@ -763,13 +1059,15 @@ typedef enum simclr_stat {
  * head must be distinct, and opt must train exactly the parameters of encoder
  * and head (SIMCLR_E_INVALID naming the piece or the first parameter left
  * out); SIMCLR_E_SHAPE when the head's input is not the encoder's output;
- * SIMCLR_E_NOMEM. *out is owned by the caller.
+ * SIMCLR_E_NOMEM. Returns SIMCLR_OK and the trainer in *out, owned by the
+ * caller (simclr_trainer_destroy) and untouched on error.
  * SIMCLR_E_INVALID also for any NULL argument. Threads: may run concurrently
  * with calls on other contexts only. */
 SIMCLR_API simclr_status simclr_trainer_create(simclr_context *ctx, simclr_module *encoder,
                                                simclr_module *head, simclr_augment *aug,
                                                simclr_loss *loss, simclr_optimizer *opt,
                                                simclr_trainer **out);
+
 /* Frees the trainer and its step buffers; the borrowed pieces (encoder,
  * head, policy, loss, optimizer) are untouched and stay the caller's.
  * NULL is a no-op. Not concurrently with a call using the trainer.
@@ -784,15 +1082,28 @@ SIMCLR_API void simclr_trainer_destroy(simclr_trainer *tr);
  * state and both step counters are exactly as before the call.
  * images is only read. SIMCLR_E_INVALID for a NULL tr or images, SIMCLR_E_SHAPE
  * for images that are not U8 [N, H, W, C] of the encoder's channel count;
- * SIMCLR_E_CANCELLED (see simclr_progress_cancel_fn); *loss is written only on
- * success. Threads: may run concurrently with calls on other contexts only. */
+ * SIMCLR_E_CANCELLED (see simclr_progress_cancel_fn). Returns SIMCLR_OK and
+ * the step's loss in *loss, which is written only on success. Threads: may
+ * run concurrently with calls on other contexts only. */
 SIMCLR_API simclr_status simclr_trainer_step(simclr_trainer *tr, const simclr_tensor *images,
                                              uint64_t seed, float *loss);
 
-/* Reads a statistic of the last successful step.
- * SIMCLR_E_INVALID for a NULL tr or value or an unknown key (*value then
- * untouched). Threads: may run concurrently with calls on other contexts only. */
-SIMCLR_API simclr_status simclr_trainer_stat(const simclr_trainer *tr, simclr_stat key,
+/* simclr_trainer_step over an image list (count >= 1, channels = the
+ * encoder's input channels): the same step, views cropped from each image's
+ * full resolution. Same guarantees and errors as simclr_trainer_step (loss
+ * may be NULL; SIMCLR_E_INVALID for a NULL tr or images or an empty list;
+ * on error the trainer and *loss are untouched). images is only read.
+ * Threads: may run concurrently with calls on other
+ * contexts only. */
+SIMCLR_API simclr_status simclr_trainer_step_list(simclr_trainer *tr,
+                                                  const simclr_image_list *images, uint64_t seed,
+                                                  float *loss);
+
+/* Reads a statistic of the last successful step into *value. Returns
+ * SIMCLR_OK; SIMCLR_E_INVALID for a NULL tr or value or an
+ * unknown key (*value then untouched). Threads: may run concurrently with
+ * calls on other contexts only. */
+SIMCLR_API simclr_status simclr_trainer_stat(const simclr_trainer *tr, simclr_trainer_stat_key key,
                                              double *value);
 
 /* ======================================================================== */
@@ -838,9 +1149,9 @@ typedef struct simclr_comm {
 } simclr_comm;
 
 /* Checks a communicator: comm and every function but error_string non-NULL,
- * size >= 1 and 0 <= rank < size. SIMCLR_E_INVALID naming the fault. Makes
- * no collective call.
- * comm may be NULL (SIMCLR_E_INVALID). Calls only comm's rank and size.
+ * size >= 1 and 0 <= rank < size. Returns SIMCLR_OK; SIMCLR_E_INVALID naming
+ * the fault. Makes no collective call and changes nothing (comm is only
+ * read). comm may be NULL (SIMCLR_E_INVALID). Calls only comm's rank and size.
  * Threads: any thread, as far as those two functions allow. */
 SIMCLR_API simclr_status simclr_comm_validate(const simclr_comm *comm);
 
@@ -870,8 +1181,8 @@ typedef enum simclr_trainer_param {
                                           default 4 MiB (a multiple of 4) */
 } simclr_trainer_param;
 
-/* Sets / reads a trainer setting. SIMCLR_E_INVALID (naming the key) for an
- * unknown key or a value out of range; a failing set changes nothing;
+/* Sets / reads (into *value) a trainer setting. Returns SIMCLR_OK;
+ * SIMCLR_E_INVALID (naming the key) for an unknown key or a value out of range; a failing set changes nothing;
  * SIMCLR_E_UNSUPPORTED for a MoCo trainer (as simclr_trainer_set_comm). With a
  * micro-batch of m pairs, simclr_trainer_step embeds the B local pairs m at a
  * time keeping only the embeddings, computes the loss and its gradient at the
@@ -910,8 +1221,9 @@ SIMCLR_API simclr_status simclr_trainer_get(const simclr_trainer *tr, simclr_tra
  * step, parameters, BN statistics and optimizer state are left as they were.
  * A failure inside simclr_trainer_set_comm itself, past the size check, may
  * leave this rank with part of rank 0's state: the job must end then.
- * SIMCLR_E_INVALID for a NULL tr or a communicator that simclr_comm_validate
- * refuses (nothing changes then). Threads: may run concurrently with calls on
+ * Returns SIMCLR_OK; SIMCLR_E_INVALID for a NULL tr or a communicator that
+ * simclr_comm_validate refuses (nothing changes then); comm is only read.
+ * Threads: may run concurrently with calls on
  * other contexts only. */
 SIMCLR_API simclr_status simclr_trainer_set_comm(simclr_trainer *tr, const simclr_comm *comm);
 
@@ -974,22 +1286,6 @@ typedef enum simclr_moco_param {
                                          for hosts that restore a queue by hand) */
 } simclr_moco_param;
 
-/* Momentum (exponential moving average) update of target from source, two
- * modules of the same architecture (equal simclr_module_arch, same tensor
- * names and shapes): for every parameter and every BN running_mean /
- * running_var, target = momentum * target + (1 - momentum) * source
- * (computed in double, rounded to float once). num_batches_tracked keeps the
- * target's own count. momentum 0 copies, 1 changes nothing. Gradients are not
- * touched. SIMCLR_E_INVALID for NULLs, target == source, modules of two
- * contexts, momentum outside [0, 1]; SIMCLR_E_SHAPE (both architectures
- * named) for another architecture. Nothing changes on error. Cannot fail
- * after validation; allocates nothing.
- * Threads: may run concurrently with calls on other contexts only. Both modules
- * count as objects of their contexts. */
-SIMCLR_API simclr_status simclr_module_momentum_update(simclr_module *target,
-                                                       const simclr_module *source,
-                                                       double momentum);
-
 /* Creates a MoCo v2 trainer from borrowed pieces (all must outlive it):
  * encoder and head (the query path, trained by opt, which must cover them),
  * key_encoder and key_head (the key path: the same architectures as encoder
@@ -1003,8 +1299,8 @@ SIMCLR_API simclr_status simclr_module_momentum_update(simclr_module *target,
  * opt of another context, K out of range, an opt that misses a parameter of
  * encoder or head or trains one of the key modules), SIMCLR_E_SHAPE (head input != encoder output, a key module of
  * another architecture), SIMCLR_E_NOMEM (the queue is K x head output
- * floats). *out is owned by the caller; free it with simclr_trainer_destroy.
- * On error *out is untouched. Threads: may run concurrently with calls on other
+ * floats). Returns SIMCLR_OK and the trainer in *out, owned by the caller;
+ * free it with simclr_trainer_destroy. On error *out is untouched. Threads: may run concurrently with calls on other
  * contexts only. */
 SIMCLR_API simclr_status simclr_moco_trainer_create(simclr_context *ctx, simclr_module *encoder,
                                                     simclr_module *head,
@@ -1013,7 +1309,8 @@ SIMCLR_API simclr_status simclr_moco_trainer_create(simclr_context *ctx, simclr_
                                                     simclr_optimizer *opt, int64_t queue_size,
                                                     uint64_t seed, simclr_trainer **out);
 
-/* Sets / reads a MoCo setting. SIMCLR_E_INVALID for a NULL trainer, a SimCLR
+/* Sets / reads (into *value) a MoCo setting. Returns SIMCLR_OK;
+ * SIMCLR_E_INVALID for a NULL trainer, a SimCLR
  * trainer ("not a MoCo trainer"), an unknown or read-only key, a value out of
  * range (the message gives it); a failing set changes nothing.
  * get leaves *value untouched on error. Threads: may run concurrently with
@@ -1025,8 +1322,8 @@ SIMCLR_API simclr_status simclr_moco_get(const simclr_trainer *tr, simclr_moco_p
 /* The queue: *queue receives the trainer's own F32 [K, P] tensor (P = the
  * head's output size), row j one normalized key. Borrowed: valid for the
  * trainer's life; the host may read it, or write it (its rows are used as
- * given, not renormalized) between steps. SIMCLR_E_INVALID for NULLs or a
- * SimCLR trainer.
+ * given, not renormalized) between steps. Returns SIMCLR_OK;
+ * SIMCLR_E_INVALID for NULLs or a SimCLR trainer.
  * *queue is untouched on error. Threads: may run concurrently with calls on
  * other contexts only. */
 SIMCLR_API simclr_status simclr_moco_queue(simclr_trainer *tr, simclr_tensor **queue);
@@ -1035,7 +1332,8 @@ SIMCLR_API simclr_status simclr_moco_queue(simclr_trainer *tr, simclr_tensor **q
  * modules: order[j] is the batch index of the j-th key; sub-batch s holds
  * positions [s N / splits, (s + 1) N / splits). n must equal that step's N.
  * The permutation is a pure function of the step's seed and N (identity
- * when splits = 1). SIMCLR_E_INVALID for NULLs or a SimCLR trainer,
+ * when splits = 1). Returns SIMCLR_OK; SIMCLR_E_INVALID for NULLs or a SimCLR
+ * trainer,
  * SIMCLR_E_STATE before the first successful step, SIMCLR_E_SHAPE for
  * another n.
  * order is written only on success. Threads: may run concurrently with calls on
@@ -1083,8 +1381,8 @@ SIMCLR_API void simclr_dataset_destroy(simclr_dataset *ds);
 /* Number of images; 0 for NULL. Never fails.
  * Threads: may run concurrently with calls on other contexts only. */
 SIMCLR_API int64_t simclr_dataset_count(const simclr_dataset *ds);
-/* Image shape: height, width, channels. Any output may be NULL.
- * SIMCLR_E_INVALID for a NULL ds. Threads: may run concurrently with calls on
+/* Image shape into *height, *width, *channels; any output may be NULL.
+ * Returns SIMCLR_OK; SIMCLR_E_INVALID for a NULL ds (outputs untouched). Threads: may run concurrently with calls on
  * other contexts only. */
 SIMCLR_API simclr_status simclr_dataset_shape(const simclr_dataset *ds, int64_t *height,
                                               int64_t *width, int64_t *channels);
@@ -1098,8 +1396,8 @@ SIMCLR_API const int32_t *simclr_dataset_labels(const simclr_dataset *ds);
 SIMCLR_API int simclr_dataset_class_count(const simclr_dataset *ds);
 
 /* Copies the images at indices[0..n) into out, U8 [n, H, W, C] exactly
- * (else SIMCLR_E_SHAPE). SIMCLR_E_INVALID for n < 1 or an index out of range
- * (out is then untouched).
+ * (else SIMCLR_E_SHAPE). Returns SIMCLR_OK; SIMCLR_E_INVALID for n < 1 or an
+ * index out of range (out is untouched on every error). indices is only read.
  * SIMCLR_E_INVALID also for a NULL ds, indices or out. Threads: may run
  * concurrently with calls on other contexts only. */
 SIMCLR_API simclr_status simclr_dataset_batch(const simclr_dataset *ds, const int64_t *indices,
@@ -1111,9 +1409,11 @@ SIMCLR_API simclr_status simclr_dataset_batch(const simclr_dataset *ds, const in
 
 /* Saves the module's parameters and buffers (atomically: temporary file,
  * fsync, rename; a failure leaves any previous file intact).
- * SIMCLR_E_INVALID for a NULL m or path, SIMCLR_E_IO naming the path (open,
- * write, fsync or rename failed), SIMCLR_E_NOMEM. The module is only read.
- * Threads: may run concurrently with calls on other contexts only. */
+ * Returns SIMCLR_OK; SIMCLR_E_INVALID for a NULL m or path, SIMCLR_E_IO naming
+ * the path (open, write, fsync or rename failed), SIMCLR_E_NOMEM; on error
+ * any previous file at path is intact and no temporary file stays. The
+ * module is only read. Threads: may run concurrently with calls on other
+ * contexts only. */
 SIMCLR_API simclr_status simclr_module_save(const simclr_module *m, const char *path);
 
 /* Loads a file written by simclr_module_save into a module of the same
@@ -1166,7 +1466,7 @@ SIMCLR_API simclr_status simclr_module_export_safetensors(const simclr_module *m
 SIMCLR_API simclr_status simclr_module_import_safetensors(simclr_module *m, const char *path);
 
 /* ======================================================================== */
-/* Evaluation                                                                */
+/* Feature extraction and embedding                                          */
 /* ======================================================================== */
 
 /* Runs the encoder in EVAL mode over the whole data set in batches of
@@ -1179,30 +1479,119 @@ SIMCLR_API simclr_status simclr_module_import_safetensors(simclr_module *m, cons
  * computed into a private buffer (count x D floats, SIMCLR_E_NOMEM when it
  * cannot be had) and copied into out only when every batch succeeded: on
  * error out is untouched.
- * aug may be NULL; encoder, ds and out may not (SIMCLR_E_INVALID). The
- * encoder's BN statistics are not changed (EVAL); SIMCLR_E_CANCELLED (see
- * simclr_progress_cancel_fn). Threads: may run concurrently with calls on other
+ * aug may be NULL; encoder, ds and out may not (SIMCLR_E_INVALID). Returns
+ * SIMCLR_OK. The encoder's BN statistics are not changed (EVAL);
+ * SIMCLR_E_CANCELLED (see simclr_progress_cancel_fn). Threads: may run concurrently with calls on other
  * contexts only. */
 SIMCLR_API simclr_status simclr_extract_features(simclr_module *encoder, const simclr_dataset *ds,
                                                  simclr_augment *aug, int64_t batch_size,
                                                  simclr_tensor *out);
 
+/* An embedder turns host images of any size into encoder features, without a
+ * data set, through torchvision's evaluation transform: resize so the shorter
+ * side is RESIZE pixels (the longer side int(RESIZE * long / short)), center
+ * crop out_h x out_w (offsets rounded as torchvision's center_crop), values
+ * v/255, optional per-channel normalization; then the encoder in EVAL mode.
+ * The resize uses the antialiased triangle filter (interpolate(antialias=True),
+ * as PIL does for the usual pipeline), computed only for the cropped window.
+ *
+ * Concurrency rule: an embedder shares the encoder's parameters and BN
+ * statistics read-only and owns its workspace (activations, scratch, and the
+ * context it was created on). Several threads may embed with one encoder at
+ * once, each through its own embedder created on its own context (contexts
+ * are one-thread objects). While any embedder of an encoder exists, the
+ * encoder must not be trained, loaded into or destroyed. tests/test_embed.c
+ * runs this under ThreadSanitizer (make tsan-embed). */
+typedef struct simclr_embedder simclr_embedder;
+
+/* Keys for simclr_embedder_set/get. Append-only, grouped. */
+typedef enum simclr_embedder_param {
+    SIMCLR_EMBED_RESIZE     = 100, /* shorter side before the crop, 1..65536; default
+                                      round(max(out_h, out_w) / 0.875) (e.g. 256 for 224) */
+    SIMCLR_EMBED_BATCH      = 101, /* images per encoder forward, 1..4096, default 32 */
+    SIMCLR_EMBED_NORMALIZE  = 200, /* 0 (default) or 1: (v - mean) / std per channel */
+    SIMCLR_EMBED_MEAN_0     = 201, SIMCLR_EMBED_MEAN_1 = 202, SIMCLR_EMBED_MEAN_2 = 203,
+    SIMCLR_EMBED_STD_0      = 204, SIMCLR_EMBED_STD_1  = 205, SIMCLR_EMBED_STD_2  = 206
+} simclr_embedder_param;
+typedef enum simclr_embedder_param simclr_embed_param; /* older name, kept as an alias */
+
+/* Creates an embedder on ctx (the calling thread's context; its threads run
+ * the forward) for a ResNet encoder made by simclr_resnet_create_v2 or a ViT
+ * made by simclr_vit_create (possibly on another context), producing
+ * features of simclr_module_output_dim(encoder).
+ * out_h, out_w: 1..4096, the size the encoder sees (for a ViT its image
+ * size; another size fails at simclr_embedder_run with SIMCLR_E_SHAPE). Reads the encoder's
+ * architecture now and its weights at every run (so a later
+ * simclr_module_load is seen by the next run, when no run is in flight).
+ * Returns SIMCLR_OK and the embedder in *out; SIMCLR_E_INVALID for NULLs, a
+ * size out of range or another kind of module; SIMCLR_E_NOMEM. *out is owned
+ * by the caller (simclr_embedder_destroy) and untouched on error.
+ * The encoder is borrowed read-only (see the concurrency rule above); ctx is
+ * borrowed. Threads: the concurrency rule above (one embedder per thread, on
+ * its own context). */
+SIMCLR_API simclr_status simclr_embedder_create(simclr_context *ctx, const simclr_module *encoder,
+                                                int64_t out_h, int64_t out_w, simclr_embedder **out);
+
+/* Frees the embedder and its workspace (never the encoder). NULL is a no-op.
+ * Threads: not while a run on this embedder is in flight. */
+SIMCLR_API void simclr_embedder_destroy(simclr_embedder *emb);
+
+/* Sets / reads (into *value) a parameter. Returns SIMCLR_OK; SIMCLR_E_INVALID
+ * for NULLs, an unknown key or a value out of range or not whole for an
+ * integral key (the embedder is then unchanged). get leaves *value untouched
+ * on error. Threads: one thread at a time per embedder. */
+SIMCLR_API simclr_status simclr_embedder_set(simclr_embedder *emb, simclr_embedder_param key,
+                                             double value);
+SIMCLR_API simclr_status simclr_embedder_get(const simclr_embedder *emb, simclr_embedder_param key,
+                                             double *value);
+
+/* Features of every image of the list into out, F32 [count, D]. The list's
+ * channel count must be the encoder's input channels (else SIMCLR_E_SHAPE).
+ * Deterministic: the same images give the same bytes whatever else runs
+ * concurrently. Returns SIMCLR_OK; errors: SIMCLR_E_INVALID (NULLs, an empty
+ * list), SIMCLR_E_SHAPE, SIMCLR_E_NOMEM; out is untouched on error. Up to
+ * SIMCLR_EMBED_BATCH images run as one forward straight into out; more run
+ * batch by batch into a private buffer of count x D floats (SIMCLR_E_NOMEM
+ * when it cannot be had) copied into out once every batch succeeded.
+ * images is only read. Threads: one thread at a time per embedder; embedders of
+ * one encoder run concurrently (above). */
+SIMCLR_API simclr_status simclr_embedder_run(simclr_embedder *emb, const simclr_image_list *images,
+                                             simclr_tensor *out);
+
+/* ======================================================================== */
+/* Evaluation: kNN and linear probes                                         */
+/* ======================================================================== */
+
 /* Weighted kNN (cosine similarity, k neighbours, weights exp(sim / temperature),
  * the SSL-benchmark monitor: k = 200, temperature = 0.1). train F32 [Ntr, D]
- * with labels in [0, n_classes); test F32 [Nte, D] with its labels (Nte
- * entries). Each test row's k most similar train rows (ties: the lower train
- * index) vote for their label with weight exp(sim / temperature); the
- * heaviest class wins (ties: the lower class). *top1 = fraction of test rows
- * predicted right, in [0, 1]. Similarities come from the backend's gemm in
- * blocks of test rows (at most 16 MB of them at a time). SIMCLR_E_INVALID for
- * k outside 1..Ntr, temperature not finite and > 0, n_classes < 1, a label
- * out of range; SIMCLR_E_SHAPE for other D or non-F32; SIMCLR_E_NUMERIC for a
- * non-finite feature.
+ * with train_labels (n_train_labels = Ntr entries) in [0, n_classes); test
+ * F32 [Nte, D] with test_labels (n_test_labels = Nte entries). The lengths
+ * are checked before a label is read (else SIMCLR_E_SHAPE), so a short array
+ * is an error instead of a read past its end. Each test row's k most similar
+ * train rows (ties: the lower train index) vote for their label with weight
+ * exp(sim / temperature); the heaviest class wins (ties: the lower class).
+ * Returns SIMCLR_OK and *top1 = fraction of test rows predicted right, in
+ * [0, 1]. Similarities come from the backend's gemm in blocks of test rows
+ * (at most 16 MB of them at a time). SIMCLR_E_INVALID for k outside 1..Ntr,
+ * temperature not finite and > 0, n_classes < 1, a label out of range;
+ * SIMCLR_E_SHAPE for other D, non-F32 or a label length that is not the row
+ * count; SIMCLR_E_NUMERIC for a non-finite feature; SIMCLR_E_CANCELLED (see
+ * simclr_progress_cancel_fn, "knn").
  * SIMCLR_E_INVALID also for a NULL ctx, tensor, label array or top1; *top1 is
- * written only on success. train_labels must hold Ntr entries and test_labels
- * Nte (unchecked: prefer simclr_knn_eval_n). SIMCLR_E_CANCELLED (see
- * simclr_progress_cancel_fn). Threads: may run concurrently with calls on other
- * contexts only. */
+ * written only on success. The tensors and label arrays are only read.
+ * Threads: may run concurrently with calls on other contexts only. (0.2.0) */
+SIMCLR_API simclr_status simclr_knn_eval_n(simclr_context *ctx, const simclr_tensor *train,
+                                           const int32_t *train_labels, int64_t n_train_labels,
+                                           const simclr_tensor *test, const int32_t *test_labels,
+                                           int64_t n_test_labels, int n_classes, int k,
+                                           double temperature, double *top1);
+
+/* Deprecated since 0.2.0: use simclr_knn_eval_n, which checks the lengths of
+ * the label arrays. Here train_labels must hold Ntr entries and test_labels
+ * Nte (unchecked: a shorter array is read past its end). Otherwise exactly
+ * simclr_knn_eval_n: results, errors (a NULL argument: SIMCLR_E_INVALID;
+ * *top1 written only on success), progress. Threads: may run concurrently
+ * with calls on other contexts only. */
 SIMCLR_API simclr_status simclr_knn_eval(simclr_context *ctx, const simclr_tensor *train,
                                          const int32_t *train_labels, const simclr_tensor *test,
                                          const int32_t *test_labels, int n_classes, int k,
@@ -1216,78 +1605,20 @@ SIMCLR_API simclr_status simclr_knn_eval(simclr_context *ctx, const simclr_tenso
  * iterations, each one gradient over the whole train set (two gemms), step
  * 1/L with L = 0.5 * lambda_max(A^T A / Ntr) * 1.1 + weight_decay (A = the
  * standardized features plus a bias column; lambda_max by power iteration).
- * Reports progress "probe" after every iteration and *top1 = test accuracy.
- * Deterministic for a given backend and thread count. epochs 1..100000
- * (iterations needed grow with how correlated the features are: raw pixels
- * settle in a few hundred, learned features may need a thousand or more,
- * e.g. a short SimCLR run's ResNet features on Fashion-MNIST gained 1.2
- * points from 300 to 1000; choose epochs and weight_decay on held-out
- * data: simclr_linear_probe_select chooses the decay); weight_decay finite and
- * >= 0; n_classes >= 2; errors as simclr_knn_eval, and SIMCLR_E_NUMERIC if
- * the weights diverge.
- * train_labels must hold Ntr entries and test_labels Nte (unchecked: prefer
- * simclr_linear_probe_n). *top1 is written only on success. SIMCLR_E_CANCELLED
- * (see simclr_progress_cancel_fn). Threads: may run concurrently with calls on
- * other contexts only. */
-SIMCLR_API simclr_status simclr_linear_probe(simclr_context *ctx, const simclr_tensor *train,
-                                             const int32_t *train_labels,
-                                             const simclr_tensor *test,
-                                             const int32_t *test_labels, int n_classes,
-                                             int epochs, double weight_decay, double *top1);
-
-/* ======================================================================== */
-/* Additions of 0.2: stoppable progress (cancellation)                       */
-/* ======================================================================== */
-
-/* Progress that can stop the call reporting it: the same reports as
- * simclr_progress_fn (what, done, total), and the return value decides:
- * 0 = go on, anything else = stop. Called synchronously on the calling
- * thread; must return normally (no longjmp, no C++ exception) and must not
- * call into the library with the same context.
- * A stop request makes the long call return SIMCLR_E_CANCELLED (message:
- * the function and how far it got) at its next stopping point, with the
- * state the function's failure rule gives (every call below leaves its
- * handles and outputs as they were before the call):
- *  - simclr_extract_features: polled after every batch ("extract"); out untouched.
- *  - simclr_linear_probe(_n): after every iteration ("probe"); *top1 untouched.
- *  - simclr_linear_probe_select: after every iteration of every fit
- *    ("probe_select", done = iterations over all its fits, total =
- *    (grid size + 1) * epochs: the validation fits in grid order, then the
- *    refit); *top1 and *chosen_decay untouched.
- *  - simclr_knn_eval(_n): after every block of test rows ("knn", done = test
- *    rows finished); *top1 untouched.
- *  - simclr_trainer_step: polled ("train", done = steps so far) before the
- *    forward pass and again before the optimizer commits; a stop there
- *    cancels the step with parameters, gradients, BN statistics, optimizer
- *    state and counters as before. The report after a finished step cannot
- *    undo it: its return value is ignored.
- * Also receives the reports of simclr_progress_fn (which keeps working and
- * may be installed at the same time: both are called, the plain one first). */
-typedef int (*simclr_progress_cancel_fn)(void *user, const char *what, int64_t done, int64_t total);
-
-/* Installs (or with fn = NULL removes) the stoppable progress callback of
- * ctx. SIMCLR_E_INVALID for a NULL ctx. Not to be called while another
- * thread runs a call on ctx (the context's one-thread-at-a-time rule).
- * user may be NULL (only passed back to fn). */
-SIMCLR_API simclr_status simclr_context_set_progress_cancel(simclr_context *ctx,
-                                                            simclr_progress_cancel_fn fn,
-                                                            void *user);
-
-/* ======================================================================== */
-/* Additions of 0.2: length-checked evaluation                               */
-/* ======================================================================== */
-
-/* simclr_knn_eval and simclr_linear_probe with the length of each label
- * array: n_train_labels must equal the rows of train and n_test_labels the
- * rows of test (else SIMCLR_E_SHAPE, before a label is read), so a short
- * array is an error instead of a read past its end. Everything else (results,
- * errors, progress, what may run concurrently) is that of the function
- * without _n. Prefer these; the unchecked forms stay for compatibility. */
-SIMCLR_API simclr_status simclr_knn_eval_n(simclr_context *ctx, const simclr_tensor *train,
-                                           const int32_t *train_labels, int64_t n_train_labels,
-                                           const simclr_tensor *test, const int32_t *test_labels,
-                                           int64_t n_test_labels, int n_classes, int k,
-                                           double temperature, double *top1);
+ * Reports progress "probe" after every iteration. Returns SIMCLR_OK and
+ * *top1 = test accuracy. Deterministic for a given backend and thread count.
+ * epochs 1..100000 (iterations needed grow with how correlated the features
+ * are: raw pixels settle in a few hundred, learned features may need a
+ * thousand or more, e.g. a short SimCLR run's ResNet features on
+ * Fashion-MNIST gained 1.2 points from 300 to 1000; choose epochs and
+ * weight_decay on held-out data: simclr_linear_probe_select chooses the
+ * decay); weight_decay finite and >= 0; n_classes >= 2. Labels and their
+ * lengths as simclr_knn_eval_n (SIMCLR_E_SHAPE before a label is read when a
+ * length is not the row count); errors as simclr_knn_eval_n (SIMCLR_E_INVALID
+ * for a NULL ctx, tensor, label array or top1), and SIMCLR_E_NUMERIC if the
+ * weights diverge. *top1 is written only on success. SIMCLR_E_CANCELLED (see
+ * simclr_progress_cancel_fn). The tensors and label arrays are only read.
+ * Threads: may run concurrently with calls on other contexts only. (0.2.0) */
 SIMCLR_API simclr_status simclr_linear_probe_n(simclr_context *ctx, const simclr_tensor *train,
                                                const int32_t *train_labels, int64_t n_train_labels,
                                                const simclr_tensor *test,
@@ -1295,11 +1626,19 @@ SIMCLR_API simclr_status simclr_linear_probe_n(simclr_context *ctx, const simclr
                                                int n_classes, int epochs, double weight_decay,
                                                double *top1);
 
-/* ======================================================================== */
-/* Additions of 0.2: linear probe with its weight decay chosen on validation */
-/* ======================================================================== */
+/* Deprecated since 0.2.0: use simclr_linear_probe_n, which checks the lengths
+ * of the label arrays. Here train_labels must hold Ntr entries and
+ * test_labels Nte (unchecked). Otherwise exactly simclr_linear_probe_n:
+ * results, errors (a NULL argument: SIMCLR_E_INVALID; *top1 written only on
+ * success), progress. Threads: may run concurrently with calls on other
+ * contexts only. */
+SIMCLR_API simclr_status simclr_linear_probe(simclr_context *ctx, const simclr_tensor *train,
+                                             const int32_t *train_labels,
+                                             const simclr_tensor *test,
+                                             const int32_t *test_labels, int n_classes,
+                                             int epochs, double weight_decay, double *top1);
 
-/* The linear probe of simclr_linear_probe with its weight decay chosen on
+/* The linear probe of simclr_linear_probe_n with its weight decay chosen on
  * held-out train rows, never on the test set: a fixed decay favours
  * whichever features it happens to suit (raw pixels want more than learned
  * features). With Ntr the rows of train and cut = floor(4 * Ntr / 5):
@@ -1311,7 +1650,7 @@ SIMCLR_API simclr_status simclr_linear_probe_n(simclr_context *ctx, const simclr
  *     the first in grid order, i.e. the smaller one for an ascending grid);
  *  3. a probe with that decay is fitted on all Ntr train rows and scored on
  *     test.
- * Each fit is exactly simclr_linear_probe's (epochs iterations from zero):
+ * Each fit is exactly simclr_linear_probe_n's (epochs iterations from zero):
  * *top1 equals simclr_linear_probe_n on the same tensors with the chosen
  * decay, and each validation score equals simclr_linear_probe_n on copies
  * of the two parts, for the same backend and thread count. Deterministic.
@@ -1323,11 +1662,11 @@ SIMCLR_API simclr_status simclr_linear_probe_n(simclr_context *ctx, const simclr
  * length-checked as in simclr_linear_probe_n: n_train_labels must equal Ntr
  * and n_test_labels the rows of test (else SIMCLR_E_SHAPE, before a label
  * is read). epochs 1..100000 (learned features may need 1000, see
- * simclr_linear_probe), n_classes >= 2.
- * On success *top1 = the refit's test accuracy, in [0, 1], and, unless
+ * simclr_linear_probe_n), n_classes >= 2.
+ * Returns SIMCLR_OK; on success *top1 = the refit's test accuracy, in [0, 1], and, unless
  * chosen_decay is NULL, *chosen_decay = the decay chosen (a value of the
  * grid); an INFO log line names it and its validation score (the
- * constant-feature warning of simclr_linear_probe comes once, for the refit).
+ * constant-feature warning of simclr_linear_probe_n comes once, for the refit).
  * Errors found before any fit runs: SIMCLR_E_INVALID for a NULL ctx,
  * tensor, label array or top1, decays NULL with n_decays > 0, n_decays out of
  * range, a decay negative or not finite (the message names its index:
@@ -1349,225 +1688,6 @@ SIMCLR_API simclr_status simclr_linear_probe_select(simclr_context *ctx, const s
                                                     const int32_t *test_labels, int64_t n_test_labels,
                                                     int n_classes, int epochs, const double *decays,
                                                     int n_decays, double *top1, double *chosen_decay);
-
-/* ======================================================================== */
-/* For companion libraries and hosts: errors and the context's threads       */
-/* ======================================================================== */
-
-/* Sets the calling thread's simclr_last_error() to message (copied,
- * truncated to 511 bytes; NULL = "") and returns status, so a companion
- * library (libsimclr_image) or a binding reports errors through the same
- * channel. SIMCLR_OK leaves the message alone. Thread-safe.
- * Never fails: returns status as given. Threads: any thread, any time. */
-SIMCLR_API simclr_status simclr_error_set(simclr_status status, const char *message);
-
-/* Work on [begin, end) of an index range; worker is 0 .. threads - 1 (for
- * per-thread scratch). Must not longjmp out nor call back into the same
- * context's parallel functions from another thread. */
-typedef void (*simclr_task_fn)(void *user, int64_t begin, int64_t end, int worker);
-
-/* Runs fn over [0, n) on the context's threads in at most
- * simclr_context_threads(ctx) static contiguous chunks of at least grain
- * items, the calling thread running the first; returns when all are done.
- * A call from inside a task runs inline. SIMCLR_E_INVALID for NULLs, n < 0
- * or grain < 1. One context's calls come from one thread at a time.
- * user may be NULL; fn may not. Returns SIMCLR_OK once every chunk ran. */
-SIMCLR_API simclr_status simclr_context_parallel_for(simclr_context *ctx, int64_t n, int64_t grain,
-                                                     simclr_task_fn fn, void *user);
-
-/* ======================================================================== */
-/* Images of different sizes, training on them, embedding from memory       */
-/* ======================================================================== */
-
-/* An image list: borrowed pointers to U8 [H, W, C] images (row-major,
- * contiguous, C = the list's channel count) of any sizes, so a batch is
- * cropped from each image's full resolution instead of from a copy resized
- * to a common size first (which loses detail and changes the augmentation).
- * The list owns only its arrays: the pixels stay the caller's and must
- * outlive every call that reads the list. A list is used from one thread at
- * a time; several threads may read one list that nobody modifies. */
-typedef struct simclr_image_list simclr_image_list;
-
-/* Creates an empty list for images of `channels` (1 or 3) channels.
- * SIMCLR_E_INVALID for NULL ctx/out or another channel count; SIMCLR_E_NOMEM.
- * The context is borrowed; *out is owned by the caller
- * (simclr_image_list_destroy) and untouched on error. Threads: may run
- * concurrently with calls on other contexts only. */
-SIMCLR_API simclr_status simclr_image_list_create(simclr_context *ctx, int channels,
-                                                  simclr_image_list **out);
-/* Frees the list's arrays (never the pixels). NULL is a no-op.
- * Threads: may run concurrently with calls on other contexts only. */
-SIMCLR_API void simclr_image_list_destroy(simclr_image_list *list);
-/* Empties the list, keeping its capacity (no allocation for the next batch
- * of the same size). SIMCLR_E_INVALID for NULL.
- * Cannot fail otherwise. Threads: may run concurrently with calls on other
- * contexts only. */
-SIMCLR_API simclr_status simclr_image_list_clear(simclr_image_list *list);
-/* Appends an image of height x width pixels (each side 1..2^24), borrowed.
- * SIMCLR_E_INVALID for NULLs, SIMCLR_E_SHAPE for a side out of range (naming
- * the image's index), SIMCLR_E_NOMEM; the list is unchanged on error.
- * Threads: may run concurrently with calls on other contexts only. */
-SIMCLR_API simclr_status simclr_image_list_add(simclr_image_list *list, const uint8_t *pixels,
-                                               int64_t height, int64_t width);
-/* Number of images (0 for NULL) and the channel count (0 for NULL).
- * Never fail. Threads: may run concurrently with calls on other contexts only. */
-SIMCLR_API int64_t simclr_image_list_count(const simclr_image_list *list);
-SIMCLR_API int simclr_image_list_channels(const simclr_image_list *list);
-/* Size of image `index`; either output may be NULL. SIMCLR_E_INVALID for a
- * NULL list or an index out of range.
- * Outputs untouched on error. Threads: may run concurrently with calls on other
- * contexts only. */
-SIMCLR_API simclr_status simclr_image_list_size(const simclr_image_list *list, int64_t index,
-                                                int64_t *height, int64_t *width);
-
-/* simclr_augment_apply / simclr_augment_pair over an image list: the random
- * resized crop's box is drawn on each image's own H x W (torchvision's
- * RandomResizedCrop.get_params: scale and log-ratio sampling, 10 attempts by
- * default, then the center crop of the nearest allowed ratio) and the box is
- * resized to out_h x out_w. out (view0, view1) F32 [count, C, out_h, out_w].
- * Random choices depend on (seed, view, index in the list) exactly as for a
- * tensor batch: an image of the list gives the same view as the same image at
- * the same index of a tensor batch. Scratch grows to the largest image.
- * Errors as simclr_augment_apply; SIMCLR_E_INVALID for an empty list.
- * images is only read. Threads: may run concurrently with calls on other
- * contexts only. */
-SIMCLR_API simclr_status simclr_augment_apply_list(simclr_augment *aug,
-                                                   const simclr_image_list *images, uint64_t seed,
-                                                   int view, simclr_tensor *out);
-SIMCLR_API simclr_status simclr_augment_pair_list(simclr_augment *aug,
-                                                  const simclr_image_list *images, uint64_t seed,
-                                                  simclr_tensor *view0, simclr_tensor *view1);
-
-/* simclr_trainer_step over an image list (count >= 1, channels = the
- * encoder's input channels): the same step, views cropped from each image's
- * full resolution. Same guarantees and errors as simclr_trainer_step.
- * images is only read. Threads: may run concurrently with calls on other
- * contexts only. */
-SIMCLR_API simclr_status simclr_trainer_step_list(simclr_trainer *tr,
-                                                  const simclr_image_list *images, uint64_t seed,
-                                                  float *loss);
-
-/* An embedder turns host images of any size into encoder features, without a
- * data set, through torchvision's evaluation transform: resize so the shorter
- * side is RESIZE pixels (the longer side int(RESIZE * long / short)), center
- * crop out_h x out_w (offsets rounded as torchvision's center_crop), values
- * v/255, optional per-channel normalization; then the encoder in EVAL mode.
- * The resize uses the antialiased triangle filter (interpolate(antialias=True),
- * as PIL does for the usual pipeline), computed only for the cropped window.
- *
- * Concurrency rule: an embedder shares the encoder's parameters and BN
- * statistics read-only and owns its workspace (activations, scratch, and the
- * context it was created on). Several threads may embed with one encoder at
- * once, each through its own embedder created on its own context (contexts
- * are one-thread objects). While any embedder of an encoder exists, the
- * encoder must not be trained, loaded into or destroyed. tests/test_embed.c
- * runs this under ThreadSanitizer (make tsan-embed). */
-typedef struct simclr_embedder simclr_embedder;
-
-typedef enum simclr_embed_param {
-    SIMCLR_EMBED_RESIZE     = 100, /* shorter side before the crop, 1..65536; default
-                                      round(max(out_h, out_w) / 0.875) (e.g. 256 for 224) */
-    SIMCLR_EMBED_BATCH      = 101, /* images per encoder forward, 1..4096, default 32 */
-    SIMCLR_EMBED_NORMALIZE  = 200, /* 0 (default) or 1: (v - mean) / std per channel */
-    SIMCLR_EMBED_MEAN_0     = 201, SIMCLR_EMBED_MEAN_1 = 202, SIMCLR_EMBED_MEAN_2 = 203,
-    SIMCLR_EMBED_STD_0      = 204, SIMCLR_EMBED_STD_1  = 205, SIMCLR_EMBED_STD_2  = 206
-} simclr_embed_param;
-
-/* Creates an embedder on ctx (the calling thread's context; its threads run
- * the forward) for a ResNet encoder made by simclr_resnet_create or a ViT
- * made by simclr_vit_create (possibly on another context), producing
- * features of simclr_module_output_dim(encoder).
- * out_h, out_w: 1..4096, the size the encoder sees (for a ViT its image
- * size; another size fails at simclr_embedder_run with SIMCLR_E_SHAPE). Reads the encoder's
- * architecture now and its weights at every run (so a later
- * simclr_module_load is seen by the next run, when no run is in flight).
- * SIMCLR_E_INVALID for NULLs, a size out of range or another kind of module;
- * SIMCLR_E_NOMEM. *out is owned by the caller.
- * The encoder is borrowed read-only (see the concurrency rule above); ctx is
- * borrowed. *out is untouched on error. Threads: the concurrency rule above
- * (one embedder per thread, on its own context). */
-SIMCLR_API simclr_status simclr_embedder_create(simclr_context *ctx, const simclr_module *encoder,
-                                                int out_h, int out_w, simclr_embedder **out);
-/* Frees the embedder and its workspace (never the encoder). NULL is a no-op.
- * Threads: not while a run on this embedder is in flight. */
-SIMCLR_API void simclr_embedder_destroy(simclr_embedder *emb);
-/* Sets / reads a parameter. SIMCLR_E_INVALID for NULLs, an unknown key or a
- * value out of range (the embedder is then unchanged).
- * get leaves *value untouched on error. Threads: one thread at a time per
- * embedder. */
-SIMCLR_API simclr_status simclr_embedder_set(simclr_embedder *emb, simclr_embed_param key,
-                                             double value);
-SIMCLR_API simclr_status simclr_embedder_get(const simclr_embedder *emb, simclr_embed_param key,
-                                             double *value);
-/* Features of every image of the list into out, F32 [count, D]. The list's
- * channel count must be the encoder's input channels (else SIMCLR_E_SHAPE).
- * Deterministic: the same images give the same bytes whatever else runs
- * concurrently. Errors: SIMCLR_E_INVALID (NULLs, an empty list),
- * SIMCLR_E_SHAPE, SIMCLR_E_NOMEM; out's rows are then unspecified.
- * images is only read. Threads: one thread at a time per embedder; embedders of
- * one encoder run concurrently (above). */
-SIMCLR_API simclr_status simclr_embedder_run(simclr_embedder *emb, const simclr_image_list *images,
-                                             simclr_tensor *out);
-
-/* ======================================================================== */
-/* Vision Transformer encoders (0.2)                                        */
-/* ======================================================================== */
-
-/* How a ViT pools its tokens into the [N, D] feature. */
-typedef enum simclr_vit_pool {
-    SIMCLR_VIT_POOL_CLS  = 0, /* a learned class token, its final state (torchvision) */
-    SIMCLR_VIT_POOL_MEAN = 1  /* no class token; the mean of the patch tokens' final states */
-} simclr_vit_pool;
-
-/* Standard sizes for simclr_vit_create_preset. */
-typedef enum simclr_vit_preset {
-    SIMCLR_VIT_TINY_16     = 1, /* 224x224 images, patch 16; hidden 192, depth 12, 3 heads, MLP 768 */
-    SIMCLR_VIT_SMALL_16    = 2, /* 224x224 images, patch 16; hidden 384, depth 12, 6 heads, MLP 1536 */
-    SIMCLR_VIT_TINY_CIFAR  = 3, /* 32x32 images, patch 4 (64 patches); ViT-Tiny's sizes */
-    SIMCLR_VIT_SMALL_CIFAR = 4  /* 32x32 images, patch 4; ViT-Small's sizes */
-} simclr_vit_preset;
-
-/* Creates a Vision Transformer encoder (torchvision's VisionTransformer
- * without its classification heads): patch embedding (a convolution with
- * kernel and stride patch_size), class token (SIMCLR_VIT_POOL_CLS), learned
- * position embedding, `depth` pre-norm blocks (LayerNorm, multi-head
- * self-attention, residual; LayerNorm, MLP Linear-GELU-Linear, residual),
- * final LayerNorm (eps 1e-6, as every LayerNorm here), then the class
- * token's state or the mean of the patch tokens. Input F32
- * [N, in_channels, image_size, image_size]; output F32 [N, hidden_dim]. The
- * module works wherever a ResNet encoder does (heads, trainer, optimizers,
- * checkpoints, safetensors, feature extraction, probes, the embedder).
- *
- * Names and shapes are torchvision's ("conv_proj.weight", "class_token"
- * [1, 1, D], "encoder.pos_embedding" [1, T, D],
- * "encoder.layers.encoder_layer_0.self_attention.in_proj_weight" [3D, D],
- * "...mlp.0.weight", "...mlp.3.bias", "encoder.ln.weight"), so a safetensors
- * export loads into torchvision.models.VisionTransformer (strict=False for
- * its heads) and back. Layer norms, biases, the position embedding and the
- * class token carry SIMCLR_PARAM_NO_DECAY. Initialization as torchvision's,
- * deterministic from seed. There are no buffers and no batch statistics:
- * TRAIN and EVAL compute the same forward (no dropout).
- *
- * Arguments: image_size 1..4096 and a multiple of patch_size (1..image_size);
- * in_channels 1..64; hidden_dim 1..65536 and a multiple of heads (>= 1);
- * depth 1..256; mlp_dim 1..262144; at most 65536 tokens; pool a
- * simclr_vit_pool value.
- * Returns SIMCLR_OK and the module in *out (owned by the caller; free with
- * simclr_module_destroy); SIMCLR_E_INVALID for a NULL ctx or out or any
- * argument out of range (the message names the function and the argument,
- * e.g. "image_size 30 is not a multiple of patch_size 4"), SIMCLR_E_NOMEM;
- * *out is untouched on error. Thread safety: as simclr_resnet_create (any
- * thread; the module belongs to ctx). */
-SIMCLR_API simclr_status simclr_vit_create(simclr_context *ctx, int32_t image_size, int32_t patch_size,
-                                           int32_t in_channels, int32_t hidden_dim, int32_t depth,
-                                           int32_t heads, int32_t mlp_dim, simclr_vit_pool pool,
-                                           uint64_t seed, simclr_module **out);
-
-/* simclr_vit_create with a preset's image size, patch size, hidden size,
- * depth, heads and MLP size, class-token pooling. SIMCLR_E_INVALID for an
- * unknown preset, a NULL ctx or out, in_channels out of 1..64. */
-SIMCLR_API simclr_status simclr_vit_create_preset(simclr_context *ctx, simclr_vit_preset preset,
-                                                  int32_t in_channels, uint64_t seed, simclr_module **out);
 
 #ifdef __cplusplus
 }

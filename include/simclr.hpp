@@ -208,24 +208,26 @@ struct Param {
 
 class Module {
 public:
-    static Module resnet(const Context &ctx, int depth, int width, int in_channels, simclr_stem stem,
+    /* simclr_resnet_create_v2 (sizes are int64_t, as in the C header). */
+    static Module resnet(const Context &ctx, int depth, int64_t width, int64_t in_channels, simclr_stem stem,
                          uint64_t seed)
     {
         simclr_module *m = nullptr;
-        check(simclr_resnet_create(ctx.get(), depth, width, in_channels, stem, seed, &m));
+        check(simclr_resnet_create_v2(ctx.get(), depth, width, in_channels, stem, seed, &m));
         return Module(m);
     }
-    static Module mlp_head(const Context &ctx, int in_dim, int hidden_dim, int out_dim, int n_layers,
+    /* simclr_mlp_head_create_v2. */
+    static Module mlp_head(const Context &ctx, int64_t in_dim, int64_t hidden_dim, int64_t out_dim, int n_layers,
                            bool batch_norm, uint64_t seed)
     {
         simclr_module *m = nullptr;
-        check(simclr_mlp_head_create(ctx.get(), in_dim, hidden_dim, out_dim, n_layers, batch_norm ? 1 : 0,
-                                     seed, &m));
+        check(simclr_mlp_head_create_v2(ctx.get(), in_dim, hidden_dim, out_dim, n_layers, batch_norm ? 1 : 0,
+                                        seed, &m));
         return Module(m);
     }
     /* Vision Transformer (simclr_vit_create / simclr_vit_create_preset). */
-    static Module vit(const Context &ctx, int32_t image_size, int32_t patch_size, int32_t in_channels,
-                      int32_t hidden_dim, int32_t depth, int32_t heads, int32_t mlp_dim, simclr_vit_pool pool,
+    static Module vit(const Context &ctx, int64_t image_size, int64_t patch_size, int64_t in_channels,
+                      int64_t hidden_dim, int depth, int heads, int64_t mlp_dim, simclr_vit_pool pool,
                       uint64_t seed)
     {
         simclr_module *m = nullptr;
@@ -233,7 +235,7 @@ public:
                                 pool, seed, &m));
         return Module(m);
     }
-    static Module vit_preset(const Context &ctx, simclr_vit_preset preset, int32_t in_channels, uint64_t seed)
+    static Module vit_preset(const Context &ctx, simclr_vit_preset preset, int64_t in_channels, uint64_t seed)
     {
         simclr_module *m = nullptr;
         check(simclr_vit_create_preset(ctx.get(), preset, in_channels, seed, &m));
@@ -291,19 +293,19 @@ private:
 
 class Augment {
 public:
-    Augment(const Context &ctx, simclr_aug_preset preset, int out_h, int out_w)
+    Augment(const Context &ctx, simclr_augment_preset preset, int64_t out_h, int64_t out_w)
     {
         simclr_augment *a = nullptr;
-        check(simclr_augment_create(ctx.get(), preset, out_h, out_w, &a));
+        check(simclr_augment_create_v2(ctx.get(), preset, out_h, out_w, &a));
         p_.reset(a);
     }
     simclr_augment *get() const noexcept { return p_.get(); }
-    Augment &set(simclr_aug_param key, double value)
+    Augment &set(simclr_augment_param key, double value)
     {
         check(simclr_augment_set(p_.get(), key, value));
         return *this;
     }
-    double get(simclr_aug_param key) const
+    double get(simclr_augment_param key) const
     {
         double v = 0;
         check(simclr_augment_get(p_.get(), key, &v));
@@ -350,7 +352,7 @@ private:
 
 class Optimizer {
 public:
-    Optimizer(const Context &ctx, simclr_opt_kind kind, std::initializer_list<const Module *> modules)
+    Optimizer(const Context &ctx, simclr_optimizer_kind kind, std::initializer_list<const Module *> modules)
     {
         std::vector<simclr_module *> ms;
         for (const Module *m : modules) ms.push_back(m->get());
@@ -359,12 +361,12 @@ public:
         p_.reset(o);
     }
     simclr_optimizer *get() const noexcept { return p_.get(); }
-    Optimizer &set(simclr_opt_param key, double value)
+    Optimizer &set(simclr_optimizer_param key, double value)
     {
         check(simclr_optimizer_set(p_.get(), key, value));
         return *this;
     }
-    double get(simclr_opt_param key) const
+    double get(simclr_optimizer_param key) const
     {
         double v = 0;
         check(simclr_optimizer_get(p_.get(), key, &v));
@@ -400,7 +402,7 @@ public:
         check(simclr_trainer_step(p_.get(), images.get(), seed, &loss));
         return loss;
     }
-    double stat(simclr_stat key) const
+    double stat(simclr_trainer_stat_key key) const
     {
         double v = 0;
         check(simclr_trainer_stat(p_.get(), key, &v));
@@ -461,13 +463,38 @@ inline void extract_features(Module &encoder, const Dataset &ds, Augment *aug, i
     check(simclr_extract_features(encoder.get(), ds.get(), aug ? aug->get() : nullptr, batch_size, out.get()));
 }
 
+/* kNN and linear probe through the length-checked C functions. The vector
+ * overloads pass the labels' real lengths (a mismatch throws SIMCLR_E_SHAPE);
+ * the pointer overloads trust the arrays to hold the rows of train and test. */
+inline double knn_eval(const Context &ctx, const TensorView &train, const std::vector<int32_t> &train_labels,
+                       const TensorView &test, const std::vector<int32_t> &test_labels, int n_classes,
+                       int k = 200, double temperature = 0.1)
+{
+    double top1 = 0;
+    check(simclr_knn_eval_n(ctx.get(), train.get(), train_labels.data(), static_cast<int64_t>(train_labels.size()),
+                            test.get(), test_labels.data(), static_cast<int64_t>(test_labels.size()), n_classes, k,
+                            temperature, &top1));
+    return top1;
+}
+
 inline double knn_eval(const Context &ctx, const TensorView &train, const int32_t *train_labels,
                        const TensorView &test, const int32_t *test_labels, int n_classes, int k = 200,
                        double temperature = 0.1)
 {
     double top1 = 0;
-    check(simclr_knn_eval(ctx.get(), train.get(), train_labels, test.get(), test_labels, n_classes, k,
-                          temperature, &top1));
+    check(simclr_knn_eval_n(ctx.get(), train.get(), train_labels, train.dim(0), test.get(), test_labels, test.dim(0),
+                            n_classes, k, temperature, &top1));
+    return top1;
+}
+
+inline double linear_probe(const Context &ctx, const TensorView &train, const std::vector<int32_t> &train_labels,
+                           const TensorView &test, const std::vector<int32_t> &test_labels, int n_classes,
+                           int epochs, double weight_decay = 0.0)
+{
+    double top1 = 0;
+    check(simclr_linear_probe_n(ctx.get(), train.get(), train_labels.data(),
+                                static_cast<int64_t>(train_labels.size()), test.get(), test_labels.data(),
+                                static_cast<int64_t>(test_labels.size()), n_classes, epochs, weight_decay, &top1));
     return top1;
 }
 
@@ -476,8 +503,8 @@ inline double linear_probe(const Context &ctx, const TensorView &train, const in
                            double weight_decay = 0.0)
 {
     double top1 = 0;
-    check(simclr_linear_probe(ctx.get(), train.get(), train_labels, test.get(), test_labels, n_classes, epochs,
-                              weight_decay, &top1));
+    check(simclr_linear_probe_n(ctx.get(), train.get(), train_labels, train.dim(0), test.get(), test_labels,
+                                test.dim(0), n_classes, epochs, weight_decay, &top1));
     return top1;
 }
 

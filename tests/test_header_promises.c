@@ -1,7 +1,9 @@
 /* Promises of the per-function comments in include/simclr.h that no other
  * program checks: what accessors return for NULL, that failing calls leave
- * their outputs and handles as they were, that a refused log setting keeps
- * the installed sink and that the sink's level filters. */
+ * their outputs and handles as they were (simclr_embedder_run included),
+ * that a refused log setting keeps the installed sink and that the sink's
+ * level filters; and the 0.2.0 conventions: int64_t shapes (the _v2
+ * constructors), double settings, the old enum names as aliases. */
 #include "test_util.h"
 
 typedef struct sink {
@@ -216,6 +218,219 @@ static void test_probe_select_logs(void **state)
     simclr_context_destroy(ctx);
 }
 
+/* simclr_embedder_run leaves out untouched on error (0.2.0): with a batch
+ * of 2 and 5 images a run takes three forwards, and an allocation that
+ * fails in the second or third must not leave the first batch's rows
+ * written. Every allocation of the run is failed in turn. */
+#define EMB_N 5
+typedef struct embed_fixture {
+    simclr_module *enc;
+    simclr_embedder *emb;
+    simclr_image_list *list;
+    simclr_tensor *out;
+    uint8_t px[EMB_N][12 * 10];
+    int failed, succeeded;
+} embed_fixture;
+
+static void embed_prepare(simclr_context *ctx, void *user)
+{
+    embed_fixture *f = user;
+    CHECK_OK(simclr_resnet_create_v2(ctx, 18, 2, 1, SIMCLR_STEM_CIFAR, 7, &f->enc));
+    CHECK_OK(simclr_embedder_create(ctx, f->enc, 8, 8, &f->emb));
+    CHECK_OK(simclr_embedder_set(f->emb, SIMCLR_EMBED_BATCH, 2));
+    CHECK_OK(simclr_image_list_create(ctx, 1, &f->list));
+    for (int i = 0; i < EMB_N; i++) {
+        for (int p = 0; p < 12 * 10; p++) f->px[i][p] = (uint8_t)(p * 7 + i * 31);
+        CHECK_OK(simclr_image_list_add(f->list, f->px[i], 12, 10));
+    }
+    int64_t shape[2] = {EMB_N, simclr_module_output_dim(f->enc)};
+    CHECK_OK(simclr_tensor_create(ctx, SIMCLR_F32, 2, shape, &f->out));
+    float *o = simclr_tensor_data(f->out);
+    for (int64_t i = 0; i < simclr_tensor_numel(f->out); i++) o[i] = -7.5f;
+}
+
+static simclr_status embed_call(simclr_context *ctx, void *user)
+{
+    (void)ctx;
+    embed_fixture *f = user;
+    return simclr_embedder_run(f->emb, f->list, f->out);
+}
+
+static void embed_finish(simclr_context *ctx, simclr_status st, void *user)
+{
+    (void)ctx;
+    embed_fixture *f = user;
+    const float *o = simclr_tensor_data(f->out);
+    int64_t sentinels = 0, n = simclr_tensor_numel(f->out);
+    for (int64_t i = 0; i < n; i++) sentinels += o[i] == -7.5f;
+    if (st != SIMCLR_OK) {
+        f->failed++;
+        if (sentinels != n)
+            fail_msg("simclr_embedder_run failed (%s) after writing %lld of %lld values of out",
+                     simclr_last_error(), (long long)(n - sentinels), (long long)n);
+    } else {
+        f->succeeded++;
+        assert_int_equal(sentinels, 0);
+    }
+    simclr_tensor_destroy(f->out);
+    simclr_image_list_destroy(f->list);
+    simclr_embedder_destroy(f->emb);
+    simclr_module_destroy(f->enc);
+}
+
+static void test_embedder_failure_leaves_out(void **state)
+{
+    (void)state;
+    static embed_fixture f; /* static: the pixels outlive every call */
+    memset(&f, 0, sizeof f);
+    test_alloc_sweep sw = {embed_prepare, embed_call, embed_finish, &f};
+    test_sweep_alloc_failures(400, &sw);
+    assert_int_equal(f.succeeded, 1);
+    assert_true(f.failed >= 3); /* the batches' allocations were reached */
+}
+
+/* 0.2.0: every set/get family takes doubles; the context's whole-number
+ * key refuses fractions and NaN and keeps its value. */
+static void test_context_settings_are_doubles(void **state)
+{
+    (void)state;
+    simclr_context *ctx;
+    CHECK_OK(simclr_context_create("ref", 1, NULL, &ctx));
+    double v = -1;
+    CHECK_OK(simclr_context_get(ctx, SIMCLR_CTX_CONV_ALGO, &v));
+    assert_true(v == SIMCLR_CONV_AUTO);
+    CHECK_OK(simclr_context_set(ctx, SIMCLR_CTX_CONV_ALGO, SIMCLR_CONV_WINOGRAD));
+    CHECK_STATUS(simclr_context_set(ctx, SIMCLR_CTX_CONV_ALGO, 1.5), SIMCLR_E_INVALID);
+    assert_non_null(strstr(simclr_last_error(), "1.5"));
+    CHECK_STATUS(simclr_context_set(ctx, SIMCLR_CTX_CONV_ALGO, NAN), SIMCLR_E_INVALID);
+    CHECK_STATUS(simclr_context_set(ctx, SIMCLR_CTX_CONV_ALGO, 2.0 + 1e-12), SIMCLR_E_INVALID);
+    CHECK_OK(simclr_context_get(ctx, SIMCLR_CTX_CONV_ALGO, &v));
+    assert_true(v == SIMCLR_CONV_WINOGRAD);
+    simclr_context_destroy(ctx);
+}
+
+/* The arch string and every named tensor of two modules are equal. */
+static void assert_same_module(simclr_module *a, simclr_module *b)
+{
+    assert_string_equal(simclr_module_arch(a), simclr_module_arch(b));
+    assert_int_equal(simclr_module_param_count(a), simclr_module_param_count(b));
+    for (int i = 0; i < simclr_module_param_count(a); i++) {
+        simclr_tensor *ta, *tb;
+        const char *na, *nb;
+        CHECK_OK(simclr_module_param(a, i, &na, &ta, NULL, NULL));
+        CHECK_OK(simclr_module_param(b, i, &nb, &tb, NULL, NULL));
+        assert_string_equal(na, nb);
+        assert_int_equal(simclr_tensor_bytes(ta), simclr_tensor_bytes(tb));
+        assert_memory_equal(simclr_tensor_data(ta), simclr_tensor_data(tb), simclr_tensor_bytes(ta));
+    }
+}
+
+/* 0.2.0: shapes are int64_t. The _v2 constructors make what the deprecated
+ * int forms make, each naming itself in its messages; a size beyond int's
+ * range is refused, not truncated (1 << 32 | 1 would be 1 as an int). */
+static void test_int64_shapes(void **state)
+{
+    (void)state;
+    const int64_t huge = ((int64_t)1 << 32) | 1;
+    simclr_context *ctx;
+    CHECK_OK(simclr_context_create("ref", 1, NULL, &ctx));
+    simclr_module *a, *b, *keep = (simclr_module *)&ctx;
+
+    CHECK_OK(simclr_resnet_create_v2(ctx, 18, 4, 3, SIMCLR_STEM_IMAGENET, 11, &a));
+    CHECK_OK(simclr_resnet_create(ctx, 18, 4, 3, SIMCLR_STEM_IMAGENET, 11, &b));
+    assert_same_module(a, b);
+    simclr_module_destroy(a);
+    simclr_module_destroy(b);
+    b = keep;
+    CHECK_STATUS(simclr_resnet_create_v2(ctx, 18, huge, 1, SIMCLR_STEM_CIFAR, 1, &b), SIMCLR_E_INVALID);
+    assert_non_null(strstr(simclr_last_error(), "simclr_resnet_create_v2: width 4294967297"));
+    CHECK_STATUS(simclr_resnet_create_v2(ctx, 18, 4, huge, SIMCLR_STEM_CIFAR, 1, &b), SIMCLR_E_INVALID);
+    CHECK_STATUS(simclr_resnet_create(ctx, 18, 0, 1, SIMCLR_STEM_CIFAR, 1, &b), SIMCLR_E_INVALID);
+    assert_non_null(strstr(simclr_last_error(), "simclr_resnet_create: width 0"));
+    assert_ptr_equal(b, keep);
+
+    CHECK_OK(simclr_mlp_head_create_v2(ctx, 6, 5, 3, 2, 1, 4, &a));
+    CHECK_OK(simclr_mlp_head_create(ctx, 6, 5, 3, 2, 1, 4, &b));
+    assert_same_module(a, b);
+    simclr_module_destroy(a);
+    simclr_module_destroy(b);
+    b = keep;
+    CHECK_STATUS(simclr_mlp_head_create_v2(ctx, huge, 5, 3, 2, 0, 4, &b), SIMCLR_E_INVALID);
+    assert_non_null(strstr(simclr_last_error(), "simclr_mlp_head_create_v2: in_dim 4294967297"));
+    CHECK_STATUS(simclr_mlp_head_create_v2(ctx, 6, huge, 3, 2, 0, 4, &b), SIMCLR_E_INVALID);
+    CHECK_STATUS(simclr_mlp_head_create_v2(ctx, 6, 5, huge, 2, 0, 4, &b), SIMCLR_E_INVALID);
+    CHECK_OK(simclr_mlp_head_create_v2(ctx, 6, huge, 3, 1, 0, 4, &a)); /* hidden_dim unused with one layer */
+    simclr_module_destroy(a);
+    assert_ptr_equal(b, keep);
+
+    simclr_augment *g1, *g2, *gkeep = (simclr_augment *)&ctx, *g3 = gkeep;
+    CHECK_OK(simclr_augment_create_v2(ctx, SIMCLR_AUG_PRESET_CIFAR, 6, 5, &g1));
+    CHECK_OK(simclr_augment_create(ctx, SIMCLR_AUG_PRESET_CIFAR, 6, 5, &g2));
+    int64_t ishape[4] = {2, 9, 7, 3}, vshape[4] = {2, 3, 6, 5};
+    simclr_tensor *img, *v1, *v2;
+    CHECK_OK(simclr_tensor_create(ctx, SIMCLR_U8, 4, ishape, &img));
+    uint8_t *px = simclr_tensor_data(img);
+    for (int64_t i = 0; i < simclr_tensor_numel(img); i++) px[i] = (uint8_t)(i * 37);
+    CHECK_OK(simclr_tensor_create(ctx, SIMCLR_F32, 4, vshape, &v1));
+    CHECK_OK(simclr_tensor_create(ctx, SIMCLR_F32, 4, vshape, &v2));
+    CHECK_OK(simclr_augment_apply(g1, img, 5, 0, v1));
+    CHECK_OK(simclr_augment_apply(g2, img, 5, 0, v2));
+    assert_memory_equal(simclr_tensor_data(v1), simclr_tensor_data(v2), simclr_tensor_bytes(v1));
+    CHECK_STATUS(simclr_augment_create_v2(ctx, SIMCLR_AUG_PRESET_CIFAR, huge, 5, &g3), SIMCLR_E_INVALID);
+    assert_non_null(strstr(simclr_last_error(), "simclr_augment_create_v2: output size 4294967297 x 5"));
+    CHECK_STATUS(simclr_augment_create(ctx, SIMCLR_AUG_PRESET_CIFAR, 0, 5, &g3), SIMCLR_E_INVALID);
+    assert_non_null(strstr(simclr_last_error(), "simclr_augment_create: output size 0 x 5"));
+    assert_ptr_equal(g3, gkeep);
+    simclr_tensor_destroy(v1);
+    simclr_tensor_destroy(v2);
+    simclr_tensor_destroy(img);
+    simclr_augment_destroy(g1);
+    simclr_augment_destroy(g2);
+
+    /* the 0.2 functions changed in place */
+    b = keep;
+    CHECK_STATUS(simclr_vit_create(ctx, huge, 4, 3, 8, 1, 2, 16, SIMCLR_VIT_POOL_CLS, 1, &b), SIMCLR_E_INVALID);
+    assert_non_null(strstr(simclr_last_error(), "image_size 4294967297"));
+    CHECK_STATUS(simclr_vit_create(ctx, 8, 4, 3, 8, 1, 2, huge, SIMCLR_VIT_POOL_CLS, 1, &b), SIMCLR_E_INVALID);
+    CHECK_STATUS(simclr_vit_create_preset(ctx, SIMCLR_VIT_TINY_CIFAR, huge, 1, &b), SIMCLR_E_INVALID);
+    assert_ptr_equal(b, keep);
+    simclr_image_list *list = (simclr_image_list *)&ctx;
+    CHECK_STATUS(simclr_image_list_create(ctx, huge, &list), SIMCLR_E_INVALID);
+    assert_ptr_equal(list, (simclr_image_list *)&ctx);
+    CHECK_OK(simclr_image_list_create(ctx, 3, &list));
+    assert_true(simclr_image_list_channels(list) == 3);
+    simclr_image_list_destroy(list);
+    CHECK_OK(simclr_resnet_create_v2(ctx, 18, 2, 1, SIMCLR_STEM_CIFAR, 1, &a));
+    simclr_embedder *e = (simclr_embedder *)&ctx;
+    CHECK_STATUS(simclr_embedder_create(ctx, a, huge, 8, &e), SIMCLR_E_INVALID);
+    assert_ptr_equal(e, (simclr_embedder *)&ctx);
+    simclr_module_destroy(a);
+    simclr_context_destroy(ctx);
+}
+
+/* The 0.1 enum type names stay usable: each is an alias of the new name. */
+static void test_old_type_names(void **state)
+{
+    (void)state;
+    simclr_stat s = SIMCLR_STAT_LOSS;
+    simclr_trainer_stat_key k = s;
+    simclr_aug_param ap = SIMCLR_AUG_FLIP_P;
+    simclr_augment_param ap2 = ap;
+    simclr_aug_preset pr = SIMCLR_AUG_PRESET_CIFAR;
+    simclr_augment_preset pr2 = pr;
+    simclr_opt_param op = SIMCLR_OPT_LR;
+    simclr_optimizer_param op2 = op;
+    simclr_opt_kind ok = SIMCLR_OPT_LARS;
+    simclr_optimizer_kind ok2 = ok;
+    simclr_embed_param ep = SIMCLR_EMBED_BATCH;
+    simclr_embedder_param ep2 = ep;
+    simclr_ctx_param cp = SIMCLR_CTX_CONV_ALGO;
+    simclr_context_param cp2 = cp;
+    assert_true(sizeof s == sizeof k && k == SIMCLR_STAT_LOSS && ap2 == SIMCLR_AUG_FLIP_P &&
+                pr2 == SIMCLR_AUG_PRESET_CIFAR && op2 == SIMCLR_OPT_LR && ok2 == SIMCLR_OPT_LARS &&
+                ep2 == SIMCLR_EMBED_BATCH && cp2 == SIMCLR_CTX_CONV_ALGO);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -223,6 +438,10 @@ int main(void)
         cmocka_unit_test(test_failures_leave_outputs),
         cmocka_unit_test(test_log_level_and_refused_setting),
         cmocka_unit_test(test_probe_select_logs),
+        cmocka_unit_test(test_embedder_failure_leaves_out),
+        cmocka_unit_test(test_context_settings_are_doubles),
+        cmocka_unit_test(test_int64_shapes),
+        cmocka_unit_test(test_old_type_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

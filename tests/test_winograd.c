@@ -309,7 +309,7 @@ static void test_setting_api(void **state)
     (void)state;
     simclr_context *ctx;
     CHECK_OK(simclr_context_create("cpu", 1, NULL, &ctx));
-    int64_t v = -7;
+    double v = -7; /* 0.2.0: every set/get family takes doubles */
     CHECK_OK(simclr_context_get(ctx, SIMCLR_CTX_CONV_ALGO, &v));
     assert_int_equal(v, SIMCLR_CONV_AUTO);
     for (int64_t a = SIMCLR_CONV_AUTO; a <= SIMCLR_CONV_WINOGRAD; a++) {

@@ -1,19 +1,26 @@
 #!/bin/sh
-# abi-check: compares the ABI of a built libsimclr.so with the committed
-# baseline of release 0.1.0 (tests/abi/libsimclr-0.1.0.abi, made by abidw
-# from the 0.1.0 library). Fails on any incompatible change: a removed or
-# changed function or variable (signature, parameter or return type, a
-# struct's layout, an enum's values), a symbol moved to another version
-# node. New functions are compatible and only listed.
+# abi-check: compares the ABI of a built libsimclr.so with a committed
+# baseline of a release (tests/abi/libsimclr-X.Y.Z.abi, made by abidw from
+# that release's library; make abi-check runs this once per baseline). Fails
+# on any incompatible change: a removed or changed function or variable
+# (signature, parameter or return type, a struct's layout, an enum's
+# values), a symbol moved to another version node. New functions are
+# compatible and only listed; abidiff files a type's new name (a typedef
+# kept as an alias) as harmless.
 #   sh tools/abi_check.sh LIB.so [BASELINE.abi]
 #   sh tools/abi_check.sh --abi CURRENT.abi [BASELINE.abi]   (compare two dumps)
+#   sh tools/abi_check.sh --dump LIB.so OUT.abi   (write a baseline: make abi-baseline)
 set -eu
+dump() { # dump LIB.so OUT.abi: the one abidw invocation baselines and checks share
+  abidw --headers-dir include --drop-private-types --no-corpus-path --short-locs --no-comp-dir-path \
+        --out-file "$2" "$1"
+}
+if [ "$1" = "--dump" ]; then dump "$2" "$3"; echo "abi-baseline: wrote $3 from $2"; exit 0; fi
 if [ "$1" = "--abi" ]; then cur="$2"; shift 2; else
   so="$1"; shift
   cur="${TMPDIR:-/tmp}/simclr_abi.$$.abi"
   trap 'rm -f "$cur"' EXIT
-  abidw --headers-dir include --drop-private-types --no-corpus-path --short-locs --no-comp-dir-path \
-        --out-file "$cur" "$so"
+  dump "$so" "$cur"
 fi
 base="${1:-tests/abi/libsimclr-0.1.0.abi}"
 set +e

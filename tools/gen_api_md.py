@@ -21,7 +21,9 @@ HEADER = os.path.join(ROOT, "include", "simclr.h")
 OUT = os.path.join(ROOT, "docs", "api.md")
 
 HANDLES = ("simclr_context", "simclr_tensor", "simclr_module", "simclr_augment", "simclr_loss",
-           "simclr_optimizer", "simclr_trainer", "simclr_dataset")
+           "simclr_optimizer", "simclr_trainer", "simclr_dataset", "simclr_image_list", "simclr_embedder")
+# Plain structs the caller fills in and passes by pointer.
+STRUCTS = ("simclr_allocator", "simclr_comm")
 # Functions that touch no context: callable from any thread at any time.
 GLOBAL_SAFE = {"simclr_version_number", "simclr_version_string", "simclr_status_string",
                "simclr_last_error", "simclr_backend_count", "simclr_backend_name",
@@ -91,6 +93,10 @@ def describe_param(ctype, pname, fname):
         if fname.endswith("_destroy"):
             return "in", "destroyed (NULL is a no-op)"
         return "in", "borrowed" + (", read only" if t.startswith("const") else "")
+    if base in STRUCTS and stars == 1:
+        if t.startswith("const"):
+            return "in", "caller's struct, read (copied where the description says) during the call"
+        return "out", "caller's struct, filled in on success (untouched on error)"
     if stars == 0:
         return "in", "value"
     if base == "char":
@@ -129,14 +135,27 @@ def render(src):
            "`simclr_x_create` gives the caller a handle to release with `simclr_x_destroy` "
            "(NULL is a no-op); objects made from a context are destroyed before it; borrowed "
            "handles must outlive their borrower. Every function that takes a handle returns "
-           "`SIMCLR_E_INVALID` when that handle or an out pointer is NULL.", ""]
+           "`SIMCLR_E_INVALID` when that handle or an out pointer is NULL. Shapes are `int64_t`, "
+           "every enum-keyed setting is a `double`, and every function states what may run "
+           "concurrently (\"Threads:\"). Sections follow the header, one per subject; deprecated "
+           "functions sit next to their replacements. ABI and soname policy: "
+           "`docs/architecture.md`, \"Build and ABI\".", ""]
     sections = []
     cur = None
     last_comment = None
     last_was_decl = False
     intro = None
+    prev_kind = None
     for kind, text, gap in tokens(src):
         adjacent = gap.strip() == "" or gap.strip().startswith("#")
+        trailing = kind == "comment" and prev_kind in ("typedef", "define") and "\n" not in gap
+        prev_kind = kind
+        if trailing and cur is not None and cur["items"]:
+            # a comment on the line of a typedef ("typedef ... simclr_stat; /* the 0.1 name */")
+            # belongs to it, not to the function comment that follows
+            k, t, c, sh = cur["items"][-1]
+            cur["items"][-1] = (k, t + " /* " + text + " */", c, sh)
+            continue
         if kind == "banner":
             cur = {"title": text, "items": [], "notes": []}
             sections.append(cur)
@@ -182,6 +201,10 @@ def render(src):
             if comment:
                 body += [("(Shared description.) " if shared else "") + comment.replace("\n", " ")
                          .replace("  ", " "), ""]
+            dep = re.match(r"Deprecated since ([0-9.]+): use (simclr_\w+)", comment or "")
+            if dep and not shared:
+                body += ["> **Deprecated since %s:** use [`%s`](#%s). Still exported and working; "
+                         "new code should not call it." % (dep.group(1), dep.group(2), dep.group(2)), ""]
             if params:
                 body += ["| parameter | type | direction | ownership / notes |", "|---|---|---|---|"]
                 for t, n in params:

@@ -501,7 +501,7 @@ simclr_status simclr_image_folder_load(simclr_image_folder *f, const int64_t *in
     if (st != SIMCLR_OK) return st;
     if (simclr_image_list_channels(list) != f->channels)
         return simclr__img_fail(SIMCLR_E_SHAPE, "%s: the list holds %d-channel images, the folder decodes to %d", fn,
-                                simclr_image_list_channels(list), f->channels);
+                                (int)simclr_image_list_channels(list), f->channels);
     /* A prefetch of exactly this batch is taken (after its threads finish);
      * any other is finished and dropped, so its threads never outlive the
      * batch they were started for. */

@@ -24,15 +24,16 @@ struct simclr_augment {
     int n_workers;
 };
 
-simclr_status simclr_augment_create(simclr_context *ctx, simclr_aug_preset preset, int out_h, int out_w,
-                                    simclr_augment **out)
+/* simclr_augment_create_v2 and the deprecated int form: one body, each
+ * naming itself in its messages. */
+static simclr_status augment_create(const char *fn, simclr_context *ctx, simclr_aug_preset preset, int64_t out_h,
+                                    int64_t out_w, simclr_augment **out)
 {
-    static const char fn[] = "simclr_augment_create";
     SIMCLR__CHECK_ARG(ctx, fn, "ctx is NULL");
     SIMCLR__CHECK_ARG(out, fn, "out is NULL");
     if (out_h < 1 || out_h > MAX_OUT_SIDE || out_w < 1 || out_w > MAX_OUT_SIDE)
-        return simclr__fail(SIMCLR_E_INVALID, "%s: output size %d x %d out of range 1..%d", fn, out_h, out_w,
-                            MAX_OUT_SIDE);
+        return simclr__fail(SIMCLR_E_INVALID, "%s: output size %lld x %lld out of range 1..%d", fn, (long long)out_h,
+                            (long long)out_w, MAX_OUT_SIDE);
     simclr__aug_params params;
     SIMCLR__TRY(simclr__aug_preset(&params, preset));
     simclr_augment *aug = simclr__malloc(ctx, sizeof *aug);
@@ -40,10 +41,22 @@ simclr_status simclr_augment_create(simclr_context *ctx, simclr_aug_preset prese
     memset(aug, 0, sizeof *aug);
     aug->ctx = ctx;
     aug->params = params;
-    aug->out_h = out_h;
-    aug->out_w = out_w;
+    aug->out_h = (int)out_h; /* in range: checked above */
+    aug->out_w = (int)out_w;
     *out = aug;
     return SIMCLR_OK;
+}
+
+simclr_status simclr_augment_create_v2(simclr_context *ctx, simclr_aug_preset preset, int64_t out_h, int64_t out_w,
+                                       simclr_augment **out)
+{
+    return augment_create("simclr_augment_create_v2", ctx, preset, out_h, out_w, out);
+}
+
+simclr_status simclr_augment_create(simclr_context *ctx, simclr_aug_preset preset, int out_h, int out_w,
+                                    simclr_augment **out)
+{
+    return augment_create("simclr_augment_create", ctx, preset, out_h, out_w, out);
 }
 
 void simclr_augment_destroy(simclr_augment *aug)

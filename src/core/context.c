@@ -144,30 +144,31 @@ simclr_status simclr_context_set_progress(simclr_context *ctx, simclr_progress_f
 
 /* ---- Enum-keyed settings (simclr_context_set/get) ---- */
 
-simclr_status simclr_context_set(simclr_context *ctx, simclr_ctx_param key, int64_t value)
+simclr_status simclr_context_set(simclr_context *ctx, simclr_context_param key, double value)
 {
     static const char fn[] = "simclr_context_set";
     SIMCLR__CHECK_ARG(ctx, fn, "ctx is NULL");
     switch (key) {
     case SIMCLR_CTX_CONV_ALGO:
-        if (value < SIMCLR_CONV_AUTO || value > SIMCLR_CONV_WINOGRAD)
+        /* a whole value of the enum; NaN and fractions compare unequal to all three */
+        if (!(value == SIMCLR_CONV_AUTO || value == SIMCLR_CONV_DIRECT || value == SIMCLR_CONV_WINOGRAD))
             return simclr__fail(SIMCLR_E_INVALID,
-                                "%s: SIMCLR_CTX_CONV_ALGO value %lld is not one of 0 (AUTO), 1 (DIRECT), 2 (WINOGRAD)",
-                                fn, (long long)value);
-        ctx->conv_algo = value;
+                                "%s: SIMCLR_CTX_CONV_ALGO value %g is not one of 0 (AUTO), 1 (DIRECT), 2 (WINOGRAD)",
+                                fn, value);
+        ctx->conv_algo = (int64_t)value;
         return SIMCLR_OK;
     }
     return simclr__fail(SIMCLR_E_INVALID, "%s: unknown key %d (have: SIMCLR_CTX_CONV_ALGO = 100)", fn, (int)key);
 }
 
-simclr_status simclr_context_get(const simclr_context *ctx, simclr_ctx_param key, int64_t *value)
+simclr_status simclr_context_get(const simclr_context *ctx, simclr_context_param key, double *value)
 {
     static const char fn[] = "simclr_context_get";
     SIMCLR__CHECK_ARG(ctx, fn, "ctx is NULL");
     SIMCLR__CHECK_ARG(value, fn, "value is NULL");
     switch (key) {
     case SIMCLR_CTX_CONV_ALGO:
-        *value = ctx->conv_algo;
+        *value = (double)ctx->conv_algo;
         return SIMCLR_OK;
     }
     return simclr__fail(SIMCLR_E_INVALID, "%s: unknown key %d (have: SIMCLR_CTX_CONV_ALGO = 100)", fn, (int)key);

@@ -7,17 +7,17 @@
 
 #define MAX_SIDE ((int64_t)1 << 24)
 
-simclr_status simclr_image_list_create(simclr_context *ctx, int channels, simclr_image_list **out)
+simclr_status simclr_image_list_create(simclr_context *ctx, int64_t channels, simclr_image_list **out)
 {
     static const char fn[] = "simclr_image_list_create";
     SIMCLR__CHECK_ARG(ctx, fn, "ctx is NULL");
     SIMCLR__CHECK_ARG(out, fn, "out is NULL");
     if (channels != 1 && channels != 3)
-        return simclr__fail(SIMCLR_E_INVALID, "%s: channels %d must be 1 or 3", fn, channels);
+        return simclr__fail(SIMCLR_E_INVALID, "%s: channels %lld must be 1 or 3", fn, (long long)channels);
     simclr_image_list *l = simclr__calloc(ctx, 1, sizeof *l);
     if (!l) return simclr__nomem(fn, sizeof *l);
     l->ctx = ctx;
-    l->channels = channels;
+    l->channels = (int)channels; /* 1 or 3: checked above */
     *out = l;
     return SIMCLR_OK;
 }
@@ -59,7 +59,7 @@ simclr_status simclr_image_list_add(simclr_image_list *list, const uint8_t *pixe
 
 int64_t simclr_image_list_count(const simclr_image_list *list) { return list ? list->count : 0; }
 
-int simclr_image_list_channels(const simclr_image_list *list) { return list ? list->channels : 0; }
+int64_t simclr_image_list_channels(const simclr_image_list *list) { return list ? list->channels : 0; }
 
 simclr_status simclr_image_list_size(const simclr_image_list *list, int64_t index, int64_t *height, int64_t *width)
 {

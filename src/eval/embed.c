@@ -25,16 +25,16 @@ struct simclr_embedder {
     int64_t x_n;
 };
 
-simclr_status simclr_embedder_create(simclr_context *ctx, const simclr_module *encoder, int out_h, int out_w,
-                                     simclr_embedder **out)
+simclr_status simclr_embedder_create(simclr_context *ctx, const simclr_module *encoder, int64_t out_h,
+                                     int64_t out_w, simclr_embedder **out)
 {
     static const char fn[] = "simclr_embedder_create";
     SIMCLR__CHECK_ARG(ctx, fn, "ctx is NULL");
     SIMCLR__CHECK_ARG(encoder, fn, "encoder is NULL");
     SIMCLR__CHECK_ARG(out, fn, "out is NULL");
     if (out_h < 1 || out_h > MAX_OUT_SIDE || out_w < 1 || out_w > MAX_OUT_SIDE)
-        return simclr__fail(SIMCLR_E_INVALID, "%s: output size %d x %d out of range 1..%d", fn, out_h, out_w,
-                            MAX_OUT_SIDE);
+        return simclr__fail(SIMCLR_E_INVALID, "%s: output size %lld x %lld out of range 1..%d", fn, (long long)out_h,
+                            (long long)out_w, MAX_OUT_SIDE);
     simclr_embedder *e = simclr__calloc(ctx, 1, sizeof *e);
     if (!e) return simclr__nomem(fn, sizeof *e);
     simclr_status st = simclr__module_share(ctx, encoder, &e->net);
@@ -43,10 +43,10 @@ simclr_status simclr_embedder_create(simclr_context *ctx, const simclr_module *e
         return st;
     }
     e->ctx = ctx;
-    e->out_h = out_h, e->out_w = out_w;
+    e->out_h = (int)out_h, e->out_w = (int)out_w; /* in range: checked above */
     e->channels = encoder->in_dim;
     e->dim = encoder->out_dim;
-    int side = out_h > out_w ? out_h : out_w;
+    int side = e->out_h > e->out_w ? e->out_h : e->out_w;
     e->resize = rint(side / 0.875);
     e->batch = 32;
     for (int c = 0; c < 3; c++) e->mean[c] = 0, e->std[c] = 1;
@@ -63,7 +63,7 @@ void simclr_embedder_destroy(simclr_embedder *emb)
     simclr__free(emb->ctx, emb);
 }
 
-static double *field(simclr_embedder *e, simclr_embed_param key, double *lo, double *hi)
+static double *field(simclr_embedder *e, simclr_embedder_param key, double *lo, double *hi)
 {
     int side = e->out_h > e->out_w ? e->out_h : e->out_w;
     switch (key) {
@@ -80,7 +80,7 @@ static double *field(simclr_embedder *e, simclr_embed_param key, double *lo, dou
     return NULL;
 }
 
-simclr_status simclr_embedder_set(simclr_embedder *emb, simclr_embed_param key, double value)
+simclr_status simclr_embedder_set(simclr_embedder *emb, simclr_embedder_param key, double value)
 {
     static const char fn[] = "simclr_embedder_set";
     SIMCLR__CHECK_ARG(emb, fn, "emb is NULL");
@@ -95,7 +95,7 @@ simclr_status simclr_embedder_set(simclr_embedder *emb, simclr_embed_param key, 
     return SIMCLR_OK;
 }
 
-simclr_status simclr_embedder_get(const simclr_embedder *emb, simclr_embed_param key, double *value)
+simclr_status simclr_embedder_get(const simclr_embedder *emb, simclr_embedder_param key, double *value)
 {
     static const char fn[] = "simclr_embedder_get";
     SIMCLR__CHECK_ARG(emb, fn, "emb is NULL");
@@ -180,18 +180,31 @@ simclr_status simclr_embedder_run(simclr_embedder *emb, const simclr_image_list 
         emb->x = x;
         emb->x_n = b;
     }
-    for (int64_t first = 0; first < n; first += b) {
+    /* out is untouched on error. One forward writes straight into out
+     * (simclr_module_forward leaves y untouched when it fails). Several go
+     * through a private buffer copied into out once every batch succeeded:
+     * a failure in batch 2 must not leave batch 1's rows written. */
+    float *dst = simclr__f32(out), *stage = NULL;
+    size_t out_bytes = (size_t)n * (size_t)emb->dim * sizeof(float);
+    if (n > b) {
+        stage = simclr__malloc(emb->ctx, out_bytes);
+        if (!stage) return simclr__nomem(fn, out_bytes);
+        dst = stage;
+    }
+    simclr_status st = SIMCLR_OK;
+    for (int64_t first = 0; first < n && st == SIMCLR_OK; first += b) {
         int64_t k = n - first < b ? n - first : b;
         int64_t xs[4] = {k, emb->channels, emb->out_h, emb->out_w}, ys[2] = {k, emb->dim};
         job jb = {emb, images->items + first, simclr__f32(emb->x)};
         simclr__pool_for(emb->ctx->pool, k, 1, transform, &jb);
         simclr_tensor *xv = NULL, *yv = NULL;
-        SIMCLR__TRY(simclr_tensor_wrap(emb->ctx, SIMCLR_F32, 4, xs, emb->x->data, &xv));
-        simclr_status st = simclr_tensor_wrap(emb->ctx, SIMCLR_F32, 2, ys, simclr__f32(out) + first * emb->dim, &yv);
+        st = simclr_tensor_wrap(emb->ctx, SIMCLR_F32, 4, xs, emb->x->data, &xv);
+        if (st == SIMCLR_OK) st = simclr_tensor_wrap(emb->ctx, SIMCLR_F32, 2, ys, dst + first * emb->dim, &yv);
         if (st == SIMCLR_OK) st = simclr_module_forward(emb->net, xv, SIMCLR_EVAL, yv);
         simclr_tensor_destroy(xv);
         simclr_tensor_destroy(yv);
-        if (st != SIMCLR_OK) return st;
     }
-    return SIMCLR_OK;
+    if (st == SIMCLR_OK && stage) memcpy(simclr__f32(out), stage, out_bytes);
+    simclr__free(emb->ctx, stage);
+    return st;
 }

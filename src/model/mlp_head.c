@@ -72,22 +72,27 @@ static simclr_status build(simclr_module *m, head *h, int in_dim, int hidden_dim
     return SIMCLR_OK;
 }
 
-simclr_status simclr_mlp_head_create(simclr_context *ctx, int in_dim, int hidden_dim, int out_dim, int n_layers,
-                                     int batch_norm, uint64_t seed, simclr_module **out)
+/* simclr_mlp_head_create_v2 and the deprecated int form: one body, each
+ * naming itself in its messages. */
+static simclr_status mlp_head_create(const char *fn, simclr_context *ctx, int64_t in_dim64, int64_t hidden_dim64,
+                                     int64_t out_dim64, int n_layers, int batch_norm, uint64_t seed,
+                                     simclr_module **out)
 {
-    static const char fn[] = "simclr_mlp_head_create";
     SIMCLR__CHECK_ARG(ctx, fn, "ctx is NULL");
     SIMCLR__CHECK_ARG(out, fn, "out is NULL");
     const int max_dim = 1 << 20;
-    if (in_dim < 1 || in_dim > max_dim || out_dim < 1 || out_dim > max_dim)
-        return simclr__fail(SIMCLR_E_INVALID, "%s: in_dim %d and out_dim %d must be in 1..%d", fn, in_dim, out_dim,
-                            max_dim);
+    if (in_dim64 < 1 || in_dim64 > max_dim || out_dim64 < 1 || out_dim64 > max_dim)
+        return simclr__fail(SIMCLR_E_INVALID, "%s: in_dim %lld and out_dim %lld must be in 1..%d", fn,
+                            (long long)in_dim64, (long long)out_dim64, max_dim);
     if (n_layers < 1 || n_layers > 16)
         return simclr__fail(SIMCLR_E_INVALID, "%s: n_layers %d out of range 1..16", fn, n_layers);
-    if (n_layers > 1 && (hidden_dim < 1 || hidden_dim > max_dim))
-        return simclr__fail(SIMCLR_E_INVALID, "%s: hidden_dim %d out of range 1..%d", fn, hidden_dim, max_dim);
+    if (n_layers > 1 && (hidden_dim64 < 1 || hidden_dim64 > max_dim))
+        return simclr__fail(SIMCLR_E_INVALID, "%s: hidden_dim %lld out of range 1..%d", fn, (long long)hidden_dim64,
+                            max_dim);
     if (batch_norm != 0 && batch_norm != 1)
         return simclr__fail(SIMCLR_E_INVALID, "%s: batch_norm must be 0 or 1, got %d", fn, batch_norm);
+    /* in range: checked above (hidden_dim is unused, and then not checked, with one layer) */
+    int in_dim = (int)in_dim64, out_dim = (int)out_dim64, hidden_dim = n_layers > 1 ? (int)hidden_dim64 : 0;
 
     char arch[128];
     snprintf(arch, sizeof arch, "mlp_head in=%d hidden=%d out=%d layers=%d bn=%d", in_dim,
@@ -114,6 +119,20 @@ simclr_status simclr_mlp_head_create(simclr_context *ctx, int in_dim, int hidden
     simclr__module_finalize(m);
     *out = m;
     return SIMCLR_OK;
+}
+
+simclr_status simclr_mlp_head_create_v2(simclr_context *ctx, int64_t in_dim, int64_t hidden_dim, int64_t out_dim,
+                                        int n_layers, int batch_norm, uint64_t seed, simclr_module **out)
+{
+    return mlp_head_create("simclr_mlp_head_create_v2", ctx, in_dim, hidden_dim, out_dim, n_layers, batch_norm, seed,
+                           out);
+}
+
+simclr_status simclr_mlp_head_create(simclr_context *ctx, int in_dim, int hidden_dim, int out_dim, int n_layers,
+                                     int batch_norm, uint64_t seed, simclr_module **out)
+{
+    return mlp_head_create("simclr_mlp_head_create", ctx, in_dim, hidden_dim, out_dim, n_layers, batch_norm, seed,
+                           out);
 }
 
 /* Arena for batch n: input, per layer a, y (y = a without BN) and BN

@@ -149,21 +149,24 @@ static simclr_status build(simclr_module *m, resnet *r, int width, int in_channe
     return SIMCLR_OK;
 }
 
-simclr_status simclr_resnet_create(simclr_context *ctx, int depth, int width, int in_channels, simclr_stem stem,
-                                   uint64_t seed, simclr_module **out)
+/* simclr_resnet_create_v2 and the deprecated int form: one body, each
+ * naming itself in its messages. */
+static simclr_status resnet_create(const char *fn, simclr_context *ctx, int depth, int64_t width64,
+                                   int64_t in_channels64, simclr_stem stem, uint64_t seed, simclr_module **out)
 {
-    static const char fn[] = "simclr_resnet_create";
     SIMCLR__CHECK_ARG(ctx, fn, "ctx is NULL");
     SIMCLR__CHECK_ARG(out, fn, "out is NULL");
     if (depth != 18 && depth != 34 && depth != 50 && depth != 101 && depth != 152)
         return simclr__fail(SIMCLR_E_INVALID, "%s: depth %d is not one of 18, 34, 50, 101, 152", fn, depth);
-    if (width < 1 || width > 1024)
-        return simclr__fail(SIMCLR_E_INVALID, "%s: width %d out of range 1..1024", fn, width);
-    if (in_channels < 1 || in_channels > 64)
-        return simclr__fail(SIMCLR_E_INVALID, "%s: in_channels %d out of range 1..64", fn, in_channels);
+    if (width64 < 1 || width64 > 1024)
+        return simclr__fail(SIMCLR_E_INVALID, "%s: width %lld out of range 1..1024", fn, (long long)width64);
+    if (in_channels64 < 1 || in_channels64 > 64)
+        return simclr__fail(SIMCLR_E_INVALID, "%s: in_channels %lld out of range 1..64", fn,
+                            (long long)in_channels64);
     if (stem != SIMCLR_STEM_CIFAR && stem != SIMCLR_STEM_IMAGENET)
         return simclr__fail(SIMCLR_E_INVALID, "%s: stem %d is neither SIMCLR_STEM_CIFAR nor SIMCLR_STEM_IMAGENET",
                             fn, (int)stem);
+    int width = (int)width64, in_channels = (int)in_channels64; /* in range: checked above */
 
     char arch[128];
     snprintf(arch, sizeof arch, "resnet%d width=%d in=%d stem=%s", depth, width, in_channels,
@@ -188,6 +191,18 @@ simclr_status simclr_resnet_create(simclr_context *ctx, int depth, int width, in
     simclr__module_finalize(m);
     *out = m;
     return SIMCLR_OK;
+}
+
+simclr_status simclr_resnet_create_v2(simclr_context *ctx, int depth, int64_t width, int64_t in_channels,
+                                      simclr_stem stem, uint64_t seed, simclr_module **out)
+{
+    return resnet_create("simclr_resnet_create_v2", ctx, depth, width, in_channels, stem, seed, out);
+}
+
+simclr_status simclr_resnet_create(simclr_context *ctx, int depth, int width, int in_channels, simclr_stem stem,
+                                   uint64_t seed, simclr_module **out)
+{
+    return resnet_create("simclr_resnet_create", ctx, depth, width, in_channels, stem, seed, out);
 }
 
 /* ---- planning: geometry, validation, arena slices ---- */

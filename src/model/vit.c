@@ -133,25 +133,27 @@ static simclr_status build(simclr_module *m, vit *v, int64_t in_channels, uint64
     return SIMCLR_OK;
 }
 
-simclr_status simclr_vit_create(simclr_context *ctx, int32_t image_size, int32_t patch_size, int32_t in_channels,
-                                int32_t hidden_dim, int32_t depth, int32_t heads, int32_t mlp_dim,
-                                simclr_vit_pool pool, uint64_t seed, simclr_module **out)
+simclr_status simclr_vit_create(simclr_context *ctx, int64_t image_size, int64_t patch_size, int64_t in_channels,
+                                int64_t hidden_dim, int depth, int heads, int64_t mlp_dim, simclr_vit_pool pool,
+                                uint64_t seed, simclr_module **out)
 {
     static const char fn[] = "simclr_vit_create";
     SIMCLR__CHECK_ARG(ctx, fn, "ctx is NULL");
     SIMCLR__CHECK_ARG(out, fn, "out is NULL");
+    /* Sizes are int64_t (the header's convention); each is range-checked
+     * before a (int) cast in a message or below. */
     if (image_size < 1 || image_size > 4096)
-        return simclr__fail(SIMCLR_E_INVALID, "%s: image_size %d out of range 1..4096", fn, (int)image_size);
+        return simclr__fail(SIMCLR_E_INVALID, "%s: image_size %lld out of range 1..4096", fn, (long long)image_size);
     if (patch_size < 1 || patch_size > image_size)
-        return simclr__fail(SIMCLR_E_INVALID, "%s: patch_size %d out of range 1..image_size (%d)", fn,
-                            (int)patch_size, (int)image_size);
+        return simclr__fail(SIMCLR_E_INVALID, "%s: patch_size %lld out of range 1..image_size (%d)", fn,
+                            (long long)patch_size, (int)image_size);
     if (image_size % patch_size != 0)
         return simclr__fail(SIMCLR_E_INVALID, "%s: image_size %d is not a multiple of patch_size %d", fn,
                             (int)image_size, (int)patch_size);
     if (in_channels < 1 || in_channels > 64)
-        return simclr__fail(SIMCLR_E_INVALID, "%s: in_channels %d out of range 1..64", fn, (int)in_channels);
+        return simclr__fail(SIMCLR_E_INVALID, "%s: in_channels %lld out of range 1..64", fn, (long long)in_channels);
     if (hidden_dim < 1 || hidden_dim > 65536)
-        return simclr__fail(SIMCLR_E_INVALID, "%s: hidden_dim %d out of range 1..65536", fn, (int)hidden_dim);
+        return simclr__fail(SIMCLR_E_INVALID, "%s: hidden_dim %lld out of range 1..65536", fn, (long long)hidden_dim);
     if (heads < 1 || heads > hidden_dim)
         return simclr__fail(SIMCLR_E_INVALID, "%s: heads %d out of range 1..hidden_dim (%d)", fn, (int)heads,
                             (int)hidden_dim);
@@ -161,7 +163,7 @@ simclr_status simclr_vit_create(simclr_context *ctx, int32_t image_size, int32_t
     if (depth < 1 || depth > 256)
         return simclr__fail(SIMCLR_E_INVALID, "%s: depth %d out of range 1..256", fn, (int)depth);
     if (mlp_dim < 1 || mlp_dim > 262144)
-        return simclr__fail(SIMCLR_E_INVALID, "%s: mlp_dim %d out of range 1..262144", fn, (int)mlp_dim);
+        return simclr__fail(SIMCLR_E_INVALID, "%s: mlp_dim %lld out of range 1..262144", fn, (long long)mlp_dim);
     if (pool != SIMCLR_VIT_POOL_CLS && pool != SIMCLR_VIT_POOL_MEAN)
         return simclr__fail(SIMCLR_E_INVALID,
                             "%s: pool %d is neither SIMCLR_VIT_POOL_CLS nor SIMCLR_VIT_POOL_MEAN", fn, (int)pool);
@@ -198,7 +200,7 @@ simclr_status simclr_vit_create(simclr_context *ctx, int32_t image_size, int32_t
     return SIMCLR_OK;
 }
 
-simclr_status simclr_vit_create_preset(simclr_context *ctx, simclr_vit_preset preset, int32_t in_channels,
+simclr_status simclr_vit_create_preset(simclr_context *ctx, simclr_vit_preset preset, int64_t in_channels,
                                        uint64_t seed, simclr_module **out)
 {
     static const char fn[] = "simclr_vit_create_preset";
@@ -211,7 +213,7 @@ simclr_status simclr_vit_create_preset(simclr_context *ctx, simclr_vit_preset pr
         return simclr__fail(SIMCLR_E_INVALID, "%s: unknown preset %d (SIMCLR_VIT_TINY_16 .. SIMCLR_VIT_SMALL_CIFAR)",
                             fn, (int)preset);
     if (in_channels < 1 || in_channels > 64)
-        return simclr__fail(SIMCLR_E_INVALID, "%s: in_channels %d out of range 1..64", fn, (int)in_channels);
+        return simclr__fail(SIMCLR_E_INVALID, "%s: in_channels %lld out of range 1..64", fn, (long long)in_channels);
     const int32_t *c = p[preset - 1];
     return simclr_vit_create(ctx, c[0], c[1], in_channels, c[2], c[3], c[4], c[5], SIMCLR_VIT_POOL_CLS, seed, out);
 }

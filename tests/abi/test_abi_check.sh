@@ -1,7 +1,9 @@
 #!/bin/sh
 # Self-test of tools/abi_check.sh: each kind of incompatible change, made
 # by editing a copy of the 0.1.0 baseline dump, must fail the check, and an
-# appended enum value must pass. A check that passed everything would fail here.
+# appended enum value must pass; against the 0.2.0 baseline, a changed or
+# removed 0.2 function must fail too. A check that passed everything would
+# fail here.
 set -eu
 base=tests/abi/libsimclr-0.1.0.abi
 tmp="${TMPDIR:-/tmp}/simclr_abi_selftest.$$"
@@ -22,4 +24,14 @@ expect fail "a parameter's type changed" "/function-decl name='simclr_tensor_res
 expect fail "a function removed" "/<elf-symbol name='simclr_tensor_reshape'/d"
 expect fail "a symbol moved to another version node" "s/<elf-symbol name='simclr_knn_eval' version='SIMCLR_0'/<elf-symbol name='simclr_knn_eval' version='SIMCLR_0.1'/;s/elf-symbol-id='simclr_knn_eval@@SIMCLR_0'/elf-symbol-id='simclr_knn_eval@@SIMCLR_0.1'/"
 expect fail "a struct member moved" "/layout-offset-in-bits='128'>/{N;s/layout-offset-in-bits='128'>\(\n *<var-decl name='user'\)/layout-offset-in-bits='192'>\1/}"
-echo "abi self-test: all 6 cases behave"
+n=6
+base=tests/abi/libsimclr-0.2.0.abi
+if [ -f "$base" ]; then
+  double=$(sed -n "s/.*<type-decl name='double'.* id='\(type-id-[0-9]*\)'.*/\1/p" "$base" | head -1)
+  int=$(sed -n "s/.*<type-decl name='int'.* id='\(type-id-[0-9]*\)'.*/\1/p" "$base" | head -1)
+  [ -n "$double" ] && [ -n "$int" ] || { echo "abi self-test: 0.2.0 baseline lacks int/double"; exit 1; }
+  expect fail "a 0.2 function's parameter type changed (0.2.0 baseline)" "/function-decl name='simclr_context_set'/,/<\/function-decl>/s/<parameter type-id='$double' name='value'/<parameter type-id='$int' name='value'/"
+  expect fail "a 0.2 function removed (0.2.0 baseline)" "/<elf-symbol name='simclr_knn_eval_n'/d"
+  n=8
+fi
+echo "abi self-test: all $n cases behave"

@@ -61,14 +61,14 @@ def _header_enums():
 def test_enums_match_the_header():
     mapping = {"simclr_status": (enums.Status, "SIMCLR_"), "simclr_log_level": (enums.LogLevel, "SIMCLR_LOG_"),
                "simclr_dtype": (enums.DType, "SIMCLR_"), "simclr_stem": (enums.Stem, "SIMCLR_STEM_"),
-               "simclr_mode": (enums.Mode, "SIMCLR_"), "simclr_aug_preset": (enums.AugPreset, "SIMCLR_AUG_PRESET_"),
-               "simclr_aug_param": (enums.AugParam, "SIMCLR_AUG_"), "simclr_opt_kind": (enums.OptKind, "SIMCLR_OPT_"),
-               "simclr_opt_param": (enums.OptParam, "SIMCLR_OPT_"), "simclr_stat": (enums.Stat, "SIMCLR_STAT_"),
-               "simclr_embed_param": (enums.EmbedParam, "SIMCLR_EMBED_"),
+               "simclr_mode": (enums.Mode, "SIMCLR_"), "simclr_augment_preset": (enums.AugPreset, "SIMCLR_AUG_PRESET_"),
+               "simclr_augment_param": (enums.AugParam, "SIMCLR_AUG_"), "simclr_optimizer_kind": (enums.OptKind, "SIMCLR_OPT_"),
+               "simclr_optimizer_param": (enums.OptParam, "SIMCLR_OPT_"), "simclr_trainer_stat_key": (enums.Stat, "SIMCLR_STAT_"),
+               "simclr_embedder_param": (enums.EmbedParam, "SIMCLR_EMBED_"),
                 "simclr_bn_mode": (enums.BnMode, "SIMCLR_BN_"),
                 "simclr_trainer_param": (enums.TrainerParam, "SIMCLR_TRAINER_"),
                 "simclr_moco_param": (enums.MocoParam, "SIMCLR_MOCO_"),
-                "simclr_ctx_param": (enums.CtxParam, "SIMCLR_CTX_"), "simclr_conv_algo": (enums.ConvAlgo, "SIMCLR_CONV_"),
+                "simclr_context_param": (enums.CtxParam, "SIMCLR_CTX_"), "simclr_conv_algo": (enums.ConvAlgo, "SIMCLR_CONV_"),
                 "simclr_vit_pool": (enums.VitPool, "SIMCLR_VIT_POOL_"),
                 "simclr_vit_preset": (enums.VitPreset, "SIMCLR_VIT_")}
     header = _header_enums()

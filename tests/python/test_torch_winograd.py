@@ -25,14 +25,14 @@ from test_torch_model import Ctx, cross_check, lib, ok, small_resnet
 WINOGRAD_FACTOR = 10
 CTX_CONV_ALGO, CONV_DIRECT, CONV_WINOGRAD = 100, 1, 2
 P = ctypes.c_void_p
-lib.simclr_context_set.argtypes = [P, ctypes.c_int, ctypes.c_int64]
-lib.simclr_context_get.argtypes = [P, ctypes.c_int, ctypes.POINTER(ctypes.c_int64)]
+lib.simclr_context_set.argtypes = [P, ctypes.c_int, ctypes.c_double]
+lib.simclr_context_get.argtypes = [P, ctypes.c_int, ctypes.POINTER(ctypes.c_double)]
 
 
 def winograd_ctx(threads):
     c = Ctx(threads=threads)
     ok(lib.simclr_context_set(c.h, CTX_CONV_ALGO, CONV_WINOGRAD))
-    v = ctypes.c_int64()
+    v = ctypes.c_double()
     ok(lib.simclr_context_get(c.h, CTX_CONV_ALGO, ctypes.byref(v)))
     assert v.value == CONV_WINOGRAD
     return c

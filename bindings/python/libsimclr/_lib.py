@@ -19,7 +19,7 @@ from .errors import LibraryVersionError, StateError, Unsupported, exception_for
 
 #: The header version these bindings were written for: the library must have
 #: the same major and a minor at least this one.
-BINDINGS_VERSION = (0, 1, 0)
+BINDINGS_VERSION = (0, 2, 0)
 SONAME = "libsimclr.so.%d" % BINDINGS_VERSION[0]
 
 PROTOTYPES = """
@@ -27,18 +27,21 @@ PROTOTYPES = """
     const char * simclr_version_string(void);
     const char * simclr_status_string(simclr_status status);
     const char * simclr_last_error(void);
+    simclr_status simclr_error_set(simclr_status status, const char *message);
     simclr_status simclr_context_create(const char *backend, int n_threads, const simclr_allocator *allocator, simclr_context **out);
     void simclr_context_destroy(simclr_context *ctx);
     const char * simclr_context_backend(const simclr_context *ctx);
     int simclr_context_threads(const simclr_context *ctx);
     const char * simclr_context_isa(const simclr_context *ctx);
     int simclr_isa_supported(const char *isa);
-    simclr_status simclr_context_set_log(simclr_context *ctx, simclr_log_fn fn, void *user, simclr_log_level max_level);
-    simclr_status simclr_context_set_progress(simclr_context *ctx, simclr_progress_fn fn, void *user);
-    simclr_status simclr_context_set(simclr_context *ctx, simclr_ctx_param key, int64_t value);
-    simclr_status simclr_context_get(const simclr_context *ctx, simclr_ctx_param key, int64_t *value);
     int simclr_backend_count(void);
     const char * simclr_backend_name(int index);
+    simclr_status simclr_context_set_log(simclr_context *ctx, simclr_log_fn fn, void *user, simclr_log_level max_level);
+    simclr_status simclr_context_set_progress(simclr_context *ctx, simclr_progress_fn fn, void *user);
+    simclr_status simclr_context_set_progress_cancel(simclr_context *ctx, simclr_progress_cancel_fn fn, void *user);
+    simclr_status simclr_context_set(simclr_context *ctx, simclr_context_param key, double value);
+    simclr_status simclr_context_get(const simclr_context *ctx, simclr_context_param key, double *value);
+    simclr_status simclr_context_parallel_for(simclr_context *ctx, int64_t n, int64_t grain, simclr_task_fn fn, void *user);
     simclr_status simclr_tensor_create(simclr_context *ctx, simclr_dtype dtype, int ndim, const int64_t *shape, simclr_tensor **out);
     simclr_status simclr_tensor_wrap(simclr_context *ctx, simclr_dtype dtype, int ndim, const int64_t *shape, void *data, simclr_tensor **out);
     void simclr_tensor_destroy(simclr_tensor *t);
@@ -51,8 +54,13 @@ PROTOTYPES = """
     simclr_status simclr_tensor_copy_from(simclr_tensor *t, const void *src, size_t bytes);
     simclr_status simclr_tensor_copy_to(const simclr_tensor *t, void *dst, size_t bytes);
     simclr_status simclr_tensor_reshape(simclr_tensor *t, int ndim, const int64_t *shape);
-    simclr_status simclr_resnet_create(simclr_context *ctx, int depth, int width, int in_channels, simclr_stem stem, uint64_t seed, simclr_module **out);
-    simclr_status simclr_mlp_head_create(simclr_context *ctx, int in_dim, int hidden_dim, int out_dim, int n_layers, int batch_norm, uint64_t seed, simclr_module **out);
+    simclr_status simclr_image_list_create(simclr_context *ctx, int64_t channels, simclr_image_list **out);
+    void simclr_image_list_destroy(simclr_image_list *list);
+    simclr_status simclr_image_list_clear(simclr_image_list *list);
+    simclr_status simclr_image_list_add(simclr_image_list *list, const uint8_t *pixels, int64_t height, int64_t width);
+    int64_t simclr_image_list_count(const simclr_image_list *list);
+    int64_t simclr_image_list_channels(const simclr_image_list *list);
+    simclr_status simclr_image_list_size(const simclr_image_list *list, int64_t index, int64_t *height, int64_t *width);
     void simclr_module_destroy(simclr_module *m);
     int64_t simclr_module_output_dim(const simclr_module *m);
     const char * simclr_module_arch(const simclr_module *m);
@@ -62,21 +70,31 @@ PROTOTYPES = """
     int simclr_module_param_count(const simclr_module *m);
     int64_t simclr_module_param_scalars(const simclr_module *m);
     simclr_status simclr_module_param(simclr_module *m, int index, const char **name, simclr_tensor **value, simclr_tensor **grad, int *flags);
-    simclr_status simclr_augment_create(simclr_context *ctx, simclr_aug_preset preset, int out_h, int out_w, simclr_augment **out);
+    simclr_status simclr_module_momentum_update(simclr_module *target, const simclr_module *source, double momentum);
+    simclr_status simclr_resnet_create_v2(simclr_context *ctx, int depth, int64_t width, int64_t in_channels, simclr_stem stem, uint64_t seed, simclr_module **out);
+    simclr_status simclr_resnet_create(simclr_context *ctx, int depth, int width, int in_channels, simclr_stem stem, uint64_t seed, simclr_module **out);
+    simclr_status simclr_vit_create(simclr_context *ctx, int64_t image_size, int64_t patch_size, int64_t in_channels, int64_t hidden_dim, int depth, int heads, int64_t mlp_dim, simclr_vit_pool pool, uint64_t seed, simclr_module **out);
+    simclr_status simclr_vit_create_preset(simclr_context *ctx, simclr_vit_preset preset, int64_t in_channels, uint64_t seed, simclr_module **out);
+    simclr_status simclr_mlp_head_create_v2(simclr_context *ctx, int64_t in_dim, int64_t hidden_dim, int64_t out_dim, int n_layers, int batch_norm, uint64_t seed, simclr_module **out);
+    simclr_status simclr_mlp_head_create(simclr_context *ctx, int in_dim, int hidden_dim, int out_dim, int n_layers, int batch_norm, uint64_t seed, simclr_module **out);
+    simclr_status simclr_augment_create_v2(simclr_context *ctx, simclr_augment_preset preset, int64_t out_h, int64_t out_w, simclr_augment **out);
+    simclr_status simclr_augment_create(simclr_context *ctx, simclr_augment_preset preset, int out_h, int out_w, simclr_augment **out);
     void simclr_augment_destroy(simclr_augment *aug);
-    simclr_status simclr_augment_set(simclr_augment *aug, simclr_aug_param key, double value);
-    simclr_status simclr_augment_get(const simclr_augment *aug, simclr_aug_param key, double *value);
-    simclr_status simclr_augment_bounds(simclr_aug_param key, double *lo, double *hi);
+    simclr_status simclr_augment_set(simclr_augment *aug, simclr_augment_param key, double value);
+    simclr_status simclr_augment_get(const simclr_augment *aug, simclr_augment_param key, double *value);
+    simclr_status simclr_augment_bounds(simclr_augment_param key, double *lo, double *hi);
     simclr_status simclr_augment_apply(simclr_augment *aug, const simclr_tensor *images, uint64_t seed, int view, simclr_tensor *out);
     simclr_status simclr_augment_pair(simclr_augment *aug, const simclr_tensor *images, uint64_t seed, simclr_tensor *view0, simclr_tensor *view1);
+    simclr_status simclr_augment_apply_list(simclr_augment *aug, const simclr_image_list *images, uint64_t seed, int view, simclr_tensor *out);
+    simclr_status simclr_augment_pair_list(simclr_augment *aug, const simclr_image_list *images, uint64_t seed, simclr_tensor *view0, simclr_tensor *view1);
     simclr_status simclr_ntxent_create(simclr_context *ctx, double temperature, int n_views, simclr_loss **out);
     void simclr_loss_destroy(simclr_loss *loss);
     simclr_status simclr_loss_forward(simclr_loss *loss, const simclr_tensor *z, float *value, float *accuracy);
     simclr_status simclr_loss_backward(simclr_loss *loss, simclr_tensor *dz);
-    simclr_status simclr_optimizer_create(simclr_context *ctx, simclr_opt_kind kind, simclr_module *const *modules, int n_modules, simclr_optimizer **out);
+    simclr_status simclr_optimizer_create(simclr_context *ctx, simclr_optimizer_kind kind, simclr_module *const *modules, int n_modules, simclr_optimizer **out);
     void simclr_optimizer_destroy(simclr_optimizer *opt);
-    simclr_status simclr_optimizer_set(simclr_optimizer *opt, simclr_opt_param key, double value);
-    simclr_status simclr_optimizer_get(const simclr_optimizer *opt, simclr_opt_param key, double *value);
+    simclr_status simclr_optimizer_set(simclr_optimizer *opt, simclr_optimizer_param key, double value);
+    simclr_status simclr_optimizer_get(const simclr_optimizer *opt, simclr_optimizer_param key, double *value);
     simclr_status simclr_optimizer_lr(const simclr_optimizer *opt, double *lr);
     simclr_status simclr_optimizer_step(simclr_optimizer *opt);
     int simclr_optimizer_state_count(const simclr_optimizer *opt);
@@ -86,18 +104,18 @@ PROTOTYPES = """
     simclr_status simclr_trainer_create(simclr_context *ctx, simclr_module *encoder, simclr_module *head, simclr_augment *aug, simclr_loss *loss, simclr_optimizer *opt, simclr_trainer **out);
     void simclr_trainer_destroy(simclr_trainer *tr);
     simclr_status simclr_trainer_step(simclr_trainer *tr, const simclr_tensor *images, uint64_t seed, float *loss);
-    simclr_status simclr_trainer_stat(const simclr_trainer *tr, simclr_stat key, double *value);
-    simclr_status simclr_module_momentum_update(simclr_module *target, const simclr_module *source, double momentum);
-    simclr_status simclr_moco_trainer_create(simclr_context *ctx, simclr_module *encoder, simclr_module *head, simclr_module *key_encoder, simclr_module *key_head, simclr_augment *aug, simclr_optimizer *opt, int64_t queue_size, uint64_t seed, simclr_trainer **out);
-    simclr_status simclr_moco_set(simclr_trainer *tr, simclr_moco_param key, double value);
-    simclr_status simclr_moco_get(const simclr_trainer *tr, simclr_moco_param key, double *value);
-    simclr_status simclr_moco_queue(simclr_trainer *tr, simclr_tensor **queue);
-    simclr_status simclr_moco_key_order(const simclr_trainer *tr, int64_t *order, int64_t n);
+    simclr_status simclr_trainer_step_list(simclr_trainer *tr, const simclr_image_list *images, uint64_t seed, float *loss);
+    simclr_status simclr_trainer_stat(const simclr_trainer *tr, simclr_trainer_stat_key key, double *value);
     simclr_status simclr_comm_validate(const simclr_comm *comm);
     simclr_status simclr_comm_single(simclr_comm *out);
     simclr_status simclr_trainer_set(simclr_trainer *tr, simclr_trainer_param key, double value);
     simclr_status simclr_trainer_get(const simclr_trainer *tr, simclr_trainer_param key, double *value);
     simclr_status simclr_trainer_set_comm(simclr_trainer *tr, const simclr_comm *comm);
+    simclr_status simclr_moco_trainer_create(simclr_context *ctx, simclr_module *encoder, simclr_module *head, simclr_module *key_encoder, simclr_module *key_head, simclr_augment *aug, simclr_optimizer *opt, int64_t queue_size, uint64_t seed, simclr_trainer **out);
+    simclr_status simclr_moco_set(simclr_trainer *tr, simclr_moco_param key, double value);
+    simclr_status simclr_moco_get(const simclr_trainer *tr, simclr_moco_param key, double *value);
+    simclr_status simclr_moco_queue(simclr_trainer *tr, simclr_tensor **queue);
+    simclr_status simclr_moco_key_order(const simclr_trainer *tr, int64_t *order, int64_t n);
     simclr_status simclr_dataset_open_idx(simclr_context *ctx, const char *images_path, const char *labels_path, simclr_dataset **out);
     simclr_status simclr_dataset_open_cifar(simclr_context *ctx, const char *const *paths, int n_paths, int cifar100, simclr_dataset **out);
     void simclr_dataset_destroy(simclr_dataset *ds);
@@ -113,39 +131,28 @@ PROTOTYPES = """
     simclr_status simclr_module_export_safetensors(const simclr_module *m, const char *path);
     simclr_status simclr_module_import_safetensors(simclr_module *m, const char *path);
     simclr_status simclr_extract_features(simclr_module *encoder, const simclr_dataset *ds, simclr_augment *aug, int64_t batch_size, simclr_tensor *out);
-    simclr_status simclr_knn_eval(simclr_context *ctx, const simclr_tensor *train, const int32_t *train_labels, const simclr_tensor *test, const int32_t *test_labels, int n_classes, int k, double temperature, double *top1);
-    simclr_status simclr_linear_probe(simclr_context *ctx, const simclr_tensor *train, const int32_t *train_labels, const simclr_tensor *test, const int32_t *test_labels, int n_classes, int epochs, double weight_decay, double *top1);
-    simclr_status simclr_context_set_progress_cancel(simclr_context *ctx, simclr_progress_cancel_fn fn, void *user);
-    simclr_status simclr_knn_eval_n(simclr_context *ctx, const simclr_tensor *train, const int32_t *train_labels, int64_t n_train_labels, const simclr_tensor *test, const int32_t *test_labels, int64_t n_test_labels, int n_classes, int k, double temperature, double *top1);
-    simclr_status simclr_linear_probe_n(simclr_context *ctx, const simclr_tensor *train, const int32_t *train_labels, int64_t n_train_labels, const simclr_tensor *test, const int32_t *test_labels, int64_t n_test_labels, int n_classes, int epochs, double weight_decay, double *top1);
-    simclr_status simclr_linear_probe_select(simclr_context *ctx, const simclr_tensor *train, const int32_t *train_labels, int64_t n_train_labels, const simclr_tensor *test, const int32_t *test_labels, int64_t n_test_labels, int n_classes, int epochs, const double *decays, int n_decays, double *top1, double *chosen_decay);
-    simclr_status simclr_error_set(simclr_status status, const char *message);
-    simclr_status simclr_context_parallel_for(simclr_context *ctx, int64_t n, int64_t grain, simclr_task_fn fn, void *user);
-    simclr_status simclr_image_list_create(simclr_context *ctx, int channels, simclr_image_list **out);
-    void simclr_image_list_destroy(simclr_image_list *list);
-    simclr_status simclr_image_list_clear(simclr_image_list *list);
-    simclr_status simclr_image_list_add(simclr_image_list *list, const uint8_t *pixels, int64_t height, int64_t width);
-    int64_t simclr_image_list_count(const simclr_image_list *list);
-    int simclr_image_list_channels(const simclr_image_list *list);
-    simclr_status simclr_image_list_size(const simclr_image_list *list, int64_t index, int64_t *height, int64_t *width);
-    simclr_status simclr_augment_apply_list(simclr_augment *aug, const simclr_image_list *images, uint64_t seed, int view, simclr_tensor *out);
-    simclr_status simclr_augment_pair_list(simclr_augment *aug, const simclr_image_list *images, uint64_t seed, simclr_tensor *view0, simclr_tensor *view1);
-    simclr_status simclr_trainer_step_list(simclr_trainer *tr, const simclr_image_list *images, uint64_t seed, float *loss);
-    simclr_status simclr_embedder_create(simclr_context *ctx, const simclr_module *encoder, int out_h, int out_w, simclr_embedder **out);
+    simclr_status simclr_embedder_create(simclr_context *ctx, const simclr_module *encoder, int64_t out_h, int64_t out_w, simclr_embedder **out);
     void simclr_embedder_destroy(simclr_embedder *emb);
-    simclr_status simclr_embedder_set(simclr_embedder *emb, simclr_embed_param key, double value);
-    simclr_status simclr_embedder_get(const simclr_embedder *emb, simclr_embed_param key, double *value);
+    simclr_status simclr_embedder_set(simclr_embedder *emb, simclr_embedder_param key, double value);
+    simclr_status simclr_embedder_get(const simclr_embedder *emb, simclr_embedder_param key, double *value);
     simclr_status simclr_embedder_run(simclr_embedder *emb, const simclr_image_list *images, simclr_tensor *out);
-    simclr_status simclr_vit_create(simclr_context *ctx, int32_t image_size, int32_t patch_size, int32_t in_channels, int32_t hidden_dim, int32_t depth, int32_t heads, int32_t mlp_dim, simclr_vit_pool pool, uint64_t seed, simclr_module **out);
-    simclr_status simclr_vit_create_preset(simclr_context *ctx, simclr_vit_preset preset, int32_t in_channels, uint64_t seed, simclr_module **out);
+    simclr_status simclr_knn_eval_n(simclr_context *ctx, const simclr_tensor *train, const int32_t *train_labels, int64_t n_train_labels, const simclr_tensor *test, const int32_t *test_labels, int64_t n_test_labels, int n_classes, int k, double temperature, double *top1);
+    simclr_status simclr_knn_eval(simclr_context *ctx, const simclr_tensor *train, const int32_t *train_labels, const simclr_tensor *test, const int32_t *test_labels, int n_classes, int k, double temperature, double *top1);
+    simclr_status simclr_linear_probe_n(simclr_context *ctx, const simclr_tensor *train, const int32_t *train_labels, int64_t n_train_labels, const simclr_tensor *test, const int32_t *test_labels, int64_t n_test_labels, int n_classes, int epochs, double weight_decay, double *top1);
+    simclr_status simclr_linear_probe(simclr_context *ctx, const simclr_tensor *train, const int32_t *train_labels, const simclr_tensor *test, const int32_t *test_labels, int n_classes, int epochs, double weight_decay, double *top1);
+    simclr_status simclr_linear_probe_select(simclr_context *ctx, const simclr_tensor *train, const int32_t *train_labels, int64_t n_train_labels, const simclr_tensor *test, const int32_t *test_labels, int64_t n_test_labels, int n_classes, int epochs, const double *decays, int n_decays, double *top1, double *chosen_decay);
 """
 
 # ---------------------------------------------------------------- C types --
 
-_ENUMS = {"simclr_status", "simclr_dtype", "simclr_stem", "simclr_mode", "simclr_aug_preset",
-          "simclr_aug_param", "simclr_opt_kind", "simclr_opt_param", "simclr_stat", "simclr_moco_param",
-           "simclr_log_level", "simclr_bn_mode", "simclr_trainer_param", "simclr_ctx_param", "simclr_conv_algo",
-           "simclr_embed_param", "simclr_vit_pool", "simclr_vit_preset"}
+_ENUMS = {"simclr_status", "simclr_dtype", "simclr_stem", "simclr_mode", "simclr_augment_preset",
+          "simclr_augment_param", "simclr_optimizer_kind", "simclr_optimizer_param", "simclr_trainer_stat_key",
+          "simclr_moco_param", "simclr_log_level", "simclr_bn_mode", "simclr_trainer_param",
+          "simclr_context_param", "simclr_conv_algo", "simclr_embedder_param", "simclr_vit_pool",
+          "simclr_vit_preset",
+          # the older names, aliases of the same types in the header
+          "simclr_aug_preset", "simclr_aug_param", "simclr_opt_kind", "simclr_opt_param", "simclr_stat",
+          "simclr_ctx_param", "simclr_embed_param"}
 _HANDLES = {"simclr_context", "simclr_tensor", "simclr_module", "simclr_augment", "simclr_loss",
             "simclr_optimizer", "simclr_trainer", "simclr_dataset", "simclr_image_list",
             "simclr_embedder"}

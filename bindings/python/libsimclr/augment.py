@@ -6,7 +6,8 @@ from typing import Any, Dict, Optional, Tuple, Union
 
 from . import _lib
 from ._handle import Handle
-from .core import Context, as_input, as_output, check_context, check_enum, check_float, check_int, check_seed
+from .core import (Context, as_input, as_output, check_context, check_enum, check_float, check_int, check_int64,
+                   check_seed)
 from .enums import AugParam, AugPreset, DType
 
 fn = _lib.fn
@@ -45,8 +46,8 @@ class Augment(Handle):
         if out_w is None:
             out_w = out_h
         out = ctypes.c_void_p()
-        fn.augment_create(ctx._ptr, check_enum(preset, AugPreset, "preset"), check_int(out_h, "out_h"),
-                          check_int(out_w, "out_w"), ctypes.byref(out))
+        fn.augment_create_v2(ctx._ptr, check_enum(preset, AugPreset, "preset"), check_int64(out_h, "out_h"),
+                             check_int64(out_w, "out_w"), ctypes.byref(out))
         self._init_native(out.value, _lib.cdll.simclr_augment_destroy, [ctx])
         self.context = ctx
         self.out_h, self.out_w = int(out_h), int(out_w)

@@ -192,20 +192,22 @@ class Context(Handle):
         fn.context_set_progress(self._ptr, cb, None)
         self._native.keep["progress"] = cb
 
-    def set(self, key: Union[int, str, CtxParam], value: Union[int, str]) -> None:
+    def set(self, key: Union[int, str, CtxParam], value: Union[int, float, str]) -> None:
         """Sets a context parameter, e.g. ``ctx.set("conv_algo", "direct")``;
         InvalidArgument (context unchanged) for an unknown key or value."""
         k = check_enum(key, CtxParam, "key")
         if k == CtxParam.CONV_ALGO:
             value = check_enum(value, ConvAlgo, "value")
-        fn.context_set(self._ptr, k, check_int64(value, "value"))
+        fn.context_set(self._ptr, k, check_float(value, "value"))
 
-    def get(self, key: Union[int, str, CtxParam]) -> int:
+    def get(self, key: Union[int, str, CtxParam]) -> Union[int, float]:
         """Reads a context parameter (CONV_ALGO comes back as a ConvAlgo)."""
-        v = ctypes.c_int64()
+        v = ctypes.c_double()
         k = check_enum(key, CtxParam, "key")
         fn.context_get(self._ptr, k, ctypes.byref(v))
-        return ConvAlgo(v.value) if k == CtxParam.CONV_ALGO and v.value in ConvAlgo._value2member_map_ else v.value
+        if k == CtxParam.CONV_ALGO and v.value == int(v.value) and int(v.value) in ConvAlgo._value2member_map_:
+            return ConvAlgo(int(v.value))
+        return v.value
 
     @property
     def conv_algo(self) -> ConvAlgo:

@@ -47,7 +47,7 @@ class Mode(IntEnum):
 
 
 class AugPreset(IntEnum):
-    """C enum simclr_aug_preset."""
+    """C enum simclr_augment_preset (0.1 name: simclr_aug_preset, an alias in the header)."""
     NONE = 0
     SIMCLR_V1 = 1
     CIFAR = 2
@@ -55,7 +55,7 @@ class AugPreset(IntEnum):
 
 
 class AugParam(IntEnum):
-    """C enum simclr_aug_param."""
+    """C enum simclr_augment_param (0.1 name: simclr_aug_param, an alias in the header)."""
     CROP_P = 100
     CROP_SCALE_MIN = 101
     CROP_SCALE_MAX = 102
@@ -94,14 +94,14 @@ class AugParam(IntEnum):
 
 
 class OptKind(IntEnum):
-    """C enum simclr_opt_kind."""
+    """C enum simclr_optimizer_kind (0.1 name: simclr_opt_kind, an alias in the header)."""
     SGD = 0
     ADAMW = 1
     LARS = 2
 
 
 class OptParam(IntEnum):
-    """C enum simclr_opt_param."""
+    """C enum simclr_optimizer_param (0.1 name: simclr_opt_param, an alias in the header)."""
     LR = 100
     MOMENTUM = 101
     NESTEROV = 102
@@ -117,7 +117,7 @@ class OptParam(IntEnum):
 
 
 class Stat(IntEnum):
-    """C enum simclr_stat."""
+    """C enum simclr_trainer_stat_key (0.1 name: simclr_stat, an alias in the header)."""
     LOSS = 100
     ACCURACY = 101
     LR = 102
@@ -143,7 +143,7 @@ class TrainerParam(IntEnum):
 
 
 class EmbedParam(IntEnum):
-    """C enum simclr_embed_param."""
+    """C enum simclr_embedder_param (older name simclr_embed_param, an alias in the header)."""
     RESIZE = 100
     BATCH = 101
     NORMALIZE = 200
@@ -166,7 +166,7 @@ class MocoParam(IntEnum):
 
 
 class CtxParam(IntEnum):
-    """C enum simclr_ctx_param."""
+    """C enum simclr_context_param (older name simclr_ctx_param, an alias in the header)."""
     CONV_ALGO = 100
 
 

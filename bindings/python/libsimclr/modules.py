@@ -9,7 +9,7 @@ import numpy as np
 from . import _lib
 from ._handle import Handle
 from .core import (Context, Tensor, as_input, as_output, check_context, check_enum, check_float, check_int,
-                   check_path, check_seed)
+                   check_int64, check_path, check_seed)
 from .enums import DType, Mode, Stem, VitPool, VitPreset, PARAM_BUFFER, PARAM_NO_DECAY
 from .errors import InvalidArgument, ShapeError, StateError
 
@@ -235,9 +235,9 @@ class ResNet(Module):
                  stem: Union[str, int, Stem] = "cifar", seed: int = 0) -> None:
         check_context(ctx)
         out = ctypes.c_void_p()
-        fn.resnet_create(ctx._ptr, check_int(depth, "depth"), check_int(width, "width"),
-                         check_int(in_channels, "in_channels"), check_enum(stem, Stem, "stem"),
-                         check_seed(seed), ctypes.byref(out))
+        fn.resnet_create_v2(ctx._ptr, check_int(depth, "depth"), check_int64(width, "width"),
+                            check_int64(in_channels, "in_channels"), check_enum(stem, Stem, "stem"),
+                            check_seed(seed), ctypes.byref(out))
         self._adopt(ctx, out.value)
 
 
@@ -252,9 +252,9 @@ class MLPHead(Module):
         if not isinstance(batch_norm, (bool, int)) or isinstance(batch_norm, float):
             raise TypeError("batch_norm must be a bool")
         out = ctypes.c_void_p()
-        fn.mlp_head_create(ctx._ptr, check_int(in_dim, "in_dim"), check_int(hidden_dim, "hidden_dim"),
-                           check_int(out_dim, "out_dim"), check_int(n_layers, "n_layers"),
-                           1 if batch_norm else 0, check_seed(seed), ctypes.byref(out))
+        fn.mlp_head_create_v2(ctx._ptr, check_int64(in_dim, "in_dim"), check_int64(hidden_dim, "hidden_dim"),
+                              check_int64(out_dim, "out_dim"), check_int(n_layers, "n_layers"),
+                              1 if batch_norm else 0, check_seed(seed), ctypes.byref(out))
         self._adopt(ctx, out.value)
 
 
@@ -275,10 +275,10 @@ class ViT(Module):
         out = ctypes.c_void_p()
         if preset is not None:
             fn.vit_create_preset(ctx._ptr, check_enum(preset, VitPreset, "preset"),
-                                 check_int(in_channels, "in_channels"), check_seed(seed), ctypes.byref(out))
+                                 check_int64(in_channels, "in_channels"), check_seed(seed), ctypes.byref(out))
         else:
-            fn.vit_create(ctx._ptr, check_int(image_size, "image_size"), check_int(patch_size, "patch_size"),
-                          check_int(in_channels, "in_channels"), check_int(hidden_dim, "hidden_dim"),
-                          check_int(depth, "depth"), check_int(heads, "heads"), check_int(mlp_dim, "mlp_dim"),
+            fn.vit_create(ctx._ptr, check_int64(image_size, "image_size"), check_int64(patch_size, "patch_size"),
+                          check_int64(in_channels, "in_channels"), check_int64(hidden_dim, "hidden_dim"),
+                          check_int(depth, "depth"), check_int(heads, "heads"), check_int64(mlp_dim, "mlp_dim"),
                           check_enum(pool, VitPool, "pool"), check_seed(seed), ctypes.byref(out))
         self._adopt(ctx, out.value)
