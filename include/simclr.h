@@ -285,7 +285,10 @@ SIMCLR_API simclr_status simclr_context_set_progress(simclr_context *ctx, simclr
  *    forward pass and again before the optimizer commits; a stop there
  *    cancels the step with parameters, gradients, BN statistics, optimizer
  *    state and counters as before. The report after a finished step cannot
- *    undo it: its return value is ignored.
+ *    undo it: its return value is ignored. The same holds with
+ *    micro-batches, with a communicator and for MoCo trainers; with a
+ *    communicator a stop asked on any rank cancels the step on every rank
+ *    at the same poll (the others get SIMCLR_E_CANCELLED too).
  * Also receives the reports of simclr_progress_fn (which keeps working and
  * may be installed at the same time: both are called, the plain one first). */
 typedef int (*simclr_progress_cancel_fn)(void *user, const char *what, int64_t done, int64_t total);
@@ -1048,7 +1051,9 @@ typedef enum simclr_trainer_stat_key {
     SIMCLR_STAT_STEP           = 105, /* steps done */
     /* Distributed training and gradient caching (see simclr_trainer_set_comm). */
     SIMCLR_STAT_COMM_BYTES     = 200, /* payload bytes this rank passed to collectives
-                                         in the last step (0 without a communicator) */
+                                         in the last step (0 without a communicator
+                                         attached, whatever the micro-batch and BN
+                                         settings; an attached simclr_comm_single counts) */
     SIMCLR_STAT_MICRO_BATCHES  = 201  /* micro-batches the last step ran */
 } simclr_trainer_stat_key;
 typedef enum simclr_trainer_stat_key simclr_stat; /* the 0.1 name, kept as an alias */
@@ -1078,8 +1083,10 @@ SIMCLR_API void simclr_trainer_destroy(simclr_trainer *tr);
  * head on the 2N views, loss, backward, optimizer step. loss may be NULL.
  * On success the parameter gradients hold this step's gradients. On any
  * error (SIMCLR_E_NUMERIC for a non-finite loss or gradient, SIMCLR_E_NOMEM,
- * SIMCLR_E_SHAPE) parameters, gradients, BN running statistics, optimizer
- * state and both step counters are exactly as before the call.
+ * SIMCLR_E_SHAPE, SIMCLR_E_IO from the communicator, SIMCLR_E_CANCELLED)
+ * parameters, gradients, BN running statistics, optimizer state and both
+ * step counters are exactly as before the call, with or without
+ * micro-batches and a communicator.
  * images is only read. SIMCLR_E_INVALID for a NULL tr or images, SIMCLR_E_SHAPE
  * for images that are not U8 [N, H, W, C] of the encoder's channel count;
  * SIMCLR_E_CANCELLED (see simclr_progress_cancel_fn). Returns SIMCLR_OK and
@@ -1113,7 +1120,8 @@ SIMCLR_API simclr_status simclr_trainer_stat(const simclr_trainer *tr, simclr_tr
 /* Data-parallel training over P processes (ranks) and contrastive batches
  * larger than memory. libsimclr has no MPI (or any network) dependency: the
  * host fills in a communicator, normally through the optional companion
- * library libsimclr_mpi (companions/mpi/simclr_mpi.h, built by `make mpi`).
+ * library libsimclr_mpi (include/simclr_mpi.h, built by `make mpi`; its
+ * errors come through simclr_last_error() like the core's).
  * docs/distributed.md: launching, sharding, what is synchronized, memory.
  *
  * The communicator. Frozen forever: fields are never added, removed or
@@ -1262,12 +1270,12 @@ SIMCLR_API simclr_status simclr_trainer_set_comm(simclr_trainer *tr, const simcl
  *  5. backward through head and encoder, optimizer step;
  *  6. momentum update of the key modules (simclr_module_momentum_update)
  *     with the coefficient of this step, m_t (see SIMCLR_MOCO_MOMENTUM);
- *  7. the N normalized keys overwrite queue rows [pos, pos + N) (the oldest)
- *     and pos advances by N modulo K.
+ *  7. the N normalized keys overwrite queue rows pos, pos + 1, ...,
+ *     pos + N - 1 modulo K (the oldest) and pos advances by N modulo K.
  * A failing step (SIMCLR_E_NUMERIC for a non-finite loss or gradient,
  * SIMCLR_E_SHAPE for a batch that does not fit the queue or the splits)
- * leaves parameters, BN statistics, optimizer state, key modules, queue and
- * counters exactly as they were. SIMCLR_STAT_ACCURACY is the fraction of
+ * leaves parameters, gradients, BN statistics, optimizer state, key modules,
+ * queue and counters exactly as they were. SIMCLR_STAT_ACCURACY is the fraction of
  * queries whose positive logit is at least every negative one;
  * SIMCLR_STAT_IMAGES_PER_SEC counts 2N views per step. */
 
@@ -1443,10 +1451,17 @@ SIMCLR_API simclr_status simclr_trainer_save(const simclr_trainer *tr, const cha
 SIMCLR_API simclr_status simclr_trainer_load(simclr_trainer *tr, const char *path);
 
 /* Writes the module's tensors as safetensors (F32; num_batches_tracked as a
- * 0-dim I64) under torchvision names, loadable by torchvision.models.resnet*()
- * with strict=True once its fc is removed (m.fc = torch.nn.Identity()).
- * Written atomically like simclr_module_save; metadata holds "format": "pt"
- * and "simclr_arch".
+ * 0-dim I64) under torchvision names. A ResNet of width 64 with the ImageNet
+ * stem and 3 input channels loads into torchvision.models.resnet*() with
+ * strict=True once its fc is removed (m.fc = torch.nn.Identity()); other
+ * stems, channel counts and widths need that model's conv1/maxpool or layers
+ * rebuilt (`simclr export` prints the code). Written atomically like
+ * simclr_module_save. Metadata (string values) holds "format": "pt",
+ * "simclr_arch" (simclr_module_arch), the architecture key by key --
+ * "simclr.arch" ("resnet18", "vit", "mlp_head"), for a ResNet
+ * "simclr.depth", "simclr.width", "simclr.in_channels", "simclr.stem"
+ * ("cifar" or "imagenet"), for other kinds their constructor's arguments as
+ * "simclr.NAME" -- and "simclr.version" (simclr_version_string()).
  * SIMCLR_E_INVALID for a NULL m or path, SIMCLR_E_IO naming the path,
  * SIMCLR_E_NOMEM; any previous file is intact on error. The module is only
  * read. Threads: may run concurrently with calls on other contexts only. */
