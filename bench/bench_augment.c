@@ -53,7 +53,7 @@ int main(int argc, char **argv)
                 for (int c = 0; c < 3; c++)
                     p[((i * side + y) * side + x) * 3 + c] = (uint8_t)((i * 7 + y * 3 + x * 5 + c * 11) % 256);
     simclr_augment *aug = NULL;
-    CHECK(simclr_augment_create(ctx, preset, out, out, &aug));
+    CHECK(simclr_augment_create_v2(ctx, preset, out, out, &aug));
     CHECK(simclr_augment_pair(aug, images, 0, v0, v1));
     double t0 = bench_now();
     for (int it = 0; it < iters; it++) CHECK(simclr_augment_pair(aug, images, (uint64_t)it + 1, v0, v1));

@@ -42,7 +42,7 @@ int main(int argc, char **argv)
     simclr_context *ctx;
     simclr_module *m;
     TRY(simclr_context_create("cpu", threads, NULL, &ctx));
-    TRY(simclr_resnet_create(ctx, 18, width, channels, SIMCLR_STEM_CIFAR, 1, &m));
+    TRY(simclr_resnet_create_v2(ctx, 18, width, channels, SIMCLR_STEM_CIFAR, 1, &m));
     int64_t xs[4] = {batch, channels, size, size}, ys[2] = {batch, simclr_module_output_dim(m)};
     simclr_tensor *x, *y;
     TRY(simclr_tensor_create(ctx, SIMCLR_F32, 4, xs, &x));

@@ -48,11 +48,11 @@ int main(int argc, char **argv)
     simclr_context *ctx;
     check(simclr_context_create("cpu", threads, NULL, &ctx), "context");
     simclr_module *enc, *head;
-    check(simclr_resnet_create(ctx, 18, width, channels, SIMCLR_STEM_CIFAR, 1, &enc), "encoder");
+    check(simclr_resnet_create_v2(ctx, 18, width, channels, SIMCLR_STEM_CIFAR, 1, &enc), "encoder");
     int d = (int)simclr_module_output_dim(enc);
-    check(simclr_mlp_head_create(ctx, d, d, 128, 2, 0, 2, &head), "head");
+    check(simclr_mlp_head_create_v2(ctx, d, d, 128, 2, 0, 2, &head), "head");
     simclr_augment *aug;
-    check(simclr_augment_create(ctx, channels == 1 ? SIMCLR_AUG_PRESET_GRAYSCALE : SIMCLR_AUG_PRESET_CIFAR, size,
+    check(simclr_augment_create_v2(ctx, channels == 1 ? SIMCLR_AUG_PRESET_GRAYSCALE : SIMCLR_AUG_PRESET_CIFAR, size,
                                 size, &aug), "augment");
     simclr_loss *loss;
     check(simclr_ntxent_create(ctx, 0.5, 2, &loss), "loss");

@@ -44,7 +44,7 @@ int main(int argc, char **argv)
     check(simclr_context_create("cpu", threads, NULL, &ctx), "context");
     simclr_module *enc, *head;
     check(simclr_vit_create_preset(ctx, SIMCLR_VIT_TINY_CIFAR, 3, 1, &enc), "encoder");
-    check(simclr_mlp_head_create(ctx, 192, 192, 128, 2, 0, 2, &head), "head");
+    check(simclr_mlp_head_create_v2(ctx, 192, 192, 128, 2, 0, 2, &head), "head");
     int64_t xs[4] = {n, 3, 32, 32}, fs[2] = {n, 192}, zs[2] = {n, 128};
     simclr_tensor *x = tensor(ctx, 4, xs), *f = tensor(ctx, 2, fs), *df = tensor(ctx, 2, fs);
     simclr_tensor *z = tensor(ctx, 2, zs);

@@ -109,8 +109,8 @@ int main(int argc, char **argv)
     CHECK(simclr_tensor_wrap(ctx, SIMCLR_U8, 4, in_shape, src, &images));
     CHECK(simclr_tensor_create(ctx, SIMCLR_F32, 4, out_shape, &view));
     simclr_augment *plain = NULL, *aug = NULL;
-    CHECK(simclr_augment_create(ctx, SIMCLR_AUG_PRESET_NONE, out_side, out_side, &plain));
-    CHECK(simclr_augment_create(ctx, preset, out_side, out_side, &aug));
+    CHECK(simclr_augment_create_v2(ctx, SIMCLR_AUG_PRESET_NONE, out_side, out_side, &plain));
+    CHECK(simclr_augment_create_v2(ctx, preset, out_side, out_side, &aug));
 
     int tile = out_side * zoom, cols = 1 + VIEWS;
     int gw = cols * tile + (cols + 1) * PAD + PAD, gh = ROWS * tile + (ROWS + 1) * PAD;

@@ -25,11 +25,11 @@ int main(void)
     simclr_context *ctx;
     check(simclr_context_create("cpu", 0, NULL, &ctx), "context");
     simclr_module *enc, *head;
-    check(simclr_resnet_create(ctx, 18, 8, 3, SIMCLR_STEM_CIFAR, 1, &enc), "encoder");
+    check(simclr_resnet_create_v2(ctx, 18, 8, 3, SIMCLR_STEM_CIFAR, 1, &enc), "encoder");
     int64_t d = simclr_module_output_dim(enc);
-    check(simclr_mlp_head_create(ctx, (int)d, (int)d, 32, 2, 0, 2, &head), "head");
+    check(simclr_mlp_head_create_v2(ctx, (int)d, (int)d, 32, 2, 0, 2, &head), "head");
     simclr_augment *aug;
-    check(simclr_augment_create(ctx, SIMCLR_AUG_PRESET_CIFAR, SIDE, SIDE, &aug), "augment");
+    check(simclr_augment_create_v2(ctx, SIMCLR_AUG_PRESET_CIFAR, SIDE, SIDE, &aug), "augment");
     simclr_loss *loss;
     check(simclr_ntxent_create(ctx, 0.5, 2, &loss), "loss");
     simclr_module *mods[2] = {enc, head};

@@ -199,7 +199,7 @@ static simclr_module *create_encoder(simclr_context *ctx, const options *o, int6
                                 4 * o->vit_dim, SIMCLR_VIT_POOL_CLS, seed, &m),
               what);
     } else {
-        check(simclr_resnet_create(ctx, 18, o->width, (int)channels, SIMCLR_STEM_CIFAR, seed, &m), what);
+        check(simclr_resnet_create_v2(ctx, 18, o->width, (int)channels, SIMCLR_STEM_CIFAR, seed, &m), what);
     }
     return m;
 }
@@ -466,10 +466,10 @@ int main(int argc, char **argv)
     enc = create_encoder(ctx, &o, h, c, o.seed, "encoder (--encoder, --vit-*)");
     int64_t d = simclr_module_output_dim(enc);
     int head_hidden = o.head_hidden > 0 ? o.head_hidden : (int)d;
-    check(simclr_mlp_head_create(ctx, (int)d, head_hidden, 128, o.head_layers, o.head_bn, o.seed + 1, &head),
+    check(simclr_mlp_head_create_v2(ctx, (int)d, head_hidden, 128, o.head_layers, o.head_bn, o.seed + 1, &head),
           "projection head (--head-*)");
     simclr_augment *aug;
-    check(simclr_augment_create(ctx, SIMCLR_AUG_PRESET_GRAYSCALE, (int)h, (int)w, &aug), "augmentation");
+    check(simclr_augment_create_v2(ctx, SIMCLR_AUG_PRESET_GRAYSCALE, (int)h, (int)w, &aug), "augmentation");
     check(simclr_augment_set(aug, SIMCLR_AUG_CROP_SCALE_MIN, o.crop_min), "--crop-min");
     simclr_loss *loss;
     check(simclr_ntxent_create(ctx, o.temperature, 2, &loss), "loss");
@@ -500,7 +500,7 @@ int main(int argc, char **argv)
         /* MoCo v2: key modules of the same architectures (the trainer copies
          * the query weights into them), the queue, InfoNCE at --temperature. */
         key_enc = create_encoder(ctx, &o, h, c, o.seed, "key encoder");
-        check(simclr_mlp_head_create(ctx, (int)d, head_hidden, 128, o.head_layers, o.head_bn, o.seed + 1, &key_head),
+        check(simclr_mlp_head_create_v2(ctx, (int)d, head_hidden, 128, o.head_layers, o.head_bn, o.seed + 1, &key_head),
               "key head");
         check(simclr_moco_trainer_create(ctx, enc, head, key_enc, key_head, aug, opt, o.queue, o.seed, &tr),
               "MoCo trainer (--queue must be a multiple of --batch)");

@@ -63,10 +63,10 @@ int main(int argc, char **argv)
     simclr_optimizer *opt;
     simclr_trainer *tr;
     CHECK(simclr_context_create("cpu", threads, NULL, &ctx));
-    CHECK(simclr_resnet_create(ctx, 18, width, 3, SIMCLR_STEM_CIFAR, 1, &enc));
+    CHECK(simclr_resnet_create_v2(ctx, 18, width, 3, SIMCLR_STEM_CIFAR, 1, &enc));
     int d = (int)simclr_module_output_dim(enc);
-    CHECK(simclr_mlp_head_create(ctx, d, d, 128, 2, 0, 2, &head));
-    CHECK(simclr_augment_create(ctx, SIMCLR_AUG_PRESET_CIFAR, 32, 32, &aug));
+    CHECK(simclr_mlp_head_create_v2(ctx, d, d, 128, 2, 0, 2, &head));
+    CHECK(simclr_augment_create_v2(ctx, SIMCLR_AUG_PRESET_CIFAR, 32, 32, &aug));
     CHECK(simclr_ntxent_create(ctx, 0.2, 2, &loss));
     simclr_module *mods[2] = {enc, head};
     CHECK(simclr_optimizer_create(ctx, SIMCLR_OPT_LARS, mods, 2, &opt));

@@ -43,7 +43,7 @@ const c = {
   tensor_copy_from: declare('int simclr_tensor_copy_from(simclr_tensor *t, const void *src, size_t bytes)'),
   tensor_copy_to: declare('int simclr_tensor_copy_to(simclr_tensor *t, _Out_ void *dst, size_t bytes)'),
   tensor_reshape: declare('int simclr_tensor_reshape(simclr_tensor *t, int ndim, const int64_t *shape)'),
-  resnet_create: declare('int simclr_resnet_create(simclr_context *ctx, int depth, int width, int in_channels, int stem, uint64_t seed, _Out_ simclr_module **out)'),
+  resnet_create: declare('int simclr_resnet_create_v2(simclr_context *ctx, int depth, int64_t width, int64_t in_channels, int stem, uint64_t seed, _Out_ simclr_module **out)'),
   module_destroy: declare('void simclr_module_destroy(simclr_module *m)'),
   module_output_dim: declare('int64_t simclr_module_output_dim(simclr_module *m)'),
   module_arch: declare('const char *simclr_module_arch(simclr_module *m)'),
