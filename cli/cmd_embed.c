@@ -32,6 +32,7 @@ int cmd_embed(int argc, char **argv)
         fprintf(stderr, "simclr embed: give a folder or image files (see --help)\n");
         return CLI_USAGE;
     }
+    if ((rc = cli_check_output(CMD, "-o", out)) || (map && (rc = cli_check_output(CMD, "--map", map)))) return rc;
     simclr_context *ctx;
     simclr_status st = simclr_context_create(NULL, (int)threads, NULL, &ctx);
     if (st != SIMCLR_OK) return cli_fail(CMD, "context", st);
@@ -67,6 +68,10 @@ int cmd_embed(int argc, char **argv)
         }
         if (!labels || n < in.count - (in.folder ? simclr_image_folder_skipped(in.folder) : 0))
             rc = cli_error(CMD, "no memory");
+    }
+    if (!rc && n == 0) { /* every image skipped: no array of 0 rows, no file at all */
+        fprintf(stderr, "simclr embed: none of the %lld images could be read: nothing written\n", (long long)in.count);
+        rc = CLI_FAIL;
     }
     if (!rc) rc = write_npy(CMD, out, feat, n, d);
     if (!rc) {

@@ -489,7 +489,9 @@ int cmd_train(int argc, char **argv)
         if (!rc && step % every == 0) rc = save_all(out, tr, enc, &lg, &cfg, &saved);
     }
     if (!rc && step == start && drawn > start) {
-        fprintf(stderr, "simclr train: no batch of %s had 2 decodable images: nothing trained\n", pos[0]);
+        fprintf(stderr, "simclr train: no batch of %s had 2 decodable images (%lld of its %lld images unreadable): "
+                        "nothing trained\n", pos[0], (long long)(in.folder ? simclr_image_folder_skipped(in.folder) : 0),
+                (long long)in.count);
         rc = CLI_FAIL;
     }
     if (!rc) rc = save_all(out, tr, enc, &lg, &cfg, &saved);

@@ -135,6 +135,20 @@ expect 1 "no .png/.jpg/.jpeg images" "folder without images" -- "$S" train onlyt
 expect 1 "broken/a/fake.png: not a PNG or JPEG" "non-image file stops training" -- "$S" train broken --out r_bad --epochs 1 --batch 6 --quiet
 [ ! -e r_bad/encoder.simclr ] && ok "nothing written for a failed run" || bad "r_bad/encoder.simclr exists"
 expect 0 "skipped 2 unreadable images" "--skip-bad counts and names" -- "$S" train broken --out r_skip --epochs 1 --batch 6 --skip-bad --quiet
+# a folder where no image decodes (issue 24, defect 6): --skip-bad must not
+# train an untrained model or write a 0-row array
+mkdir -p allbad/a allbad/b
+for i in 1 2 3 4 5; do printf 'not an image' > allbad/a/$i.png; head -c 300 data/vertical/001.jpg > allbad/b/$i.jpg; done
+expect 1 "no batch of allbad had 2 decodable images" "--skip-bad with no decodable image refuses (--epochs)" -- \
+  "$S" train allbad --out r_allbad --epochs 1 --batch 4 --skip-bad --quiet
+expect 1 "fewer than 2 left to train on" "--skip-bad with no decodable image refuses (--epochs 3)" -- \
+  "$S" train allbad --out r_allbad --epochs 3 --batch 4 --skip-bad --quiet
+expect 1 "fewer than 2 left to train on" "--skip-bad with no decodable image refuses (--minutes)" -- \
+  "$S" train allbad --out r_allbad --minutes 0.2 --batch 4 --skip-bad --quiet
+[ ! -e r_allbad ] && ok "no run folder for a run that trained nothing" || bad "r_allbad left: $(ls r_allbad)"
+expect 1 "none of the 10 images could be read" "embed --skip-bad with no decodable image refuses" -- \
+  "$S" embed allbad --model run -o allbad.npy --skip-bad --quiet
+[ ! -e allbad.npy ] && [ ! -e allbad.npy.paths.txt ] && ok "no .npy for an embed with nothing read" || bad "allbad.npy written"
 expect 1 "cut.jpg: corrupt JPEG" "truncated JPEG on embed" -- "$S" embed broken/b/cut.jpg --model run -o cut.npy
 [ ! -e cut.npy ] && ok "no .npy for a failed embed" || bad "cut.npy exists"
 expect 1 "nope.jpg: No such file" "missing file" -- "$S" embed nope.jpg --model run -o n.npy
