@@ -111,6 +111,23 @@ printf '%s\n' "$out" | grep -q "chosen per row" && ok "eval says the decay was c
 out=$("$S" eval data --model run --k 5 --probe-epochs 50 --probe-wd 0.25 --quiet 2>&1)
 printf '%s\n' "$out" | grep -Eq '^simclr encoder .*%   0\.25$' && printf '%s\n' "$out" | grep -Eq '^raw pixels .*%   0\.25$' \
   && ! printf '%s\n' "$out" | grep -q "chosen per row" && ok "eval --probe-wd fixes the decay" || bad "eval --probe-wd: $out"
+# the held-out share is exact and stratified (issue 24, defect 7): per class
+# round(fraction * count), a class of 2 or more keeping one train image
+mkdir -p split42/h split42/v split3/a split3/b split3/c
+cp data/horizontal/* split42/h/ && cp data/vertical/* split42/v/
+for f in data/horizontal/00[0-4].*; do cp "$f" "split42/h/dup_${f##*/}"; done
+for f in data/vertical/00[0-4].*; do cp "$f" "split42/v/dup_${f##*/}"; done
+cp data/horizontal/00[0-9].* split3/a/ && cp data/horizontal/01[0-4].* split3/b/ && cp data/vertical/00[01].* split3/c/
+EV="--model run --k 5 --probe-epochs 20 --no-baseline --quiet"
+expect 0 "^34 train / 8 test images, 2 classes" "eval holds out 4 of 21 per class at 0.2" -- "$S" eval split42 $EV
+expect 0 "^8 train / 9 test images, 3 classes" "eval: 10/5/2 images at 0.5 hold out 5+3+1" -- \
+  "$S" eval split3 $EV --test-fraction 0.5
+expect 0 "^3 train / 14 test images, 3 classes" "eval: every class keeps a train image at 0.9" -- \
+  "$S" eval split3 $EV --test-fraction 0.9
+a=$("$S" eval split42 $EV --seed 7 2>&1); b=$("$S" eval split42 $EV --seed 7 2>&1)
+[ "$a" = "$b" ] && ok "eval: the same --seed, the same split and scores" || bad "eval --seed 7 twice: $a / $b"
+expect 2 "test-fraction and --test" "eval refuses --test with --test-fraction" -- \
+  "$S" eval data --model run --test data --test-fraction 0.3
 expect 0 "32 train / 32 test images" "eval --test DIR2" -- "$S" eval data --model run --test data --k 5 --probe-epochs 20 --quiet
 expect 2 "option --probe-wd .-1.: must be a number >= 0" "eval refuses a negative --probe-wd" -- "$S" eval data --model run --probe-wd -1
 expect 2 "option --probe-epochs .0.: must be a whole number in 1..100000" "eval refuses --probe-epochs 0" -- "$S" eval data --model run --probe-epochs 0
