@@ -139,6 +139,115 @@ assert 'conv1.weight' in h and 'layer4.1.bn2.running_var' in h, list(h)[:5]
 " && ok "safetensors has torchvision names" || bad "safetensors content"
 expect 0 "wrote prev.png" "preview" -- "$S" preview data -o prev.png --images 3 --views 4 --size 32
 
+# Every option of every subcommand, bad values (issue 24, defect 7): exit
+# status 2, the option named on stderr with what it accepts, and nothing
+# created (each case runs in an empty folder, the other arguments valid so
+# that a value let through would write files there).
+n_refuse=0
+refuse() { # refuse SUBCOMMAND OPTION ARG...
+  sub=$1 flag=$2; shift 2; n_refuse=$((n_refuse + 1))
+  d="$T/refuse$n_refuse"; mkdir "$d"
+  err=$( (cd "$d" && timeout 30 "$S" $sub "$@") 2>&1 >/dev/null); rc=$?
+  what="$sub $(echo "$*" | sed "s|$T/||g")"
+  if [ "$rc" -ne 2 ]; then bad "$what: exit $rc, want 2: $err"
+  elif ! printf '%s\n' "$err" | grep -qF -- "$flag"; then bad "$what: $flag not named: $err"
+  elif ! printf '%s\n' "$err" | grep -q "must be\|needs a value\|takes no value\|unknown option\|give one\|give a\|checkpoint in"; then
+    bad "$what: no accepted values in: $err"
+  elif [ -n "$(ls -A "$d")" ]; then bad "$what: left $(ls -A "$d")"
+  else ok "refused: $what"; fi
+}
+TR="$T/data --batch 16 --size 16 --width 4 --threads 1 --quiet"
+for v in x 0 -1 1.5 1000001 ""; do refuse train --epochs $TR --epochs=$v; done
+refuse train --epochs $TR --epochs
+for v in x 0 -1 nan inf 1e7 ""; do refuse train --minutes $TR --minutes=$v; done
+refuse train --minutes $TR --minutes
+refuse train --minutes $TR --epochs 2 --minutes 1
+for v in x 0 1 -1 65537 2.5; do refuse train --batch $TR --batch $v; done
+refuse train --batch $TR --batch
+for v in x 0 7 -1 1025; do refuse train --size $TR --size $v; done
+for v in x 0 -1 1025; do refuse train --width $TR --width $v; done
+refuse train --width $TR --width
+for v in x 0 17 19 -18 1e2; do refuse train --depth $TR --depth $v; done
+for v in x 0 2 4 -1 3.0; do refuse train --channels $TR --channels $v; done
+for v in x 0 -1 101 nan; do refuse train --lr $TR --lr $v; done
+refuse train --lr $TR --lr
+for v in adam SGD ""; do refuse train --optimizer $TR --optimizer=$v; done
+refuse train --optimizer $TR --optimizer
+for v in x -1 -1e-9 2; do refuse train --weight-decay $TR --weight-decay $v; done
+for v in x 0 -1 0.0001 101; do refuse train --temperature $TR --temperature $v; done
+for v in x 0 -0.1 1.5; do refuse train --crop-min $TR --crop-min $v; done
+for v in x -1 257; do refuse train --threads $TR --threads $v; done
+for v in x -1 1.5; do refuse train --seed $TR --seed $v; done
+for v in x 0 -1; do refuse train --checkpoint-every $TR --checkpoint-every $v; done
+for v in x -1 65; do refuse train --prefetch $TR --prefetch $v; done
+refuse train --out $TR --out=
+refuse train --out $TR --out
+refuse train --out $TR --out --quiet
+refuse train --resume $TR --resume=1
+refuse train --skip-bad $TR --skip-bad=yes
+refuse train --quiet $TR --quiet=1
+refuse train --bogus $TR --bogus
+refuse train -x $TR -x
+refuse train "give one folder" --quiet
+EM="$T/data --model $T/run --quiet"
+refuse embed --model $EM --model=
+refuse embed --model $EM --model
+refuse embed -o $EM -o=
+refuse embed -o $EM -o
+refuse embed --map $EM --map=
+refuse embed --map $EM --map
+for v in x -1 257; do refuse embed --threads $EM --threads $v; done
+refuse embed --skip-bad $EM --skip-bad=1
+refuse embed --quiet $EM --quiet=1
+refuse embed --bogus $EM --bogus
+refuse embed "give a folder" --quiet
+EV="$T/data --model $T/run --k 5 --probe-epochs 5 --no-baseline --quiet"
+refuse eval --model $EV --model=
+refuse eval --test $EV --test=
+refuse eval --test $EV --test
+for v in x 0 1 -0.2 1.5; do refuse eval --test-fraction $EV --test-fraction $v; done
+refuse eval --test-fraction $EV --test "$T/data" --test-fraction 0.3
+for v in x -1 1.5; do refuse eval --seed $EV --seed $v; done
+for v in x 0 -1 100001; do refuse eval --k $EV --k $v; done
+for v in x 0 -1 100001; do refuse eval --probe-epochs $EV --probe-epochs $v; done
+for v in x -1 1001 nan; do refuse eval --probe-wd $EV --probe-wd $v; done
+refuse eval --map $EV --map=
+refuse eval --map $EV --map
+refuse eval --no-baseline $EV --no-baseline=1
+for v in x -1 257; do refuse eval --threads $EV --threads $v; done
+refuse eval --quiet $EV --quiet=1
+refuse eval --bogus $EV --bogus
+refuse eval "give one" --quiet
+refuse export --model --model "$T/run" --model=
+refuse export --model --model "$T/run" --model
+refuse export -o --model "$T/run" -o=
+refuse export -o --model "$T/run" -o
+refuse export --bogus --model "$T/run" --bogus
+PV="$T/data --images 2 --views 2 --size 16"
+refuse preview -o $PV -o=
+refuse preview -o $PV -o
+for v in x 0 -1 1001; do refuse preview --images $PV --images $v; done
+for v in x 0 -1 16; do refuse preview --views $PV --views $v; done
+for v in x 0 7 1025; do refuse preview --size $PV --size $v; done
+for v in x 0 2 4; do refuse preview --channels $PV --channels $v; done
+for v in x 0 1.5; do refuse preview --crop-min $PV --crop-min $v; done
+for v in x -1; do refuse preview --seed $PV --seed $v; done
+refuse preview --bogus $PV --bogus
+# --resume continues the checkpoint's model: another architecture is refused,
+# and the run folder is left as it was
+sum_before=$(cksum run/* | sort)
+for f in "--width 16" "--depth 34" "--size 32" "--channels 1"; do
+  set -- $f
+  expect 2 "$1 $2: the checkpoint in run was trained with $1" "--resume refuses $f" -- \
+    "$S" train data --out run --epochs 5 --batch 16 --resume $f --quiet
+done
+[ "$(cksum run/* | sort)" = "$sum_before" ] && ok "refused --resume left the run folder as it was" \
+  || bad "a refused --resume changed the run folder"
+expect 0 "resuming run at step 8" "--resume with the checkpoint's own --width and --size" -- \
+  "$S" train data --out run --epochs 4 --batch 16 --resume --width 8 --size 24
+expect 1 "no checkpoint nowhere/trainer.ckpt" "--resume without a checkpoint" -- "$S" train data --out nowhere --resume
+[ ! -e nowhere ] && ok "--resume without a checkpoint creates nothing" || bad "--resume created nowhere/"
+
 # bad input
 mkdir -p empty onlytext broken/a broken/b
 echo hi > onlytext/readme.txt
