@@ -230,6 +230,22 @@ static double rate_get(const rate *r)
     return dt > 0 ? (double)(r->images[last] - r->images[first]) / dt : 0;
 }
 
+/* The progress bar: steps of --epochs, or seconds of the --minutes budget
+ * ("111/120 s"); images/s end to end. */
+static void show_progress(int budgeted, double budget, int64_t done, int64_t total, double t0, float loss, double acc,
+                          double ips, int final)
+{
+    char extra[128];
+    snprintf(extra, sizeof extra, "loss %.4f acc %.3f %.1f img/s", loss, acc, ips);
+    double elapsed = cli_now() - t0;
+    if (budgeted) {
+        int64_t secs = (int64_t)(budget + 0.5), at = (int64_t)elapsed < secs ? (int64_t)elapsed : secs;
+        progress_line("train", at, secs, "s", elapsed, extra, final);
+    } else {
+        progress_line("train", done, total, "steps", elapsed, extra, final);
+    }
+}
+
 /* With --resume, an architecture option given again must be the one the
  * checkpoint was trained with. */
 static int same_architecture(const char *out, const model_cfg *cfg, int64_t depth, int64_t width, int64_t size,
@@ -479,13 +495,7 @@ int cmd_train(int argc, char **argv)
         simclr_trainer_stat(tr, SIMCLR_STAT_ACCURACY, &acc);
         simclr_trainer_stat(tr, SIMCLR_STAT_LR, &lr_used);
         rc = log_push(&lg, step, value, acc, lr_used, ips);
-        if (!quiet) {
-            char extra[128];
-            snprintf(extra, sizeof extra, "loss %.4f acc %.3f %.1f img/s", value, acc, ips);
-            elapsed = cli_now() - t0;
-            if (budgeted) progress_line("train", (int64_t)elapsed, (int64_t)budget, "s", elapsed, extra, 0);
-            else progress_line("train", drawn - start, total - start, "steps", elapsed, extra, 0);
-        }
+        if (!quiet) show_progress(budgeted, budget, drawn - start, total - start, t0, value, acc, ips, 0);
         if (!rc && step % every == 0) rc = save_all(out, tr, enc, &lg, &cfg, &saved);
     }
     if (!rc && step == start && drawn > start) {
@@ -496,13 +506,7 @@ int cmd_train(int argc, char **argv)
     }
     if (!rc) rc = save_all(out, tr, enc, &lg, &cfg, &saved);
     if (!rc) {
-        if (!quiet) {
-            char extra[128];
-            snprintf(extra, sizeof extra, "loss %.4f acc %.3f %.1f img/s", value, acc, ips);
-            elapsed = cli_now() - t0;
-            if (budgeted) progress_line("train", (int64_t)elapsed, (int64_t)budget, "s", elapsed, extra, 1);
-            else progress_line("train", drawn - start, total - start, "steps", elapsed, extra, 1);
-        }
+        if (!quiet) show_progress(budgeted, budget, drawn - start, total - start, t0, value, acc, ips, 1);
         int64_t skipped = in.folder ? simclr_image_folder_skipped(in.folder) : 0;
         printf("trained %lld steps (%lld this run) in %.1f s; last loss %.4f; wrote %s/encoder.simclr, "
                "%s/trainer.ckpt, %s/log.csv, %s/curves.png\n",
