@@ -276,11 +276,15 @@ int write_npy(const char *cmd, const char *path, const float *x, int64_t n, int6
 
 int cli_check_output(const char *cmd, const char *flag, const char *path)
 {
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        fprintf(stderr, "simclr %s: %s %s: is a folder (give a file name)\n", cmd, flag, path);
+        return CLI_FAIL;
+    }
     const char *slash = strrchr(path, '/');
     if (!slash) return CLI_OK;
     char dir[4096];
     snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
-    struct stat sb;
     if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
         fprintf(stderr, "simclr %s: %s %s: the folder %s %s\n", cmd, flag, path, dir,
                 stat(dir, &sb) != 0 ? "does not exist" : "is not a folder");

@@ -110,6 +110,16 @@ secs=$(printf '%s\n' "$out" | sed -n 's/.* in \([0-9.]*\) s;.*/\1/p')
 awk -F, -v s="$secs" 'NR > 1 { sum += $5; n++ } END { real = 4 * n / s; printf "logged %.1f img/s, real %.1f: ", sum / n, real;
   exit !(s > 0 && sum / n <= 1.5 * real) }' rbig/log.csv > ips.txt \
   && ok "images/s is end to end: $(cat ips.txt)" || bad "images/s leaves out decoding: $(cat ips.txt)"
+# one training per run folder: a second one on the same --out is refused
+"$S" train data --out busy --minutes 0.1 --batch 8 --size 16 --width 4 --threads 1 --quiet >/dev/null 2>&1 &
+busy=$!
+i=0; while [ ! -d busy ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done; sleep 0.3
+expect 1 "busy is in use by another simclr train" "a second training on a held run folder is refused" -- \
+  "$S" train data --out busy --epochs 1 --batch 8 --size 16 --width 4 --quiet
+wait $busy
+expect 1 "nowhere/x.npy: the folder nowhere does not exist" "embed -o into a missing folder stops before any work" -- \
+  "$S" embed data --model run -o nowhere/x.npy --quiet
+expect 1 "-o run: is a folder" "embed -o naming a folder stops before any work" -- "$S" embed data --model run -o run --quiet
 # the next batch decoded in the background or when needed: the same training, byte for byte
 for p in 0 2; do
   expect 0 "trained 8 steps" "train --prefetch $p" -- "$S" train data --out "runp$p" --epochs 2 --batch 8 --size 16 \
