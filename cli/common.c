@@ -112,12 +112,12 @@ static void describe(const flag_rule *r, opt_type type, char *buf, size_t size)
             p += w + (p[w] != 0);
         }
     } else if (r->kind == 's') {
-        snprintf(buf, size, "a non-empty value");
+        snprintf(buf, size, "a non-empty name");
     } else if (r->kind == 'i') {
         if (r->hi >= NO_LIMIT) snprintf(buf, size, "a whole number >= %.0f", r->lo);
         else snprintf(buf, size, "a whole number in %.0f..%.0f", r->lo, r->hi);
     } else {
-        snprintf(buf, size, "a number %s %g and %s %g", r->lo_open ? ">" : ">=", r->lo, r->hi_open ? "<" : "<=", r->hi);
+        snprintf(buf, size, "a number %s %.15g and %s %.15g", r->lo_open ? ">" : ">=", r->lo, r->hi_open ? "<" : "<=", r->hi);
     }
 }
 

@@ -55,22 +55,29 @@ expect 0 "resuming run at step 4" "resume to 4 epochs" -- "$S" train data --out 
 # must agree with the checkpoint the run resumes from -- steps 1..N once each,
 # every row the numbers of its own step, the same as an uninterrupted run with
 # the same seed (resuming is bit-identical: the encoder too) -- and no
-# temporary file of a killed process may stay. Checkpoints every 2 steps, so
-# most kills land in a save.
+# temporary file of a killed process may stay. Checkpoints every 2 steps; each
+# run is killed once log.csv has reached a number of rows (a checkpoint is
+# then being saved) plus a delay of 0 to 0.3 s, so the kills fall mid-training
+# and in different phases of a save on a fast machine as on a slow one.
 KA="data --epochs 40 --batch 8 --size 16 --width 4 --threads 1 --checkpoint-every 2 --quiet"
 "$S" train $KA --out kref --prefetch 0 >/dev/null 2>&1 || bad "uninterrupted run for the kill test failed"
+rows() { cat "$1" 2>/dev/null | grep -c '^[0-9]'; }
 kills=0 resumed=0
-for delay in 0.4 0.7 0.3 1.0 0.5 0.2 0.8 0.6; do
+for at in 6:0 20:0.01 34:0.3 50:0 66:0.02 84:0.1 100:0 118:0.05 136:0.003; do
   r=""; [ -e kill/trainer.ckpt ] && r=--resume && resumed=$((resumed + 1))
   "$S" train $KA --out kill --prefetch 1 $r >/dev/null 2>&1 &
   p=$!
-  sleep $delay
+  i=0
+  while kill -0 $p 2>/dev/null && [ "$(rows kill/log.csv)" -lt "${at%:*}" ] && [ $i -lt 1500 ]; do
+    sleep 0.02; i=$((i + 1))
+  done
+  sleep "${at#*:}"
   kill -9 $p 2>/dev/null && kills=$((kills + 1))
   wait $p 2>/dev/null
 done
 r=""; [ -e kill/trainer.ckpt ] && r=--resume
 expect 0 "trained 160 steps" "run killed $kills times, resumed $resumed times, completes" -- "$S" train $KA --out kill --prefetch 1 $r
-[ "$kills" -ge 3 ] && [ "$resumed" -ge 2 ] && ok "runs were killed mid-training ($kills) and resumed ($resumed)" \
+[ "$kills" -ge 6 ] && [ "$resumed" -ge 5 ] && ok "runs were killed mid-training ($kills) and resumed ($resumed)" \
   || bad "kill test did not interrupt training: $kills kills, $resumed resumes"
 awk -F, 'NR > 1 && $1 != NR - 1 { print "row " NR - 1 " has step " $1; bad = 1 } END { if (NR != 161) print NR - 1 " rows"; exit bad || NR != 161 }' \
   kill/log.csv && ok "log.csv after kills: steps 1..160, each once" || bad "log.csv after kills: steps out of order"
