@@ -21,11 +21,20 @@ typedef struct cli_opt {
     const char *help;
 } cli_opt;
 
-/* Parses argv[first..] against opts; positional arguments are collected
- * into pos (up to max_pos, the count in *n_pos). Prints usage on --help
- * (returns -1) and a message on an error (returns CLI_USAGE); 0 when fine. */
+/* Parses argv[first..] against opts (--name value or --name=value);
+ * positional arguments are collected into pos (up to max_pos, the count in
+ * *n_pos). Every value is checked against the accepted values of its option
+ * (one table in common.c for all subcommands: give a new option its row
+ * there). Prints usage on --help (returns -1) and, for an unknown option, a
+ * missing value or a value out of range, a message naming the option and
+ * what it accepts (returns CLI_USAGE); 0 when fine. */
 int cli_parse(int argc, char **argv, int first, const char *usage, const char *about, const cli_opt *opts,
               int n_opts, char **pos, int max_pos, int *n_pos);
+/* Whether the last cli_parse saw the option name on the command line. */
+int cli_given(const char *name);
+/* Exit status 1 with a message when the folder an output file goes to does
+ * not exist (checked before any work, so nothing is written in vain). */
+int cli_check_output(const char *cmd, const char *flag, const char *path);
 
 /* Prints "simclr CMD: what: last error" and returns CLI_FAIL. */
 int cli_fail(const char *cmd, const char *what, simclr_status st);
@@ -82,7 +91,10 @@ int embed_all(const char *cmd, simclr_context *ctx, simclr_module *enc, const mo
               float **feat, uint8_t **kept, int quiet);
 
 /* ---- progress ---- */
-void progress_line(const char *what, int64_t done, int64_t total, double elapsed, const char *extra, int final);
+/* "what [####....]  50% done/total unit extra elapsed 0:12 ETA 0:12" on
+ * stderr: redrawn in place on a terminal, sparse lines otherwise (a log). */
+void progress_line(const char *what, int64_t done, int64_t total, const char *unit, double elapsed, const char *extra,
+                   int final);
 
 /* ---- pictures ---- */
 /* Loss and contrastive-accuracy curves (two panels), PNG. */

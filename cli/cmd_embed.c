@@ -15,7 +15,7 @@ int cmd_embed(int argc, char **argv)
         {"--model", OPT_STRING, &model, "model folder from simclr train (default simclr-run)"},
         {"-o", OPT_STRING, &out, "features file, F32 [N, D] .npy (default embeddings.npy)"},
         {"--map", OPT_STRING, &map, "also draw a PCA map of the features (PNG), coloured by class"},
-        {"--threads", OPT_INT, &threads, "worker threads (default 0 = all cores)"},
+        {"--threads", OPT_INT, &threads, "worker threads, 0..256 (default 0 = all cores)"},
         {"--skip-bad", OPT_FLAG, &skip_bad, "leave out unreadable or corrupt images (listed) instead of stopping"},
         {"--quiet", OPT_FLAG, &quiet, "no progress bar"},
     };
@@ -32,6 +32,7 @@ int cmd_embed(int argc, char **argv)
         fprintf(stderr, "simclr embed: give a folder or image files (see --help)\n");
         return CLI_USAGE;
     }
+    if ((rc = cli_check_output(CMD, "-o", out)) || (map && (rc = cli_check_output(CMD, "--map", map)))) return rc;
     simclr_context *ctx;
     simclr_status st = simclr_context_create(NULL, (int)threads, NULL, &ctx);
     if (st != SIMCLR_OK) return cli_fail(CMD, "context", st);
@@ -67,6 +68,10 @@ int cmd_embed(int argc, char **argv)
         }
         if (!labels || n < in.count - (in.folder ? simclr_image_folder_skipped(in.folder) : 0))
             rc = cli_error(CMD, "no memory");
+    }
+    if (!rc && n == 0) { /* every image skipped: no array of 0 rows, no file at all */
+        fprintf(stderr, "simclr embed: none of the %lld images could be read: nothing written\n", (long long)in.count);
+        rc = CLI_FAIL;
     }
     if (!rc) rc = write_npy(CMD, out, feat, n, d);
     if (!rc) {

@@ -31,14 +31,14 @@ static int to_tensor(simclr_context *ctx, float *x, int64_t n, int64_t d, simclr
     return st == SIMCLR_OK ? CLI_OK : cli_fail(CMD, "features", st);
 }
 
-/* A fixed shuffle of 0..n-1 (Fisher-Yates on splitmix64, seed 0). Folder
+/* A shuffle of 0..n-1 fixed by seed (Fisher-Yates on splitmix64). Folder
  * order is sorted by class, and the probe validates its weight decay on the
  * last fifth of the train rows: those must be a sample of every class. */
-static int64_t *shuffled(int64_t n)
+static int64_t *shuffled(int64_t n, uint64_t seed)
 {
     int64_t *p = malloc((size_t)(n > 0 ? n : 1) * sizeof *p);
     if (!p) return NULL;
-    uint64_t state = 0;
+    uint64_t state = seed * 0xD1B54A32D192ED03ull;
     for (int64_t i = 0; i < n; i++) p[i] = i;
     for (int64_t i = n - 1; i > 0; i--) {
         uint64_t z = (state += 0x9E3779B97F4A7C15ull);
@@ -51,25 +51,47 @@ static int64_t *shuffled(int64_t n)
     return p;
 }
 
-/* Copies rows in the order perm: a row goes to test when a fixed hash of its
- * index falls under test_frac (about that share; te may be NULL when
- * test_frac is 0), else to train. */
-static int split_rows(const float *x, const int32_t *y, int64_t n, int64_t d, const int64_t *perm, double test_frac,
-                      split *tr, split *te)
+/* How many images of each class go to test: round(test_frac * count), but a
+ * class of 2 or more images keeps at least one train image. */
+static int64_t *test_quota(const int32_t *y, int64_t n, int n_classes, double test_frac)
+{
+    int64_t *quota = calloc((size_t)n_classes, sizeof *quota), *count = calloc((size_t)n_classes, sizeof *count);
+    if (!quota || !count) {
+        free(quota), free(count);
+        return NULL;
+    }
+    for (int64_t i = 0; i < n; i++) count[y[i]]++;
+    for (int c = 0; c < n_classes; c++) {
+        quota[c] = (int64_t)floor(test_frac * (double)count[c] + 0.5);
+        if (count[c] >= 2 && quota[c] > count[c] - 1) quota[c] = count[c] - 1;
+    }
+    free(count);
+    return quota;
+}
+
+/* Copies rows in the order perm: the first quota[c] rows of each class c go
+ * to test (te may be NULL with quota NULL: all rows train), the others to
+ * train. With perm a seeded shuffle, that is an exact stratified split. */
+static int split_rows(const float *x, const int32_t *y, int64_t n, int64_t d, const int64_t *perm,
+                      const int64_t *quota, int n_classes, split *tr, split *te)
 {
     tr->x = malloc((size_t)(n * d) * sizeof(float)), tr->y = malloc((size_t)n * sizeof(int32_t));
     if (te) te->x = malloc((size_t)(n * d) * sizeof(float)), te->y = malloc((size_t)n * sizeof(int32_t));
-    if (!tr->x || !tr->y || (te && (!te->x || !te->y))) return cli_error(CMD, "no memory");
+    int64_t *taken = calloc((size_t)n_classes, sizeof *taken);
+    if (!taken || !tr->x || !tr->y || (te && (!te->x || !te->y))) {
+        free(taken);
+        return cli_error(CMD, "no memory");
+    }
     tr->n = 0;
     if (te) te->n = 0;
     for (int64_t r = 0; r < n; r++) {
         int64_t i = perm[r];
-        uint64_t h = (uint64_t)i * 0x9E3779B97F4A7C15ull;
-        h ^= h >> 29;
-        split *s = te && (double)(h % 1000) < test_frac * 1000 ? te : tr;
+        split *s = te && taken[y[i]] < quota[y[i]] ? te : tr;
+        if (s == te) taken[y[i]]++;
         memcpy(s->x + s->n * d, x + i * d, (size_t)d * sizeof(float));
         s->y[s->n++] = y[i];
     }
+    free(taken);
     return CLI_OK;
 }
 
@@ -134,19 +156,21 @@ static int raw_pixels(simclr_context *ctx, const model_cfg *cfg, image_input *in
 int cmd_eval(int argc, char **argv)
 {
     const char *model = "simclr-run", *test_dir = NULL, *map = NULL;
-    int64_t threads = 0, k = 200, epochs = 1000;
+    int64_t threads = 0, k = 200, epochs = 1000, seed = 1;
     double test_frac = 0.2, wd = NAN; /* NaN: chosen on validation (the parser takes finite numbers only) */
     int quiet = 0, no_baseline = 0;
     const cli_opt opts[] = {
         {"--model", OPT_STRING, &model, "model folder from simclr train (default simclr-run)"},
         {"--test", OPT_STRING, &test_dir, "a separate labelled test folder (default: hold out --test-fraction)"},
-        {"--test-fraction", OPT_DOUBLE, &test_frac, "share of DIR held out for testing (default 0.2)"},
-        {"--k", OPT_INT, &k, "kNN neighbours (default 200, at most the train size)"},
-        {"--probe-epochs", OPT_INT, &epochs, "linear-probe iterations (default 1000, 1..100000)"},
-        {"--probe-wd", OPT_DOUBLE, &wd, "fix the probe's weight decay (>= 0); default: chosen per row"},
+        {"--test-fraction", OPT_DOUBLE, &test_frac,
+         "share of each class held out for testing, > 0 and < 1 (default 0.2)"},
+        {"--seed", OPT_INT, &seed, "which images are held out (and the probe's validation fifth), >= 0 (default 1)"},
+        {"--k", OPT_INT, &k, "kNN neighbours, 1..100000 (default 200, at most the train size)"},
+        {"--probe-epochs", OPT_INT, &epochs, "linear-probe iterations, 1..100000 (default 1000)"},
+        {"--probe-wd", OPT_DOUBLE, &wd, "fix the probe's weight decay, 0..1000; default: chosen per row"},
         {"--map", OPT_STRING, &map, "PCA map of the features (PNG), coloured by class"},
         {"--no-baseline", OPT_FLAG, &no_baseline, "skip the raw-pixel baseline"},
-        {"--threads", OPT_INT, &threads, "worker threads (default 0 = all cores)"},
+        {"--threads", OPT_INT, &threads, "worker threads, 0..256 (default 0 = all cores)"},
         {"--quiet", OPT_FLAG, &quiet, "no progress bar"},
     };
     char *pos[1];
@@ -154,16 +178,23 @@ int cmd_eval(int argc, char **argv)
     int rc = cli_parse(argc, argv, 2, "simclr eval DIR [--test DIR2] [options]",
                        "kNN (cosine, k neighbours, temperature 0.1) and linear-probe accuracy of the encoder's\n"
                        "features, labels from class subfolders (DIR/CLASS/image.jpg), next to the same on raw\n"
-                       "pixels at the encoder's input size. The probe's weight decay is chosen per row from\n"
-                       "1e-5..1e-1 on a fixed random fifth of the train images (never on test images), then\n"
-                       "the probe is refitted on all train images; --probe-wd fixes the decay instead.",
+                       "pixels at the encoder's input size. Without --test, round(fraction * count) images of\n"
+                       "each class (chosen by --seed; a class of 2 or more keeps one train image) are held out.\n"
+                       "The probe's weight decay is chosen per row from 1e-5..1e-1 on a fixed random fifth of\n"
+                       "the train images (never on test images), then the probe is refitted on all train\n"
+                       "images; --probe-wd fixes the decay instead.",
                        opts, (int)(sizeof opts / sizeof opts[0]), pos, 1, &n_pos);
     if (rc) return rc < 0 ? CLI_OK : rc;
-    if (n_pos != 1 || !(test_frac > 0 && test_frac < 1) || k < 1 || epochs < 1 || epochs > 100000 || wd < 0) {
-        fprintf(stderr, "simclr eval: give one labelled folder; 0 < --test-fraction < 1; --k >= 1; "
-                        "--probe-epochs 1..100000; --probe-wd >= 0 (see --help)\n");
+    if (n_pos != 1) {
+        fprintf(stderr, "simclr eval: give one labelled folder (see --help)\n");
         return CLI_USAGE;
     }
+    if (test_dir && cli_given("--test-fraction")) {
+        fprintf(stderr, "simclr eval: --test-fraction and --test: give one of them (a share of DIR held out, or "
+                        "a separate test folder)\n");
+        return CLI_USAGE;
+    }
+    if (map && (rc = cli_check_output(CMD, "--map", map))) return rc;
     simclr_context *ctx;
     simclr_status st = simclr_context_create(NULL, (int)threads, NULL, &ctx);
     if (st != SIMCLR_OK) return cli_fail(CMD, "context", st);
@@ -174,7 +205,7 @@ int cmd_eval(int argc, char **argv)
     uint8_t *ok1 = NULL, *ok2 = NULL;
     split tr = {0}, te = {0}, rtr = {0}, rte = {0};
     int32_t *y1 = NULL, *y2 = NULL;
-    int64_t *perm = NULL;
+    int64_t *perm = NULL, *quota = NULL;
     rc = model_load(CMD, ctx, model, &cfg, &enc);
     if (!rc) rc = features(ctx, enc, &cfg, pos[0], quiet, &in, &f1, &ok1);
     if (!rc && test_dir) rc = features(ctx, enc, &cfg, test_dir, quiet, &in2, &f2, &ok2);
@@ -192,13 +223,14 @@ int cmd_eval(int argc, char **argv)
     }
     if (!rc && !no_baseline) rc = raw_pixels(ctx, &cfg, &in, &p1);
     if (!rc && !no_baseline && test_dir) rc = raw_pixels(ctx, &cfg, &in2, &p2);
-    if (!rc && !(perm = shuffled(in.count))) rc = cli_error(CMD, "no memory");
+    if (!rc && !(perm = shuffled(in.count, (uint64_t)seed))) rc = cli_error(CMD, "no memory");
+    if (!rc && !test_dir && !(quota = test_quota(y1, in.count, n_classes, test_frac))) rc = cli_error(CMD, "no memory");
     if (!rc) {
         /* train rows always copied in the shuffled order; test rows either
-         * the hashed share of DIR (copied) or all of DIR2 (borrowed) */
-        double frac = test_dir ? 0 : test_frac;
-        rc = split_rows(f1, y1, in.count, d, perm, frac, &tr, test_dir ? NULL : &te);
-        if (!rc && !no_baseline) rc = split_rows(p1, y1, in.count, pd, perm, frac, &rtr, test_dir ? NULL : &rte);
+         * each class's share of DIR (copied) or all of DIR2 (borrowed) */
+        rc = split_rows(f1, y1, in.count, d, perm, quota, n_classes, &tr, test_dir ? NULL : &te);
+        if (!rc && !no_baseline)
+            rc = split_rows(p1, y1, in.count, pd, perm, quota, n_classes, &rtr, test_dir ? NULL : &rte);
         if (test_dir) te = (split){f2, y2, in2.count}, rte = (split){p2, y2, in2.count};
         if (!rc && (tr.n < 1 || te.n < 1)) rc = cli_error(CMD, "too few images for a train/test split");
         if (!rc && isnan(wd) && tr.n < 2)
@@ -220,7 +252,7 @@ int cmd_eval(int argc, char **argv)
         rc = plot_pca(CMD, map, f1, in.count, d, y1, in.folder);
         if (!rc) printf("wrote %s (PCA of the features, coloured by class)\n", map);
     }
-    free(tr.x), free(tr.y), free(rtr.x), free(rtr.y), free(perm);
+    free(tr.x), free(tr.y), free(rtr.x), free(rtr.y), free(perm), free(quota);
     if (!test_dir) free(te.x), free(te.y), free(rte.x), free(rte.y);
     free(f1), free(f2), free(p1), free(p2), free(ok1), free(ok2), free(y1), free(y2);
     input_close(&in);

@@ -1,5 +1,6 @@
 /* Options, messages, the model folder, atomic files, input images,
  * embedding and progress for the `simclr` subcommands. */
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -42,61 +43,188 @@ static void usage(const char *usage_line, const char *about, const cli_opt *opts
     fprintf(f, "  %-22s %s\n", "--help", "show this help");
 }
 
+/* Every option's accepted values, one table for all subcommands (an option
+ * means the same in each). cli_parse checks each value against it before a
+ * subcommand sees it, so a bad value stops the command with exit status 2
+ * and a message naming the option and the range, before anything is created
+ * on disk. Kinds: 'i' a whole number in [lo, hi]; 'd' a number from lo to hi
+ * (lo_open / hi_open: the end itself excluded); 'e' one of the words of set;
+ * 's' any non-empty text. */
+typedef struct flag_rule {
+    const char *name;
+    char kind;
+    double lo, hi;
+    int lo_open, hi_open;
+    const char *set;
+} flag_rule;
+
+#define NO_LIMIT 9.2e18
+static const flag_rule rules[] = {
+    /* train */
+    {"--epochs", 'i', 1, 1000000, 0, 0, NULL},
+    {"--minutes", 'd', 0, 1000000, 1, 0, NULL},
+    {"--batch", 'i', 2, 65536, 0, 0, NULL},
+    {"--size", 'i', 8, 1024, 0, 0, NULL},
+    {"--width", 'i', 1, 1024, 0, 0, NULL},
+    {"--depth", 'e', 0, 0, 0, 0, "18 34 50 101 152"},
+    {"--channels", 'e', 0, 0, 0, 0, "1 3"},
+    {"--lr", 'd', 0, 100, 1, 0, NULL},
+    {"--optimizer", 'e', 0, 0, 0, 0, "sgd lars"},
+    {"--weight-decay", 'd', 0, 1, 0, 0, NULL},
+    {"--temperature", 'd', 0.001, 100, 0, 0, NULL},
+    {"--crop-min", 'd', 0, 1, 1, 0, NULL},
+    {"--threads", 'i', 0, 256, 0, 0, NULL},
+    {"--seed", 'i', 0, NO_LIMIT, 0, 0, NULL},
+    {"--checkpoint-every", 'i', 1, 1000000000, 0, 0, NULL},
+    {"--prefetch", 'i', 0, 64, 0, 0, NULL},
+    {"--out", 's', 0, 0, 0, 0, NULL},
+    /* embed, eval, export */
+    {"--model", 's', 0, 0, 0, 0, NULL},
+    {"-o", 's', 0, 0, 0, 0, NULL},
+    {"--map", 's', 0, 0, 0, 0, NULL},
+    {"--test", 's', 0, 0, 0, 0, NULL},
+    {"--test-fraction", 'd', 0, 1, 1, 1, NULL},
+    {"--k", 'i', 1, 100000, 0, 0, NULL},
+    {"--probe-epochs", 'i', 1, 100000, 0, 0, NULL},
+    {"--probe-wd", 'd', 0, 1000, 0, 0, NULL},
+    /* preview */
+    {"--images", 'i', 1, 1000, 0, 0, NULL},
+    {"--views", 'i', 1, 15, 0, 0, NULL},
+};
+
+static const flag_rule *rule_of(const char *name)
+{
+    for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++)
+        if (strcmp(rules[i].name, name) == 0) return &rules[i];
+    return NULL;
+}
+
+/* "a whole number in 1..1024", "a number > 0 and <= 100", "one of 1, 3". */
+static void describe(const flag_rule *r, opt_type type, char *buf, size_t size)
+{
+    if (!r) {
+        snprintf(buf, size, "%s", type == OPT_INT ? "a whole number" : type == OPT_DOUBLE ? "a number" : "a value");
+    } else if (r->kind == 'e') {
+        size_t len = (size_t)snprintf(buf, size, "one of ");
+        for (const char *p = r->set; *p && len < size;) {
+            size_t w = strcspn(p, " ");
+            len += (size_t)snprintf(buf + len, size - len, "%.*s%s", (int)w, p, p[w] ? ", " : "");
+            p += w + (p[w] != 0);
+        }
+    } else if (r->kind == 's') {
+        snprintf(buf, size, "a non-empty name");
+    } else if (r->kind == 'i') {
+        if (r->hi >= NO_LIMIT) snprintf(buf, size, "a whole number >= %.0f", r->lo);
+        else snprintf(buf, size, "a whole number in %.0f..%.0f", r->lo, r->hi);
+    } else {
+        snprintf(buf, size, "a number %s %.15g and %s %.15g", r->lo_open ? ">" : ">=", r->lo, r->hi_open ? "<" : "<=", r->hi);
+    }
+}
+
+/* Whether text (an option's value) is a word of the rule's set. */
+static int in_set(const flag_rule *r, const char *text)
+{
+    size_t n = strlen(text);
+    for (const char *p = r->set; *p;) {
+        size_t w = strcspn(p, " ");
+        if (w == n && strncmp(p, text, n) == 0) return 1;
+        p += w + (p[w] != 0);
+    }
+    return 0;
+}
+
+static const char *given[64];
+static int n_given;
+
+int cli_given(const char *name)
+{
+    for (int i = 0; i < n_given; i++)
+        if (strcmp(given[i], name) == 0) return 1;
+    return 0;
+}
+
+static const cli_opt *find_opt(const cli_opt *opts, int n_opts, const char *name, size_t len)
+{
+    for (int k = 0; k < n_opts; k++)
+        if (strlen(opts[k].name) == len && strncmp(opts[k].name, name, len) == 0) return &opts[k];
+    return NULL;
+}
+
+/* Parses and checks one option's value; CLI_USAGE with a message naming it. */
+static int take_value(const char *cmd, const cli_opt *o, const cli_opt *opts, int n_opts, const char *v)
+{
+    const flag_rule *r = rule_of(o->name);
+    char range[96];
+    describe(r, o->type, range, sizeof range);
+    if (!v || (v[0] == '-' && find_opt(opts, n_opts, v, strcspn(v, "=")))) {
+        fprintf(stderr, "simclr %s: option %s needs a value (%s)%s%s\n", cmd, o->name, range, v ? ", not the option " : "",
+                v ? v : "");
+        return CLI_USAGE;
+    }
+    char *end = NULL;
+    errno = 0;
+    if (o->type == OPT_INT) {
+        long long x = isspace((unsigned char)v[0]) ? 0 : strtoll(v, &end, 10);
+        if (isspace((unsigned char)v[0]) || errno || !*v || *end) goto bad;
+        if (r && r->kind == 'e' ? !in_set(r, v) : r && ((double)x < r->lo || (double)x > r->hi)) goto bad;
+        *(int64_t *)o->dst = x;
+    } else if (o->type == OPT_DOUBLE) {
+        double x = isspace((unsigned char)v[0]) ? 0 : strtod(v, &end);
+        if (isspace((unsigned char)v[0]) || errno || !*v || *end || !isfinite(x)) goto bad;
+        if (r && (x < r->lo || x > r->hi || (r->lo_open && x == r->lo) || (r->hi_open && x == r->hi))) goto bad;
+        *(double *)o->dst = x;
+    } else {
+        if (!*v || (r && r->kind == 'e' && !in_set(r, v))) goto bad;
+        *(const char **)o->dst = v;
+    }
+    return 0;
+bad:
+    fprintf(stderr, "simclr %s: option %s '%s': must be %s\n", cmd, o->name, v, range);
+    return CLI_USAGE;
+}
+
 int cli_parse(int argc, char **argv, int first, const char *usage_line, const char *about, const cli_opt *opts,
               int n_opts, char **pos, int max_pos, int *n_pos)
 {
+    const char *cmd = argv[1];
     *n_pos = 0;
+    n_given = 0;
     for (int i = first; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage(usage_line, about, opts, n_opts, stdout);
             return -1;
         }
-        int is_opt = 0;
-        for (int k = 0; k < n_opts; k++) is_opt |= strcmp(opts[k].name, a) == 0;
-        if (!is_opt && (a[0] != '-' || a[1] == 0 || strcmp(a, "--") == 0)) {
+        /* --name=value as well as --name value */
+        size_t len = strncmp(a, "--", 2) == 0 ? strcspn(a, "=") : strlen(a);
+        const cli_opt *o = a[0] == '-' && a[1] ? find_opt(opts, n_opts, a, len) : NULL;
+        if (!o && (a[0] != '-' || a[1] == 0 || strcmp(a, "--") == 0)) {
             if (strcmp(a, "--") == 0) a = ++i < argc ? argv[i] : NULL;
             if (!a) break;
             if (*n_pos >= max_pos) {
-                fprintf(stderr, "simclr %s: too many arguments at '%s'\nusage: %s\n", argv[1], a, usage_line);
+                fprintf(stderr, "simclr %s: too many arguments at '%s'\nusage: %s\n", cmd, a, usage_line);
                 return CLI_USAGE;
             }
             pos[(*n_pos)++] = (char *)a;
             continue;
         }
-        const cli_opt *o = NULL;
-        for (int k = 0; k < n_opts; k++)
-            if (strcmp(opts[k].name, a) == 0) o = &opts[k];
         if (!o) {
-            fprintf(stderr, "simclr %s: unknown option '%s' (see --help)\n", argv[1], a);
+            fprintf(stderr, "simclr %s: unknown option '%.*s' (see simclr %s --help)\n", cmd, (int)len, a, cmd);
             return CLI_USAGE;
         }
+        if (n_given < (int)(sizeof given / sizeof given[0])) given[n_given++] = o->name;
+        const char *v = a[len] == '=' ? a + len + 1 : NULL;
         if (o->type == OPT_FLAG) {
+            if (v) {
+                fprintf(stderr, "simclr %s: option %s takes no value\n", cmd, o->name);
+                return CLI_USAGE;
+            }
             *(int *)o->dst = 1;
             continue;
         }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "simclr %s: option %s needs a value\n", argv[1], a);
-            return CLI_USAGE;
-        }
-        const char *v = argv[++i];
-        char *end = NULL;
-        errno = 0;
-        if (o->type == OPT_INT) {
-            long long x = strtoll(v, &end, 10);
-            if (errno || !*v || *end) goto bad;
-            *(int64_t *)o->dst = x;
-        } else if (o->type == OPT_DOUBLE) {
-            double x = strtod(v, &end);
-            if (errno || !*v || *end || !isfinite(x)) goto bad;
-            *(double *)o->dst = x;
-        } else {
-            *(const char **)o->dst = v;
-        }
-        continue;
-    bad:
-        fprintf(stderr, "simclr %s: option %s: '%s' is not a %s\n", argv[1], a, v, o->type == OPT_INT ? "whole number" : "number");
-        return CLI_USAGE;
+        if (!v && i + 1 < argc) v = argv[++i];
+        int rc = take_value(cmd, o, opts, n_opts, v);
+        if (rc) return rc;
     }
     return 0;
 }
@@ -144,6 +272,25 @@ int write_npy(const char *cmd, const char *path, const float *x, int64_t n, int6
     int rc = write_atomic(cmd, path, buf, total);
     free(buf);
     return rc;
+}
+
+int cli_check_output(const char *cmd, const char *flag, const char *path)
+{
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        fprintf(stderr, "simclr %s: %s %s: is a folder (give a file name)\n", cmd, flag, path);
+        return CLI_FAIL;
+    }
+    const char *slash = strrchr(path, '/');
+    if (!slash) return CLI_OK;
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        fprintf(stderr, "simclr %s: %s %s: the folder %s %s\n", cmd, flag, path, dir,
+                stat(dir, &sb) != 0 ? "does not exist" : "is not a folder");
+        return CLI_FAIL;
+    }
+    return CLI_OK;
 }
 
 /* ---- the model folder ---- */
@@ -347,7 +494,12 @@ int embed_all(const char *cmd, simclr_context *ctx, simclr_module *enc, const mo
             memcpy(feat + kept[k] * d, rows + k * d, (size_t)d * sizeof(float));
             ok[kept[k]] = 1;
         }
-        if (!quiet) progress_line("embed", first + m, n, cli_now() - t0, "", first + m == n);
+        if (!quiet) {
+            char extra[64];
+            double el = cli_now() - t0;
+            snprintf(extra, sizeof extra, "%.1f img/s", el > 0 ? (double)(first + m) / el : 0.0);
+            progress_line("embed", first + m, n, "images", el, extra, first + m == n);
+        }
     }
     simclr_tensor_destroy(y);
     simclr_embedder_destroy(emb);
@@ -375,22 +527,31 @@ static void fmt_time(char *buf, size_t size, double s)
     else snprintf(buf, size, "%ld:%02ld", t / 60, t % 60);
 }
 
-void progress_line(const char *what, int64_t done, int64_t total, double elapsed, const char *extra, int final)
+/* On a terminal the line is redrawn in place (\r) up to 10 times a second.
+ * Into a file or a pipe (a CI log, nohup) each update is a line of its own,
+ * so they are sparse: one when 5% more is done (at most every 2 s) or 30 s
+ * have passed, and the last one. */
+void progress_line(const char *what, int64_t done, int64_t total, const char *unit, double elapsed, const char *extra,
+                   int final)
 {
-    static double last = -1;
+    static double last = -1, last_frac = 0;
     int tty = isatty(2);
-    /* on a terminal: redraw up to 10 times a second; in a log: a line every 10 s */
-    if (!final && last >= 0 && elapsed - last < (tty ? 0.1 : 10.0) && elapsed >= last) return;
-    last = final ? -1 : elapsed;
     double frac = total > 0 ? (double)done / (double)total : 0;
     if (frac > 1) frac = 1;
+    if (!final && last >= 0 && elapsed >= last) {
+        double since = elapsed - last;
+        if (tty ? since < 0.1 : since < 30 && !(frac - last_frac >= 0.05 && since >= 2)) return;
+    }
+    last = final ? -1 : elapsed;
+    last_frac = final ? 0 : frac;
     char bar[32], eta[32], el[32];
     int filled = (int)(frac * 24 + 0.5);
     for (int i = 0; i < 24; i++) bar[i] = i < filled ? '#' : '.';
     bar[24] = 0;
     fmt_time(el, sizeof el, elapsed);
     fmt_time(eta, sizeof eta, done > 0 ? elapsed * (1 - frac) / frac : -1);
-    fprintf(stderr, "%s%-6s [%s] %3.0f%% %lld/%lld %s elapsed %s ETA %s%s", tty ? "\r" : "", what, bar, 100 * frac,
-            (long long)done, (long long)total, extra, el, eta, tty && !final ? "\033[K" : "\n");
+    fprintf(stderr, "%s%-6s [%s] %3.0f%% %lld/%lld%s%s%s%s  elapsed %s ETA %s%s", tty ? "\r" : "", what, bar, 100 * frac,
+            (long long)done, (long long)total, unit[0] ? " " : "", unit, extra[0] ? "  " : "", extra, el, eta,
+            tty && !final ? "\033[K" : "\n");
     fflush(stderr);
 }
