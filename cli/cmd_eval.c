@@ -129,7 +129,7 @@ static int raw_pixels(simclr_context *ctx, const model_cfg *cfg, image_input *in
     int rc = x && idx ? CLI_OK : cli_error(CMD, "no memory");
     simclr_augment *aug = NULL;
     simclr_status st;
-    if (!rc && (st = simclr_augment_create(ctx, SIMCLR_AUG_PRESET_NONE, (int)s, (int)s, &aug))) rc = cli_fail(CMD, "resize", st);
+    if (!rc && (st = simclr_augment_create_v2(ctx, SIMCLR_AUG_PRESET_NONE, s, s, &aug))) rc = cli_fail(CMD, "resize", st);
     if (!rc && (st = simclr_augment_set(aug, SIMCLR_AUG_ANTIALIAS, 1))) rc = cli_fail(CMD, "resize", st);
     if (!rc && (st = simclr_image_list_create(ctx, (int)c, &list))) rc = cli_fail(CMD, "list", st);
     for (int64_t i = 0; !rc && i < n; i++) {

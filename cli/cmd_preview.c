@@ -55,9 +55,9 @@ int cmd_preview(int argc, char **argv)
     if (!rc && (st = simclr_image_list_create(ctx, (int)channels, &list))) rc = cli_fail(CMD, "list", st);
     if (!rc) rc = input_load(CMD, &in, idx, n, list, NULL, NULL);
     for (int k = 0; k < 2 && !rc; k++) {
-        st = simclr_augment_create(ctx, k ? (channels == 3 ? SIMCLR_AUG_PRESET_SIMCLR_V1 : SIMCLR_AUG_PRESET_GRAYSCALE)
+        st = simclr_augment_create_v2(ctx, k ? (channels == 3 ? SIMCLR_AUG_PRESET_SIMCLR_V1 : SIMCLR_AUG_PRESET_GRAYSCALE)
                                           : SIMCLR_AUG_PRESET_NONE,
-                                   (int)s, (int)s, &aug[k]);
+                                   s, s, &aug[k]);
         if (st == SIMCLR_OK) st = simclr_augment_set(aug[k], SIMCLR_AUG_ANTIALIAS, 1);
         if (st == SIMCLR_OK && k) st = simclr_augment_set(aug[k], SIMCLR_AUG_CROP_SCALE_MIN, crop_min);
         if (st != SIMCLR_OK) rc = cli_fail(CMD, "augmentation", st);

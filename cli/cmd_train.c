@@ -347,7 +347,7 @@ int cmd_train(int argc, char **argv)
     simclr_status st = simclr_context_create(NULL, (int)threads, NULL, &ctx);
     if (st != SIMCLR_OK) return cli_fail(CMD, "context", st);
     image_input in;
-    if ((rc = input_open(CMD, ctx, pos, 1, (int)cfg.channels, 0, skip_bad, &in))) {
+    if ((rc = input_open(CMD, ctx, pos, 1, cfg.channels, 0, skip_bad, &in))) {
         simclr_context_destroy(ctx);
         return rc;
     }
@@ -395,15 +395,15 @@ int cmd_train(int argc, char **argv)
     do {                                                            \
         if (!rc && (st = (call)) != SIMCLR_OK) rc = cli_fail(CMD, what, st); \
     } while (0)
-    TRY(simclr_resnet_create(ctx, (int)cfg.depth, (int)cfg.width, (int)cfg.channels,
+    TRY(simclr_resnet_create_v2(ctx, (int)cfg.depth, cfg.width, cfg.channels,
                              strcmp(cfg.stem, "imagenet") ? SIMCLR_STEM_CIFAR : SIMCLR_STEM_IMAGENET, (uint64_t)seed, &enc),
         "encoder");
     if (!rc) cfg.head_hidden = simclr_module_output_dim(enc);
-    TRY(simclr_mlp_head_create(ctx, (int)cfg.head_hidden, (int)cfg.head_hidden, (int)cfg.head_out, 2, 0,
+    TRY(simclr_mlp_head_create_v2(ctx, cfg.head_hidden, cfg.head_hidden, cfg.head_out, 2, 0,
                                (uint64_t)seed + 1, &head),
         "projection head");
-    TRY(simclr_augment_create(ctx, cfg.channels == 3 ? SIMCLR_AUG_PRESET_SIMCLR_V1 : SIMCLR_AUG_PRESET_GRAYSCALE,
-                              (int)cfg.size, (int)cfg.size, &aug),
+    TRY(simclr_augment_create_v2(ctx, cfg.channels == 3 ? SIMCLR_AUG_PRESET_SIMCLR_V1 : SIMCLR_AUG_PRESET_GRAYSCALE,
+                              cfg.size, cfg.size, &aug),
         "augmentation");
     TRY(simclr_augment_set(aug, SIMCLR_AUG_ANTIALIAS, 1), "antialias");
     TRY(simclr_augment_set(aug, SIMCLR_AUG_CROP_SCALE_MIN, crop_min), "--crop-min");
@@ -417,7 +417,7 @@ int cmd_train(int argc, char **argv)
     TRY(simclr_optimizer_set(opt, SIMCLR_OPT_TOTAL_STEPS, budgeted ? 1e9 : (double)total), "schedule");
     TRY(simclr_optimizer_set(opt, SIMCLR_OPT_WARMUP_STEPS, budgeted ? 10 : (double)(total / 10)), "warmup");
     TRY(simclr_trainer_create(ctx, enc, head, aug, loss, opt, &tr), "trainer");
-    TRY(simclr_image_list_create(ctx, (int)cfg.channels, &list), "image list");
+    TRY(simclr_image_list_create(ctx, cfg.channels, &list), "image list");
     int64_t step = 0;
     if (!rc && resume) {
         snprintf(path, sizeof path, "%s/trainer.ckpt", out);

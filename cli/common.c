@@ -342,7 +342,7 @@ int model_load(const char *cmd, simclr_context *ctx, const char *dir, model_cfg 
 {
     int rc = cfg_read(cmd, dir, cfg);
     if (rc) return rc;
-    simclr_status st = simclr_resnet_create(ctx, (int)cfg->depth, (int)cfg->width, (int)cfg->channels,
+    simclr_status st = simclr_resnet_create_v2(ctx, (int)cfg->depth, cfg->width, cfg->channels,
                                             strcmp(cfg->stem, "imagenet") == 0 ? SIMCLR_STEM_IMAGENET
                                                                                : SIMCLR_STEM_CIFAR,
                                             0, enc);
@@ -463,7 +463,7 @@ int embed_all(const char *cmd, simclr_context *ctx, simclr_module *enc, const mo
     int rc = CLI_OK;
     simclr_status st;
     if (!feat || !ok || !idx || !kept || !next || !rows) rc = cli_error(cmd, "no memory for the features");
-    if (!rc && (st = simclr_image_list_create(ctx, (int)cfg->channels, &list)) != SIMCLR_OK)
+    if (!rc && (st = simclr_image_list_create(ctx, cfg->channels, &list)) != SIMCLR_OK)
         rc = cli_fail(cmd, "image list", st);
     if (!rc && (st = simclr_embedder_create(ctx, enc, (int)cfg->size, (int)cfg->size, &emb)) != SIMCLR_OK)
         rc = cli_fail(cmd, "embedder", st);
