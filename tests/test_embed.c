@@ -178,12 +178,110 @@ static void test_concurrent_equals_sequential(void **state)
     fixture_free(&f);
 }
 
+/* Counts the allocations of at least 1 KB (arenas, workspaces, the input
+ * batch; not the small tensor headers a run wraps its slices in) and fills
+ * every new block with 0xff bytes, so nothing can lean on fresh memory
+ * reading as zero. */
+typedef struct {
+    long large, live;
+} big_count;
+
+static void *big_alloc(void *user, size_t size, size_t align)
+{
+    big_count *c = user;
+    void *p = NULL;
+    if (posix_memalign(&p, align, size) != 0) return NULL;
+    memset(p, 0xff, size);
+    c->large += size >= 1024;
+    c->live++;
+    return p;
+}
+
+static void big_free(void *user, void *ptr)
+{
+    big_count *c = user;
+    c->live--;
+    free(ptr);
+}
+
+/* Issue 24's soak: a service embeds requests of varying sizes. Requests of
+ * 8, 3, 8, 1, 5 images through an embedder of batch 4 (encoder forwards of
+ * 4+4, 3, 4+4, 1, 4+1 images): after the first request no workspace, input
+ * batch or activation arena is allocated again (before the fix, every
+ * change of size replaced the input batch and the encoder's arena), and
+ * every request gives the bytes of a fresh embedder's. */
+static void test_varying_requests_keep_workspace(void **state)
+{
+    (void)state;
+    enum { MAX_REQ = 8 };
+    static const int req[] = {8, 3, 8, 1, 5};
+    fixture f;
+    fixture_make(&f);
+    big_count bc = {0, 0};
+    simclr_allocator hooks = {big_alloc, big_free, &bc};
+    simclr_context *ctx;
+    CHECK_OK(simclr_context_create(NULL, 1, &hooks, &ctx));
+    uint8_t *px[MAX_REQ];
+    int64_t h[MAX_REQ], w[MAX_REQ];
+    uint64_t s = 17;
+    for (int i = 0; i < MAX_REQ; i++) {
+        h[i] = 9 + (int64_t)(test_rand_next(&s) % 56), w[i] = 9 + (int64_t)(test_rand_next(&s) % 56);
+        size_t n = (size_t)(h[i] * w[i] * 3);
+        px[i] = malloc(n);
+        for (size_t k = 0; k < n; k++) px[i][k] = (uint8_t)(test_rand_next(&s) >> 56);
+    }
+    /* The first request holds all eight images, so it sizes the resample
+     * scratch for the largest. */
+    simclr_embedder *e;
+    CHECK_OK(simclr_embedder_create(ctx, f.enc, 16, 16, &e));
+    CHECK_OK(simclr_embedder_set(e, SIMCLR_EMBED_BATCH, 4));
+    int64_t d = simclr_module_output_dim(f.enc);
+    for (int r = 0; r < 5; r++) {
+        int n = req[r];
+        simclr_image_list *l;
+        CHECK_OK(simclr_image_list_create(ctx, 3, &l));
+        for (int i = 0; i < n; i++) CHECK_OK(simclr_image_list_add(l, px[(i + r) % MAX_REQ], h[(i + r) % MAX_REQ],
+                                                                   w[(i + r) % MAX_REQ]));
+        int64_t os[2] = {n, d};
+        simclr_tensor *y, *fy;
+        CHECK_OK(simclr_tensor_create(ctx, SIMCLR_F32, 2, os, &y));
+        CHECK_OK(simclr_tensor_create(ctx, SIMCLR_F32, 2, os, &fy));
+        long before = bc.large;
+        CHECK_OK(simclr_embedder_run(e, l, y));
+        long allocated = bc.large - before;
+        if (r == 0 && !allocated) fail_msg("the first request allocated no workspace");
+        if (r > 0 && allocated)
+            fail_msg("request %d (%d images) allocated %ld blocks of 1 KB or more after a request of %d", r, n,
+                     allocated, MAX_REQ);
+        simclr_embedder *fresh;
+        CHECK_OK(simclr_embedder_create(ctx, f.enc, 16, 16, &fresh));
+        CHECK_OK(simclr_embedder_set(fresh, SIMCLR_EMBED_BATCH, 4));
+        CHECK_OK(simclr_embedder_run(fresh, l, fy));
+        const float *yp = simclr_tensor_data(y);
+        for (int64_t k = 0; k < n * d; k++)
+            if (!isfinite(yp[k])) fail_msg("request %d: feature %lld = %g", r, (long long)k, yp[k]);
+        if (memcmp(yp, simclr_tensor_data(fy), simclr_tensor_bytes(y)) != 0)
+            fail_msg("request %d (%d images): features differ from a fresh embedder's (normalized %g)", r, n,
+                     test_norm_err(yp, simclr_tensor_data(fy), n * d));
+        simclr_embedder_destroy(fresh);
+        simclr_tensor_destroy(y);
+        simclr_tensor_destroy(fy);
+        simclr_image_list_destroy(l);
+    }
+    simclr_embedder_destroy(e);
+    simclr_context_destroy(ctx);
+    assert_int_equal(bc.live, 0);
+    for (int i = 0; i < MAX_REQ; i++) free(px[i]);
+    fixture_free(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_identity_transform_gives_encoder_features),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_concurrent_equals_sequential),
+        cmocka_unit_test(test_varying_requests_keep_workspace),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

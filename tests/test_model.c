@@ -513,6 +513,158 @@ static void test_ref_eval_matches_cpu_resnet50(void **state)
     }
 }
 
+/* ---- varying batch sizes: one arena, the same bytes ---- */
+
+/* Counts allocations and fills every new block with 0xff bytes (NaN as
+ * floats), so that nothing can lean on fresh memory reading as zero. */
+typedef struct {
+    long allocs, live;
+} poison_count;
+
+static void *poison_alloc(void *user, size_t size, size_t align)
+{
+    poison_count *c = user;
+    void *p = NULL;
+    if (posix_memalign(&p, align, size) != 0) return NULL;
+    memset(p, 0xff, size);
+    c->allocs++, c->live++;
+    return p;
+}
+
+static void poison_free(void *user, void *ptr)
+{
+    poison_count *c = user;
+    c->live--;
+    free(ptr);
+}
+
+/* The modules below: ResNet-18 (CIFAR stem), ResNet-50 (ImageNet stem:
+ * bottlenecks, max pool), a ViT, MLP heads without and with batch norm. */
+enum { VARY_KINDS = 5 };
+static const char *const vary_name[VARY_KINDS] = {"resnet18 cifar", "resnet50 imagenet", "vit", "mlp head",
+                                                  "mlp head bn"};
+
+static simclr_module *vary_make(simclr_context *ctx, int kind)
+{
+    simclr_module *m = NULL;
+    switch (kind) {
+    case 0: CHECK_OK(simclr_resnet_create(ctx, 18, 4, 3, SIMCLR_STEM_CIFAR, 5, &m)); break;
+    case 1: CHECK_OK(simclr_resnet_create(ctx, 50, 4, 3, SIMCLR_STEM_IMAGENET, 5, &m)); break;
+    case 2: CHECK_OK(simclr_vit_create(ctx, 16, 4, 3, 16, 2, 2, 32, SIMCLR_VIT_POOL_CLS, 5, &m)); break;
+    default: CHECK_OK(simclr_mlp_head_create(ctx, 32, 24, 8, 3, kind == 4, 5, &m)); break;
+    }
+    return m;
+}
+
+/* x for a batch of n: [n, 3, 16, 16] images ([n, 3, 64, 64] for the
+ * ImageNet stem, whose layer4 is then 2x2, so TRAIN takes a batch of 1) or
+ * [n, 32] features for a head. */
+static int vary_x_shape(int kind, int64_t n, int64_t *xs)
+{
+    if (kind >= 3) {
+        xs[0] = n, xs[1] = 32;
+        return 2;
+    }
+    int64_t side = kind == 1 ? 64 : 16;
+    xs[0] = n, xs[1] = 3, xs[2] = side, xs[3] = side;
+    return 4;
+}
+
+/* Runs m on a batch of n: an EVAL forward, or (train) a TRAIN forward and
+ * a backward into dx and freshly zeroed gradients. */
+static void vary_run(simclr_module *m, int train, simclr_tensor *x, simclr_tensor *y, simclr_tensor *dy,
+                     simclr_tensor *dx)
+{
+    if (!train) {
+        CHECK_OK(simclr_module_forward(m, x, SIMCLR_EVAL, y));
+        return;
+    }
+    CHECK_OK(simclr_module_zero_grad(m));
+    CHECK_OK(simclr_module_forward(m, x, SIMCLR_TRAIN, y));
+    CHECK_OK(simclr_module_backward(m, dy, dx));
+}
+
+static void expect_same_bytes(const char *what, int64_t n, const char *name, simclr_tensor *a, simclr_tensor *b)
+{
+    for (int64_t k = 0; k < simclr_tensor_numel(a); k++)
+        if (!isfinite(f32(a)[k])) fail_msg("%s, batch %lld: %s[%lld] = %g", what, (long long)n, name, (long long)k,
+                                           f32(a)[k]);
+    if (memcmp(simclr_tensor_data(a), simclr_tensor_data(b), simclr_tensor_bytes(a)) != 0)
+        fail_msg("%s, batch %lld: %s differs from a fresh module's (normalized %g)", what, (long long)n, name,
+                 test_norm_err(f32(b), f32(a), simclr_tensor_numel(a)));
+}
+
+/* One module through batches of 8, 3, 8, 1, 5 (a service's varying
+ * requests), EVAL only or TRAIN + backward; then, after training, EVAL at
+ * the last training batch (on the training plan) and at 8 and 3 (inference
+ * plans). At every step the outputs (and input and parameter gradients)
+ * must be the bytes of a fresh module with the same parameters on a fresh
+ * arena, and a batch no larger than one seen before must allocate nothing:
+ * the arena is planned again in place, never reallocated when shrinking.
+ * (Before the fix, every change of batch size allocated a new arena.) */
+static void vary_check(int kind, int train)
+{
+    static const int64_t sizes[] = {8, 3, 8, 1, 5, 5, 8, 3};
+    const int steps = train ? 8 : 5; /* steps 5..7: EVAL after TRAIN */
+    poison_count pc = {0, 0};
+    simclr_allocator hooks = {poison_alloc, poison_free, &pc};
+    simclr_context *ctx;
+    CHECK_OK(simclr_context_create("cpu", 2, &hooks, &ctx));
+    simclr_module *m = vary_make(ctx, kind);
+    if (kind <= 1) set_bn_state(m);
+    char what[96];
+    int64_t most = 0;
+    for (int i = 0; i < steps; i++) {
+        int64_t n = sizes[i], xs[4], ys[2] = {n, simclr_module_output_dim(m)};
+        int step_train = train && i < 5;
+        if (step_train && kind == 4 && n < 2) continue; /* BatchNorm1d cannot train on one value */
+        snprintf(what, sizeof what, "%s, %s step %d", vary_name[kind], step_train ? "TRAIN" : "EVAL", i);
+        int nd = vary_x_shape(kind, n, xs);
+        simclr_tensor *x = tensor(ctx, nd, xs, 100 + (uint64_t)n), *y = tensor(ctx, 2, ys, 0);
+        simclr_tensor *dy = tensor(ctx, 2, ys, 200 + (uint64_t)n), *dx = tensor(ctx, nd, xs, 0);
+        simclr_tensor *fy = tensor(ctx, 2, ys, 0), *fdx = tensor(ctx, nd, xs, 0);
+        long before = pc.allocs;
+        vary_run(m, step_train, x, y, dy, dx);
+        long allocated = pc.allocs - before;
+        if (n <= most && allocated)
+            fail_msg("%s: batch %lld after a batch of %lld allocated %ld blocks (the arena was reallocated)", what,
+                     (long long)n, (long long)most, allocated);
+        if (n > most && !allocated) fail_msg("%s: the first batch of %lld allocated no arena", what, (long long)n);
+        if (n > most) most = n;
+        /* The reference: a fresh module (its own arena) with m's
+         * parameters and statistics as they are now. */
+        simclr_module *f = vary_make(ctx, kind);
+        copy_params(f, m);
+        vary_run(f, step_train, x, fy, dy, fdx);
+        expect_same_bytes(what, n, "the output", y, fy);
+        if (step_train) {
+            expect_same_bytes(what, n, "the input gradient", dx, fdx);
+            for (int p = 0; p < simclr_module_param_count(m); p++) {
+                const char *name;
+                simclr_tensor *g, *fg;
+                CHECK_OK(simclr_module_param(m, p, &name, NULL, &g, NULL));
+                CHECK_OK(simclr_module_param(f, p, NULL, NULL, &fg, NULL));
+                if (g) expect_same_bytes(what, n, name, g, fg);
+            }
+        }
+        simclr_module_destroy(f);
+        simclr_tensor *ts[] = {x, y, dy, dx, fy, fdx};
+        for (size_t k = 0; k < 6; k++) simclr_tensor_destroy(ts[k]);
+    }
+    simclr_module_destroy(m);
+    simclr_context_destroy(ctx);
+    assert_int_equal(pc.live, 0);
+}
+
+static void test_varying_batch_keeps_arena(void **state)
+{
+    (void)state;
+    for (int kind = 0; kind < VARY_KINDS; kind++) {
+        vary_check(kind, 0);
+        vary_check(kind, 1);
+    }
+}
+
 static void test_out_of_memory(void **state)
 {
     (void)state;
@@ -578,6 +730,7 @@ int main(void)
         cmocka_unit_test(test_out_of_memory),
         cmocka_unit_test(test_eval_plan_small_and_same),
         cmocka_unit_test(test_ref_eval_matches_cpu_resnet50),
+        cmocka_unit_test(test_varying_batch_keeps_arena),
     };
     return cmocka_run_group_tests_name("model", tests, NULL, NULL);
 }

@@ -21,7 +21,7 @@ struct simclr_embedder {
     float *scratch; /* per worker */
     int64_t per_worker;
     int n_workers;
-    simclr_tensor *x; /* [x_n, C, out_h, out_w] */
+    simclr_tensor *x; /* [x_n, C, out_h, out_w]; grows only (a chunk uses its first images) */
     int64_t x_n;
 };
 
@@ -172,7 +172,7 @@ simclr_status simclr_embedder_run(simclr_embedder *emb, const simclr_image_list 
     SIMCLR__TRY(simclr__tensor_expect(out, fn, "out", SIMCLR_F32, 2, want));
     SIMCLR__TRY(reserve(emb, fn, images));
     int64_t b = (int64_t)emb->batch < n ? (int64_t)emb->batch : n;
-    if (emb->x_n != b) {
+    if (emb->x_n < b) {
         int64_t xs[4] = {b, emb->channels, emb->out_h, emb->out_w};
         simclr_tensor *x;
         SIMCLR__TRY(simclr__tensor_f32(emb->ctx, 4, xs, &x));

@@ -31,7 +31,7 @@ typedef struct head {
     hlayer *layers;
     int planned;
     int64_t n;
-    float *arena;
+    simclr__arena arena;
     float *x_cm, *grad[2], *scratch;
 } head;
 
@@ -39,7 +39,7 @@ static void head_destroy(simclr_module *m)
 {
     head *h = m->impl;
     if (!h) return;
-    simclr__free(m->ctx, h->arena);
+    simclr__arena_free(m->ctx, &h->arena);
     simclr__free(m->ctx, h->layers);
     simclr__free(m->ctx, h);
 }
@@ -136,7 +136,9 @@ simclr_status simclr_mlp_head_create(simclr_context *ctx, int in_dim, int hidden
 }
 
 /* Arena for batch n: input, per layer a, y (y = a without BN) and BN
- * scratch, two gradient buffers of the widest layer, bias-gradient scratch. */
+ * scratch, two gradient buffers of the widest layer, bias-gradient scratch.
+ * The arena keeps the largest size planned so far (simclr__arena_fit): a
+ * smaller batch is planned again in place. */
 static size_t plan(simclr_module *m, head *h, int64_t n, float *base)
 {
     simclr__planner p = {.base = base};
@@ -174,19 +176,17 @@ static simclr_status head_forward(simclr_module *m, const simclr_tensor *x, simc
     if (!h->planned || h->n != n) {
         /* dims are <= 2^20, so n <= 2^40 keeps every product in range. */
         size_t floats = n <= ((int64_t)1 << 40) ? plan(m, h, n, NULL) : 0;
-        float *arena = floats ? simclr__malloc(ctx, floats * sizeof(float)) : NULL;
-        if (!arena) {
-            if (h->planned) plan(m, h, h->n, h->arena); /* the counting pass cleared the slices */
-            if (!floats)
-                return simclr__fail(SIMCLR_E_SHAPE, "%s: activations for a batch of %lld do not fit in memory",
-                                    m->arch, (long long)n);
-            return simclr__nomem(m->arch, floats * sizeof(float));
+        simclr_status st = floats ? simclr__arena_fit(ctx, &h->arena, floats, m->arch)
+                                  : simclr__fail(SIMCLR_E_SHAPE,
+                                                 "%s: activations for a batch of %lld do not fit in memory", m->arch,
+                                                 (long long)n);
+        if (st != SIMCLR_OK) {
+            if (h->planned) plan(m, h, h->n, h->arena.base); /* the counting pass cleared the slices */
+            return st;
         }
-        simclr__free(ctx, h->arena);
-        h->arena = arena;
         h->n = n;
         h->planned = 1;
-        plan(m, h, n, arena);
+        plan(m, h, n, h->arena.base);
         m->has_train_forward = 0;
     }
 

@@ -99,6 +99,25 @@ float *simclr__plan_take(simclr__planner *p, int64_t floats)
     return s;
 }
 
+simclr_status simclr__arena_fit(simclr_context *ctx, simclr__arena *a, size_t floats, const char *who)
+{
+    if (floats <= a->cap) return SIMCLR_OK;
+    if (floats > (size_t)PTRDIFF_MAX / sizeof(float)) return simclr__nomem(who, (size_t)PTRDIFF_MAX);
+    float *block = simclr__malloc(ctx, floats * sizeof(float));
+    if (!block) return simclr__nomem(who, floats * sizeof(float));
+    simclr__free(ctx, a->base);
+    a->base = block;
+    a->cap = floats;
+    return SIMCLR_OK;
+}
+
+void simclr__arena_free(simclr_context *ctx, simclr__arena *a)
+{
+    simclr__free(ctx, a->base);
+    a->base = NULL;
+    a->cap = 0;
+}
+
 simclr__param *simclr__module_find(simclr_module *m, const char *name)
 {
     for (int i = 0; i < m->n_params; i++)

@@ -74,6 +74,22 @@ typedef struct simclr__planner {
 
 float *simclr__plan_take(simclr__planner *p, int64_t floats);
 
+/* A module's activation arena. It only grows: a plan that fits its
+ * capacity is laid out again in the block at hand, so a module whose batch
+ * size varies (a service's requests) allocates once, at its largest batch,
+ * instead of a new block at every change (which fragments the host's heap).
+ * arena_fit makes the capacity at least `floats` (> 0): nothing when it
+ * already is, else a block of exactly `floats` replacing the old one (whose
+ * contents are lost: plan into the block after this call). On failure
+ * (SIMCLR_E_NOMEM naming `who`) the arena is unchanged. */
+typedef struct simclr__arena {
+    float *base;
+    size_t cap; /* floats */
+} simclr__arena;
+
+simclr_status simclr__arena_fit(simclr_context *ctx, simclr__arena *a, size_t floats, const char *who);
+void simclr__arena_free(simclr_context *ctx, simclr__arena *a);
+
 /* Momentum updates (ema.c). same_layout: SIMCLR_E_SHAPE (fn and both
  * architectures named) unless a and b hold the same names, shapes, flags.
  * momentum_apply: target = m * target + (1 - m) * source for parameters and

@@ -7,7 +7,9 @@
  * of "units" (conv + BN [+ residual] [+ ReLU]). All activations live in one
  * arena planned for a batch shape (n, h, w): the plan walks the network once
  * to validate every layer's geometry and to hand out slices, so a forward
- * either fails before touching anything or runs to the end. */
+ * either fails before touching anything or runs to the end. The arena keeps
+ * the largest size planned so far: a new shape whose plan fits is planned
+ * again in place (a service with varying batch sizes allocates once). */
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -49,7 +51,7 @@ typedef struct resnet {
     int planned, train_plan;
     int64_t n, h, w;
     int64_t pool_h, pool_w; /* max-pool input (stem output) size */
-    float *arena;
+    simclr__arena arena;
     float *x_cm;            /* input, channel-major */
     float *pool_y;          /* ImageNet stem: max-pool output */
     int32_t *pool_idx;
@@ -109,7 +111,7 @@ static void resnet_destroy(simclr_module *m)
 {
     resnet *r = m->impl;
     if (!r) return;
-    simclr__free(m->ctx, r->arena);
+    simclr__arena_free(m->ctx, &r->arena);
     simclr__free(m->ctx, r->blocks);
     simclr__free(m->ctx, r);
 }
@@ -337,10 +339,11 @@ static simclr_status check_mode(const simclr_module *m, const resnet *r, simclr_
     return SIMCLR_OK;
 }
 
-/* Makes the arena fit batch shape (n, h, w) and checks that `mode` can run
+/* Makes the plan fit batch shape (n, h, w) and checks that `mode` can run
  * on it: a training plan for TRAIN; for EVAL the plan at hand if it fits
- * the shape, else an inference plan. On failure the module (and any
- * previous arena) is unchanged. */
+ * the shape, else an inference plan. A new plan goes into the arena at hand
+ * when it fits, else into a larger one (simclr__arena_fit). On failure the
+ * module (its plan and arena) is unchanged. */
 static simclr_status ensure_plan(simclr_module *m, resnet *r, int64_t n, int64_t h, int64_t w, simclr_mode mode)
 {
     int want_train = mode == SIMCLR_TRAIN;
@@ -351,23 +354,17 @@ static simclr_status ensure_plan(simclr_module *m, resnet *r, int64_t n, int64_t
     planner count = {0};
     simclr_status st = plan(m, r, &count, want_train);
     if (st == SIMCLR_OK) st = check_mode(m, r, mode);
-    float *arena = NULL;
-    if (st == SIMCLR_OK) {
-        arena = simclr__malloc(m->ctx, count.arena.used * sizeof(float));
-        if (!arena) st = simclr__nomem(m->arch, count.arena.used * sizeof(float));
-    }
+    if (st == SIMCLR_OK) st = simclr__arena_fit(m->ctx, &r->arena, count.arena.used, m->arch);
     if (st != SIMCLR_OK) {
         /* plan() rewrote the geometry and slices: put the old ones back. */
         *r = saved;
         if (r->planned) {
-            planner again = {.arena = {.base = r->arena}};
+            planner again = {.arena = {.base = r->arena.base}};
             plan(m, r, &again, r->train_plan);
         }
         return st;
     }
-    simclr__free(m->ctx, r->arena);
-    r->arena = arena;
-    planner fill = {.arena = {.base = arena}};
+    planner fill = {.arena = {.base = r->arena.base}};
     plan(m, r, &fill, want_train);
     r->planned = 1;
     r->train_plan = want_train;

@@ -10,9 +10,10 @@
  * [N, T, D] (T = P patches, plus the class token first), the layout of every
  * layer after it (nn/transformer.h).
  *
- * Memory: one arena per batch size, planned at the first forward for it
- * (validate, count, allocate, hand out slices; on failure the previous plan
- * stays). A training plan keeps each block's inputs to its products and
+ * Memory: one arena, planned at the first forward for a batch size
+ * (validate, count, grow the arena if the plan does not fit, hand out
+ * slices; on failure the previous plan stays). The arena keeps the largest
+ * size planned so far, so varying batch sizes allocate once. A training plan keeps each block's inputs to its products and
  * norms for the backward and four gradient buffers; an inference plan (EVAL
  * first at that size) one set of block activations for all blocks. Both
  * hold the attention workspace (two t x t blocks per pool worker; the
@@ -51,7 +52,7 @@ typedef struct vit {
     int planned, train_plan;
     int64_t n;
     simclr__conv_desc cd;
-    float *arena;
+    simclr__arena arena;
     float *x_cm, *conv_y, *tmp, *tokens, *ln_y, *ln_st, *ones, *scratch;
     float *g[4]; /* gradient buffers: G [R, D], A [max(R*max(3D, M), N*C*H*W)], B, C [R, D] */
     float *attn_ws, *conv_ws;
@@ -63,7 +64,7 @@ static void vit_destroy(simclr_module *m)
 {
     vit *v = m->impl;
     if (!v) return;
-    simclr__free(m->ctx, v->arena);
+    simclr__arena_free(m->ctx, &v->arena);
     simclr__free(m->ctx, v->blocks);
     simclr__free(m->ctx, v);
 }
@@ -287,9 +288,10 @@ static size_t plan(simclr_module *m, vit *v, int64_t n, float *base, int train)
     return p.overflow ? 0 : p.used;
 }
 
-/* Makes the arena fit a batch of n for `mode` (a training plan for TRAIN;
+/* Makes the plan fit a batch of n for `mode` (a training plan for TRAIN;
  * for EVAL the plan at hand when its batch size fits, else an inference
- * plan); on failure the module is unchanged. */
+ * plan), in the arena at hand when it fits (simclr__arena_fit); on failure
+ * the module is unchanged. */
 static simclr_status ensure_plan(simclr_module *m, vit *v, int64_t n, simclr_mode mode)
 {
     int train = mode == SIMCLR_TRAIN;
@@ -301,21 +303,18 @@ static simclr_status ensure_plan(simclr_module *m, vit *v, int64_t n, simclr_mod
     SIMCLR__TRY(simclr__conv2d_desc(&v->conv, n, v->image, v->image, &cd));
     v->cd = cd;
     size_t floats = n <= ((int64_t)1 << 40) / per_image ? plan(m, v, n, NULL, train) : 0;
-    float *arena = floats ? simclr__malloc(m->ctx, floats * sizeof(float)) : NULL;
-    if (!arena) {
+    simclr_status st = floats ? simclr__arena_fit(m->ctx, &v->arena, floats, m->arch)
+                              : simclr__fail(SIMCLR_E_SHAPE, "%s: activations for a batch of %lld do not fit in memory",
+                                             m->arch, (long long)n);
+    if (st != SIMCLR_OK) {
         v->cd = saved_cd;
-        if (v->planned) plan(m, v, v->n, v->arena, v->train_plan); /* the counting pass cleared the slices */
-        if (!floats)
-            return simclr__fail(SIMCLR_E_SHAPE, "%s: activations for a batch of %lld do not fit in memory", m->arch,
-                                (long long)n);
-        return simclr__nomem(m->arch, floats * sizeof(float));
+        if (v->planned) plan(m, v, v->n, v->arena.base, v->train_plan); /* the counting pass cleared the slices */
+        return st;
     }
-    simclr__free(m->ctx, v->arena);
-    v->arena = arena;
     v->n = n;
     v->planned = 1;
     v->train_plan = train;
-    plan(m, v, n, arena, train);
+    plan(m, v, n, v->arena.base, train);
     for (int64_t i = 0; i < n * v->t; i++) v->ones[i] = 1.0f;
     m->has_train_forward = 0;
     return SIMCLR_OK;
