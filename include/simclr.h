@@ -524,12 +524,15 @@ SIMCLR_API const char *simclr_module_arch(const simclr_module *m);
  * SIMCLR_E_SHAPE names the layer and the reason (wrong channel count, image
  * too small, y of the wrong shape). A TRAIN forward updates BN running
  * statistics and keeps the activations for simclr_module_backward. The first
- * call for a batch shape sizes the activation arena; later calls of the same
- * shape allocate nothing. Memory: a ResNet first run in EVAL at a shape keeps
- * only four cycled activation buffers and no gradient buffers (an encoder
- * used only to embed stays small); its first TRAIN forward replaces that
- * with the training arena (every unit's outputs and the gradient buffers),
- * which later EVAL calls of the same shape reuse.
+ * call for a batch shape plans the activation arena for it. A module keeps
+ * its largest arena: a later call whose plan fits it (the same shape, or a
+ * smaller batch, in either mode) is planned again in place and allocates
+ * nothing, so a service with varying request sizes allocates once, at its
+ * largest request; the memory is returned by simclr_module_destroy.
+ * Memory: a ResNet first run in EVAL keeps only four cycled activation
+ * buffers and no gradient buffers (an encoder used only to embed stays
+ * small); its first TRAIN forward grows that into the training arena (every
+ * unit's outputs and the gradient buffers), which later EVAL calls reuse.
  * Returns SIMCLR_OK; SIMCLR_E_INVALID for a NULL m, x or y or an unknown mode;
  * SIMCLR_E_NOMEM when the arena cannot grow. Every check and allocation
  * comes before the first write: on error y, the BN running statistics and
@@ -541,7 +544,8 @@ SIMCLR_API simclr_status simclr_module_forward(simclr_module *m, const simclr_te
 /* Back-propagates dy (F32, the shape of the last TRAIN forward's y): adds the
  * parameter gradients into the grad tensors and, when dx is not NULL, writes
  * the input gradient (the shape of that forward's x). SIMCLR_E_STATE when the
- * last forward was not TRAIN or the arena was resized since.
+ * last forward was not TRAIN or the module was planned for another shape
+ * since.
  * dy is only read; dx may be NULL. Returns SIMCLR_OK; SIMCLR_E_INVALID for a
  * NULL m or dy, SIMCLR_E_SHAPE for a dy or dx of another dtype or shape; on
  * error the gradients and dx are untouched. May be called again for the same
@@ -1542,8 +1546,11 @@ typedef enum simclr_embedder_param simclr_embed_param; /* older name, kept as an
  * size out of range or another kind of module; SIMCLR_E_NOMEM. *out is owned
  * by the caller (simclr_embedder_destroy) and untouched on error.
  * The encoder is borrowed read-only (see the concurrency rule above); ctx is
- * borrowed. Threads: the concurrency rule above (one embedder per thread, on
- * its own context). */
+ * borrowed. An embedder's workspace (input batch, resample scratch, its
+ * activation arena) grows to its largest request and is kept until
+ * simclr_embedder_destroy: smaller requests allocate nothing larger than a
+ * tensor header. Threads: the concurrency rule above (one embedder per
+ * thread, on its own context). */
 SIMCLR_API simclr_status simclr_embedder_create(simclr_context *ctx, const simclr_module *encoder,
                                                 int64_t out_h, int64_t out_w, simclr_embedder **out);
 
