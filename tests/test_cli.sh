@@ -329,6 +329,18 @@ if [ "$(id -u)" != 0 ]; then
   cp data/horizontal/000.png locked.png && chmod 000 locked.png
   expect 1 "locked.png: cannot open" "unreadable file" -- "$S" embed locked.png --model run -o l.npy
 fi
+# folders that used to hang the walk (issue 24, defect 4): two symlink loops
+# in one folder, then a FIFO named like an image; `timeout` turns a hang
+# into a failure
+mkdir -p loops/a
+cp data/horizontal/000.png loops/a/x.png
+ln -s . loops/a/x; ln -s . loops/a/y; ln -s .. loops/a/up
+expect 0 "wrote loops.png" "preview of a folder with symlink loops ends" -- timeout 30 "$S" preview loops -o loops.png --images 4
+expect 0 "1 images" "embed lists each image of a looping folder once" -- timeout 30 "$S" embed loops --model run -o loops.npy
+mkdir -p fifo/a && cp data/horizontal/000.png fifo/a/ok.png && mkfifo fifo/a/p.png
+expect 1 "p.png: not a regular file (a FIFO)" "a FIFO named p.png is refused by name, not waited on" -- \
+  timeout 30 "$S" embed fifo --model run -o fifo.npy
+expect 0 "" "--skip-bad leaves the FIFO out" -- timeout 30 "$S" embed fifo --model run -o fifo.npy --skip-bad --quiet
 leftovers=$(find . -name '*.tmp.*' | head -3)
 [ -z "$leftovers" ] && ok "no temporary files left" || bad "temporary files left: $leftovers"
 
