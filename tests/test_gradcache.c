@@ -7,7 +7,7 @@
  * (each poll of the progress callback, a NaN weight, each collective call,
  * each allocation) leaves every byte as it was, under six settings; a
  * peer's stop stops this rank too; SIMCLR_STAT_COMM_BYTES is 0 without a
- * communicator. */
+ * communicator. MoCo on these paths: tests/test_pipeline.c. */
 #include "test_util.h"
 
 #include "core/context.h"
@@ -540,29 +540,6 @@ static void test_comm_failure_changes_nothing(void **state)
     rig_free(&r);
 }
 
-/* MoCo trainers have no distributed or micro-batch path yet: refused, clearly. */
-static void test_moco_refused(void **state)
-{
-    (void)state;
-    rig r;
-    rig_make(&r, 0);
-    simclr_module *kenc, *khead;
-    CHECK_OK(simclr_resnet_create(r.ctx, 18, 4, 3, SIMCLR_STEM_CIFAR, 21, &kenc));
-    int d = (int)simclr_module_output_dim(kenc);
-    CHECK_OK(simclr_mlp_head_create(r.ctx, d, d, 16, 2, 0, 22, &khead));
-    simclr_trainer *moco;
-    CHECK_OK(simclr_moco_trainer_create(r.ctx, r.enc, r.head, kenc, khead, r.aug, r.opt, 16, 1, &moco));
-    CHECK_STATUS(simclr_trainer_set(moco, SIMCLR_TRAINER_MICRO_BATCH, 2), SIMCLR_E_UNSUPPORTED);
-    simclr_comm one;
-    CHECK_OK(simclr_comm_single(&one));
-    CHECK_STATUS(simclr_trainer_set_comm(moco, &one), SIMCLR_E_UNSUPPORTED);
-    assert_non_null(strstr(simclr_last_error(), "MoCo"));
-    simclr_trainer_destroy(moco);
-    simclr_module_destroy(khead);
-    simclr_module_destroy(kenc);
-    rig_free(&r);
-}
-
 /* ---- failed steps on the gradient-caching and distributed paths -------- */
 
 /* Everything a failed step must leave alone. */
@@ -770,7 +747,7 @@ int main(void)
         cmocka_unit_test(test_unsplit_equals_plain),       cmocka_unit_test(test_frozen_micro_equals_full),
         cmocka_unit_test(test_local_bn_per_micro_batch),   cmocka_unit_test(test_frozen_bn_backward_fd),
         cmocka_unit_test(test_settings),                   cmocka_unit_test(test_comm_validation),
-        cmocka_unit_test(test_comm_failure_changes_nothing), cmocka_unit_test(test_moco_refused),
+        cmocka_unit_test(test_comm_failure_changes_nothing),
         cmocka_unit_test(test_relu_margin_check_can_fail),
         cmocka_unit_test(test_failed_ext_step_changes_nothing),
         cmocka_unit_test(test_cancel_agreed_over_ranks),
