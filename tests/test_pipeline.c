@@ -8,7 +8,8 @@
  * MoCo over the same images as a tensor bit for bit, micro-batches
  * included (the list's draws keyed by the global index); every way a MoCo
  * step with micro-batches, synchronized BN and a communicator can fail
- * leaves the trainer byte for byte as it was; a method that cannot combine
+ * leaves the trainer byte for byte as it was; a warm step allocates
+ * nothing, for either method and any setting; a method that cannot combine
  * with a setting is refused at the setter with its reason. */
 #include "test_util.h"
 
@@ -438,6 +439,49 @@ static void test_moco_combined_failures(void **state)
     assert_int_equal(ta.live, 0);
 }
 
+/* ---- a warm step allocates nothing -------------------------------------- */
+
+/* After a first step at a batch shape, the next steps at that shape make no
+ * allocation, whatever the method and setting: the sub-batches and key rows
+ * the pipeline hands on are windows on the stack, and the buffer set, the
+ * method's scratch and the modules' arenas are kept. (The micro-batched step
+ * used to wrap a tensor per micro-batch.) */
+static void test_warm_step_allocates_nothing(void **state)
+{
+    (void)state;
+    make_pixels();
+    for (int c = 0; c < 5; c++) {
+        const char *what = (const char *[]){"simclr", "simclr, micro-batches of 2", "moco", "moco, micro-batches of 2",
+                                            "moco, micro-batches of 2, image list"}[c];
+        test_alloc ta = {0, 0, 0, 0};
+        simclr_allocator hooks = test_allocator(&ta);
+        rig r;
+        rig_make_alloc(&r, &hooks);
+        simclr_trainer *tr = r.tr;
+        simclr_loss *loss = NULL;
+        if (c < 2) {
+            CHECK_OK(simclr_ntxent_create(r.ctx, 0.5, 2, &loss));
+            CHECK_OK(simclr_trainer_create(r.ctx, r.enc, r.head, r.aug, loss, r.opt, &tr));
+        }
+        if (c == 1 || c >= 3) CHECK_OK(simclr_trainer_set(tr, SIMCLR_TRAINER_MICRO_BATCH, 2));
+        simclr_tensor *img = shard(r.ctx, 0, N);
+        simclr_image_list *list;
+        CHECK_OK(simclr_image_list_create(r.ctx, 3, &list));
+        for (int i = 0; i < N; i++) CHECK_OK(simclr_image_list_add(list, pixels + (size_t)i * IMG * IMG * 3, IMG, IMG));
+        for (int s = 0; s < 3; s++) {
+            long before = ta.allocs;
+            if (c == 4) CHECK_OK(simclr_trainer_step_list(tr, list, 1 + (uint64_t)s, NULL));
+            else CHECK_OK(simclr_trainer_step(tr, img, 1 + (uint64_t)s, NULL));
+            if (s > 0 && ta.allocs != before) fail_msg("%s: warm step %d made %ld allocations", what, s, ta.allocs - before);
+        }
+        simclr_image_list_destroy(list);
+        simclr_tensor_destroy(img);
+        if (c < 2) simclr_trainer_destroy(tr), simclr_loss_destroy(loss);
+        rig_free(&r);
+        assert_int_equal(ta.live, 0);
+    }
+}
+
 /* ---- refusals ----------------------------------------------------------- */
 
 /* A method that cannot run micro-batches, image lists or ranks: SimCLR's
@@ -498,6 +542,7 @@ int main(void)
         cmocka_unit_test(test_moco_micro_and_ranks_equal_whole),
         cmocka_unit_test(test_moco_list_equals_tensor),
         cmocka_unit_test(test_moco_combined_failures),
+        cmocka_unit_test(test_warm_step_allocates_nothing),
         cmocka_unit_test(test_refusals_name_the_reason),
     };
     return cmocka_run_group_tests_name("pipeline", tests, NULL, NULL);

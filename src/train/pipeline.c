@@ -88,6 +88,19 @@ static simclr_status cancelled(simclr_trainer *tr, int mine, int64_t total)
                         FN, (long long)tr->steps, (long long)total);
 }
 
+/* Rows first .. first+count-1 of t as a borrowed tensor on the stack (never
+ * destroyed: a warm step allocates nothing). */
+static simclr_tensor window(const simclr_tensor *t, int64_t first, int64_t count)
+{
+    simclr_tensor w = *t;
+    const int64_t row = t->numel / t->dims[0];
+    w.dims[0] = count;
+    w.numel = row * count;
+    w.data = (char *)t->data + (size_t)(first * row) * simclr__dtype_size(t->dtype);
+    w.owned = 0;
+    return w;
+}
+
 /* The two views of images j*k .. j*k+k-1 (global index base + i) into
  * view0 and view1. */
 static simclr_status augment(simclr_trainer *tr, const input *in, uint64_t seed, int64_t j, int64_t k,
@@ -100,15 +113,8 @@ static simclr_status augment(simclr_trainer *tr, const input *in, uint64_t seed,
         sub.count = sub.cap = k;
         return simclr__augment_pair_list_at(tr->aug, &sub, seed, base, view0, view1);
     }
-    const int64_t image_bytes = in->dims[1] * in->dims[2] * in->dims[3];
-    int64_t shape[4] = {k, in->dims[1], in->dims[2], in->dims[3]};
-    simclr_tensor *sub = NULL;
-    /* A borrowed view of rows j*k .. j*k+k-1; augmentation only reads it. */
-    SIMCLR__TRY(simclr_tensor_wrap(tr->ctx, SIMCLR_U8, 4, shape, (uint8_t *)in->images->data + j * k * image_bytes,
-                                   &sub));
-    simclr_status st = simclr__augment_pair_at(tr->aug, sub, seed, base, view0, view1);
-    simclr_tensor_destroy(sub);
-    return st;
+    const simclr_tensor sub = window(in->images, j * k, k); /* augmentation only reads it */
+    return simclr__augment_pair_at(tr->aug, &sub, seed, base, view0, view1);
 }
 
 /* Views of micro-batch j (the trained ones into b->views, a key view into
@@ -118,15 +124,10 @@ static simclr_status forward_micro(simclr_trainer *tr, const input *in, uint64_t
     struct simclr__trainer_ext *e = tr->ext;
     simclr__ext_bufs *b = &e->b;
     const int64_t k = b->k;
-    simclr_tensor *key = NULL;
-    simclr_status st = SIMCLR_OK;
-    if (tr->method->trained_views == 1) {
-        const int64_t plane = b->c * tr->out_h * tr->out_w;
-        st = simclr_tensor_wrap(tr->ctx, SIMCLR_F32, 4, (const int64_t[]){k, b->c, tr->out_h, tr->out_w},
-                                simclr__f32(b->key_views) + j * k * plane, &key);
-    }
-    if (st == SIMCLR_OK) st = augment(tr, in, seed, j, k, b->view[0], key ? key : b->view[1]);
-    simclr_tensor_destroy(key);
+    /* The second view: trained (SimCLR) or a key view, into its rows of the local batch (MoCo). */
+    simclr_tensor key;
+    if (tr->method->trained_views == 1) key = window(b->key_views, j * k, k);
+    simclr_status st = augment(tr, in, seed, j, k, b->view[0], tr->method->trained_views == 1 ? &key : b->view[1]);
     if (st == SIMCLR_OK) st = simclr_module_forward(tr->encoder, b->views, SIMCLR_TRAIN, b->feat);
     if (st == SIMCLR_OK) st = simclr_module_forward(tr->head, b->feat, SIMCLR_TRAIN, b->z);
     if (st == SIMCLR_OK && e->comm.failed) st = simclr__comm_raise(&e->comm);
