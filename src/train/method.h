@@ -81,7 +81,12 @@ typedef struct simclr__method {
     /* The key path: s->key_views -> s->keys_local, no gradient (NULL when
      * key_views is 0). */
     simclr_status (*keys)(simclr_trainer *tr, void *state, simclr__step *s);
-    /* The loss at s->z (with s->keys) and its gradient into s->dz. */
+    /* The loss at s->z (with s->keys) and its gradient into s->dz. The
+     * trained modules' gradients are zero when it runs; a loss over
+     * parameters of its own (SwAV's prototypes, a trained module of the
+     * trainer) may add their gradient there directly, counting that the
+     * pipeline then sums gradients over ranks (every rank computes the same
+     * global loss: write it on one rank, or 1/ranks of it on each). */
     simclr_status (*loss)(simclr_trainer *tr, void *state, simclr__step *s, double *value, double *accuracy);
     /* After the optimizer accepted the gradients: cannot fail (may be NULL). */
     void (*commit)(simclr_trainer *tr, void *state, const simclr__step *s);

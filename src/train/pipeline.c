@@ -202,12 +202,13 @@ static simclr_status run(simclr_trainer *tr, const input *in, uint64_t seed, flo
     if (st == SIMCLR_OK && kv) st = simclr__comm_all_gather(&e->comm, FN, b->kl, kv * n * p, b->kgathered);
     if (st == SIMCLR_OK && kv) to_global_layout(b, kv, p, b->kgathered, b->kg);
 
-    /* 4. The loss and its gradient at every embedding. */
+    /* 4. The loss and its gradient at every embedding (gradients zeroed
+     * first: a loss may also write a trained module's gradient directly). */
+    for (int i = 0; i < tr->n_mods && st == SIMCLR_OK; i++)
+        if (tr->mods[i].trained) st = simclr_module_zero_grad(tr->mods[i].m);
     double value = 0, acc = 0;
     if (st == SIMCLR_OK) st = m->loss(tr, tr->method_state, &s, &value, &acc);
     if (st == SIMCLR_OK && !isfinite(value)) st = simclr__fail(SIMCLR_E_NUMERIC, "%s: the loss is %g", FN, value);
-    for (int i = 0; i < tr->n_mods && st == SIMCLR_OK; i++)
-        if (tr->mods[i].trained) st = simclr_module_zero_grad(tr->mods[i].m);
 
     /* 5. Back-propagate each micro-batch's slice (re-run when there are several). */
     for (int64_t j = 0; j < micro_count && st == SIMCLR_OK; j++) {
