@@ -345,62 +345,11 @@ static void test_moco_list_equals_tensor(void **state)
 
 /* ---- failed steps of MoCo on the combined path -------------------------- */
 
-/* A pretend rank 1 of 2 whose peer holds the same data (a sum is twice the
- * data, a gather two copies). Collective call number fail_at and every later
- * one fail (a peer that died). */
-typedef struct fake_comm {
-    long calls, fail_at;
-} fake_comm;
-
-static int f_rank(void *u) { (void)u; return 1; }
-static int f_fails(void *u)
-{
-    fake_comm *f = u;
-    f->calls++;
-    return f->fail_at && f->calls >= f->fail_at;
-}
-static int f_reduce(void *u, float *d, int64_t n)
-{
-    if (f_fails(u)) return 7;
-    for (int64_t i = 0; i < n; i++) d[i] *= 2;
-    return 0;
-}
-static int f_gather(void *u, const float *s, int64_t n, float *r)
-{
-    if (f_fails(u)) return 7;
-    memcpy(r, s, (size_t)n * sizeof(float));
-    memcpy(r + n, s, (size_t)n * sizeof(float));
-    return 0;
-}
-static int f_bcast(void *u, float *d, int64_t n, int root)
-{
-    (void)d, (void)n, (void)root;
-    return f_fails(u) ? 7 : 0;
-}
-static void arm_comm(void *u, long k) { *(fake_comm *)u = (fake_comm){0, k}; }
-
 /* Everything a failed MoCo step must leave alone. */
 static sf_blob moco_state(void *u, int timing)
 {
     rig *r = u;
-    sf_blob b = {0};
-    simclr_module *mods[4] = {r->enc, r->head, r->kenc, r->khead};
-    for (int k = 0; k < 4; k++) sf_put_module(&b, mods[k], 0);
-    sf_section(&b, "parameters or BN running statistics (four modules)");
-    sf_put_training(&b, r->enc, r->head, r->opt);
-    simclr_tensor *q;
-    CHECK_OK(simclr_moco_queue(r->tr, &q));
-    sf_put_tensor(&b, q);
-    double pos;
-    CHECK_OK(simclr_moco_get(r->tr, SIMCLR_MOCO_QUEUE_POS, &pos));
-    sf_put(&b, &pos, sizeof pos);
-    int64_t order[8];
-    for (int64_t n = 4; n <= 8; n += 4)
-        if (simclr_moco_key_order(r->tr, order, n) == SIMCLR_OK) sf_put(&b, order, (size_t)n * sizeof *order);
-    sf_section(&b, "queue, its position or the key order");
-    sf_put_stats(&b, r->tr, timing);
-    sf_section(&b, "trainer statistics");
-    return b;
+    return sf_moco_state(r->tr, r->enc, r->head, r->kenc, r->khead, r->opt, timing);
 }
 
 /* MoCo with micro-batches of 2, synchronized BN and a communicator: a stop
@@ -417,9 +366,8 @@ static void test_moco_combined_failures(void **state)
     rig a, ref;
     rig_make_alloc(&a, &hooks);
     rig_make(&ref);
-    fake_comm fa = {0, 0}, fr = {0, 0};
-    simclr_comm ca = {f_rank, t_size, f_reduce, f_gather, f_bcast, NULL, &fa};
-    simclr_comm cr = {f_rank, t_size, f_reduce, f_gather, f_bcast, NULL, &fr};
+    sf_fake_comm fa = {0, 0}, fr = {0, 0};
+    simclr_comm ca = sf_fake(&fa), cr = sf_fake(&fr);
     rig *rigs[2] = {&a, &ref};
     for (int k = 0; k < 2; k++) {
         CHECK_OK(simclr_trainer_set(rigs[k]->tr, SIMCLR_TRAINER_MICRO_BATCH, 2));
@@ -429,7 +377,7 @@ static void test_moco_combined_failures(void **state)
     /* A queue of 16 takes the global batch of 2 x 4 and of 2 x 8. */
     simclr_tensor *img4 = shard(a.ctx, 0, 4), *img8 = shard(a.ctx, 0, 8);
     const sf_target t = {a.tr, ref.tr, a.ctx, a.enc, &ta, &a, &ref, moco_state};
-    sf_counts c = sf_sweep_all(&t, img4, img8, arm_comm, &fa);
+    sf_counts c = sf_sweep_all(&t, img4, img8, sf_arm_comm, &fa);
     print_message("moco + micro-batches + sync BN + communicator, failed steps: %ld stops, %ld NaN, %ld collective, "
                   "%ld + %ld allocation failures; each left the trainer as it was\n",
                   c.stops, c.nans, c.extra, c.allocs_new, c.allocs);
