@@ -4,7 +4,9 @@
  * poll, a NaN weight, the k-th allocation), a trainer's state as bytes in
  * named sections, and the sweep that checks that every failure leaves the
  * state byte for byte as it was and that the step which finally succeeds
- * equals the same step on a trainer that never failed. */
+ * equals the same step on a trainer that never failed. Also a fake
+ * communicator that can fail (sf_fake) and a MoCo trainer's state
+ * (sf_moco_state), for test_gradcache.c, test_moco.c and test_pipeline.c. */
 #ifndef SIMCLR_TEST_STEP_FAULTS_H
 #define SIMCLR_TEST_STEP_FAULTS_H
 
@@ -123,6 +125,75 @@ static inline void sf_put_stats(sf_blob *b, simclr_trainer *tr, int timing)
         CHECK_OK(simclr_trainer_stat(tr, keys[i], &v));
         sf_put(b, &v, sizeof v);
     }
+}
+
+/* A pretend rank 1 of 2 whose peer holds the same data (a sum is twice the
+ * data, a gather two copies). Collective call number fail_at and every later
+ * one fail (a peer that died), counting all three kinds of call. */
+typedef struct sf_fake_comm {
+    long calls, fail_at;
+} sf_fake_comm;
+
+static inline int sf_f_rank(void *u) { (void)u; return 1; }
+static inline int sf_f_size(void *u) { (void)u; return 2; }
+static inline int sf_f_fails(void *u)
+{
+    sf_fake_comm *f = u;
+    f->calls++;
+    return f->fail_at && f->calls >= f->fail_at;
+}
+static inline int sf_f_reduce(void *u, float *d, int64_t n)
+{
+    if (sf_f_fails(u)) return 7;
+    for (int64_t i = 0; i < n; i++) d[i] *= 2;
+    return 0;
+}
+static inline int sf_f_gather(void *u, const float *s, int64_t n, float *r)
+{
+    if (sf_f_fails(u)) return 7;
+    memcpy(r, s, (size_t)n * sizeof(float));
+    memcpy(r + n, s, (size_t)n * sizeof(float));
+    return 0;
+}
+static inline int sf_f_bcast(void *u, float *d, int64_t n, int root)
+{
+    (void)d, (void)n, (void)root;
+    return sf_f_fails(u) ? 7 : 0;
+}
+static inline const char *sf_f_error(void *u, int code) { (void)u; return code == 7 ? "link down" : "?"; }
+static inline void sf_arm_comm(void *u, long k) { *(sf_fake_comm *)u = (sf_fake_comm){0, k}; }
+
+/* The fake communicator over f. */
+static inline simclr_comm sf_fake(sf_fake_comm *f)
+{
+    return (simclr_comm){sf_f_rank, sf_f_size, sf_f_reduce, sf_f_gather, sf_f_bcast, sf_f_error, f};
+}
+
+/* The whole state of a MoCo trainer tr (query modules enc, head trained by
+ * opt; key modules kenc, khead): four modules, gradients, optimizer, queue,
+ * its position, the key order of the last step (batches of 4 or 8), the
+ * statistics. */
+static inline sf_blob sf_moco_state(simclr_trainer *tr, simclr_module *enc, simclr_module *head, simclr_module *kenc,
+                                    simclr_module *khead, simclr_optimizer *opt, int timing)
+{
+    sf_blob b = {0};
+    simclr_module *mods[4] = {enc, head, kenc, khead};
+    for (int k = 0; k < 4; k++) sf_put_module(&b, mods[k], 0);
+    sf_section(&b, "parameters or BN running statistics (four modules)");
+    sf_put_training(&b, enc, head, opt);
+    simclr_tensor *q;
+    CHECK_OK(simclr_moco_queue(tr, &q));
+    sf_put_tensor(&b, q);
+    double pos;
+    CHECK_OK(simclr_moco_get(tr, SIMCLR_MOCO_QUEUE_POS, &pos));
+    sf_put(&b, &pos, sizeof pos);
+    int64_t order[8];
+    for (int64_t n = 4; n <= 8; n += 4)
+        if (simclr_moco_key_order(tr, order, n) == SIMCLR_OK) sf_put(&b, order, (size_t)n * sizeof *order);
+    sf_section(&b, "queue, its position or the key order");
+    sf_put_stats(&b, tr, timing);
+    sf_section(&b, "trainer statistics");
+    return b;
 }
 
 /* NULL when equal, else the name of the first section that differs. */

@@ -7,7 +7,7 @@
  * (each poll of the progress callback, a NaN weight, each collective call,
  * each allocation) leaves every byte as it was, under six settings; a
  * peer's stop stops this rank too; SIMCLR_STAT_COMM_BYTES is 0 without a
- * communicator. */
+ * communicator. MoCo on these paths: tests/test_pipeline.c. */
 #include "test_util.h"
 
 #include "core/context.h"
@@ -540,29 +540,6 @@ static void test_comm_failure_changes_nothing(void **state)
     rig_free(&r);
 }
 
-/* MoCo trainers have no distributed or micro-batch path yet: refused, clearly. */
-static void test_moco_refused(void **state)
-{
-    (void)state;
-    rig r;
-    rig_make(&r, 0);
-    simclr_module *kenc, *khead;
-    CHECK_OK(simclr_resnet_create(r.ctx, 18, 4, 3, SIMCLR_STEM_CIFAR, 21, &kenc));
-    int d = (int)simclr_module_output_dim(kenc);
-    CHECK_OK(simclr_mlp_head_create(r.ctx, d, d, 16, 2, 0, 22, &khead));
-    simclr_trainer *moco;
-    CHECK_OK(simclr_moco_trainer_create(r.ctx, r.enc, r.head, kenc, khead, r.aug, r.opt, 16, 1, &moco));
-    CHECK_STATUS(simclr_trainer_set(moco, SIMCLR_TRAINER_MICRO_BATCH, 2), SIMCLR_E_UNSUPPORTED);
-    simclr_comm one;
-    CHECK_OK(simclr_comm_single(&one));
-    CHECK_STATUS(simclr_trainer_set_comm(moco, &one), SIMCLR_E_UNSUPPORTED);
-    assert_non_null(strstr(simclr_last_error(), "MoCo"));
-    simclr_trainer_destroy(moco);
-    simclr_module_destroy(khead);
-    simclr_module_destroy(kenc);
-    rig_free(&r);
-}
-
 /* ---- failed steps on the gradient-caching and distributed paths -------- */
 
 /* Everything a failed step must leave alone. */
@@ -578,41 +555,6 @@ static sf_blob rig_state(void *u, int timing)
     sf_section(&b, "trainer statistics");
     return b;
 }
-
-/* A pretend rank 1 of 2 whose peer holds the same data (a sum is twice the
- * data, a gather two copies). Collective call number fail_at and every later
- * one fail (a peer that died), counting all three kinds of call. */
-typedef struct fake_comm {
-    long calls, fail_at;
-} fake_comm;
-
-static int f_rank(void *u) { (void)u; return 1; }
-static int f_size(void *u) { (void)u; return 2; }
-static int f_fails(void *u)
-{
-    fake_comm *f = u;
-    f->calls++;
-    return f->fail_at && f->calls >= f->fail_at;
-}
-static int f_reduce(void *u, float *d, int64_t n)
-{
-    if (f_fails(u)) return 7;
-    for (int64_t i = 0; i < n; i++) d[i] *= 2;
-    return 0;
-}
-static int f_gather(void *u, const float *s, int64_t n, float *r)
-{
-    if (f_fails(u)) return 7;
-    memcpy(r, s, (size_t)n * sizeof(float));
-    memcpy(r + n, s, (size_t)n * sizeof(float));
-    return 0;
-}
-static int f_bcast(void *u, float *d, int64_t n, int root)
-{
-    (void)d, (void)n, (void)root;
-    return f_fails(u) ? 7 : 0;
-}
-static void arm_comm(void *u, long k) { *(fake_comm *)u = (fake_comm){0, k}; }
 
 /* Every way a step on the extended path can fail after it started, on
  * trainers whose gradients, momentum, BN statistics and counters are all
@@ -643,19 +585,19 @@ static void test_failed_ext_step_changes_nothing(void **state)
         rig a, ref;
         rig_make_alloc(&a, 1, &hooks);
         rig_make(&ref, 1);
-        fake_comm fa = {0, 0}, fr = {0, 0};
+        sf_fake_comm fa = {0, 0}, fr = {0, 0};
         rig *both[2] = {&a, &ref};
-        fake_comm *fc[2] = {&fa, &fr};
+        sf_fake_comm *fc[2] = {&fa, &fr};
         for (int i = 0; i < 2; i++) {
             if (cfgs[c].micro) CHECK_OK(simclr_trainer_set(both[i]->tr, SIMCLR_TRAINER_MICRO_BATCH, cfgs[c].micro));
             CHECK_OK(simclr_trainer_set(both[i]->tr, SIMCLR_TRAINER_BN_MODE, cfgs[c].bn));
             CHECK_OK(simclr_trainer_set(both[i]->tr, SIMCLR_TRAINER_BUCKET_BYTES, 4096)); /* several buckets */
-            simclr_comm comm = {f_rank, f_size, f_reduce, f_gather, f_bcast, c_err, fc[i]};
+            simclr_comm comm = {sf_f_rank, sf_f_size, sf_f_reduce, sf_f_gather, sf_f_bcast, c_err, fc[i]};
             if (cfgs[c].ranks > 1) CHECK_OK(simclr_trainer_set_comm(both[i]->tr, &comm));
         }
         simclr_tensor *img4 = make_images(a.ctx, px4, 4), *img8 = make_images(a.ctx, px8, 8);
         const sf_target t = {a.tr, ref.tr, a.ctx, a.enc, &ta, &a, &ref, rig_state};
-        sf_counts n = sf_sweep_all(&t, img4, img8, cfgs[c].ranks > 1 ? arm_comm : NULL, &fa);
+        sf_counts n = sf_sweep_all(&t, img4, img8, cfgs[c].ranks > 1 ? sf_arm_comm : NULL, &fa);
         if (cfgs[c].ranks > 1) assert_true(n.extra >= 3); /* shapes, embeddings, gradients at least */
         printf("failed extended steps, %s: %ld stops, %ld NaN, %ld communicator failures, %ld + %ld allocation "
                "failures; each left the trainer as it was\n",
@@ -679,7 +621,7 @@ typedef struct peer_stop {
 static int p_gather(void *u, const float *s, int64_t n, float *r)
 {
     peer_stop *p = u;
-    f_gather(&(fake_comm){0, 0}, s, n, r);
+    sf_f_gather(&(sf_fake_comm){0, 0}, s, n, r);
     if (p->mode == 1 && ++p->gathers == 1) r[n - 1] = 1; /* rank 0 is the peer */
     return 0;
 }
@@ -687,7 +629,7 @@ static int p_gather(void *u, const float *s, int64_t n, float *r)
 static int p_reduce(void *u, float *d, int64_t n)
 {
     peer_stop *p = u;
-    f_reduce(&(fake_comm){0, 0}, d, n);
+    sf_f_reduce(&(sf_fake_comm){0, 0}, d, n);
     if (p->mode == 2) d[n - 1] += 1;
     return 0;
 }
@@ -698,7 +640,7 @@ static void test_cancel_agreed_over_ranks(void **state)
     rig r;
     rig_make(&r, 1);
     peer_stop ps = {0, 0};
-    simclr_comm comm = {f_rank, f_size, p_reduce, p_gather, f_bcast, c_err, &ps};
+    simclr_comm comm = {sf_f_rank, sf_f_size, p_reduce, p_gather, sf_f_bcast, c_err, &ps};
     CHECK_OK(simclr_trainer_set(r.tr, SIMCLR_TRAINER_BN_MODE, SIMCLR_BN_SYNC));
     CHECK_OK(simclr_trainer_set(r.tr, SIMCLR_TRAINER_MICRO_BATCH, 2));
     CHECK_OK(simclr_trainer_set_comm(r.tr, &comm));
@@ -770,7 +712,7 @@ int main(void)
         cmocka_unit_test(test_unsplit_equals_plain),       cmocka_unit_test(test_frozen_micro_equals_full),
         cmocka_unit_test(test_local_bn_per_micro_batch),   cmocka_unit_test(test_frozen_bn_backward_fd),
         cmocka_unit_test(test_settings),                   cmocka_unit_test(test_comm_validation),
-        cmocka_unit_test(test_comm_failure_changes_nothing), cmocka_unit_test(test_moco_refused),
+        cmocka_unit_test(test_comm_failure_changes_nothing),
         cmocka_unit_test(test_relu_margin_check_can_fail),
         cmocka_unit_test(test_failed_ext_step_changes_nothing),
         cmocka_unit_test(test_cancel_agreed_over_ranks),

@@ -579,24 +579,7 @@ static void test_failed_step_changes_nothing(void **state)
 static sf_blob moco_state(void *u, int timing)
 {
     rig *r = u;
-    sf_blob b = {0};
-    simclr_module *mods[4] = {r->enc, r->head, r->kenc, r->khead};
-    for (int k = 0; k < 4; k++) sf_put_module(&b, mods[k], 0);
-    sf_section(&b, "parameters or BN running statistics (four modules)");
-    sf_put_training(&b, r->enc, r->head, r->opt);
-    simclr_tensor *q;
-    CHECK_OK(simclr_moco_queue(r->tr, &q));
-    sf_put_tensor(&b, q);
-    double pos;
-    CHECK_OK(simclr_moco_get(r->tr, SIMCLR_MOCO_QUEUE_POS, &pos));
-    sf_put(&b, &pos, sizeof pos);
-    int64_t order[8];
-    for (int64_t n = 4; n <= 8; n += 4)
-        if (simclr_moco_key_order(r->tr, order, n) == SIMCLR_OK) sf_put(&b, order, (size_t)n * sizeof *order);
-    sf_section(&b, "queue, its position or the key order");
-    sf_put_stats(&b, r->tr, timing);
-    sf_section(&b, "trainer statistics");
-    return b;
+    return sf_moco_state(r->tr, r->enc, r->head, r->kenc, r->khead, r->opt, timing);
 }
 
 /* Every way a MoCo step can fail after it started, on a trainer whose

@@ -236,10 +236,10 @@ static simclr_status check_list(const char *fn, const simclr_augment *aug, const
     return SIMCLR_OK;
 }
 
-static void run_list(simclr_augment *aug, const simclr_image_list *list, uint64_t seed, int n_views,
+static void run_list(simclr_augment *aug, const simclr_image_list *list, uint64_t seed, uint64_t base, int n_views,
                      const int *views, simclr_tensor *const *outs)
 {
-    job jb = {aug, NULL, list, list->count, 0, 0, list->channels, seed, 0, {views[0], views[n_views - 1]},
+    job jb = {aug, NULL, list, list->count, 0, 0, list->channels, seed, base, {views[0], views[n_views - 1]},
               {simclr__f32(outs[0]), simclr__f32(outs[n_views - 1])}};
     simclr__pool_for(aug->ctx->pool, jb.n * n_views, 1, run_views, &jb);
 }
@@ -254,12 +254,18 @@ simclr_status simclr_augment_apply_list(simclr_augment *aug, const simclr_image_
     int64_t mh, mw;
     SIMCLR__TRY(check_list(fn, aug, images, &out, 1, &mh, &mw));
     SIMCLR__TRY(reserve(aug, fn, mh, mw));
-    run_list(aug, images, seed, 1, &view, &out);
+    run_list(aug, images, seed, 0, 1, &view, &out);
     return SIMCLR_OK;
 }
 
 simclr_status simclr_augment_pair_list(simclr_augment *aug, const simclr_image_list *images, uint64_t seed,
                                        simclr_tensor *view0, simclr_tensor *view1)
+{
+    return simclr__augment_pair_list_at(aug, images, seed, 0, view0, view1);
+}
+
+simclr_status simclr__augment_pair_list_at(simclr_augment *aug, const simclr_image_list *images, uint64_t seed,
+                                           uint64_t base, simclr_tensor *view0, simclr_tensor *view1)
 {
     static const char fn[] = "simclr_augment_pair_list";
     SIMCLR__CHECK_ARG(aug, fn, "aug is NULL");
@@ -270,6 +276,6 @@ simclr_status simclr_augment_pair_list(simclr_augment *aug, const simclr_image_l
         return simclr__fail(SIMCLR_E_INVALID, "%s: view0 and view1 share their memory", fn);
     SIMCLR__TRY(reserve(aug, fn, mh, mw));
     const int views[2] = {0, 1};
-    run_list(aug, images, seed, 2, views, outs);
+    run_list(aug, images, seed, base, 2, views, outs);
     return SIMCLR_OK;
 }

@@ -33,7 +33,7 @@ static int hook_forward(void *user, int64_t c, int64_t *count, float *mean, floa
     }
     simclr__comm_state *s = &e->comm;
     if (e->bn_mode != SIMCLR_BN_SYNC || s->size == 1 || s->failed) return 1;
-    if (c > e->bn_cap) { /* cannot happen: bn_cap is the largest BN of both modules */
+    if (c > e->b.bn_cap) { /* cannot happen: bn_cap is the largest BN of every module */
         s->failed = 1;
         s->st = SIMCLR_E_INTERNAL;
         strcpy(s->message, "simclr_trainer_step: a batch norm wider than the trainer planned for");
@@ -69,7 +69,7 @@ static void hook_backward(void *user, int64_t c, int64_t *count, float *sum_g, f
         return;
     }
     simclr__comm_state *s = &e->comm;
-    if (e->bn_mode != SIMCLR_BN_SYNC || s->size == 1 || s->failed || c > e->bn_cap) return;
+    if (e->bn_mode != SIMCLR_BN_SYNC || s->size == 1 || s->failed || c > e->b.bn_cap) return;
     memcpy(e->b.bn_send, sum_g, (size_t)c * sizeof *sum_g);
     memcpy(e->b.bn_send + c, sum_gx, (size_t)c * sizeof *sum_gx);
     if (simclr__comm_all_reduce(s, "simclr_trainer_step (synchronized batch norm)", e->b.bn_send, 2 * c) != SIMCLR_OK)

@@ -14,14 +14,10 @@
 
 #define DEFAULT_BUCKET_BYTES ((int64_t)4 << 20)
 
-struct simclr__trainer_ext *simclr__trainer_ext_get(simclr_trainer *tr, const char *fn)
+simclr_status simclr__trainer_ext_new(simclr_trainer *tr, const char *fn)
 {
-    if (tr->ext) return tr->ext;
     struct simclr__trainer_ext *e = simclr__calloc(tr->ctx, 1, sizeof *e);
-    if (!e) {
-        simclr__nomem(fn, sizeof *e);
-        return NULL;
-    }
+    if (!e) return simclr__nomem(fn, sizeof *e);
     simclr_comm single;
     simclr_comm_single(&single);
     simclr__comm_init(&e->comm, &single, fn);
@@ -29,25 +25,15 @@ struct simclr__trainer_ext *simclr__trainer_ext_get(simclr_trainer *tr, const ch
     e->bn_mode = SIMCLR_BN_LOCAL;
     simclr__bn_hook_init(e);
     tr->ext = e;
-    return e;
-}
-
-void simclr__ext_bufs_free(simclr_context *ctx, simclr__ext_bufs *b)
-{
-    simclr_tensor *all[] = {b->views, b->view0, b->view1, b->feat, b->dfeat, b->z, b->dz, b->zg, b->dzg};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) simclr_tensor_destroy(all[i]);
-    float *bufs[] = {b->zl, b->gathered, b->bn_send, b->bn_recv};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) simclr__free(ctx, bufs[i]);
-    memset(b, 0, sizeof *b);
+    return SIMCLR_OK;
 }
 
 static void free_step_buffers(simclr_trainer *tr)
 {
     struct simclr__trainer_ext *e = tr->ext;
-    simclr__ext_bufs_free(tr->ctx, &e->b);
+    simclr__ext_bufs_free(tr, &e->b);
     simclr__free(tr->ctx, e->bucket);
     e->bucket = NULL;
-    e->n = e->c = e->k = e->ranks = e->bn_cap = 0;
 }
 
 void simclr__trainer_ext_free(simclr_trainer *tr)
@@ -58,28 +44,27 @@ void simclr__trainer_ext_free(simclr_trainer *tr)
     tr->ext = NULL;
 }
 
-int simclr__trainer_ext_active(const simclr_trainer *tr)
+int simclr__trainer_ext_ranks(const simclr_trainer *tr) { return tr->ext->has_comm ? tr->ext->comm.size : 1; }
+
+/* The combinations of settings e makes (with micro-batches, bn_mode and a
+ * communicator as given). */
+static unsigned with_of(int64_t micro, int bn_mode, int has_comm)
 {
-    return tr->ext && (tr->ext->has_comm || tr->ext->micro > 0 || tr->ext->bn_mode != SIMCLR_BN_LOCAL);
+    return (micro > 0 ? SIMCLR__WITH_MICRO : 0u) | (has_comm ? SIMCLR__WITH_RANKS : 0u) |
+           (bn_mode == SIMCLR_BN_SYNC ? SIMCLR__WITH_BN_SYNC : 0u) |
+           (bn_mode == SIMCLR_BN_FROZEN ? SIMCLR__WITH_BN_FROZEN : 0u);
 }
 
-int simclr__trainer_ext_ranks(const simclr_trainer *tr) { return tr->ext && tr->ext->has_comm ? tr->ext->comm.size : 1; }
-
-simclr_status simclr__trainer_ext_stat(const simclr_trainer *tr, simclr_stat key, double *value)
+unsigned simclr__trainer_ext_with(const simclr_trainer *tr)
 {
     const struct simclr__trainer_ext *e = tr->ext;
-    if (key == SIMCLR_STAT_COMM_BYTES) *value = e ? (double)e->last_bytes : 0.0;
-    else *value = e && e->last_micro ? (double)e->last_micro : (tr->steps ? 1.0 : 0.0);
-    return SIMCLR_OK;
+    return with_of(e->micro, e->bn_mode, e->has_comm);
 }
 
 simclr_status simclr_trainer_set(simclr_trainer *tr, simclr_trainer_param key, double value)
 {
     static const char fn[] = "simclr_trainer_set";
     SIMCLR__CHECK_ARG(tr, fn, "trainer is NULL");
-    if (tr->moco)
-        return simclr__fail(SIMCLR_E_UNSUPPORTED, "%s: a MoCo trainer has no distributed or micro-batch settings yet",
-                            fn);
     int whole = isfinite(value) && value == floor(value);
     switch (key) {
     case SIMCLR_TRAINER_MICRO_BATCH:
@@ -99,8 +84,12 @@ simclr_status simclr_trainer_set(simclr_trainer *tr, simclr_trainer_param key, d
         break;
     default: return simclr__fail(SIMCLR_E_INVALID, "%s: unknown trainer setting %d", fn, (int)key);
     }
-    struct simclr__trainer_ext *e = simclr__trainer_ext_get(tr, fn);
-    if (!e) return SIMCLR_E_NOMEM;
+    struct simclr__trainer_ext *e = tr->ext;
+    /* A combination the method cannot run is refused here, not mid-step. */
+    if (key != SIMCLR_TRAINER_BUCKET_BYTES)
+        SIMCLR__TRY(simclr__trainer_refuse(tr, fn, with_of(key == SIMCLR_TRAINER_MICRO_BATCH ? (int64_t)value : e->micro,
+                                                           key == SIMCLR_TRAINER_BN_MODE ? (int)value : e->bn_mode,
+                                                           e->has_comm)));
     if (key == SIMCLR_TRAINER_MICRO_BATCH) e->micro = (int64_t)value;
     else if (key == SIMCLR_TRAINER_BN_MODE) e->bn_mode = (int)value;
     else if ((int64_t)value != e->bucket_bytes) {
@@ -118,24 +107,26 @@ simclr_status simclr_trainer_get(const simclr_trainer *tr, simclr_trainer_param 
     SIMCLR__CHECK_ARG(value, fn, "value is NULL");
     const struct simclr__trainer_ext *e = tr->ext;
     switch (key) {
-    case SIMCLR_TRAINER_MICRO_BATCH: *value = e ? (double)e->micro : 0.0; break;
-    case SIMCLR_TRAINER_BN_MODE: *value = e ? (double)e->bn_mode : (double)SIMCLR_BN_LOCAL; break;
-    case SIMCLR_TRAINER_BUCKET_BYTES: *value = (double)(e ? e->bucket_bytes : DEFAULT_BUCKET_BYTES); break;
+    case SIMCLR_TRAINER_MICRO_BATCH: *value = (double)e->micro; break;
+    case SIMCLR_TRAINER_BN_MODE: *value = (double)e->bn_mode; break;
+    case SIMCLR_TRAINER_BUCKET_BYTES: *value = (double)e->bucket_bytes; break;
     default: return simclr__fail(SIMCLR_E_INVALID, "%s: unknown trainer setting %d", fn, (int)key);
     }
     return SIMCLR_OK;
 }
 
-/* Segments of the trainer's state. what: 'g' gradients, 'b' BN buffers,
- * 's' parameters + buffers + optimizer state (what set_comm aligns).
- * With segs NULL, only counts. */
+/* Segments of the trainer's state. what: 'g' gradients of the trained
+ * modules, 'b' BN buffers of every module, 's' parameters + buffers of every
+ * module, optimizer state and the method's state tensors (what set_comm
+ * aligns). With segs NULL, only counts. */
 static int collect(simclr_trainer *tr, char what, simclr__segment *segs)
 {
-    simclr_module *mods[2] = {tr->encoder, tr->head};
     int n = 0;
-    for (int k = 0; k < 2; k++)
-        for (int i = 0; i < mods[k]->n_params; i++) {
-            simclr__param *p = &mods[k]->params[i];
+    for (int k = 0; k < tr->n_mods; k++) {
+        if (what == 'g' && !tr->mods[k].trained) continue;
+        simclr_module *m = tr->mods[k].m;
+        for (int i = 0; i < m->n_params; i++) {
+            simclr__param *p = &m->params[i];
             int buffer = (p->flags & SIMCLR_PARAM_BUFFER) != 0;
             simclr_tensor *t = what == 'g' ? (buffer ? NULL : p->grad) : what == 'b' ? (buffer ? p->value : NULL)
                                                                                     : p->value;
@@ -143,12 +134,18 @@ static int collect(simclr_trainer *tr, char what, simclr__segment *segs)
             if (segs) segs[n] = (simclr__segment){simclr__f32(t), t->numel};
             n++;
         }
-    if (what == 's')
-        for (int i = 0; i < tr->opt->n_states; i++) {
-            simclr_tensor *t = tr->opt->states[i].tensor;
-            if (segs) segs[n] = (simclr__segment){simclr__f32(t), t->numel};
-            n++;
-        }
+    }
+    if (what != 's') return n;
+    for (int i = 0; i < tr->opt->n_states; i++) {
+        simclr_tensor *t = tr->opt->states[i].tensor;
+        if (segs) segs[n] = (simclr__segment){simclr__f32(t), t->numel};
+        n++;
+    }
+    const char *names[SIMCLR__METHOD_MAX_ENTRIES];
+    simclr_tensor *ts[SIMCLR__METHOD_MAX_ENTRIES];
+    int nt = tr->method->tensors ? tr->method->tensors(tr->method_state, names, ts) : 0;
+    for (int i = 0; i < nt; i++, n++)
+        if (segs) segs[n] = (simclr__segment){simclr__f32(ts[i]), ts[i]->numel};
     return n;
 }
 
@@ -212,14 +209,29 @@ simclr_status simclr__trainer_broadcast_buffers(simclr_trainer *tr, const char *
     return collective(tr, fn, 'b', 'b', NULL);
 }
 
+/* Rank 0's counters: the optimizer's step, the trainer's, the method's
+ * (exact in float: split at 2^24). */
+static simclr_status broadcast_counters(simclr_trainer *tr, const char *fn)
+{
+    int64_t *values[2 + SIMCLR__METHOD_MAX_ENTRIES] = {&tr->opt->step, &tr->steps};
+    const char *names[SIMCLR__METHOD_MAX_ENTRIES], *what[SIMCLR__METHOD_MAX_ENTRIES];
+    int64_t limits[SIMCLR__METHOD_MAX_ENTRIES];
+    int n = 2;
+    if (tr->method->counters) n += tr->method->counters(tr->method_state, names, values + 2, limits, what);
+    float counters[2 * (2 + SIMCLR__METHOD_MAX_ENTRIES)];
+    for (int i = 0; i < n; i++)
+        counters[2 * i] = (float)(*values[i] >> 24), counters[2 * i + 1] = (float)(*values[i] & 0xffffff);
+    SIMCLR__TRY(simclr__comm_broadcast(&tr->ext->comm, fn, counters, 2 * n, 0));
+    for (int i = 0; i < n; i++) *values[i] = ((int64_t)counters[2 * i] << 24) + (int64_t)counters[2 * i + 1];
+    return SIMCLR_OK;
+}
+
 simclr_status simclr_trainer_set_comm(simclr_trainer *tr, const simclr_comm *comm)
 {
     static const char fn[] = "simclr_trainer_set_comm";
     SIMCLR__CHECK_ARG(tr, fn, "trainer is NULL");
-    if (tr->moco)
-        return simclr__fail(SIMCLR_E_UNSUPPORTED, "%s: MoCo trainers do not run on several ranks yet", fn);
     if (!comm) {
-        if (tr->ext && tr->ext->has_comm) {
+        if (tr->ext->has_comm) {
             simclr_comm single;
             simclr_comm_single(&single);
             simclr__comm_init(&tr->ext->comm, &single, fn);
@@ -229,8 +241,8 @@ simclr_status simclr_trainer_set_comm(simclr_trainer *tr, const simclr_comm *com
     }
     simclr__comm_state s;
     SIMCLR__TRY(simclr__comm_init(&s, comm, fn));
-    struct simclr__trainer_ext *e = simclr__trainer_ext_get(tr, fn);
-    if (!e) return SIMCLR_E_NOMEM;
+    struct simclr__trainer_ext *e = tr->ext;
+    SIMCLR__TRY(simclr__trainer_refuse(tr, fn, with_of(e->micro, e->bn_mode, 1)));
     simclr__comm_state old = e->comm;
     int old_has = e->has_comm;
     e->comm = s;
@@ -261,15 +273,7 @@ simclr_status simclr_trainer_set_comm(simclr_trainer *tr, const simclr_comm *com
      * broadcast overwrites in place, so a failure part-way leaves this rank
      * with a mix: the host must end the job (simclr_comm's convention). */
     if (st == SIMCLR_OK) st = over_segments(tr, fn, segs, n, 'b');
-    if (st == SIMCLR_OK) {
-        float counters[4] = {(float)(tr->opt->step >> 24), (float)(tr->opt->step & 0xffffff),
-                             (float)(tr->steps >> 24), (float)(tr->steps & 0xffffff)};
-        st = simclr__comm_broadcast(&e->comm, fn, counters, 4, 0);
-        if (st == SIMCLR_OK) {
-            tr->opt->step = ((int64_t)counters[0] << 24) + (int64_t)counters[1];
-            tr->steps = ((int64_t)counters[2] << 24) + (int64_t)counters[3];
-        }
-    }
+    if (st == SIMCLR_OK) st = broadcast_counters(tr, fn);
     simclr__free(tr->ctx, segs);
     simclr__free(tr->ctx, all);
     if (st != SIMCLR_OK) {

@@ -36,18 +36,33 @@ typedef struct simclr__segment {
     int64_t count;
 } simclr__segment;
 
-/* The step buffers of one shape, built aside and swapped in whole (a
- * failed rebuild keeps the old set). */
+/* The step buffers of one shape: n local images of c channels in
+ * micro-batches of k on `ranks` ranks, T trained and K key views per image
+ * (the method's), P-wide embeddings. Built aside and swapped in whole (a
+ * failed rebuild, or a failed step after a rebuild, keeps the old set). */
 typedef struct simclr__ext_bufs {
-    simclr_tensor *views, *view0, *view1; /* [2k, c, h, w] and its two halves */
-    simclr_tensor *feat, *dfeat, *z, *dz; /* [2k, D], [2k, P] */
-    simclr_tensor *zg, *dzg;              /* the global batch [2 ranks n, P] */
-    float *zl, *gathered;                 /* [2n P] local, [ranks 2n P] as gathered */
+    int64_t n, c, k, ranks, bn_cap;       /* the shape served; bn_cap = C_max */
+    simclr_tensor *views;                 /* [T k, c, h, w]: a micro-batch's trained views */
+    simclr_tensor *view[2];               /* its T blocks of k rows */
+    simclr_tensor *key_views;             /* [K n, c, h, w] (NULL when K = 0) */
+    simclr_tensor *feat, *dfeat, *z, *dz; /* [T k, D], [T k, P] */
+    simclr_tensor *zg, *dzg;              /* the global batch [T ranks n, P] */
+    float *zl, *gathered;                 /* [T n P] local, [ranks T n P] as gathered */
+    float *kl, *kgathered, *kg;           /* keys: [K n P], [ranks K n P], [K ranks n P] */
     float *bn_send, *bn_recv;             /* [2 C_max], [ranks 2 C_max] */
+    void *method;                         /* the method's scratch (bufs_new) */
 } simclr__ext_bufs;
 
 /* Frees a set (any member may be NULL) and clears it. */
-void simclr__ext_bufs_free(simclr_context *ctx, simclr__ext_bufs *b);
+void simclr__ext_bufs_free(const simclr_trainer *tr, simclr__ext_bufs *b);
+/* Makes tr->ext->b serve (n, c, k) on the current ranks: a new set is built
+ * aside; when complete it replaces the trainer's, whose old set goes to
+ * *prev (*rebuilt = 1) for simclr__ext_bufs_settle. */
+simclr_status simclr__ext_bufs_ensure(simclr_trainer *tr, const char *fn, int64_t n, int64_t c, int64_t k,
+                                      simclr__ext_bufs *prev, int *rebuilt);
+/* After the step: frees the previous set, first putting it back in place
+ * when the step failed (a failed step holds no more memory than before). */
+void simclr__ext_bufs_settle(simclr_trainer *tr, simclr__ext_bufs *prev, int rebuilt, simclr_status st);
 
 struct simclr__trainer_ext {
     int has_comm;
@@ -57,35 +72,26 @@ struct simclr__trainer_ext {
     int64_t bucket_bytes;
     simclr__bn_hook hook;    /* user = this struct */
 
-    /* Step buffers for (n pairs of c channels, micro k, size ranks). */
-    int64_t n, c, k, ranks;
-    simclr__ext_bufs b;
-    float *bucket;  /* bucket_bytes */
-    int64_t bn_cap; /* C_max */
+    simclr__ext_bufs b; /* the step buffers */
+    float *bucket;      /* bucket_bytes */
 
     /* Statistics of the last successful step. */
-    int64_t last_bytes, last_micro;
+    int64_t last_bytes;
 };
 
-/* Returns 1 when the trainer must run simclr__trainer_step_ext. */
-int simclr__trainer_ext_active(const simclr_trainer *tr);
 /* Ranks of the attached communicator (1 without one). */
 int simclr__trainer_ext_ranks(const simclr_trainer *tr);
+/* The settings state with a single-process communicator (creation). */
+simclr_status simclr__trainer_ext_new(simclr_trainer *tr, const char *fn);
 void simclr__trainer_ext_free(simclr_trainer *tr);
-simclr_status simclr__trainer_ext_stat(const simclr_trainer *tr, simclr_stat key, double *value);
-/* The ext state, created on first use; NULL (and the message set) when out of memory. */
-struct simclr__trainer_ext *simclr__trainer_ext_get(simclr_trainer *tr, const char *fn);
+/* The combinations the current settings make (SIMCLR__WITH_*). */
+unsigned simclr__trainer_ext_with(const simclr_trainer *tr);
 
-/* Sums the gradients of encoder and head over ranks, in buckets, and with
- * them the one float *extra (NULL: none). */
+/* Sums the gradients of the trained modules over ranks, in buckets, and
+ * with them the one float *extra (NULL: none). */
 simclr_status simclr__trainer_allreduce_grads(simclr_trainer *tr, const char *fn, float *extra);
-/* Broadcasts rank 0's BN running statistics (SIMCLR_BN_LOCAL replicas). */
+/* Broadcasts rank 0's BN running statistics of every module (SIMCLR_BN_LOCAL replicas). */
 simclr_status simclr__trainer_broadcast_buffers(simclr_trainer *tr, const char *fn);
-
-/* The step with a communicator and/or micro-batches (src/train/gradcache.c);
- * images are validated by the caller. */
-simclr_status simclr__trainer_step_ext(simclr_trainer *tr, const simclr_tensor *images, uint64_t seed,
-                                       float *loss);
 
 /* simclr_trainer_save on P > 1 ranks: rank 0 runs save, its status is
  * broadcast and returned everywhere. */

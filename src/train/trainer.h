@@ -1,4 +1,5 @@
-/* The trainer's internals, shared with its checkpoint code. */
+/* The trainer's internals, shared by the pipeline, the methods, rollback,
+ * checkpoints and the distributed settings. */
 #ifndef SIMCLR_TRAIN_TRAINER_H
 #define SIMCLR_TRAIN_TRAINER_H
 
@@ -7,46 +8,71 @@
 #include "../augment/augment.h"
 #include "../loss/loss.h"
 #include "../optim/optimizer.h"
+#include "method.h"
+
+/* A module the trainer steps, with its checkpoint prefix; `trained`: the
+ * optimizer updates it from gradients (else it only runs forward, e.g.
+ * MoCo's key path, and its gradients are never touched). */
+typedef struct simclr__tmodule {
+    simclr_module *m;
+    const char *prefix;
+    int trained;
+} simclr__tmodule;
+
+#define SIMCLR__TRAINER_MAX_MODULES 6
 
 struct simclr_trainer {
     simclr_context *ctx;
-    simclr_module *encoder, *head; /* borrowed */
+    simclr_module *encoder, *head; /* borrowed: mods[0] and mods[1] */
     simclr_augment *aug;
-    simclr_loss *loss;
+    simclr_loss *loss; /* NT-Xent for SimCLR (borrowed); NULL for other methods */
     simclr_optimizer *opt;
+    int64_t out_h, out_w;
 
-    /* Step buffers, sized for (n, c) and rebuilt only when those change. */
-    int64_t n, c, out_h, out_w;
-    simclr_tensor *views;         /* [2n, c, h, w]: view 0 rows then view 1 rows */
-    simclr_tensor *view0, *view1; /* wraps of the two halves of views */
-    simclr_tensor *feat, *dfeat;  /* encoder output and its gradient [2n, D] */
-    simclr_tensor *z, *dz;        /* head output and its gradient [2n, P] */
+    /* Every module a step runs: encoder, head, then the method's (MoCo:
+     * key_encoder, key_head). Rollback, checkpoints and the collectives walk
+     * this list, in this order. */
+    simclr__tmodule mods[SIMCLR__TRAINER_MAX_MODULES];
+    int n_mods;
 
-    /* BN running statistics of every module a step runs in TRAIN mode
-     * (encoder, head and MoCo's key modules) before the step, restored when
-     * it fails. */
+    const simclr__method *method;
+    void *method_state; /* owned; method->destroy frees it */
+
+    /* BN running statistics of every module and the gradients of the trained
+     * ones before the step, restored when it fails: a failed step changes
+     * nothing. */
     float *snapshot;
     int64_t snapshot_len;
-    /* The caller's gradients before the step (the step zeroes and refills
-     * them), restored when it fails: a failed step changes nothing. */
     float *grad_snapshot;
     int64_t grad_snapshot_len;
 
-    /* Distributed training / gradient caching state (src/train/distributed.h);
-     * NULL until simclr_trainer_set or simclr_trainer_set_comm is called. */
+    /* Settings, communicator and step buffers (distributed.h), made at creation. */
     struct simclr__trainer_ext *ext;
 
     /* Statistics of the last successful step. */
-    int64_t steps;
+    int64_t steps, last_micro;
     double loss_value, accuracy, lr, grad_norm, images_per_sec;
-
-    /* MoCo v2 (moco.h): non-NULL for a trainer made by
-     * simclr_moco_trainer_create, whose steps, saves and loads go there. */
-    struct simclr__moco *moco;
 };
 
-/* Allocates the two snapshots above for the trainer's modules (tr->moco
- * already set for a MoCo trainer). */
+/* Appends a module to tr->mods (creation only; the caller checked room). */
+void simclr__trainer_add_module(simclr_trainer *tr, simclr_module *m, const char *prefix, int trained);
+
+/* Completes a trainer whose pieces, method and modules are set: the
+ * settings state and the snapshots. On failure the caller destroys tr
+ * (simclr_trainer_destroy frees what was made). */
+simclr_status simclr__trainer_finish(simclr_trainer *tr, const char *fn);
+
+/* The optimizer must update exactly the trained modules' parameters and
+ * none of the others'. */
+simclr_status simclr__trainer_check_coverage(const simclr_trainer *tr, const char *fn);
+
+/* SIMCLR_E_UNSUPPORTED with the method's reason when it cannot combine
+ * with `with` (SIMCLR__WITH_*). */
+simclr_status simclr__trainer_refuse(const simclr_trainer *tr, const char *fn, unsigned with);
+
+/* ---- rollback (src/train/rollback.c) ---- */
+
+/* Allocates the two snapshots for tr->mods. */
 simclr_status simclr__trainer_snapshot_alloc(simclr_trainer *tr, const char *fn);
 
 /* What simclr__trainer_snapshot copies. */
@@ -55,15 +81,16 @@ enum { SIMCLR__SNAP_BUFFERS = 1, SIMCLR__SNAP_GRADS = 2, SIMCLR__SNAP_ALL = 3 };
  * (restore = 0) or back (restore = 1). */
 void simclr__trainer_snapshot(simclr_trainer *tr, int what, int restore);
 
-/* Every step engine's failure exit after its snapshot: removes the BN hook,
- * restores BN statistics and gradients (parameters and optimizer state are
- * untouched until the optimizer accepts the gradients, the last thing that
- * can fail), logs the rollback and returns st. */
+/* The one failure exit of a step after its snapshot: removes the BN hook,
+ * restores BN statistics and gradients (parameters, optimizer state and the
+ * method's state are untouched until the optimizer accepts the gradients,
+ * the last thing that can fail), logs the rollback and returns st. */
 simclr_status simclr__trainer_fail_step(simclr_trainer *tr, simclr_status st);
 
-/* The step behind simclr_trainer_step and simclr_trainer_step_list: from a
- * checked batch tensor, or (images NULL) a checked image list. */
-simclr_status simclr__trainer_step_from(simclr_trainer *tr, const simclr_tensor *images,
-                                        const simclr_image_list *list, uint64_t seed, float *loss);
+/* ---- the pipeline (src/train/pipeline.c) ---- */
+
+/* The step from a checked batch tensor or (images NULL) a checked image list. */
+simclr_status simclr__pipeline_step(simclr_trainer *tr, const simclr_tensor *images, const simclr_image_list *list,
+                                    uint64_t seed, float *loss);
 
 #endif
