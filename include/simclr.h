@@ -1195,7 +1195,8 @@ typedef enum simclr_trainer_param {
 
 /* Sets / reads (into *value) a trainer setting. Returns SIMCLR_OK;
  * SIMCLR_E_INVALID (naming the key) for an unknown key or a value out of range; a failing set changes nothing;
- * SIMCLR_E_UNSUPPORTED for a MoCo trainer (as simclr_trainer_set_comm). With a
+ * SIMCLR_E_UNSUPPORTED when the trainer's method cannot run the combination
+ * (see "What combines" below; SimCLR and MoCo v2 run all of them). With a
  * micro-batch of m pairs, simclr_trainer_step embeds the B local pairs m at a
  * time keeping only the embeddings, computes the loss and its gradient at the
  * embeddings of the whole (global) batch, then re-runs each micro-batch
@@ -1235,9 +1236,28 @@ SIMCLR_API simclr_status simclr_trainer_get(const simclr_trainer *tr, simclr_tra
  * leave this rank with part of rank 0's state: the job must end then.
  * Returns SIMCLR_OK; SIMCLR_E_INVALID for a NULL tr or a communicator that
  * simclr_comm_validate refuses (nothing changes then); comm is only read.
+ * A MoCo trainer also broadcasts its key modules, the queue and its
+ * position.
  * Threads: may run concurrently with calls on
  * other contexts only. */
 SIMCLR_API simclr_status simclr_trainer_set_comm(simclr_trainer *tr, const simclr_comm *comm);
+
+/* What combines. Every trainer runs one step pipeline (views, forward,
+ * the method's loss and its gradient at the embeddings, backward, gradient
+ * reduction, optimizer commit, one rollback for every failure); a method is
+ * an entry of it. A combination a trainer's method cannot run is refused
+ * with SIMCLR_E_UNSUPPORTED and the reason, by the call that makes it
+ * (simclr_trainer_set, simclr_trainer_set_comm, simclr_trainer_step_list),
+ * before anything changes; never from inside a step.
+ *                        SimCLR  MoCo v2
+ *   micro-batches          yes     yes (keys once per step over the local batch;
+ *                                       gradient caching over the queries)
+ *   communicator (ranks)   yes     yes (queries and keys gathered, InfoNCE over the
+ *                                       global batch, every rank enqueues the P*N keys;
+ *                                       shuffling BN per rank, not across ranks)
+ *   SIMCLR_BN_SYNC         yes     yes (the key modules' BN synchronized too)
+ *   SIMCLR_BN_FROZEN       yes     yes
+ *   image lists            yes     yes (with any of the above) */
 
 /* ======================================================================== */
 /* MoCo v2: a momentum key encoder and a queue of negatives                  */
@@ -1250,8 +1270,9 @@ SIMCLR_API simclr_status simclr_trainer_set_comm(simclr_trainer *tr, const simcl
  * that carries no gradient; the negatives are a queue of K keys of past
  * steps instead of the other images of the batch. A MoCo trainer is a
  * simclr_trainer: simclr_trainer_step, simclr_trainer_stat,
- * simclr_trainer_save / load and simclr_trainer_destroy take it as they take
- * a SimCLR trainer, so a host switches method at creation only.
+ * simclr_trainer_save / load, simclr_trainer_step_list, simclr_trainer_set /
+ * get, simclr_trainer_set_comm and simclr_trainer_destroy take it as they
+ * take a SimCLR trainer, so a host switches method at creation only.
  *
  * One step on images U8 [N, H, W, C] with seed s:
  *  1. two views as simclr_augment_pair(aug, images, s): view 0 is the query
@@ -1292,7 +1313,7 @@ typedef enum simclr_moco_param {
                                          step t = SIMCLR_STAT_STEP before it, 1 from t = T on */
     SIMCLR_MOCO_TEMPERATURE    = 200, /* T in [0.001, 100], default 0.2 (MoCo v2) */
     SIMCLR_MOCO_KEY_SPLITS     = 300, /* shuffled key sub-batches, 1..256, default 8 (MoCo's
-                                         single-GPU demo); N must be a multiple of it */
+                                         single-GPU demo); the local N must be a multiple of it */
     SIMCLR_MOCO_QUEUE_SIZE     = 400, /* K (read-only: fixed at creation) */
     SIMCLR_MOCO_QUEUE_POS      = 401  /* the next queue row to overwrite, 0..K-1 (read/write,
                                          for hosts that restore a queue by hand) */
@@ -1302,7 +1323,7 @@ typedef enum simclr_moco_param {
  * encoder and head (the query path, trained by opt, which must cover them),
  * key_encoder and key_head (the key path: the same architectures as encoder
  * and head, four distinct modules of ctx), aug (makes the views), and a queue
- * of queue_size keys (K, 1..2^24; every batch size N used must divide K)
+ * of queue_size keys (K, 1..2^24; every global batch size P*N used must divide K)
  * initialized as MoCo does: rows drawn from N(0, 1) from seed, then
  * L2-normalized. Creation copies every parameter and buffer of encoder and
  * head into key_encoder and key_head (MoCo's initialization): this is the
@@ -1343,8 +1364,8 @@ SIMCLR_API simclr_status simclr_moco_queue(simclr_trainer *tr, simclr_tensor **q
 /* The order in which the last successful step fed the key views to the key
  * modules: order[j] is the batch index of the j-th key; sub-batch s holds
  * positions [s N / splits, (s + 1) N / splits). n must equal that step's N.
- * The permutation is a pure function of the step's seed and N (identity
- * when splits = 1). Returns SIMCLR_OK; SIMCLR_E_INVALID for NULLs or a SimCLR
+ * The permutation is this rank's, a pure function of the step's seed, the
+ * rank and N (identity when splits = 1). Returns SIMCLR_OK; SIMCLR_E_INVALID for NULLs or a SimCLR
  * trainer,
  * SIMCLR_E_STATE before the first successful step, SIMCLR_E_SHAPE for
  * another n.
