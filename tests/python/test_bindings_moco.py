@@ -53,6 +53,22 @@ def test_moco_trainer_steps_and_settings(ctx):
         tr.key_order(4)
 
 
+def test_moco_trainer_takes_trainer_settings(ctx):
+    # The one pipeline runs MoCo with micro-batches and BN modes: the
+    # binding routes the trainer's own keys, by name or TrainerParam.
+    a = simclr.MocoTrainer(ctx, *pieces(ctx), queue_size=16, seed=3, key_splits=2)
+    b = simclr.MocoTrainer(ctx, *pieces(ctx), queue_size=16, seed=3, key_splits=2)
+    b["micro_batch"] = 2
+    b.set(simclr.TrainerParam.BN_MODE, simclr.BnMode.FROZEN)
+    a.set("bn_mode", simclr.BnMode.FROZEN)
+    assert b["micro_batch"] == 2 and b.get("bn_mode") == int(simclr.BnMode.FROZEN)
+    assert a["micro_batch"] == 0 and a["key_splits"] == 2
+    la, lb = a.step(images(8, 1), seed=1), b.step(images(8, 1), seed=1)
+    assert lb == pytest.approx(la, rel=1e-5) and b.stat("micro_batches") == 4
+    with pytest.raises(simclr.InvalidArgument):
+        b["micro_batch"] = -1
+
+
 def test_moco_trainer_bad_pieces(ctx):
     enc, head, kenc, khead, aug, opt = pieces(ctx)
     with pytest.raises(simclr.InvalidArgument, match="distinct"):

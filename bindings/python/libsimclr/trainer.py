@@ -115,10 +115,24 @@ class MocoTrainer(Trainer):
             self.close()
             raise
 
-    def set(self, key: Union[str, int, MocoParam], value: float) -> None:
+    @staticmethod
+    def _is_trainer_key(key: Any) -> bool:
+        # The trainer's own settings (micro_batch, bn_mode, bucket_bytes) by
+        # name or TrainerParam; a bare int stays a MocoParam (the two enums
+        # share numbers).
+        return isinstance(key, TrainerParam) or (isinstance(key, str) and key.upper() in TrainerParam.__members__)
+
+    def set(self, key: Union[str, int, MocoParam, TrainerParam], value: float) -> None:
+        """A MoCo setting (MocoParam) or a trainer setting ("micro_batch",
+        "bn_mode", "bucket_bytes": every method runs them)."""
+        if self._is_trainer_key(key):
+            Trainer.set(self, key, value)
+            return
         fn.moco_set(self._ptr, check_enum(key, MocoParam, "key"), check_float(value, "value"))
 
-    def get(self, key: Union[str, int, MocoParam]) -> float:
+    def get(self, key: Union[str, int, MocoParam, TrainerParam]) -> float:
+        if self._is_trainer_key(key):
+            return Trainer.get(self, key)
         v = ctypes.c_double()
         fn.moco_get(self._ptr, check_enum(key, MocoParam, "key"), ctypes.byref(v))
         return v.value
