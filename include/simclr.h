@@ -1601,7 +1601,7 @@ SIMCLR_API simclr_status simclr_label_subset_per_class(simclr_context *ctx, cons
                                                        int64_t *count);
 
 /* Writes a subset to a text file so a run can be repeated, atomically (as
- * simclr_module_save). The format (docs/label-subsets.md), ASCII:
+ * simclr_module_save). The format (docs/fine-tuning.md), ASCII:
  *   simclr-label-subset 1 seed=S fraction=F per_class=P total=T count=K
  * then the K indices, one decimal number per line, ascending, each line
  * ending in "\n". S, F (17 significant digits) and P say how the subset was
