@@ -73,9 +73,10 @@ static simclr_status subset(const char *fn, simclr_context *ctx, const int32_t *
     for (int c = 0; c < n_classes; c++) {
         int64_t k = class_take(fraction, per_class, counts[c]);
         if (k > counts[c]) {
+            int64_t have = counts[c];
             simclr__free(ctx, counts);
             return simclr__fail(SIMCLR_E_INVALID, "%s: class %d has %lld labelled image%s, %lld requested", fn, c,
-                                (long long)counts[c], counts[c] == 1 ? "" : "s", (long long)k);
+                                (long long)have, have == 1 ? "" : "s", (long long)k);
         }
         total += k;
     }
