@@ -179,6 +179,37 @@ static void test_ce_known_values(void **state)
 /* Logits of 1e4 (and 1e30) with gaps of the same size: the naive softmax
  * overflows; the loss is finite and equals the long double definition, the
  * gradient is p - q exactly to float rounding. */
+/* The reserve a trainer calls ahead of its steps: afterwards a forward of
+ * that batch allocates nothing (the allocator hook counts). */
+static void test_supervised_reserve(void **state)
+{
+    (void)state;
+    test_alloc a = {0, 0, 0, 0};
+    simclr_allocator hooks = test_allocator(&a);
+    simclr_context *ctx;
+    CHECK_OK(simclr_context_create("ref", 1, &hooks, &ctx));
+    simclr_loss *ce, *nt;
+    CHECK_OK(simclr_cross_entropy_create(ctx, 3, &ce));
+    CHECK_OK(simclr_ntxent_create(ctx, 0.5, 2, &nt));
+    assert_true(simclr__is_supervised(ce) && !simclr__is_supervised(nt) && !simclr__is_supervised(NULL));
+    CHECK_STATUS(simclr__supervised_reserve(nt, 4), SIMCLR_E_INVALID);
+    CHECK_STATUS(simclr__supervised_reserve(ce, 0), SIMCLR_E_SHAPE);
+    simclr_tensor *z = f32(ctx, 8, 3), *g = f32(ctx, 8, 3);
+    CHECK_OK(simclr__supervised_reserve(ce, 8));
+    const int32_t y[8] = {0, 1, 2, 0, 1, 2, 0, 1};
+    long before = a.allocs;
+    float v;
+    CHECK_OK(simclr_loss_forward_labels(ce, z, y, 8, &v, NULL));
+    CHECK_OK(simclr_loss_backward(ce, g));
+    assert_int_equal(a.allocs, before);
+    simclr_tensor_destroy(z);
+    simclr_tensor_destroy(g);
+    simclr_loss_destroy(ce);
+    simclr_loss_destroy(nt);
+    simclr_context_destroy(ctx);
+    assert_int_equal(a.live, 0);
+}
+
 static void test_ce_large_logits(void **state)
 {
     (void)state;
@@ -1347,6 +1378,7 @@ int main(void)
         cmocka_unit_test(test_ce_gradient),
         cmocka_unit_test(test_ce_known_values),
         cmocka_unit_test(test_ce_large_logits),
+        cmocka_unit_test(test_supervised_reserve),
         cmocka_unit_test(test_distill_gradient),
         cmocka_unit_test(test_distill_known_values),
         cmocka_unit_test(test_distill_large_logits),

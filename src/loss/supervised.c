@@ -376,3 +376,18 @@ double simclr__supervised_value(const simclr_loss *loss)
     const sup *s = simclr__loss_impl(loss);
     return s ? s->value : 0.0;
 }
+
+int simclr__is_supervised(const simclr_loss *loss)
+{
+    const simclr__loss_ops *ops = loss ? simclr__loss_ops_of(loss) : NULL;
+    return ops == &ce_ops || ops == &distill_ops;
+}
+
+simclr_status simclr__supervised_reserve(simclr_loss *loss, int64_t rows)
+{
+    static const char fn[] = "supervised loss";
+    if (!simclr__is_supervised(loss))
+        return simclr__fail(SIMCLR_E_INVALID, "%s: not a cross-entropy or distillation loss", fn);
+    if (rows < 1) return simclr__fail(SIMCLR_E_SHAPE, "%s: %lld rows", fn, (long long)rows);
+    return reserve(loss, simclr__loss_impl(loss), fn, rows);
+}
