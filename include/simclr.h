@@ -1588,7 +1588,7 @@ SIMCLR_API simclr_status simclr_dataset_batch(const simclr_dataset *ds, const in
  * Returns SIMCLR_OK; SIMCLR_E_INVALID for a NULL ctx, labels or count,
  * n_labels < 1, n_classes outside 1..2^20, a label out of range (its index
  * named), fraction or per_class out of range, a class too small;
- * SIMCLR_E_NOMEM (16 bytes of scratch per label). On error *count and
+ * SIMCLR_E_NOMEM (scratch of 16 bytes per label and 8 per class). On error *count and
  * indices are untouched. labels is only read. Threads: may run
  * concurrently with calls on other contexts only. */
 SIMCLR_API simclr_status simclr_label_subset_fraction(simclr_context *ctx, const int32_t *labels,
