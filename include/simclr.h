@@ -48,17 +48,21 @@
  * sit with the subject they belong to; simclr.map says which release added
  * each symbol):
  *    1. Version                             11. Augmentation policies
- *    2. Status and errors                   12. Loss: NT-Xent
+ *    2. Status and errors                   12. Losses: NT-Xent, cross-entropy,
+ *                                               distillation
  *    3. Contexts: creation, backends, ISA   13. Optimizers and LR schedule
  *    4. Contexts: logging, progress,        14. Trainer: one SimCLR step
  *       cancellation                        15. Distributed training and
  *    5. Contexts: settings                      gradient caching
  *    6. Contexts: the thread pool           16. MoCo v2
- *    7. Tensors                             17. Data sets
+ *    7. Tensors                             17. Data sets and label fractions
  *    8. Image lists                         18. Checkpoints and export
- *    9. Modules: forward, backward,         19. Feature extraction and embedding
- *       parameters                          20. Evaluation: kNN, linear probes
- *   10. Encoders and heads: ResNet, ViT, MLP
+ *    9. Modules: forward, backward,         19. Feature extraction, embedding
+ *       parameters                              and classification
+ *                                           20. Evaluation: kNN, linear probes,
+ *                                               classification metrics
+ *   10. Encoders and heads: ResNet, ViT,
+ *       MLP, linear
  */
 #ifndef SIMCLR_H
 #define SIMCLR_H
@@ -281,6 +285,8 @@ SIMCLR_API simclr_status simclr_context_set_progress(simclr_context *ctx, simclr
  *    refit); *top1 and *chosen_decay untouched.
  *  - simclr_knn_eval(_n): after every block of test rows ("knn", done = test
  *    rows finished); *top1 untouched.
+ *  - simclr_classifier_evaluate: after every batch of images ("classify",
+ *    done = images classified); every output untouched.
  *  - simclr_trainer_step: polled ("train", done = steps so far) before the
  *    forward pass and again before the optimizer commits; a stop there
  *    cancels the step with parameters, gradients, BN statistics, optimizer
@@ -488,6 +494,15 @@ SIMCLR_API int64_t simclr_image_list_channels(const simclr_image_list *list);
  * contexts only. */
 SIMCLR_API simclr_status simclr_image_list_size(const simclr_image_list *list, int64_t index,
                                                 int64_t *height, int64_t *width);
+/* Appends every image of a U8 tensor [N, H, W, C] (C = the list's channel
+ * count), borrowed: image i is the tensor's data from i*H*W*C on, so the
+ * tensor must outlive every call that reads the list (a data set's batch,
+ * a NumPy array). All N images or none: SIMCLR_E_INVALID for a NULL list or
+ * images, SIMCLR_E_SHAPE for another dtype, rank or channel count or a side
+ * outside 1..2^24, SIMCLR_E_NOMEM; the list is unchanged on error. Returns
+ * SIMCLR_OK. images is only read by this call. Threads: may run
+ * concurrently with calls on other contexts only. */
+SIMCLR_API simclr_status simclr_image_list_add_tensor(simclr_image_list *list, const simclr_tensor *images);
 
 /* ======================================================================== */
 /* Modules: forward, backward, parameters                                    */
@@ -596,7 +611,7 @@ SIMCLR_API simclr_status simclr_module_momentum_update(simclr_module *target,
                                                        double momentum);
 
 /* ======================================================================== */
-/* Encoders and projection heads: ResNet, Vision Transformer, MLP            */
+/* Encoders and heads: ResNet, Vision Transformer, MLP, linear               */
 /* ======================================================================== */
 
 typedef enum simclr_stem {
@@ -722,6 +737,25 @@ SIMCLR_API simclr_status simclr_mlp_head_create_v2(simclr_context *ctx, int64_t 
 SIMCLR_API simclr_status simclr_mlp_head_create(simclr_context *ctx, int in_dim, int hidden_dim,
                                                 int out_dim, int n_layers, int batch_norm,
                                                 uint64_t seed, simclr_module **out);
+
+/* Creates a linear classification head, Linear(in_dim, n_classes) with a
+ * bias, named as torchvision's classifier: "fc.weight" [n_classes, in_dim]
+ * and "fc.bias" [n_classes] (SIMCLR_PARAM_NO_DECAY), so an encoder and this
+ * head export together into torchvision's ResNet with its fc
+ * (simclr_export_classifier_safetensors). Input F32 [N, in_dim]; output the
+ * logits F32 [N, n_classes]. No batch norm: TRAIN and EVAL compute the same
+ * forward; backward as every module's. Initialized as torch.nn.Linear (and
+ * torchvision's fc): weight and bias uniform in +-1/sqrt(in_dim),
+ * deterministic from seed. (SimCLR v2's code starts its supervised head
+ * from N(0, 0.01^2) weights and a zero bias: write those through
+ * simclr_module_param for that recipe.) Architecture string
+ * "linear_head in=D out=K". in_dim 1..2^20, n_classes 2..2^20.
+ * Returns SIMCLR_OK and the module in *out; SIMCLR_E_INVALID for a NULL ctx
+ * or out or a size out of range; SIMCLR_E_NOMEM. The context is borrowed;
+ * *out is owned by the caller (simclr_module_destroy) and untouched on
+ * error. Threads: may run concurrently with calls on other contexts only. */
+SIMCLR_API simclr_status simclr_linear_head_create(simclr_context *ctx, int64_t in_dim, int n_classes,
+                                                   uint64_t seed, simclr_module **out);
 
 /* ======================================================================== */
 /* Augmentation policies                                                     */
@@ -884,7 +918,7 @@ SIMCLR_API simclr_status simclr_augment_pair_list(simclr_augment *aug,
                                                   simclr_tensor *view0, simclr_tensor *view1);
 
 /* ======================================================================== */
-/* Loss: NT-Xent                                                             */
+/* Losses: NT-Xent, cross-entropy, distillation                              */
 /* ======================================================================== */
 
 typedef struct simclr_loss simclr_loss;
@@ -912,8 +946,10 @@ SIMCLR_API simclr_status simclr_ntxent_create(simclr_context *ctx, double temper
  * Threads: may run concurrently with calls on other contexts only. */
 SIMCLR_API void simclr_loss_destroy(simclr_loss *loss);
 
-/* Computes the loss of z and keeps what backward needs (z itself is not
- * kept: the caller may reuse it). accuracy may be NULL: the fraction of
+/* Computes the NT-Xent loss of z and keeps what backward needs (z itself is
+ * not kept: the caller may reuse it). A cross-entropy or distillation loss
+ * is refused (SIMCLR_E_INVALID: they take labels or a teacher, see
+ * simclr_loss_forward_labels and simclr_loss_forward_distill). accuracy may be NULL: the fraction of
  * anchors whose most similar other row is a positive (contrastive top-1).
  * SIMCLR_E_SHAPE unless z is F32 [rows, D] with rows a multiple of n_views;
  * SIMCLR_E_NUMERIC when z holds a NaN or infinity; SIMCLR_E_NOMEM when the
@@ -925,11 +961,131 @@ SIMCLR_API simclr_status simclr_loss_forward(simclr_loss *loss, const simclr_ten
                                              float *value, float *accuracy);
 
 /* Writes d(loss)/dz into dz (F32, z's shape, may be z's own buffer) for the
- * last forward; may be called again for the same forward.
+ * last forward; may be called again for the same forward. For every kind of
+ * loss: after simclr_loss_forward_labels dz is d(loss)/d(logits), after
+ * simclr_loss_forward_distill d(loss)/d(student logits) (the teacher gets
+ * no gradient), both F32 [N, classes].
  * SIMCLR_E_STATE without a preceding forward, SIMCLR_E_SHAPE for another shape.
  * SIMCLR_E_INVALID for a NULL loss or dz; dz is untouched on error. Threads:
  * may run concurrently with calls on other contexts only. */
 SIMCLR_API simclr_status simclr_loss_backward(simclr_loss *loss, simclr_tensor *dz);
+
+/* Supervised losses for fine-tuning and distillation (SimCLR v2): simclr_loss
+ * objects like NT-Xent (simclr_loss_destroy, simclr_loss_backward), computed
+ * with the forward of their kind. Every value and gradient is computed in
+ * double from a log-sum-exp with the row maximum subtracted, so logits up to
+ * the float range give finite, exact-to-rounding results. The gradient is
+ * computed with the value and kept (N x classes floats of scratch, grown
+ * when the batch grows); the logits, labels and teacher are not kept. */
+
+/* Keys for simclr_loss_set/get. Append-only, grouped. A key that does not
+ * apply to the loss's kind is refused. */
+typedef enum simclr_loss_param {
+    SIMCLR_LOSS_TEMPERATURE       = 100, /* read-only: NT-Xent's or the distillation's
+                                            temperature (fixed at creation) */
+    SIMCLR_LOSS_N_VIEWS           = 101, /* read-only: NT-Xent's views per sample */
+    SIMCLR_LOSS_CLASSES           = 200, /* read-only: classes of a cross-entropy or
+                                            distillation loss */
+    SIMCLR_LOSS_LABEL_SMOOTHING   = 201, /* cross-entropy, and the distillation's label
+                                            term: eps in [0, 1], default 0 */
+    SIMCLR_LOSS_LABEL_WEIGHT      = 300, /* distillation: weight w in [0, 1] of the
+                                            cross-entropy on labelled rows, default 0
+                                            (the paper's alpha is 1 - w) */
+    SIMCLR_LOSS_TEMPERATURE_SCALE = 301  /* distillation: 1 (default) multiplies the
+                                            distillation term by tau^2, 0 does not */
+} simclr_loss_param;
+
+/* Softmax cross-entropy over class logits F32 [N, n_classes] with integer
+ * labels: torch.nn.functional.cross_entropy(logits, labels,
+ * label_smoothing=eps) with its mean reduction. With p = softmax(row) and
+ * the target q_k = (1 - eps) [k = label] + eps / n_classes,
+ *   loss = mean over the N rows of -sum_k q_k log p_k,
+ *   d(loss)/d(logits) = (p - q) / N.
+ * eps = SIMCLR_LOSS_LABEL_SMOOTHING (default 0). Compute it with
+ * simclr_loss_forward_labels, then simclr_loss_backward.
+ * n_classes 2..1048576. Returns SIMCLR_OK and the loss in *out;
+ * SIMCLR_E_INVALID for a NULL ctx or out or n_classes out of range;
+ * SIMCLR_E_NOMEM. The context is borrowed; *out is owned by the caller
+ * (simclr_loss_destroy) and untouched on error. Threads: may run
+ * concurrently with calls on other contexts only. */
+SIMCLR_API simclr_status simclr_cross_entropy_create(simclr_context *ctx, int n_classes, simclr_loss **out);
+
+/* The distillation loss of SimCLR v2 (Chen et al. 2020, section 2.3) over a
+ * student's logits s and a teacher's logits t, both F32 [N, n_classes]:
+ * the teacher's softened probabilities p_t = softmax(t / tau) are the
+ * targets (no gradient), log p_s = log_softmax(s / tau), and
+ *   L_distill = mean over rows of -c sum_k p_t,k log p_s,k,
+ * a cross-entropy (its minimum is c times the teacher's entropy, not 0).
+ * c = tau^2 when SIMCLR_LOSS_TEMPERATURE_SCALE is 1 (the default), as the
+ * official code does (google-research/simclr, tf2/colabs/
+ * distillation_self_training.ipynb, add_kd_loss; Hinton et al. 2015): it
+ * keeps the gradient's size about independent of tau. c = 1 when it is 0:
+ * the paper's equation (3) as printed. Both agree at tau = 1, the paper's
+ * setting. With labels (-1 marks an unlabelled row) and w =
+ * SIMCLR_LOSS_LABEL_WEIGHT, the cross-entropy of the student's plain logits
+ * on the labelled rows is mixed in (the paper's equation (4), its alpha =
+ * 1 - w):
+ *   loss = (1 - w) L_distill + w L_label,
+ * L_label = the mean over the labelled rows of simclr_cross_entropy_create's
+ * row loss (label smoothing included), 0 when no row is labelled.
+ * Gradient at s: (1 - w) c (p_s - p_t) / (tau N), plus on labelled rows
+ * w (softmax(s) - q) / N_labelled.
+ * temperature in [0.01, 100]; n_classes 2..1048576. Compute it with
+ * simclr_loss_forward_distill, then simclr_loss_backward. Returns SIMCLR_OK
+ * and the loss in *out; SIMCLR_E_INVALID for a NULL ctx or out, a
+ * temperature or n_classes out of range; SIMCLR_E_NOMEM. The context is
+ * borrowed; *out is owned by the caller (simclr_loss_destroy) and untouched
+ * on error. Threads: may run concurrently with calls on other contexts
+ * only. */
+SIMCLR_API simclr_status simclr_distill_create(simclr_context *ctx, int n_classes, double temperature,
+                                               simclr_loss **out);
+
+/* Sets / reads (into *value) a setting of a loss (simclr_loss_param); the
+ * next forward uses it. Returns SIMCLR_OK; SIMCLR_E_INVALID for a NULL loss
+ * (or get's value), an unknown key, a key that does not apply to the loss's
+ * kind (the message names both), a read-only key (set), a value out of
+ * range or not whole for TEMPERATURE_SCALE. A failing set changes nothing;
+ * get leaves *value untouched on error. Threads: may run concurrently with
+ * calls on other contexts only. */
+SIMCLR_API simclr_status simclr_loss_set(simclr_loss *loss, simclr_loss_param key, double value);
+SIMCLR_API simclr_status simclr_loss_get(const simclr_loss *loss, simclr_loss_param key, double *value);
+
+/* Computes a cross-entropy loss (simclr_cross_entropy_create) of logits F32
+ * [N, classes] against labels[0 .. n_labels), n_labels = N, each label in
+ * [0, classes), and keeps its gradient for simclr_loss_backward. *value =
+ * the loss; accuracy may be NULL, else *accuracy = the top-1 accuracy of the
+ * batch: the fraction of rows whose largest logit (ties: the lower class)
+ * is the label. Returns SIMCLR_OK; SIMCLR_E_INVALID for a NULL loss,
+ * logits, labels or value, a loss of another kind, a label out of range
+ * (the message names the row and the label); SIMCLR_E_SHAPE when logits
+ * are not F32 [N, classes] or n_labels is not N (checked before a label is
+ * read); SIMCLR_E_NUMERIC for a NaN or infinite logit (the row named);
+ * SIMCLR_E_NOMEM when the scratch cannot grow. On error *value and
+ * *accuracy are untouched and the previous forward stays usable. logits
+ * and labels are only read. Threads: may run concurrently with calls on
+ * other contexts only. */
+SIMCLR_API simclr_status simclr_loss_forward_labels(simclr_loss *loss, const simclr_tensor *logits,
+                                                    const int32_t *labels, int64_t n_labels, float *value,
+                                                    float *accuracy);
+
+/* Computes a distillation loss (simclr_distill_create) of the student's
+ * logits against the teacher's, both F32 [N, classes], and keeps its
+ * gradient at the student's logits for simclr_loss_backward. labels may be
+ * NULL (n_labels 0: no row labelled), else n_labels = N and each label is
+ * -1 (unlabelled) or in [0, classes). *value = the loss; accuracy may be
+ * NULL, else *accuracy = the fraction of rows whose top-1 class (ties: the
+ * lower class) is the teacher's. Returns SIMCLR_OK; SIMCLR_E_INVALID for a
+ * NULL loss, student, teacher or value, a loss of another kind, labels NULL
+ * with n_labels > 0, a label out of range (row and label named);
+ * SIMCLR_E_SHAPE when student or teacher is not F32 [N, classes] (the same
+ * N) or n_labels is neither 0 nor N; SIMCLR_E_NUMERIC for a NaN or infinite
+ * logit (which tensor and row named); SIMCLR_E_NOMEM. On error *value and
+ * *accuracy are untouched and the previous forward stays usable. The
+ * tensors and labels are only read. Threads: may run concurrently with
+ * calls on other contexts only. */
+SIMCLR_API simclr_status simclr_loss_forward_distill(simclr_loss *loss, const simclr_tensor *student,
+                                                     const simclr_tensor *teacher, const int32_t *labels,
+                                                     int64_t n_labels, float *value, float *accuracy);
 
 /* ======================================================================== */
 /* Optimizers and learning-rate schedule                                     */
@@ -1374,7 +1530,7 @@ SIMCLR_API simclr_status simclr_moco_queue(simclr_trainer *tr, simclr_tensor **q
 SIMCLR_API simclr_status simclr_moco_key_order(const simclr_trainer *tr, int64_t *order, int64_t n);
 
 /* ======================================================================== */
-/* Data sets                                                                 */
+/* Data sets and label fractions                                             */
 /* ======================================================================== */
 
 typedef struct simclr_dataset simclr_dataset;
@@ -1435,6 +1591,75 @@ SIMCLR_API int simclr_dataset_class_count(const simclr_dataset *ds);
  * concurrently with calls on other contexts only. */
 SIMCLR_API simclr_status simclr_dataset_batch(const simclr_dataset *ds, const int64_t *indices,
                                               int64_t n, simclr_tensor *out);
+
+/* Label fractions: the class-balanced labelled subsets of SimCLR's
+ * semi-supervised setting (fine-tuning on 1% or 10% of the labels). From
+ * labels[0 .. n_labels), each in [0, n_classes), every class c with n_c
+ * images contributes k_c of them:
+ *  - simclr_label_subset_fraction: k_c = max(1, round(fraction * n_c))
+ *    (halves rounded away from zero), fraction in (0, 1];
+ *  - simclr_label_subset_per_class: k_c = per_class, 1..2^31.
+ * A class with fewer than k_c images (also one with none) is refused with
+ * SIMCLR_E_INVALID naming the class and both counts ("class 3 has 5
+ * labelled images, 6 requested"). Which images: index i gets a 64-bit key
+ * drawn from (seed, i) by the library's counter-based generator, and class
+ * c keeps its k_c images of smallest key (ties: the lower index). So the
+ * subset is a pure function of (labels, k_c, seed), the same on every
+ * machine and thread count, and for one seed a smaller subset lies inside a
+ * larger one (the 1% inside the 10%). The indices come out ascending.
+ * Two calls: with indices NULL, *count receives the subset's size
+ * (capacity is ignored); then indices[0 .. *count) receives the subset,
+ * capacity >= that size (else SIMCLR_E_SHAPE naming both).
+ * Returns SIMCLR_OK; SIMCLR_E_INVALID for a NULL ctx, labels or count,
+ * n_labels < 1, n_classes outside 1..2^20, a label out of range (its index
+ * named), fraction or per_class out of range, a class too small;
+ * SIMCLR_E_NOMEM (scratch of 16 bytes per label and 8 per class). On error *count and
+ * indices are untouched. labels is only read. Threads: may run
+ * concurrently with calls on other contexts only. */
+SIMCLR_API simclr_status simclr_label_subset_fraction(simclr_context *ctx, const int32_t *labels,
+                                                      int64_t n_labels, int n_classes, double fraction,
+                                                      uint64_t seed, int64_t *indices, int64_t capacity,
+                                                      int64_t *count);
+SIMCLR_API simclr_status simclr_label_subset_per_class(simclr_context *ctx, const int32_t *labels,
+                                                       int64_t n_labels, int n_classes, int64_t per_class,
+                                                       uint64_t seed, int64_t *indices, int64_t capacity,
+                                                       int64_t *count);
+
+/* Writes a subset to a text file so a run can be repeated, atomically (as
+ * simclr_module_save). The format (docs/fine-tuning.md), ASCII:
+ *   simclr-label-subset 1 seed=S fraction=F per_class=P total=T count=K
+ * then the K indices, one decimal number per line, ascending, each line
+ * ending in "\n". S, F (17 significant digits) and P say how the subset was
+ * made (F = 0 and P = 0: some other way); T = n_labels, the size of the
+ * labelled set the indices point into. indices[0 .. count) must be
+ * strictly ascending and in [0, n_labels); count 1..n_labels; fraction in
+ * [0, 1]; per_class >= 0; fraction and per_class not both nonzero.
+ * Returns SIMCLR_OK; SIMCLR_E_INVALID for a NULL ctx, path or indices or a
+ * value out of range (an index out of order or range named by its
+ * position); SIMCLR_E_IO naming the path; SIMCLR_E_NOMEM. Any previous
+ * file at path is intact on error. indices is only read. Threads: may run
+ * concurrently with calls on other contexts only. */
+SIMCLR_API simclr_status simclr_label_subset_save(simclr_context *ctx, const char *path, const int64_t *indices,
+                                                  int64_t count, int64_t n_labels, double fraction,
+                                                  int64_t per_class, uint64_t seed);
+
+/* Reads a file in the format of simclr_label_subset_save (lines may also
+ * end in "\r\n"; no blank lines, signs or spaces in the indices).
+ * n_labels: the size of the caller's labelled set, which must equal the
+ * file's total (else SIMCLR_E_SHAPE naming both), or 0 to accept any.
+ * Two calls as simclr_label_subset_fraction: with indices NULL, *count
+ * receives the file's count; else indices (capacity >= the count, else
+ * SIMCLR_E_SHAPE) receives the indices. seed, fraction and per_class may be
+ * NULL, else they receive the header's values. Returns SIMCLR_OK;
+ * SIMCLR_E_INVALID for a NULL ctx, path or count or n_labels < 0;
+ * SIMCLR_E_IO naming the path; SIMCLR_E_FORMAT naming the path and the line
+ * for another header or version, a malformed number, indices not strictly
+ * ascending or not below the total, or another number of lines than the
+ * header's count; SIMCLR_E_NOMEM. Every output is untouched on error.
+ * Threads: may run concurrently with calls on other contexts only. */
+SIMCLR_API simclr_status simclr_label_subset_load(simclr_context *ctx, const char *path, int64_t n_labels,
+                                                  int64_t *indices, int64_t capacity, int64_t *count,
+                                                  uint64_t *seed, double *fraction, int64_t *per_class);
 
 /* ======================================================================== */
 /* Checkpoints and export                                                    */
@@ -1505,8 +1730,31 @@ SIMCLR_API simclr_status simclr_module_export_safetensors(const simclr_module *m
  * may run concurrently with calls on other contexts only. */
 SIMCLR_API simclr_status simclr_module_import_safetensors(simclr_module *m, const char *path);
 
+/* Writes an encoder and its classification head (simclr_linear_head_create
+ * with in_dim = the encoder's output) as one safetensors file that loads
+ * into torchvision with its classifier. The encoder's tensors keep their
+ * names; the head's become those of torchvision's classifier: "fc.weight"
+ * and "fc.bias" after a ResNet (torchvision.models.resnet*(num_classes=K)
+ * loads it with strict=True for width 64, the ImageNet stem and 3 input
+ * channels; other stems, channels and widths need conv1/maxpool or layers
+ * rebuilt as for simclr_module_export_safetensors), "heads.head.weight" and
+ * "heads.head.bias" after a ViT (torchvision's VisionTransformer with
+ * num_classes=K). Dtypes, layout, atomic writing and metadata as
+ * simclr_module_export_safetensors for the encoder, plus "simclr.classes"
+ * (K) and "simclr.head" (the head's architecture string). A ResNet
+ * classifier's file imports back into both modules with
+ * simclr_module_import_safetensors. Returns SIMCLR_OK; SIMCLR_E_INVALID for
+ * a NULL encoder, head or path, a head that is not a linear head or an
+ * encoder that is neither a ResNet nor a ViT; SIMCLR_E_SHAPE when the
+ * head's input is not the encoder's output (both named); SIMCLR_E_IO
+ * naming the path; SIMCLR_E_NOMEM. Any previous file is intact on error.
+ * The modules are only read. Threads: may run concurrently with calls on
+ * other contexts only. */
+SIMCLR_API simclr_status simclr_export_classifier_safetensors(const simclr_module *encoder,
+                                                              const simclr_module *head, const char *path);
+
 /* ======================================================================== */
-/* Feature extraction and embedding                                          */
+/* Feature extraction, embedding and classification                          */
 /* ======================================================================== */
 
 /* Runs the encoder in EVAL mode over the whole data set in batches of
@@ -1601,8 +1849,113 @@ SIMCLR_API simclr_status simclr_embedder_get(const simclr_embedder *emb, simclr_
 SIMCLR_API simclr_status simclr_embedder_run(simclr_embedder *emb, const simclr_image_list *images,
                                              simclr_tensor *out);
 
+/* A classifier turns host images of any size into class probabilities: an
+ * embedder (the evaluation transform and the encoder in EVAL mode, exactly
+ * as simclr_embedder_create describes) followed by a classification head
+ * (simclr_linear_head_create): logits = features W^T + b, probabilities =
+ * softmax(logits) per image (computed in double, rounded to float once).
+ * The fine-tuned or distilled modules come from training, or from
+ * simclr_module_load / simclr_module_import_safetensors (a file of
+ * simclr_export_classifier_safetensors fills both).
+ *
+ * Concurrency rule, as the embedder's: a classifier shares the encoder's
+ * and the head's parameters (and BN statistics) read-only and owns its
+ * workspace and the context it was created on. Several threads may
+ * classify with the same modules at once, each through its own classifier
+ * on its own context. While any classifier of them exists the modules must
+ * not be trained, loaded into or destroyed. */
+typedef struct simclr_classifier simclr_classifier;
+
+/* Keys for simclr_classifier_set/get. Append-only, grouped; the transform's
+ * keys mean what the embedder's of the same value mean. */
+typedef enum simclr_classifier_param {
+    SIMCLR_CLASSIFIER_RESIZE    = 100, /* shorter side before the crop, 1..65536; default
+                                          round(max(out_h, out_w) / 0.875) */
+    SIMCLR_CLASSIFIER_BATCH     = 101, /* images per encoder forward, 1..4096, default 32 */
+    SIMCLR_CLASSIFIER_NORMALIZE = 200, /* 0 (default) or 1: (v - mean) / std per channel */
+    SIMCLR_CLASSIFIER_MEAN_0    = 201, SIMCLR_CLASSIFIER_MEAN_1 = 202, SIMCLR_CLASSIFIER_MEAN_2 = 203,
+    SIMCLR_CLASSIFIER_STD_0     = 204, SIMCLR_CLASSIFIER_STD_1  = 205, SIMCLR_CLASSIFIER_STD_2  = 206,
+    SIMCLR_CLASSIFIER_CLASSES   = 300  /* read-only: the head's number of classes */
+} simclr_classifier_param;
+
+/* Creates a classifier on ctx (the calling thread's context; its threads
+ * run the forward) for an encoder that simclr_embedder_create accepts and a
+ * head made by simclr_linear_head_create whose input is the encoder's
+ * output (both possibly on other contexts). out_h, out_w: as
+ * simclr_embedder_create's. Reads the architectures now and the weights at
+ * every run (a later simclr_module_load is seen by the next run, when no
+ * run is in flight). Returns SIMCLR_OK and the classifier in *out;
+ * SIMCLR_E_INVALID for NULLs, a size out of range, an encoder of another
+ * kind or a head that is not a linear head; SIMCLR_E_SHAPE when the head's
+ * input is not the encoder's output (both named); SIMCLR_E_NOMEM. *out is
+ * owned by the caller (simclr_classifier_destroy) and untouched on error.
+ * The modules are borrowed read-only (see the concurrency rule above); ctx
+ * is borrowed. Threads: the concurrency rule above (one classifier per
+ * thread, on its own context). */
+SIMCLR_API simclr_status simclr_classifier_create(simclr_context *ctx, const simclr_module *encoder,
+                                                  const simclr_module *head, int64_t out_h, int64_t out_w,
+                                                  simclr_classifier **out);
+
+/* Frees the classifier and its workspace (never the modules). NULL is a
+ * no-op. Threads: not while a call on this classifier is in flight. */
+SIMCLR_API void simclr_classifier_destroy(simclr_classifier *clf);
+
+/* Sets / reads (into *value) a parameter. Returns SIMCLR_OK;
+ * SIMCLR_E_INVALID for NULLs, an unknown key, a read-only key (set), or a
+ * value out of range or not whole for an integral key (the classifier is
+ * then unchanged). get leaves *value untouched on error. Threads: one
+ * thread at a time per classifier. */
+SIMCLR_API simclr_status simclr_classifier_set(simclr_classifier *clf, simclr_classifier_param key,
+                                               double value);
+SIMCLR_API simclr_status simclr_classifier_get(const simclr_classifier *clf, simclr_classifier_param key,
+                                               double *value);
+
+/* Class probabilities of every image of the list into probs, F32 [count,
+ * classes] (each row a softmax: non-negative, summing to 1 up to rounding).
+ * The list's channel count must be the encoder's input channels (else
+ * SIMCLR_E_SHAPE). Deterministic: the same images give the same bytes
+ * whatever else runs concurrently. Returns SIMCLR_OK; SIMCLR_E_INVALID for
+ * NULLs or an empty list; SIMCLR_E_SHAPE (the list, or probs not F32
+ * [count, classes]); SIMCLR_E_NUMERIC when a logit is not finite;
+ * SIMCLR_E_NOMEM (a private buffer of count x classes floats, the
+ * features of one batch and the embedder's workspace). probs is written
+ * only once every batch succeeded: untouched on error. images is only read.
+ * Threads: one thread at a time per classifier; classifiers of the same
+ * modules run concurrently (above). */
+SIMCLR_API simclr_status simclr_classifier_run(simclr_classifier *clf, const simclr_image_list *images,
+                                               simclr_tensor *probs);
+
+/* The k most probable classes of every image of the list, as
+ * simclr_classifier_run computes them: classes[i*k + j] is image i's j-th
+ * class by descending probability (ties: the lower class first) and, when
+ * probs is not NULL, probs[i*k + j] its probability. k 1..classes; n_out
+ * = count * k, the length of classes (and of probs). Returns SIMCLR_OK;
+ * errors as simclr_classifier_run, SIMCLR_E_INVALID also for a NULL
+ * classes or k out of range, SIMCLR_E_SHAPE for another n_out. Both arrays
+ * are written only on success. images is only read. Threads: as
+ * simclr_classifier_run. */
+SIMCLR_API simclr_status simclr_classifier_topk(simclr_classifier *clf, const simclr_image_list *images, int k,
+                                                int32_t *classes, float *probs, int64_t n_out);
+
+/* Classifies every image of a labelled list (labels[0 .. n_labels),
+ * n_labels = count, each in [0, classes)) and scores the predictions (the
+ * top-1 class, ties: the lower) as simclr_classification_metrics does:
+ * *accuracy, and unless NULL the confusion matrix (n_confusion = classes^2)
+ * and the per-class recall (n_recall = classes). Runs batch by batch,
+ * keeping only the predictions; reports progress "classify" after every
+ * batch and stops on request (simclr_progress_cancel_fn). Returns
+ * SIMCLR_OK; errors as simclr_classifier_run, and SIMCLR_E_INVALID for a
+ * NULL labels or accuracy or a label out of range (index named),
+ * SIMCLR_E_SHAPE for a length that does not match (checked before a label
+ * is read), SIMCLR_E_CANCELLED. Every output is written only on success.
+ * images and labels are only read. Threads: as simclr_classifier_run. */
+SIMCLR_API simclr_status simclr_classifier_evaluate(simclr_classifier *clf, const simclr_image_list *images,
+                                                    const int32_t *labels, int64_t n_labels, double *accuracy,
+                                                    int64_t *confusion, int64_t n_confusion, double *recall,
+                                                    int64_t n_recall);
+
 /* ======================================================================== */
-/* Evaluation: kNN and linear probes                                         */
+/* Evaluation: kNN, linear probes, classification metrics                    */
 /* ======================================================================== */
 
 /* Weighted kNN (cosine similarity, k neighbours, weights exp(sim / temperature),
@@ -1731,6 +2084,22 @@ SIMCLR_API simclr_status simclr_linear_probe_select(simclr_context *ctx, const s
                                                     const int32_t *test_labels, int64_t n_test_labels,
                                                     int n_classes, int epochs, const double *decays,
                                                     int n_decays, double *top1, double *chosen_decay);
+
+/* Scores class predictions against labels, both n entries (n >= 1) in
+ * [0, n_classes): *accuracy = the fraction of i with predicted[i] =
+ * labels[i]; unless confusion is NULL, confusion[t * n_classes + p] = the
+ * number of i with labels[i] = t and predicted[i] = p (rows: the true class,
+ * as scikit-learn's confusion_matrix), n_confusion = n_classes^2; unless
+ * recall is NULL, recall[c] = confusion[c][c] / (the number of labels c),
+ * NaN for a class without labels, n_recall = n_classes. Returns SIMCLR_OK;
+ * SIMCLR_E_INVALID for a NULL predicted, labels or accuracy, n < 1,
+ * n_classes outside 1..2^20, a value out of range (array and index named);
+ * SIMCLR_E_SHAPE for a length that does not match. Allocates nothing;
+ * every output is written only on success. The inputs are only read.
+ * Threads: any thread, any time (no handle). */
+SIMCLR_API simclr_status simclr_classification_metrics(const int32_t *predicted, const int32_t *labels, int64_t n,
+                                                       int n_classes, double *accuracy, int64_t *confusion,
+                                                       int64_t n_confusion, double *recall, int64_t n_recall);
 
 #ifdef __cplusplus
 }

@@ -241,6 +241,13 @@ public:
         check(simclr_vit_create_preset(ctx.get(), preset, in_channels, seed, &m));
         return Module(m);
     }
+    /* simclr_linear_head_create: Linear(in_dim, n_classes), named fc.weight / fc.bias. */
+    static Module linear_head(const Context &ctx, int64_t in_dim, int n_classes, uint64_t seed)
+    {
+        simclr_module *m = nullptr;
+        check(simclr_linear_head_create(ctx.get(), in_dim, n_classes, seed, &m));
+        return Module(m);
+    }
     simclr_module *get() const noexcept { return p_.get(); }
     int64_t output_dim() const noexcept { return simclr_module_output_dim(p_.get()); }
     std::string arch() const
@@ -287,6 +294,44 @@ public:
 private:
     explicit Module(simclr_module *m) noexcept : p_(m) {}
     detail::Owner<simclr_module, simclr_module_destroy> p_;
+};
+
+/* simclr_export_classifier_safetensors: encoder + linear head under
+ * torchvision's names (fc.* after a ResNet, heads.head.* after a ViT). */
+inline void export_classifier_safetensors(const Module &encoder, const Module &head, const std::string &path)
+{
+    check(simclr_export_classifier_safetensors(encoder.get(), head.get(), path.c_str()));
+}
+
+/* ---------------------------------------------------------- image lists -- */
+
+/* Borrowed host images of any size (the pixels must outlive every call
+ * that reads the list). */
+class ImageList {
+public:
+    ImageList(const Context &ctx, int64_t channels)
+    {
+        simclr_image_list *l = nullptr;
+        check(simclr_image_list_create(ctx.get(), channels, &l));
+        p_.reset(l);
+    }
+    simclr_image_list *get() const noexcept { return p_.get(); }
+    ImageList &add(const uint8_t *pixels, int64_t height, int64_t width)
+    {
+        check(simclr_image_list_add(p_.get(), pixels, height, width));
+        return *this;
+    }
+    /* Every image of a U8 [N, H, W, C] tensor, borrowed. */
+    ImageList &add(const TensorView &images)
+    {
+        check(simclr_image_list_add_tensor(p_.get(), images.get()));
+        return *this;
+    }
+    void clear() { check(simclr_image_list_clear(p_.get())); }
+    int64_t count() const noexcept { return simclr_image_list_count(p_.get()); }
+
+private:
+    detail::Owner<simclr_image_list, simclr_image_list_destroy> p_;
 };
 
 /* -------------------------------------------------------- augmentation -- */
@@ -346,6 +391,80 @@ public:
 
 private:
     detail::Owner<simclr_loss, simclr_loss_destroy> p_;
+};
+
+/* Supervised losses (fine-tuning, distillation): simclr_loss objects
+ * whose gradient comes from backward() as NT-Xent's does. */
+class SupervisedLoss {
+public:
+    simclr_loss *get() const noexcept { return p_.get(); }
+    SupervisedLoss &set(simclr_loss_param key, double value)
+    {
+        check(simclr_loss_set(p_.get(), key, value));
+        return *this;
+    }
+    double get(simclr_loss_param key) const
+    {
+        double v = 0;
+        check(simclr_loss_get(p_.get(), key, &v));
+        return v;
+    }
+    /* d(loss)/d(logits) of the last forward, F32 [N, classes]. */
+    void backward(const TensorView &dlogits) { check(simclr_loss_backward(p_.get(), dlogits.get())); }
+
+protected:
+    explicit SupervisedLoss(simclr_loss *l) noexcept : p_(l) {}
+    detail::Owner<simclr_loss, simclr_loss_destroy> p_;
+};
+
+/* simclr_cross_entropy_create: F.cross_entropy(logits, labels, label_smoothing). */
+class CrossEntropy : public SupervisedLoss {
+public:
+    CrossEntropy(const Context &ctx, int n_classes, double label_smoothing = 0.0) : SupervisedLoss(make(ctx, n_classes))
+    {
+        if (label_smoothing != 0.0) set(SIMCLR_LOSS_LABEL_SMOOTHING, label_smoothing);
+    }
+    /* Returns the loss; *accuracy (may be null) gets the batch's top-1. */
+    float forward(const TensorView &logits, const std::vector<int32_t> &labels, float *accuracy = nullptr)
+    {
+        float v = 0;
+        check(simclr_loss_forward_labels(p_.get(), logits.get(), labels.data(), static_cast<int64_t>(labels.size()),
+                                         &v, accuracy));
+        return v;
+    }
+
+private:
+    static simclr_loss *make(const Context &ctx, int n_classes)
+    {
+        simclr_loss *l = nullptr;
+        check(simclr_cross_entropy_create(ctx.get(), n_classes, &l));
+        return l;
+    }
+};
+
+/* simclr_distill_create: SimCLR v2's distillation (x tau^2 by default), with
+ * SIMCLR_LOSS_LABEL_WEIGHT for the cross-entropy on labelled rows. */
+class Distill : public SupervisedLoss {
+public:
+    Distill(const Context &ctx, int n_classes, double temperature) : SupervisedLoss(make(ctx, n_classes, temperature)) {}
+    /* labels: empty (no row labelled) or one per row, -1 = unlabelled.
+     * *agreement (may be null): rows whose top-1 is the teacher's. */
+    float forward(const TensorView &student, const TensorView &teacher, const std::vector<int32_t> &labels = {},
+                  float *agreement = nullptr)
+    {
+        float v = 0;
+        check(simclr_loss_forward_distill(p_.get(), student.get(), teacher.get(), labels.empty() ? nullptr : labels.data(),
+                                          static_cast<int64_t>(labels.size()), &v, agreement));
+        return v;
+    }
+
+private:
+    static simclr_loss *make(const Context &ctx, int n_classes, double temperature)
+    {
+        simclr_loss *l = nullptr;
+        check(simclr_distill_create(ctx.get(), n_classes, temperature, &l));
+        return l;
+    }
 };
 
 /* ----------------------------------------------------------- optimizer -- */
@@ -455,6 +574,51 @@ private:
     detail::Owner<simclr_dataset, simclr_dataset_destroy> p_;
 };
 
+/* Label fractions: the class-balanced subset's indices, ascending
+ * (simclr_label_subset_fraction / _per_class). */
+inline std::vector<int64_t> label_subset_fraction(const Context &ctx, const std::vector<int32_t> &labels,
+                                                  int n_classes, double fraction, uint64_t seed)
+{
+    int64_t n = 0;
+    check(simclr_label_subset_fraction(ctx.get(), labels.data(), static_cast<int64_t>(labels.size()), n_classes,
+                                       fraction, seed, nullptr, 0, &n));
+    std::vector<int64_t> out(static_cast<std::size_t>(n));
+    check(simclr_label_subset_fraction(ctx.get(), labels.data(), static_cast<int64_t>(labels.size()), n_classes,
+                                       fraction, seed, out.data(), n, &n));
+    return out;
+}
+
+inline std::vector<int64_t> label_subset_per_class(const Context &ctx, const std::vector<int32_t> &labels,
+                                                   int n_classes, int64_t per_class, uint64_t seed)
+{
+    int64_t n = 0;
+    check(simclr_label_subset_per_class(ctx.get(), labels.data(), static_cast<int64_t>(labels.size()), n_classes,
+                                        per_class, seed, nullptr, 0, &n));
+    std::vector<int64_t> out(static_cast<std::size_t>(n));
+    check(simclr_label_subset_per_class(ctx.get(), labels.data(), static_cast<int64_t>(labels.size()), n_classes,
+                                        per_class, seed, out.data(), n, &n));
+    return out;
+}
+
+inline void label_subset_save(const Context &ctx, const std::string &path, const std::vector<int64_t> &indices,
+                              int64_t n_labels, double fraction, int64_t per_class, uint64_t seed)
+{
+    check(simclr_label_subset_save(ctx.get(), path.c_str(), indices.data(), static_cast<int64_t>(indices.size()),
+                                   n_labels, fraction, per_class, seed));
+}
+
+/* The indices of a subset file; n_labels 0 accepts any total. */
+inline std::vector<int64_t> label_subset_load(const Context &ctx, const std::string &path, int64_t n_labels = 0,
+                                              uint64_t *seed = nullptr, double *fraction = nullptr,
+                                              int64_t *per_class = nullptr)
+{
+    int64_t n = 0;
+    check(simclr_label_subset_load(ctx.get(), path.c_str(), n_labels, nullptr, 0, &n, nullptr, nullptr, nullptr));
+    std::vector<int64_t> out(static_cast<std::size_t>(n));
+    check(simclr_label_subset_load(ctx.get(), path.c_str(), n_labels, out.data(), n, &n, seed, fraction, per_class));
+    return out;
+}
+
 /* ---------------------------------------------------------- evaluation -- */
 
 inline void extract_features(Module &encoder, const Dataset &ds, Augment *aug, int64_t batch_size,
@@ -507,6 +671,85 @@ inline double linear_probe(const Context &ctx, const TensorView &train, const in
                                 test.dim(0), n_classes, epochs, weight_decay, &top1));
     return top1;
 }
+
+/* Accuracy, confusion (rows: the true class) and per-class recall of a
+ * classifier or of predictions. */
+struct Metrics {
+    double accuracy = 0;
+    std::vector<int64_t> confusion; /* n_classes * n_classes */
+    std::vector<double> recall;     /* n_classes; NaN for a class without labels */
+};
+
+inline Metrics classification_metrics(const std::vector<int32_t> &predicted, const std::vector<int32_t> &labels,
+                                      int n_classes)
+{
+    if (predicted.size() != labels.size())
+        throw Error(SIMCLR_E_SHAPE, "simclr.hpp: classification_metrics: predicted and labels differ in length");
+    Metrics m;
+    m.confusion.resize(static_cast<std::size_t>(n_classes > 0 ? n_classes : 0) * static_cast<std::size_t>(n_classes > 0 ? n_classes : 0));
+    m.recall.resize(static_cast<std::size_t>(n_classes > 0 ? n_classes : 0));
+    check(simclr_classification_metrics(predicted.data(), labels.data(), static_cast<int64_t>(labels.size()), n_classes,
+                                        &m.accuracy, m.confusion.data(), static_cast<int64_t>(m.confusion.size()),
+                                        m.recall.data(), static_cast<int64_t>(m.recall.size())));
+    return m;
+}
+
+/* ---------------------------------------------------------- classifier -- */
+
+/* Class probabilities of host images (evaluation transform, encoder, linear
+ * head, softmax). Borrows both modules read-only; one per thread, each on
+ * its own Context. */
+class Classifier {
+public:
+    Classifier(const Context &ctx, const Module &encoder, const Module &head, int64_t out_h, int64_t out_w)
+    {
+        simclr_classifier *c = nullptr;
+        check(simclr_classifier_create(ctx.get(), encoder.get(), head.get(), out_h, out_w, &c));
+        p_.reset(c);
+    }
+    simclr_classifier *get() const noexcept { return p_.get(); }
+    Classifier &set(simclr_classifier_param key, double value)
+    {
+        check(simclr_classifier_set(p_.get(), key, value));
+        return *this;
+    }
+    double get(simclr_classifier_param key) const
+    {
+        double v = 0;
+        check(simclr_classifier_get(p_.get(), key, &v));
+        return v;
+    }
+    int classes() const { return static_cast<int>(get(SIMCLR_CLASSIFIER_CLASSES)); }
+    /* probs: F32 [count, classes]. */
+    void run(const ImageList &images, const TensorView &probs)
+    {
+        check(simclr_classifier_run(p_.get(), images.get(), probs.get()));
+    }
+    /* classes[i*k + j] / probs[i*k + j]: image i's j-th class and its probability. */
+    void topk(const ImageList &images, int k, std::vector<int32_t> &classes_out, std::vector<float> &probs_out)
+    {
+        const std::size_t n = static_cast<std::size_t>(images.count()) * static_cast<std::size_t>(k > 0 ? k : 0);
+        std::vector<int32_t> c(n);
+        std::vector<float> p(n);
+        check(simclr_classifier_topk(p_.get(), images.get(), k, c.data(), p.data(), static_cast<int64_t>(n)));
+        classes_out.swap(c);
+        probs_out.swap(p);
+    }
+    Metrics evaluate(const ImageList &images, const std::vector<int32_t> &labels)
+    {
+        const std::size_t k = static_cast<std::size_t>(classes());
+        Metrics m;
+        m.confusion.resize(k * k);
+        m.recall.resize(k);
+        check(simclr_classifier_evaluate(p_.get(), images.get(), labels.data(), static_cast<int64_t>(labels.size()),
+                                         &m.accuracy, m.confusion.data(), static_cast<int64_t>(k * k),
+                                         m.recall.data(), static_cast<int64_t>(k)));
+        return m;
+    }
+
+private:
+    detail::Owner<simclr_classifier, simclr_classifier_destroy> p_;
+};
 
 } // namespace simclr
 

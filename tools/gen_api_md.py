@@ -21,14 +21,16 @@ HEADER = os.path.join(ROOT, "include", "simclr.h")
 OUT = os.path.join(ROOT, "docs", "api.md")
 
 HANDLES = ("simclr_context", "simclr_tensor", "simclr_module", "simclr_augment", "simclr_loss",
-           "simclr_optimizer", "simclr_trainer", "simclr_dataset", "simclr_image_list", "simclr_embedder")
+           "simclr_optimizer", "simclr_trainer", "simclr_dataset", "simclr_image_list", "simclr_embedder",
+           "simclr_classifier")
 # Plain structs the caller fills in and passes by pointer.
 STRUCTS = ("simclr_allocator", "simclr_comm")
 # Functions that touch no context: callable from any thread at any time.
 GLOBAL_SAFE = {"simclr_version_number", "simclr_version_string", "simclr_status_string",
                "simclr_last_error", "simclr_backend_count", "simclr_backend_name",
                "simclr_augment_bounds", "simclr_lr_linear_scaling", "simclr_lr_sqrt_scaling",
-               "simclr_context_create", "simclr_isa_supported", "simclr_error_set", "simclr_comm_single"}
+               "simclr_context_create", "simclr_isa_supported", "simclr_error_set", "simclr_comm_single",
+               "simclr_classification_metrics"}
 
 
 def clean_comment(text):

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "image_list.h"
+#include "tensor.h"
 
 #define MAX_SIDE ((int64_t)1 << 24)
 
@@ -54,6 +55,38 @@ simclr_status simclr_image_list_add(simclr_image_list *list, const uint8_t *pixe
         list->cap = cap;
     }
     list->items[list->count++] = (simclr__image){pixels, height, width};
+    return SIMCLR_OK;
+}
+
+simclr_status simclr_image_list_add_tensor(simclr_image_list *list, const simclr_tensor *images)
+{
+    static const char fn[] = "simclr_image_list_add_tensor";
+    SIMCLR__CHECK_ARG(list, fn, "list is NULL");
+    SIMCLR__CHECK_ARG(images, fn, "images is NULL");
+    SIMCLR__TRY(simclr__tensor_expect(images, fn, "images (U8 [N, H, W, C] of the list's channels)", SIMCLR_U8, 4,
+                                      (const int64_t[]){-1, -1, -1, list->channels}));
+    const int64_t n = images->dims[0], h = images->dims[1], w = images->dims[2];
+    if (h > MAX_SIDE || w > MAX_SIDE)
+        return simclr__fail(SIMCLR_E_SHAPE, "%s: images of %lld x %lld pixels: each side must be 1..%lld", fn,
+                            (long long)h, (long long)w, (long long)MAX_SIDE);
+    if (n > INT64_MAX / 2 - list->count)
+        return simclr__fail(SIMCLR_E_SHAPE, "%s: %lld more images do not fit in a list", fn, (long long)n);
+    if (list->count + n > list->cap) {
+        int64_t cap = list->cap ? list->cap : 64;
+        while (cap < list->count + n) cap *= 2;
+        if ((uint64_t)cap > SIZE_MAX / sizeof(simclr__image))
+            return simclr__fail(SIMCLR_E_SHAPE, "%s: %lld images do not fit in memory", fn, (long long)cap);
+        simclr__image *items = simclr__malloc(list->ctx, (size_t)cap * sizeof *items);
+        if (!items) return simclr__nomem(fn, (size_t)cap * sizeof *items);
+        if (list->count) memcpy(items, list->items, (size_t)list->count * sizeof *items);
+        simclr__free(list->ctx, list->items);
+        list->items = items;
+        list->cap = cap;
+    }
+    const uint8_t *base = images->data;
+    const size_t stride = (size_t)h * (size_t)w * (size_t)list->channels;
+    for (int64_t i = 0; i < n; i++) list->items[list->count + i] = (simclr__image){base + (size_t)i * stride, h, w};
+    list->count += n;
     return SIMCLR_OK;
 }
 

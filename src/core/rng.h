@@ -41,6 +41,7 @@ enum {
     SIMCLR__STREAM_AUGMENT = 16,  /* + view (0..15, SIMCLR__AUG_MAX_VIEWS); index = image index */
     SIMCLR__STREAM_MOCO_QUEUE = 32,   /* MoCo's initial queue; index = queue row */
     SIMCLR__STREAM_MOCO_SHUFFLE = 33, /* MoCo's key permutation (shuffling BN); index 0 */
+    SIMCLR__STREAM_LABEL_SUBSET = 48, /* label fractions' keys; index = label index */
     SIMCLR__STREAM_TEST = 0x7fff0000u
 };
 

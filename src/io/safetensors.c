@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../model/linear_head.h"
 #include "../model/module.h"
 #include "file.h"
 
@@ -103,7 +104,7 @@ static void sb_arch_metadata(sbuf *b, const char *arch)
     size_t n = strcspn(arch, " ");
     char word[64];
     snprintf(word, sizeof word, "%.*s", (int)(n < sizeof word ? n : sizeof word - 1), arch);
-    int head = strncmp(word, "mlp_head", 8) == 0;
+    int head = strncmp(word, "mlp_head", 8) == 0 || strncmp(word, "linear_head", 11) == 0;
     sb_str(b, ",\"simclr.arch\":");
     sb_json_string(b, word);
     if (strncmp(word, "resnet", 6) == 0 && word[6]) {
@@ -136,21 +137,25 @@ static void sb_arch_metadata(sbuf *b, const char *arch)
 static int as_i64(const simclr__param *p) { return is_nbt(p->name) && p->value->numel == 1; }
 static size_t elem_size(const simclr__param *p) { return as_i64(p) ? 8 : 4; }
 
-simclr_status simclr_module_export_safetensors(const simclr_module *m, const char *path)
+/* One tensor of a file: its name there and the module's tensor. */
+typedef struct st_item {
+    const char *name;
+    const simclr__param *p;
+} st_item;
+
+/* Writes items[0 .. n) with the metadata of the module whose architecture is
+ * arch (and extra, already JSON: ',"key":"value"...', may be ""). */
+static simclr_status export_items(simclr_context *ctx, const char *fn, const char *path, const st_item *items, int n,
+                                  const char *arch, const char *extra)
 {
-    static const char fn[] = "simclr_module_export_safetensors";
-    SIMCLR__CHECK_ARG(m, fn, "module is NULL");
-    SIMCLR__CHECK_ARG(path, fn, "path is NULL");
-    simclr_context *ctx = m->ctx;
-    int n = m->n_params;
     int *order = simclr__malloc(ctx, (size_t)(n ? n : 1) * sizeof *order);
     if (!order) return simclr__nomem(fn, (size_t)n * sizeof *order);
     /* Insertion sort: a few hundred tensors. */
     for (int i = 0; i < n; i++) {
         int j = i;
         while (j > 0) {
-            const simclr__param *a = &m->params[order[j - 1]], *b = &m->params[i];
-            size_t sa = elem_size(a), sb = elem_size(b);
+            const st_item *a = &items[order[j - 1]], *b = &items[i];
+            size_t sa = elem_size(a->p), sb = elem_size(b->p);
             if (sa > sb || (sa == sb && strcmp(a->name, b->name) < 0)) break;
             order[j] = order[j - 1];
             j--;
@@ -159,18 +164,19 @@ simclr_status simclr_module_export_safetensors(const simclr_module *m, const cha
     }
     sbuf b = {ctx, NULL, 0, 0, 0};
     sb_put(&b, "{\"__metadata__\":{\"format\":\"pt\",\"simclr_arch\":", 45);
-    sb_json_string(&b, m->arch);
-    sb_arch_metadata(&b, m->arch);
+    sb_json_string(&b, arch);
+    sb_arch_metadata(&b, arch);
+    sb_str(&b, extra);
     sb_str(&b, ",\"simclr.version\":");
     sb_json_string(&b, simclr_version_string());
     sb_put(&b, "}", 1);
     uint64_t off = 0;
     for (int k = 0; k < n; k++) {
-        const simclr__param *p = &m->params[order[k]];
+        const simclr__param *p = items[order[k]].p;
         int nbt = as_i64(p);
         uint64_t bytes = (uint64_t)p->value->numel * (nbt ? 8 : 4);
         sb_put(&b, ",", 1);
-        sb_json_string(&b, p->name);
+        sb_json_string(&b, items[order[k]].name);
         sb_printf(&b, ":{\"dtype\":\"%s\",\"shape\":[", nbt ? "I64" : "F32");
         /* torchvision's num_batches_tracked is a 0-dim tensor. */
         for (int i = 0; !nbt && i < p->value->ndim; i++) sb_printf(&b, i ? ",%lld" : "%lld", (long long)p->value->dims[i]);
@@ -196,7 +202,7 @@ simclr_status simclr_module_export_safetensors(const simclr_module *m, const cha
     st = simclr__afile_write(&af, h, 8);
     if (st == SIMCLR_OK) st = simclr__afile_write(&af, b.p, b.len);
     for (int k = 0; k < n && st == SIMCLR_OK; k++) {
-        const simclr__param *p = &m->params[order[k]];
+        const simclr__param *p = items[order[k]].p;
         if (as_i64(p)) {
             float v = simclr__f32(p->value)[0];
             int64_t iv = v >= 0 && v < 9.2e18f ? (int64_t)(v + 0.5f) : 0;
@@ -215,6 +221,60 @@ simclr_status simclr_module_export_safetensors(const simclr_module *m, const cha
         return st;
     }
     return simclr__afile_commit(&af);
+}
+
+simclr_status simclr_module_export_safetensors(const simclr_module *m, const char *path)
+{
+    static const char fn[] = "simclr_module_export_safetensors";
+    SIMCLR__CHECK_ARG(m, fn, "module is NULL");
+    SIMCLR__CHECK_ARG(path, fn, "path is NULL");
+    st_item *items = simclr__malloc(m->ctx, (size_t)(m->n_params ? m->n_params : 1) * sizeof *items);
+    if (!items) return simclr__nomem(fn, (size_t)m->n_params * sizeof *items);
+    for (int i = 0; i < m->n_params; i++) items[i] = (st_item){m->params[i].name, &m->params[i]};
+    simclr_status st = export_items(m->ctx, fn, path, items, m->n_params, m->arch, "");
+    simclr__free(m->ctx, items);
+    return st;
+}
+
+simclr_status simclr_export_classifier_safetensors(const simclr_module *encoder, const simclr_module *head,
+                                                   const char *path)
+{
+    static const char fn[] = "simclr_export_classifier_safetensors";
+    SIMCLR__CHECK_ARG(encoder, fn, "encoder is NULL");
+    SIMCLR__CHECK_ARG(head, fn, "head is NULL");
+    SIMCLR__CHECK_ARG(path, fn, "path is NULL");
+    if (!simclr__is_linear_head(head))
+        return simclr__fail(SIMCLR_E_INVALID, "%s: the head '%s' is not a linear head from simclr_linear_head_create",
+                            fn, head->arch);
+    /* torchvision's classifier names after each encoder kind */
+    const char *w_name, *b_name;
+    if (strcmp(encoder->ops->kind, "resnet") == 0) {
+        w_name = "fc.weight", b_name = "fc.bias";
+    } else if (strcmp(encoder->ops->kind, "vit") == 0) {
+        w_name = "heads.head.weight", b_name = "heads.head.bias";
+    } else {
+        return simclr__fail(SIMCLR_E_INVALID, "%s: the encoder '%s' is neither a ResNet nor a ViT", fn, encoder->arch);
+    }
+    if (head->in_dim != encoder->out_dim)
+        return simclr__fail(SIMCLR_E_SHAPE, "%s: the head '%s' takes %lld features, the encoder '%s' gives %lld", fn,
+                            head->arch, (long long)head->in_dim, encoder->arch, (long long)encoder->out_dim);
+    simclr_context *ctx = encoder->ctx;
+    int n = encoder->n_params + head->n_params;
+    st_item *items = simclr__malloc(ctx, (size_t)n * sizeof *items);
+    if (!items) return simclr__nomem(fn, (size_t)n * sizeof *items);
+    for (int i = 0; i < encoder->n_params; i++) items[i] = (st_item){encoder->params[i].name, &encoder->params[i]};
+    for (int i = 0; i < head->n_params; i++) {
+        const simclr__param *p = &head->params[i];
+        items[encoder->n_params + i] = (st_item){strcmp(p->name, "fc.weight") == 0 ? w_name : b_name, p};
+    }
+    sbuf extra = {ctx, NULL, 0, 0, 0};
+    sb_printf(&extra, ",\"simclr.classes\":\"%lld\",\"simclr.head\":", (long long)head->out_dim);
+    sb_json_string(&extra, head->arch);
+    simclr_status st = extra.oom ? simclr__nomem(fn, extra.len * 2)
+                                 : export_items(ctx, fn, path, items, n, encoder->arch, extra.p);
+    simclr__free(ctx, extra.p);
+    simclr__free(ctx, items);
+    return st;
 }
 
 /* ---- import ------------------------------------------------------------- */

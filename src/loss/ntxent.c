@@ -39,7 +39,27 @@ struct simclr_loss {
     int64_t rows, dim;
     int has_forward;  /* a forward succeeded since creation */
     int logits_valid; /* s holds the logits of that forward (not G) */
+    const simclr__loss_ops *ops; /* NULL: NT-Xent; else another kind (loss.h) */
+    void *impl;                  /* that kind's state */
 };
+
+simclr_status simclr__loss_new_kind(simclr_context *ctx, const char *fn, const simclr__loss_ops *ops, void *impl,
+                                    simclr_loss **out)
+{
+    simclr_loss *l = simclr__calloc(ctx, 1, sizeof *l);
+    if (!l) {
+        ops->destroy(ctx, impl);
+        return simclr__nomem(fn, sizeof *l);
+    }
+    l->ctx = ctx;
+    l->ops = ops;
+    l->impl = impl;
+    *out = l;
+    return SIMCLR_OK;
+}
+
+const simclr__loss_ops *simclr__loss_ops_of(const simclr_loss *loss) { return loss->ops; }
+void *simclr__loss_impl(const simclr_loss *loss) { return loss->impl; }
 
 int simclr__loss_n_views(const simclr_loss *loss) { return loss->n_views; }
 double simclr__loss_temperature(const simclr_loss *loss) { return loss->temperature; }
@@ -76,6 +96,7 @@ static void free_scratch(simclr_loss *l)
 void simclr_loss_destroy(simclr_loss *loss)
 {
     if (!loss) return;
+    if (loss->ops) loss->ops->destroy(loss->ctx, loss->impl);
     free_scratch(loss);
     simclr__free(loss->ctx, loss);
 }
@@ -85,6 +106,7 @@ void simclr_loss_destroy(simclr_loss *loss)
 simclr_status simclr__loss_reserve(simclr_loss *l, int64_t rows, int64_t dim)
 {
     static const char fn[] = "ntxent";
+    if (l->ops) return simclr__fail(SIMCLR_E_INVALID, "%s: the loss is a %s loss, not NT-Xent", fn, l->ops->kind);
     size_t m = (size_t)rows, ud = (size_t)rows * (size_t)dim;
     if ((uint64_t)rows > SIZE_MAX / sizeof(float) / (size_t)rows)
         return simclr__fail(SIMCLR_E_SHAPE, "%s: %lld rows make a similarity matrix too large", fn, (long long)rows);
@@ -168,6 +190,9 @@ simclr_status simclr_loss_forward(simclr_loss *loss, const simclr_tensor *z, flo
     static const char fn[] = "simclr_loss_forward";
     SIMCLR__CHECK_ARG(loss, fn, "loss is NULL");
     SIMCLR__CHECK_ARG(value, fn, "value is NULL");
+    if (loss->ops)
+        return simclr__fail(SIMCLR_E_INVALID, "%s: a %s loss is computed with %s", fn, loss->ops->kind,
+                            loss->ops->forward);
     SIMCLR__TRY(simclr__tensor_expect(z, fn, "z", SIMCLR_F32, 2, (const int64_t[]){-1, -1}));
     const int64_t m = z->dims[0], d = z->dims[1];
     if (m % loss->n_views != 0)
@@ -203,6 +228,10 @@ simclr_status simclr_loss_backward(simclr_loss *loss, simclr_tensor *dz)
 {
     static const char fn[] = "simclr_loss_backward";
     SIMCLR__CHECK_ARG(loss, fn, "loss is NULL");
+    if (loss->ops) {
+        SIMCLR__CHECK_ARG(dz, fn, "dz is NULL");
+        return loss->ops->backward(loss->impl, dz);
+    }
     if (!loss->has_forward) return simclr__fail(SIMCLR_E_STATE, "%s: no forward precedes this backward", fn);
     SIMCLR__TRY(simclr__tensor_expect(dz, fn, "dz", SIMCLR_F32, 2, (const int64_t[]){loss->rows, loss->dim}));
     const int64_t m = loss->rows, d = loss->dim;

@@ -14,7 +14,8 @@ CXX = os.environ.get("CXX", "c++")
 LIBRARY = os.environ.get("SIMCLR_LIBRARY", os.path.join(ROOT, "lib", "libsimclr.so.0"))
 FLAGS = ["-std=c++17", "-O1", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-Wshadow",
          "-I" + os.path.join(ROOT, "include")]
-NEEDS = {"tensors": [], "embed": ["simclr_resnet_create", "simclr_dataset_open_idx", "simclr_augment_apply"]}
+NEEDS = {"tensors": [], "embed": ["simclr_resnet_create", "simclr_dataset_open_idx", "simclr_augment_apply"],
+         "finetune": ["simclr_classifier_create", "simclr_label_subset_fraction", "simclr_distill_create"]}
 
 pytestmark = pytest.mark.skipif(shutil.which(CXX) is None, reason="no C++ compiler")
 

@@ -70,7 +70,9 @@ def test_enums_match_the_header():
                 "simclr_moco_param": (enums.MocoParam, "SIMCLR_MOCO_"),
                 "simclr_context_param": (enums.CtxParam, "SIMCLR_CTX_"), "simclr_conv_algo": (enums.ConvAlgo, "SIMCLR_CONV_"),
                 "simclr_vit_pool": (enums.VitPool, "SIMCLR_VIT_POOL_"),
-                "simclr_vit_preset": (enums.VitPreset, "SIMCLR_VIT_")}
+                "simclr_vit_preset": (enums.VitPreset, "SIMCLR_VIT_"),
+                "simclr_loss_param": (enums.LossParam, "SIMCLR_LOSS_"),
+                "simclr_classifier_param": (enums.ClassifierParam, "SIMCLR_CLASSIFIER_")}
     header = _header_enums()
     assert set(header) == set(mapping)
     for cname, values in header.items():

@@ -14,19 +14,20 @@ from ._lib import BINDINGS_VERSION, has, last_error, library_path, status_string
 from ._lib import version_number, version_string
 from .augment import Augment, bounds as augment_bounds
 from .core import Context, Tensor, backends, isa_supported
-from .data import Dataset
+from .data import Dataset, label_subset, load_label_subset, save_label_subset
 from .enums import (AugParam, AugPreset, DType, EmbedParam, LogLevel, MocoParam, Mode, OptKind, OptParam,
                     Stat, Status, Stem, PARAM_BUFFER, PARAM_NO_DECAY)
 from .enums import BnMode, TrainerParam
 from .enums import ConvAlgo, CtxParam
 from .enums import VitPool, VitPreset
+from .enums import ClassifierParam, LossParam
 from .errors import (Cancelled, FormatError, InternalError, InvalidArgument, LibraryVersionError,
                      NumericError, OutOfMemory, ShapeError, SimclrError, SimclrIOError, StateError,
                      Unsupported, STATUS_EXCEPTIONS)
-from .embed import Embedder
-from .evaluation import extract_features, knn_eval, linear_probe, linear_probe_select
-from .loss import NTXent
-from .modules import MLPHead, Module, Parameter, ResNet, ViT
+from .embed import Classifier, Embedder
+from .evaluation import classification_metrics, extract_features, knn_eval, linear_probe, linear_probe_select
+from .loss import CrossEntropy, Distill, NTXent
+from .modules import LinearHead, MLPHead, Module, Parameter, ResNet, ViT, export_classifier_safetensors
 from .optim import Optimizer, lr_linear_scaling, lr_sqrt_scaling
 from .trainer import MocoTrainer, Trainer
 
@@ -43,4 +44,7 @@ __all__ = [
     "Unsupported", "ViT", "VitPool", "VitPreset", "augment_bounds", "backends", "extract_features", "isa_supported", "has", "knn_eval",
     "last_error", "library_path", "linear_probe", "linear_probe_select", "lr_linear_scaling", "lr_sqrt_scaling",
     "status_string", "version_number", "version_string",
+    # issue 25: fine-tuning and distillation pieces
+    "Classifier", "ClassifierParam", "CrossEntropy", "Distill", "LinearHead", "LossParam", "classification_metrics",
+    "export_classifier_safetensors", "label_subset", "load_label_subset", "save_label_subset",
 ]

@@ -61,6 +61,7 @@ PROTOTYPES = """
     int64_t simclr_image_list_count(const simclr_image_list *list);
     int64_t simclr_image_list_channels(const simclr_image_list *list);
     simclr_status simclr_image_list_size(const simclr_image_list *list, int64_t index, int64_t *height, int64_t *width);
+    simclr_status simclr_image_list_add_tensor(simclr_image_list *list, const simclr_tensor *images);
     void simclr_module_destroy(simclr_module *m);
     int64_t simclr_module_output_dim(const simclr_module *m);
     const char * simclr_module_arch(const simclr_module *m);
@@ -77,6 +78,7 @@ PROTOTYPES = """
     simclr_status simclr_vit_create_preset(simclr_context *ctx, simclr_vit_preset preset, int64_t in_channels, uint64_t seed, simclr_module **out);
     simclr_status simclr_mlp_head_create_v2(simclr_context *ctx, int64_t in_dim, int64_t hidden_dim, int64_t out_dim, int n_layers, int batch_norm, uint64_t seed, simclr_module **out);
     simclr_status simclr_mlp_head_create(simclr_context *ctx, int in_dim, int hidden_dim, int out_dim, int n_layers, int batch_norm, uint64_t seed, simclr_module **out);
+    simclr_status simclr_linear_head_create(simclr_context *ctx, int64_t in_dim, int n_classes, uint64_t seed, simclr_module **out);
     simclr_status simclr_augment_create_v2(simclr_context *ctx, simclr_augment_preset preset, int64_t out_h, int64_t out_w, simclr_augment **out);
     simclr_status simclr_augment_create(simclr_context *ctx, simclr_augment_preset preset, int out_h, int out_w, simclr_augment **out);
     void simclr_augment_destroy(simclr_augment *aug);
@@ -91,6 +93,12 @@ PROTOTYPES = """
     void simclr_loss_destroy(simclr_loss *loss);
     simclr_status simclr_loss_forward(simclr_loss *loss, const simclr_tensor *z, float *value, float *accuracy);
     simclr_status simclr_loss_backward(simclr_loss *loss, simclr_tensor *dz);
+    simclr_status simclr_cross_entropy_create(simclr_context *ctx, int n_classes, simclr_loss **out);
+    simclr_status simclr_distill_create(simclr_context *ctx, int n_classes, double temperature, simclr_loss **out);
+    simclr_status simclr_loss_set(simclr_loss *loss, simclr_loss_param key, double value);
+    simclr_status simclr_loss_get(const simclr_loss *loss, simclr_loss_param key, double *value);
+    simclr_status simclr_loss_forward_labels(simclr_loss *loss, const simclr_tensor *logits, const int32_t *labels, int64_t n_labels, float *value, float *accuracy);
+    simclr_status simclr_loss_forward_distill(simclr_loss *loss, const simclr_tensor *student, const simclr_tensor *teacher, const int32_t *labels, int64_t n_labels, float *value, float *accuracy);
     simclr_status simclr_optimizer_create(simclr_context *ctx, simclr_optimizer_kind kind, simclr_module *const *modules, int n_modules, simclr_optimizer **out);
     void simclr_optimizer_destroy(simclr_optimizer *opt);
     simclr_status simclr_optimizer_set(simclr_optimizer *opt, simclr_optimizer_param key, double value);
@@ -124,23 +132,36 @@ PROTOTYPES = """
     const int32_t * simclr_dataset_labels(const simclr_dataset *ds);
     int simclr_dataset_class_count(const simclr_dataset *ds);
     simclr_status simclr_dataset_batch(const simclr_dataset *ds, const int64_t *indices, int64_t n, simclr_tensor *out);
+    simclr_status simclr_label_subset_fraction(simclr_context *ctx, const int32_t *labels, int64_t n_labels, int n_classes, double fraction, uint64_t seed, int64_t *indices, int64_t capacity, int64_t *count);
+    simclr_status simclr_label_subset_per_class(simclr_context *ctx, const int32_t *labels, int64_t n_labels, int n_classes, int64_t per_class, uint64_t seed, int64_t *indices, int64_t capacity, int64_t *count);
+    simclr_status simclr_label_subset_save(simclr_context *ctx, const char *path, const int64_t *indices, int64_t count, int64_t n_labels, double fraction, int64_t per_class, uint64_t seed);
+    simclr_status simclr_label_subset_load(simclr_context *ctx, const char *path, int64_t n_labels, int64_t *indices, int64_t capacity, int64_t *count, uint64_t *seed, double *fraction, int64_t *per_class);
     simclr_status simclr_module_save(const simclr_module *m, const char *path);
     simclr_status simclr_module_load(simclr_module *m, const char *path);
     simclr_status simclr_trainer_save(const simclr_trainer *tr, const char *path);
     simclr_status simclr_trainer_load(simclr_trainer *tr, const char *path);
     simclr_status simclr_module_export_safetensors(const simclr_module *m, const char *path);
     simclr_status simclr_module_import_safetensors(simclr_module *m, const char *path);
+    simclr_status simclr_export_classifier_safetensors(const simclr_module *encoder, const simclr_module *head, const char *path);
     simclr_status simclr_extract_features(simclr_module *encoder, const simclr_dataset *ds, simclr_augment *aug, int64_t batch_size, simclr_tensor *out);
     simclr_status simclr_embedder_create(simclr_context *ctx, const simclr_module *encoder, int64_t out_h, int64_t out_w, simclr_embedder **out);
     void simclr_embedder_destroy(simclr_embedder *emb);
     simclr_status simclr_embedder_set(simclr_embedder *emb, simclr_embedder_param key, double value);
     simclr_status simclr_embedder_get(const simclr_embedder *emb, simclr_embedder_param key, double *value);
     simclr_status simclr_embedder_run(simclr_embedder *emb, const simclr_image_list *images, simclr_tensor *out);
+    simclr_status simclr_classifier_create(simclr_context *ctx, const simclr_module *encoder, const simclr_module *head, int64_t out_h, int64_t out_w, simclr_classifier **out);
+    void simclr_classifier_destroy(simclr_classifier *clf);
+    simclr_status simclr_classifier_set(simclr_classifier *clf, simclr_classifier_param key, double value);
+    simclr_status simclr_classifier_get(const simclr_classifier *clf, simclr_classifier_param key, double *value);
+    simclr_status simclr_classifier_run(simclr_classifier *clf, const simclr_image_list *images, simclr_tensor *probs);
+    simclr_status simclr_classifier_topk(simclr_classifier *clf, const simclr_image_list *images, int k, int32_t *classes, float *probs, int64_t n_out);
+    simclr_status simclr_classifier_evaluate(simclr_classifier *clf, const simclr_image_list *images, const int32_t *labels, int64_t n_labels, double *accuracy, int64_t *confusion, int64_t n_confusion, double *recall, int64_t n_recall);
     simclr_status simclr_knn_eval_n(simclr_context *ctx, const simclr_tensor *train, const int32_t *train_labels, int64_t n_train_labels, const simclr_tensor *test, const int32_t *test_labels, int64_t n_test_labels, int n_classes, int k, double temperature, double *top1);
     simclr_status simclr_knn_eval(simclr_context *ctx, const simclr_tensor *train, const int32_t *train_labels, const simclr_tensor *test, const int32_t *test_labels, int n_classes, int k, double temperature, double *top1);
     simclr_status simclr_linear_probe_n(simclr_context *ctx, const simclr_tensor *train, const int32_t *train_labels, int64_t n_train_labels, const simclr_tensor *test, const int32_t *test_labels, int64_t n_test_labels, int n_classes, int epochs, double weight_decay, double *top1);
     simclr_status simclr_linear_probe(simclr_context *ctx, const simclr_tensor *train, const int32_t *train_labels, const simclr_tensor *test, const int32_t *test_labels, int n_classes, int epochs, double weight_decay, double *top1);
     simclr_status simclr_linear_probe_select(simclr_context *ctx, const simclr_tensor *train, const int32_t *train_labels, int64_t n_train_labels, const simclr_tensor *test, const int32_t *test_labels, int64_t n_test_labels, int n_classes, int epochs, const double *decays, int n_decays, double *top1, double *chosen_decay);
+    simclr_status simclr_classification_metrics(const int32_t *predicted, const int32_t *labels, int64_t n, int n_classes, double *accuracy, int64_t *confusion, int64_t n_confusion, double *recall, int64_t n_recall);
 """
 
 # ---------------------------------------------------------------- C types --
@@ -149,13 +170,13 @@ _ENUMS = {"simclr_status", "simclr_dtype", "simclr_stem", "simclr_mode", "simclr
           "simclr_augment_param", "simclr_optimizer_kind", "simclr_optimizer_param", "simclr_trainer_stat_key",
           "simclr_moco_param", "simclr_log_level", "simclr_bn_mode", "simclr_trainer_param",
           "simclr_context_param", "simclr_conv_algo", "simclr_embedder_param", "simclr_vit_pool",
-          "simclr_vit_preset",
+          "simclr_vit_preset", "simclr_loss_param", "simclr_classifier_param",
           # the older names, aliases of the same types in the header
           "simclr_aug_preset", "simclr_aug_param", "simclr_opt_kind", "simclr_opt_param", "simclr_stat",
           "simclr_ctx_param", "simclr_embed_param"}
 _HANDLES = {"simclr_context", "simclr_tensor", "simclr_module", "simclr_augment", "simclr_loss",
             "simclr_optimizer", "simclr_trainer", "simclr_dataset", "simclr_image_list",
-            "simclr_embedder"}
+            "simclr_embedder", "simclr_classifier"}
 
 LOG_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p)
 PROGRESS_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int64, ctypes.c_int64)

@@ -104,3 +104,68 @@ class Dataset(Handle):
         if self.closed:
             return "<simclr.Dataset closed>"
         return "<simclr.Dataset %d images %s, %d classes>" % (len(self), self.shape, self.n_classes)
+
+
+# ---- label fractions (SimCLR's 1% / 10% of the labels) ------------------------
+
+def label_subset(ctx: Context, labels: Any, fraction: Optional[float] = None, per_class: Optional[int] = None,
+                 seed: int = 0, n_classes: Optional[int] = None) -> np.ndarray:
+    """Class-balanced indices into labels (int64, ascending): per class
+    max(1, round(fraction * count)) images, or per_class images; a pure
+    function of (labels, fraction or per_class, seed). Raises InvalidArgument
+    naming the class when one has fewer images than requested."""
+    from .core import check_float, check_int, check_int64, check_seed, labels_array
+    check_context(ctx)
+    if (fraction is None) == (per_class is None):
+        raise TypeError("give exactly one of fraction and per_class")
+    a = np.asarray(labels)
+    lab = labels_array(a, a.shape[0] if a.ndim == 1 else -1, "labels")
+    if n_classes is None:
+        k = int(lab.max()) + 1 if lab.size else 1
+    else:
+        k = check_int(n_classes, "n_classes")
+    count = ctypes.c_int64()
+    ptr = ctypes.c_void_p(lab.ctypes.data)
+
+    def call(out: Any, cap: int) -> None:
+        if fraction is not None:
+            fn.label_subset_fraction(ctx._ptr, ptr, lab.shape[0], k, check_float(fraction, "fraction"),
+                                     check_seed(seed), out, cap, ctypes.byref(count))
+        else:
+            fn.label_subset_per_class(ctx._ptr, ptr, lab.shape[0], k, check_int64(per_class, "per_class"),
+                                      check_seed(seed), out, cap, ctypes.byref(count))
+
+    call(None, 0)
+    out = np.empty(count.value, np.int64)
+    call(out.ctypes.data_as(ctypes.POINTER(ctypes.c_int64)), out.shape[0])
+    return out[:count.value]
+
+
+def save_label_subset(ctx: Context, path: Any, indices: Any, n_labels: int, fraction: float = 0.0,
+                      per_class: int = 0, seed: int = 0) -> None:
+    """Writes the indices (ascending, < n_labels) to a text file with a header line
+    naming seed, fraction and per_class (simclr_label_subset_save)."""
+    from .core import check_float, check_int64, check_seed
+    check_context(ctx)
+    idx = np.ascontiguousarray(indices, dtype=np.int64)
+    if idx.ndim != 1:
+        raise ValueError("indices must be 1-D")
+    fn.label_subset_save(ctx._ptr, check_path(path), ctypes.c_void_p(idx.ctypes.data), idx.shape[0],
+                         check_int64(n_labels, "n_labels"), check_float(fraction, "fraction"),
+                         check_int64(per_class, "per_class"), check_seed(seed))
+
+
+def load_label_subset(ctx: Context, path: Any, n_labels: int = 0) -> Tuple[np.ndarray, int, float, int]:
+    """(indices, seed, fraction, per_class) of a file written by save_label_subset;
+    n_labels (0: any) must equal the file's total."""
+    from .core import check_int64
+    check_context(ctx)
+    p = check_path(path)
+    count = ctypes.c_int64()
+    seed, frac, pc = ctypes.c_uint64(), ctypes.c_double(), ctypes.c_int64()
+    fn.label_subset_load(ctx._ptr, p, check_int64(n_labels, "n_labels"), None, 0, ctypes.byref(count), None, None,
+                         None)
+    out = np.empty(count.value, np.int64)
+    fn.label_subset_load(ctx._ptr, p, n_labels, out.ctypes.data_as(ctypes.POINTER(ctypes.c_int64)), out.shape[0],
+                         ctypes.byref(count), ctypes.byref(seed), ctypes.byref(frac), ctypes.byref(pc))
+    return out[:count.value], int(seed.value), float(frac.value), int(pc.value)

@@ -194,3 +194,27 @@ class VitPreset(IntEnum):
     SMALL_16 = 2
     TINY_CIFAR = 3
     SMALL_CIFAR = 4
+
+
+class LossParam(IntEnum):
+    """C enum simclr_loss_param."""
+    TEMPERATURE = 100
+    N_VIEWS = 101
+    CLASSES = 200
+    LABEL_SMOOTHING = 201
+    LABEL_WEIGHT = 300
+    TEMPERATURE_SCALE = 301
+
+
+class ClassifierParam(IntEnum):
+    """C enum simclr_classifier_param (the transform's keys are the embedder's values)."""
+    RESIZE = 100
+    BATCH = 101
+    NORMALIZE = 200
+    MEAN_0 = 201
+    MEAN_1 = 202
+    MEAN_2 = 203
+    STD_0 = 204
+    STD_1 = 205
+    STD_2 = 206
+    CLASSES = 300

@@ -112,3 +112,19 @@ def linear_probe_select(ctx: Context, train: Any, train_labels: Any, test: Any, 
                            check_int(grid.size if grid is not None else 0, "n_decays"),
                            ctypes.byref(top1), ctypes.byref(chosen))
     return top1.value, chosen.value
+
+
+def classification_metrics(predicted: Any, labels: Any, n_classes: Optional[int] = None
+                           ) -> Tuple[float, np.ndarray, np.ndarray]:
+    """(accuracy, confusion int64 [C, C] with rows the true class, recall float64 [C],
+    NaN for a class without labels) of class predictions against labels."""
+    lab = labels_array(labels, np.asarray(labels).shape[0] if np.ndim(labels) == 1 else -1, "labels")
+    pred = labels_array(predicted, lab.shape[0], "predicted")
+    k = _classes(n_classes, lab, pred)
+    acc = ctypes.c_double()
+    conf = np.zeros((k, k), np.int64)
+    recall = np.zeros(k, np.float64)
+    fn.classification_metrics(ctypes.c_void_p(pred.ctypes.data), ctypes.c_void_p(lab.ctypes.data), lab.shape[0], k,
+                              ctypes.byref(acc), conf.ctypes.data_as(ctypes.POINTER(ctypes.c_int64)), k * k,
+                              recall.ctypes.data_as(ctypes.POINTER(ctypes.c_double)), k)
+    return acc.value, conf, recall

@@ -282,3 +282,25 @@ class ViT(Module):
                           check_int(depth, "depth"), check_int(heads, "heads"), check_int64(mlp_dim, "mlp_dim"),
                           check_enum(pool, VitPool, "pool"), check_seed(seed), ctypes.byref(out))
         self._adopt(ctx, out.value)
+
+
+class LinearHead(Module):
+    """A linear classification head Linear(in_dim, n_classes) with a bias, named as
+    torchvision's classifier (fc.weight [n_classes, in_dim], fc.bias): output
+    the logits [N, n_classes]. Initialized as torch.nn.Linear."""
+
+    def __init__(self, ctx: Context, in_dim: int, n_classes: int, seed: int = 0) -> None:
+        check_context(ctx)
+        out = ctypes.c_void_p()
+        fn.linear_head_create(ctx._ptr, check_int64(in_dim, "in_dim"), check_int(n_classes, "n_classes"),
+                              check_seed(seed), ctypes.byref(out))
+        self._adopt(ctx, out.value)
+
+
+def export_classifier_safetensors(encoder: Module, head: Module, path: Any) -> None:
+    """Writes encoder + head as one safetensors file with torchvision's names (fc.*
+    after a ResNet, heads.head.* after a ViT) and "simclr.classes" in the
+    metadata: it loads into torchvision's model with its classifier."""
+    if not isinstance(encoder, Module) or not isinstance(head, Module):
+        raise TypeError("encoder and head must be simclr modules")
+    fn.export_classifier_safetensors(encoder._ptr, head._ptr, check_path(path))
