@@ -23,6 +23,8 @@ struct simclr_embedder {
     int n_workers;
     simclr_tensor *x; /* [x_n, C, out_h, out_w]; grows only (a chunk uses its first images) */
     int64_t x_n;
+    float *stage; /* features of a multi-batch run before they go to out; grows only */
+    size_t stage_bytes;
 };
 
 simclr_status simclr_embedder_create(simclr_context *ctx, const simclr_module *encoder, int64_t out_h,
@@ -60,6 +62,7 @@ void simclr_embedder_destroy(simclr_embedder *emb)
     simclr_module_destroy(emb->net);
     simclr_tensor_destroy(emb->x);
     simclr__free(emb->ctx, emb->scratch);
+    simclr__free(emb->ctx, emb->stage);
     simclr__free(emb->ctx, emb);
 }
 
@@ -182,14 +185,21 @@ simclr_status simclr_embedder_run(simclr_embedder *emb, const simclr_image_list 
     }
     /* out is untouched on error. One forward writes straight into out
      * (simclr_module_forward leaves y untouched when it fails). Several go
-     * through a private buffer copied into out once every batch succeeded:
-     * a failure in batch 2 must not leave batch 1's rows written. */
-    float *dst = simclr__f32(out), *stage = NULL;
+     * through the embedder's staging buffer, copied into out once every
+     * batch succeeded: a failure in batch 2 must not leave batch 1's rows
+     * written. The buffer grows to the largest request and stays, like the
+     * rest of the workspace (a service allocates nothing per request). */
+    float *dst = simclr__f32(out);
     size_t out_bytes = (size_t)n * (size_t)emb->dim * sizeof(float);
     if (n > b) {
-        stage = simclr__malloc(emb->ctx, out_bytes);
-        if (!stage) return simclr__nomem(fn, out_bytes);
-        dst = stage;
+        if (out_bytes > emb->stage_bytes) {
+            float *bigger = simclr__malloc(emb->ctx, out_bytes);
+            if (!bigger) return simclr__nomem(fn, out_bytes);
+            simclr__free(emb->ctx, emb->stage);
+            emb->stage = bigger;
+            emb->stage_bytes = out_bytes;
+        }
+        dst = emb->stage;
     }
     simclr_status st = SIMCLR_OK;
     for (int64_t first = 0; first < n && st == SIMCLR_OK; first += b) {
@@ -204,7 +214,6 @@ simclr_status simclr_embedder_run(simclr_embedder *emb, const simclr_image_list 
         simclr_tensor_destroy(xv);
         simclr_tensor_destroy(yv);
     }
-    if (st == SIMCLR_OK && stage) memcpy(simclr__f32(out), stage, out_bytes);
-    simclr__free(emb->ctx, stage);
+    if (st == SIMCLR_OK && dst != simclr__f32(out)) memcpy(simclr__f32(out), dst, out_bytes);
     return st;
 }
