@@ -13,8 +13,32 @@
 typedef struct reader {
     const uint8_t *data;
     size_t size, pos;
+    size_t alloc_cap; /* the largest block libpng may allocate for this file */
     char message[200];
 } reader;
+
+/* libpng's allocations for one file. Some chunk handlers allocate what a
+ * field of the file declares before checking it against the data (a
+ * 101-byte file asked for 1.2 GB): nothing libpng legitimately needs for a
+ * file of this size and declared width exceeds alloc_cap, so larger
+ * requests fail here (libpng reports them, or drops the chunk). */
+static png_voidp on_malloc(png_structp png, png_alloc_size_t n)
+{
+    reader *r = png_get_mem_ptr(png);
+    if (n > r->alloc_cap) {
+        if (!r->message[0])
+            snprintf(r->message, sizeof r->message, "a chunk asks for %llu bytes, more than a file of %llu bytes can hold",
+                     (unsigned long long)n, (unsigned long long)r->size);
+        return NULL;
+    }
+    return malloc(n);
+}
+
+static void on_free(png_structp png, png_voidp p)
+{
+    (void)png;
+    free(p);
+}
 
 static void on_read(png_structp png, png_bytep out, png_size_t n)
 {
@@ -41,16 +65,23 @@ simclr_status simclr__img_decode_png(const uint8_t *data, size_t size, const cha
 {
     /* The declared size, checked before libpng reads on (IHDR is always the
      * first chunk: a signature, length, "IHDR", width, height). */
+    uint32_t declared_w = 0;
     if (size >= 24 && memcmp(data + 12, "IHDR", 4) == 0) {
         uint32_t dw = (uint32_t)data[16] << 24 | (uint32_t)data[17] << 16 | (uint32_t)data[18] << 8 | data[19];
         uint32_t dh = (uint32_t)data[20] << 24 | (uint32_t)data[21] << 16 | (uint32_t)data[22] << 8 | data[23];
+        declared_w = dw;
         /* unsigned: two 32-bit sizes overflow int64_t (found by tests/fuzz/fuzz_image) */
         if ((uint64_t)dw * dh > (uint64_t)max_pixels)
             return simclr__img_fail(SIMCLR_E_FORMAT, "%s: PNG of %u x %u pixels exceeds the limit of %lld pixels", name,
                               (unsigned)dw, (unsigned)dh, (long long)max_pixels);
     }
-    reader r = {data, size, 0, ""};
-    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &r, on_error, on_warning);
+    /* libpng's own largest blocks: a chunk (at most the file), the inflated
+     * ancillary data it is allowed (chunk_limit below), and row buffers of
+     * at most 8 bytes per pixel of the declared width (RGBA, 16-bit), a few
+     * of them; our pixel buffer is allocated here, not by libpng. */
+    size_t chunk_limit = size < (8000000 - 65536) / 2 ? 2 * size + 65536 : 8000000;
+    reader r = {data, size, 0, chunk_limit + 64 * (size_t)declared_w + 65536, ""};
+    png_structp png = png_create_read_struct_2(PNG_LIBPNG_VER_STRING, &r, on_error, on_warning, &r, on_malloc, on_free);
     if (!png) return simclr__img_fail(SIMCLR_E_NOMEM, "%s: PNG: cannot create a decoder", name);
     /* libpng allocates an ancillary chunk's declared length before reading
      * it (8 MB by default): a 40-byte file could make every decode allocate
@@ -58,7 +89,6 @@ simclr_status simclr__img_decode_png(const uint8_t *data, size_t size, const cha
      * margin leaves room for the compressed ancillary chunks (iCCP, zTXt)
      * that libpng inflates, which this decoder never uses, and past it
      * libpng drops such a chunk with a warning, not an error. */
-    size_t chunk_limit = size < (8000000 - 65536) / 2 ? 2 * size + 65536 : 8000000;
     png_set_chunk_malloc_max(png, (png_alloc_size_t)chunk_limit);
     png_infop info = png_create_info_struct(png);
     if (!info) {
