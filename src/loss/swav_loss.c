@@ -14,12 +14,16 @@
 int simclr__sinkhorn(int64_t b, int64_t k, const float *s, int64_t lds, double eps, int iters, double *work,
                      float *q, int64_t ldq)
 {
-    double top = -INFINITY;
+    /* Each prototype's largest score is subtracted: a factor per prototype,
+     * which the first prototype scaling below cancels exactly (iters >= 1),
+     * and every prototype keeps an entry of 1 (no sum underflows to 0). */
+    double *top = work + b * k;
+    for (int64_t j = 0; j < k; j++) top[j] = -INFINITY;
     for (int64_t i = 0; i < b; i++)
-        for (int64_t j = 0; j < k; j++) top = s[i * lds + j] > top ? s[i * lds + j] : top;
+        for (int64_t j = 0; j < k; j++) top[j] = s[i * lds + j] > top[j] ? s[i * lds + j] : top[j];
     double total = 0;
     for (int64_t i = 0; i < b; i++)
-        for (int64_t j = 0; j < k; j++) total += work[i * k + j] = exp(((double)s[i * lds + j] - top) / eps);
+        for (int64_t j = 0; j < k; j++) total += work[i * k + j] = exp(((double)s[i * lds + j] - top[j]) / eps);
     if (!(total > 0) || !isfinite(total)) return -1;
     for (int64_t x = 0; x < b * k; x++) work[x] /= total;
     for (int it = 0; it < iters; it++) {
@@ -59,11 +63,11 @@ simclr_status simclr__swav_scratch_new(simclr_context *ctx, const char *fn, int 
     s.s = s.norm ? simclr__malloc(ctx, rk * sizeof(float)) : NULL;
     s.q = s.s ? simclr__malloc(ctx, rk * sizeof(float)) : NULL;
     s.ds = s.q ? simclr__malloc(ctx, rk * sizeof(float)) : NULL;
-    s.work = s.ds ? simclr__malloc(ctx, bk * sizeof(double)) : NULL;
+    s.work = s.ds ? simclr__malloc(ctx, (bk + (size_t)k) * sizeof(double)) : NULL;
     if (!s.work) {
         simclr__swav_scratch_free(ctx, &s);
         return simclr__nomem(fn, rd * sizeof(float) + (size_t)rows * sizeof(double) + 3 * rk * sizeof(float) +
-                                     bk * sizeof(double));
+                                     (bk + (size_t)k) * sizeof(double));
     }
     *out = s;
     return SIMCLR_OK;

@@ -12,9 +12,10 @@
 /* Sinkhorn-Knopp on exp(s / eps) for b samples against k prototypes (s
  * [b, k], row stride lds): the matrix is scaled to total 1, then `iters`
  * times its prototype sums are made 1/k and its sample sums 1/b; the codes
- * q = b times the result (each sample's row sums to 1). Computed in double
- * in work [b * k] (the global maximum of s is subtracted first, which the
- * first scaling cancels); written as float into q [b, k] (stride ldq).
+ * q = b times the result (each sample's row sums to 1). iters >= 1.
+ * Computed in double in work [b * k + k] (each prototype's largest score is
+ * subtracted first, which the first prototype scaling cancels); written as
+ * float into q [b, k] (stride ldq).
  * Returns 0, or -1 when a prototype or sample sum is not a positive finite
  * number (q then unspecified). */
 int simclr__sinkhorn(int64_t b, int64_t k, const float *s, int64_t lds, double eps, int iters, double *work,
@@ -28,7 +29,7 @@ typedef struct simclr__swav_scratch {
     float *s;     /* [v b, k] scores u C^T */
     float *q;     /* [v b, k] codes */
     float *ds;    /* [v b, k] the gradient at the scores */
-    double *work; /* [b k] Sinkhorn */
+    double *work; /* [b k + k] Sinkhorn */
 } simclr__swav_scratch;
 
 /* Allocates the scratch (SIMCLR_E_NOMEM naming fn, nothing kept). */
