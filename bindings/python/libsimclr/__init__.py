@@ -20,15 +20,16 @@ from .enums import (AugParam, AugPreset, DType, EmbedParam, LogLevel, MocoParam,
 from .enums import BnMode, TrainerParam
 from .enums import ConvAlgo, CtxParam
 from .enums import VitPool, VitPreset
+from .enums import SwavParam
 from .errors import (Cancelled, FormatError, InternalError, InvalidArgument, LibraryVersionError,
                      NumericError, OutOfMemory, ShapeError, SimclrError, SimclrIOError, StateError,
                      Unsupported, STATUS_EXCEPTIONS)
 from .embed import Embedder
 from .evaluation import extract_features, knn_eval, linear_probe, linear_probe_select
 from .loss import NTXent
-from .modules import MLPHead, Module, Parameter, ResNet, ViT
+from .modules import MLPHead, Module, Parameter, ResNet, SwavPrototypes, ViT
 from .optim import Optimizer, lr_linear_scaling, lr_sqrt_scaling
-from .trainer import MocoTrainer, Trainer
+from .trainer import MocoTrainer, SwavTrainer, Trainer
 
 __version__ = "%d.%d.%d" % BINDINGS_VERSION
 
@@ -39,7 +40,8 @@ __all__ = [
     "MocoTrainer", "Mode",
     "Module", "NTXent", "NumericError", "OptKind", "OptParam", "Optimizer", "OutOfMemory",
     "PARAM_BUFFER", "PARAM_NO_DECAY", "Parameter", "ResNet", "STATUS_EXCEPTIONS", "ShapeError",
-    "SimclrError", "SimclrIOError", "Stat", "StateError", "Status", "Stem", "Tensor", "Trainer", "TrainerParam",
+    "SimclrError", "SimclrIOError", "Stat", "StateError", "Status", "Stem", "SwavParam", "SwavPrototypes",
+    "SwavTrainer", "Tensor", "Trainer", "TrainerParam",
     "Unsupported", "ViT", "VitPool", "VitPreset", "augment_bounds", "backends", "extract_features", "isa_supported", "has", "knn_eval",
     "last_error", "library_path", "linear_probe", "linear_probe_select", "lr_linear_scaling", "lr_sqrt_scaling",
     "status_string", "version_number", "version_string",
