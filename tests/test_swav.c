@@ -488,6 +488,85 @@ static void test_failed_steps_sweep(void **state)
     assert_int_equal(ta.live, 0);
 }
 
+/* Two ranks holding the same shard (a fake communicator: rank 1 of 2 whose
+ * peer has the same data) against one process on that shard, with views
+ * that do not depend on the image index (SIMCLR_AUG_PRESET_NONE): the
+ * global batch is the shard twice, which changes neither the codes nor the
+ * loss, so the summed gradients (the prototypes' included: each rank writes
+ * half) and the step equal the single process's up to rounding. */
+static void test_ranks_match_one_process(void **state)
+{
+    (void)state;
+    rig r[2];
+    sf_fake_comm f = {0, 0};
+    simclr_comm comm = sf_fake(&f);
+    for (int k = 0; k < 2; k++) {
+        CHECK_OK(rig_try(&r[k], NULL, 0));
+        simclr_augment_destroy(r[k].aug);
+        CHECK_OK(simclr_augment_create(r[k].ctx, SIMCLR_AUG_PRESET_NONE, IMG, IMG, &r[k].aug));
+        simclr_trainer_destroy(r[k].tr);
+        CHECK_OK(simclr_swav_trainer_create(r[k].ctx, r[k].enc, r[k].head, r[k].protos, r[k].aug, r[k].opt,
+                                            &r[k].tr));
+        CHECK_OK(simclr_swav_set(r[k].tr, SIMCLR_SWAV_FREEZE_PROTOTYPES_STEPS, 0));
+    }
+    CHECK_OK(simclr_trainer_set_comm(r[1].tr, &comm));
+    simclr_tensor *img = images(r[0].ctx, 4, 8);
+    float loss[2];
+    for (int k = 0; k < 2; k++) CHECK_OK(simclr_trainer_step(r[k].tr, img, 3, &loss[k]));
+    assert_true(fabsf(loss[0] - loss[1]) < 1e-5f * (1 + fabsf(loss[0])));
+    simclr_module *m0[3] = {r[0].enc, r[0].head, r[0].protos}, *m1[3] = {r[1].enc, r[1].head, r[1].protos};
+    for (int k = 0; k < 3; k++)
+        for (int i = 0; i < simclr_module_param_count(m0[k]); i++) {
+            const char *name;
+            simclr_tensor *v0, *g0, *v1, *g1;
+            CHECK_OK(simclr_module_param(m0[k], i, &name, &v0, &g0, NULL));
+            CHECK_OK(simclr_module_param(m1[k], i, NULL, &v1, &g1, NULL));
+            if (g0) {
+                double e = test_norm_err(simclr_tensor_data(g1), simclr_tensor_data(g0), simclr_tensor_numel(g0));
+                if (e > 1e-4) fail_msg("module %d gradient %s: error %.2e", k, name, e);
+            }
+            double e = test_norm_err(simclr_tensor_data(v1), simclr_tensor_data(v0), simclr_tensor_numel(v0));
+            if (e > 1e-5) fail_msg("module %d tensor %s after the step: error %.2e", k, name, e);
+        }
+    float *g;
+    weight(&r[1], &g);
+    double gn = 0;
+    for (int x = 0; x < 48; x++) gn += (double)g[x] * g[x];
+    assert_true(gn > 0);
+    simclr_tensor_destroy(img);
+    rig_free(&r[0]), rig_free(&r[1]);
+}
+
+/* The failure sweep with micro-batches, synchronized BN and a communicator
+ * that can fail: every failure leaves the trainer as it was. */
+static void test_combined_failures(void **state)
+{
+    (void)state;
+    test_alloc ta = {0, 0, 0, 0};
+    simclr_allocator hooks = test_allocator(&ta);
+    rig a, ref;
+    CHECK_OK(rig_try(&a, &hooks, 0));
+    CHECK_OK(rig_try(&ref, NULL, 0));
+    sf_fake_comm fa = {0, 0}, fr = {0, 0};
+    simclr_comm ca = sf_fake(&fa), cr = sf_fake(&fr);
+    rig *rigs[2] = {&a, &ref};
+    for (int k = 0; k < 2; k++) {
+        CHECK_OK(simclr_trainer_set(rigs[k]->tr, SIMCLR_TRAINER_MICRO_BATCH, 2));
+        CHECK_OK(simclr_trainer_set(rigs[k]->tr, SIMCLR_TRAINER_BN_MODE, SIMCLR_BN_SYNC));
+        CHECK_OK(simclr_trainer_set_comm(rigs[k]->tr, k ? &cr : &ca));
+    }
+    simclr_tensor *img4 = images(a.ctx, 4, 3), *img8 = images(a.ctx, 8, 4);
+    const sf_target t = {a.tr, ref.tr, a.ctx, a.enc, &ta, &a, &ref, swav_state};
+    sf_counts c = sf_sweep_all(&t, img4, img8, sf_arm_comm, &fa);
+    print_message("swav + micro-batches + sync BN + communicator, failed steps: %ld stops, %ld NaN, %ld collective, "
+                  "%ld + %ld allocation failures; each left the trainer as it was\n",
+                  c.stops, c.nans, c.extra, c.allocs_new, c.allocs);
+    assert_true(c.extra > 0);
+    simclr_tensor_destroy(img4), simclr_tensor_destroy(img8);
+    rig_free(&a), rig_free(&ref);
+    assert_int_equal(ta.live, 0);
+}
+
 /* Save after 2 steps, run 3 more; a fresh trainer (other initial weights
  * and prototypes) loaded from the file runs the same 3 steps to the same
  * bits. A checkpoint of another method is refused. */
@@ -547,6 +626,8 @@ int main(void)
         cmocka_unit_test(test_freeze_and_normalization),
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_failed_steps_sweep),
+        cmocka_unit_test(test_ranks_match_one_process),
+        cmocka_unit_test(test_combined_failures),
         cmocka_unit_test(test_checkpoint_resume_bit_identical),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
