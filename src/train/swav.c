@@ -33,6 +33,7 @@ static simclr_status protos_forward(simclr_module *m, const simclr_tensor *x, si
     if (y->ndim != 2 || y->dims[0] != n || y->dims[1] != k)
         return simclr__fail(SIMCLR_E_SHAPE, "%s: output must be [%lld, %lld], got %s", m->arch, (long long)n,
                             (long long)k, simclr__shape_str(y, buf, sizeof buf));
+    m->has_train_forward = 0; /* until this forward succeeds */
     if (mode == SIMCLR_TRAIN && n > pr->cap) {
         float *keep = simclr__malloc(m->ctx, (size_t)(n * p) * sizeof(float));
         if (!keep) return simclr__nomem(m->arch, (size_t)(n * p) * sizeof(float));
