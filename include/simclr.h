@@ -49,20 +49,19 @@
  * each symbol):
  *    1. Version                             11. Augmentation policies
  *    2. Status and errors                   12. Losses: NT-Xent, cross-entropy,
- *                                               distillation
- *    3. Contexts: creation, backends, ISA   13. Optimizers and LR schedule
- *    4. Contexts: logging, progress,        14. Trainer: one SimCLR step
- *       cancellation                        15. Distributed training and
- *    5. Contexts: settings                      gradient caching
- *    6. Contexts: the thread pool           16. MoCo v2
- *    7. Tensors                             17. Data sets and label fractions
- *    8. Image lists                         18. Checkpoints and export
- *    9. Modules: forward, backward,         19. Feature extraction, embedding
- *       parameters                              and classification
- *                                           20. Evaluation: kNN, linear probes,
+ *    3. Contexts: creation, backends, ISA       distillation
+ *    4. Contexts: logging, progress,        13. Optimizers and LR schedule
+ *       cancellation                        14. Trainer: one step pipeline
+ *    5. Contexts: settings                  15. Distributed training and
+ *    6. Contexts: the thread pool               gradient caching
+ *    7. Tensors                             16. MoCo v2
+ *    8. Image lists                         17. SwAV
+ *    9. Modules: forward, backward,         18. Data sets and label fractions
+ *       parameters                          19. Checkpoints and export
+ *   10. Encoders and heads: ResNet, ViT,    20. Feature extraction, embedding
+ *       MLP, linear                             and classification
+ *                                           21. Evaluation: kNN, linear probes,
  *                                               classification metrics
- *   10. Encoders and heads: ResNet, ViT,
- *       MLP, linear
  */
 #ifndef SIMCLR_H
 #define SIMCLR_H
@@ -1196,7 +1195,7 @@ SIMCLR_API double simclr_lr_linear_scaling(double base, int64_t batch);
 SIMCLR_API double simclr_lr_sqrt_scaling(double base, int64_t batch);
 
 /* ======================================================================== */
-/* Trainer: one SimCLR step                                                  */
+/* Trainer: one step pipeline                                                */
 /* ======================================================================== */
 
 typedef struct simclr_trainer simclr_trainer;
@@ -1528,6 +1527,121 @@ SIMCLR_API simclr_status simclr_moco_queue(simclr_trainer *tr, simclr_tensor **q
  * order is written only on success. Threads: may run concurrently with calls on
  * other contexts only. */
 SIMCLR_API simclr_status simclr_moco_key_order(const simclr_trainer *tr, int64_t *order, int64_t n);
+
+/* ======================================================================== */
+/* SwAV: online clustering with swapped assignments                          */
+/* ======================================================================== */
+
+/* SwAV (Caron et al. 2020, "Unsupervised Learning of Visual Features by
+ * Contrasting Cluster Assignments", Algorithm 1 and the Sinkhorn-Knopp
+ * function of its appendix; facebookresearch/swav's main_swav.py for the
+ * details) next to SimCLR and MoCo: encoder + head give embeddings z, which
+ * are scored against K trained prototypes; each view's codes (a soft
+ * assignment of the batch to the prototypes, spread equally over them) are
+ * predicted from the other view. The prototypes are a module of their own
+ * (simclr_swav_prototypes_create) that the host passes to the optimizer
+ * with encoder and head, so that the optimizer, its settings and its
+ * checkpointed state cover them like any parameter. A SwAV trainer is a
+ * simclr_trainer: simclr_trainer_step, simclr_trainer_stat,
+ * simclr_trainer_save / load, simclr_trainer_step_list, simclr_trainer_set /
+ * get (micro-batches: exact, the loss depends on the embeddings and the
+ * prototypes only), simclr_trainer_set_comm and simclr_trainer_destroy take
+ * it as they take a SimCLR trainer.
+ *
+ * One step on images U8 [N, H, W, C] with seed s (N the global batch: every
+ * rank's shard together):
+ *  1. two views as simclr_augment_pair(aug, images, s), both trained
+ *     (multi-crop, more views of other sizes, is not implemented yet);
+ *  2. z = head(encoder(x)) in TRAIN mode; u = z / max(||z||, 1e-12) row-wise;
+ *     scores S = u C^T [2N, K] with C the prototypes' "weight" [K, P], used
+ *     as it is (unit rows, see below);
+ *  3. codes, without gradient, for each view v over its N rows (the paper's
+ *     distributed_sinkhorn; with a communicator the sums run over the global
+ *     batch, which every rank holds after the gather): Q = exp(S_v / eps)
+ *     scaled to total 1, then SIMCLR_SWAV_SINKHORN_ITERATIONS times: each
+ *     prototype's sum to 1/K, each sample's sum to 1/N; q_v = N Q (each row
+ *     sums to 1). Computed in double;
+ *  4. loss = 1/2 sum over (s, t) in {(0, 1), (1, 0)} of
+ *     1/N sum_i -sum_k q_s[i, k] log softmax(S_t[i] / T)_k
+ *     (main_swav.py's averaging: over the views that give codes, over the
+ *     other views, over the batch);
+ *  5. backward through the normalization, head and encoder; the gradient at
+ *     C goes to the prototypes' gradient, except during the first
+ *     SIMCLR_SWAV_FREEZE_PROTOTYPES_STEPS steps (SIMCLR_STAT_STEP below it),
+ *     when it stays zero; the optimizer steps;
+ *  6. every prototype row is L2-normalized (also done at creation).
+ * During the freeze the prototypes' gradient is zero rather than absent (as
+ * torch's p.grad = None): an optimizer with weight decay shrinks them along
+ * themselves, which step 6 undoes, but its momentum (SGD, LARS) then holds
+ * that decay term when they thaw. A failing step (SIMCLR_E_NUMERIC for a
+ * non-finite loss, gradient, prototype or a Sinkhorn that breaks down)
+ * leaves parameters (prototypes included), gradients, BN statistics,
+ * optimizer state and counters exactly as they were. SIMCLR_STAT_ACCURACY
+ * is the fraction of (view, image) whose most probable prototype under one
+ * view is the largest code of the other; SIMCLR_STAT_IMAGES_PER_SEC counts
+ * 2N views per step. Checkpoints carry the prototypes as the module
+ * "prototypes." ("prototypes.weight"), the architecture string ends in
+ * "; prototypes: K x P". The feature queue for small batches is not
+ * implemented yet. */
+
+/* Keys for simclr_swav_set/get. Append-only, grouped. Defaults are
+ * main_swav.py's. */
+typedef enum simclr_swav_param {
+    SIMCLR_SWAV_TEMPERATURE             = 100, /* T in [0.001, 100], default 0.1 */
+    SIMCLR_SWAV_EPSILON                 = 200, /* eps of exp(S / eps) in [0.01, 100], default 0.05 */
+    SIMCLR_SWAV_SINKHORN_ITERATIONS     = 201, /* 1..1000, default 3 */
+    SIMCLR_SWAV_FREEZE_PROTOTYPES_STEPS = 300, /* steps with frozen prototypes, a whole number >= 0,
+                                                  default 313 (main_swav.py: about one epoch of
+                                                  ImageNet at batch 4096) */
+    SIMCLR_SWAV_PROTOTYPES              = 400, /* K (read-only: the prototypes module's) */
+    SIMCLR_SWAV_QUEUE_LENGTH            = 500, /* the feature queue: 0 only (set: any other value is
+                                                  SIMCLR_E_UNSUPPORTED, not implemented yet) */
+    SIMCLR_SWAV_CODE_VIEWS              = 501  /* views that give codes: 2 only (set: any other value
+                                                  is SIMCLR_E_UNSUPPORTED until multi-crop) */
+} simclr_swav_param;
+
+/* Creates SwAV's prototypes: a module of one parameter "weight" [k, dim]
+ * (k prototypes of the head's output size dim; torch's
+ * nn.Linear(dim, k, bias=False) of main_swav.py), drawn uniform in
+ * +-1/sqrt(dim) from seed, then each row L2-normalized. As a module its
+ * forward is y [N, k] = x [N, dim] weight^T (TRAIN keeps x for backward,
+ * which adds to the weight's gradient); the SwAV trainer does not call it,
+ * it reads the weight. dim and k 1..2^20. Returns SIMCLR_OK and the module
+ * in *out (owned by the caller; free with simclr_module_destroy after the
+ * trainer and optimizer that borrow it); SIMCLR_E_INVALID for a NULL ctx or
+ * out or a size out of range; SIMCLR_E_NOMEM. *out is untouched on error.
+ * Threads: may run concurrently with calls on other contexts only. */
+SIMCLR_API simclr_status simclr_swav_prototypes_create(simclr_context *ctx, int64_t dim, int64_t k,
+                                                       uint64_t seed, simclr_module **out);
+
+/* Creates a SwAV trainer from borrowed pieces (all must outlive it): encoder
+ * and head, prototypes (made by simclr_swav_prototypes_create, its dim the
+ * head's output size), aug (makes the views) and opt, which must cover the
+ * three modules (simclr_optimizer_create over {encoder, head, prototypes}).
+ * Creation L2-normalizes the prototypes' rows. Defaults: see
+ * simclr_swav_param. Returns SIMCLR_OK and the trainer in *out, owned by
+ * the caller; free it with simclr_trainer_destroy. SIMCLR_E_INVALID (NULLs,
+ * repeated modules, a piece of another context, prototypes not made by
+ * simclr_swav_prototypes_create, an opt that misses a parameter of the
+ * three or trains another module), SIMCLR_E_SHAPE (head input != encoder
+ * output, prototypes dim != head output), SIMCLR_E_NOMEM. On error *out and
+ * the modules are untouched. Threads: may run concurrently with calls on
+ * other contexts only. */
+SIMCLR_API simclr_status simclr_swav_trainer_create(simclr_context *ctx, simclr_module *encoder,
+                                                    simclr_module *head, simclr_module *prototypes,
+                                                    simclr_augment *aug, simclr_optimizer *opt,
+                                                    simclr_trainer **out);
+
+/* Sets / reads (into *value) a SwAV setting. Returns SIMCLR_OK;
+ * SIMCLR_E_INVALID for a NULL trainer, a trainer of another method ("not a
+ * SwAV trainer"), an unknown or read-only key, a value out of range (the
+ * message gives it); SIMCLR_E_UNSUPPORTED for a value of a feature not
+ * implemented yet (the message says which). A failing set changes nothing;
+ * get leaves *value untouched on error. Threads: may run concurrently with
+ * calls on other contexts only. */
+SIMCLR_API simclr_status simclr_swav_set(simclr_trainer *tr, simclr_swav_param key, double value);
+SIMCLR_API simclr_status simclr_swav_get(const simclr_trainer *tr, simclr_swav_param key,
+                                         double *value);
 
 /* ======================================================================== */
 /* Data sets and label fractions                                             */

@@ -225,6 +225,14 @@ public:
                                         seed, &m));
         return Module(m);
     }
+    /* SwAV's prototypes (simclr_swav_prototypes_create): pass them to the
+     * Optimizer with encoder and head, then to Trainer::swav. */
+    static Module swav_prototypes(const Context &ctx, int64_t dim, int64_t k, uint64_t seed)
+    {
+        simclr_module *m = nullptr;
+        check(simclr_swav_prototypes_create(ctx.get(), dim, k, seed, &m));
+        return Module(m);
+    }
     /* Vision Transformer (simclr_vit_create / simclr_vit_create_preset). */
     static Module vit(const Context &ctx, int64_t image_size, int64_t patch_size, int64_t in_channels,
                       int64_t hidden_dim, int depth, int heads, int64_t mlp_dim, simclr_vit_pool pool,
@@ -514,6 +522,23 @@ public:
         check(simclr_trainer_create(ctx.get(), encoder.get(), head.get(), aug.get(), loss.get(), opt.get(), &t));
         p_.reset(t);
     }
+    /* A SwAV trainer (simclr_swav_trainer_create); borrows every piece. */
+    static Trainer swav(const Context &ctx, Module &encoder, Module &head, Module &prototypes, Augment &aug,
+                        Optimizer &opt)
+    {
+        simclr_trainer *t = nullptr;
+        check(simclr_swav_trainer_create(ctx.get(), encoder.get(), head.get(), prototypes.get(), aug.get(),
+                                         opt.get(), &t));
+        return Trainer(t);
+    }
+    /* simclr_swav_set / simclr_swav_get (a SwAV trainer only). */
+    void swav_set(simclr_swav_param key, double value) { check(simclr_swav_set(p_.get(), key, value)); }
+    double swav_get(simclr_swav_param key) const
+    {
+        double v = 0;
+        check(simclr_swav_get(p_.get(), key, &v));
+        return v;
+    }
     simclr_trainer *get() const noexcept { return p_.get(); }
     float step(const TensorView &images, uint64_t seed)
     {
@@ -531,6 +556,7 @@ public:
     void load(const std::string &path) { check(simclr_trainer_load(p_.get(), path.c_str())); }
 
 private:
+    explicit Trainer(simclr_trainer *t) { p_.reset(t); }
     detail::Owner<simclr_trainer, simclr_trainer_destroy> p_;
 };
 

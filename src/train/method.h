@@ -107,5 +107,6 @@ typedef struct simclr__method {
 
 extern const simclr__method simclr__simclr_method;
 extern const simclr__method simclr__moco_method;
+extern const simclr__method simclr__swav_method;
 
 #endif

@@ -20,16 +20,17 @@ from .enums import (AugParam, AugPreset, DType, EmbedParam, LogLevel, MocoParam,
 from .enums import BnMode, TrainerParam
 from .enums import ConvAlgo, CtxParam
 from .enums import VitPool, VitPreset
-from .enums import ClassifierParam, LossParam
+from .enums import ClassifierParam, LossParam, SwavParam
 from .errors import (Cancelled, FormatError, InternalError, InvalidArgument, LibraryVersionError,
                      NumericError, OutOfMemory, ShapeError, SimclrError, SimclrIOError, StateError,
                      Unsupported, STATUS_EXCEPTIONS)
 from .embed import Classifier, Embedder
 from .evaluation import classification_metrics, extract_features, knn_eval, linear_probe, linear_probe_select
 from .loss import CrossEntropy, Distill, NTXent
-from .modules import LinearHead, MLPHead, Module, Parameter, ResNet, ViT, export_classifier_safetensors
+from .modules import (LinearHead, MLPHead, Module, Parameter, ResNet, SwavPrototypes, ViT,
+                      export_classifier_safetensors)
 from .optim import Optimizer, lr_linear_scaling, lr_sqrt_scaling
-from .trainer import MocoTrainer, Trainer
+from .trainer import MocoTrainer, SwavTrainer, Trainer
 
 __version__ = "%d.%d.%d" % BINDINGS_VERSION
 
@@ -40,7 +41,8 @@ __all__ = [
     "MocoTrainer", "Mode",
     "Module", "NTXent", "NumericError", "OptKind", "OptParam", "Optimizer", "OutOfMemory",
     "PARAM_BUFFER", "PARAM_NO_DECAY", "Parameter", "ResNet", "STATUS_EXCEPTIONS", "ShapeError",
-    "SimclrError", "SimclrIOError", "Stat", "StateError", "Status", "Stem", "Tensor", "Trainer", "TrainerParam",
+    "SimclrError", "SimclrIOError", "Stat", "StateError", "Status", "Stem", "SwavParam", "SwavPrototypes",
+    "SwavTrainer", "Tensor", "Trainer", "TrainerParam",
     "Unsupported", "ViT", "VitPool", "VitPreset", "augment_bounds", "backends", "extract_features", "isa_supported", "has", "knn_eval",
     "last_error", "library_path", "linear_probe", "linear_probe_select", "lr_linear_scaling", "lr_sqrt_scaling",
     "status_string", "version_number", "version_string",

@@ -124,6 +124,10 @@ PROTOTYPES = """
     simclr_status simclr_moco_get(const simclr_trainer *tr, simclr_moco_param key, double *value);
     simclr_status simclr_moco_queue(simclr_trainer *tr, simclr_tensor **queue);
     simclr_status simclr_moco_key_order(const simclr_trainer *tr, int64_t *order, int64_t n);
+    simclr_status simclr_swav_prototypes_create(simclr_context *ctx, int64_t dim, int64_t k, uint64_t seed, simclr_module **out);
+    simclr_status simclr_swav_trainer_create(simclr_context *ctx, simclr_module *encoder, simclr_module *head, simclr_module *prototypes, simclr_augment *aug, simclr_optimizer *opt, simclr_trainer **out);
+    simclr_status simclr_swav_set(simclr_trainer *tr, simclr_swav_param key, double value);
+    simclr_status simclr_swav_get(const simclr_trainer *tr, simclr_swav_param key, double *value);
     simclr_status simclr_dataset_open_idx(simclr_context *ctx, const char *images_path, const char *labels_path, simclr_dataset **out);
     simclr_status simclr_dataset_open_cifar(simclr_context *ctx, const char *const *paths, int n_paths, int cifar100, simclr_dataset **out);
     void simclr_dataset_destroy(simclr_dataset *ds);
@@ -168,7 +172,7 @@ PROTOTYPES = """
 
 _ENUMS = {"simclr_status", "simclr_dtype", "simclr_stem", "simclr_mode", "simclr_augment_preset",
           "simclr_augment_param", "simclr_optimizer_kind", "simclr_optimizer_param", "simclr_trainer_stat_key",
-          "simclr_moco_param", "simclr_log_level", "simclr_bn_mode", "simclr_trainer_param",
+          "simclr_moco_param", "simclr_swav_param", "simclr_log_level", "simclr_bn_mode", "simclr_trainer_param",
           "simclr_context_param", "simclr_conv_algo", "simclr_embedder_param", "simclr_vit_pool",
           "simclr_vit_preset", "simclr_loss_param", "simclr_classifier_param",
           # the older names, aliases of the same types in the header

@@ -165,6 +165,17 @@ class MocoParam(IntEnum):
     QUEUE_POS = 401
 
 
+class SwavParam(IntEnum):
+    """C enum simclr_swav_param."""
+    TEMPERATURE = 100
+    EPSILON = 200
+    SINKHORN_ITERATIONS = 201
+    FREEZE_PROTOTYPES_STEPS = 300
+    PROTOTYPES = 400
+    QUEUE_LENGTH = 500
+    CODE_VIEWS = 501
+
+
 class CtxParam(IntEnum):
     """C enum simclr_context_param (older name simclr_ctx_param, an alias in the header)."""
     CONV_ALGO = 100

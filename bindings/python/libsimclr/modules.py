@@ -258,6 +258,19 @@ class MLPHead(Module):
         self._adopt(ctx, out.value)
 
 
+class SwavPrototypes(Module):
+    """SwAV's K prototypes of dimension dim (the head's output size): one
+    parameter "weight" [k, dim] with unit rows; as a module y = x weight^T.
+    Pass it to the Optimizer with encoder and head, then to SwavTrainer."""
+
+    def __init__(self, ctx: Context, dim: int, k: int = 3000, seed: int = 0) -> None:
+        check_context(ctx)
+        out = ctypes.c_void_p()
+        fn.swav_prototypes_create(ctx._ptr, check_int64(dim, "dim"), check_int64(k, "k"), check_seed(seed),
+                                  ctypes.byref(out))
+        self._adopt(ctx, out.value)
+
+
 class ViT(Module):
     """A Vision Transformer encoder (torchvision's VisionTransformer without heads):
     output [N, hidden_dim], the class token's final state (pool="cls") or the

@@ -11,7 +11,7 @@ from ._handle import Handle
 from .augment import Augment
 from .core import (Context, Tensor, as_input, check_context, check_enum, check_float, check_int,
                    check_path, check_seed)
-from .enums import DType, MocoParam, Stat, TrainerParam
+from .enums import DType, MocoParam, Stat, SwavParam, TrainerParam
 from .loss import NTXent
 from .modules import Module
 from .optim import Optimizer
@@ -152,3 +152,48 @@ class MocoTrainer(Trainer):
         order = np.zeros(check_int(n, "n"), dtype=np.int64)
         fn.moco_key_order(self._ptr, order.ctypes.data_as(ctypes.POINTER(ctypes.c_int64)), n)
         return order
+
+
+class SwavTrainer(Trainer):
+    """SwAV through the same step interface: ``step``, ``stat``, ``save`` and
+    ``load`` as for SimCLR (include/simclr.h, "SwAV", gives every detail).
+
+    ``SwavTrainer(ctx, encoder, head, prototypes, augment, optimizer,
+    temperature=0.1, epsilon=0.05, ...)``: prototypes is a SwavPrototypes of
+    the head's output size; the optimizer covers encoder, head and
+    prototypes. Keyword settings are SwavParam names in lower case;
+    ``tr["epsilon"]`` reads and writes them too. The pieces are borrowed and
+    kept alive."""
+
+    def __init__(self, ctx: Context, encoder: Module, head: Module, prototypes: Module, augment: Augment,
+                 optimizer: Optimizer, **settings: float) -> None:
+        check_context(ctx)
+        for name, obj, cls in (("encoder", encoder, Module), ("head", head, Module),
+                               ("prototypes", prototypes, Module), ("augment", augment, Augment),
+                               ("optimizer", optimizer, Optimizer)):
+            if not isinstance(obj, cls):
+                raise TypeError("%s must be a simclr.%s, not %s" % (name, cls.__name__, type(obj).__name__))
+        out = ctypes.c_void_p()
+        fn.swav_trainer_create(ctx._ptr, encoder._ptr, head._ptr, prototypes._ptr, augment._ptr, optimizer._ptr,
+                               ctypes.byref(out))
+        self._init_native(out.value, _lib.cdll.simclr_trainer_destroy,
+                          [ctx, encoder, head, prototypes, augment, optimizer])
+        self.context, self.encoder, self.head, self.prototypes = ctx, encoder, head, prototypes
+        self.augment, self.loss, self.optimizer = augment, None, optimizer
+        try:
+            for k, v in settings.items():
+                self.set(k, v)
+        except BaseException:
+            self.close()
+            raise
+
+    def set(self, key: Union[str, int, SwavParam], value: float) -> None:
+        fn.swav_set(self._ptr, check_enum(key, SwavParam, "key"), check_float(value, "value"))
+
+    def get(self, key: Union[str, int, SwavParam]) -> float:
+        v = ctypes.c_double()
+        fn.swav_get(self._ptr, check_enum(key, SwavParam, "key"), ctypes.byref(v))
+        return v.value
+
+    __getitem__ = get
+    __setitem__ = set
