@@ -72,7 +72,8 @@ def test_enums_match_the_header():
                 "simclr_vit_pool": (enums.VitPool, "SIMCLR_VIT_POOL_"),
                 "simclr_vit_preset": (enums.VitPreset, "SIMCLR_VIT_"),
                 "simclr_loss_param": (enums.LossParam, "SIMCLR_LOSS_"),
-                "simclr_classifier_param": (enums.ClassifierParam, "SIMCLR_CLASSIFIER_")}
+                "simclr_classifier_param": (enums.ClassifierParam, "SIMCLR_CLASSIFIER_"),
+                "simclr_swav_param": (enums.SwavParam, "SIMCLR_SWAV_")}
     header = _header_enums()
     assert set(header) == set(mapping)
     for cname, values in header.items():
