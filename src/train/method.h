@@ -107,5 +107,9 @@ typedef struct simclr__method {
 
 extern const simclr__method simclr__simclr_method;
 extern const simclr__method simclr__moco_method;
+extern const simclr__method simclr__finetune_method;
+
+/* 1 for a fine-tuning trainer whose encoder is frozen (method_finetune.c). */
+int simclr__finetune_frozen(const simclr_trainer *tr);
 
 #endif

@@ -29,7 +29,7 @@ from .evaluation import classification_metrics, extract_features, knn_eval, line
 from .loss import CrossEntropy, Distill, NTXent
 from .modules import LinearHead, MLPHead, Module, Parameter, ResNet, ViT, export_classifier_safetensors
 from .optim import Optimizer, lr_linear_scaling, lr_sqrt_scaling
-from .trainer import MocoTrainer, Trainer
+from .trainer import FinetuneTrainer, MocoTrainer, Trainer
 
 __version__ = "%d.%d.%d" % BINDINGS_VERSION
 
@@ -37,7 +37,7 @@ __all__ = [
     "Augment", "AugParam", "AugPreset", "BnMode", "Cancelled", "ConvAlgo", "Context", "CtxParam", "Dataset", "DType",
     "EmbedParam", "Embedder", "FormatError", "InternalError", "InvalidArgument", "LibraryVersionError", "LogLevel",
     "MLPHead", "MocoParam",
-    "MocoTrainer", "Mode",
+    "FinetuneTrainer", "MocoTrainer", "Mode",
     "Module", "NTXent", "NumericError", "OptKind", "OptParam", "Optimizer", "OutOfMemory",
     "PARAM_BUFFER", "PARAM_NO_DECAY", "Parameter", "ResNet", "STATUS_EXCEPTIONS", "ShapeError",
     "SimclrError", "SimclrIOError", "Stat", "StateError", "Status", "Stem", "Tensor", "Trainer", "TrainerParam",

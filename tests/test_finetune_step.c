@@ -1,0 +1,347 @@
+/* The supervised fine-tuning step (simclr_finetune_trainer_create,
+ * simclr_trainer_step_labels): it learns a separable toy set, resumes
+ * bit-identically from a checkpoint, leaves everything as it was after any
+ * failure (cancel, allocation, NaN), refuses bad labels naming the row, and
+ * a frozen encoder (an optimizer over the head only) stays untouched. */
+#include "step_faults.h"
+
+#include <unistd.h>
+
+enum { IMG = 8, CH = 1, N = 8, CLASSES = 2 };
+
+typedef struct rig {
+    simclr_context *ctx;
+    simclr_module *enc, *head;
+    simclr_augment *aug;
+    simclr_loss *loss;
+    simclr_optimizer *opt;
+    simclr_trainer *tr;
+} rig;
+
+static simclr_status rig_try(rig *r, const simclr_allocator *alloc, int frozen)
+{
+    memset(r, 0, sizeof *r);
+    simclr_status st = simclr_context_create("cpu", 2, alloc, &r->ctx);
+    if (st) return st;
+    if ((st = simclr_resnet_create_v2(r->ctx, 18, 2, CH, SIMCLR_STEM_CIFAR, 3, &r->enc))) return st;
+    if ((st = simclr_linear_head_create(r->ctx, simclr_module_output_dim(r->enc), CLASSES, 4, &r->head))) return st;
+    if ((st = simclr_augment_create_v2(r->ctx, SIMCLR_AUG_PRESET_FINETUNE, IMG, IMG, &r->aug))) return st;
+    if ((st = simclr_cross_entropy_create(r->ctx, CLASSES, &r->loss))) return st;
+    simclr_module *mods[2] = {r->enc, r->head};
+    if ((st = simclr_optimizer_create(r->ctx, SIMCLR_OPT_SGD, frozen ? mods + 1 : mods, frozen ? 1 : 2, &r->opt)))
+        return st;
+    if ((st = simclr_optimizer_set(r->opt, SIMCLR_OPT_LR, 0.05))) return st;
+    if ((st = simclr_optimizer_set(r->opt, SIMCLR_OPT_MOMENTUM, 0.9))) return st;
+    if ((st = simclr_optimizer_set(r->opt, SIMCLR_OPT_WEIGHT_DECAY, 1e-4))) return st;
+    return simclr_finetune_trainer_create(r->ctx, r->enc, r->head, r->aug, r->loss, r->opt, &r->tr);
+}
+
+static void rig_free(rig *r)
+{
+    simclr_trainer_destroy(r->tr);
+    simclr_optimizer_destroy(r->opt);
+    simclr_loss_destroy(r->loss);
+    simclr_augment_destroy(r->aug);
+    simclr_module_destroy(r->head);
+    simclr_module_destroy(r->enc);
+    simclr_context_destroy(r->ctx);
+}
+
+static void rig_make(rig *r, int frozen) { CHECK_OK(rig_try(r, NULL, frozen)); }
+
+/* A separable toy set: class 0 dark images, class 1 bright ones, with noise;
+ * labels alternate. */
+static simclr_tensor *toy_images(simclr_context *ctx, int32_t *labels, uint64_t seed)
+{
+    simclr_tensor *t;
+    CHECK_OK(simclr_tensor_create(ctx, SIMCLR_U8, 4, (const int64_t[]){N, IMG, IMG, CH}, &t));
+    uint8_t *p = simclr_tensor_data(t);
+    uint64_t s = seed;
+    for (int i = 0; i < N; i++) {
+        labels[i] = i % 2;
+        for (int j = 0; j < IMG * IMG * CH; j++)
+            p[i * IMG * IMG * CH + j] = (uint8_t)((labels[i] ? 170 : 30) + (int)(test_rand_next(&s) % 56));
+    }
+    return t;
+}
+
+static sf_blob rig_state(void *u, int timing)
+{
+    rig *r = u;
+    sf_blob b = {0};
+    sf_put_module(&b, r->enc, 0);
+    sf_put_module(&b, r->head, 0);
+    sf_section(&b, "parameters or BN running statistics");
+    sf_put_training(&b, r->enc, r->head, r->opt);
+    sf_put_stats(&b, r->tr, timing);
+    sf_section(&b, "trainer statistics");
+    return b;
+}
+
+static void test_loss_decreases(void **state)
+{
+    (void)state;
+    rig r;
+    rig_make(&r, 0);
+    int32_t labels[N];
+    simclr_tensor *img = toy_images(r.ctx, labels, 1);
+    float first = 0, last = 0; /* last: the mean of the last 4 steps' losses */
+    for (int s = 0; s < 12; s++) {
+        float l;
+        CHECK_OK(simclr_trainer_step_labels(r.tr, img, labels, N, (uint64_t)s, &l));
+        assert_true(isfinite(l));
+        if (getenv("FT_VERBOSE")) fprintf(stderr, "step %d loss %g\n", s, l);
+        if (s == 0) first = l;
+        if (s >= 8) last += l / 4;
+    }
+    double acc, step;
+    CHECK_OK(simclr_trainer_stat(r.tr, SIMCLR_STAT_ACCURACY, &acc));
+    CHECK_OK(simclr_trainer_stat(r.tr, SIMCLR_STAT_STEP, &step));
+    assert_true(step == 12);
+    assert_true(acc >= 0 && acc <= 1 && acc * N == floor(acc * N));
+    /* Two classes at chance start near log 2; a learned separable set ends well below. */
+    if (!(last < 0.5 * first)) fail_msg("loss %g -> %g: did not halve", first, last);
+    if (acc < 0.75) fail_msg("top-1 %g after 12 steps on a separable set", acc);
+    double frozen;
+    CHECK_OK(simclr_trainer_get(r.tr, SIMCLR_TRAINER_FREEZE_ENCODER, &frozen));
+    assert_true(frozen == 0);
+    simclr_tensor_destroy(img);
+    rig_free(&r);
+}
+
+static void test_resume_bit_identical(void **state)
+{
+    (void)state;
+    char dir[256], path[300];
+    assert_int_equal(test_tmpdir_make(dir, sizeof dir, "ftstep"), 0);
+    snprintf(path, sizeof path, "%s/ft.ckpt", dir);
+    rig a, b;
+    rig_make(&a, 0);
+    rig_make(&b, 0);
+    int32_t labels[N];
+    simclr_tensor *img = toy_images(a.ctx, labels, 2);
+    for (int s = 0; s < 3; s++) CHECK_OK(simclr_trainer_step_labels(a.tr, img, labels, N, 100 + (uint64_t)s, NULL));
+    CHECK_OK(simclr_trainer_save(a.tr, path));
+    for (int s = 3; s < 5; s++) CHECK_OK(simclr_trainer_step_labels(a.tr, img, labels, N, 100 + (uint64_t)s, NULL));
+    /* b: a fresh trainer (other weights would do), resumed, then the same two steps */
+    CHECK_OK(simclr_trainer_load(b.tr, path));
+    for (int s = 3; s < 5; s++) CHECK_OK(simclr_trainer_step_labels(b.tr, img, labels, N, 100 + (uint64_t)s, NULL));
+    sf_blob x = rig_state(&a, 0), y = rig_state(&b, 0);
+    const char *diff = sf_diff(&x, &y);
+    if (diff) fail_msg("resumed run differs from the uninterrupted one in the %s", diff);
+    free(x.p), free(y.p);
+    /* A frozen trainer's checkpoint is another architecture: refused. */
+    rig f;
+    rig_make(&f, 1);
+    CHECK_STATUS(simclr_trainer_load(f.tr, path), SIMCLR_E_SHAPE);
+    rig_free(&f);
+    unlink(path);
+    test_tmpdir_remove(dir);
+    simclr_tensor_destroy(img);
+    rig_free(&a);
+    rig_free(&b);
+}
+
+/* Steps r->tr with failure k = 1, 2, ... armed until a step succeeds: every
+ * failure returns want and leaves the state byte for byte; the success
+ * equals the same step on ref. */
+static long sweep(rig *r, rig *ref, simclr_tensor *img, const int32_t *labels, uint64_t seed, simclr_status want,
+                  const char *what, void (*arm)(void *, long), void *u)
+{
+    long failures = 0;
+    for (long k = 1;; k++) {
+        sf_blob before = rig_state(r, 1);
+        arm(u, k);
+        simclr_status st = simclr_trainer_step_labels(r->tr, img, labels, N, seed, NULL);
+        arm(u, 0);
+        if (st == SIMCLR_OK) {
+            free(before.p);
+            break;
+        }
+        if (st != want)
+            fail_msg("%s: failure %ld -> %s (want %s): %s", what, k, simclr_status_string(st),
+                     simclr_status_string(want), simclr_last_error());
+        if (r->ctx->bn_hook) fail_msg("%s: failure %ld left the batch-norm hook installed", what, k);
+        sf_blob after = rig_state(r, 1);
+        const char *diff = sf_diff(&before, &after);
+        if (diff) fail_msg("%s: failure %ld changed the %s", what, k, diff);
+        free(before.p), free(after.p);
+        failures++;
+        if (k > 100000) fail_msg("%s: no success after %ld failures", what, k);
+    }
+    CHECK_OK(simclr_trainer_step_labels(ref->tr, img, labels, N, seed, NULL));
+    sf_blob x = rig_state(r, 0), y = rig_state(ref, 0);
+    const char *diff = sf_diff(&x, &y);
+    if (diff) fail_msg("%s: the step after %ld failures differs from a trainer that never failed in the %s", what,
+                       failures, diff);
+    free(x.p), free(y.p);
+    return failures;
+}
+
+static void test_failures_roll_back(void **state)
+{
+    (void)state;
+    for (int micro = 0; micro <= 4; micro += 4) {
+        test_alloc ta = {0, 0, 0, 0};
+        simclr_allocator hooks = test_allocator(&ta);
+        rig r, ref;
+        CHECK_OK(rig_try(&r, &hooks, 0));
+        rig_make(&ref, 0);
+        CHECK_OK(simclr_trainer_set(r.tr, SIMCLR_TRAINER_MICRO_BATCH, micro));
+        CHECK_OK(simclr_trainer_set(ref.tr, SIMCLR_TRAINER_MICRO_BATCH, micro));
+        int32_t labels[N];
+        simclr_tensor *img = toy_images(ref.ctx, labels, 3);
+        /* one good step first, so that momentum and statistics are not zero */
+        CHECK_OK(simclr_trainer_step_labels(r.tr, img, labels, N, 1, NULL));
+        CHECK_OK(simclr_trainer_step_labels(ref.tr, img, labels, N, 1, NULL));
+        sf_canceller c = {0, 0};
+        CHECK_OK(simclr_context_set_progress_cancel(r.ctx, sf_cancel_fn, &c));
+        CHECK_OK(simclr_context_set_progress_cancel(ref.ctx, sf_cancel_fn, &(sf_canceller){0, 0}));
+        long n = sweep(&r, &ref, img, labels, 2, SIMCLR_E_CANCELLED, "cancel", sf_arm_cancel, &c);
+        assert_true(n >= 2); /* polled before the views and before the commit */
+        n = sweep(&r, &ref, img, labels, 3, SIMCLR_E_NOMEM, "allocation", sf_arm_alloc, &ta);
+        (void)n; /* a warm step may allocate nothing */
+        /* a NaN weight of the head: the loss refuses its logits */
+        simclr_tensor *w;
+        CHECK_OK(simclr_module_param(r.head, 0, NULL, &w, NULL, NULL));
+        sf_nan nan_w = {simclr_tensor_data(w), 0};
+        n = sweep(&r, &ref, img, labels, 4, SIMCLR_E_NUMERIC, "NaN", sf_arm_nan, &nan_w);
+        assert_int_equal(n, 1);
+        /* a batch of another size: the buffers are rebuilt, and allocation failures then happen */
+        simclr_tensor *half;
+        CHECK_OK(simclr_tensor_create(ref.ctx, SIMCLR_U8, 4, (const int64_t[]){N / 2, IMG, IMG, CH}, &half));
+        memcpy(simclr_tensor_data(half), simclr_tensor_data(img), simclr_tensor_bytes(half));
+        sf_blob before = rig_state(&r, 1);
+        for (long k = 1; k < 200; k++) {
+            sf_arm_alloc(&ta, k);
+            simclr_status st = simclr_trainer_step_labels(r.tr, half, labels, N / 2, 5, NULL);
+            sf_arm_alloc(&ta, 0);
+            if (st == SIMCLR_OK) break;
+            assert_int_equal(st, SIMCLR_E_NOMEM);
+            sf_blob after = rig_state(&r, 1);
+            const char *diff = sf_diff(&before, &after);
+            if (diff) fail_msg("allocation failure %ld of a new shape changed the %s", k, diff);
+            free(after.p);
+        }
+        free(before.p);
+        simclr_tensor_destroy(half);
+        simclr_tensor_destroy(img);
+        rig_free(&ref);
+        rig_free(&r);
+        assert_int_equal(ta.live, 0);
+    }
+}
+
+static void test_bad_input_refused(void **state)
+{
+    (void)state;
+    rig r;
+    rig_make(&r, 0);
+    int32_t labels[N];
+    simclr_tensor *img = toy_images(r.ctx, labels, 4);
+    CHECK_OK(simclr_trainer_step_labels(r.tr, img, labels, N, 1, NULL));
+    sf_blob before = rig_state(&r, 1);
+    float loss = 42;
+    labels[5] = 2; /* one past the last class */
+    CHECK_STATUS(simclr_trainer_step_labels(r.tr, img, labels, N, 2, &loss), SIMCLR_E_INVALID);
+    assert_non_null(strstr(simclr_last_error(), "labels[5] = 2"));
+    labels[5] = -1; /* unlabelled rows are for distillation only */
+    CHECK_STATUS(simclr_trainer_step_labels(r.tr, img, labels, N, 2, &loss), SIMCLR_E_INVALID);
+    assert_non_null(strstr(simclr_last_error(), "labels[5] = -1"));
+    labels[5] = 1;
+    CHECK_STATUS(simclr_trainer_step_labels(r.tr, img, labels, N - 1, 2, &loss), SIMCLR_E_SHAPE);
+    CHECK_STATUS(simclr_trainer_step_labels(r.tr, img, NULL, N, 2, &loss), SIMCLR_E_INVALID);
+    CHECK_STATUS(simclr_trainer_step_labels(NULL, img, labels, N, 2, &loss), SIMCLR_E_INVALID);
+    CHECK_STATUS(simclr_trainer_step(r.tr, img, 2, &loss), SIMCLR_E_INVALID); /* needs labels */
+    assert_non_null(strstr(simclr_last_error(), "simclr_trainer_step_labels"));
+    assert_true(loss == 42);
+    /* what the method cannot combine with, refused before anything changes */
+    simclr_comm comm;
+    CHECK_OK(simclr_comm_single(&comm));
+    CHECK_STATUS(simclr_trainer_set_comm(r.tr, &comm), SIMCLR_E_UNSUPPORTED);
+    simclr_image_list *list;
+    CHECK_OK(simclr_image_list_create(r.ctx, CH, &list));
+    CHECK_OK(simclr_image_list_add_tensor(list, img));
+    CHECK_STATUS(simclr_trainer_step_list(r.tr, list, 2, &loss), SIMCLR_E_UNSUPPORTED);
+    simclr_image_list_destroy(list);
+    CHECK_STATUS(simclr_trainer_set(r.tr, SIMCLR_TRAINER_FREEZE_ENCODER, 1), SIMCLR_E_INVALID);
+    CHECK_STATUS(simclr_trainer_set(r.tr, SIMCLR_TRAINER_FREEZE_ENCODER, 0.5), SIMCLR_E_INVALID);
+    CHECK_OK(simclr_trainer_set(r.tr, SIMCLR_TRAINER_FREEZE_ENCODER, 0));
+    sf_blob after = rig_state(&r, 1);
+    const char *diff = sf_diff(&before, &after);
+    if (diff) fail_msg("a refused call changed the %s", diff);
+    free(before.p), free(after.p);
+
+    /* creation: NT-Xent, a distillation loss (not yet), a head of another class count */
+    simclr_trainer *tr = NULL;
+    simclr_loss *nt, *dist, *ce3;
+    CHECK_OK(simclr_ntxent_create(r.ctx, 0.5, 2, &nt));
+    CHECK_OK(simclr_distill_create(r.ctx, CLASSES, 1.0, &dist));
+    CHECK_OK(simclr_cross_entropy_create(r.ctx, 3, &ce3));
+    CHECK_STATUS(simclr_finetune_trainer_create(r.ctx, r.enc, r.head, r.aug, nt, r.opt, &tr), SIMCLR_E_INVALID);
+    CHECK_STATUS(simclr_finetune_trainer_create(r.ctx, r.enc, r.head, r.aug, dist, r.opt, &tr), SIMCLR_E_UNSUPPORTED);
+    CHECK_STATUS(simclr_finetune_trainer_create(r.ctx, r.enc, r.head, r.aug, ce3, r.opt, &tr), SIMCLR_E_SHAPE);
+    CHECK_STATUS(simclr_finetune_trainer_create(r.ctx, r.enc, r.enc, r.aug, r.loss, r.opt, &tr), SIMCLR_E_INVALID);
+    CHECK_STATUS(simclr_finetune_trainer_create(r.ctx, r.enc, r.head, r.aug, r.loss, NULL, &tr), SIMCLR_E_INVALID);
+    assert_null(tr);
+    /* a SimCLR trainer takes no labels and cannot freeze */
+    simclr_module *proj;
+    simclr_optimizer *o2;
+    CHECK_OK(simclr_mlp_head_create(r.ctx, (int)simclr_module_output_dim(r.enc), 8, 4, 2, 1, 5, &proj));
+    simclr_module *mods[2] = {r.enc, proj};
+    CHECK_OK(simclr_optimizer_create(r.ctx, SIMCLR_OPT_SGD, mods, 2, &o2));
+    CHECK_OK(simclr_trainer_create(r.ctx, r.enc, proj, r.aug, nt, o2, &tr));
+    CHECK_STATUS(simclr_trainer_step_labels(tr, img, labels, N, 2, &loss), SIMCLR_E_INVALID);
+    CHECK_STATUS(simclr_trainer_set(tr, SIMCLR_TRAINER_FREEZE_ENCODER, 1), SIMCLR_E_UNSUPPORTED);
+    double v = 7;
+    CHECK_OK(simclr_trainer_get(tr, SIMCLR_TRAINER_FREEZE_ENCODER, &v));
+    assert_true(v == 0);
+    simclr_trainer_destroy(tr);
+    simclr_optimizer_destroy(o2);
+    simclr_module_destroy(proj);
+    simclr_loss_destroy(nt);
+    simclr_loss_destroy(dist);
+    simclr_loss_destroy(ce3);
+    simclr_tensor_destroy(img);
+    rig_free(&r);
+}
+
+static void test_frozen_encoder(void **state)
+{
+    (void)state;
+    rig r;
+    rig_make(&r, 1);
+    double frozen;
+    CHECK_OK(simclr_trainer_get(r.tr, SIMCLR_TRAINER_FREEZE_ENCODER, &frozen));
+    assert_true(frozen == 1);
+    CHECK_STATUS(simclr_trainer_set(r.tr, SIMCLR_TRAINER_FREEZE_ENCODER, 0), SIMCLR_E_INVALID);
+    int32_t labels[N];
+    simclr_tensor *img = toy_images(r.ctx, labels, 5);
+    sf_blob enc0 = {0}, head0 = {0}, grad0 = {0};
+    sf_put_module(&enc0, r.enc, 0); /* parameters and BN running statistics */
+    sf_put_module(&grad0, r.enc, 1);
+    sf_put_module(&head0, r.head, 0);
+    for (int s = 0; s < 3; s++) CHECK_OK(simclr_trainer_step_labels(r.tr, img, labels, N, (uint64_t)s, NULL));
+    sf_blob enc1 = {0}, head1 = {0}, grad1 = {0};
+    sf_put_module(&enc1, r.enc, 0);
+    sf_put_module(&grad1, r.enc, 1);
+    sf_put_module(&head1, r.head, 0);
+    assert_true(enc0.n == enc1.n && memcmp(enc0.p, enc1.p, enc0.n) == 0);
+    assert_true(grad0.n == grad1.n && memcmp(grad0.p, grad1.p, grad0.n) == 0);
+    assert_true(head0.n == head1.n && memcmp(head0.p, head1.p, head0.n) != 0);
+    free(enc0.p), free(enc1.p), free(head0.p), free(head1.p), free(grad0.p), free(grad1.p);
+    simclr_tensor_destroy(img);
+    rig_free(&r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_loss_decreases),
+        cmocka_unit_test(test_resume_bit_identical),
+        cmocka_unit_test(test_failures_roll_back),
+        cmocka_unit_test(test_bad_input_refused),
+        cmocka_unit_test(test_frozen_encoder),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
