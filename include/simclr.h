@@ -1283,19 +1283,20 @@ SIMCLR_API simclr_status simclr_trainer_stat(const simclr_trainer *tr, simclr_tr
  * logits, e.g. simclr_linear_head_create, or a projection head's first layers
  * followed by one), aug (makes one view per image: its view 0;
  * SIMCLR_AUG_PRESET_FINETUNE is SimCLR's fine-tuning choice, crop + flip),
- * loss (simclr_cross_entropy_create with the head's class count; label
- * smoothing as set on it) and opt. opt decides freezing: over encoder and
+ * loss (simclr_cross_entropy_create with the head's class count, label
+ * smoothing as set on it; or simclr_distill_create for a distillation
+ * student, stepped with simclr_trainer_step_distill) and opt. opt decides freezing: over encoder and
  * head it fine-tunes the whole network; over the head only the encoder is
  * frozen (it runs in EVAL mode, without backward, and is never updated:
  * SIMCLR_TRAINER_FREEZE_ENCODER reads 1). The checkpoint's architecture
  * string records the class count and the freezing ("finetune-trainer v1;
- * ...; finetune: classes=K encoder=frozen|trained").
+ * ...; finetune: classes=K encoder=frozen|trained", then " loss=distillation"
+ * for a distillation student).
  * Returns SIMCLR_OK and the trainer in *out, owned by the caller
  * (simclr_trainer_destroy) and untouched on error. SIMCLR_E_INVALID for a
  * NULL argument, encoder == head, a piece of another context, an NT-Xent
  * loss, an opt that covers part of the encoder or misses a head parameter
- * (the parameter named); SIMCLR_E_UNSUPPORTED for a distillation loss (the
- * teacher step is not implemented yet); SIMCLR_E_SHAPE when the head's
+ * (the parameter named); SIMCLR_E_SHAPE when the head's
  * input is not the encoder's output or its output is not the loss's class
  * count; SIMCLR_E_NOMEM. Threads: may run concurrently with calls on other
  * contexts only. (0.2.0) */
@@ -1321,13 +1322,44 @@ SIMCLR_API simclr_status simclr_finetune_trainer_create(simclr_context *ctx, sim
  * trainer that is not a fine-tuning one, a label out of range (the message
  * names the row: "labels[3] = 12 is outside 0..9"); SIMCLR_E_SHAPE for
  * images that are not U8 [N, H, W, C] of the encoder's channels or n_labels
- * != N. simclr_trainer_step on a fine-tuning trainer fails with
- * SIMCLR_E_INVALID (it needs labels). images and labels are only read.
+ * != N, and SIMCLR_E_INVALID for a trainer with a distillation loss (it
+ * takes simclr_trainer_step_distill). simclr_trainer_step on a fine-tuning
+ * trainer fails with SIMCLR_E_INVALID (it needs labels). images and labels
+ * are only read.
  * Threads: may run concurrently with calls on other contexts only.
  * (0.2.0) */
 SIMCLR_API simclr_status simclr_trainer_step_labels(simclr_trainer *tr, const simclr_tensor *images,
                                                     const int32_t *labels, int64_t n_labels, uint64_t seed,
                                                     float *loss);
+
+/* One distillation step (SimCLR v2 section 2.3) of a fine-tuning trainer
+ * created with a distillation loss (simclr_distill_create; the trained
+ * encoder + head are the student): the step of simclr_trainer_step_labels,
+ * except that the teacher (teacher_encoder + teacher_head, borrowed for the
+ * call, any architecture with the student's input channels and class count)
+ * also runs over the same views, in EVAL mode and without gradient (its
+ * parameters, BN statistics and gradients are not touched), and the loss is
+ * simclr_loss_forward_distill of the student's logits against the
+ * teacher's, with labels (labels NULL and n_labels 0: none; else n_labels =
+ * N, each -1 for an unlabelled image or in [0, classes)).
+ * SIMCLR_STAT_ACCURACY is the fraction of images whose top-1 class is the
+ * teacher's. The teacher's views and logits are scratch of the call
+ * (allocated and freed by it). Returns SIMCLR_OK and *loss (may be NULL);
+ * errors and guarantees as simclr_trainer_step_labels (a failed step leaves
+ * the student, its optimizer and the counters as they were), and, before
+ * anything runs: SIMCLR_E_INVALID for a NULL tr, images or teacher module,
+ * a trainer without a distillation loss, labels NULL with n_labels > 0, a
+ * label out of range (row named), a teacher module that is one of the
+ * student's or the same for both roles, or of another context;
+ * SIMCLR_E_SHAPE for images as simclr_trainer_step_labels, n_labels neither
+ * 0 nor N, a teacher whose input channels, inner widths or class count do
+ * not fit. images, labels and the teacher's parameters are only read.
+ * Threads: may run concurrently with calls on other contexts only; the
+ * teacher must not be used by another call at the same time. (0.2.0) */
+SIMCLR_API simclr_status simclr_trainer_step_distill(simclr_trainer *tr, const simclr_tensor *images,
+                                                     simclr_module *teacher_encoder,
+                                                     simclr_module *teacher_head, const int32_t *labels,
+                                                     int64_t n_labels, uint64_t seed, float *loss);
 
 /* ======================================================================== */
 /* Distributed training and gradient caching                                 */

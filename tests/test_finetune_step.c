@@ -2,7 +2,9 @@
  * simclr_trainer_step_labels): it learns a separable toy set, resumes
  * bit-identically from a checkpoint, leaves everything as it was after any
  * failure (cancel, allocation, NaN), refuses bad labels naming the row, and
- * a frozen encoder (an optimizer over the head only) stays untouched. */
+ * a frozen encoder (an optimizer over the head only) stays untouched. The
+ * distillation step (simclr_trainer_step_distill): a student learns a
+ * fine-tuned teacher, the teacher is never touched, failures roll back. */
 #include "step_faults.h"
 
 #include <unistd.h>
@@ -16,9 +18,18 @@ typedef struct rig {
     simclr_loss *loss;
     simclr_optimizer *opt;
     simclr_trainer *tr;
+    simclr_module *t_enc, *t_head; /* a distillation student's teacher (borrowed), else NULL */
 } rig;
 
-static simclr_status rig_try(rig *r, const simclr_allocator *alloc, int frozen)
+/* The rig's step: with labels, or from its teacher. */
+static simclr_status rig_step(rig *r, simclr_tensor *img, const int32_t *labels, int64_t n, uint64_t seed,
+                              float *loss)
+{
+    if (r->t_enc) return simclr_trainer_step_distill(r->tr, img, r->t_enc, r->t_head, labels, n, seed, loss);
+    return simclr_trainer_step_labels(r->tr, img, labels, n, seed, loss);
+}
+
+static simclr_status rig_try_kind(rig *r, const simclr_allocator *alloc, int frozen, int distill)
 {
     memset(r, 0, sizeof *r);
     simclr_status st = simclr_context_create("cpu", 2, alloc, &r->ctx);
@@ -26,7 +37,9 @@ static simclr_status rig_try(rig *r, const simclr_allocator *alloc, int frozen)
     if ((st = simclr_resnet_create_v2(r->ctx, 18, 2, CH, SIMCLR_STEM_CIFAR, 3, &r->enc))) return st;
     if ((st = simclr_linear_head_create(r->ctx, simclr_module_output_dim(r->enc), CLASSES, 4, &r->head))) return st;
     if ((st = simclr_augment_create_v2(r->ctx, SIMCLR_AUG_PRESET_FINETUNE, IMG, IMG, &r->aug))) return st;
-    if ((st = simclr_cross_entropy_create(r->ctx, CLASSES, &r->loss))) return st;
+    if ((st = distill ? simclr_distill_create(r->ctx, CLASSES, 1.0, &r->loss)
+                      : simclr_cross_entropy_create(r->ctx, CLASSES, &r->loss)))
+        return st;
     simclr_module *mods[2] = {r->enc, r->head};
     if ((st = simclr_optimizer_create(r->ctx, SIMCLR_OPT_SGD, frozen ? mods + 1 : mods, frozen ? 1 : 2, &r->opt)))
         return st;
@@ -34,6 +47,11 @@ static simclr_status rig_try(rig *r, const simclr_allocator *alloc, int frozen)
     if ((st = simclr_optimizer_set(r->opt, SIMCLR_OPT_MOMENTUM, 0.9))) return st;
     if ((st = simclr_optimizer_set(r->opt, SIMCLR_OPT_WEIGHT_DECAY, 1e-4))) return st;
     return simclr_finetune_trainer_create(r->ctx, r->enc, r->head, r->aug, r->loss, r->opt, &r->tr);
+}
+
+static simclr_status rig_try(rig *r, const simclr_allocator *alloc, int frozen)
+{
+    return rig_try_kind(r, alloc, frozen, 0);
 }
 
 static void rig_free(rig *r)
@@ -152,7 +170,7 @@ static long sweep(rig *r, rig *ref, simclr_tensor *img, const int32_t *labels, u
     for (long k = 1;; k++) {
         sf_blob before = rig_state(r, 1);
         arm(u, k);
-        simclr_status st = simclr_trainer_step_labels(r->tr, img, labels, N, seed, NULL);
+        simclr_status st = rig_step(r, img, labels, N, seed, NULL);
         arm(u, 0);
         if (st == SIMCLR_OK) {
             free(before.p);
@@ -169,7 +187,7 @@ static long sweep(rig *r, rig *ref, simclr_tensor *img, const int32_t *labels, u
         failures++;
         if (k > 100000) fail_msg("%s: no success after %ld failures", what, k);
     }
-    CHECK_OK(simclr_trainer_step_labels(ref->tr, img, labels, N, seed, NULL));
+    CHECK_OK(rig_step(ref, img, labels, N, seed, NULL));
     sf_blob x = rig_state(r, 0), y = rig_state(ref, 0);
     const char *diff = sf_diff(&x, &y);
     if (diff) fail_msg("%s: the step after %ld failures differs from a trainer that never failed in the %s", what,
@@ -196,7 +214,8 @@ static void test_failures_roll_back(void **state)
         CHECK_OK(simclr_trainer_step_labels(ref.tr, img, labels, N, 1, NULL));
         sf_canceller c = {0, 0};
         CHECK_OK(simclr_context_set_progress_cancel(r.ctx, sf_cancel_fn, &c));
-        CHECK_OK(simclr_context_set_progress_cancel(ref.ctx, sf_cancel_fn, &(sf_canceller){0, 0}));
+        sf_canceller never = {0, 0}; /* outlives the macro's block: the context keeps the pointer */
+        CHECK_OK(simclr_context_set_progress_cancel(ref.ctx, sf_cancel_fn, &never));
         long n = sweep(&r, &ref, img, labels, 2, SIMCLR_E_CANCELLED, "cancel", sf_arm_cancel, &c);
         assert_true(n >= 2); /* polled before the views and before the commit */
         n = sweep(&r, &ref, img, labels, 3, SIMCLR_E_NOMEM, "allocation", sf_arm_alloc, &ta);
@@ -272,14 +291,24 @@ static void test_bad_input_refused(void **state)
     if (diff) fail_msg("a refused call changed the %s", diff);
     free(before.p), free(after.p);
 
-    /* creation: NT-Xent, a distillation loss (not yet), a head of another class count */
+    /* creation: NT-Xent, a head of another class count */
     simclr_trainer *tr = NULL;
     simclr_loss *nt, *dist, *ce3;
     CHECK_OK(simclr_ntxent_create(r.ctx, 0.5, 2, &nt));
     CHECK_OK(simclr_distill_create(r.ctx, CLASSES, 1.0, &dist));
+    /* a distillation trainer takes a teacher, not simclr_trainer_step_labels */
+    CHECK_OK(simclr_finetune_trainer_create(r.ctx, r.enc, r.head, r.aug, dist, r.opt, &tr));
+    CHECK_STATUS(simclr_trainer_step_labels(tr, img, labels, N, 2, &loss), SIMCLR_E_INVALID);
+    CHECK_STATUS(simclr_trainer_step(tr, img, 2, &loss), SIMCLR_E_INVALID);
+    assert_non_null(strstr(simclr_last_error(), "simclr_trainer_step_distill"));
+    /* the student's own modules cannot be its teacher */
+    CHECK_STATUS(simclr_trainer_step_distill(tr, img, r.enc, r.head, NULL, 0, 2, &loss), SIMCLR_E_INVALID);
+    simclr_trainer_destroy(tr);
+    tr = NULL;
+    /* a cross-entropy trainer takes no teacher */
+    CHECK_STATUS(simclr_trainer_step_distill(r.tr, img, r.enc, r.head, NULL, 0, 2, &loss), SIMCLR_E_INVALID);
     CHECK_OK(simclr_cross_entropy_create(r.ctx, 3, &ce3));
     CHECK_STATUS(simclr_finetune_trainer_create(r.ctx, r.enc, r.head, r.aug, nt, r.opt, &tr), SIMCLR_E_INVALID);
-    CHECK_STATUS(simclr_finetune_trainer_create(r.ctx, r.enc, r.head, r.aug, dist, r.opt, &tr), SIMCLR_E_UNSUPPORTED);
     CHECK_STATUS(simclr_finetune_trainer_create(r.ctx, r.enc, r.head, r.aug, ce3, r.opt, &tr), SIMCLR_E_SHAPE);
     CHECK_STATUS(simclr_finetune_trainer_create(r.ctx, r.enc, r.enc, r.aug, r.loss, r.opt, &tr), SIMCLR_E_INVALID);
     CHECK_STATUS(simclr_finetune_trainer_create(r.ctx, r.enc, r.head, r.aug, r.loss, NULL, &tr), SIMCLR_E_INVALID);
@@ -334,6 +363,119 @@ static void test_frozen_encoder(void **state)
     rig_free(&r);
 }
 
+/* A teacher fine-tuned on the toy set (steps of cross-entropy), and a
+ * distillation student rig borrowing it. */
+static void teacher_and_student(rig *teacher, rig *student, const simclr_allocator *alloc)
+{
+    rig_make(teacher, 0);
+    int32_t labels[N];
+    simclr_tensor *img = toy_images(teacher->ctx, labels, 11);
+    /* 40 steps: the running statistics its EVAL forward uses have settled (BN momentum 0.1) */
+    for (int s = 0; s < 40; s++) CHECK_OK(simclr_trainer_step_labels(teacher->tr, img, labels, N, (uint64_t)s, NULL));
+    simclr_tensor_destroy(img);
+    CHECK_OK(rig_try_kind(student, alloc, 0, 1));
+    /* the teacher's modules, copied into modules of the student's context */
+    simclr_module *te, *th;
+    CHECK_OK(simclr_resnet_create_v2(student->ctx, 18, 2, CH, SIMCLR_STEM_CIFAR, 3, &te));
+    CHECK_OK(simclr_linear_head_create(student->ctx, simclr_module_output_dim(te), CLASSES, 4, &th));
+    simclr_module *from[2] = {teacher->enc, teacher->head}, *to[2] = {te, th};
+    for (int m = 0; m < 2; m++)
+        for (int i = 0; i < simclr_module_param_count(from[m]); i++) {
+            simclr_tensor *a, *b;
+            CHECK_OK(simclr_module_param(from[m], i, NULL, &a, NULL, NULL));
+            CHECK_OK(simclr_module_param(to[m], i, NULL, &b, NULL, NULL));
+            assert_int_equal(simclr_tensor_bytes(a), simclr_tensor_bytes(b));
+            memcpy(simclr_tensor_data(b), simclr_tensor_data(a), simclr_tensor_bytes(a));
+        }
+    student->t_enc = te, student->t_head = th;
+}
+
+static void student_free(rig *student)
+{
+    simclr_module *te = student->t_enc, *th = student->t_head;
+    simclr_trainer_destroy(student->tr);
+    student->tr = NULL;
+    simclr_module_destroy(te);
+    simclr_module_destroy(th);
+    rig_free(student);
+}
+
+static void test_distill_learns_teacher(void **state)
+{
+    (void)state;
+    rig teacher, st;
+    teacher_and_student(&teacher, &st, NULL);
+    int32_t labels[N];
+    simclr_tensor *img = toy_images(st.ctx, labels, 12);
+    sf_blob t0 = {0};
+    sf_put_module(&t0, st.t_enc, 0), sf_put_module(&t0, st.t_head, 0);
+    sf_put_module(&t0, st.t_enc, 1), sf_put_module(&t0, st.t_head, 1);
+    float first = 0, last = 0;
+    for (int s = 0; s < 12; s++) {
+        float l;
+        /* unlabelled (NULL), then partly labelled (-1 marks the unlabelled rows) */
+        int32_t part[N];
+        for (int i = 0; i < N; i++) part[i] = i < N / 2 ? labels[i] : -1;
+        CHECK_OK(rig_step(&st, img, s % 2 ? part : NULL, s % 2 ? N : 0, (uint64_t)s, &l));
+        assert_true(isfinite(l));
+        if (getenv("FT_VERBOSE")) fprintf(stderr, "distill step %d loss %g\n", s, l);
+        if (s == 0) first = l;
+        if (s >= 8) last += l / 4;
+    }
+    /* The loss is a cross-entropy with the teacher's softened probabilities:
+     * its floor is their entropy (tau = 1), small for this confident teacher. */
+    if (!(last < 0.5 * first)) fail_msg("distillation loss %g -> %g: did not halve", first, last);
+    double agree;
+    CHECK_OK(simclr_trainer_stat(st.tr, SIMCLR_STAT_ACCURACY, &agree));
+    if (agree < 0.75) fail_msg("student agrees with its teacher on %g of the batch", agree);
+    /* The teacher was only read: parameters, BN statistics and gradients as before. */
+    sf_blob t1 = {0};
+    sf_put_module(&t1, st.t_enc, 0), sf_put_module(&t1, st.t_head, 0);
+    sf_put_module(&t1, st.t_enc, 1), sf_put_module(&t1, st.t_head, 1);
+    assert_true(t0.n == t1.n && memcmp(t0.p, t1.p, t0.n) == 0);
+    free(t0.p), free(t1.p);
+    float loss = 42;
+    labels[3] = -2;
+    CHECK_STATUS(rig_step(&st, img, labels, N, 1, &loss), SIMCLR_E_INVALID);
+    assert_non_null(strstr(simclr_last_error(), "labels[3] = -2"));
+    CHECK_STATUS(rig_step(&st, img, NULL, N, 1, &loss), SIMCLR_E_INVALID);
+    CHECK_STATUS(rig_step(&st, img, labels, N - 1, 1, &loss), SIMCLR_E_SHAPE);
+    assert_true(loss == 42);
+    simclr_tensor_destroy(img);
+    student_free(&st);
+    rig_free(&teacher);
+}
+
+static void test_distill_failures_roll_back(void **state)
+{
+    (void)state;
+    test_alloc ta = {0, 0, 0, 0};
+    simclr_allocator hooks = test_allocator(&ta);
+    rig teacher, r, ref, teacher2;
+    teacher_and_student(&teacher, &r, &hooks);
+    teacher_and_student(&teacher2, &ref, NULL);
+    int32_t labels[N];
+    simclr_tensor *img = toy_images(ref.ctx, labels, 13);
+    for (int i = 0; i < N; i += 3) labels[i] = -1;
+    CHECK_OK(rig_step(&r, img, labels, N, 1, NULL));
+    CHECK_OK(rig_step(&ref, img, labels, N, 1, NULL));
+    sf_canceller c = {0, 0};
+    CHECK_OK(simclr_context_set_progress_cancel(r.ctx, sf_cancel_fn, &c));
+    assert_true(sweep(&r, &ref, img, labels, 2, SIMCLR_E_CANCELLED, "distill cancel", sf_arm_cancel, &c) >= 2);
+    /* the teacher's scratch is allocated by every call: failures do happen */
+    assert_true(sweep(&r, &ref, img, labels, 3, SIMCLR_E_NOMEM, "distill allocation", sf_arm_alloc, &ta) >= 3);
+    simclr_tensor *w;
+    CHECK_OK(simclr_module_param(r.t_head, 0, NULL, &w, NULL, NULL)); /* a NaN in the teacher */
+    sf_nan nan_w = {simclr_tensor_data(w), 0};
+    assert_int_equal(sweep(&r, &ref, img, labels, 4, SIMCLR_E_NUMERIC, "teacher NaN", sf_arm_nan, &nan_w), 1);
+    simclr_tensor_destroy(img);
+    student_free(&ref);
+    student_free(&r);
+    rig_free(&teacher2);
+    rig_free(&teacher);
+    assert_int_equal(ta.live, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -342,6 +484,8 @@ int main(void)
         cmocka_unit_test(test_failures_roll_back),
         cmocka_unit_test(test_bad_input_refused),
         cmocka_unit_test(test_frozen_encoder),
+        cmocka_unit_test(test_distill_learns_teacher),
+        cmocka_unit_test(test_distill_failures_roll_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

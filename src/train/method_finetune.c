@@ -2,8 +2,10 @@
  * pipeline (src/train/method.h): one view per image (the policy's view 0,
  * normally SIMCLR_AUG_PRESET_FINETUNE), encoder + head in TRAIN mode (the
  * encoder in EVAL mode without backward when it is frozen), softmax
- * cross-entropy of the head's class logits against the step's labels, no
- * key path, nothing after commit.
+ * cross-entropy of the head's class logits against the step's labels, or,
+ * with a distillation loss, the distillation loss against a teacher's logits
+ * (the teacher runs in EVAL mode without gradient over the same views, in
+ * the pipeline's key phase), nothing after commit.
  *
  * Freezing follows the optimizer given at creation: one that covers the
  * encoder fine-tunes the whole network; one that covers only the head
@@ -23,10 +25,19 @@
 #include "distributed.h"
 
 typedef struct finetune {
-    simclr_loss *loss; /* borrowed cross-entropy */
+    simclr_loss *loss; /* borrowed cross-entropy or distillation loss */
     int classes;
     int frozen;
-    const int32_t *labels; /* the current step's (NULL outside simclr_trainer_step_labels) */
+    int distill; /* the loss is a distillation loss: steps take a teacher */
+    /* Lent by the current step call (NULL outside it): its labels (NULL for
+     * a distillation step without labels), and for distillation its images,
+     * the teacher modules and the teacher's scratch (made by the call). */
+    int in_step;
+    const int32_t *labels;
+    int64_t n_labels;
+    const simclr_tensor *images;
+    simclr_module *t_enc, *t_head;
+    simclr_tensor *t_views, *t_feat, *t_logits;
 } finetune;
 
 static const char *refuse(const void *state, unsigned with)
@@ -44,9 +55,9 @@ static simclr_status check_batch(const void *state, const char *fn, int64_t n, i
 {
     (void)n, (void)n_global;
     const finetune *f = state;
-    if (!f->labels)
-        return simclr__fail(SIMCLR_E_INVALID, "%s: a fine-tuning trainer needs labels: use simclr_trainer_step_labels",
-                            fn);
+    if (!f->in_step)
+        return simclr__fail(SIMCLR_E_INVALID, "%s: a fine-tuning trainer needs labels: use %s", fn,
+                            f->distill ? "simclr_trainer_step_distill" : "simclr_trainer_step_labels");
     return SIMCLR_OK;
 }
 
@@ -57,12 +68,28 @@ static simclr_status bufs_new(simclr_trainer *tr, void *state, int64_t n, int64_
     return simclr__supervised_reserve(f->loss, n_global);
 }
 
+/* The teacher's logits over the local batch, in EVAL mode, without
+ * gradient: the same views the student trains on (view 0, keyed by each
+ * image's index), made again for the whole batch. Runs after the student's
+ * forward and before its backward (the pipeline's key phase). */
+static simclr_status teacher(simclr_trainer *tr, void *state, simclr__step *s)
+{
+    finetune *f = state;
+    if (!f->distill) return SIMCLR_OK;
+    SIMCLR__TRY(simclr__augment_view_at(tr->aug, f->images, s->seed, 0, 0, f->t_views));
+    SIMCLR__TRY(simclr_module_forward(f->t_enc, f->t_views, SIMCLR_EVAL, f->t_feat));
+    return simclr_module_forward(f->t_head, f->t_feat, SIMCLR_EVAL, f->t_logits);
+}
+
 static simclr_status loss(simclr_trainer *tr, void *state, simclr__step *s, double *value, double *accuracy)
 {
     (void)tr;
     finetune *f = state;
     float v = 0, a = 0;
-    SIMCLR__TRY(simclr_loss_forward_labels(f->loss, s->z, f->labels, s->n_global, &v, &a));
+    if (f->distill)
+        SIMCLR__TRY(simclr_loss_forward_distill(f->loss, s->z, f->t_logits, f->labels, f->n_labels, &v, &a));
+    else
+        SIMCLR__TRY(simclr_loss_forward_labels(f->loss, s->z, f->labels, s->n_global, &v, &a));
     *value = simclr__supervised_value(f->loss);
     *accuracy = a;
     if (!isfinite(*value)) return SIMCLR_OK; /* the pipeline refuses it */
@@ -73,7 +100,8 @@ static void arch(const simclr_trainer *tr, const void *state, char *buf, size_t 
 {
     (void)tr;
     const finetune *f = state;
-    snprintf(buf, size, "; finetune: classes=%d encoder=%s", f->classes, f->frozen ? "frozen" : "trained");
+    snprintf(buf, size, "; finetune: classes=%d encoder=%s%s", f->classes, f->frozen ? "frozen" : "trained",
+             f->distill ? " loss=distillation" : "");
 }
 
 const simclr__method simclr__finetune_method = {
@@ -85,6 +113,7 @@ const simclr__method simclr__finetune_method = {
     .destroy = destroy,
     .check_batch = check_batch,
     .bufs_new = bufs_new,
+    .keys = teacher,
     .loss = loss,
     .arch = arch,
 };
@@ -119,10 +148,7 @@ simclr_status simclr_finetune_trainer_create(simclr_context *ctx, simclr_module 
     const simclr__loss_ops *ops = simclr__loss_ops_of(loss);
     if (!ops) return simclr__fail(SIMCLR_E_INVALID, "%s: the loss is NT-Xent; fine-tuning takes a cross-entropy loss "
                                                     "(simclr_cross_entropy_create)", fn);
-    if (strcmp(ops->kind, "cross-entropy") != 0)
-        return simclr__fail(SIMCLR_E_UNSUPPORTED, "%s: a %s loss needs a teacher, and the teacher step "
-                                                  "(distillation) is not implemented yet; fine-tuning takes a "
-                                                  "cross-entropy loss", fn, ops->kind);
+    const int distill = strcmp(ops->kind, "distillation") == 0;
     double classes = 0;
     SIMCLR__TRY(simclr_loss_get(loss, SIMCLR_LOSS_CLASSES, &classes));
     if (head->out_dim != (int64_t)classes)
@@ -159,7 +185,7 @@ simclr_status simclr_finetune_trainer_create(simclr_context *ctx, simclr_module 
         simclr__free(ctx, tr);
         return simclr__nomem(fn, sizeof *f);
     }
-    *f = (finetune){.loss = loss, .classes = (int)classes, .frozen = frozen};
+    *f = (finetune){.loss = loss, .classes = (int)classes, .frozen = frozen, .distill = distill};
     tr->method_state = f;
     simclr_status st = simclr__trainer_finish(tr, fn);
     if (st != SIMCLR_OK) {
@@ -179,6 +205,9 @@ simclr_status simclr_trainer_step_labels(simclr_trainer *tr, const simclr_tensor
     if (tr->method != &simclr__finetune_method)
         return simclr__fail(SIMCLR_E_INVALID, "%s: a %s trainer takes no labels (simclr_trainer_step)", fn,
                             tr->method->name);
+    if (((finetune *)tr->method_state)->distill)
+        return simclr__fail(SIMCLR_E_INVALID, "%s: the trainer's loss is a distillation loss: its steps take a "
+                                              "teacher (simclr_trainer_step_distill)", fn);
     int64_t want[4] = {-1, -1, -1, tr->encoder->in_dim};
     SIMCLR__TRY(simclr__tensor_expect(images, fn, "images", SIMCLR_U8, 4, want));
     const int64_t n = images->dims[0];
@@ -189,8 +218,65 @@ simclr_status simclr_trainer_step_labels(simclr_trainer *tr, const simclr_tensor
         if (labels[i] < 0 || labels[i] >= f->classes)
             return simclr__fail(SIMCLR_E_INVALID, "%s: labels[%lld] = %d is outside 0..%d", fn, (long long)i,
                                 (int)labels[i], f->classes - 1);
-    f->labels = labels;
+    f->labels = labels, f->n_labels = n, f->in_step = 1;
     simclr_status st = simclr__pipeline_step(tr, images, NULL, seed, loss);
-    f->labels = NULL;
+    f->labels = NULL, f->n_labels = 0, f->in_step = 0;
+    return st;
+}
+
+simclr_status simclr_trainer_step_distill(simclr_trainer *tr, const simclr_tensor *images,
+                                          simclr_module *teacher_encoder, simclr_module *teacher_head,
+                                          const int32_t *labels, int64_t n_labels, uint64_t seed, float *loss)
+{
+    static const char fn[] = "simclr_trainer_step_distill";
+    SIMCLR__CHECK_ARG(tr, fn, "trainer is NULL");
+    SIMCLR__CHECK_ARG(teacher_encoder, fn, "teacher_encoder is NULL");
+    SIMCLR__CHECK_ARG(teacher_head, fn, "teacher_head is NULL");
+    if (tr->method != &simclr__finetune_method || !((finetune *)tr->method_state)->distill)
+        return simclr__fail(SIMCLR_E_INVALID, "%s: not a fine-tuning trainer with a distillation loss", fn);
+    finetune *f = tr->method_state;
+    int64_t want[4] = {-1, -1, -1, tr->encoder->in_dim};
+    SIMCLR__TRY(simclr__tensor_expect(images, fn, "images", SIMCLR_U8, 4, want));
+    const int64_t n = images->dims[0];
+    if (!labels && n_labels != 0)
+        return simclr__fail(SIMCLR_E_INVALID, "%s: labels is NULL with n_labels = %lld", fn, (long long)n_labels);
+    if (labels && n_labels != n)
+        return simclr__fail(SIMCLR_E_SHAPE, "%s: %lld labels for %lld images", fn, (long long)n_labels, (long long)n);
+    for (int64_t i = 0; labels && i < n; i++)
+        if (labels[i] < -1 || labels[i] >= f->classes)
+            return simclr__fail(SIMCLR_E_INVALID, "%s: labels[%lld] = %d is outside -1..%d (-1: unlabelled)", fn,
+                                (long long)i, (int)labels[i], f->classes - 1);
+    if (teacher_encoder == teacher_head || teacher_encoder == tr->encoder || teacher_encoder == tr->head ||
+        teacher_head == tr->encoder || teacher_head == tr->head)
+        return simclr__fail(SIMCLR_E_INVALID, "%s: the teacher's encoder and head must be two modules other than the "
+                                              "student's (self-distillation: a copy of it)", fn);
+    if (teacher_encoder->ctx != tr->ctx || teacher_head->ctx != tr->ctx)
+        return simclr__fail(SIMCLR_E_INVALID, "%s: the teacher's %s was made from another context", fn,
+                            teacher_encoder->ctx != tr->ctx ? "encoder" : "head");
+    if (teacher_encoder->in_dim != tr->encoder->in_dim || teacher_head->in_dim != teacher_encoder->out_dim ||
+        teacher_head->out_dim != f->classes)
+        return simclr__fail(SIMCLR_E_SHAPE,
+                            "%s: the teacher takes %lld channels (the student %lld), its head takes %lld features "
+                            "(its encoder gives %lld) and gives %lld logits (the loss has %d classes)",
+                            fn, (long long)teacher_encoder->in_dim, (long long)tr->encoder->in_dim,
+                            (long long)teacher_head->in_dim, (long long)teacher_encoder->out_dim,
+                            (long long)teacher_head->out_dim, f->classes);
+    /* The teacher's scratch for this call (built before anything changes). */
+    const int64_t c = tr->encoder->in_dim;
+    simclr_status st = simclr__tensor_f32(tr->ctx, 4, (const int64_t[]){n, c, tr->out_h, tr->out_w}, &f->t_views);
+    if (st == SIMCLR_OK)
+        st = simclr__tensor_f32(tr->ctx, 2, (const int64_t[]){n, teacher_encoder->out_dim}, &f->t_feat);
+    if (st == SIMCLR_OK) st = simclr__tensor_f32(tr->ctx, 2, (const int64_t[]){n, f->classes}, &f->t_logits);
+    if (st == SIMCLR_OK) {
+        f->labels = labels, f->n_labels = labels ? n : 0, f->in_step = 1;
+        f->images = images, f->t_enc = teacher_encoder, f->t_head = teacher_head;
+        st = simclr__pipeline_step(tr, images, NULL, seed, loss);
+    }
+    simclr_tensor_destroy(f->t_views);
+    simclr_tensor_destroy(f->t_feat);
+    simclr_tensor_destroy(f->t_logits);
+    f->t_views = f->t_feat = f->t_logits = NULL;
+    f->labels = NULL, f->n_labels = 0, f->in_step = 0;
+    f->images = NULL, f->t_enc = f->t_head = NULL;
     return st;
 }

@@ -201,7 +201,7 @@ static simclr_status run(simclr_trainer *tr, const input *in, uint64_t seed, flo
     /* Step 5 updates the running statistics; step 1 must not count. */
     if (st == SIMCLR_OK && micro_count > 1) simclr__trainer_snapshot(tr, SIMCLR__SNAP_BUFFERS, 1);
     /* 2. The method's key path. */
-    if (st == SIMCLR_OK && m->key_views) st = m->keys(tr, tr->method_state, &s);
+    if (st == SIMCLR_OK && m->keys) st = m->keys(tr, tr->method_state, &s);
     if (st == SIMCLR_OK && e->comm.failed) st = simclr__comm_raise(&e->comm);
 
     /* 3. The global batch. */
