@@ -1515,7 +1515,8 @@ SIMCLR_API simclr_status simclr_trainer_set_comm(simclr_trainer *tr, const simcl
  * SIMCLR_BN_FROZEN yes (they act on the trained modules; a frozen encoder
  * runs in EVAL mode whatever the mode); communicator no (the labels are not
  * gathered over ranks yet); image lists no (the step takes a labelled
- * tensor). */
+ * tensor). Distillation (simclr_trainer_step_distill) likewise; with
+ * micro-batches the teacher runs once per step over the local batch. */
 
 /* ======================================================================== */
 /* MoCo v2: a momentum key encoder and a queue of negatives                  */

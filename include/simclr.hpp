@@ -539,7 +539,7 @@ private:
 class FinetuneTrainer {
 public:
     /* Borrows every piece: they must outlive the trainer. */
-    FinetuneTrainer(const Context &ctx, Module &encoder, Module &head, Augment &aug, CrossEntropy &loss,
+    FinetuneTrainer(const Context &ctx, Module &encoder, Module &head, Augment &aug, SupervisedLoss &loss,
                     Optimizer &opt)
     {
         simclr_trainer *t = nullptr;
@@ -554,6 +554,17 @@ public:
         float loss = 0;
         check(simclr_trainer_step_labels(p_.get(), images.get(), labels.data(), static_cast<int64_t>(labels.size()),
                                          seed, &loss));
+        return loss;
+    }
+    /* A distillation student (a Distill loss): labels empty (none) or one
+     * per image, -1 for an unlabelled one. The teacher is only read. */
+    float step_distill(const TensorView &images, Module &teacher_encoder, Module &teacher_head,
+                       const std::vector<int32_t> &labels, uint64_t seed)
+    {
+        float loss = 0;
+        check(simclr_trainer_step_distill(p_.get(), images.get(), teacher_encoder.get(), teacher_head.get(),
+                                          labels.empty() ? nullptr : labels.data(),
+                                          static_cast<int64_t>(labels.size()), seed, &loss));
         return loss;
     }
     double stat(simclr_trainer_stat_key key) const

@@ -178,3 +178,35 @@ def test_finetune_steps_match_torch(frozen):
               % (frozen, low, ", ".join("%s %.1e (%.1e)" % (f, a, b) for f, (a, b) in summary.items())))
         bad = {k: (v, tol[k]) for k, v in worst.items() if not v <= tol[k]}
         assert not bad, "errors above tolerance: %s" % bad
+
+
+def test_distill_step_binding_and_teacher_untouched():
+    """FinetuneTrainer.step_distill: a student learns its teacher through the
+    bindings, the teacher's tensors stay bit for bit, and bad labels are
+    refused naming the row."""
+    with simclr.Context("cpu", 1) as ctx:
+        t_enc = simclr.ResNet(ctx, 18, WIDTH, 1, "cifar", seed=7)
+        t_head = simclr.LinearHead(ctx, t_enc.output_dim, CLASSES, seed=8)
+        enc = simclr.ResNet(ctx, 18, WIDTH, 1, "cifar", seed=1)
+        head = simclr.LinearHead(ctx, enc.output_dim, CLASSES, seed=2)
+        aug = simclr.Augment(ctx, "finetune", IMG, IMG)
+        loss_fn = simclr.Distill(ctx, CLASSES, temperature=1.0)
+        opt = simclr.Optimizer(ctx, "sgd", [enc, head], lr=0.05, momentum=0.9)
+        tr = simclr.FinetuneTrainer(ctx, enc, head, aug, loss_fn, opt)
+        before = {n: p.value.numpy(copy=True) for m in (t_enc, t_head) for n, p in m.params.items()}
+        rng = np.random.default_rng(4)
+        images = rng.integers(0, 256, (N, IMG, IMG, 1), dtype=np.uint8)
+        labels = np.array([0, -1, 2, -1, 4, -1, 1, -1], dtype=np.int32)
+        losses = [tr.step_distill(images, t_enc, t_head, labels if t % 2 else None, seed=t) for t in range(4)]
+        assert all(np.isfinite(losses))
+        assert tr.stat("step") == 4
+        for m in (t_enc, t_head):
+            for n, p in m.params.items():
+                assert np.array_equal(before[n], p.value.numpy()), n
+        bad = labels.copy()
+        bad[5] = CLASSES
+        with pytest.raises(simclr.InvalidArgument, match=r"labels\[5\]"):
+            tr.step_distill(images, t_enc, t_head, bad, seed=9)
+        with pytest.raises(simclr.InvalidArgument):
+            tr.step(images, labels.clip(0), 1)  # a distillation student takes a teacher
+        assert tr.stat("step") == 4
