@@ -363,6 +363,44 @@ static void test_frozen_encoder(void **state)
     rig_free(&r);
 }
 
+/* Micro-batches: with SIMCLR_BN_FROZEN (no batch statistics) a step in
+ * micro-batches of 2 has the whole batch's gradient, up to float rounding
+ * of the sums; the step counts its micro-batches. */
+static void test_micro_batches_match_whole(void **state)
+{
+    (void)state;
+    rig a, b;
+    rig_make(&a, 0);
+    rig_make(&b, 0);
+    CHECK_OK(simclr_trainer_set(a.tr, SIMCLR_TRAINER_BN_MODE, SIMCLR_BN_FROZEN));
+    CHECK_OK(simclr_trainer_set(b.tr, SIMCLR_TRAINER_BN_MODE, SIMCLR_BN_FROZEN));
+    CHECK_OK(simclr_trainer_set(b.tr, SIMCLR_TRAINER_MICRO_BATCH, 2));
+    int32_t labels[N];
+    simclr_tensor *img = toy_images(a.ctx, labels, 6);
+    float la, lb;
+    CHECK_OK(simclr_trainer_step_labels(a.tr, img, labels, N, 9, &la));
+    CHECK_OK(simclr_trainer_step_labels(b.tr, img, labels, N, 9, &lb));
+    /* the same logits up to rounding (a GEMM's blocking may depend on the batch) */
+    if (fabs((double)la - lb) > 1e-5 * fabs((double)la)) fail_msg("loss %g whole, %g in micro-batches", la, lb);
+    double micro;
+    CHECK_OK(simclr_trainer_stat(b.tr, SIMCLR_STAT_MICRO_BATCHES, &micro));
+    assert_true(micro == N / 2);
+    simclr_module *mods[2][2] = {{a.enc, a.head}, {b.enc, b.head}};
+    for (int m = 0; m < 2; m++)
+        for (int i = 0; i < simclr_module_param_count(mods[0][m]); i++) {
+            simclr_tensor *ga, *gb;
+            CHECK_OK(simclr_module_param(mods[0][m], i, NULL, NULL, &ga, NULL));
+            CHECK_OK(simclr_module_param(mods[1][m], i, NULL, NULL, &gb, NULL));
+            if (!ga) continue;
+            const int64_t n = (int64_t)(simclr_tensor_bytes(ga) / sizeof(float));
+            double err = test_norm_err(simclr_tensor_data(gb), simclr_tensor_data(ga), n);
+            if (err > 1e-5) fail_msg("module %d gradient %d: micro-batches differ by %g (relative)", m, i, err);
+        }
+    simclr_tensor_destroy(img);
+    rig_free(&a);
+    rig_free(&b);
+}
+
 /* A teacher fine-tuned on the toy set (steps of cross-entropy), and a
  * distillation student rig borrowing it. */
 static void teacher_and_student(rig *teacher, rig *student, const simclr_allocator *alloc)
@@ -484,6 +522,7 @@ int main(void)
         cmocka_unit_test(test_failures_roll_back),
         cmocka_unit_test(test_bad_input_refused),
         cmocka_unit_test(test_frozen_encoder),
+        cmocka_unit_test(test_micro_batches_match_whole),
         cmocka_unit_test(test_distill_learns_teacher),
         cmocka_unit_test(test_distill_failures_roll_back),
     };
