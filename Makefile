@@ -444,7 +444,7 @@ bench: $(BENCH_MPI)
 # The gradient-caching and pipeline tests share the ReLU-margin helper with mpi_trainer.
 $(BUILD)/tests/test_gradcache $(BUILD)/tests/test_pipeline: tests/relu_margin.h tests/relu_margin_fwd.h
 # ... and the step failure injection with test_moco.
-$(BUILD)/tests/test_gradcache $(BUILD)/tests/test_moco $(BUILD)/tests/test_pipeline $(BUILD)/tests/test_swav: tests/step_faults.h
+$(BUILD)/tests/test_gradcache $(BUILD)/tests/test_moco $(BUILD)/tests/test_pipeline $(BUILD)/tests/test_swav $(BUILD)/tests/test_finetune_step: tests/step_faults.h
 
 test-mpi: $(BUILD)/tests/mpi_trainer $(BUILD)/tests/mpi_api
 	@sh tests/test_mpi.sh $(BUILD)/tests/mpi_trainer $(BUILD)/tests/mpi_api $(MPI_SHARED)

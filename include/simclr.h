@@ -776,8 +776,10 @@ typedef enum simclr_augment_preset {
     SIMCLR_AUG_PRESET_SIMCLR_V1 = 1, /* ImageNet recipe: crop, flip, jitter s=1.0 p=0.8, gray 0.2,
                                         blur 0.5 */
     SIMCLR_AUG_PRESET_CIFAR     = 2, /* crop, flip, jitter s=0.5 p=0.8, gray 0.2, no blur */
-    SIMCLR_AUG_PRESET_GRAYSCALE = 3  /* single-channel data (Fashion-MNIST): crop, flip, and
+    SIMCLR_AUG_PRESET_GRAYSCALE = 3, /* single-channel data (Fashion-MNIST): crop, flip, and
                                         brightness and contrast 0.4 (p=0.8) only */
+    SIMCLR_AUG_PRESET_FINETUNE  = 4  /* SimCLR's fine-tuning views: random resized crop
+                                        (the V1 values) and flip only (0.2.0) */
 } simclr_augment_preset;
 typedef enum simclr_augment_preset simclr_aug_preset; /* the 0.1 name, kept as an alias */
 
@@ -1272,6 +1274,92 @@ SIMCLR_API simclr_status simclr_trainer_step_list(simclr_trainer *tr,
 SIMCLR_API simclr_status simclr_trainer_stat(const simclr_trainer *tr, simclr_trainer_stat_key key,
                                              double *value);
 
+/* Supervised fine-tuning (SimCLR v1 section 6, SimCLR v2) as a trainer:
+ * a fine-tuning trainer is a simclr_trainer (simclr_trainer_stat, _set /
+ * _get, _save / _load and _destroy take it as any other), stepped with
+ * simclr_trainer_step_labels. Borrowed pieces (all must outlive it, all from
+ * ctx): encoder, head (any module mapping the encoder's features to class
+ * logits, e.g. simclr_linear_head_create, or a projection head's first layers
+ * followed by one), aug (makes one view per image: its view 0;
+ * SIMCLR_AUG_PRESET_FINETUNE is SimCLR's fine-tuning choice, crop + flip),
+ * loss (simclr_cross_entropy_create with the head's class count, label
+ * smoothing as set on it; or simclr_distill_create for a distillation
+ * student, stepped with simclr_trainer_step_distill) and opt. opt decides freezing: over encoder and
+ * head it fine-tunes the whole network; over the head only the encoder is
+ * frozen (it runs in EVAL mode, without backward, and is never updated:
+ * SIMCLR_TRAINER_FREEZE_ENCODER reads 1). The checkpoint's architecture
+ * string records the class count and the freezing ("finetune-trainer v1;
+ * ...; finetune: classes=K encoder=frozen|trained", then " loss=distillation"
+ * for a distillation student).
+ * Returns SIMCLR_OK and the trainer in *out, owned by the caller
+ * (simclr_trainer_destroy) and untouched on error. SIMCLR_E_INVALID for a
+ * NULL argument, encoder == head, a piece of another context, an NT-Xent
+ * loss, an opt that covers part of the encoder or misses a head parameter
+ * (the parameter named); SIMCLR_E_SHAPE when the head's
+ * input is not the encoder's output or its output is not the loss's class
+ * count; SIMCLR_E_NOMEM. Threads: may run concurrently with calls on other
+ * contexts only. (0.2.0) */
+SIMCLR_API simclr_status simclr_finetune_trainer_create(simclr_context *ctx, simclr_module *encoder,
+                                                        simclr_module *head, simclr_augment *aug,
+                                                        simclr_loss *loss, simclr_optimizer *opt,
+                                                        simclr_trainer **out);
+
+/* One fine-tuning step on images U8 [N, H, W, C] (N >= 1) with labels[0 ..
+ * n_labels), n_labels = N, each in [0, classes): one view per image (view 0
+ * of the policy, drawn from seed and the image's index), encoder + head in
+ * TRAIN mode (BN batch statistics, running statistics updated; a frozen
+ * encoder in EVAL mode), the cross-entropy of the logits against the labels
+ * (mean over the N rows), backward, optimizer step. With
+ * SIMCLR_TRAINER_MICRO_BATCH m the N images are run m at a time and the
+ * gradient is that of the whole batch's loss (exact up to BN, see
+ * simclr_trainer_set). loss may be NULL; on success *loss is the step's
+ * loss, SIMCLR_STAT_LOSS its double value and SIMCLR_STAT_ACCURACY the
+ * batch's top-1 accuracy (ties: the lower class). Errors and guarantees as
+ * simclr_trainer_step (a failed step leaves parameters, gradients, BN
+ * statistics, optimizer state and counters as they were), and, before
+ * anything runs: SIMCLR_E_INVALID for a NULL tr, images or labels, a
+ * trainer that is not a fine-tuning one, a label out of range (the message
+ * names the row: "labels[3] = 12 is outside 0..9"); SIMCLR_E_SHAPE for
+ * images that are not U8 [N, H, W, C] of the encoder's channels or n_labels
+ * != N, and SIMCLR_E_INVALID for a trainer with a distillation loss (it
+ * takes simclr_trainer_step_distill). simclr_trainer_step on a fine-tuning
+ * trainer fails with SIMCLR_E_INVALID (it needs labels). images and labels
+ * are only read.
+ * Threads: may run concurrently with calls on other contexts only.
+ * (0.2.0) */
+SIMCLR_API simclr_status simclr_trainer_step_labels(simclr_trainer *tr, const simclr_tensor *images,
+                                                    const int32_t *labels, int64_t n_labels, uint64_t seed,
+                                                    float *loss);
+
+/* One distillation step (SimCLR v2 section 2.3) of a fine-tuning trainer
+ * created with a distillation loss (simclr_distill_create; the trained
+ * encoder + head are the student): the step of simclr_trainer_step_labels,
+ * except that the teacher (teacher_encoder + teacher_head, borrowed for the
+ * call, any architecture with the student's input channels and class count)
+ * also runs over the same views, in EVAL mode and without gradient (its
+ * parameters, BN statistics and gradients are not touched), and the loss is
+ * simclr_loss_forward_distill of the student's logits against the
+ * teacher's, with labels (labels NULL and n_labels 0: none; else n_labels =
+ * N, each -1 for an unlabelled image or in [0, classes)).
+ * SIMCLR_STAT_ACCURACY is the fraction of images whose top-1 class is the
+ * teacher's. The teacher's views and logits are scratch of the call
+ * (allocated and freed by it). Returns SIMCLR_OK and *loss (may be NULL);
+ * errors and guarantees as simclr_trainer_step_labels (a failed step leaves
+ * the student, its optimizer and the counters as they were), and, before
+ * anything runs: SIMCLR_E_INVALID for a NULL tr, images or teacher module,
+ * a trainer without a distillation loss, labels NULL with n_labels > 0, a
+ * label out of range (row named), a teacher module that is one of the
+ * student's or the same for both roles, or of another context;
+ * SIMCLR_E_SHAPE for images as simclr_trainer_step_labels, n_labels neither
+ * 0 nor N, a teacher whose input channels, inner widths or class count do
+ * not fit. images, labels and the teacher's parameters are only read.
+ * Threads: may run concurrently with calls on other contexts only; the
+ * teacher must not be used by another call at the same time. (0.2.0) */
+SIMCLR_API simclr_status simclr_trainer_step_distill(simclr_trainer *tr, const simclr_tensor *images,
+                                                     simclr_module *teacher_encoder,
+                                                     simclr_module *teacher_head, const int32_t *labels,
+                                                     int64_t n_labels, uint64_t seed, float *loss);
+
 /* ======================================================================== */
 /* Distributed training and gradient caching                                 */
 /* ======================================================================== */
@@ -1344,14 +1432,21 @@ typedef enum simclr_trainer_param {
                                           0 (default) = the whole local batch at once;
                                           must divide the local batch */
     SIMCLR_TRAINER_BN_MODE      = 200, /* a simclr_bn_mode, default SIMCLR_BN_LOCAL */
-    SIMCLR_TRAINER_BUCKET_BYTES = 300  /* gradient all-reduce bucket, 4096..2^31,
+    SIMCLR_TRAINER_BUCKET_BYTES = 300, /* gradient all-reduce bucket, 4096..2^31,
                                           default 4 MiB (a multiple of 4) */
+    SIMCLR_TRAINER_FREEZE_ENCODER = 400 /* fine-tuning trainers: 1 when the encoder is frozen
+                                           (EVAL mode, no backward, not updated), 0 when it
+                                           is fine-tuned. It follows the optimizer given to
+                                           simclr_finetune_trainer_create (head only: 1);
+                                           set accepts only that value (SIMCLR_E_INVALID
+                                           otherwise, SIMCLR_E_UNSUPPORTED for other
+                                           methods) (0.2.0) */
 } simclr_trainer_param;
 
 /* Sets / reads (into *value) a trainer setting. Returns SIMCLR_OK;
  * SIMCLR_E_INVALID (naming the key) for an unknown key or a value out of range; a failing set changes nothing;
  * SIMCLR_E_UNSUPPORTED when the trainer's method cannot run the combination
- * (see "What combines" below; SimCLR and MoCo v2 run all of them). With a
+ * (see "What combines" below). With a
  * micro-batch of m pairs, simclr_trainer_step embeds the B local pairs m at a
  * time keeping only the embeddings, computes the loss and its gradient at the
  * embeddings of the whole (global) batch, then re-runs each micro-batch
@@ -1404,15 +1499,28 @@ SIMCLR_API simclr_status simclr_trainer_set_comm(simclr_trainer *tr, const simcl
  * with SIMCLR_E_UNSUPPORTED and the reason, by the call that makes it
  * (simclr_trainer_set, simclr_trainer_set_comm, simclr_trainer_step_list),
  * before anything changes; never from inside a step.
- *                        SimCLR  MoCo v2
- *   micro-batches          yes     yes (keys once per step over the local batch;
- *                                       gradient caching over the queries)
- *   communicator (ranks)   yes     yes (queries and keys gathered, InfoNCE over the
- *                                       global batch, every rank enqueues the P*N keys;
- *                                       shuffling BN per rank, not across ranks)
- *   SIMCLR_BN_SYNC         yes     yes (the key modules' BN synchronized too)
- *   SIMCLR_BN_FROZEN       yes     yes
- *   image lists            yes     yes (with any of the above) */
+ *                        SimCLR  MoCo v2  SwAV  fine-tuning / distillation
+ *   micro-batches          yes     yes      yes   yes
+ *   communicator (ranks)   yes     yes      yes   no (labels not gathered yet)
+ *   SIMCLR_BN_SYNC         yes     yes      yes   yes
+ *   SIMCLR_BN_FROZEN       yes     yes      yes   yes
+ *   image lists            yes     yes      yes   no (the step takes a labelled tensor)
+ * MoCo v2: with micro-batches the keys are computed once per step over the
+ * local batch and gradient caching runs over the queries; on ranks queries
+ * and keys are gathered, InfoNCE runs over the global batch, every rank
+ * enqueues the P*N keys, and shuffling BN permutes per rank, not across
+ * ranks; with SIMCLR_BN_SYNC the key modules' BN is synchronized too.
+ * SwAV: exact with micro-batches (the loss depends on the embeddings and
+ * the prototypes only); on ranks the Sinkhorn sums run over the global
+ * batch.
+ * Fine-tuning (simclr_finetune_trainer_create): micro-batches yes (the
+ * cross-entropy is a mean over rows: the gradient at the whole batch's
+ * logits, back-propagated per micro-batch); SIMCLR_BN_SYNC and
+ * SIMCLR_BN_FROZEN yes (they act on the trained modules; a frozen encoder
+ * runs in EVAL mode whatever the mode); communicator no (the labels are not
+ * gathered over ranks yet); image lists no (the step takes a labelled
+ * tensor). Distillation (simclr_trainer_step_distill) likewise; with
+ * micro-batches the teacher runs once per step over the local batch. */
 
 /* ======================================================================== */
 /* MoCo v2: a momentum key encoder and a queue of negatives                  */

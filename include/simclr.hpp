@@ -560,6 +560,58 @@ private:
     detail::Owner<simclr_trainer, simclr_trainer_destroy> p_;
 };
 
+/* Supervised fine-tuning (simclr_finetune_trainer_create): an optimizer over
+ * the head only freezes the encoder. */
+class FinetuneTrainer {
+public:
+    /* Borrows every piece: they must outlive the trainer. */
+    FinetuneTrainer(const Context &ctx, Module &encoder, Module &head, Augment &aug, SupervisedLoss &loss,
+                    Optimizer &opt)
+    {
+        simclr_trainer *t = nullptr;
+        check(simclr_finetune_trainer_create(ctx.get(), encoder.get(), head.get(), aug.get(), loss.get(), opt.get(),
+                                             &t));
+        p_.reset(t);
+    }
+    simclr_trainer *get() const noexcept { return p_.get(); }
+    /* labels: one per image, each in [0, classes). */
+    float step(const TensorView &images, const std::vector<int32_t> &labels, uint64_t seed)
+    {
+        float loss = 0;
+        check(simclr_trainer_step_labels(p_.get(), images.get(), labels.data(), static_cast<int64_t>(labels.size()),
+                                         seed, &loss));
+        return loss;
+    }
+    /* A distillation student (a Distill loss): labels empty (none) or one
+     * per image, -1 for an unlabelled one. The teacher is only read. */
+    float step_distill(const TensorView &images, Module &teacher_encoder, Module &teacher_head,
+                       const std::vector<int32_t> &labels, uint64_t seed)
+    {
+        float loss = 0;
+        check(simclr_trainer_step_distill(p_.get(), images.get(), teacher_encoder.get(), teacher_head.get(),
+                                          labels.empty() ? nullptr : labels.data(),
+                                          static_cast<int64_t>(labels.size()), seed, &loss));
+        return loss;
+    }
+    double stat(simclr_trainer_stat_key key) const
+    {
+        double v = 0;
+        check(simclr_trainer_stat(p_.get(), key, &v));
+        return v;
+    }
+    bool encoder_frozen() const
+    {
+        double v = 0;
+        check(simclr_trainer_get(p_.get(), SIMCLR_TRAINER_FREEZE_ENCODER, &v));
+        return v != 0;
+    }
+    void save(const std::string &path) const { check(simclr_trainer_save(p_.get(), path.c_str())); }
+    void load(const std::string &path) { check(simclr_trainer_load(p_.get(), path.c_str())); }
+
+private:
+    detail::Owner<simclr_trainer, simclr_trainer_destroy> p_;
+};
+
 /* ------------------------------------------------------------ datasets -- */
 
 class Dataset {

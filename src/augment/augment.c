@@ -208,6 +208,20 @@ simclr_status simclr__augment_pair_at(simclr_augment *aug, const simclr_tensor *
     return SIMCLR_OK;
 }
 
+simclr_status simclr__augment_view_at(simclr_augment *aug, const simclr_tensor *images, uint64_t seed,
+                                      uint64_t base, int view, simclr_tensor *out)
+{
+    static const char fn[] = "simclr_augment_apply";
+    SIMCLR__CHECK_ARG(aug, fn, "aug is NULL");
+    SIMCLR__TRY(check_images(fn, images));
+    if (view < 0 || view >= SIMCLR__AUG_MAX_VIEWS)
+        return simclr__fail(SIMCLR_E_INVALID, "%s: view %d out of range 0..%d", fn, view, SIMCLR__AUG_MAX_VIEWS - 1);
+    SIMCLR__TRY(check_output(fn, "out", aug, images, out));
+    SIMCLR__TRY(reserve(aug, fn, images->dims[1], images->dims[2]));
+    run(aug, images, seed, base, 1, &view, &out);
+    return SIMCLR_OK;
+}
+
 simclr_context *simclr__augment_ctx(const simclr_augment *aug) { return aug->ctx; }
 
 void simclr__augment_out_size(const simclr_augment *aug, int64_t *h, int64_t *w)

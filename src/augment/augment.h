@@ -12,6 +12,10 @@ void simclr__augment_out_size(const simclr_augment *aug, int64_t *h, int64_t *w)
  * exactly the views the whole batch would (base 0 = simclr_augment_pair). */
 simclr_status simclr__augment_pair_at(simclr_augment *aug, const simclr_tensor *images, uint64_t seed,
                                       uint64_t base, simclr_tensor *view0, simclr_tensor *view1);
+/* simclr_augment_apply of one view for images that are base .. base+N-1 of
+ * a larger batch (draws keyed by base + i, as simclr__augment_pair_at). */
+simclr_status simclr__augment_view_at(simclr_augment *aug, const simclr_tensor *images, uint64_t seed,
+                                      uint64_t base, int view, simclr_tensor *out);
 /* simclr_augment_pair_list likewise: images[i] is pair base + i. */
 simclr_status simclr__augment_pair_list_at(simclr_augment *aug, const simclr_image_list *images, uint64_t seed,
                                            uint64_t base, simclr_tensor *view0, simclr_tensor *view1);

@@ -71,7 +71,7 @@ static void set_strength(simclr__aug_params *p, double s)
 
 simclr_status simclr__aug_preset(simclr__aug_params *p, simclr_aug_preset preset)
 {
-    if (preset < SIMCLR_AUG_PRESET_NONE || preset > SIMCLR_AUG_PRESET_GRAYSCALE)
+    if (preset < SIMCLR_AUG_PRESET_NONE || preset > SIMCLR_AUG_PRESET_FINETUNE)
         return simclr__fail(SIMCLR_E_INVALID, "simclr_augment_create: unknown preset %d", (int)preset);
     /* The V1 recipe's values; the presets switch operations on and off. */
     *p = (simclr__aug_params){
@@ -98,6 +98,10 @@ simclr_status simclr__aug_preset(simclr__aug_params *p, simclr_aug_preset preset
         set_strength(p, 0.5);
         p->saturation = p->hue = 0;
         p->gray_p = p->blur_p = 0;
+        break;
+    case SIMCLR_AUG_PRESET_FINETUNE:
+        /* SimCLR's fine-tuning views: random resized crop and flip only */
+        p->jitter_p = p->gray_p = p->blur_p = 0;
         break;
     }
     return SIMCLR_OK;

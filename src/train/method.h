@@ -78,8 +78,9 @@ typedef struct simclr__method {
                               void **out);
     void (*bufs_free)(simclr_context *ctx, void *bufs);
 
-    /* The key path: s->key_views -> s->keys_local, no gradient (NULL when
-     * key_views is 0). */
+    /* The key path: s->key_views -> s->keys_local, no gradient (may be NULL
+     * when key_views is 0; a method without key views may use it for a
+     * forward-only path of its own, e.g. fine-tuning's teacher). */
     simclr_status (*keys)(simclr_trainer *tr, void *state, simclr__step *s);
     /* The loss at s->z (with s->keys) and its gradient into s->dz. The
      * trained modules' gradients are zero when it runs; a loss over
@@ -108,5 +109,9 @@ typedef struct simclr__method {
 extern const simclr__method simclr__simclr_method;
 extern const simclr__method simclr__moco_method;
 extern const simclr__method simclr__swav_method;
+extern const simclr__method simclr__finetune_method;
+
+/* 1 for a fine-tuning trainer whose encoder is frozen (method_finetune.c). */
+int simclr__finetune_frozen(const simclr_trainer *tr);
 
 #endif

@@ -126,9 +126,18 @@ static simclr_status forward_micro(simclr_trainer *tr, const input *in, uint64_t
     const int64_t k = b->k;
     /* The second view: trained (SimCLR) or a key view, into its rows of the local batch (MoCo). */
     simclr_tensor key;
-    if (tr->method->trained_views == 1) key = window(b->key_views, j * k, k);
-    simclr_status st = augment(tr, in, seed, j, k, b->view[0], tr->method->trained_views == 1 ? &key : b->view[1]);
-    if (st == SIMCLR_OK) st = simclr_module_forward(tr->encoder, b->views, SIMCLR_TRAIN, b->feat);
+    simclr_status st;
+    if (tr->method->trained_views == 1 && tr->method->key_views == 0) { /* one view (fine-tuning) */
+        const simclr_tensor sub = window(in->images, j * k, k);
+        st = simclr__augment_view_at(tr->aug, &sub, seed, (uint64_t)(e->comm.rank * in->dims[0] + j * k), 0,
+                                     b->view[0]);
+    } else {
+        if (tr->method->trained_views == 1) key = window(b->key_views, j * k, k);
+        st = augment(tr, in, seed, j, k, b->view[0], tr->method->trained_views == 1 ? &key : b->view[1]);
+    }
+    /* A module that is not trained (a frozen encoder) runs in EVAL mode, without backward. */
+    if (st == SIMCLR_OK)
+        st = simclr_module_forward(tr->encoder, b->views, tr->mods[0].trained ? SIMCLR_TRAIN : SIMCLR_EVAL, b->feat);
     if (st == SIMCLR_OK) st = simclr_module_forward(tr->head, b->feat, SIMCLR_TRAIN, b->z);
     if (st == SIMCLR_OK && e->comm.failed) st = simclr__comm_raise(&e->comm);
     return st;
@@ -192,7 +201,7 @@ static simclr_status run(simclr_trainer *tr, const input *in, uint64_t seed, flo
     /* Step 5 updates the running statistics; step 1 must not count. */
     if (st == SIMCLR_OK && micro_count > 1) simclr__trainer_snapshot(tr, SIMCLR__SNAP_BUFFERS, 1);
     /* 2. The method's key path. */
-    if (st == SIMCLR_OK && m->key_views) st = m->keys(tr, tr->method_state, &s);
+    if (st == SIMCLR_OK && m->keys) st = m->keys(tr, tr->method_state, &s);
     if (st == SIMCLR_OK && e->comm.failed) st = simclr__comm_raise(&e->comm);
 
     /* 3. The global batch. */
@@ -217,7 +226,7 @@ static simclr_status run(simclr_trainer *tr, const input *in, uint64_t seed, flo
         micro_rows(tr, j, 0);
         st = simclr_module_backward(tr->head, b->dz, b->dfeat);
         /* The encoder's input gradient is never needed: skip it (the cheapest conv pass). */
-        if (st == SIMCLR_OK) st = simclr_module_backward(tr->encoder, b->dfeat, NULL);
+        if (st == SIMCLR_OK && tr->mods[0].trained) st = simclr_module_backward(tr->encoder, b->dfeat, NULL);
         if (st == SIMCLR_OK && e->comm.failed) st = simclr__comm_raise(&e->comm);
     }
     tr->ctx->bn_hook = NULL;

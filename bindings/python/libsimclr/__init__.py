@@ -30,7 +30,7 @@ from .loss import CrossEntropy, Distill, NTXent
 from .modules import (LinearHead, MLPHead, Module, Parameter, ResNet, SwavPrototypes, ViT,
                       export_classifier_safetensors)
 from .optim import Optimizer, lr_linear_scaling, lr_sqrt_scaling
-from .trainer import MocoTrainer, SwavTrainer, Trainer
+from .trainer import FinetuneTrainer, MocoTrainer, SwavTrainer, Trainer
 
 __version__ = "%d.%d.%d" % BINDINGS_VERSION
 
@@ -38,7 +38,7 @@ __all__ = [
     "Augment", "AugParam", "AugPreset", "BnMode", "Cancelled", "ConvAlgo", "Context", "CtxParam", "Dataset", "DType",
     "EmbedParam", "Embedder", "FormatError", "InternalError", "InvalidArgument", "LibraryVersionError", "LogLevel",
     "MLPHead", "MocoParam",
-    "MocoTrainer", "Mode",
+    "FinetuneTrainer", "MocoTrainer", "Mode",
     "Module", "NTXent", "NumericError", "OptKind", "OptParam", "Optimizer", "OutOfMemory",
     "PARAM_BUFFER", "PARAM_NO_DECAY", "Parameter", "ResNet", "STATUS_EXCEPTIONS", "ShapeError",
     "SimclrError", "SimclrIOError", "Stat", "StateError", "Status", "Stem", "SwavParam", "SwavPrototypes",

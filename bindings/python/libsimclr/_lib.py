@@ -114,6 +114,9 @@ PROTOTYPES = """
     simclr_status simclr_trainer_step(simclr_trainer *tr, const simclr_tensor *images, uint64_t seed, float *loss);
     simclr_status simclr_trainer_step_list(simclr_trainer *tr, const simclr_image_list *images, uint64_t seed, float *loss);
     simclr_status simclr_trainer_stat(const simclr_trainer *tr, simclr_trainer_stat_key key, double *value);
+    simclr_status simclr_finetune_trainer_create(simclr_context *ctx, simclr_module *encoder, simclr_module *head, simclr_augment *aug, simclr_loss *loss, simclr_optimizer *opt, simclr_trainer **out);
+    simclr_status simclr_trainer_step_labels(simclr_trainer *tr, const simclr_tensor *images, const int32_t *labels, int64_t n_labels, uint64_t seed, float *loss);
+    simclr_status simclr_trainer_step_distill(simclr_trainer *tr, const simclr_tensor *images, simclr_module *teacher_encoder, simclr_module *teacher_head, const int32_t *labels, int64_t n_labels, uint64_t seed, float *loss);
     simclr_status simclr_comm_validate(const simclr_comm *comm);
     simclr_status simclr_comm_single(simclr_comm *out);
     simclr_status simclr_trainer_set(simclr_trainer *tr, simclr_trainer_param key, double value);

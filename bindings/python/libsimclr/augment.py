@@ -30,7 +30,8 @@ def bounds(key: KeyLike) -> Tuple[float, float]:
 class Augment(Handle):
     """A policy producing F32 [N, C, out_h, out_w] views from U8 [N, H, W, C] images.
 
-    preset: "none" (resize only, for evaluation), "simclr_v1" (ImageNet recipe),
+    preset: "none" (resize only, for evaluation), "finetune" (crop + flip only: SimCLR's
+    fine-tuning views), "simclr_v1" (ImageNet recipe),
     "cifar" (jitter 0.5, no blur) or "grayscale" (crop, flip, brightness,
     contrast). Further keyword arguments set parameters by name, e.g.
     ``Augment(ctx, "cifar", 32, 32, flip_p=0.5, solarize_p=0.1)``; so do

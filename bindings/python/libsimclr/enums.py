@@ -52,6 +52,7 @@ class AugPreset(IntEnum):
     SIMCLR_V1 = 1
     CIFAR = 2
     GRAYSCALE = 3
+    FINETUNE = 4
 
 
 class AugParam(IntEnum):
@@ -140,6 +141,7 @@ class TrainerParam(IntEnum):
     MICRO_BATCH = 100
     BN_MODE = 200
     BUCKET_BYTES = 300
+    FREEZE_ENCODER = 400
 
 
 class EmbedParam(IntEnum):

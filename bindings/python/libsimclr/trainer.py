@@ -10,9 +10,9 @@ from . import _lib
 from ._handle import Handle
 from .augment import Augment
 from .core import (Context, Tensor, as_input, check_context, check_enum, check_float, check_int,
-                   check_path, check_seed)
+                   check_path, check_seed, labels_array)
 from .enums import DType, MocoParam, Stat, SwavParam, TrainerParam
-from .loss import NTXent
+from .loss import CrossEntropy, Distill, NTXent
 from .modules import Module
 from .optim import Optimizer
 
@@ -197,3 +197,65 @@ class SwavTrainer(Trainer):
 
     __getitem__ = get
     __setitem__ = set
+
+
+class FinetuneTrainer(Trainer):
+    """Supervised fine-tuning through the trainer (include/simclr.h,
+    simclr_finetune_trainer_create): one view per image (the augment's view 0,
+    normally AugPreset.FINETUNE), encoder + head in TRAIN mode, cross-entropy
+    against the labels, backward, optimizer step. An optimizer over the head
+    only freezes the encoder (``get("freeze_encoder")`` then reads 1).
+    ``step(images, labels, seed)``; with a Distill loss the trainer is a
+    distillation student: ``step_distill(images, teacher_encoder,
+    teacher_head, labels=None, seed=0)``. ``stat``, ``set``, ``save`` and
+    ``load`` as for SimCLR. The pieces are borrowed and kept alive."""
+
+    def __init__(self, ctx: Context, encoder: Module, head: Module, augment: Augment,
+                 loss: Union[CrossEntropy, Distill], optimizer: Optimizer) -> None:
+        check_context(ctx)
+        for name, obj, cls in (("encoder", encoder, Module), ("head", head, Module),
+                               ("augment", augment, Augment), ("loss", loss, (CrossEntropy, Distill)),
+                               ("optimizer", optimizer, Optimizer)):
+            if not isinstance(obj, cls):
+                if isinstance(cls, tuple):
+                    raise TypeError("%s must be a simclr.CrossEntropy or simclr.Distill, not %s"
+                                    % (name, type(obj).__name__))
+                raise TypeError("%s must be a simclr.%s, not %s" % (name, cls.__name__, type(obj).__name__))
+        out = ctypes.c_void_p()
+        fn.finetune_trainer_create(ctx._ptr, encoder._ptr, head._ptr, augment._ptr, loss._ptr, optimizer._ptr,
+                                   ctypes.byref(out))
+        self._init_native(out.value, _lib.cdll.simclr_trainer_destroy,
+                          [ctx, encoder, head, augment, loss, optimizer])
+        self.context, self.encoder, self.head = ctx, encoder, head
+        self.augment, self.loss, self.optimizer = augment, loss, optimizer
+
+    def step(self, images: Any, labels: Any, seed: int) -> float:  # type: ignore[override]
+        """One fine-tuning step on uint8 images [N, H, W, C] with N integer
+        labels; returns the loss. A failed step leaves everything as before."""
+        p = self._ptr
+        x = as_input(self.context, images, DType.U8, "images")
+        lab = labels_array(labels, x.shape[0] if x.ndim else 0, "labels")
+        value = ctypes.c_float()
+        fn.trainer_step_labels(p, x._ptr, ctypes.c_void_p(lab.ctypes.data), lab.shape[0], check_seed(seed),
+                               ctypes.byref(value))
+        return float(value.value)
+
+    def step_distill(self, images: Any, teacher_encoder: Module, teacher_head: Module, labels: Any = None,
+                     seed: int = 0) -> float:
+        """One distillation step (the trainer's loss is a Distill): the teacher
+        runs in EVAL mode without gradient over the same views; labels None
+        (no row labelled) or N integers, -1 for an unlabelled image."""
+        for name, obj in (("teacher_encoder", teacher_encoder), ("teacher_head", teacher_head)):
+            if not isinstance(obj, Module):
+                raise TypeError("%s must be a simclr.Module, not %s" % (name, type(obj).__name__))
+        p = self._ptr
+        x = as_input(self.context, images, DType.U8, "images")
+        value = ctypes.c_float()
+        if labels is None:
+            lab_ptr, n = ctypes.c_void_p(None), 0
+        else:
+            lab = labels_array(labels, x.shape[0] if x.ndim else 0, "labels")
+            lab_ptr, n = ctypes.c_void_p(lab.ctypes.data), lab.shape[0]
+        fn.trainer_step_distill(p, x._ptr, teacher_encoder._ptr, teacher_head._ptr, lab_ptr, n, check_seed(seed),
+                                ctypes.byref(value))
+        return float(value.value)
