@@ -1,0 +1,515 @@
+/* DICOM through DCMTK: the companion's one C++ file. DCMTK's dcmdata parses
+ * the file (from a buffer, or from the path after medical.c's checks) and
+ * its registered decoders (dcmdata's RLE, dcmjpeg's IJG 8/12/16-bit JPEG,
+ * dcmjpls' CharLS JPEG-LS) decompress one frame at a time; JPEG 2000, which
+ * DCMTK's free toolkit lacks, goes to OpenJPEG (j2k_frame). This file checks
+ * the declared geometry before anything large is allocated, refuses what it
+ * cannot return faithfully, and turns the stored samples of the frame into
+ * physical values. Nothing here may throw into C: the entry point catches
+ * everything. Messages name the file and the structure only -- never an
+ * attribute value (names, IDs, UIDs).
+ *
+ * (GDCM was the first choice; Debian builds it with assert() enabled --
+ * hundreds of them on the image path, e.g. a file with a Frame Increment
+ * Pointer but no Number of Frames aborts the process --, which a library
+ * fed untrusted files cannot accept.) */
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "dcmtk/config/osconfig.h"
+#include "dcmtk/dcmdata/dcdeftag.h"
+#include "dcmtk/dcmdata/dcfilefo.h"
+#include "dcmtk/dcmdata/dcistrmb.h"
+#include "dcmtk/dcmdata/dcmetinf.h"
+#include "dcmtk/dcmdata/dcpixel.h"
+#include "dcmtk/dcmdata/dcpixseq.h"
+#include "dcmtk/dcmdata/dcpxitem.h"
+#include "dcmtk/dcmdata/dccodec.h"
+#include "dcmtk/dcmdata/dcrledrg.h"
+#include "dcmtk/dcmdata/dcxfer.h"
+#include "dcmtk/dcmjpeg/djdecode.h"
+#include "dcmtk/dcmjpls/djdecode.h"
+#include "dcmtk/oflog/oflog.h"
+
+#include <openjpeg.h>
+
+#include "internal.h"
+
+namespace {
+
+std::once_flag setup_once;
+
+/* Once per process: DCMTK's decoders registered (a global registry), and
+ * its logger (warnings to stderr by default) switched off. */
+void setup_dcmtk()
+{
+    std::call_once(setup_once, [] {
+        OFLog::configure(OFLogger::OFF_LOG_LEVEL);
+        DcmRLEDecoderRegistration::registerCodecs();
+        DJDecoderRegistration::registerCodecs(EDC_photometricInterpretation);
+        DJLSDecoderRegistration::registerCodecs();
+    });
+}
+
+/* An attribute's whole value without trailing spaces and NULs, "" when
+ * absent. */
+std::string string_of(DcmItem *item, const DcmTagKey &tag)
+{
+    OFString s;
+    if (!item || item->findAndGetOFStringArray(tag, s, OFFalse).bad()) return std::string();
+    std::string out(s.c_str(), s.length());
+    size_t nul = out.find('\0');
+    if (nul != std::string::npos) out.resize(nul);
+    while (!out.empty() && (out.back() == ' ' || out.back() == '\0')) out.pop_back();
+    return out;
+}
+
+/* The first value of a DS/IS attribute (DCMTK parses it locale-free);
+ * false when absent, empty or not finite. */
+bool number_of(DcmItem *item, const DcmTagKey &tag, double *out)
+{
+    Float64 v;
+    if (!item || item->findAndGetFloat64(tag, v, 0).bad() || !std::isfinite(v)) return false;
+    *out = v;
+    return true;
+}
+
+/* Rescale or window from an enhanced file's functional groups: the
+ * per-frame group of `frame`, then the shared one; each holds the macro
+ * sequence `macro`, whose first item has the two attributes. */
+bool functional_pair(DcmItem *ds, long frame, const DcmTagKey &macro, const DcmTagKey &ta, const DcmTagKey &tb,
+                     double *a, double *b, bool need_both)
+{
+    const DcmTagKey groups[2] = {DCM_PerFrameFunctionalGroupsSequence, DCM_SharedFunctionalGroupsSequence};
+    for (int g = 0; g < 2; g++) {
+        DcmItem *grp = nullptr, *m = nullptr;
+        if (ds->findAndGetSequenceItem(groups[g], grp, g == 0 ? frame : 0).bad() || !grp) continue;
+        if (grp->findAndGetSequenceItem(macro, m, 0).bad() || !m) continue;
+        double va = 0, vb = 0;
+        bool ha = number_of(m, ta, &va), hb = number_of(m, tb, &vb);
+        if (need_both ? (ha && hb) : (ha || hb)) {
+            if (ha) *a = va;
+            if (hb) *b = vb;
+            return true;
+        }
+    }
+    return false;
+}
+
+char *dup_string(const std::string &s)
+{
+    char *p = static_cast<char *>(std::malloc(s.size() + 1));
+    if (p) std::memcpy(p, s.c_str(), s.size() + 1);
+    return p;
+}
+
+/* A UID as printable text (digits and dots, at most 64), for messages. */
+std::string printable_uid(const std::string &uid)
+{
+    std::string out;
+    for (char ch : uid)
+        if (out.size() < 64 && ((ch >= '0' && ch <= '9') || ch == '.')) out += ch;
+    return out.empty() ? std::string("(none)") : out;
+}
+
+bool is_jpeg_lossy(E_TransferSyntax t) { return t == EXS_JPEGProcess1 || t == EXS_JPEGProcess2_4; }
+
+bool is_j2k(E_TransferSyntax t) { return t == EXS_JPEG2000LosslessOnly || t == EXS_JPEG2000; }
+
+bool is_native(E_TransferSyntax t)
+{
+    return t == EXS_LittleEndianImplicit || t == EXS_LittleEndianExplicit || t == EXS_BigEndianExplicit ||
+           t == EXS_DeflatedLittleEndianExplicit;
+}
+
+bool supported(E_TransferSyntax t)
+{
+    switch (t) {
+    case EXS_LittleEndianImplicit:
+    case EXS_LittleEndianExplicit:
+    case EXS_BigEndianExplicit:
+    case EXS_DeflatedLittleEndianExplicit:
+    case EXS_RLELossless:
+    case EXS_JPEGProcess1:
+    case EXS_JPEGProcess2_4:
+    case EXS_JPEGProcess14:
+    case EXS_JPEGProcess14SV1:
+    case EXS_JPEGLSLossless:
+    case EXS_JPEGLSLossy:
+    case EXS_JPEG2000LosslessOnly:
+    case EXS_JPEG2000:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Frees a buffer on every way out. */
+struct Freer {
+    void *p;
+    ~Freer() { std::free(p); }
+};
+
+/* ---- JPEG 2000 through OpenJPEG ---- */
+
+struct J2kSource {
+    const unsigned char *data;
+    size_t size, pos;
+};
+
+OPJ_SIZE_T j2k_read(void *buf, OPJ_SIZE_T n, void *user)
+{
+    J2kSource *s = static_cast<J2kSource *>(user);
+    if (s->pos >= s->size) return static_cast<OPJ_SIZE_T>(-1);
+    size_t k = std::min(static_cast<size_t>(n), s->size - s->pos);
+    std::memcpy(buf, s->data + s->pos, k);
+    s->pos += k;
+    return k;
+}
+
+OPJ_OFF_T j2k_skip(OPJ_OFF_T n, void *user)
+{
+    J2kSource *s = static_cast<J2kSource *>(user);
+    if (n < 0 ? static_cast<size_t>(-n) > s->pos : static_cast<size_t>(n) > s->size - s->pos) return -1;
+    s->pos = static_cast<size_t>(static_cast<OPJ_OFF_T>(s->pos) + n);
+    return n;
+}
+
+OPJ_BOOL j2k_seek(OPJ_OFF_T n, void *user)
+{
+    J2kSource *s = static_cast<J2kSource *>(user);
+    if (n < 0 || static_cast<size_t>(n) > s->size) return OPJ_FALSE;
+    s->pos = static_cast<size_t>(n);
+    return OPJ_TRUE;
+}
+
+void j2k_quiet(const char *, void *) {}
+
+/* The fragments of frame `frame` concatenated (DCMTK finds where it starts:
+ * the offset table, one fragment per frame, or the codestream's markers). */
+OFCondition frame_bytes_of(DcmPixelData *pix, E_TransferSyntax ts, long frame, long frames,
+                           std::vector<unsigned char> &out)
+{
+    DcmPixelSequence *seq = nullptr;
+    OFCondition c = pix->getEncapsulatedRepresentation(ts, nullptr, seq);
+    if (c.bad() || !seq) return c.bad() ? c : EC_CorruptedData;
+    Uint32 first = 0, next = 0;
+    c = DcmCodec::determineStartFragment(static_cast<Uint32>(frame), static_cast<Sint32>(frames), seq, first);
+    if (c.bad()) return c;
+    unsigned long items = seq->card();
+    if (frame + 1 < frames) {
+        if (DcmCodec::determineStartFragment(static_cast<Uint32>(frame + 1), static_cast<Sint32>(frames), seq, next)
+                .bad())
+            next = first + 1;
+    } else next = static_cast<Uint32>(items);
+    if (first < 1 || first >= items || next <= first || next > items) return EC_CorruptedData;
+    for (Uint32 i = first; i < next; i++) {
+        DcmPixelItem *item = nullptr;
+        if (seq->getItem(item, i).bad() || !item) return EC_CorruptedData;
+        Uint8 *p = nullptr;
+        Uint32 len = item->getLength();
+        if (len == 0) continue;
+        if (item->getUint8Array(p).bad() || !p) return EC_CorruptedData;
+        out.insert(out.end(), p, p + len);
+    }
+    return out.empty() ? EC_CorruptedData : EC_Normal;
+}
+
+/* Decodes one JPEG 2000 codestream (or JP2 file) into raw samples of
+ * `bytes` bytes each, interleaved; "" or what went wrong. */
+std::string j2k_frame(const std::vector<unsigned char> &code, long rows, long cols, int spp, int bytes,
+                      unsigned char *raw)
+{
+    static const unsigned char jp2_sig[12] = {0, 0, 0, 12, 'j', 'P', ' ', ' ', 13, 10, 0x87, 10};
+    bool jp2 = code.size() >= 12 && std::memcmp(code.data(), jp2_sig, 12) == 0;
+    J2kSource src = {code.data(), code.size(), 0};
+    opj_stream_t *stream = opj_stream_create(1 << 16, OPJ_TRUE);
+    opj_codec_t *codec = opj_create_decompress(jp2 ? OPJ_CODEC_JP2 : OPJ_CODEC_J2K);
+    opj_image_t *image = nullptr;
+    std::string err;
+    if (!stream || !codec) err = "no memory for OpenJPEG";
+    if (err.empty()) {
+        opj_stream_set_user_data(stream, &src, nullptr);
+        opj_stream_set_user_data_length(stream, code.size());
+        opj_stream_set_read_function(stream, j2k_read);
+        opj_stream_set_skip_function(stream, j2k_skip);
+        opj_stream_set_seek_function(stream, j2k_seek);
+        opj_set_info_handler(codec, j2k_quiet, nullptr);
+        opj_set_warning_handler(codec, j2k_quiet, nullptr);
+        opj_set_error_handler(codec, j2k_quiet, nullptr);
+        opj_dparameters_t params;
+        opj_set_default_decoder_parameters(&params);
+        if (!opj_setup_decoder(codec, &params) || !opj_read_header(stream, codec, &image) || !image)
+            err = "OpenJPEG cannot read the JPEG 2000 header";
+    }
+    if (err.empty()) {
+        if (static_cast<int>(image->numcomps) < spp || image->x1 <= image->x0 || image->y1 <= image->y0 ||
+            static_cast<long>(image->x1 - image->x0) != cols || static_cast<long>(image->y1 - image->y0) != rows)
+            err = "the JPEG 2000 codestream's size or components differ from the DICOM attributes";
+    }
+    if (err.empty() && (!opj_decode(codec, stream, image) || !opj_end_decompress(codec, stream)))
+        err = "OpenJPEG cannot decode the JPEG 2000 codestream (corrupt or truncated)";
+    for (int k = 0; err.empty() && k < spp; k++) {
+        const opj_image_comp_t &cp = image->comps[k];
+        if (!cp.data || cp.dx != 1 || cp.dy != 1 || static_cast<long>(cp.w) != cols || static_cast<long>(cp.h) != rows ||
+            cp.prec < 1 || cp.prec > static_cast<OPJ_UINT32>(bytes * 8)) {
+            err = "a JPEG 2000 component is subsampled or deeper than the DICOM bits allocated";
+            break;
+        }
+        for (long i = 0; i < rows * cols; i++) {
+            uint32_t v = static_cast<uint32_t>(cp.data[i]);
+            unsigned char *q = raw + (static_cast<size_t>(i) * spp + k) * bytes;
+            if (bytes == 1) q[0] = static_cast<unsigned char>(v);
+            else if (bytes == 2) {
+                uint16_t t = static_cast<uint16_t>(v);
+                std::memcpy(q, &t, 2);
+            } else std::memcpy(q, &v, 4);
+        }
+    }
+    if (image) opj_image_destroy(image);
+    if (codec) opj_destroy_codec(codec);
+    if (stream) opj_stream_destroy(stream);
+    return err;
+}
+
+simclr_status decode(const simclr__med_source *src, int64_t frame, int64_t max_pixels, simclr_medical_image *img)
+{
+    const char *name = src->name;
+    setup_dcmtk();
+    DcmFileFormat ff;
+    OFCondition cond;
+    if (src->fd >= 0) {
+        cond = ff.loadFile(OFFilename(name), EXS_Unknown, EGL_noChange, DCM_MaxReadLength, ERM_autoDetect);
+    } else {
+        DcmInputBufferStream in;
+        in.setBuffer(src->data, static_cast<offile_off_t>(src->size));
+        in.setEos();
+        ff.transferInit();
+        cond = ff.read(in, EXS_Unknown, EGL_noChange, DCM_MaxReadLength);
+        ff.transferEnd();
+    }
+    DcmMetaInfo *meta = ff.getMetaInfo();
+    DcmDataset *ds = ff.getDataset();
+
+    /* The transfer syntax first: an unknown or unsupported one is named as
+     * such, whether or not the rest could be read. */
+    std::string ts_uid = string_of(meta, DCM_TransferSyntaxUID);
+    if (!ts_uid.empty() && DcmXfer(ts_uid.c_str()).getXfer() == EXS_Unknown)
+        return simclr__med_fail(SIMCLR_E_UNSUPPORTED, "%s: unknown transfer syntax %s", name,
+                                printable_uid(ts_uid).c_str());
+    if (cond.bad() || !ds)
+        return simclr__med_fail(SIMCLR_E_FORMAT, "%s: not a DICOM file DCMTK can read (%s)", name, cond.text());
+    E_TransferSyntax ts = ds->getOriginalXfer();
+    if (ts_uid.empty()) ts_uid = DcmXfer(ts).getXferID();
+    DcmElement *pd_elem = nullptr;
+    if (ds->findAndGetElement(DCM_PixelData, pd_elem).bad() || !pd_elem)
+        return simclr__med_fail(SIMCLR_E_FORMAT, "%s: a DICOM file without pixel data (no image)", name);
+    if (!supported(ts))
+        return simclr__med_fail(SIMCLR_E_UNSUPPORTED, "%s: transfer syntax %s is not supported", name,
+                                printable_uid(ts_uid).c_str());
+    DcmPixelData *pix = OFstatic_cast(DcmPixelData *, pd_elem);
+
+    /* Geometry and pixel format, checked before anything is decoded. */
+    Uint16 rows16 = 0, cols16 = 0, spp16 = 0, ba16 = 0, bs16 = 0, hb16 = 0, pr16 = 0, pc16 = 0;
+    if (ds->findAndGetUint16(DCM_Rows, rows16).bad() || ds->findAndGetUint16(DCM_Columns, cols16).bad() ||
+        ds->findAndGetUint16(DCM_BitsAllocated, ba16).bad())
+        return simclr__med_fail(SIMCLR_E_FORMAT, "%s: Rows, Columns or Bits Allocated is missing", name);
+    if (ds->findAndGetUint16(DCM_SamplesPerPixel, spp16).bad()) spp16 = 1;
+    if (ds->findAndGetUint16(DCM_BitsStored, bs16).bad()) bs16 = ba16;
+    if (ds->findAndGetUint16(DCM_HighBit, hb16).bad()) hb16 = static_cast<Uint16>(bs16 ? bs16 - 1 : 0);
+    if (ds->findAndGetUint16(DCM_PixelRepresentation, pr16).bad()) pr16 = 0;
+    if (ds->findAndGetUint16(DCM_PlanarConfiguration, pc16).bad()) pc16 = 0;
+    Sint32 nf = 1;
+    if (ds->tagExistsWithValue(DCM_NumberOfFrames) && (ds->findAndGetSint32(DCM_NumberOfFrames, nf).bad() || nf < 1))
+        return simclr__med_fail(SIMCLR_E_FORMAT, "%s: Number of Frames is not a positive number", name);
+    int64_t rows = rows16, cols = cols16, frames = nf;
+    int spp = spp16, ba = ba16, bs = bs16, hb = hb16, is_signed = pr16 == 1;
+    if (rows < 1 || cols < 1)
+        return simclr__med_fail(SIMCLR_E_FORMAT, "%s: the image has no pixels (%lld rows x %lld columns)", name,
+                                (long long)rows, (long long)cols);
+    if (rows > max_pixels / cols)
+        return simclr__med_fail(SIMCLR_E_FORMAT, "%s: %lld rows x %lld columns exceed max_pixels %lld", name,
+                                (long long)rows, (long long)cols, (long long)max_pixels);
+    if (frame >= frames)
+        return simclr__med_fail(SIMCLR_E_INVALID, "%s: frame %lld is out of range (the file has %lld)", name,
+                                (long long)frame, (long long)frames);
+    if (ba == 1)
+        return simclr__med_fail(SIMCLR_E_UNSUPPORTED, "%s: 1-bit pixel data (a binary segmentation) is not supported",
+                                name);
+    if (ba != 8 && ba != 16 && ba != 32)
+        return simclr__med_fail(SIMCLR_E_UNSUPPORTED, "%s: %d bits allocated per sample is not supported (8, 16, 32)",
+                                name, ba);
+    if (spp != 1 && spp != 3)
+        return simclr__med_fail(SIMCLR_E_UNSUPPORTED, "%s: %d samples per pixel is not supported (1 or 3)", name, spp);
+    if (bs < 1 || bs > ba || hb < bs - 1 || hb >= ba)
+        return simclr__med_fail(SIMCLR_E_FORMAT, "%s: bits stored %d with high bit %d do not fit %d bits allocated",
+                                name, bs, hb, ba);
+    if (spp == 3 && pc16 > 1)
+        return simclr__med_fail(SIMCLR_E_FORMAT, "%s: planar configuration %u is invalid", name, (unsigned)pc16);
+    std::string pi = string_of(ds, DCM_PhotometricInterpretation);
+    const char *photometric = nullptr;
+    if (spp == 1 && pi == "MONOCHROME1") photometric = "MONOCHROME1";
+    else if (spp == 1 && pi == "MONOCHROME2") photometric = "MONOCHROME2";
+    else if (spp == 3 && pi == "RGB") photometric = "RGB";
+    else if (spp == 3 && is_jpeg_lossy(ts) && ba == 8 && (pi == "YBR_FULL" || pi == "YBR_FULL_422"))
+        photometric = "RGB"; /* dcmjpeg converts to RGB (and says so, checked below) */
+    else if (spp == 3 && is_j2k(ts) && (pi == "YBR_RCT" || pi == "YBR_ICT"))
+        photometric = "RGB"; /* OpenJPEG undoes the component transform */
+    if (!photometric) {
+        std::string shown;
+        for (char ch : pi)
+            if (shown.size() < 16 && ((ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_')) shown += ch;
+        return simclr__med_fail(SIMCLR_E_UNSUPPORTED, "%s: photometric interpretation %s with %d samples per pixel "
+                                "in transfer syntax %s is not supported", name, shown.empty() ? "(none)" : shown.c_str(),
+                                spp, printable_uid(ts_uid).c_str());
+    }
+    if (spp == 1 && ds->tagExistsWithValue(DCM_ModalityLUTSequence))
+        return simclr__med_fail(SIMCLR_E_UNSUPPORTED, "%s: a Modality LUT Sequence is not supported (only Rescale "
+                                "Slope/Intercept)", name);
+
+    int64_t sample_bytes = ba / 8;
+    int64_t frame_bytes = rows * cols * spp * sample_bytes;
+    /* Native pixel data must hold every frame: a short value would be
+     * handed out as it is. */
+    if (is_native(ts)) {
+        int64_t have = static_cast<int64_t>(pix->getLength());
+        if (frames > have / frame_bytes)
+            return simclr__med_fail(SIMCLR_E_FORMAT, "%s: truncated pixel data: %lld bytes, %lld frames of %lld rows x "
+                                    "%lld columns x %d samples x %d bits need %lld", name, (long long)have,
+                                    (long long)frames, (long long)rows, (long long)cols, spp, ba,
+                                    (long long)(frames > INT64_MAX / frame_bytes ? INT64_MAX : frames * frame_bytes));
+    }
+
+    /* Decode the one frame. */
+    Freer raw{std::malloc(static_cast<size_t>(frame_bytes) + 1)};
+    if (!raw.p)
+        return simclr__med_fail(SIMCLR_E_NOMEM, "%s: no memory to decode %lld bytes of pixel data", name,
+                                (long long)frame_bytes);
+    int planar = spp == 3 && pc16 == 1;
+    if (is_j2k(ts)) {
+        std::vector<unsigned char> code;
+        OFCondition c = frame_bytes_of(pix, ts, static_cast<long>(frame), static_cast<long>(frames), code);
+        if (c.bad())
+            return simclr__med_fail(SIMCLR_E_FORMAT, "%s: the JPEG 2000 fragments of frame %lld cannot be found (%s)",
+                                    name, (long long)frame, c.text());
+        std::string err = j2k_frame(code, static_cast<long>(rows), static_cast<long>(cols), spp,
+                                    static_cast<int>(sample_bytes), static_cast<unsigned char *>(raw.p));
+        if (!err.empty()) return simclr__med_fail(SIMCLR_E_FORMAT, "%s: %s (frame %lld)", name, err.c_str(), (long long)frame);
+        planar = 0; /* written interleaved above */
+    } else {
+        Uint32 size = 0;
+        OFCondition c = pix->getUncompressedFrameSize(ds, size);
+        if (c.bad() || static_cast<int64_t>(size) < frame_bytes)
+            return simclr__med_fail(SIMCLR_E_FORMAT, "%s: DCMTK cannot size a frame (%s)", name,
+                                    c.bad() ? c.text() : "smaller than the attributes say");
+        /* DCMTK wants an odd frame's pad byte too. */
+        size = static_cast<Uint32>(frame_bytes + (frame_bytes & 1));
+        Uint32 start = 0;
+        OFString model;
+        c = pix->getUncompressedFrame(ds, static_cast<Uint32>(frame), start, raw.p, size, model);
+        if (c.bad())
+            return simclr__med_fail(SIMCLR_E_FORMAT, "%s: corrupt or truncated pixel data: frame %lld cannot be decoded "
+                                    "(%s; transfer syntax %s)", name, (long long)frame, c.text(),
+                                    printable_uid(ts_uid).c_str());
+        /* Big endian native data comes back swapped in units of the pixel
+         * data's VR (OW: 16 bits), which are not the samples' when 8 or 32
+         * bits are allocated: undo that swap, swap per sample. */
+        int unit = pix->getVR() == EVR_OW ? 2 : 1;
+        if (ts == EXS_BigEndianExplicit && unit != sample_bytes) {
+            unsigned char *b = static_cast<unsigned char *>(raw.p);
+            int64_t n = frame_bytes + (frame_bytes & 1);
+            if (unit == 2)
+                for (int64_t i = 0; i + 1 < n; i += 2) std::swap(b[i], b[i + 1]);
+            if (sample_bytes == 2)
+                for (int64_t i = 0; i + 1 < n; i += 2) std::swap(b[i], b[i + 1]);
+            else if (sample_bytes == 4)
+                for (int64_t i = 0; i + 3 < n; i += 4) std::swap(b[i], b[i + 3]), std::swap(b[i + 1], b[i + 2]);
+        }
+        if (spp == 3 && model != "RGB")
+            return simclr__med_fail(SIMCLR_E_UNSUPPORTED, "%s: the decoder returned color model %s, not RGB", name,
+                                    model.length() < 20 ? model.c_str() : "(long)");
+    }
+
+    /* The modality rescale (gray only) and the VOI window. */
+    double slope = 1, intercept = 0, center = 0, width = 0;
+    bool has_window = false;
+    if (spp == 1) {
+        double s = 1, i = 0;
+        if (functional_pair(ds, static_cast<long>(frame), DCM_PixelValueTransformationSequence, DCM_RescaleSlope,
+                            DCM_RescaleIntercept, &s, &i, false)) {
+            slope = s, intercept = i;
+        } else {
+            number_of(ds, DCM_RescaleSlope, &slope);
+            number_of(ds, DCM_RescaleIntercept, &intercept);
+        }
+        double c = 0, w = 0;
+        if (functional_pair(ds, static_cast<long>(frame), DCM_FrameVOILUTSequence, DCM_WindowCenter, DCM_WindowWidth,
+                            &c, &w, true) ||
+            (number_of(ds, DCM_WindowCenter, &c) && number_of(ds, DCM_WindowWidth, &w))) {
+            if (w >= 1) center = c, width = w, has_window = true;
+        }
+    }
+
+    size_t count = static_cast<size_t>(rows * cols * spp);
+    float *out = static_cast<float *>(std::malloc(count * sizeof(float)));
+    std::string sop = string_of(ds, DCM_SOPInstanceUID), pid = string_of(ds, DCM_PatientID);
+    char *sop_c = dup_string(sop), *pid_c = dup_string(pid);
+    if (!out || !sop_c || !pid_c) {
+        std::free(out), std::free(sop_c), std::free(pid_c);
+        return simclr__med_fail(SIMCLR_E_NOMEM, "%s: no memory for %lld x %lld x %d values", name, (long long)rows,
+                                (long long)cols, spp);
+    }
+    const unsigned char *base = static_cast<const unsigned char *>(raw.p);
+    unsigned shift = static_cast<unsigned>(hb + 1 - bs);
+    uint32_t mask = bs == 32 ? 0xffffffffu : (uint32_t(1) << bs) - 1;
+    uint32_t sign = uint32_t(1) << (bs - 1);
+    int64_t plane = rows * cols;
+    for (int64_t p = 0; p < plane; p++)
+        for (int k = 0; k < spp; k++) {
+            int64_t idx = planar ? k * plane + p : p * spp + k;
+            const unsigned char *q = base + idx * sample_bytes;
+            uint32_t v;
+            if (sample_bytes == 1) v = q[0];
+            else if (sample_bytes == 2) {
+                uint16_t t;
+                std::memcpy(&t, q, 2);
+                v = t;
+            } else std::memcpy(&v, q, 4);
+            v = (v >> shift) & mask;
+            double s = static_cast<double>(v);
+            if (is_signed && (v & sign)) s -= bs == 32 ? 4294967296.0 : static_cast<double>(uint64_t(1) << bs);
+            out[p * spp + k] = static_cast<float>(spp == 1 ? s * slope + intercept : s);
+        }
+
+    img->data = out;
+    img->h = rows, img->w = cols, img->c = spp;
+    img->frames = frames, img->frame = frame;
+    img->format = SIMCLR_MEDICAL_DICOM;
+    img->photometric = photometric;
+    img->inverted = pi == "MONOCHROME1";
+    img->bits = bs, img->is_signed = is_signed;
+    img->slope = slope, img->intercept = intercept;
+    img->has_window = has_window, img->center = center, img->width = width;
+    img->sop_uid = sop_c, img->group_id = pid_c;
+    return SIMCLR_OK;
+}
+
+} // namespace
+
+extern "C" simclr_status simclr__med_dicom(const simclr__med_source *src, int64_t frame, int64_t max_pixels,
+                                           simclr_medical_image *img)
+{
+    try {
+        return decode(src, frame, max_pixels, img);
+    } catch (const std::bad_alloc &) {
+        return simclr__med_fail(SIMCLR_E_NOMEM, "%s: no memory while DCMTK read the file", src->name);
+    } catch (...) {
+        return simclr__med_fail(SIMCLR_E_FORMAT, "%s: DCMTK failed on the file (an exception)", src->name);
+    }
+}
