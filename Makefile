@@ -346,7 +346,7 @@ uninstall:
 	      $(DESTDIR)$(LIBDIR_INSTALL)/libsimclr_medical.so $(DESTDIR)$(LIBDIR_INSTALL)/pkgconfig/libsimclr_medical.pc
 
 clean:
-	rm -rf build lib/libsimclr.a lib/libsimclr.so* lib/libsimclr_image.a lib/libsimclr_image.so*
+	rm -rf build lib/libsimclr.a lib/libsimclr.so* lib/libsimclr_image.a lib/libsimclr_image.so* lib/libsimclr_medical.a lib/libsimclr_medical.so*
 
 # ---- libsimclr_image: the optional image-decoding companion (issue 13) ----
 # libpng + libjpeg-turbo live here, never in libsimclr.so. `make lib` builds

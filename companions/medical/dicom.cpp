@@ -303,6 +303,9 @@ simclr_status decode(const simclr__med_source *src, int64_t frame, int64_t max_p
     if (!ts_uid.empty() && DcmXfer(ts_uid.c_str()).getXfer() == EXS_Unknown)
         return simclr__med_fail(SIMCLR_E_UNSUPPORTED, "%s: unknown transfer syntax %s", name,
                                 printable_uid(ts_uid).c_str());
+    if (!ts_uid.empty() && !supported(DcmXfer(ts_uid.c_str()).getXfer()))
+        return simclr__med_fail(SIMCLR_E_UNSUPPORTED, "%s: transfer syntax %s is not supported", name,
+                                printable_uid(ts_uid).c_str());
     if (cond.bad() || !ds)
         return simclr__med_fail(SIMCLR_E_FORMAT, "%s: not a DICOM file DCMTK can read (%s)", name, cond.text());
     E_TransferSyntax ts = ds->getOriginalXfer();

@@ -213,15 +213,19 @@ static simclr_status decode(TIFF *tif, tctx *c, int64_t frame, int64_t max_pixel
                 uint32_t rows = h - y0 < bh ? h - y0 : bh, cols = w - x0 < bw ? w - x0 : bw;
                 tmsize_t need, got;
                 uint32_t id;
-                if (tiled) {
-                    id = TIFFComputeTile(tif, x0, y0, 0, (uint16_t)pl);
-                    need = (tmsize_t)block;
-                    got = TIFFReadEncodedTile(tif, id, buf, need);
-                } else {
-                    id = TIFFComputeStrip(tif, y0, (uint16_t)pl);
-                    need = (tmsize_t)((size_t)rows * w * (size_t)stride * (size_t)bytes);
-                    got = TIFFReadEncodedStrip(tif, id, buf, need);
+                id = tiled ? TIFFComputeTile(tif, x0, y0, 0, (uint16_t)pl) : TIFFComputeStrip(tif, y0, (uint16_t)pl);
+                need = tiled ? (tmsize_t)block : (tmsize_t)((size_t)rows * w * (size_t)stride * (size_t)bytes);
+                /* Uncompressed, libtiff reads what the geometry asks for
+                 * whatever the byte count says (the bytes after a short
+                 * block would become pixels): the count must cover it. */
+                uint64_t have = TIFFGetStrileByteCount(tif, id);
+                if (compression == COMPRESSION_NONE && have < (uint64_t)need) {
+                    free(buf), free(out), free(sop), free(gid);
+                    return simclr__med_fail(SIMCLR_E_FORMAT, "%s: TIFF %s %u holds %llu bytes, %lld needed (truncated)",
+                                            name, tiled ? "tile" : "strip", (unsigned)id, (unsigned long long)have,
+                                            (long long)need);
                 }
+                got = tiled ? TIFFReadEncodedTile(tif, id, buf, need) : TIFFReadEncodedStrip(tif, id, buf, need);
                 if (got < need) {
                     free(buf), free(out), free(sop), free(gid);
                     return simclr__med_fail(SIMCLR_E_FORMAT, "%s: TIFF %s %u is corrupt or truncated (%lld of %lld "
