@@ -46,13 +46,15 @@ namespace {
 std::once_flag setup_once;
 
 /* Once per process: DCMTK's decoders registered (a global registry), and
- * its logger (warnings to stderr by default) switched off. */
+ * its logger (warnings to stderr by default) switched off. dcmjpeg returns
+ * the JPEG's components as coded (EDC_never): whether they are YCbCr is
+ * decided here (jpeg_is_ycbcr), and converted as libjpeg would. */
 void setup_dcmtk()
 {
     std::call_once(setup_once, [] {
         OFLog::configure(OFLogger::OFF_LOG_LEVEL);
         DcmRLEDecoderRegistration::registerCodecs();
-        DJDecoderRegistration::registerCodecs(EDC_photometricInterpretation);
+        DJDecoderRegistration::registerCodecs(EDC_never);
         DJLSDecoderRegistration::registerCodecs();
     });
 }
@@ -278,6 +280,67 @@ std::string j2k_frame(const std::vector<unsigned char> &code, long rows, long co
     return err;
 }
 
+/* ---- colour in lossy JPEG ---- */
+
+/* Whether an 8-bit lossy JPEG's three components are YCbCr: the DICOM
+ * attribute says YBR_*; or, labelled RGB, the stream says so as libjpeg
+ * reads it -- a JFIF APP0 marker (JFIF is YCbCr), an Adobe APP14 marker's
+ * transform 1, component IDs 1, 2, 3 (JFIF's numbering: GDCM writes RGB
+ * files so) -- or its chroma is subsampled (RGB never is). Otherwise (IDs
+ * 'R','G','B' or 0, 1, 2, an Adobe transform 0) the RGB label holds, as
+ * pydicom reads it. */
+bool jpeg_is_ycbcr(const std::vector<unsigned char> &j, const std::string &pi)
+{
+    if (pi.compare(0, 3, "YBR") == 0) return true;
+    size_t i = 2;
+    if (j.size() < 4 || j[0] != 0xff || j[1] != 0xd8) return false;
+    int adobe = -1;
+    bool jfif = false;
+    while (i + 4 <= j.size()) {
+        if (j[i] != 0xff) return false;
+        unsigned m = j[i + 1];
+        if (m == 0xff) {
+            i++;
+            continue;
+        }
+        if (m == 0xda || m == 0xd9) return false; /* no frame header before the scan */
+        size_t len = (static_cast<size_t>(j[i + 2]) << 8) | j[i + 3];
+        if (len < 2 || i + 2 + len > j.size()) return false;
+        const unsigned char *p = j.data() + i + 4;
+        size_t n = len - 2;
+        if (m == 0xe0 && n >= 5 && std::memcmp(p, "JFIF\0", 5) == 0) jfif = true;
+        if (m == 0xee && n >= 12 && std::memcmp(p, "Adobe", 5) == 0) adobe = p[11];
+        if ((m == 0xc0 || m == 0xc1 || m == 0xc2) && n >= 6 + 3 * 3 && p[5] == 3) {
+            if (jfif) return true;
+            if (adobe >= 0) return adobe == 1;
+            const unsigned char *c = p + 6; /* id, sampling, table per component */
+            if (c[0] == 1 && c[3] == 2 && c[6] == 3) return true;
+            return c[1] != c[4] || c[1] != c[7];
+        }
+        i += 2 + len;
+    }
+    return false;
+}
+
+/* libjpeg's YCbCr -> RGB (jdcolor.c: 16-bit fixed point, the same tables),
+ * in place on 8-bit samples, interleaved or by plane. */
+void ycbcr_to_rgb(unsigned char *px, int64_t n, bool planar)
+{
+    const int32_t half = 1 << 15;
+    auto fix = [](double x) { return static_cast<int32_t>(x * 65536.0 + 0.5); };
+    for (int64_t i = 0; i < n; i++) {
+        unsigned char *y = planar ? px + i : px + 3 * i;
+        unsigned char *cb = planar ? px + n + i : y + 1, *cr = planar ? px + 2 * n + i : y + 2;
+        int32_t Y = *y, x_cb = *cb - 128, x_cr = *cr - 128;
+        int32_t r = Y + ((fix(1.40200) * x_cr + half) >> 16);
+        int32_t g = Y + ((-fix(0.34414) * x_cb + half - fix(0.71414) * x_cr) >> 16);
+        int32_t b = Y + ((fix(1.77200) * x_cb + half) >> 16);
+        *y = static_cast<unsigned char>(std::min(255, std::max(0, r)));
+        *cb = static_cast<unsigned char>(std::min(255, std::max(0, g)));
+        *cr = static_cast<unsigned char>(std::min(255, std::max(0, b)));
+    }
+}
+
 simclr_status decode(const simclr__med_source *src, int64_t frame, int64_t max_pixels, simclr_medical_image *img)
 {
     const char *name = src->name;
@@ -361,7 +424,7 @@ simclr_status decode(const simclr__med_source *src, int64_t frame, int64_t max_p
     else if (spp == 1 && pi == "MONOCHROME2") photometric = "MONOCHROME2";
     else if (spp == 3 && pi == "RGB") photometric = "RGB";
     else if (spp == 3 && is_jpeg_lossy(ts) && ba == 8 && (pi == "YBR_FULL" || pi == "YBR_FULL_422"))
-        photometric = "RGB"; /* dcmjpeg converts to RGB (and says so, checked below) */
+        photometric = "RGB"; /* converted below (ycbcr_to_rgb) */
     else if (spp == 3 && is_j2k(ts) && (pi == "YBR_RCT" || pi == "YBR_ICT"))
         photometric = "RGB"; /* OpenJPEG undoes the component transform */
     if (!photometric) {
@@ -434,7 +497,12 @@ simclr_status decode(const simclr__med_source *src, int64_t frame, int64_t max_p
             else if (sample_bytes == 4)
                 for (int64_t i = 0; i + 3 < n; i += 4) std::swap(b[i], b[i + 3]), std::swap(b[i + 1], b[i + 2]);
         }
-        if (spp == 3 && model != "RGB")
+        if (spp == 3 && is_jpeg_lossy(ts)) {
+            std::vector<unsigned char> code;
+            if (frame_bytes_of(pix, ts, static_cast<long>(frame), static_cast<long>(frames), code).good() &&
+                jpeg_is_ycbcr(code, pi))
+                ycbcr_to_rgb(static_cast<unsigned char *>(raw.p), rows * cols, planar);
+        } else if (spp == 3 && model != "RGB")
             return simclr__med_fail(SIMCLR_E_UNSUPPORTED, "%s: the decoder returned color model %s, not RGB", name,
                                     model.length() < 20 ? model.c_str() : "(long)");
     }
