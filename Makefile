@@ -401,7 +401,7 @@ MED_OBJS   := $(MED_C_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/companions/medical/dicom.o
 MED_STATIC := $(OUT)/libsimclr_medical.a
 MED_SHARED := $(OUT)/libsimclr_medical.so.$(VERSION)
 MED_SONAME := libsimclr_medical.so.$(VERSION_MAJOR)
-MED_LIBS   := -ldcmjpls -ldcmtkcharls -ldcmjpeg -lijg8 -lijg12 -lijg16 -ldcmimgle -ldcmdata -loflog -lofstd -lopenjp2 -ltiff
+MED_LIBS   := -ldcmjpls -ldcmtkcharls -ldcmjpeg -lijg8 -lijg12 -lijg16 -ldcmimgle -ldcmdata -loflog -lofstd -lopenjp2 -ltiff -lz
 MED_CXXFLAGS := -std=c++17 $(OPT) $(filter-out -Wstrict-prototypes,$(WARN)) -fPIC -fvisibility=hidden \
                 -ffp-contract=off -DSIMCLR_BUILDING $(SAN_FLAGS) $(CFLAGS)
 
@@ -533,7 +533,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_RUNS    ?= -1
 FUZZ_CC      ?= clang
 FUZZ_BUILD   := build/fuzz
-FUZZ_NAMES   ?= module_ckpt trainer_ckpt safetensors idx cifar png jpeg
+FUZZ_NAMES   ?= module_ckpt trainer_ckpt safetensors idx cifar png jpeg dicom tiff
 FUZZ_BINS    := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz_%)
 FUZZ_FLAGS   := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -O1 -g
 
@@ -552,6 +552,22 @@ $(FUZZ_BUILD)/fuzz_png $(FUZZ_BUILD)/fuzz_jpeg: $(FUZZ_BUILD)/fuzz_%: tests/fuzz
                                             $(FUZZ_BUILD)/lib/libsimclr_image.a $(FUZZ_BUILD)/lib/libsimclr.a
 	$(FUZZ_CC) -Iinclude -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) $(FUZZ_FLAGS) $< -o $@ \
 	      $(FUZZ_BUILD)/lib/libsimclr_image.a $(FUZZ_BUILD)/lib/libsimclr.a $(IMG_LIBS) $(LIBS)
+
+# The medical decoders' harnesses (issue 28) link the companion built the
+# same way (its C++ file with clang++), DCMTK, OpenJPEG and libtiff; they are
+# linked by clang++ (C++'s runtime, UBSan's C++ part).
+FUZZ_CXX ?= clang++
+ifneq ($(OUT),$(FUZZ_BUILD)/lib)
+.PHONY: fuzz-medical-force
+$(FUZZ_BUILD)/lib/libsimclr_medical.a: fuzz-medical-force
+	$(MAKE) CC=$(FUZZ_CC) CXX=$(FUZZ_CXX) SAN=1 BUILD=$(FUZZ_BUILD)/obj OUT=$(FUZZ_BUILD)/lib \
+	        CFLAGS=-fsanitize=fuzzer-no-link $@
+endif
+$(FUZZ_BUILD)/fuzz_dicom $(FUZZ_BUILD)/fuzz_tiff: $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_medical.h \
+                                             tests/fuzz/fuzz_util.h $(FUZZ_BUILD)/lib/libsimclr_medical.a $(FUZZ_BUILD)/lib/libsimclr.a
+	$(FUZZ_CC) -Iinclude -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) $(FUZZ_FLAGS) -c $< -o $@.o
+	$(FUZZ_CXX) $(FUZZ_FLAGS) $@.o -o $@ $(FUZZ_BUILD)/lib/libsimclr_medical.a $(FUZZ_BUILD)/lib/libsimclr.a \
+	      $(MED_LIBS) $(LIBS)
 
 $(FUZZ_BUILD)/make_seeds: tests/fuzz/make_seeds.c tests/fuzz/fuzz_util.h tests/fuzz/fuzz_models.h $(STATIC) $(IMG_STATIC)
 	@mkdir -p $(dir $@)

@@ -97,6 +97,8 @@ typedef struct mf_dicom {
     size_t pixel_bytes;     /* how many of them to write (less: a truncated value) */
     uint32_t pixel_vl;      /* != 0: the Pixel Data length written instead of the real one */
     int rows_as_written;    /* != 0: Rows written as this value instead of rows */
+    uint32_t private_vl;    /* != 0: a private OB element (0009,1001) holding 4 bytes but declaring this length */
+    uint32_t nested_vl;     /* != 0: the same inside an item of an undefined-length sequence (0008,1140) */
 } mf_dicom;
 
 /* A malloc'ed DICOM file; *size its length. */
@@ -125,6 +127,20 @@ static uint8_t *mf_dicom_write(const mf_dicom *d, size_t *size)
     mf_str(&b, 0x0008, 0x0016, "UI", sop_class);
     if (d->sop_uid) mf_str(&b, 0x0008, 0x0018, "UI", d->sop_uid);
     mf_str(&b, 0x0008, 0x0060, "CS", "OT");
+    uint8_t four[4] = {1, 2, 3, 4};
+    if (d->nested_vl) {
+        mf_u16(&b, 0x0008), mf_u16(&b, 0x1140);
+        if (!b.implicit) mf_put(&b, "SQ\0\0", 4);
+        mf_u32(&b, 0xffffffffu);
+        mf_u16(&b, 0xfffe), mf_u16(&b, 0xe000), mf_u32(&b, 0xffffffffu); /* an item of undefined length */
+        mf_elem_vl(&b, 0x0029, 0x1001, "OB", four, 4, d->nested_vl);
+        mf_u16(&b, 0xfffe), mf_u16(&b, 0xe00d), mf_u32(&b, 0);
+        mf_u16(&b, 0xfffe), mf_u16(&b, 0xe0dd), mf_u32(&b, 0);
+    }
+    if (d->private_vl) {
+        mf_str(&b, 0x0009, 0x0010, "LO", "SIMCLR TEST");
+        mf_elem_vl(&b, 0x0009, 0x1001, "OB", four, 4, d->private_vl);
+    }
     if (d->patient_id) mf_str(&b, 0x0010, 0x0020, "LO", d->patient_id);
     mf_us(&b, 0x0028, 0x0002, (uint16_t)d->spp);
     mf_str(&b, 0x0028, 0x0004, "CS", d->pi);

@@ -111,7 +111,7 @@ static void test_dicom_syntaxes_depths_rescale(void **state)
             }
             mf_dicom d = {syntaxes[t], rows, cols, 1, 1, dc.ba, dc.bs, dc.hb, dc.pr, 0, "MONOCHROME2",
                           "2.5", "-1024", "40", "400", "1.2.826.0.1.3680043.2.1125.7", "SECRET-PATIENT-7",
-                          px, (size_t)rows * cols * bytes, 0, 0};
+                          px, (size_t)rows * cols * bytes, 0, 0, 0, 0};
             size_t n;
             uint8_t *file = mf_dicom_write(&d, &n);
             char name[64];
@@ -160,7 +160,7 @@ static void test_dicom_rgb_planar_frames(void **state)
     for (int pc = 0; pc < 2; pc++)
         for (int t = 0; t < 2; t++) {
             mf_dicom d = {t ? MF_EXPLICIT_BE : MF_EXPLICIT_LE, R, C, F, 3, 8, 8, 7, 0, pc, "RGB", "3", "7",
-                          NULL, NULL, NULL, NULL, pc ? (const void *)planar : (const void *)inter, sizeof inter, 0, 0};
+                          NULL, NULL, NULL, NULL, pc ? (const void *)planar : (const void *)inter, sizeof inter, 0, 0, 0, 0};
             size_t n;
             uint8_t *file = mf_dicom_write(&d, &n);
             for (int f = 0; f < F; f++) {
@@ -187,7 +187,7 @@ static void test_dicom_monochrome1_and_window(void **state)
     (void)state;
     uint16_t px[4] = {0, 100, 1000, 4095};
     mf_dicom d = {MF_EXPLICIT_LE, 2, 2, 1, 1, 16, 12, 11, 0, 0, "MONOCHROME1", NULL, NULL, "2048", "4096",
-                  NULL, NULL, px, sizeof px, 0, 0};
+                  NULL, NULL, px, sizeof px, 0, 0, 0, 0};
     size_t n;
     uint8_t *file = mf_dicom_write(&d, &n);
     simclr_medical_image *img = decode_both(file, n, "mono1.dcm", 0);
@@ -242,7 +242,7 @@ static void test_dicom_malformed(void **state)
     uint16_t px[R * C];
     for (int i = 0; i < R * C; i++) px[i] = (uint16_t)pattern(i, 0, 4095);
     mf_dicom good = {MF_EXPLICIT_LE, R, C, 1, 1, 16, 12, 11, 0, 0, "MONOCHROME2", "1", "-1024", NULL, NULL,
-                     "1.2.3.SECRET", "SECRET^PATIENT", px, sizeof px, 0, 0};
+                     "1.2.3.SECRET", "SECRET^PATIENT", px, sizeof px, 0, 0, 0, 0};
     size_t n;
     uint8_t *file = mf_dicom_write(&good, &n);
     simclr_medical_image *ok = decode_both(file, n, "good.dcm", 0);
@@ -271,6 +271,35 @@ static void test_dicom_malformed(void **state)
     vl.pixel_vl = 0x7ffffff0u;
     file = mf_dicom_write(&vl, &n);
     refused(file, n, "long_vl.dcm", 0, 0, SIMCLR_E_FORMAT, "long_vl.dcm");
+    free(file);
+    /* a length past the end on another element, and nested in a sequence's
+     * item: refused before DCMTK reads the file (it would allocate the
+     * declared 4 GB first) */
+    for (int t = 0; t < 3; t++) {
+        const char *tss[3] = {MF_EXPLICIT_LE, MF_IMPLICIT_LE, MF_EXPLICIT_BE};
+        mf_dicom priv = good;
+        priv.ts = tss[t];
+        priv.private_vl = 0xfffffff0u;
+        file = mf_dicom_write(&priv, &n);
+        refused(file, n, "private_vl.dcm", 0, 0, SIMCLR_E_FORMAT, "element (0009,1001) declares 4294967280 bytes");
+        free(file);
+        mf_dicom nested = good;
+        nested.ts = tss[t];
+        nested.nested_vl = 0xfffffff0u;
+        file = mf_dicom_write(&nested, &n);
+        refused(file, n, "nested_vl.dcm", 0, 0, SIMCLR_E_FORMAT, "element (0029,1001) declares 4294967280 bytes");
+        free(file);
+        nested.nested_vl = 4; /* the same file, well formed, decodes */
+        file = mf_dicom_write(&nested, &n);
+        simclr_medical_image_destroy(decode_both(file, n, "nested_ok.dcm", 0));
+        free(file);
+    }
+    /* Pixel Data with another VR (OV): DCMTK makes it a plain 64-bit element,
+     * not pixel data (fuzz_dicom found the cast) */
+    file = mf_dicom_write(&good, &n);
+    for (size_t i = 0; i + 6 <= n; i++)
+        if (!memcmp(file + i, "\xe0\x7f\x10\x00OW", 6)) file[i + 5] = 'V';
+    refused(file, n, "pixel_ov.dcm", 0, 0, SIMCLR_E_FORMAT, "Pixel Data");
     free(file);
     /* huge dimensions: refused by max_pixels before the pixel data is looked at */
     mf_dicom huge = good;

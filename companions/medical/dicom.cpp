@@ -14,6 +14,8 @@
  * Pointer but no Number of Frames aborts the process --, which a library
  * fed untrusted files cannot accept.) */
 #include <algorithm>
+#include <cerrno>
+#include <cstdio>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -32,12 +34,15 @@
 #include "dcmtk/dcmdata/dcpxitem.h"
 #include "dcmtk/dcmdata/dccodec.h"
 #include "dcmtk/dcmdata/dcrledrg.h"
+#include "dcmtk/dcmdata/dcvr.h"
 #include "dcmtk/dcmdata/dcxfer.h"
 #include "dcmtk/dcmjpeg/djdecode.h"
 #include "dcmtk/dcmjpls/djdecode.h"
 #include "dcmtk/oflog/oflog.h"
 
 #include <openjpeg.h>
+#include <unistd.h>
+#include <zlib.h>
 
 #include "internal.h"
 
@@ -280,6 +285,249 @@ std::string j2k_frame(const std::vector<unsigned char> &code, long rows, long co
     return err;
 }
 
+/* ---- the length scan ----
+ *
+ * dcmdata allocates an element's declared length before reading it, so a
+ * 200-byte file declaring a 3.7 GB value allocates 3.7 GB (libFuzzer found
+ * it in seconds). Before DCMTK sees a file, this walks its elements -- the
+ * meta group, the data set in its transfer syntax, sequences and items of
+ * defined or undefined length, encapsulated fragments, a deflated data set
+ * inflated (bounded) -- and refuses any length that runs past the end of
+ * its container. */
+
+class Scan {
+public:
+    Scan(const simclr__med_source *src) : mem_(src->fd < 0 ? src->data : nullptr), fd_(src->fd), size_(src->size) {}
+    Scan(const unsigned char *mem, uint64_t size) : mem_(mem), fd_(-1), size_(size) {}
+    uint64_t size() const { return size_; }
+    std::string err;
+
+    bool read(uint64_t pos, void *out, size_t n) const
+    {
+        if (pos > size_ || n > size_ - pos) return false;
+        if (mem_) {
+            std::memcpy(out, mem_ + pos, n);
+            return true;
+        }
+        size_t done = 0;
+        while (done < n) {
+            ssize_t got = pread(fd_, static_cast<char *>(out) + done, n - done, static_cast<off_t>(pos + done));
+            if (got < 0 && errno == EINTR) continue;
+            if (got <= 0) return false;
+            done += static_cast<size_t>(got);
+        }
+        return true;
+    }
+
+    /* Elements in [pos, end); with `undefined`, up to and past an item
+     * delimiter. Returns the position after, or UINT64_MAX with err set. */
+    uint64_t elements(uint64_t pos, uint64_t end, bool explicit_vr, bool big, int depth, bool undefined)
+    {
+        if (depth > 32) return fail("sequences nested more than 32 deep");
+        while (pos < end) {
+            unsigned char h[12];
+            if (end - pos < 8 || !read(pos, h, 8)) return fail("truncated element header");
+            uint16_t g = u16(h, big), e = u16(h + 2, big);
+            if (g == 0xfffe) {
+                if (e == 0xe00d && undefined) return pos + 8;
+                return fail("an item tag outside a sequence");
+            }
+            uint64_t hdr = 8;
+            uint32_t vl;
+            bool sq = false, un = false;
+            if (explicit_vr) {
+                char v0 = static_cast<char>(h[4]), v1 = static_cast<char>(h[5]);
+                std::string vr = {v0, v1};
+                static const char *const longs[] = {"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"};
+                bool is_long = false;
+                for (const char *l : longs) is_long = is_long || vr == l;
+                if (is_long) {
+                    if (end - pos < 12 || !read(pos, h, 12)) return fail("truncated element header");
+                    vl = u32(h + 8, big);
+                    hdr = 12;
+                } else vl = u16(h + 6, big);
+                sq = vr == "SQ", un = vr == "UN";
+            } else {
+                vl = u32(h + 4, big);
+                sq = DcmTag(g, e).getEVR() == EVR_SQ;
+            }
+            pos += hdr;
+            bool pixel = g == 0x7fe0 && e == 0x0010;
+            if (vl == 0xffffffffu) {
+                /* a sequence, encapsulated pixel data, or UN holding an implicit VR little endian sequence */
+                pos = items(pos, end, un ? false : explicit_vr, un ? false : big, depth + 1, pixel, true);
+                if (pos == UINT64_MAX) return pos;
+                continue;
+            }
+            if (vl > end - pos) {
+                char m[160];
+                std::snprintf(m, sizeof m, "element (%04x,%04x) declares %u bytes, %llu remain", g, e, vl,
+                              static_cast<unsigned long long>(end - pos));
+                return fail(m);
+            }
+            if (sq && vl > 0 && items(pos, pos + vl, explicit_vr, big, depth + 1, false, false) == UINT64_MAX)
+                return UINT64_MAX;
+            pos += vl;
+        }
+        if (undefined) return fail("an item without its delimiter");
+        return pos;
+    }
+
+    /* Items of a sequence (or fragments) in [pos, end); `undefined`: up to
+     * and past the sequence delimiter. */
+    uint64_t items(uint64_t pos, uint64_t end, bool explicit_vr, bool big, int depth, bool fragments, bool undefined)
+    {
+        if (depth > 32) return fail("sequences nested more than 32 deep");
+        for (;;) {
+            if (!undefined && pos == end) return pos;
+            unsigned char h[8];
+            if (end - pos < 8 || !read(pos, h, 8)) return fail("truncated sequence");
+            uint16_t g = u16(h, big), e = u16(h + 2, big);
+            uint32_t vl = u32(h + 4, big);
+            pos += 8;
+            if (g != 0xfffe) return fail("a sequence holds something other than items");
+            if (e == 0xe0dd) return pos;
+            if (e != 0xe000) return fail("a sequence holds something other than items");
+            if (vl == 0xffffffffu) {
+                if (fragments) return fail("a pixel data fragment of undefined length");
+                pos = elements(pos, end, explicit_vr, big, depth + 1, true);
+                if (pos == UINT64_MAX) return pos;
+                continue;
+            }
+            if (vl > end - pos) {
+                char m[120];
+                std::snprintf(m, sizeof m, "an item declares %u bytes, %llu remain", vl,
+                              static_cast<unsigned long long>(end - pos));
+                return fail(m);
+            }
+            if (!fragments && elements(pos, pos + vl, explicit_vr, big, depth + 1, false) == UINT64_MAX)
+                return UINT64_MAX;
+            pos += vl;
+        }
+    }
+
+private:
+    const unsigned char *mem_;
+    int fd_;
+    uint64_t size_;
+
+    uint64_t fail(const char *m)
+    {
+        if (err.empty()) err = m;
+        return UINT64_MAX;
+    }
+    static uint16_t u16(const unsigned char *p, bool big)
+    {
+        return static_cast<uint16_t>(big ? (p[0] << 8) | p[1] : p[0] | (p[1] << 8));
+    }
+    static uint32_t u32(const unsigned char *p, bool big)
+    {
+        return big ? (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | p[3]
+                   : p[0] | (uint32_t(p[1]) << 8) | (uint32_t(p[2]) << 16) | (uint32_t(p[3]) << 24);
+    }
+};
+
+/* Inflates a deflated data set (raw deflate) into out, at most cap bytes. */
+bool inflate_all(const Scan &sc, uint64_t pos, uint64_t cap, std::vector<unsigned char> &out, std::string &err)
+{
+    std::vector<unsigned char> in(static_cast<size_t>(sc.size() - pos));
+    if (!in.empty() && !sc.read(pos, in.data(), in.size())) {
+        err = "cannot read the deflated data set";
+        return false;
+    }
+    z_stream z;
+    std::memset(&z, 0, sizeof z);
+    if (inflateInit2(&z, -MAX_WBITS) != Z_OK) {
+        err = "zlib cannot start";
+        return false;
+    }
+    z.next_in = in.data();
+    z.avail_in = static_cast<uInt>(in.size());
+    int rc = Z_OK;
+    unsigned char chunk[1 << 15];
+    while (rc == Z_OK) {
+        z.next_out = chunk;
+        z.avail_out = sizeof chunk;
+        rc = inflate(&z, Z_NO_FLUSH);
+        if (rc != Z_OK && rc != Z_STREAM_END) break;
+        out.insert(out.end(), chunk, chunk + (sizeof chunk - z.avail_out));
+        if (out.size() > cap) {
+            inflateEnd(&z);
+            err = "the deflated data set inflates beyond the pixel limit";
+            return false;
+        }
+        if (rc == Z_OK && z.avail_in == 0 && z.avail_out != 0) break; /* input ends without the stream end */
+    }
+    inflateEnd(&z);
+    if (rc != Z_STREAM_END && rc != Z_OK) {
+        err = "the deflated data set is corrupt";
+        return false;
+    }
+    return true;
+}
+
+/* "" when every length fits, else what does not. */
+std::string scan_lengths(const simclr__med_source *src, int64_t max_pixels)
+{
+    Scan sc(src);
+    unsigned char head[132];
+    uint64_t pos = 0;
+    if (sc.size() >= 132 && sc.read(0, head, 132) && std::memcmp(head + 128, "DICM", 4) == 0) pos = 132;
+    /* the meta group: explicit VR little endian, group 0002 */
+    std::string ts;
+    unsigned char h[8];
+    bool has_meta = false;
+    while (sc.size() - pos >= 8 && sc.read(pos, h, 8) && (h[0] | (h[1] << 8)) == 0x0002) {
+        has_meta = true;
+        /* one element at a time: the next one may be the data set's, in another encoding */
+        uint16_t e = static_cast<uint16_t>(h[2] | (h[3] << 8));
+        std::string vr = {static_cast<char>(h[4]), static_cast<char>(h[5])};
+        uint64_t hdr = 8, vl = static_cast<uint64_t>(h[6] | (h[7] << 8));
+        if (vr == "OB" || vr == "UN" || vr == "UT" || vr == "SQ" || vr == "OW") {
+            unsigned char l[4];
+            if (!sc.read(pos + 8, l, 4)) return "truncated file meta information";
+            vl = l[0] | (uint32_t(l[1]) << 8) | (uint32_t(l[2]) << 16) | (uint32_t(l[3]) << 24);
+            hdr = 12;
+        }
+        if (sc.size() - pos < hdr || vl > sc.size() - pos - hdr)
+            return "a file meta element runs past the end of the file";
+        if (e == 0x0010 && vl < 128) {
+            char uid[129] = {0};
+            sc.read(pos + hdr, uid, static_cast<size_t>(vl));
+            ts = uid;
+            while (!ts.empty() && (ts.back() == ' ' || ts.back() == '\0')) ts.pop_back();
+        }
+        pos += hdr + vl;
+    }
+    struct Way {
+        bool explicit_vr, big;
+    };
+    std::vector<Way> ways;
+    if (has_meta && !ts.empty()) {
+        if (ts == "1.2.840.10008.1.2") ways.push_back({false, false});
+        else if (ts == "1.2.840.10008.1.2.2") ways.push_back({true, true});
+        else if (ts == "1.2.840.10008.1.2.1.99") {
+            std::vector<unsigned char> data;
+            std::string err;
+            uint64_t cap = static_cast<uint64_t>(std::min<int64_t>(max_pixels, INT64_MAX / 64)) * 16 + (uint64_t(1) << 24);
+            if (!inflate_all(sc, pos, cap, data, err)) return err;
+            Scan inflated(data.data(), data.size());
+            if (inflated.elements(0, data.size(), true, false, 0, false) == UINT64_MAX) return inflated.err;
+            return std::string();
+        } else ways.push_back({true, false});
+    } else {
+        /* no meta (or no transfer syntax in it): whichever reading DCMTK may take */
+        ways = {{true, false}, {false, false}, {true, true}, {false, true}};
+    }
+    std::string first;
+    for (const Way &w : ways) {
+        Scan one(src);
+        if (one.elements(pos, one.size(), w.explicit_vr, w.big, 0, false) != UINT64_MAX) return std::string();
+        if (first.empty()) first = one.err;
+    }
+    return first;
+}
+
 /* ---- colour in lossy JPEG ---- */
 
 /* Whether an 8-bit lossy JPEG's three components are YCbCr: the DICOM
@@ -345,6 +593,10 @@ simclr_status decode(const simclr__med_source *src, int64_t frame, int64_t max_p
 {
     const char *name = src->name;
     setup_dcmtk();
+    std::string bad = scan_lengths(src, max_pixels);
+    if (!bad.empty())
+        return simclr__med_fail(SIMCLR_E_FORMAT, "%s: not a readable DICOM file: %s (truncated or corrupt)", name,
+                                bad.c_str());
     DcmFileFormat ff;
     OFCondition cond;
     if (src->fd >= 0) {
@@ -379,7 +631,12 @@ simclr_status decode(const simclr__med_source *src, int64_t frame, int64_t max_p
     if (!supported(ts))
         return simclr__med_fail(SIMCLR_E_UNSUPPORTED, "%s: transfer syntax %s is not supported", name,
                                 printable_uid(ts_uid).c_str());
-    DcmPixelData *pix = OFstatic_cast(DcmPixelData *, pd_elem);
+    /* dcmdata makes Pixel Data a DcmPixelData only with VR OB, OW (or ox):
+     * another VR (OV, found by fuzz_dicom) gives a plain element. */
+    DcmPixelData *pix = dynamic_cast<DcmPixelData *>(pd_elem);
+    if (!pix)
+        return simclr__med_fail(SIMCLR_E_FORMAT, "%s: the Pixel Data element has VR %s, not OB or OW", name,
+                                DcmVR(pd_elem->getVR()).getVRName());
 
     /* Geometry and pixel format, checked before anything is decoded. */
     Uint16 rows16 = 0, cols16 = 0, spp16 = 0, ba16 = 0, bs16 = 0, hb16 = 0, pr16 = 0, pc16 = 0;
