@@ -8,6 +8,7 @@
  * never the patient ID, and nothing returned. The pydicom/PIL/tifffile
  * cross-checks are tests/python/test_medical_pydicom.py. */
 #include <errno.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -511,6 +512,59 @@ static void test_tiff_pages_and_malformed(void **state)
     free(file);
 }
 
+/* "Threads: any thread": threads decoding at once (DICOM through DCMTK's
+ * shared registry and dictionary, TIFF through libtiff) get what one does. */
+typedef struct thread_job {
+    const uint8_t *dcm, *tif;
+    size_t ndcm, ntif;
+    const float *want_dcm, *want_tif;
+    size_t count_dcm, count_tif;
+    int bad;
+} thread_job;
+
+static void *decode_thread(void *arg)
+{
+    thread_job *j = arg;
+    for (int r = 0; r < 20; r++) {
+        simclr_medical_image *a = NULL, *b = NULL;
+        if (simclr_medical_decode_memory(j->dcm, j->ndcm, "t.dcm", 0, 0, &a) != SIMCLR_OK ||
+            simclr_medical_decode_memory(j->tif, j->ntif, "t.tif", 0, 0, &b) != SIMCLR_OK ||
+            memcmp(simclr_medical_image_data(a), j->want_dcm, j->count_dcm * sizeof(float)) ||
+            memcmp(simclr_medical_image_data(b), j->want_tif, j->count_tif * sizeof(float)))
+            j->bad++;
+        simclr_medical_image_destroy(a);
+        simclr_medical_image_destroy(b);
+    }
+    return NULL;
+}
+
+static void test_threads(void **state)
+{
+    (void)state;
+    enum { R = 32, C = 24, T = 4 };
+    static uint16_t px[R * C];
+    for (int i = 0; i < R * C; i++) px[i] = (uint16_t)pattern(i, 0, 65535);
+    mf_dicom d = {MF_EXPLICIT_LE, R, C, 1, 1, 16, 16, 15, 0, 0, "MONOCHROME2", "0.5", "-100", NULL, NULL,
+                  NULL, NULL, px, sizeof px, 0, 0, 0, 0};
+    mf_tiff_page p = {C, R, 1, 16, 1, 1, 1, 16, 16, 0, px, 0, 0};
+    size_t ndcm, ntif;
+    uint8_t *dcm = mf_dicom_write(&d, &ndcm), *tif = mf_tiff_write(&p, 1, &ntif);
+    float want_dcm[R * C], want_tif[R * C];
+    for (int i = 0; i < R * C; i++) want_dcm[i] = (float)(px[i] * 0.5 - 100), want_tif[i] = (float)px[i];
+    thread_job jobs[T];
+    pthread_t th[T];
+    for (int t = 0; t < T; t++) {
+        thread_job j = {dcm, tif, ndcm, ntif, want_dcm, want_tif, R * C, R * C, 0};
+        jobs[t] = j;
+        assert_int_equal(pthread_create(&th[t], NULL, decode_thread, &jobs[t]), 0);
+    }
+    for (int t = 0; t < T; t++) {
+        assert_int_equal(pthread_join(th[t], NULL), 0);
+        assert_int_equal(jobs[t].bad, 0);
+    }
+    free(dcm), free(tif);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -537,6 +591,7 @@ int main(void)
         cmocka_unit_test(test_arguments_and_files),
         cmocka_unit_test(test_tiff_layouts),
         cmocka_unit_test(test_tiff_pages_and_malformed),
+        cmocka_unit_test(test_threads),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
