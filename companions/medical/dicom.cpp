@@ -69,7 +69,12 @@ void setup_dcmtk()
 std::string string_of(DcmItem *item, const DcmTagKey &tag)
 {
     OFString s;
-    if (!item || item->findAndGetOFStringArray(tag, s, OFFalse).bad()) return std::string();
+    DcmElement *el = nullptr;
+    /* a text value of at most 1 KB (UIDs, IDs, codes): an element of another
+     * VR would be rendered as text, OW as hex words (fuzz_dicom: 2 GB) */
+    if (!item || item->findAndGetElement(tag, el).bad() || !el || !el->isaString() || el->getLength() > 1024)
+        return std::string();
+    if (el->getOFStringArray(s, OFFalse).bad()) return std::string();
     std::string out(s.c_str(), s.length());
     size_t nul = out.find('\0');
     if (nul != std::string::npos) out.resize(nul);
