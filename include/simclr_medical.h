@@ -90,9 +90,12 @@ typedef struct simclr_medical_image simclr_medical_image;
  * *out is a new image owned by the caller (simclr_medical_image_destroy).
  * Errors: SIMCLR_E_INVALID (data, out NULL; frame < 0; max_pixels < 0;
  * frame beyond the file's frames/pages, naming their number);
- * SIMCLR_E_FORMAT (empty, not DICOM/TIFF, a truncated file, corrupt or
- * truncated pixel data -- native pixel data shorter than rows x columns x
- * frames x samples x bits allocated --, 0 pixels, more than max_pixels); SIMCLR_E_UNSUPPORTED (see
+ * SIMCLR_E_FORMAT (empty, not DICOM/TIFF, a truncated file, a value length
+ * running past its container -- checked on every DICOM element before DCMTK
+ * reads the file, which would allocate it --, corrupt or truncated pixel
+ * data -- native pixel data shorter than rows x columns x frames x samples x
+ * bits allocated, a TIFF strip or tile shorter than its rows --, Pixel Data
+ * of a VR other than OB/OW, 0 pixels, more than max_pixels); SIMCLR_E_UNSUPPORTED (see
  * above); SIMCLR_E_NOMEM. On error *out is untouched and nothing is
  * allocated. data is only read. Threads: any thread, any time. */
 SIMCLR_API simclr_status simclr_medical_decode_memory(const void *data, size_t size, const char *name,
