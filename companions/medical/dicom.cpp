@@ -471,9 +471,13 @@ bool inflate_all(const Scan &sc, uint64_t pos, uint64_t cap, std::vector<unsigne
     return true;
 }
 
-/* "" when every length fits, else what does not. */
-std::string scan_lengths(const simclr__med_source *src, int64_t max_pixels)
+/* "" when every length fits, else what does not. *meta_ts: the file meta's
+ * transfer syntax UID ("" without one); *xfer: without it, the encoding the
+ * scan found the data set in, which DCMTK is then told to read (its own
+ * guess could differ, and read a length the scan never saw). */
+std::string scan_lengths(const simclr__med_source *src, int64_t max_pixels, std::string *meta_ts, E_TransferSyntax *xfer)
 {
+    *xfer = EXS_Unknown;
     Scan sc(src);
     unsigned char head[132];
     uint64_t pos = 0;
@@ -504,13 +508,17 @@ std::string scan_lengths(const simclr__med_source *src, int64_t max_pixels)
         }
         pos += hdr + vl;
     }
+    *meta_ts = has_meta ? ts : std::string();
     struct Way {
         bool explicit_vr, big;
+        E_TransferSyntax xfer;
     };
     std::vector<Way> ways;
     if (has_meta && !ts.empty()) {
-        if (ts == "1.2.840.10008.1.2") ways.push_back({false, false});
-        else if (ts == "1.2.840.10008.1.2.2") ways.push_back({true, true});
+        E_TransferSyntax t = DcmXfer(ts.c_str()).getXfer();
+        if (t == EXS_Unknown || !supported(t)) return std::string(); /* refused by name, unread */
+        if (ts == "1.2.840.10008.1.2") ways.push_back({false, false, EXS_Unknown});
+        else if (ts == "1.2.840.10008.1.2.2") ways.push_back({true, true, EXS_Unknown});
         else if (ts == "1.2.840.10008.1.2.1.99") {
             std::vector<unsigned char> data;
             std::string err;
@@ -519,15 +527,19 @@ std::string scan_lengths(const simclr__med_source *src, int64_t max_pixels)
             Scan inflated(data.data(), data.size());
             if (inflated.elements(0, data.size(), true, false, 0, false) == UINT64_MAX) return inflated.err;
             return std::string();
-        } else ways.push_back({true, false});
+        } else ways.push_back({true, false, EXS_Unknown});
     } else {
-        /* no meta (or no transfer syntax in it): whichever reading DCMTK may take */
-        ways = {{true, false}, {false, false}, {true, true}, {false, true}};
+        /* no meta (or no transfer syntax in it): the first encoding that fits */
+        ways = {{true, false, EXS_LittleEndianExplicit}, {false, false, EXS_LittleEndianImplicit},
+                {true, true, EXS_BigEndianExplicit}};
     }
     std::string first;
     for (const Way &w : ways) {
         Scan one(src);
-        if (one.elements(pos, one.size(), w.explicit_vr, w.big, 0, false) != UINT64_MAX) return std::string();
+        if (one.elements(pos, one.size(), w.explicit_vr, w.big, 0, false) != UINT64_MAX) {
+            *xfer = w.xfer;
+            return std::string();
+        }
         if (first.empty()) first = one.err;
     }
     return first;
@@ -598,20 +610,28 @@ simclr_status decode(const simclr__med_source *src, int64_t frame, int64_t max_p
 {
     const char *name = src->name;
     setup_dcmtk();
-    std::string bad = scan_lengths(src, max_pixels);
+    std::string meta_ts;
+    E_TransferSyntax read_xfer = EXS_Unknown;
+    std::string bad = scan_lengths(src, max_pixels, &meta_ts, &read_xfer);
+    if (!meta_ts.empty() && DcmXfer(meta_ts.c_str()).getXfer() == EXS_Unknown)
+        return simclr__med_fail(SIMCLR_E_UNSUPPORTED, "%s: unknown transfer syntax %s", name,
+                                printable_uid(meta_ts).c_str());
+    if (!meta_ts.empty() && !supported(DcmXfer(meta_ts.c_str()).getXfer()))
+        return simclr__med_fail(SIMCLR_E_UNSUPPORTED, "%s: transfer syntax %s is not supported", name,
+                                printable_uid(meta_ts).c_str());
     if (!bad.empty())
         return simclr__med_fail(SIMCLR_E_FORMAT, "%s: not a readable DICOM file: %s (truncated or corrupt)", name,
                                 bad.c_str());
     DcmFileFormat ff;
     OFCondition cond;
     if (src->fd >= 0) {
-        cond = ff.loadFile(OFFilename(name), EXS_Unknown, EGL_noChange, DCM_MaxReadLength, ERM_autoDetect);
+        cond = ff.loadFile(OFFilename(name), read_xfer, EGL_noChange, DCM_MaxReadLength, ERM_autoDetect);
     } else {
         DcmInputBufferStream in;
         in.setBuffer(src->data, static_cast<offile_off_t>(src->size));
         in.setEos();
         ff.transferInit();
-        cond = ff.read(in, EXS_Unknown, EGL_noChange, DCM_MaxReadLength);
+        cond = ff.read(in, read_xfer, EGL_noChange, DCM_MaxReadLength);
         ff.transferEnd();
     }
     DcmMetaInfo *meta = ff.getMetaInfo();
