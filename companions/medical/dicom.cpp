@@ -341,17 +341,16 @@ public:
             uint32_t vl;
             bool sq = false, un = false;
             if (explicit_vr) {
-                char v0 = static_cast<char>(h[4]), v1 = static_cast<char>(h[5]);
-                std::string vr = {v0, v1};
-                static const char *const longs[] = {"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"};
-                bool is_long = false;
-                for (const char *l : longs) is_long = is_long || vr == l;
-                if (is_long) {
+                /* the length field's size as dcmdata decides it: an invalid
+                 * or unknown VR has a 4-byte length (DcmVR, not a table) */
+                char vrstr[3] = {static_cast<char>(h[4]), static_cast<char>(h[5]), 0};
+                DcmVR vr(vrstr);
+                if (vr.usesExtendedLengthEncoding()) {
                     if (end - pos < 12 || !read(pos, h, 12)) return fail("truncated element header");
                     vl = u32(h + 8, big);
                     hdr = 12;
                 } else vl = u16(h + 6, big);
-                sq = vr == "SQ", un = vr == "UN";
+                sq = vr.getEVR() == EVR_SQ, un = vr.getEVR() == EVR_UN;
             } else {
                 vl = u32(h + 4, big);
                 sq = DcmTag(g, e).getEVR() == EVR_SQ;
@@ -474,10 +473,14 @@ bool inflate_all(const Scan &sc, uint64_t pos, uint64_t cap, std::vector<unsigne
 /* "" when every length fits, else what does not. *meta_ts: the file meta's
  * transfer syntax UID ("" without one); *xfer: without it, the encoding the
  * scan found the data set in, which DCMTK is then told to read (its own
- * guess could differ, and read a length the scan never saw). */
-std::string scan_lengths(const simclr__med_source *src, int64_t max_pixels, std::string *meta_ts, E_TransferSyntax *xfer)
+ * guess could differ, and read a length the scan never saw); *no_meta: the
+ * file is a bare data set (no preamble, no meta), which DcmFileFormat would
+ * read with its own guess whatever it is told: read as a DcmDataset. */
+std::string scan_lengths(const simclr__med_source *src, int64_t max_pixels, std::string *meta_ts, E_TransferSyntax *xfer,
+                         bool *no_meta)
 {
     *xfer = EXS_Unknown;
+    *no_meta = false;
     Scan sc(src);
     unsigned char head[132];
     uint64_t pos = 0;
@@ -509,6 +512,7 @@ std::string scan_lengths(const simclr__med_source *src, int64_t max_pixels, std:
         pos += hdr + vl;
     }
     *meta_ts = has_meta ? ts : std::string();
+    *no_meta = !has_meta && pos == 0;
     struct Way {
         bool explicit_vr, big;
         E_TransferSyntax xfer;
@@ -612,7 +616,8 @@ simclr_status decode(const simclr__med_source *src, int64_t frame, int64_t max_p
     setup_dcmtk();
     std::string meta_ts;
     E_TransferSyntax read_xfer = EXS_Unknown;
-    std::string bad = scan_lengths(src, max_pixels, &meta_ts, &read_xfer);
+    bool no_meta = false;
+    std::string bad = scan_lengths(src, max_pixels, &meta_ts, &read_xfer, &no_meta);
     if (!meta_ts.empty() && DcmXfer(meta_ts.c_str()).getXfer() == EXS_Unknown)
         return simclr__med_fail(SIMCLR_E_UNSUPPORTED, "%s: unknown transfer syntax %s", name,
                                 printable_uid(meta_ts).c_str());
@@ -624,15 +629,18 @@ simclr_status decode(const simclr__med_source *src, int64_t frame, int64_t max_p
                                 bad.c_str());
     DcmFileFormat ff;
     OFCondition cond;
-    if (src->fd >= 0) {
+    if (no_meta && src->fd >= 0) {
+        cond = ff.getDataset()->loadFile(OFFilename(name), read_xfer, EGL_noChange, DCM_MaxReadLength);
+    } else if (src->fd >= 0) {
         cond = ff.loadFile(OFFilename(name), read_xfer, EGL_noChange, DCM_MaxReadLength, ERM_autoDetect);
     } else {
         DcmInputBufferStream in;
         in.setBuffer(src->data, static_cast<offile_off_t>(src->size));
         in.setEos();
-        ff.transferInit();
-        cond = ff.read(in, read_xfer, EGL_noChange, DCM_MaxReadLength);
-        ff.transferEnd();
+        DcmObject *obj = no_meta ? static_cast<DcmObject *>(ff.getDataset()) : static_cast<DcmObject *>(&ff);
+        obj->transferInit();
+        cond = obj->read(in, read_xfer, EGL_noChange, DCM_MaxReadLength);
+        obj->transferEnd();
     }
     DcmMetaInfo *meta = ff.getMetaInfo();
     DcmDataset *ds = ff.getDataset();
