@@ -345,6 +345,11 @@ public:
                  * or unknown VR has a 4-byte length (DcmVR, not a table) */
                 char vrstr[3] = {static_cast<char>(h[4]), static_cast<char>(h[5]), 0};
                 DcmVR vr(vrstr);
+                if (!vr.isStandard()) {
+                    char m[96];
+                    std::snprintf(m, sizeof m, "element (%04x,%04x) has an invalid value representation", g, e);
+                    return fail(m);
+                }
                 if (vr.usesExtendedLengthEncoding()) {
                     if (end - pos < 12 || !read(pos, h, 12)) return fail("truncated element header");
                     vl = u32(h + 8, big);
@@ -485,17 +490,22 @@ std::string scan_lengths(const simclr__med_source *src, int64_t max_pixels, std:
     unsigned char head[132];
     uint64_t pos = 0;
     if (sc.size() >= 132 && sc.read(0, head, 132) && std::memcmp(head + 128, "DICM", 4) == 0) pos = 132;
-    /* the meta group: explicit VR little endian, group 0002 */
+    /* the meta group: explicit VR little endian, group 0002. Stricter than
+     * dcmdata, so that both end it at the same byte and agree on its
+     * transfer syntax: standard VRs only, and a group length, when given,
+     * must end exactly where the group's elements do (dcmdata reads by it). */
     std::string ts;
     unsigned char h[8];
     bool has_meta = false;
+    uint64_t group_end = 0;
     while (sc.size() - pos >= 8 && sc.read(pos, h, 8) && (h[0] | (h[1] << 8)) == 0x0002) {
         has_meta = true;
-        /* one element at a time: the next one may be the data set's, in another encoding */
         uint16_t e = static_cast<uint16_t>(h[2] | (h[3] << 8));
-        std::string vr = {static_cast<char>(h[4]), static_cast<char>(h[5])};
+        char vrstr[3] = {static_cast<char>(h[4]), static_cast<char>(h[5]), 0};
+        DcmVR vr(vrstr);
+        if (!vr.isStandard()) return "a file meta element has an invalid value representation";
         uint64_t hdr = 8, vl = static_cast<uint64_t>(h[6] | (h[7] << 8));
-        if (vr == "OB" || vr == "UN" || vr == "UT" || vr == "SQ" || vr == "OW") {
+        if (vr.usesExtendedLengthEncoding()) {
             unsigned char l[4];
             if (!sc.read(pos + 8, l, 4)) return "truncated file meta information";
             vl = l[0] | (uint32_t(l[1]) << 8) | (uint32_t(l[2]) << 16) | (uint32_t(l[3]) << 24);
@@ -503,7 +513,12 @@ std::string scan_lengths(const simclr__med_source *src, int64_t max_pixels, std:
         }
         if (sc.size() - pos < hdr || vl > sc.size() - pos - hdr)
             return "a file meta element runs past the end of the file";
-        if (e == 0x0010 && vl < 128) {
+        if (e == 0x0000 && vr.getEVR() == EVR_UL && vl == 4) {
+            unsigned char l[4];
+            sc.read(pos + hdr, l, 4);
+            group_end = pos + hdr + 4 + (l[0] | (uint32_t(l[1]) << 8) | (uint32_t(l[2]) << 16) | (uint32_t(l[3]) << 24));
+        }
+        if (e == 0x0010 && vr.getEVR() == EVR_UI && vl < 128) {
             char uid[129] = {0};
             sc.read(pos + hdr, uid, static_cast<size_t>(vl));
             ts = uid;
@@ -511,6 +526,7 @@ std::string scan_lengths(const simclr__med_source *src, int64_t max_pixels, std:
         }
         pos += hdr + vl;
     }
+    if (group_end && group_end != pos) return "the file meta group length disagrees with its elements";
     *meta_ts = has_meta ? ts : std::string();
     *no_meta = !has_meta && pos == 0;
     struct Way {
