@@ -302,6 +302,15 @@ static void test_dicom_malformed(void **state)
         if (!memcmp(file + i, "\xe0\x7f\x10\x00OW", 6)) file[i + 5] = 'V';
     refused(file, n, "pixel_ov.dcm", 0, 0, SIMCLR_E_FORMAT, "Pixel Data");
     free(file);
+    /* millions of empty elements: dcmdata would make an object of each (GBs) */
+    file = mf_dicom_write(&good, &n);
+    size_t many = ((size_t)1 << 22) + 1, big = n + many * 12;
+    uint8_t *bloated = malloc(big);
+    assert_non_null(bloated);
+    memcpy(bloated, file, n);
+    for (size_t i = 0; i < many; i++) memcpy(bloated + n + i * 12, "\xe1\x7f\x10\x00OB\0\0\0\0\0\0", 12);
+    refused(bloated, big, "many_elements.dcm", 0, 0, SIMCLR_E_FORMAT, "more than 4194304 elements");
+    free(bloated), free(file);
     /* huge dimensions: refused by max_pixels before the pixel data is looked at */
     mf_dicom huge = good;
     huge.rows_as_written = 65535;

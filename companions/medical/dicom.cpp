@@ -330,6 +330,10 @@ public:
     {
         if (depth > 32) return fail("sequences nested more than 32 deep");
         while (pos < end) {
+            /* dcmdata makes an object of every element: a file (or an
+             * inflated data set) of millions of empty ones would take
+             * gigabytes */
+            if (++count_ > (1 << 22)) return fail("more than 4194304 elements");
             unsigned char h[12];
             if (end - pos < 8 || !read(pos, h, 8)) return fail("truncated element header");
             uint16_t g = u16(h, big), e = u16(h + 2, big);
@@ -419,6 +423,7 @@ private:
     const unsigned char *mem_;
     int fd_;
     uint64_t size_;
+    uint64_t count_ = 0;
 
     uint64_t fail(const char *m)
     {
