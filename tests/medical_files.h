@@ -99,6 +99,7 @@ typedef struct mf_dicom {
     int rows_as_written;    /* != 0: Rows written as this value instead of rows */
     uint32_t private_vl;    /* != 0: a private OB element (0009,1001) holding 4 bytes but declaring this length */
     uint32_t nested_vl;     /* != 0: the same inside an item of an undefined-length sequence (0008,1140) */
+    int encapsulated;       /* != 0: pixels is one compressed fragment (an empty offset table before it) */
 } mf_dicom;
 
 /* A malloc'ed DICOM file; *size its length. */
@@ -172,7 +173,17 @@ static uint8_t *mf_dicom_write(const mf_dicom *d, size_t *size)
                 px[i + (size_t)k] = px[i + (size_t)sb - 1 - (size_t)k];
                 px[i + (size_t)sb - 1 - (size_t)k] = t;
             }
-    mf_elem_vl(&b, 0x7fe0, 0x0010, d->ba > 8 ? "OW" : "OB", px, (uint32_t)d->pixel_bytes, d->pixel_vl);
+    if (d->encapsulated) {
+        mf_u16(&b, 0x7fe0), mf_u16(&b, 0x0010);
+        mf_put(&b, "OB\0\0", 4);
+        mf_u32(&b, 0xffffffffu);
+        mf_u16(&b, 0xfffe), mf_u16(&b, 0xe000), mf_u32(&b, 0);
+        mf_u16(&b, 0xfffe), mf_u16(&b, 0xe000), mf_u32(&b, (uint32_t)(d->pixel_bytes + (d->pixel_bytes & 1)));
+        mf_put(&b, d->pixels, d->pixel_bytes);
+        if (d->pixel_bytes & 1) mf_put(&b, "", 1);
+        mf_u16(&b, 0xfffe), mf_u16(&b, 0xe0dd), mf_u32(&b, 0);
+    } else
+        mf_elem_vl(&b, 0x7fe0, 0x0010, d->ba > 8 ? "OW" : "OB", px, (uint32_t)d->pixel_bytes, d->pixel_vl);
     free(px);
     *size = b.n;
     return b.p;

@@ -112,7 +112,7 @@ static void test_dicom_syntaxes_depths_rescale(void **state)
             }
             mf_dicom d = {syntaxes[t], rows, cols, 1, 1, dc.ba, dc.bs, dc.hb, dc.pr, 0, "MONOCHROME2",
                           "2.5", "-1024", "40", "400", "1.2.826.0.1.3680043.2.1125.7", "SECRET-PATIENT-7",
-                          px, (size_t)rows * cols * bytes, 0, 0, 0, 0};
+                          px, (size_t)rows * cols * bytes, 0, 0, 0, 0, 0};
             size_t n;
             uint8_t *file = mf_dicom_write(&d, &n);
             char name[64];
@@ -161,7 +161,7 @@ static void test_dicom_rgb_planar_frames(void **state)
     for (int pc = 0; pc < 2; pc++)
         for (int t = 0; t < 2; t++) {
             mf_dicom d = {t ? MF_EXPLICIT_BE : MF_EXPLICIT_LE, R, C, F, 3, 8, 8, 7, 0, pc, "RGB", "3", "7",
-                          NULL, NULL, NULL, NULL, pc ? (const void *)planar : (const void *)inter, sizeof inter, 0, 0, 0, 0};
+                          NULL, NULL, NULL, NULL, pc ? (const void *)planar : (const void *)inter, sizeof inter, 0, 0, 0, 0, 0};
             size_t n;
             uint8_t *file = mf_dicom_write(&d, &n);
             for (int f = 0; f < F; f++) {
@@ -188,7 +188,7 @@ static void test_dicom_monochrome1_and_window(void **state)
     (void)state;
     uint16_t px[4] = {0, 100, 1000, 4095};
     mf_dicom d = {MF_EXPLICIT_LE, 2, 2, 1, 1, 16, 12, 11, 0, 0, "MONOCHROME1", NULL, NULL, "2048", "4096",
-                  NULL, NULL, px, sizeof px, 0, 0, 0, 0};
+                  NULL, NULL, px, sizeof px, 0, 0, 0, 0, 0};
     size_t n;
     uint8_t *file = mf_dicom_write(&d, &n);
     simclr_medical_image *img = decode_both(file, n, "mono1.dcm", 0);
@@ -243,7 +243,7 @@ static void test_dicom_malformed(void **state)
     uint16_t px[R * C];
     for (int i = 0; i < R * C; i++) px[i] = (uint16_t)pattern(i, 0, 4095);
     mf_dicom good = {MF_EXPLICIT_LE, R, C, 1, 1, 16, 12, 11, 0, 0, "MONOCHROME2", "1", "-1024", NULL, NULL,
-                     "1.2.3.SECRET", "SECRET^PATIENT", px, sizeof px, 0, 0, 0, 0};
+                     "1.2.3.SECRET", "SECRET^PATIENT", px, sizeof px, 0, 0, 0, 0, 0};
     size_t n;
     uint8_t *file = mf_dicom_write(&good, &n);
     simclr_medical_image *ok = decode_both(file, n, "good.dcm", 0);
@@ -301,6 +301,15 @@ static void test_dicom_malformed(void **state)
     for (size_t i = 0; i + 6 <= n; i++)
         if (!memcmp(file + i, "\xe0\x7f\x10\x00OW", 6)) file[i + 5] = 'V';
     refused(file, n, "pixel_ov.dcm", 0, 0, SIMCLR_E_FORMAT, "Pixel Data");
+    free(file);
+    /* a JPEG fragment with a TEM marker (FF 01) before its frame header:
+     * Debian's dcmjpeg loops forever on it (DCMTK bug #1190; fuzz_dicom) */
+    static const uint8_t tem[] = {0xff, 0xd8, 0xff, 0x01, 0xff, 0xdb, 0x00, 0x04, 0x00, 0x00, 0xff, 0xd9};
+    mf_dicom jpeg = good;
+    jpeg.ts = "1.2.840.10008.1.2.4.50", jpeg.ba = 8, jpeg.bs = 8, jpeg.hb = 7;
+    jpeg.encapsulated = 1, jpeg.pixels = tem, jpeg.pixel_bytes = sizeof tem;
+    file = mf_dicom_write(&jpeg, &n);
+    refused(file, n, "jpeg_tem.dcm", 0, 0, SIMCLR_E_FORMAT, "a TEM marker before the frame header");
     free(file);
     /* millions of empty elements: dcmdata would make an object of each (GBs) */
     file = mf_dicom_write(&good, &n);
@@ -554,7 +563,7 @@ static void test_threads(void **state)
     static uint16_t px[R * C];
     for (int i = 0; i < R * C; i++) px[i] = (uint16_t)pattern(i, 0, 65535);
     mf_dicom d = {MF_EXPLICIT_LE, R, C, 1, 1, 16, 16, 15, 0, 0, "MONOCHROME2", "0.5", "-100", NULL, NULL,
-                  NULL, NULL, px, sizeof px, 0, 0, 0, 0};
+                  NULL, NULL, px, sizeof px, 0, 0, 0, 0, 0};
     mf_tiff_page p = {C, R, 1, 16, 1, 1, 1, 16, 16, 0, px, 0, 0};
     size_t ndcm, ntif;
     uint8_t *dcm = mf_dicom_write(&d, &ndcm), *tif = mf_tiff_write(&p, 1, &ntif);

@@ -612,6 +612,28 @@ bool jpeg_is_ycbcr(const std::vector<unsigned char> &j, const std::string &pi)
     return false;
 }
 
+/* Debian's dcmjpeg (3.6.7) loops forever when its bit-depth scan of a
+ * frame meets a TEM marker (FF 01) before the frame header: DCMTK bug
+ * #1190, fixed upstream in 2026. The same walk here, refusing such a
+ * stream before dcmjpeg sees it. */
+bool jpeg_tem_before_sof(const std::vector<unsigned char> &d)
+{
+    size_t o = 0, n = d.size();
+    while (o + 4 < n) {
+        unsigned m = (static_cast<unsigned>(d[o]) << 8) | d[o + 1];
+        size_t len = (static_cast<size_t>(d[o + 2]) << 8) | d[o + 3];
+        if (m == 0xff01) return true;
+        if ((m >= 0xffc0 && m <= 0xffcf && m != 0xffc4 && m != 0xffc8 && m != 0xffcc)) return false; /* a SOF */
+        if (m == 0xffc4 || m == 0xffc8 || m == 0xffcc || (m >= 0xffda && m <= 0xffdf) || (m >= 0xffe0 && m <= 0xfffe))
+            o += len + 2;
+        else if ((m >= 0xffd0 && m <= 0xffd9)) o += 2;
+        else if (m == 0xffff) o += 1;
+        else if (d[o] == 0xff && d[o + 1] > 2 && d[o + 1] <= 0xbf) o += 2;
+        else return false; /* dcmjpeg stops: a syntax error */
+    }
+    return false;
+}
+
 /* libjpeg's YCbCr -> RGB (jdcolor.c: 16-bit fixed point, the same tables),
  * in place on 8-bit samples, interleaved or by plane. */
 void ycbcr_to_rgb(unsigned char *px, int64_t n, bool planar)
@@ -787,6 +809,13 @@ simclr_status decode(const simclr__med_source *src, int64_t frame, int64_t max_p
                                     c.bad() ? c.text() : "smaller than the attributes say");
         /* DCMTK wants an odd frame's pad byte too. */
         size = static_cast<Uint32>(frame_bytes + (frame_bytes & 1));
+        if (is_jpeg_lossy(ts) || ts == EXS_JPEGProcess14 || ts == EXS_JPEGProcess14SV1) {
+            std::vector<unsigned char> code;
+            if (frame_bytes_of(pix, ts, static_cast<long>(frame), static_cast<long>(frames), code).good() &&
+                jpeg_tem_before_sof(code))
+                return simclr__med_fail(SIMCLR_E_FORMAT, "%s: corrupt JPEG data in frame %lld (a TEM marker before the "
+                                        "frame header)", name, (long long)frame);
+        }
         Uint32 start = 0;
         OFString model;
         c = pix->getUncompressedFrame(ds, static_cast<Uint32>(frame), start, raw.p, size, model);

@@ -271,7 +271,7 @@ static void medical_seeds(void)
     size_t n;
     uint8_t *d;
     mf_dicom ct = {MF_EXPLICIT_LE, 8, 6, 1, 1, 16, 12, 11, 0, 0, "MONOCHROME2", "1", "-1024", "40", "400",
-                   "1.2.3.4", "ID", g16, sizeof g16, 0, 0, 0, 0};
+                   "1.2.3.4", "ID", g16, sizeof g16, 0, 0, 0, 0, 0};
     d = mf_dicom_write(&ct, &n);
     medical_put("dicom", "ct_explicit_le", 0, d, n);
     free(d);
@@ -281,7 +281,7 @@ static void medical_seeds(void)
     medical_put("dicom", "mono1_big_endian_file", 4, d, n);
     free(d);
     mf_dicom col = {MF_IMPLICIT_LE, 5, 4, 2, 3, 8, 8, 7, 0, 1, "RGB", NULL, NULL, NULL, NULL, NULL, NULL,
-                    rgb, sizeof rgb, 0, 0, 0, 0};
+                    rgb, sizeof rgb, 0, 0, 0, 0, 0};
     d = mf_dicom_write(&col, &n);
     medical_put("dicom", "rgb_planar_implicit_frame1", 1, d, n);
     free(d);
