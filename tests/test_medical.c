@@ -311,6 +311,35 @@ static void test_dicom_malformed(void **state)
     file = mf_dicom_write(&jpeg, &n);
     refused(file, n, "jpeg_tem.dcm", 0, 0, SIMCLR_E_FORMAT, "a TEM marker before the frame header");
     free(file);
+    /* RLE: decoded here (dcmdata's decoder read out of bounds on a bad
+     * segment table, fuzz_dicom); a good frame, then broken ones */
+    {
+        uint8_t rle[64 + 4 * 3] = {2}; /* 2 segments (16-bit gray, 2 x 2): MSB plane, LSB plane */
+        rle[4] = 64, rle[8] = 64 + 6;
+        const uint8_t segs[12] = {3, 0x01, 0x02, 0x03, 0x04, 0, 3, 0x10, 0x20, 0x30, 0x40, 0}; /* literal runs of 4 */
+        memcpy(rle + 64, segs, 12);
+        uint16_t want[4] = {0x0110, 0x0220, 0x0330, 0x0440};
+        mf_dicom r = good;
+        r.ts = "1.2.840.10008.1.2.5", r.rows = r.cols = 2, r.bs = 16, r.hb = 15, r.slope = NULL, r.intercept = NULL;
+        r.encapsulated = 1, r.pixels = rle, r.pixel_bytes = sizeof rle;
+        file = mf_dicom_write(&r, &n);
+        simclr_medical_image *img = decode_both(file, n, "rle_ok.dcm", 0);
+        for (int i = 0; i < 4; i++) assert_true(simclr_medical_image_data(img)[i] == (float)want[i]);
+        simclr_medical_image_destroy(img);
+        free(file);
+        rle[8] = 200; /* the second segment past the frame */
+        file = mf_dicom_write(&r, &n);
+        refused(file, n, "rle_offset.dcm", 0, 0, SIMCLR_E_FORMAT, "RLE segment offset is out of order or past the frame");
+        free(file);
+        rle[8] = 64 + 6, rle[64 + 6] = 9; /* a literal run longer than its segment */
+        file = mf_dicom_write(&r, &n);
+        refused(file, n, "rle_run.dcm", 0, 0, SIMCLR_E_FORMAT, "RLE literal run past its segment");
+        free(file);
+        rle[64 + 6] = 3, rle[0] = 3; /* three segments for two bytes a pixel */
+        file = mf_dicom_write(&r, &n);
+        refused(file, n, "rle_count.dcm", 0, 0, SIMCLR_E_FORMAT, "segment count");
+        free(file);
+    }
     /* millions of empty elements: dcmdata would make an object of each (GBs) */
     file = mf_dicom_write(&good, &n);
     size_t many = ((size_t)1 << 22) + 1, big = n + many * 12;

@@ -33,7 +33,6 @@
 #include "dcmtk/dcmdata/dcpixseq.h"
 #include "dcmtk/dcmdata/dcpxitem.h"
 #include "dcmtk/dcmdata/dccodec.h"
-#include "dcmtk/dcmdata/dcrledrg.h"
 #include "dcmtk/dcmdata/dcvr.h"
 #include "dcmtk/dcmdata/dcxfer.h"
 #include "dcmtk/dcmjpeg/djdecode.h"
@@ -50,7 +49,8 @@ namespace {
 
 std::once_flag setup_once;
 
-/* Once per process: DCMTK's decoders registered (a global registry), and
+/* Once per process: DCMTK's JPEG and JPEG-LS decoders registered (a global
+ * registry; RLE is decoded here, rle_frame), and
  * its logger (warnings to stderr by default) switched off. dcmjpeg returns
  * the JPEG's components as coded (EDC_never): whether they are YCbCr is
  * decided here (jpeg_is_ycbcr), and converted as libjpeg would. */
@@ -58,7 +58,6 @@ void setup_dcmtk()
 {
     std::call_once(setup_once, [] {
         OFLog::configure(OFLogger::OFF_LOG_LEVEL);
-        DcmRLEDecoderRegistration::registerCodecs();
         DJDecoderRegistration::registerCodecs(EDC_never);
         DJLSDecoderRegistration::registerCodecs();
     });
@@ -570,6 +569,53 @@ std::string scan_lengths(const simclr__med_source *src, int64_t max_pixels, std:
     return first;
 }
 
+/* ---- RLE Lossless (PS3.5 annex G), decoded here ----
+ *
+ * dcmdata's RLE decoder reads out of bounds on a malformed segment table
+ * (fuzz_dicom: SEGV in DcmRLEDecoder::decompress), so RLE frames never reach
+ * it: a 64-byte header (segment count, 15 offsets), one PackBits segment per
+ * byte of each sample, most significant first. The output is interleaved,
+ * little endian. "" or what is wrong. */
+std::string rle_frame(const std::vector<unsigned char> &f, long rows, long cols, int spp, int bytes,
+                      unsigned char *raw)
+{
+    auto le32 = [&](size_t o) {
+        return uint32_t(f[o]) | (uint32_t(f[o + 1]) << 8) | (uint32_t(f[o + 2]) << 16) | (uint32_t(f[o + 3]) << 24);
+    };
+    if (f.size() < 64) return "an RLE frame shorter than its 64-byte header";
+    uint32_t nseg = le32(0);
+    if (nseg != static_cast<uint32_t>(spp * bytes))
+        return "the RLE header's segment count differs from samples x bytes per sample";
+    size_t plane = static_cast<size_t>(rows) * static_cast<size_t>(cols);
+    std::vector<unsigned char> seg(plane);
+    for (uint32_t i = 0; i < nseg; i++) {
+        uint64_t begin = le32(4 + 4 * i), end = i + 1 < nseg ? le32(4 + 4 * (i + 1)) : f.size();
+        if (begin < 64 || begin > end || end > f.size()) return "an RLE segment offset is out of order or past the frame";
+        size_t j = 0;
+        uint64_t p = begin;
+        while (p < end && j < plane) {
+            int n = static_cast<signed char>(f[p++]);
+            if (n >= 0) {
+                size_t k = static_cast<size_t>(n) + 1;
+                if (k > end - p) return "an RLE literal run past its segment";
+                k = std::min(k, plane - j);
+                std::memcpy(seg.data() + j, f.data() + p, k);
+                p += static_cast<size_t>(n) + 1, j += k;
+            } else if (n != -128) {
+                if (p >= end) return "an RLE replicate run past its segment";
+                size_t k = std::min(static_cast<size_t>(1 - n), plane - j);
+                std::memset(seg.data() + j, f[p++], k);
+                j += k;
+            }
+        }
+        if (j < plane) return "an RLE segment decodes to fewer bytes than the image";
+        int sample = static_cast<int>(i) / bytes, msb = static_cast<int>(i) % bytes; /* 0: most significant */
+        int at = bytes - 1 - msb;
+        for (size_t q = 0; q < plane; q++) raw[(q * spp + sample) * bytes + at] = seg[q];
+    }
+    return std::string();
+}
+
 /* ---- colour in lossy JPEG ---- */
 
 /* Whether an 8-bit lossy JPEG's three components are YCbCr: the DICOM
@@ -791,7 +837,17 @@ simclr_status decode(const simclr__med_source *src, int64_t frame, int64_t max_p
         return simclr__med_fail(SIMCLR_E_NOMEM, "%s: no memory to decode %lld bytes of pixel data", name,
                                 (long long)frame_bytes);
     int planar = spp == 3 && pc16 == 1;
-    if (is_j2k(ts)) {
+    if (ts == EXS_RLELossless) {
+        std::vector<unsigned char> code;
+        OFCondition c = frame_bytes_of(pix, ts, static_cast<long>(frame), static_cast<long>(frames), code);
+        if (c.bad())
+            return simclr__med_fail(SIMCLR_E_FORMAT, "%s: the RLE fragments of frame %lld cannot be found (%s)", name,
+                                    (long long)frame, c.text());
+        std::string err = rle_frame(code, static_cast<long>(rows), static_cast<long>(cols), spp,
+                                    static_cast<int>(sample_bytes), static_cast<unsigned char *>(raw.p));
+        if (!err.empty()) return simclr__med_fail(SIMCLR_E_FORMAT, "%s: %s (frame %lld)", name, err.c_str(), (long long)frame);
+        planar = 0; /* segments are planes; written interleaved above */
+    } else if (is_j2k(ts)) {
         std::vector<unsigned char> code;
         OFCondition c = frame_bytes_of(pix, ts, static_cast<long>(frame), static_cast<long>(frames), code);
         if (c.bad())
