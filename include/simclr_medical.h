@@ -18,9 +18,9 @@
  * depths, the transfer syntax UID, the photometric interpretation). The
  * library prints nothing: at the first DICOM decode it switches DCMTK's
  * logger off (OFLog, which would print warnings on stderr) and registers
- * DCMTK's RLE, JPEG and JPEG-LS decoders (process-wide in DCMTK; a host
- * that uses DCMTK itself may configure its logger again). OpenJPEG and
- * libtiff report to this library's own handlers.
+ * DCMTK's JPEG and JPEG-LS decoders (process-wide in DCMTK; a host that
+ * uses DCMTK itself may configure its logger again). OpenJPEG and libtiff
+ * report to this library's own handlers.
  *
  * Decoding functions are thread-safe (no shared state of this library); an
  * image is used from one thread at a time, or read-only from many. */
@@ -54,7 +54,8 @@ typedef struct simclr_medical_image simclr_medical_image;
  * "MM\0*" is TIFF, anything else is read as DICOM (with or without the
  * 128-byte preamble and "DICM").
  *
- * DICOM (DCMTK): transfer syntaxes Implicit VR Little Endian, Explicit VR
+ * DICOM (DCMTK; RLE decoded by this library, JPEG 2000 by OpenJPEG):
+ * transfer syntaxes Implicit VR Little Endian, Explicit VR
  * Little and Big Endian, Deflated Explicit VR Little Endian, RLE Lossless,
  * JPEG Baseline (process 1), JPEG Extended (2 & 4), JPEG Lossless (process
  * 14 and its selection value 1), JPEG-LS (lossless and near-lossless) and
