@@ -340,6 +340,13 @@ static void test_dicom_malformed(void **state)
         refused(file, n, "rle_count.dcm", 0, 0, SIMCLR_E_FORMAT, "segment count");
         free(file);
     }
+    /* file meta without a transfer syntax: dcmdata would guess the data set's
+     * encoding whatever it is told (fuzz_dicom: it then read a 3 GB length) */
+    file = mf_dicom_write(&good, &n);
+    for (size_t i = 132; i + 6 <= n; i++)
+        if (!memcmp(file + i, "\x02\x00\x10\x00UI", 6)) file[i + 2] = 0x11; /* (0002,0010) -> (0002,0011) */
+    refused(file, n, "meta_no_ts.dcm", 0, 0, SIMCLR_E_FORMAT, "file meta information without a transfer syntax");
+    free(file);
     /* millions of empty elements: dcmdata would make an object of each (GBs) */
     file = mf_dicom_write(&good, &n);
     size_t many = ((size_t)1 << 22) + 1, big = n + many * 12;

@@ -508,6 +508,7 @@ std::string scan_lengths(const simclr__med_source *src, int64_t max_pixels, std:
         char vrstr[3] = {static_cast<char>(h[4]), static_cast<char>(h[5]), 0};
         DcmVR vr(vrstr);
         if (!vr.isStandard()) return "a file meta element has an invalid value representation";
+        if (vr.getEVR() == EVR_SQ || vr.getEVR() == EVR_UN) return "a sequence in the file meta information";
         uint64_t hdr = 8, vl = static_cast<uint64_t>(h[6] | (h[7] << 8));
         if (vr.usesExtendedLengthEncoding()) {
             unsigned char l[4];
@@ -531,6 +532,9 @@ std::string scan_lengths(const simclr__med_source *src, int64_t max_pixels, std:
         pos += hdr + vl;
     }
     if (group_end && group_end != pos) return "the file meta group length disagrees with its elements";
+    /* dcmdata would guess a data set's encoding after a meta group without
+     * a (readable) transfer syntax, whatever it is told: refused */
+    if (has_meta && ts.empty()) return "file meta information without a transfer syntax";
     *meta_ts = has_meta ? ts : std::string();
     *no_meta = !has_meta && pos == 0;
     struct Way {
