@@ -21,6 +21,10 @@ MANDIR_INSTALL ?= $(PREFIX)/share/man
 # it when mpicc is found (WITH_MPI=0: never; WITH_MPI=1: always).
 MPICC    ?= mpicc
 WITH_MPI ?= $(if $(shell command -v $(MPICC) 2>/dev/null),1,0)
+# The medical companion (companions/medical: DCMTK, OpenJPEG, libtiff): make
+# install installs it when their headers are found (WITH_MEDICAL=0/1).
+OPENJPEG_INC ?= $(firstword $(wildcard /usr/include/openjpeg-*))
+WITH_MEDICAL ?= $(if $(and $(wildcard /usr/include/dcmtk/dcmdata/dcfilefo.h),$(OPENJPEG_INC),$(wildcard /usr/include/$(MULTIARCH)/tiffio.h /usr/include/tiffio.h)),1,0)
 
 # The version lives once, in the header. The soname is libsimclr.so.MAJOR and
 # changes only with an incompatible ABI change (docs/architecture.md, "Build
@@ -109,7 +113,7 @@ EXAMPLE_BINS := $(EXAMPLE_SRCS:examples/%.c=$(BUILD)/examples/%)
 
 .PHONY: all lib deps deps-demo test unit check-symbols check-header sanitize test-reference \
         test-python tools examples run-examples docs demo bench install uninstall clean \
-        tsan-embed image bench-decode cli test-cli soak
+        tsan-embed image bench-decode cli test-cli soak medical
 all: lib image cli
 lib: $(STATIC) $(SHARED)
 
@@ -203,7 +207,7 @@ deps-demo:
 
 # The one test command: README and CI call it.
 test: deps
-	$(MAKE) lib image cli examples
+	$(MAKE) lib image cli examples medical
 	$(MAKE) unit
 	$(MAKE) check-symbols check-header
 	$(MAKE) test-python
@@ -227,6 +231,8 @@ check-header:
 	$(CXX) -std=c++11 -pedantic -Wall -Wextra -Werror -fsyntax-only -x c++ include/simclr.h
 	$(CC) -Iinclude -std=c11 -pedantic -Wall -Wextra -Werror -fsyntax-only -x c include/simclr_image.h
 	$(CXX) -Iinclude -std=c++11 -pedantic -Wall -Wextra -Werror -fsyntax-only -x c++ include/simclr_image.h
+	$(CC) -Iinclude -std=c11 -pedantic -Wall -Wextra -Werror -fsyntax-only -x c include/simclr_medical.h
+	$(CXX) -Iinclude -std=c++11 -pedantic -Wall -Wextra -Werror -fsyntax-only -x c++ include/simclr_medical.h
 	@# simclr_mpi.h includes <mpi.h>: both with MPI's include flags (from mpicc;
 	@# OMPI_SKIP_MPICXX: without Open MPI's deprecated C++ bindings).
 	$(CC) -Iinclude $(MPI_INCFLAGS) -std=c11 -pedantic -Wall -Wextra -Werror -fsyntax-only -x c include/simclr_mpi.h
@@ -237,7 +243,8 @@ check-header:
 tools: $(TOOL_BINS)
 
 test-python: $(SHARED) $(TOOL_BINS)
-	SIMCLR_LIBRARY=$(abspath $(SHARED)) SIMCLR_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -p no:cacheprovider tests/python
+	SIMCLR_LIBRARY=$(abspath $(SHARED)) SIMCLR_BUILD=$(abspath $(BUILD)) SIMCLR_MEDICAL_LIBRARY=$(abspath $(MED_SHARED)) \
+	$(PYTHON) -m pytest -q -p no:cacheprovider tests/python
 
 # One thread count for the kernel sweep under the sanitizers (memory errors
 # do not depend on it; the plain unit run covers 1, 2 and 3 threads).
@@ -276,7 +283,7 @@ SOAK_SECONDS ?= 600
 soak: lib $(BUILD)/bench/soak_embed
 	SIMCLR_BUILD=$(abspath $(BUILD)) SOAK_SECONDS=$(SOAK_SECONDS) sh bench/soak_embed.sh
 
-install: lib image cli $(if $(filter 1,$(WITH_MPI)),mpi)
+install: lib image cli $(if $(filter 1,$(WITH_MPI)),mpi) $(if $(filter 1,$(WITH_MEDICAL)),medical)
 	install -d $(DESTDIR)$(INCDIR_INSTALL) $(DESTDIR)$(LIBDIR_INSTALL)/pkgconfig
 	install -m 644 include/simclr.h include/simclr.hpp $(DESTDIR)$(INCDIR_INSTALL)/
 	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR_INSTALL)/
@@ -310,6 +317,19 @@ ifeq ($(WITH_MPI),1)
 else
 	@echo "install: WITH_MPI=0 (the default when $(MPICC) is not found): libsimclr_mpi not installed"
 endif
+ifeq ($(WITH_MEDICAL),1)
+	# issue 28: the medical companion (DCMTK, OpenJPEG, libtiff)
+	install -m 644 include/simclr_medical.h $(DESTDIR)$(INCDIR_INSTALL)/
+	install -m 644 $(MED_STATIC) $(DESTDIR)$(LIBDIR_INSTALL)/
+	install -m 755 $(MED_SHARED) $(DESTDIR)$(LIBDIR_INSTALL)/
+	ln -sf libsimclr_medical.so.$(VERSION) $(DESTDIR)$(LIBDIR_INSTALL)/$(MED_SONAME)
+	ln -sf $(MED_SONAME) $(DESTDIR)$(LIBDIR_INSTALL)/libsimclr_medical.so
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR_INSTALL)|' -e 's|@INCDIR@|$(INCDIR_INSTALL)|' \
+	    -e 's|@VERSION@|$(VERSION)|' -e 's|@MEDLIBS@|$(MED_LIBS) -lstdc++|' lib/libsimclr_medical.pc.in \
+	    > $(DESTDIR)$(LIBDIR_INSTALL)/pkgconfig/libsimclr_medical.pc
+else
+	@echo "install: WITH_MEDICAL=0 (the default without DCMTK's, OpenJPEG's or libtiff's headers): libsimclr_medical not installed"
+endif
 
 uninstall:
 	rm -f $(DESTDIR)$(INCDIR_INSTALL)/simclr.h $(DESTDIR)$(INCDIR_INSTALL)/simclr.hpp $(DESTDIR)$(LIBDIR_INSTALL)/libsimclr.a \
@@ -323,9 +343,12 @@ uninstall:
 	rm -f $(DESTDIR)$(INCDIR_INSTALL)/simclr_mpi.h $(DESTDIR)$(LIBDIR_INSTALL)/libsimclr_mpi.a \
 	      $(DESTDIR)$(LIBDIR_INSTALL)/libsimclr_mpi.so.$(VERSION) $(DESTDIR)$(LIBDIR_INSTALL)/libsimclr_mpi.so.$(VERSION_MAJOR) \
 	      $(DESTDIR)$(LIBDIR_INSTALL)/libsimclr_mpi.so $(DESTDIR)$(LIBDIR_INSTALL)/pkgconfig/libsimclr_mpi.pc
+	rm -f $(DESTDIR)$(INCDIR_INSTALL)/simclr_medical.h $(DESTDIR)$(LIBDIR_INSTALL)/libsimclr_medical.a \
+	      $(DESTDIR)$(LIBDIR_INSTALL)/libsimclr_medical.so.$(VERSION) $(DESTDIR)$(LIBDIR_INSTALL)/libsimclr_medical.so.$(VERSION_MAJOR) \
+	      $(DESTDIR)$(LIBDIR_INSTALL)/libsimclr_medical.so $(DESTDIR)$(LIBDIR_INSTALL)/pkgconfig/libsimclr_medical.pc
 
 clean:
-	rm -rf build lib/libsimclr.a lib/libsimclr.so* lib/libsimclr_image.a lib/libsimclr_image.so*
+	rm -rf build lib/libsimclr.a lib/libsimclr.so* lib/libsimclr_image.a lib/libsimclr_image.so* lib/libsimclr_medical.a lib/libsimclr_medical.so*
 
 # ---- libsimclr_image: the optional image-decoding companion (issue 13) ----
 # libpng + libjpeg-turbo live here, never in libsimclr.so. `make lib` builds
@@ -367,6 +390,53 @@ $(BUILD)/bench/bench_decode: bench/bench_decode.c $(IMG_STATIC) $(STATIC)
 # JPEG decode throughput next to PIL (an idle machine, please).
 bench-decode: lib image cli $(BUILD)/bench/bench_decode
 	SIMCLR_BUILD=$(abspath $(BUILD)) PYTHON=$(PYTHON) sh bench/bench_decode.sh
+
+# ---- libsimclr_medical: the optional DICOM/TIFF companion (issue 28) --------
+# DCMTK and OpenJPEG (C++: companions/medical/dicom.cpp, compiled with $(CXX)
+# behind extern "C" entry points) and libtiff live here, never in libsimclr.so.
+# `make medical` builds libsimclr_medical.{a,so} (-fvisibility=hidden,
+# SIMCLR_API, version script SIMCLR_MEDICAL_0, linked against libsimclr.so
+# as the image companion is). A program linking the archive needs C++'s
+# runtime: it is linked with $(CXX).
+MED_C_SRCS := $(sort $(wildcard companions/medical/*.c))
+MED_OBJS   := $(MED_C_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/companions/medical/dicom.o
+MED_STATIC := $(OUT)/libsimclr_medical.a
+MED_SHARED := $(OUT)/libsimclr_medical.so.$(VERSION)
+MED_SONAME := libsimclr_medical.so.$(VERSION_MAJOR)
+MED_LIBS   := -ldcmjpls -ldcmtkcharls -ldcmjpeg -lijg8 -lijg12 -lijg16 -ldcmimgle -ldcmdata -loflog -lofstd -lopenjp2 -ltiff -lz
+MED_CXXFLAGS := -std=c++17 $(OPT) $(filter-out -Wstrict-prototypes,$(WARN)) -fPIC -fvisibility=hidden \
+                -ffp-contract=off -DSIMCLR_BUILDING $(SAN_FLAGS) $(CFLAGS)
+
+.PHONY: medical clean-medical
+medical: $(MED_STATIC) $(MED_SHARED)
+test-python: $(MED_SHARED) # tests/python/test_medical_pydicom.py (SIMCLR_MEDICAL_LIBRARY)
+
+$(BUILD)/companions/medical/dicom.o: companions/medical/dicom.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) -Iinclude -isystem $(OPENJPEG_INC) $(MED_CXXFLAGS) -MMD -MP -c $< -o $@
+
+$(MED_STATIC): $(MED_OBJS)
+	@mkdir -p $(OUT)
+	rm -f $@
+	ar rcs $@ $^
+
+$(MED_SHARED): $(MED_OBJS) $(SHARED) companions/medical/simclr_medical.map
+	$(CXX) -shared -o $@ $(MED_OBJS) -Wl,-soname,$(MED_SONAME) -Wl,--version-script=companions/medical/simclr_medical.map \
+	      -Wl,--no-undefined $(SAN_FLAGS) -L$(OUT) -lsimclr $(MED_LIBS)
+	ln -sf libsimclr_medical.so.$(VERSION) $(OUT)/$(MED_SONAME)
+	ln -sf $(MED_SONAME) $(OUT)/libsimclr_medical.so
+
+# Its cmocka test (a unit program: make unit and make sanitize run it)
+# links the archive, GDCM and libtiff, and C++'s runtime.
+$(BUILD)/tests/test_medical: tests/test_medical.c tests/test_util.h tests/medical_files.h include/simclr_medical.h \
+                             $(MED_STATIC) $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(TEST_CFLAGS) -c $< -o $@.o
+	$(CXX) $@.o -o $@ $(SAN_FLAGS) $(CFLAGS) $(MED_STATIC) $(STATIC) -lcmocka $(MED_LIBS) $(LIBS)
+
+clean: clean-medical
+clean-medical:
+	rm -f $(OUT)/libsimclr_medical.a $(OUT)/libsimclr_medical.so*
 
 # ---- the `simclr` command (issue 13): links the core and the image companion ----
 CLI_SRCS := $(sort $(wildcard cli/*.c))
@@ -465,7 +535,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_RUNS    ?= -1
 FUZZ_CC      ?= clang
 FUZZ_BUILD   := build/fuzz
-FUZZ_NAMES   ?= module_ckpt trainer_ckpt safetensors idx cifar png jpeg
+FUZZ_NAMES   ?= module_ckpt trainer_ckpt safetensors idx cifar png jpeg dicom tiff
 FUZZ_BINS    := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz_%)
 FUZZ_FLAGS   := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -O1 -g
 
@@ -484,6 +554,22 @@ $(FUZZ_BUILD)/fuzz_png $(FUZZ_BUILD)/fuzz_jpeg: $(FUZZ_BUILD)/fuzz_%: tests/fuzz
                                             $(FUZZ_BUILD)/lib/libsimclr_image.a $(FUZZ_BUILD)/lib/libsimclr.a
 	$(FUZZ_CC) -Iinclude -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) $(FUZZ_FLAGS) $< -o $@ \
 	      $(FUZZ_BUILD)/lib/libsimclr_image.a $(FUZZ_BUILD)/lib/libsimclr.a $(IMG_LIBS) $(LIBS)
+
+# The medical decoders' harnesses (issue 28) link the companion built the
+# same way (its C++ file with clang++), DCMTK, OpenJPEG and libtiff; they are
+# linked by clang++ (C++'s runtime, UBSan's C++ part).
+FUZZ_CXX ?= clang++
+ifneq ($(OUT),$(FUZZ_BUILD)/lib)
+.PHONY: fuzz-medical-force
+$(FUZZ_BUILD)/lib/libsimclr_medical.a: fuzz-medical-force
+	$(MAKE) CC=$(FUZZ_CC) CXX=$(FUZZ_CXX) SAN=1 BUILD=$(FUZZ_BUILD)/obj OUT=$(FUZZ_BUILD)/lib \
+	        CFLAGS=-fsanitize=fuzzer-no-link $@
+endif
+$(FUZZ_BUILD)/fuzz_dicom $(FUZZ_BUILD)/fuzz_tiff: $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_medical.h \
+                                             tests/fuzz/fuzz_util.h $(FUZZ_BUILD)/lib/libsimclr_medical.a $(FUZZ_BUILD)/lib/libsimclr.a
+	$(FUZZ_CC) -Iinclude -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) $(FUZZ_FLAGS) -c $< -o $@.o
+	$(FUZZ_CXX) $(FUZZ_FLAGS) $@.o -o $@ $(FUZZ_BUILD)/lib/libsimclr_medical.a $(FUZZ_BUILD)/lib/libsimclr.a \
+	      $(MED_LIBS) $(LIBS)
 
 $(FUZZ_BUILD)/make_seeds: tests/fuzz/make_seeds.c tests/fuzz/fuzz_util.h tests/fuzz/fuzz_models.h $(STATIC) $(IMG_STATIC)
 	@mkdir -p $(dir $@)
@@ -560,4 +646,4 @@ robustness:
 	$(MAKE) fuzz-smoke
 # ---- end issue 15 --------------------------------------------------------------
 
--include $(DEPS) $(IMG_OBJS:.o=.d)
+-include $(DEPS) $(IMG_OBJS:.o=.d) $(MED_OBJS:.o=.d)

@@ -14,12 +14,16 @@ IMAGE_PKGS="libpng-dev libjpeg-dev python3-pil python3-pip"
 DEMO_PKGS="dataset-fashion-mnist"
 # The MPI companion and its mpirun tests (make mpi, make test-mpi).
 MPI_PKGS="openmpi-bin libopenmpi-dev"
+# Issue 28: the medical companion (DCMTK, OpenJPEG, libtiff), and its checks:
+# pydicom writes the DICOM files, GDCM's gdcmconv compresses them (an encoder
+# other than the decoder's library), tifffile/PIL and libtiff's tools the TIFFs.
+MEDICAL_PKGS="libdcmtk-dev libopenjp2-7-dev libtiff-dev python3-pydicom libgdcm-tools python3-tifffile libtiff-tools"
 # make test's fuzz-smoke and tsan (clang, libFuzzer runtime) and abi-check (abidw/abidiff).
 TEST_PKGS="$TEST_PKGS clang libclang-rt-14-dev abigail-tools"
 case "${1:-test}" in
-  test) want="$BUILD_PKGS $TEST_PKGS $IMAGE_PKGS $MPI_PKGS" ;;
+  test) want="$BUILD_PKGS $TEST_PKGS $IMAGE_PKGS $MPI_PKGS $MEDICAL_PKGS" ;;
   demo) want="$BUILD_PKGS $DEMO_PKGS" ;;
-  all)  want="$BUILD_PKGS $TEST_PKGS $IMAGE_PKGS $DEMO_PKGS $MPI_PKGS" ;;
+  all)  want="$BUILD_PKGS $TEST_PKGS $IMAGE_PKGS $DEMO_PKGS $MPI_PKGS $MEDICAL_PKGS" ;;
   *) echo "deps.sh: unknown set '$1' (test, demo, all)" >&2; exit 2 ;;
 esac
 missing=""

@@ -1,11 +1,15 @@
 /* Writes the fuzzers' seed corpora with the library itself, so the seeds
  * follow the formats as they are written today:
- *   make_seeds DIR  ->  DIR/{module_ckpt,trainer_ckpt,safetensors,idx,cifar,png,jpeg}/
+ *   make_seeds DIR  ->  DIR/{module_ckpt,trainer_ckpt,safetensors,idx,cifar,png,jpeg,dicom,tiff}/
  * Every seed is a valid file (the fuzzers mutate from there). The image
  * seeds are PNGs from the companion's own writer, PNGs libpng writes in the
  * types that writer never makes (palette, 16-bit gray+alpha interlaced with
  * an eXIf orientation), and JPEGs from libjpeg (baseline, progressive, gray,
- * Adobe CMYK, an EXIF orientation): the decoder has no encoder of its own. */
+ * Adobe CMYK, an EXIF orientation): the decoder has no encoder of its own.
+ * The medical seeds (issue 28) are native DICOM and uncompressed TIFF files
+ * from tests/medical_files.h's hand-written writers; compressed ones
+ * (RLE, JPEG, JPEG-LS, JPEG 2000, LZW, Deflate) are committed in
+ * tests/fuzz/corpus/{dicom,tiff}. */
 #include "fuzz_util.h" /* first: jpeglib.h needs stdio.h's FILE */
 
 #include <errno.h>
@@ -15,6 +19,7 @@
 #include <jpeglib.h>
 #include <png.h>
 
+#include "../medical_files.h"
 #include "fuzz_models.h"
 #include "simclr_image.h"
 
@@ -245,6 +250,51 @@ static void image_seeds(void)
     jpeg_seed("baseline_exif6_scaled", 1, 64, 40, 3, JCS_RGB, 0, 6);
 }
 
+/* [option byte][file]: option 0 (frame 0, from memory) unless given. */
+static void medical_put(const char *corpus, const char *name, unsigned char option, const uint8_t *file, size_t n)
+{
+    uint8_t *in = malloc(n + 1);
+    if (!in) abort();
+    in[0] = option;
+    memcpy(in + 1, file, n);
+    put(corpus, name, in, n + 1);
+    free(in);
+}
+
+static void medical_seeds(void)
+{
+    uint16_t g16[8 * 6];
+    uint8_t rgb[2][5 * 4 * 3];
+    for (int i = 0; i < 8 * 6; i++) g16[i] = (uint16_t)(i * 83 % 4096);
+    for (int f = 0; f < 2; f++)
+        for (int i = 0; i < 5 * 4 * 3; i++) rgb[f][i] = (uint8_t)(i * 7 + f * 40);
+    size_t n;
+    uint8_t *d;
+    mf_dicom ct = {MF_EXPLICIT_LE, 8, 6, 1, 1, 16, 12, 11, 0, 0, "MONOCHROME2", "1", "-1024", "40", "400",
+                   "1.2.3.4", "ID", g16, sizeof g16, 0, 0, 0, 0, 0};
+    d = mf_dicom_write(&ct, &n);
+    medical_put("dicom", "ct_explicit_le", 0, d, n);
+    free(d);
+    mf_dicom be = ct;
+    be.ts = MF_EXPLICIT_BE, be.pr = 1, be.pi = "MONOCHROME1";
+    d = mf_dicom_write(&be, &n);
+    medical_put("dicom", "mono1_big_endian_file", 4, d, n);
+    free(d);
+    mf_dicom col = {MF_IMPLICIT_LE, 5, 4, 2, 3, 8, 8, 7, 0, 1, "RGB", NULL, NULL, NULL, NULL, NULL, NULL,
+                    rgb, sizeof rgb, 0, 0, 0, 0, 0};
+    d = mf_dicom_write(&col, &n);
+    medical_put("dicom", "rgb_planar_implicit_frame1", 1, d, n);
+    free(d);
+    mf_tiff_page gray = {8, 6, 1, 16, 1, 1, 1, 0, 0, 3, g16, 0, 0};
+    mf_tiff_page color[2] = {{5, 4, 3, 8, 1, 2, 1, 16, 16, 0, rgb[0], 0, 0}, {5, 4, 3, 8, 1, 2, 2, 0, 0, 2, rgb[1], 0, 0}};
+    d = mf_tiff_write(&gray, 1, &n);
+    medical_put("tiff", "gray16_strips", 0, d, n);
+    free(d);
+    d = mf_tiff_write(color, 2, &n);
+    medical_put("tiff", "rgb8_tiled_then_separate_page1", 1, d, n);
+    free(d);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -288,6 +338,7 @@ int main(int argc, char **argv)
     cifar_seed("cifar10_one", 0, 2);
     cifar_seed("cifar100_two", 3, 2);
     image_seeds();
+    medical_seeds();
     printf("seeds written to %s\n", root);
     return 0;
 }
