@@ -128,23 +128,7 @@ simclr_status simclr_finetune_trainer_create(simclr_context *ctx, simclr_module 
                                              simclr_trainer **out)
 {
     static const char fn[] = "simclr_finetune_trainer_create";
-    SIMCLR__CHECK_ARG(ctx, fn, "ctx is NULL");
-    SIMCLR__CHECK_ARG(encoder, fn, "encoder is NULL");
-    SIMCLR__CHECK_ARG(head, fn, "head is NULL");
-    SIMCLR__CHECK_ARG(aug, fn, "aug is NULL");
-    SIMCLR__CHECK_ARG(loss, fn, "loss is NULL");
-    SIMCLR__CHECK_ARG(opt, fn, "opt is NULL");
-    SIMCLR__CHECK_ARG(out, fn, "out is NULL");
-    if (encoder == head) return simclr__fail(SIMCLR_E_INVALID, "%s: encoder and head are the same module", fn);
-    if (encoder->ctx != ctx || head->ctx != ctx || simclr__augment_ctx(aug) != ctx || simclr__loss_ctx(loss) != ctx ||
-        opt->ctx != ctx)
-        return simclr__fail(SIMCLR_E_INVALID, "%s: %s was made from another context", fn,
-                            encoder->ctx != ctx ? "the encoder" : head->ctx != ctx ? "the head"
-                            : simclr__augment_ctx(aug) != ctx ? "the augmentation policy"
-                            : simclr__loss_ctx(loss) != ctx ? "the loss" : "the optimizer");
-    if (head->in_dim != encoder->out_dim)
-        return simclr__fail(SIMCLR_E_SHAPE, "%s: head takes %lld features, encoder gives %lld", fn,
-                            (long long)head->in_dim, (long long)encoder->out_dim);
+    SIMCLR__TRY(simclr__trainer_check_pieces(fn, ctx, encoder, head, aug, loss, opt, out));
     const simclr__loss_ops *ops = simclr__loss_ops_of(loss);
     if (!ops) return simclr__fail(SIMCLR_E_INVALID, "%s: the loss is NT-Xent; fine-tuning takes a cross-entropy loss "
                                                     "(simclr_cross_entropy_create)", fn);

@@ -62,11 +62,13 @@ simclr_status simclr__trainer_finish(simclr_trainer *tr, const char *fn)
     return simclr__trainer_snapshot_alloc(tr, fn);
 }
 
-simclr_status simclr_trainer_create(simclr_context *ctx, simclr_module *encoder, simclr_module *head,
-                                    simclr_augment *aug, simclr_loss *loss, simclr_optimizer *opt,
-                                    simclr_trainer **out)
+/* The checks every trainer constructor makes of its borrowed pieces: none
+ * NULL, encoder and head distinct, all of ctx, head fed by the encoder. */
+simclr_status simclr__trainer_check_pieces(const char *fn, simclr_context *ctx, const simclr_module *encoder,
+                                           const simclr_module *head, const simclr_augment *aug,
+                                           const simclr_loss *loss, const simclr_optimizer *opt,
+                                           simclr_trainer **out)
 {
-    static const char fn[] = "simclr_trainer_create";
     SIMCLR__CHECK_ARG(ctx, fn, "ctx is NULL");
     SIMCLR__CHECK_ARG(encoder, fn, "encoder is NULL");
     SIMCLR__CHECK_ARG(head, fn, "head is NULL");
@@ -84,6 +86,15 @@ simclr_status simclr_trainer_create(simclr_context *ctx, simclr_module *encoder,
     if (head->in_dim != encoder->out_dim)
         return simclr__fail(SIMCLR_E_SHAPE, "%s: head takes %lld features, encoder gives %lld", fn,
                             (long long)head->in_dim, (long long)encoder->out_dim);
+    return SIMCLR_OK;
+}
+
+simclr_status simclr_trainer_create(simclr_context *ctx, simclr_module *encoder, simclr_module *head,
+                                    simclr_augment *aug, simclr_loss *loss, simclr_optimizer *opt,
+                                    simclr_trainer **out)
+{
+    static const char fn[] = "simclr_trainer_create";
+    SIMCLR__TRY(simclr__trainer_check_pieces(fn, ctx, encoder, head, aug, loss, opt, out));
     if (simclr__loss_n_views(loss) != 2)
         return simclr__fail(SIMCLR_E_INVALID, "%s: the loss is built for %d views, the trainer makes 2", fn,
                             simclr__loss_n_views(loss));

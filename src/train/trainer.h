@@ -93,4 +93,11 @@ simclr_status simclr__trainer_fail_step(simclr_trainer *tr, simclr_status st);
 simclr_status simclr__pipeline_step(simclr_trainer *tr, const simclr_tensor *images, const simclr_image_list *list,
                                     uint64_t seed, float *loss);
 
+/* The checks every trainer constructor makes of its borrowed pieces (NULLs,
+ * encoder != head, one context, head input = encoder output), naming fn. */
+simclr_status simclr__trainer_check_pieces(const char *fn, simclr_context *ctx, const simclr_module *encoder,
+                                           const simclr_module *head, const simclr_augment *aug,
+                                           const simclr_loss *loss, const simclr_optimizer *opt,
+                                           simclr_trainer **out);
+
 #endif
