@@ -85,11 +85,11 @@ simclr_status simclr_trainer_set(simclr_trainer *tr, simclr_trainer_param key, d
     case SIMCLR_TRAINER_FREEZE_ENCODER:
         if (!(value == 0 || value == 1))
             return simclr__fail(SIMCLR_E_INVALID, "%s: SIMCLR_TRAINER_FREEZE_ENCODER %g is not 0 or 1", fn, value);
-        if (tr->method != &simclr__finetune_method)
+        if (!tr->method->can_freeze_encoder)
             return simclr__fail(SIMCLR_E_UNSUPPORTED, "%s: a %s trainer always trains its encoder "
                                 "(SIMCLR_TRAINER_FREEZE_ENCODER is for fine-tuning trainers)", fn, tr->method->name);
         /* Freezing follows the optimizer given at creation. */
-        if ((int)value != simclr__finetune_frozen(tr))
+        if ((int)value != !tr->mods[0].trained)
             return simclr__fail(SIMCLR_E_INVALID,
                                 "%s: SIMCLR_TRAINER_FREEZE_ENCODER %g: the trainer's optimizer %s the encoder; freezing "
                                 "follows the optimizer (create one over the head only to freeze, over encoder and "
@@ -123,7 +123,7 @@ simclr_status simclr_trainer_get(const simclr_trainer *tr, simclr_trainer_param 
     case SIMCLR_TRAINER_MICRO_BATCH: *value = (double)e->micro; break;
     case SIMCLR_TRAINER_BN_MODE: *value = (double)e->bn_mode; break;
     case SIMCLR_TRAINER_BUCKET_BYTES: *value = (double)e->bucket_bytes; break;
-    case SIMCLR_TRAINER_FREEZE_ENCODER: *value = simclr__finetune_frozen(tr); break;
+    case SIMCLR_TRAINER_FREEZE_ENCODER: *value = !tr->mods[0].trained; break;
     default: return simclr__fail(SIMCLR_E_INVALID, "%s: unknown trainer setting %d", fn, (int)key);
     }
     return SIMCLR_OK;

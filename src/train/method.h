@@ -101,6 +101,12 @@ typedef struct simclr__method {
     void (*arch)(const simclr_trainer *tr, const void *state, char *buf, size_t size);
     int (*tensors)(void *state, const char **names, simclr_tensor **out);
     int (*counters)(void *state, const char **names, int64_t **values, int64_t *limits, const char **what);
+
+    /* 1 when the encoder may be left untrained (frozen: the optimizer given
+     * at creation does not cover it; it then runs in EVAL mode without
+     * backward). SIMCLR_TRAINER_FREEZE_ENCODER reads the trainer's state
+     * from its module list, whatever the method. */
+    int can_freeze_encoder;
 } simclr__method;
 
 /* At most this many tensors and counters in a method's section. */
@@ -110,8 +116,5 @@ extern const simclr__method simclr__simclr_method;
 extern const simclr__method simclr__moco_method;
 extern const simclr__method simclr__swav_method;
 extern const simclr__method simclr__finetune_method;
-
-/* 1 for a fine-tuning trainer whose encoder is frozen (method_finetune.c). */
-int simclr__finetune_frozen(const simclr_trainer *tr);
 
 #endif

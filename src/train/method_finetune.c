@@ -107,6 +107,7 @@ static void arch(const simclr_trainer *tr, const void *state, char *buf, size_t 
 const simclr__method simclr__finetune_method = {
     .version = SIMCLR__METHOD_VERSION,
     .name = "finetune",
+    .can_freeze_encoder = 1,
     .trained_views = 1,
     .key_views = 0,
     .refuse = refuse,
@@ -117,11 +118,6 @@ const simclr__method simclr__finetune_method = {
     .loss = loss,
     .arch = arch,
 };
-
-int simclr__finetune_frozen(const simclr_trainer *tr)
-{
-    return tr->method == &simclr__finetune_method && ((const finetune *)tr->method_state)->frozen;
-}
 
 simclr_status simclr_finetune_trainer_create(simclr_context *ctx, simclr_module *encoder, simclr_module *head,
                                              simclr_augment *aug, simclr_loss *loss, simclr_optimizer *opt,
