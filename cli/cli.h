@@ -30,6 +30,9 @@ typedef struct cli_opt {
  * what it accepts (returns CLI_USAGE); 0 when fine. */
 int cli_parse(int argc, char **argv, int first, const char *usage, const char *about, const cli_opt *opts,
               int n_opts, char **pos, int max_pos, int *n_pos);
+/* A share given as "N%" (0 < N <= 100) or a fraction (0 < x <= 1): the
+ * fraction, or -1 when the text is neither. */
+double cli_share(const char *text);
 /* Whether the last cli_parse saw the option name on the command line. */
 int cli_given(const char *name);
 /* Exit status 1 with a message when the folder an output file goes to does
@@ -110,5 +113,7 @@ int cmd_embed(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_preview(int argc, char **argv);
+int cmd_finetune(int argc, char **argv);
+int cmd_predict(int argc, char **argv);
 
 #endif

@@ -49,7 +49,8 @@ static void usage(const char *usage_line, const char *about, const cli_opt *opts
  * and a message naming the option and the range, before anything is created
  * on disk. Kinds: 'i' a whole number in [lo, hi]; 'd' a number from lo to hi
  * (lo_open / hi_open: the end itself excluded); 'e' one of the words of set;
- * 's' any non-empty text. */
+ * 's' any non-empty text; 'p' a share: a percentage "N%" with N > 0 and
+ * <= 100, or a fraction > 0 and <= 1 (cli_share reads it). */
 typedef struct flag_rule {
     const char *name;
     char kind;
@@ -87,6 +88,10 @@ static const flag_rule rules[] = {
     {"--k", 'i', 1, 100000, 0, 0, NULL},
     {"--probe-epochs", 'i', 1, 100000, 0, 0, NULL},
     {"--probe-wd", 'd', 0, 1000, 0, 0, NULL},
+    /* finetune, predict */
+    {"--labels", 'p', 0, 1, 1, 0, NULL},
+    {"--per-class", 'i', 1, 2147483648.0, 0, 0, NULL},
+    {"--top-k", 'i', 1, 1048576, 0, 0, NULL},
     /* preview */
     {"--images", 'i', 1, 1000, 0, 0, NULL},
     {"--views", 'i', 1, 15, 0, 0, NULL},
@@ -113,6 +118,8 @@ static void describe(const flag_rule *r, opt_type type, char *buf, size_t size)
         }
     } else if (r->kind == 's') {
         snprintf(buf, size, "a non-empty name");
+    } else if (r->kind == 'p') {
+        snprintf(buf, size, "a percentage > 0%% and <= 100%% (10%%) or a fraction > 0 and <= 1 (0.1)");
     } else if (r->kind == 'i') {
         if (r->hi >= NO_LIMIT) snprintf(buf, size, "a whole number >= %.0f", r->lo);
         else snprintf(buf, size, "a whole number in %.0f..%.0f", r->lo, r->hi);
@@ -131,6 +138,18 @@ static int in_set(const flag_rule *r, const char *text)
         p += w + (p[w] != 0);
     }
     return 0;
+}
+
+double cli_share(const char *v)
+{
+    if (!v || !*v || isspace((unsigned char)v[0])) return -1;
+    char *end = NULL;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (errno || end == v || !isfinite(x)) return -1;
+    if (end[0] == '%' && end[1] == 0) x /= 100;
+    else if (*end) return -1;
+    return x > 0 && x <= 1 ? x : -1;
 }
 
 static const char *given[64];
@@ -175,6 +194,7 @@ static int take_value(const char *cmd, const cli_opt *o, const cli_opt *opts, in
         *(double *)o->dst = x;
     } else {
         if (!*v || (r && r->kind == 'e' && !in_set(r, v))) goto bad;
+        if (r && r->kind == 'p' && !(cli_share(v) > 0)) goto bad;
         *(const char **)o->dst = v;
     }
     return 0;
