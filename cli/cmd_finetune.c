@@ -167,7 +167,7 @@ int cmd_finetune(int argc, char **argv)
         if (st) rc = cli_fail(CMD, "labelled subset", st);
     }
     if (!rc && n_sub < 2) rc = cli_error(CMD, "the labelled subset has fewer than 2 images");
-    if (batch > n_sub) batch = n_sub;
+    if (!rc && batch > n_sub) batch = n_sub;
     const int64_t side = cfg.size, c = cfg.channels, d = side * side * c;
     if (!rc) {
         px = malloc((size_t)(n_sub * d)), bx = malloc((size_t)(batch * d));
@@ -190,7 +190,7 @@ int cmd_finetune(int argc, char **argv)
     TRY(simclr_cross_entropy_create(ctx, k, &loss), "loss");
     simclr_module *mods[2] = {enc, head};
     TRY(simclr_optimizer_create(ctx, SIMCLR_OPT_SGD, freeze ? mods + 1 : mods, freeze ? 1 : 2, &opt), "optimizer");
-    int64_t per_epoch = (n_sub + batch - 1) / batch, total = per_epoch * epochs;
+    int64_t per_epoch = rc ? 1 : (n_sub + batch - 1) / batch, total = rc ? 0 : per_epoch * epochs;
     TRY(simclr_optimizer_set(opt, SIMCLR_OPT_LR, lr), "--lr");
     TRY(simclr_optimizer_set(opt, SIMCLR_OPT_TOTAL_STEPS, (double)total), "schedule");
     TRY(simclr_optimizer_set(opt, SIMCLR_OPT_WARMUP_STEPS, 0), "warmup");
