@@ -54,6 +54,10 @@ typedef struct model_cfg {
 
 int cfg_write(const char *cmd, const char *dir, const model_cfg *cfg);
 int cfg_read(const char *cmd, const char *dir, model_cfg *cfg);
+/* The class names of a fine-tuned folder's simclr.cfg ("class NAME" lines,
+ * in label order, at least 2), malloc'ed; *k their count. */
+int cfg_classes(const char *cmd, const char *dir, char ***names, int *k);
+void cfg_classes_free(char **names, int k);
 /* Creates the encoder of cfg and loads DIR/encoder.simclr into it. */
 int model_load(const char *cmd, simclr_context *ctx, const char *dir, model_cfg *cfg, simclr_module **enc);
 

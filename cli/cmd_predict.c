@@ -9,47 +9,6 @@
 
 static const char *CMD = "predict";
 
-/* The class names of a fine-tuned folder's simclr.cfg ("class NAME" lines,
- * in label order); *k their count. */
-static int read_classes(const char *dir, char ***names, int *k)
-{
-    char path[4096], line[4200];
-    snprintf(path, sizeof path, "%s/simclr.cfg", dir);
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        fprintf(stderr, "simclr predict: cannot open %s: %s\n", path, strerror(errno));
-        return CLI_FAIL;
-    }
-    char **v = NULL;
-    int n = 0, rc = CLI_OK;
-    while (!rc && fgets(line, sizeof line, f)) {
-        if (strncmp(line, "class ", 6) != 0) continue;
-        line[strcspn(line, "\r\n")] = 0;
-        char **g = realloc(v, (size_t)(n + 1) * sizeof *v);
-        char *s = g ? malloc(strlen(line + 6) + 1) : NULL;
-        if (g) v = g;
-        if (!s) {
-            rc = cli_error(CMD, "no memory");
-            break;
-        }
-        strcpy(s, line + 6);
-        v[n++] = s;
-    }
-    fclose(f);
-    if (!rc && n < 2) {
-        fprintf(stderr, "simclr predict: %s names no classes: is %s a folder written by `simclr finetune`?\n", path, dir);
-        rc = CLI_FAIL;
-    }
-    if (rc) {
-        for (int i = 0; i < n; i++) free(v[i]);
-        free(v);
-        return rc;
-    }
-    *names = v;
-    *k = n;
-    return CLI_OK;
-}
-
 /* One CSV field: quoted when it holds a comma, a quote or a line break. */
 static void csv_field(FILE *f, const char *s)
 {
@@ -102,7 +61,7 @@ int cmd_predict(int argc, char **argv)
     }
     char **names = NULL;
     int k = 0;
-    if ((rc = read_classes(model, &names, &k))) return rc;
+    if ((rc = cfg_classes(CMD, model, &names, &k))) return rc;
     if (top_k > k) top_k = k;
     simclr_context *ctx = NULL;
     simclr_status st = simclr_context_create(NULL, (int)threads, NULL, &ctx);

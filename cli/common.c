@@ -378,6 +378,54 @@ int model_load(const char *cmd, simclr_context *ctx, const char *dir, model_cfg 
     return CLI_OK;
 }
 
+/* The class names of a fine-tuned folder's simclr.cfg ("class NAME" lines,
+ * in label order); *k their count. */
+int cfg_classes(const char *cmd, const char *dir, char ***names, int *k)
+{
+    char path[4096], line[4200];
+    snprintf(path, sizeof path, "%s/simclr.cfg", dir);
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "simclr %s: cannot open %s: %s\n", cmd, path, strerror(errno));
+        return CLI_FAIL;
+    }
+    char **v = NULL;
+    int n = 0, rc = CLI_OK;
+    while (!rc && fgets(line, sizeof line, f)) {
+        if (strncmp(line, "class ", 6) != 0) continue;
+        line[strcspn(line, "\r\n")] = 0;
+        char **g = realloc(v, (size_t)(n + 1) * sizeof *v);
+        char *s = g ? malloc(strlen(line + 6) + 1) : NULL;
+        if (g) v = g;
+        if (!s) {
+            rc = cli_error(cmd, "no memory");
+            break;
+        }
+        strcpy(s, line + 6);
+        v[n++] = s;
+    }
+    fclose(f);
+    if (!rc && n < 2) {
+        fprintf(stderr, "simclr %s: %s names no classes: is %s a folder written by `simclr finetune`?\n", cmd, path,
+                dir);
+        rc = CLI_FAIL;
+    }
+    if (rc) {
+        for (int i = 0; i < n; i++) free(v[i]);
+        free(v);
+        return rc;
+    }
+    *names = v;
+    *k = n;
+    return CLI_OK;
+}
+
+void cfg_classes_free(char **names, int k)
+{
+    for (int i = 0; i < k; i++) free(names[i]);
+    free(names);
+}
+
 /* ---- input images ---- */
 
 static int is_dir(const char *p)

@@ -210,6 +210,17 @@ for r in rows:
 print("accuracy", right / 32)
 assert right / 32 > 0.6, right
 PYEOF
+# eval with a fine-tuned folder: its classifier's top-1 next to the probe,
+# on --test data the same figure as predict's CSV (another path: the
+# classifier on the images, against the head on eval's features)
+want=$(awk -F, 'NR > 1 { split($1, a, "/"); r += a[2] == $2; n++ } END { printf "%.2f%%", 100 * r / n }' pred.csv)
+expect 0 "fine-tuned classifier  top-1 $want on the same test images" "eval --model ft reports the classifier's top-1 ($want)" -- \
+  "$S" eval data --model ft --test data --k 5 --probe-epochs 5 --no-baseline --quiet
+out=$("$S" eval data --model run --k 5 --probe-epochs 5 --no-baseline --quiet 2>&1)
+printf '%s\n' "$out" | grep -q "fine-tuned" && bad "eval of a pre-trained folder reports a classifier: $out" || ok "eval --model run: no classifier row"
+mkdir -p three/a three/b three/c && cp data/horizontal/00[0-3].* three/a && cp data/vertical/00[0-3].* three/b && cp data/vertical/01[0-3].* three/c
+expect 1 "knows 2 classes, the labelled folder has 3" "eval of a fine-tuned folder on other classes" -- \
+  "$S" eval three --model ft --k 3 --probe-epochs 5 --no-baseline --quiet
 expect 0 "wrote pred1.csv: 2 images, top 1 of 2 classes" "predict image files, --top-k 1" -- \
   "$S" predict data/vertical/000.png data/horizontal/001.jpg --model ft -o pred1.csv --top-k 1 --quiet
 [ "$(head -1 pred1.csv)" = "path,class1,prob1" ] && [ "$(wc -l < pred1.csv)" -eq 3 ] && ok "pred1.csv: 2 rows of one class" \
@@ -226,6 +237,12 @@ expect 0 "on 6 labelled images" "finetune --per-class 3" -- "$S" finetune data -
   && [ "$(sed 1d ft3/labels.txt | wc -l)" -eq 6 ] && ok "ft3/labels.txt: 6 indices" || bad "ft3/labels.txt: $(cat ft3/labels.txt)"
 cmp -s ft3/encoder.simclr run/encoder.simclr \
   && ok "--freeze-encoder: the encoder is the pre-trained one" || bad "--freeze-encoder changed the encoder"
+# the same comparison with a barely trained classifier (one step, frozen
+# encoder), whose accuracy is not 100%
+"$S" predict data --model ft3 -o pred3.csv --quiet >/dev/null 2>&1 || bad "predict --model ft3 failed"
+want=$(awk -F, 'NR > 1 { split($1, a, "/"); r += a[2] == $2; n++ } END { printf "%.2f%%", 100 * r / n }' pred3.csv)
+expect 0 "fine-tuned classifier  top-1 $want on the same test images" "eval --model ft3: predict's accuracy ($want)" -- \
+  "$S" eval data --model ft3 --test data --k 5 --probe-epochs 5 --no-baseline --quiet
 # refusals: exit 1, the reason named, no folder left
 expect 1 "class 'horizontal' has only 16 labelled images" "finetune --per-class 17: more labels than a class has" -- \
   "$S" finetune data --model run --out ftx --per-class 17 --quiet
