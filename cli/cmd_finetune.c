@@ -125,6 +125,12 @@ int cmd_finetune(int argc, char **argv)
         fprintf(stderr, "simclr finetune: --out %s exists and is not a folder\n", out);
         return CLI_FAIL;
     }
+    struct stat sm;
+    if (out_exists && stat(model, &sm) == 0 && sm.st_dev == sb.st_dev && sm.st_ino == sb.st_ino) {
+        fprintf(stderr, "simclr finetune: --out %s is the --model folder: its pre-trained encoder would be "
+                        "overwritten; give another --out\n", out);
+        return CLI_FAIL;
+    }
     simclr_context *ctx = NULL;
     simclr_status st = simclr_context_create(NULL, (int)threads, NULL, &ctx);
     if (st != SIMCLR_OK) return cli_fail(CMD, "context", st);

@@ -250,6 +250,9 @@ mkdir -p flat && cp data/horizontal/000.png flat/
 expect 1 "no class subfolders" "finetune on a folder without class subfolders" -- "$S" finetune flat --model run --out ftx --quiet
 mkdir -p noenc && cp run/simclr.cfg noenc/
 expect 1 "noenc/encoder.simclr" "finetune from a model folder without an encoder" -- "$S" finetune data --model noenc --out ftx --quiet
+cp run/encoder.simclr enc.before
+expect 1 "is the --model folder" "finetune --out the --model folder" -- "$S" finetune data --model run --out ./run/ --quiet
+cmp -s run/encoder.simclr enc.before && [ ! -e run/head.simclr ] && ok "the pre-trained folder untouched" || bad "finetune wrote into run/"
 [ ! -e ftx ] && ok "refused finetunes left no folder" || bad "refused finetune left ftx: $(ls ftx)"
 expect 1 "run \`simclr finetune\`" "predict with a model without a classifier" -- "$S" predict data --model run -o predx.csv --quiet
 [ ! -e predx.csv ] && ok "refused predict wrote nothing" || bad "refused predict wrote predx.csv"
