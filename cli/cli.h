@@ -30,6 +30,9 @@ typedef struct cli_opt {
  * what it accepts (returns CLI_USAGE); 0 when fine. */
 int cli_parse(int argc, char **argv, int first, const char *usage, const char *about, const cli_opt *opts,
               int n_opts, char **pos, int max_pos, int *n_pos);
+/* A share given as "N%" (0 < N <= 100) or a fraction (0 < x <= 1): the
+ * fraction, or -1 when the text is neither. */
+double cli_share(const char *text);
 /* Whether the last cli_parse saw the option name on the command line. */
 int cli_given(const char *name);
 /* Exit status 1 with a message when the folder an output file goes to does
@@ -51,6 +54,10 @@ typedef struct model_cfg {
 
 int cfg_write(const char *cmd, const char *dir, const model_cfg *cfg);
 int cfg_read(const char *cmd, const char *dir, model_cfg *cfg);
+/* The class names of a fine-tuned folder's simclr.cfg ("class NAME" lines,
+ * in label order, at least 2), malloc'ed; *k their count. */
+int cfg_classes(const char *cmd, const char *dir, char ***names, int *k);
+void cfg_classes_free(char **names, int k);
 /* Creates the encoder of cfg and loads DIR/encoder.simclr into it. */
 int model_load(const char *cmd, simclr_context *ctx, const char *dir, model_cfg *cfg, simclr_module **enc);
 
@@ -110,5 +117,7 @@ int cmd_embed(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_preview(int argc, char **argv);
+int cmd_finetune(int argc, char **argv);
+int cmd_predict(int argc, char **argv);
 
 #endif

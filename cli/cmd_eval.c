@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 
@@ -153,6 +154,54 @@ static int raw_pixels(simclr_context *ctx, const model_cfg *cfg, image_input *in
     return CLI_OK;
 }
 
+/* The top-1 accuracy of a fine-tuned folder's classifier (MODEL/head.simclr,
+ * simclr finetune) on the test rows' features (the evaluation transform's,
+ * the classifier's own input): *has 0 for a folder without one. */
+static int finetuned(simclr_context *ctx, const char *model, const simclr_image_folder *folder, int n_classes,
+                     const split *te, int64_t d, int *has, double *top1)
+{
+    char path[4096];
+    struct stat sb;
+    snprintf(path, sizeof path, "%s/head.simclr", model);
+    *has = stat(path, &sb) == 0;
+    if (!*has) return CLI_OK;
+    char **names = NULL;
+    int k = 0, rc = cfg_classes(CMD, model, &names, &k);
+    if (rc) return rc;
+    for (int c = 0; !rc && c < (k > n_classes ? k : n_classes); c++)
+        if (k != n_classes || strcmp(names[c], simclr_image_folder_class_name(folder, c)) != 0) {
+            fprintf(stderr, "simclr eval: the classifier of %s knows %d classes, the labelled folder has %d%s%s%s: "
+                            "evaluate it on images of its own classes\n", model, k, n_classes,
+                    k == n_classes ? " (class " : "", k == n_classes ? names[c] : "", k == n_classes ? " differs)" : "");
+            rc = CLI_FAIL;
+        }
+    cfg_classes_free(names, k);
+    simclr_module *head = NULL;
+    simclr_tensor *x = NULL, *y = NULL;
+    float *logits = malloc((size_t)(te->n * n_classes) * sizeof(float));
+    simclr_status st;
+    int64_t xs[2] = {te->n, d}, ys[2] = {te->n, n_classes};
+    if (!rc && !logits) rc = cli_error(CMD, "no memory");
+    if (!rc && (st = simclr_linear_head_create(ctx, d, n_classes, 0, &head))) rc = cli_fail(CMD, "classifier", st);
+    if (!rc && (st = simclr_module_load(head, path))) rc = cli_fail(CMD, path, st);
+    if (!rc && (st = simclr_tensor_wrap(ctx, SIMCLR_F32, 2, xs, te->x, &x))) rc = cli_fail(CMD, "features", st);
+    if (!rc && (st = simclr_tensor_wrap(ctx, SIMCLR_F32, 2, ys, logits, &y))) rc = cli_fail(CMD, "logits", st);
+    if (!rc && (st = simclr_module_forward(head, x, SIMCLR_EVAL, y))) rc = cli_fail(CMD, "classifier", st);
+    int64_t right = 0;
+    for (int64_t i = 0; !rc && i < te->n; i++) {
+        int best = 0; /* ties: the lower class, as simclr_classifier_evaluate */
+        for (int c = 1; c < n_classes; c++)
+            if (logits[i * n_classes + c] > logits[i * n_classes + best]) best = c;
+        right += best == te->y[i];
+    }
+    if (!rc) *top1 = te->n ? (double)right / (double)te->n : 0;
+    simclr_tensor_destroy(x);
+    simclr_tensor_destroy(y);
+    simclr_module_destroy(head);
+    free(logits);
+    return rc;
+}
+
 int cmd_eval(int argc, char **argv)
 {
     const char *model = "simclr-run", *test_dir = NULL, *map = NULL;
@@ -160,7 +209,7 @@ int cmd_eval(int argc, char **argv)
     double test_frac = 0.2, wd = NAN; /* NaN: chosen on validation (the parser takes finite numbers only) */
     int quiet = 0, no_baseline = 0;
     const cli_opt opts[] = {
-        {"--model", OPT_STRING, &model, "model folder from simclr train (default simclr-run)"},
+        {"--model", OPT_STRING, &model, "model folder from simclr train or simclr finetune (default simclr-run)"},
         {"--test", OPT_STRING, &test_dir, "a separate labelled test folder (default: hold out --test-fraction)"},
         {"--test-fraction", OPT_DOUBLE, &test_frac,
          "share of each class held out for testing, > 0 and < 1 (default 0.2)"},
@@ -182,7 +231,8 @@ int cmd_eval(int argc, char **argv)
                        "each class (chosen by --seed; a class of 2 or more keeps one train image) are held out.\n"
                        "The probe's weight decay is chosen per row from 1e-5..1e-1 on a fixed random fifth of\n"
                        "the train images (never on test images), then the probe is refitted on all train\n"
-                       "images; --probe-wd fixes the decay instead.",
+                       "images; --probe-wd fixes the decay instead. With a model folder of simclr finetune,\n"
+                       "its classifier's top-1 accuracy on the same test images is reported too.",
                        opts, (int)(sizeof opts / sizeof opts[0]), pos, 1, &n_pos);
     if (rc) return rc < 0 ? CLI_OK : rc;
     if (n_pos != 1) {
@@ -239,11 +289,18 @@ int cmd_eval(int argc, char **argv)
     double knn = 0, probe = 0, decay = 0, rknn = 0, rprobe = 0, rdecay = 0;
     if (!rc) rc = score(ctx, &tr, &te, d, n_classes, k, epochs, wd, &knn, &probe, &decay);
     if (!rc && !no_baseline) rc = score(ctx, &rtr, &rte, pd, n_classes, k, epochs, wd, &rknn, &rprobe, &rdecay);
+    int has_clf = 0;
+    double clf_top1 = 0;
+    if (!rc) rc = finetuned(ctx, model, in.folder, n_classes, &te, d, &has_clf, &clf_top1);
     if (!rc) {
         printf("%lld train / %lld test images, %d classes\n", (long long)tr.n, (long long)te.n, n_classes);
         printf("%-22s %10s %14s   %s\n", "features", "kNN top-1", "linear probe", "probe decay");
         printf("%-22s %9.2f%% %13.2f%%   %g\n", "simclr encoder", 100 * knn, 100 * probe, decay);
         if (!no_baseline) printf("%-22s %9.2f%% %13.2f%%   %g\n", "raw pixels", 100 * rknn, 100 * rprobe, rdecay);
+        if (has_clf)
+            printf("fine-tuned classifier  top-1 %.2f%% on the same test images (%s/head.simclr)%s\n", 100 * clf_top1,
+                   model, test_dir ? "" : "; it may have been fine-tuned on some of them (its labels.txt): --test "
+                                          "with other images gives a fair figure");
         if (isnan(wd))
             printf("(probe decay: chosen per row on a fixed random fifth of the train images, %lld iterations; "
                    "--probe-wd fixes it)\n", (long long)epochs);

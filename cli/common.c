@@ -49,7 +49,8 @@ static void usage(const char *usage_line, const char *about, const cli_opt *opts
  * and a message naming the option and the range, before anything is created
  * on disk. Kinds: 'i' a whole number in [lo, hi]; 'd' a number from lo to hi
  * (lo_open / hi_open: the end itself excluded); 'e' one of the words of set;
- * 's' any non-empty text. */
+ * 's' any non-empty text; 'p' a share: a percentage "N%" with N > 0 and
+ * <= 100, or a fraction > 0 and <= 1 (cli_share reads it). */
 typedef struct flag_rule {
     const char *name;
     char kind;
@@ -87,6 +88,10 @@ static const flag_rule rules[] = {
     {"--k", 'i', 1, 100000, 0, 0, NULL},
     {"--probe-epochs", 'i', 1, 100000, 0, 0, NULL},
     {"--probe-wd", 'd', 0, 1000, 0, 0, NULL},
+    /* finetune, predict */
+    {"--labels", 'p', 0, 1, 1, 0, NULL},
+    {"--per-class", 'i', 1, 2147483648.0, 0, 0, NULL},
+    {"--top-k", 'i', 1, 1048576, 0, 0, NULL},
     /* preview */
     {"--images", 'i', 1, 1000, 0, 0, NULL},
     {"--views", 'i', 1, 15, 0, 0, NULL},
@@ -113,6 +118,8 @@ static void describe(const flag_rule *r, opt_type type, char *buf, size_t size)
         }
     } else if (r->kind == 's') {
         snprintf(buf, size, "a non-empty name");
+    } else if (r->kind == 'p') {
+        snprintf(buf, size, "a percentage > 0%% and <= 100%% (10%%) or a fraction > 0 and <= 1 (0.1)");
     } else if (r->kind == 'i') {
         if (r->hi >= NO_LIMIT) snprintf(buf, size, "a whole number >= %.0f", r->lo);
         else snprintf(buf, size, "a whole number in %.0f..%.0f", r->lo, r->hi);
@@ -131,6 +138,18 @@ static int in_set(const flag_rule *r, const char *text)
         p += w + (p[w] != 0);
     }
     return 0;
+}
+
+double cli_share(const char *v)
+{
+    if (!v || !*v || isspace((unsigned char)v[0])) return -1;
+    char *end = NULL;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (errno || end == v || !isfinite(x)) return -1;
+    if (end[0] == '%' && end[1] == 0) x /= 100;
+    else if (*end) return -1;
+    return x > 0 && x <= 1 ? x : -1;
 }
 
 static const char *given[64];
@@ -175,6 +194,7 @@ static int take_value(const char *cmd, const cli_opt *o, const cli_opt *opts, in
         *(double *)o->dst = x;
     } else {
         if (!*v || (r && r->kind == 'e' && !in_set(r, v))) goto bad;
+        if (r && r->kind == 'p' && !(cli_share(v) > 0)) goto bad;
         *(const char **)o->dst = v;
     }
     return 0;
@@ -356,6 +376,54 @@ int model_load(const char *cmd, simclr_context *ctx, const char *dir, model_cfg 
         return cli_fail(cmd, path, st);
     }
     return CLI_OK;
+}
+
+/* The class names of a fine-tuned folder's simclr.cfg ("class NAME" lines,
+ * in label order); *k their count. */
+int cfg_classes(const char *cmd, const char *dir, char ***names, int *k)
+{
+    char path[4096], line[4200];
+    snprintf(path, sizeof path, "%s/simclr.cfg", dir);
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "simclr %s: cannot open %s: %s\n", cmd, path, strerror(errno));
+        return CLI_FAIL;
+    }
+    char **v = NULL;
+    int n = 0, rc = CLI_OK;
+    while (!rc && fgets(line, sizeof line, f)) {
+        if (strncmp(line, "class ", 6) != 0) continue;
+        line[strcspn(line, "\r\n")] = 0;
+        char **g = realloc(v, (size_t)(n + 1) * sizeof *v);
+        char *s = g ? malloc(strlen(line + 6) + 1) : NULL;
+        if (g) v = g;
+        if (!s) {
+            rc = cli_error(cmd, "no memory");
+            break;
+        }
+        strcpy(s, line + 6);
+        v[n++] = s;
+    }
+    fclose(f);
+    if (!rc && n < 2) {
+        fprintf(stderr, "simclr %s: %s names no classes: is %s a folder written by `simclr finetune`?\n", cmd, path,
+                dir);
+        rc = CLI_FAIL;
+    }
+    if (rc) {
+        for (int i = 0; i < n; i++) free(v[i]);
+        free(v);
+        return rc;
+    }
+    *names = v;
+    *k = n;
+    return CLI_OK;
+}
+
+void cfg_classes_free(char **names, int k)
+{
+    for (int i = 0; i < k; i++) free(names[i]);
+    free(names);
 }
 
 /* ---- input images ---- */

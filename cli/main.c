@@ -13,6 +13,8 @@ static const struct {
     {"train", cmd_train, "pre-train an encoder on a folder of images (SimCLR)"},
     {"embed", cmd_embed, "features of images as a .npy array (+ the list of paths)"},
     {"eval", cmd_eval, "kNN and linear-probe accuracy, labels from class subfolders"},
+    {"finetune", cmd_finetune, "fine-tune an encoder + linear classifier on labelled images"},
+    {"predict", cmd_predict, "class probabilities of images from a fine-tuned model (CSV)"},
     {"export", cmd_export, "the encoder as safetensors for torchvision"},
     {"preview", cmd_preview, "a PNG grid of augmented views"},
 };

@@ -38,7 +38,7 @@ for cls in ["horizontal", "vertical"]:
 PYEOF
 cd "$T" || exit 1
 
-for c in "" train embed eval export preview; do
+for c in "" train embed eval export preview finetune predict; do
   expect 0 "usage: simclr" "simclr $c --help" -- "$S" $c --help
 done
 expect 2 "unknown command" "unknown command" -- "$S" frobnicate
@@ -184,6 +184,79 @@ assert 'conv1.weight' in h and 'layer4.1.bn2.running_var' in h, list(h)[:5]
 " && ok "safetensors has torchvision names" || bad "safetensors content"
 expect 0 "wrote prev.png" "preview" -- "$S" preview data -o prev.png --images 3 --views 4 --size 32
 
+# finetune -> predict (issue 25): the fine-tuned folder, the labelled subset
+# written so the run can be repeated, and a classifier above chance on the
+# two stripe classes (the pre-trained encoder of run/ is 8 steps old; the
+# fine-tuning trains it and the head on every image, 40 steps).
+expect 0 "fine-tuned 40 steps on 32 labelled images (2 classes)" "finetune on all labels" -- \
+  "$S" finetune data --model run --out ft --epochs 10 --batch 8 --quiet
+for f in simclr.cfg encoder.simclr head.simclr trainer.ckpt labels.txt; do
+  [ -s "ft/$f" ] && ok "ft/$f written" || bad "ft/$f missing"
+done
+grep -qx "class horizontal" ft/simclr.cfg && grep -qx "class vertical" ft/simclr.cfg && ok "ft/simclr.cfg names the classes" \
+  || bad "ft/simclr.cfg classes: $(cat ft/simclr.cfg)"
+expect 0 "wrote pred.csv: 32 images, top 2 of 2 classes" "predict" -- "$S" predict data --model ft -o pred.csv --quiet
+"$PY" - pred.csv <<'PYEOF' && ok "pred.csv: a row per image, probabilities sum to 1, accuracy above chance" || bad "pred.csv: $(head -3 pred.csv)"
+import csv, sys
+rows = list(csv.reader(open(sys.argv[1])))
+assert rows[0] == ["path", "class1", "prob1", "class2", "prob2"], rows[0]
+rows = rows[1:]
+assert len(rows) == 32, len(rows)
+right = 0
+for r in rows:
+    p1, p2 = float(r[2]), float(r[4])
+    assert abs(p1 + p2 - 1) < 1e-4 and p1 >= p2 and {r[1], r[3]} == {"horizontal", "vertical"}, r
+    right += r[0].split("/")[1] == r[1]
+print("accuracy", right / 32)
+assert right / 32 > 0.6, right
+PYEOF
+# eval with a fine-tuned folder: its classifier's top-1 next to the probe,
+# on --test data the same figure as predict's CSV (another path: the
+# classifier on the images, against the head on eval's features)
+want=$(awk -F, 'NR > 1 { split($1, a, "/"); r += a[2] == $2; n++ } END { printf "%.2f%%", 100 * r / n }' pred.csv)
+expect 0 "fine-tuned classifier  top-1 $want on the same test images" "eval --model ft reports the classifier's top-1 ($want)" -- \
+  "$S" eval data --model ft --test data --k 5 --probe-epochs 5 --no-baseline --quiet
+out=$("$S" eval data --model run --k 5 --probe-epochs 5 --no-baseline --quiet 2>&1)
+printf '%s\n' "$out" | grep -q "fine-tuned" && bad "eval of a pre-trained folder reports a classifier: $out" || ok "eval --model run: no classifier row"
+mkdir -p three/a three/b three/c && cp data/horizontal/00[0-3].* three/a && cp data/vertical/00[0-3].* three/b && cp data/vertical/01[0-3].* three/c
+expect 1 "knows 2 classes, the labelled folder has 3" "eval of a fine-tuned folder on other classes" -- \
+  "$S" eval three --model ft --k 3 --probe-epochs 5 --no-baseline --quiet
+expect 0 "wrote pred1.csv: 2 images, top 1 of 2 classes" "predict image files, --top-k 1" -- \
+  "$S" predict data/vertical/000.png data/horizontal/001.jpg --model ft -o pred1.csv --top-k 1 --quiet
+[ "$(head -1 pred1.csv)" = "path,class1,prob1" ] && [ "$(wc -l < pred1.csv)" -eq 3 ] && ok "pred1.csv: 2 rows of one class" \
+  || bad "pred1.csv: $(cat pred1.csv)"
+# subsets: --labels 25% is round(0.25 * 16) = 4 of each class, --per-class 3 is 6
+expect 0 "on 8 labelled images" "finetune --labels 25%" -- "$S" finetune data --model run --out ft25 --labels 25% --epochs 1 --quiet
+[ "$(head -1 ft25/labels.txt)" = "simclr-label-subset 1 seed=1 fraction=0.25 per_class=0 total=32 count=8" ] \
+  && [ "$(sed 1d ft25/labels.txt | wc -l)" -eq 8 ] && ok "ft25/labels.txt: 8 indices" || bad "ft25/labels.txt: $(cat ft25/labels.txt)"
+[ "$(sed 1d ft25/labels.txt | awk '$1 < 16' | wc -l)" -eq 4 ] && ok "ft25/labels.txt: 4 of each class" || bad "ft25 balance: $(cat ft25/labels.txt)"
+expect 0 "on 8 labelled images" "finetune --labels 0.25 (the same subset)" -- "$S" finetune data --model run --out ft25b --labels 0.25 --epochs 1 --quiet
+cmp -s ft25/labels.txt ft25b/labels.txt && ok "--labels 25% and 0.25: the same labels.txt" || bad "25% vs 0.25 subsets differ"
+expect 0 "on 6 labelled images" "finetune --per-class 3" -- "$S" finetune data --model run --out ft3 --per-class 3 --epochs 1 --freeze-encoder --quiet
+[ "$(head -1 ft3/labels.txt)" = "simclr-label-subset 1 seed=1 fraction=0 per_class=3 total=32 count=6" ] \
+  && [ "$(sed 1d ft3/labels.txt | wc -l)" -eq 6 ] && ok "ft3/labels.txt: 6 indices" || bad "ft3/labels.txt: $(cat ft3/labels.txt)"
+cmp -s ft3/encoder.simclr run/encoder.simclr \
+  && ok "--freeze-encoder: the encoder is the pre-trained one" || bad "--freeze-encoder changed the encoder"
+# the same comparison with a barely trained classifier (one step, frozen
+# encoder), whose accuracy is not 100%
+"$S" predict data --model ft3 -o pred3.csv --quiet >/dev/null 2>&1 || bad "predict --model ft3 failed"
+want=$(awk -F, 'NR > 1 { split($1, a, "/"); r += a[2] == $2; n++ } END { printf "%.2f%%", 100 * r / n }' pred3.csv)
+expect 0 "fine-tuned classifier  top-1 $want on the same test images" "eval --model ft3: predict's accuracy ($want)" -- \
+  "$S" eval data --model ft3 --test data --k 5 --probe-epochs 5 --no-baseline --quiet
+# refusals: exit 1, the reason named, no folder left
+expect 1 "class 'horizontal' has only 16 labelled images" "finetune --per-class 17: more labels than a class has" -- \
+  "$S" finetune data --model run --out ftx --per-class 17 --quiet
+mkdir -p flat && cp data/horizontal/000.png flat/
+expect 1 "no class subfolders" "finetune on a folder without class subfolders" -- "$S" finetune flat --model run --out ftx --quiet
+mkdir -p noenc && cp run/simclr.cfg noenc/
+expect 1 "noenc/encoder.simclr" "finetune from a model folder without an encoder" -- "$S" finetune data --model noenc --out ftx --quiet
+cp run/encoder.simclr enc.before
+expect 1 "is the --model folder" "finetune --out the --model folder" -- "$S" finetune data --model run --out ./run/ --quiet
+cmp -s run/encoder.simclr enc.before && [ ! -e run/head.simclr ] && ok "the pre-trained folder untouched" || bad "finetune wrote into run/"
+[ ! -e ftx ] && ok "refused finetunes left no folder" || bad "refused finetune left ftx: $(ls ftx)"
+expect 1 "run \`simclr finetune\`" "predict with a model without a classifier" -- "$S" predict data --model run -o predx.csv --quiet
+[ ! -e predx.csv ] && ok "refused predict wrote nothing" || bad "refused predict wrote predx.csv"
+
 # Every option of every subcommand, bad values (issue 24, defect 7): exit
 # status 2, the option named on stderr with what it accepts, and nothing
 # created (each case runs in an empty folder, the other arguments valid so
@@ -278,6 +351,33 @@ for v in x 0 2 4; do refuse preview --channels $PV --channels $v; done
 for v in x 0 1.5; do refuse preview --crop-min $PV --crop-min $v; done
 for v in x -1; do refuse preview --seed $PV --seed $v; done
 refuse preview --bogus $PV --bogus
+FT="$T/data --model $T/run --out ft --epochs 1 --batch 8 --quiet"
+refuse finetune --model $FT --model=
+refuse finetune --out $FT --out=
+for v in x 0 0% 101% -5% 1.5 "10 %" "%" nan ""; do refuse finetune --labels $FT --labels="$v"; done
+refuse finetune --labels $FT --labels
+for v in x 0 -1 1.5 2147483649; do refuse finetune --per-class $FT --per-class $v; done
+refuse finetune --per-class $FT --labels 10% --per-class 2
+for v in x 0 -1 1000001; do refuse finetune --epochs $FT --epochs $v; done
+for v in x 0 1 65537; do refuse finetune --batch $FT --batch $v; done
+for v in x 0 -1 101; do refuse finetune --lr $FT --lr $v; done
+refuse finetune --freeze-encoder $FT --freeze-encoder=1
+for v in x -1 1.5; do refuse finetune --seed $FT --seed $v; done
+for v in x -1 257; do refuse finetune --threads $FT --threads $v; done
+refuse finetune --quiet $FT --quiet=1
+refuse finetune --bogus $FT --bogus
+refuse finetune "give one" --quiet
+PR="$T/data --model $T/ft --quiet"
+refuse predict --model $PR --model=
+refuse predict -o $PR -o=
+refuse predict -o $PR -o
+for v in x 0 -1 1.5 1048577; do refuse predict --top-k $PR --top-k $v; done
+refuse predict --top-k $PR --top-k
+for v in x -1 257; do refuse predict --threads $PR --threads $v; done
+refuse predict --skip-bad $PR --skip-bad=1
+refuse predict --quiet $PR --quiet=1
+refuse predict --bogus $PR --bogus
+refuse predict "give a folder" --quiet
 # --resume continues the checkpoint's model: another architecture is refused,
 # and the run folder is left as it was
 sum_before=$(cksum run/* | sort)
