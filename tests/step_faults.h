@@ -294,4 +294,28 @@ static inline sf_counts sf_sweep_all(const sf_target *t, simclr_tensor *img4, si
     return c;
 }
 
+/* sf_sweep_all with both trainers of t set to micro-batches of 2,
+ * synchronized BN and a fake communicator whose collectives fail in turn
+ * (detached again at the end): prints the counts under `method`'s name and
+ * requires collective failures to have been met. */
+static inline sf_counts sf_sweep_combined(const char *method, const sf_target *t, simclr_tensor *img4,
+                                          simclr_tensor *img8)
+{
+    sf_fake_comm fa = {0, 0}, fr = {0, 0};
+    simclr_comm ca = sf_fake(&fa), cr = sf_fake(&fr);
+    simclr_trainer *trs[2] = {t->tr, t->ref};
+    for (int k = 0; k < 2; k++) {
+        CHECK_OK(simclr_trainer_set(trs[k], SIMCLR_TRAINER_MICRO_BATCH, 2));
+        CHECK_OK(simclr_trainer_set(trs[k], SIMCLR_TRAINER_BN_MODE, SIMCLR_BN_SYNC));
+        CHECK_OK(simclr_trainer_set_comm(trs[k], k ? &cr : &ca));
+    }
+    sf_counts c = sf_sweep_all(t, img4, img8, sf_arm_comm, &fa);
+    print_message("%s + micro-batches + sync BN + communicator, failed steps: %ld stops, %ld NaN, %ld collective, "
+                  "%ld + %ld allocation failures; each left the trainer as it was\n",
+                  method, c.stops, c.nans, c.extra, c.allocs_new, c.allocs);
+    assert_true(c.extra > 0);
+    for (int k = 0; k < 2; k++) CHECK_OK(simclr_trainer_set_comm(trs[k], NULL));
+    return c;
+}
+
 #endif

@@ -547,21 +547,9 @@ static void test_combined_failures(void **state)
     rig a, ref;
     CHECK_OK(rig_try(&a, &hooks, 0));
     CHECK_OK(rig_try(&ref, NULL, 0));
-    sf_fake_comm fa = {0, 0}, fr = {0, 0};
-    simclr_comm ca = sf_fake(&fa), cr = sf_fake(&fr);
-    rig *rigs[2] = {&a, &ref};
-    for (int k = 0; k < 2; k++) {
-        CHECK_OK(simclr_trainer_set(rigs[k]->tr, SIMCLR_TRAINER_MICRO_BATCH, 2));
-        CHECK_OK(simclr_trainer_set(rigs[k]->tr, SIMCLR_TRAINER_BN_MODE, SIMCLR_BN_SYNC));
-        CHECK_OK(simclr_trainer_set_comm(rigs[k]->tr, k ? &cr : &ca));
-    }
     simclr_tensor *img4 = images(a.ctx, 4, 3), *img8 = images(a.ctx, 8, 4);
     const sf_target t = {a.tr, ref.tr, a.ctx, a.enc, &ta, &a, &ref, swav_state};
-    sf_counts c = sf_sweep_all(&t, img4, img8, sf_arm_comm, &fa);
-    print_message("swav + micro-batches + sync BN + communicator, failed steps: %ld stops, %ld NaN, %ld collective, "
-                  "%ld + %ld allocation failures; each left the trainer as it was\n",
-                  c.stops, c.nans, c.extra, c.allocs_new, c.allocs);
-    assert_true(c.extra > 0);
+    sf_sweep_combined("swav", &t, img4, img8);
     simclr_tensor_destroy(img4), simclr_tensor_destroy(img8);
     rig_free(&a), rig_free(&ref);
     assert_int_equal(ta.live, 0);
