@@ -127,6 +127,22 @@ static inline void sf_put_stats(sf_blob *b, simclr_trainer *tr, int timing)
     }
 }
 
+/* The whole state of a SimCLR-like trainer (encoder and head parameters
+ * and BN statistics, their gradients and the optimizer state, the
+ * statistics; timing adds images/s), as a failed step must leave it. */
+static inline sf_blob sf_trainer_state(simclr_trainer *tr, simclr_module *enc, simclr_module *head,
+                                       simclr_optimizer *opt, int timing)
+{
+    sf_blob b = {0};
+    sf_put_module(&b, enc, 0);
+    sf_put_module(&b, head, 0);
+    sf_section(&b, "parameters or BN running statistics");
+    sf_put_training(&b, enc, head, opt);
+    sf_put_stats(&b, tr, timing);
+    sf_section(&b, "trainer statistics");
+    return b;
+}
+
 /* A pretend rank 1 of 2 whose peer holds the same data (a sum is twice the
  * data, a gather two copies). Collective call number fail_at and every later
  * one fail (a peer that died), counting all three kinds of call. */

@@ -86,14 +86,7 @@ static simclr_tensor *toy_images(simclr_context *ctx, int32_t *labels, uint64_t 
 static sf_blob rig_state(void *u, int timing)
 {
     rig *r = u;
-    sf_blob b = {0};
-    sf_put_module(&b, r->enc, 0);
-    sf_put_module(&b, r->head, 0);
-    sf_section(&b, "parameters or BN running statistics");
-    sf_put_training(&b, r->enc, r->head, r->opt);
-    sf_put_stats(&b, r->tr, timing);
-    sf_section(&b, "trainer statistics");
-    return b;
+    return sf_trainer_state(r->tr, r->enc, r->head, r->opt, timing);
 }
 
 static void test_loss_decreases(void **state)
