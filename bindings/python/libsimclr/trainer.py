@@ -19,6 +19,26 @@ from .optim import Optimizer
 fn = _lib.fn
 
 
+def _check_pieces(ctx: Context, *pieces: Any) -> None:
+    """(name, object, class or tuple of classes) for each borrowed piece."""
+    check_context(ctx)
+    for name, obj, cls in pieces:
+        if not isinstance(obj, cls):
+            classes = cls if isinstance(cls, tuple) else (cls,)
+            raise TypeError("%s must be a %s, not %s" % (
+                name, " or ".join("simclr." + c.__name__ for c in classes), type(obj).__name__))
+
+
+def _apply_settings(trainer: "Trainer", settings: Dict[str, float]) -> None:
+    """Keyword settings at creation; the trainer is closed if one is refused."""
+    try:
+        for k, v in settings.items():
+            trainer.set(k, v)
+    except BaseException:
+        trainer.close()
+        raise
+
+
 class Trainer(Handle):
     """One SimCLR step per call on a batch of uint8 images [N, H, W, C].
 
@@ -28,12 +48,9 @@ class Trainer(Handle):
 
     def __init__(self, ctx: Context, encoder: Module, head: Module, augment: Augment, loss: NTXent,
                  optimizer: Optimizer) -> None:
-        check_context(ctx)
-        for name, obj, cls in (("encoder", encoder, Module), ("head", head, Module),
-                               ("augment", augment, Augment), ("loss", loss, NTXent),
-                               ("optimizer", optimizer, Optimizer)):
-            if not isinstance(obj, cls):
-                raise TypeError("%s must be a simclr.%s, not %s" % (name, cls.__name__, type(obj).__name__))
+        _check_pieces(ctx, ("encoder", encoder, Module), ("head", head, Module),
+                           ("augment", augment, Augment), ("loss", loss, NTXent),
+                           ("optimizer", optimizer, Optimizer))
         out = ctypes.c_void_p()
         fn.trainer_create(ctx._ptr, encoder._ptr, head._ptr, augment._ptr, loss._ptr, optimizer._ptr,
                           ctypes.byref(out))
@@ -93,12 +110,9 @@ class MocoTrainer(Trainer):
     def __init__(self, ctx: Context, encoder: Module, head: Module, key_encoder: Module,
                  key_head: Module, augment: Augment, optimizer: Optimizer, queue_size: int = 65536,
                  seed: int = 0, **settings: float) -> None:
-        check_context(ctx)
-        for name, obj, cls in (("encoder", encoder, Module), ("head", head, Module),
-                               ("key_encoder", key_encoder, Module), ("key_head", key_head, Module),
-                               ("augment", augment, Augment), ("optimizer", optimizer, Optimizer)):
-            if not isinstance(obj, cls):
-                raise TypeError("%s must be a simclr.%s, not %s" % (name, cls.__name__, type(obj).__name__))
+        _check_pieces(ctx, ("encoder", encoder, Module), ("head", head, Module),
+                           ("key_encoder", key_encoder, Module), ("key_head", key_head, Module),
+                           ("augment", augment, Augment), ("optimizer", optimizer, Optimizer))
         out = ctypes.c_void_p()
         fn.moco_trainer_create(ctx._ptr, encoder._ptr, head._ptr, key_encoder._ptr, key_head._ptr,
                                augment._ptr, optimizer._ptr, check_int(queue_size, "queue_size"),
@@ -108,12 +122,7 @@ class MocoTrainer(Trainer):
         self.context, self.encoder, self.head = ctx, encoder, head
         self.key_encoder, self.key_head = key_encoder, key_head
         self.augment, self.loss, self.optimizer = augment, None, optimizer
-        try:
-            for k, v in settings.items():
-                self.set(k, v)
-        except BaseException:
-            self.close()
-            raise
+        _apply_settings(self, settings)
 
     @staticmethod
     def _is_trainer_key(key: Any) -> bool:
@@ -167,12 +176,9 @@ class SwavTrainer(Trainer):
 
     def __init__(self, ctx: Context, encoder: Module, head: Module, prototypes: Module, augment: Augment,
                  optimizer: Optimizer, **settings: float) -> None:
-        check_context(ctx)
-        for name, obj, cls in (("encoder", encoder, Module), ("head", head, Module),
-                               ("prototypes", prototypes, Module), ("augment", augment, Augment),
-                               ("optimizer", optimizer, Optimizer)):
-            if not isinstance(obj, cls):
-                raise TypeError("%s must be a simclr.%s, not %s" % (name, cls.__name__, type(obj).__name__))
+        _check_pieces(ctx, ("encoder", encoder, Module), ("head", head, Module),
+                           ("prototypes", prototypes, Module), ("augment", augment, Augment),
+                           ("optimizer", optimizer, Optimizer))
         out = ctypes.c_void_p()
         fn.swav_trainer_create(ctx._ptr, encoder._ptr, head._ptr, prototypes._ptr, augment._ptr, optimizer._ptr,
                                ctypes.byref(out))
@@ -180,12 +186,7 @@ class SwavTrainer(Trainer):
                           [ctx, encoder, head, prototypes, augment, optimizer])
         self.context, self.encoder, self.head, self.prototypes = ctx, encoder, head, prototypes
         self.augment, self.loss, self.optimizer = augment, None, optimizer
-        try:
-            for k, v in settings.items():
-                self.set(k, v)
-        except BaseException:
-            self.close()
-            raise
+        _apply_settings(self, settings)
 
     def set(self, key: Union[str, int, SwavParam], value: float) -> None:
         fn.swav_set(self._ptr, check_enum(key, SwavParam, "key"), check_float(value, "value"))
@@ -212,15 +213,9 @@ class FinetuneTrainer(Trainer):
 
     def __init__(self, ctx: Context, encoder: Module, head: Module, augment: Augment,
                  loss: Union[CrossEntropy, Distill], optimizer: Optimizer) -> None:
-        check_context(ctx)
-        for name, obj, cls in (("encoder", encoder, Module), ("head", head, Module),
-                               ("augment", augment, Augment), ("loss", loss, (CrossEntropy, Distill)),
-                               ("optimizer", optimizer, Optimizer)):
-            if not isinstance(obj, cls):
-                if isinstance(cls, tuple):
-                    raise TypeError("%s must be a simclr.CrossEntropy or simclr.Distill, not %s"
-                                    % (name, type(obj).__name__))
-                raise TypeError("%s must be a simclr.%s, not %s" % (name, cls.__name__, type(obj).__name__))
+        _check_pieces(ctx, ("encoder", encoder, Module), ("head", head, Module),
+                           ("augment", augment, Augment), ("loss", loss, (CrossEntropy, Distill)),
+                           ("optimizer", optimizer, Optimizer))
         out = ctypes.c_void_p()
         fn.finetune_trainer_create(ctx._ptr, encoder._ptr, head._ptr, augment._ptr, loss._ptr, optimizer._ptr,
                                    ctypes.byref(out))
