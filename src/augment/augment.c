@@ -174,15 +174,7 @@ static void run(simclr_augment *aug, const simclr_tensor *images, uint64_t seed,
 simclr_status simclr_augment_apply(simclr_augment *aug, const simclr_tensor *images, uint64_t seed, int view,
                                    simclr_tensor *out)
 {
-    static const char fn[] = "simclr_augment_apply";
-    SIMCLR__CHECK_ARG(aug, fn, "aug is NULL");
-    SIMCLR__TRY(check_images(fn, images));
-    if (view < 0 || view >= SIMCLR__AUG_MAX_VIEWS)
-        return simclr__fail(SIMCLR_E_INVALID, "%s: view %d out of range 0..%d", fn, view, SIMCLR__AUG_MAX_VIEWS - 1);
-    SIMCLR__TRY(check_output(fn, "out", aug, images, out));
-    SIMCLR__TRY(reserve(aug, fn, images->dims[1], images->dims[2]));
-    run(aug, images, seed, 0, 1, &view, &out);
-    return SIMCLR_OK;
+    return simclr__augment_view_at(aug, images, seed, 0, view, out);
 }
 
 simclr_status simclr_augment_pair(simclr_augment *aug, const simclr_tensor *images, uint64_t seed,

@@ -37,6 +37,24 @@ simclr_status simclr_image_list_clear(simclr_image_list *list)
     return SIMCLR_OK;
 }
 
+/* Room for `need` items (capacity doubled from 64; the list is unchanged
+ * on error). */
+static simclr_status reserve_items(simclr_image_list *list, const char *fn, int64_t need)
+{
+    if (need <= list->cap) return SIMCLR_OK;
+    int64_t cap = list->cap ? list->cap : 64;
+    while (cap < need) cap *= 2;
+    if ((uint64_t)cap > SIZE_MAX / sizeof(simclr__image))
+        return simclr__fail(SIMCLR_E_SHAPE, "%s: %lld images do not fit in memory", fn, (long long)cap);
+    simclr__image *items = simclr__malloc(list->ctx, (size_t)cap * sizeof *items);
+    if (!items) return simclr__nomem(fn, (size_t)cap * sizeof *items);
+    if (list->count) memcpy(items, list->items, (size_t)list->count * sizeof *items);
+    simclr__free(list->ctx, list->items);
+    list->items = items;
+    list->cap = cap;
+    return SIMCLR_OK;
+}
+
 simclr_status simclr_image_list_add(simclr_image_list *list, const uint8_t *pixels, int64_t height, int64_t width)
 {
     static const char fn[] = "simclr_image_list_add";
@@ -45,15 +63,7 @@ simclr_status simclr_image_list_add(simclr_image_list *list, const uint8_t *pixe
     if (height < 1 || width < 1 || height > MAX_SIDE || width > MAX_SIDE)
         return simclr__fail(SIMCLR_E_SHAPE, "%s: image %lld of %lld x %lld pixels: each side must be 1..%lld", fn,
                             (long long)list->count, (long long)height, (long long)width, (long long)MAX_SIDE);
-    if (list->count == list->cap) {
-        int64_t cap = list->cap ? 2 * list->cap : 64;
-        simclr__image *items = simclr__malloc(list->ctx, (size_t)cap * sizeof *items);
-        if (!items) return simclr__nomem(fn, (size_t)cap * sizeof *items);
-        if (list->count) memcpy(items, list->items, (size_t)list->count * sizeof *items);
-        simclr__free(list->ctx, list->items);
-        list->items = items;
-        list->cap = cap;
-    }
+    SIMCLR__TRY(reserve_items(list, fn, list->count + 1));
     list->items[list->count++] = (simclr__image){pixels, height, width};
     return SIMCLR_OK;
 }
@@ -71,18 +81,7 @@ simclr_status simclr_image_list_add_tensor(simclr_image_list *list, const simclr
                             (long long)h, (long long)w, (long long)MAX_SIDE);
     if (n > INT64_MAX / 2 - list->count)
         return simclr__fail(SIMCLR_E_SHAPE, "%s: %lld more images do not fit in a list", fn, (long long)n);
-    if (list->count + n > list->cap) {
-        int64_t cap = list->cap ? list->cap : 64;
-        while (cap < list->count + n) cap *= 2;
-        if ((uint64_t)cap > SIZE_MAX / sizeof(simclr__image))
-            return simclr__fail(SIMCLR_E_SHAPE, "%s: %lld images do not fit in memory", fn, (long long)cap);
-        simclr__image *items = simclr__malloc(list->ctx, (size_t)cap * sizeof *items);
-        if (!items) return simclr__nomem(fn, (size_t)cap * sizeof *items);
-        if (list->count) memcpy(items, list->items, (size_t)list->count * sizeof *items);
-        simclr__free(list->ctx, list->items);
-        list->items = items;
-        list->cap = cap;
-    }
+    SIMCLR__TRY(reserve_items(list, fn, list->count + n));
     const uint8_t *base = images->data;
     const size_t stride = (size_t)h * (size_t)w * (size_t)list->channels;
     for (int64_t i = 0; i < n; i++) list->items[list->count + i] = (simclr__image){base + (size_t)i * stride, h, w};
