@@ -21,6 +21,11 @@ typedef struct cli_opt {
     const char *help;
 } cli_opt;
 
+/* The rows every command that runs a model shares (one wording, one range:
+ * common.c's validation table holds the ranges). */
+#define CLI_OPT_THREADS(dst) {"--threads", OPT_INT, (dst), "worker threads, 0..256 (default 0 = all cores)"}
+#define CLI_OPT_QUIET(dst) {"--quiet", OPT_FLAG, (dst), "no progress bar"}
+
 /* Parses argv[first..] against opts (--name value or --name=value);
  * positional arguments are collected into pos (up to max_pos, the count in
  * *n_pos). Every value is checked against the accepted values of its option

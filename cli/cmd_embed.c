@@ -15,9 +15,9 @@ int cmd_embed(int argc, char **argv)
         {"--model", OPT_STRING, &model, "model folder from simclr train (default simclr-run)"},
         {"-o", OPT_STRING, &out, "features file, F32 [N, D] .npy (default embeddings.npy)"},
         {"--map", OPT_STRING, &map, "also draw a PCA map of the features (PNG), coloured by class"},
-        {"--threads", OPT_INT, &threads, "worker threads, 0..256 (default 0 = all cores)"},
+        CLI_OPT_THREADS(&threads),
         {"--skip-bad", OPT_FLAG, &skip_bad, "leave out unreadable or corrupt images (listed) instead of stopping"},
-        {"--quiet", OPT_FLAG, &quiet, "no progress bar"},
+        CLI_OPT_QUIET(&quiet),
     };
     char *pos[4096];
     int n_pos;

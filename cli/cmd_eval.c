@@ -219,8 +219,8 @@ int cmd_eval(int argc, char **argv)
         {"--probe-wd", OPT_DOUBLE, &wd, "fix the probe's weight decay, 0..1000; default: chosen per row"},
         {"--map", OPT_STRING, &map, "PCA map of the features (PNG), coloured by class"},
         {"--no-baseline", OPT_FLAG, &no_baseline, "skip the raw-pixel baseline"},
-        {"--threads", OPT_INT, &threads, "worker threads, 0..256 (default 0 = all cores)"},
-        {"--quiet", OPT_FLAG, &quiet, "no progress bar"},
+        CLI_OPT_THREADS(&threads),
+        CLI_OPT_QUIET(&quiet),
     };
     char *pos[1];
     int n_pos;

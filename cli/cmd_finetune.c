@@ -93,8 +93,8 @@ int cmd_finetune(int argc, char **argv)
         {"--lr", OPT_DOUBLE, &lr, "peak learning rate (SGD, cosine), > 0 and <= 100 (default 0.1)"},
         {"--freeze-encoder", OPT_FLAG, &freeze, "train the head only (a linear classifier on frozen features)"},
         {"--seed", OPT_INT, &seed, "which images form the subset, the head's start and the views, >= 0 (default 1)"},
-        {"--threads", OPT_INT, &threads, "worker threads, 0..256 (default 0 = all cores)"},
-        {"--quiet", OPT_FLAG, &quiet, "no progress bar"},
+        CLI_OPT_THREADS(&threads),
+        CLI_OPT_QUIET(&quiet),
     };
     char *pos[1];
     int n_pos;

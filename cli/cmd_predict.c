@@ -33,9 +33,9 @@ int cmd_predict(int argc, char **argv)
         {"--model", OPT_STRING, &model, "fine-tuned model folder from simclr finetune (default simclr-finetune)"},
         {"-o", OPT_STRING, &out, "predictions file, CSV (default predictions.csv)"},
         {"--top-k", OPT_INT, &top_k, "classes per image, >= 1 (default 5; at most the class count)"},
-        {"--threads", OPT_INT, &threads, "worker threads, 0..256 (default 0 = all cores)"},
+        CLI_OPT_THREADS(&threads),
         {"--skip-bad", OPT_FLAG, &skip_bad, "leave out unreadable or corrupt images instead of stopping"},
-        {"--quiet", OPT_FLAG, &quiet, "no progress bar"},
+        CLI_OPT_QUIET(&quiet),
     };
     char *pos[4096];
     int n_pos;

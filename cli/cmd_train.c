@@ -290,13 +290,13 @@ int cmd_train(int argc, char **argv)
         {"--weight-decay", OPT_DOUBLE, &weight_decay, "0..1 (default 1e-6)"},
         {"--temperature", OPT_DOUBLE, &temperature, "NT-Xent temperature, 0.001..100 (default 0.2)"},
         {"--crop-min", OPT_DOUBLE, &crop_min, "smallest crop area fraction, > 0 and <= 1 (default 0.08)"},
-        {"--threads", OPT_INT, &threads, "worker threads, 0..256 (default 0 = all cores)"},
+        CLI_OPT_THREADS(&threads),
         {"--seed", OPT_INT, &seed, "run seed, >= 0 (default 1)"},
         {"--checkpoint-every", OPT_INT, &every, "steps between checkpoints, >= 1 (default 100)"},
         {"--prefetch", OPT_INT, &prefetch, "threads decoding the next batch during a step, 0..64, 0 = off (default: 1 if --threads leaves a core free, else 0)"},
         {"--resume", OPT_FLAG, &resume, "continue from OUT/trainer.ckpt"},
         {"--skip-bad", OPT_FLAG, &skip_bad, "skip (and count) unreadable or corrupt images instead of stopping"},
-        {"--quiet", OPT_FLAG, &quiet, "no progress bar"},
+        CLI_OPT_QUIET(&quiet),
     };
     char *pos[1];
     int n_pos;
