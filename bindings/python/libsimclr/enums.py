@@ -219,15 +219,8 @@ class LossParam(IntEnum):
     TEMPERATURE_SCALE = 301
 
 
-class ClassifierParam(IntEnum):
-    """C enum simclr_classifier_param (the transform's keys are the embedder's values)."""
-    RESIZE = 100
-    BATCH = 101
-    NORMALIZE = 200
-    MEAN_0 = 201
-    MEAN_1 = 202
-    MEAN_2 = 203
-    STD_0 = 204
-    STD_1 = 205
-    STD_2 = 206
-    CLASSES = 300
+# C enum simclr_classifier_param: the evaluation transform's keys are the
+# embedder's, with the same values, plus the classifier's own.
+ClassifierParam = IntEnum("ClassifierParam", [(m.name, m.value) for m in EmbedParam] + [("CLASSES", 300)],
+                          module=__name__)
+ClassifierParam.__doc__ = "C enum simclr_classifier_param (the transform's keys are the embedder's values)."
